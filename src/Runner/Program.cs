@@ -1,0 +1,8 @@
+using System.CommandLine;
+using AutoResearch.Runner;
+
+var root = new RootCommand("autoresearch: train a small GPT on one NVIDIA GPU for a fixed time budget and report val_bpb.");
+root.Options.Add(CliErrors.VerboseOption);
+// Each command lives in its own file under Commands/ and is added here, one line each.
+root.Subcommands.Add(DoctorCommand.Create());
+return CliErrors.Invoke(root, args);

@@ -1,6 +1,8 @@
+using AutoResearch.Native;
+
 namespace AutoResearch.Testing;
 
-/// <summary>Whether a CUDA device can be used by the tests; probed once per process.</summary>
+/// <summary>Whether a CUDA device can be used by the tests; probed once per process, with the reason when it cannot.</summary>
 public static class GpuProbe
 {
     private static readonly Lazy<(bool, string)> Probe = new(Run);
@@ -11,7 +13,17 @@ public static class GpuProbe
 
     private static (bool, string) Run()
     {
-        // Filled in by the Native layer: until then no device is usable.
-        return (false, "the CUDA binding is not built yet");
+        try
+        {
+            int count = CudaDevice.Count();
+            return count > 0 ? (true, $"{count} device(s)") : (false, "the CUDA driver reports no device");
+        }
+#pragma warning disable CA1031 // Any failure to reach a GPU means "skip", with the reason.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            var firstLine = e.Message.Split('\n')[0];
+            return (false, firstLine);
+        }
     }
 }

@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace AutoResearch.Native;
+
+/// <summary>
+/// Matrix products in row-major terms on one stream, through cuBLAS and cuBLASLt, with fp32 accumulation:
+/// <c>C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C</c>, where a row-major A is m × k (lda ≥ k) or, transposed,
+/// k × m (lda ≥ m). cuBLAS is column-major, so each call computes Cᵀ = op(B)ᵀ · op(A)ᵀ with the operands swapped.
+/// </summary>
+public sealed unsafe class Blas : IDisposable
+{
+    private readonly CudaDevice _device;
+    private readonly DeviceBuffer<byte> _workspace;
+    private readonly ConcurrentDictionary<LtKey, LtPlan> _ltPlans = new();
+    private IntPtr _cublas;
+    private IntPtr _cublasLt;
+
+    public Blas(CudaDevice device, CudaStream stream, long workspaceBytes = 64L << 20)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(stream);
+        _device = device;
+        Stream = stream;
+        NativeLibraries.Ensure(NativeLibraries.Cublas);
+        NativeLibraries.Ensure(NativeLibraries.CublasLt);
+        device.MakeCurrent();
+        _workspace = device.Allocate<byte>(workspaceBytes, "cuBLAS workspace");
+        Cublas.cublasCreate_v2(out _cublas).Check();
+        Cublas.cublasSetStream_v2(_cublas, stream.Handle).Check();
+        Cublas.cublasSetWorkspace_v2(_cublas, _workspace.Pointer, (nuint)_workspace.Bytes).Check();
+        Cublas.cublasSetMathMode(_cublas, cublasMath_t.CUBLAS_DEFAULT_MATH).Check();
+        Cublas.cublasGetVersion_v2(_cublas, out int version).Check();
+        CublasVersion = version;
+        CublasLt.cublasLtCreate(out _cublasLt).Check();
+    }
+
+    public CudaStream Stream { get; }
+
+    /// <summary>cuBLAS's version number, e.g. 130000 for 13.0.0.</summary>
+    public int CublasVersion { get; }
+
+    /// <summary>cuBLASLt's version number.</summary>
+    public static long CublasLtVersion
+    {
+        get
+        {
+            NativeLibraries.Ensure(NativeLibraries.CublasLt);
+            return (long)CublasLt.cublasLtGetVersion();
+        }
+    }
+
+    /// <summary>"major.minor.patch" of a cuBLAS version number.</summary>
+    public static string FormatVersion(long version) => $"{version / 10000}.{version / 100 % 100}.{version % 100}";
+
+    /// <summary>One GEMM through cublasGemmEx (bf16 or fp32 operands, fp32 accumulation, tensor cores where the types allow).</summary>
+    public void Gemm(bool transA, bool transB, int m, int n, int k,
+        float alpha, ulong a, ElementType aType, int lda, ulong b, ElementType bType, int ldb,
+        float beta, ulong c, ElementType cType, int ldc)
+    {
+        CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
+        _device.MakeCurrent();
+        Cublas.cublasGemmEx(_cublas, Op(transB), Op(transA), n, m, k,
+            &alpha, b, Type(bType), ldb, a, Type(aType), lda,
+            &beta, c, Type(cType), ldc, cublasComputeType_t.CUBLAS_COMPUTE_32F, Cublas.CUBLAS_GEMM_DEFAULT).Check();
+    }
+
+    /// <summary>
+    /// A batch of GEMMs of one shape, matrix i at <c>pointer + i·stride</c> elements (the optimizer's Newton–Schulz
+    /// iterations use it).
+    /// </summary>
+    public void GemmStridedBatched(bool transA, bool transB, int m, int n, int k,
+        float alpha, ulong a, ElementType aType, int lda, long strideA, ulong b, ElementType bType, int ldb, long strideB,
+        float beta, ulong c, ElementType cType, int ldc, long strideC, int batchCount)
+    {
+        CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchCount);
+        _device.MakeCurrent();
+        Cublas.cublasGemmStridedBatchedEx(_cublas, Op(transB), Op(transA), n, m, k,
+            &alpha, b, Type(bType), ldb, strideB, a, Type(aType), lda, strideA,
+            &beta, c, Type(cType), ldc, strideC, batchCount, cublasComputeType_t.CUBLAS_COMPUTE_32F, Cublas.CUBLAS_GEMM_DEFAULT).Check();
+    }
+
+    /// <summary>An fp32 GEMM in full fp32 (cublasSgemm_v2; no TF32 under the default math mode).</summary>
+    public void GemmF32(bool transA, bool transB, int m, int n, int k,
+        float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc)
+    {
+        CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
+        _device.MakeCurrent();
+        Cublas.cublasSgemm_v2(_cublas, Op(transB), Op(transA), n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc).Check();
+    }
+
+    /// <summary>
+    /// One GEMM through cuBLASLt, with the algorithm chosen once per shape by cuBLASLt's heuristic and cached
+    /// (optionally a strided batch: <paramref name="batchCount"/> &gt; 1).
+    /// </summary>
+    public void GemmLt(bool transA, bool transB, int m, int n, int k,
+        float alpha, ulong a, ElementType aType, int lda, ulong b, ElementType bType, int ldb,
+        float beta, ulong c, ElementType cType, int ldc,
+        int batchCount = 1, long strideA = 0, long strideB = 0, long strideC = 0)
+    {
+        CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
+        _device.MakeCurrent();
+        var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
+        var plan = _ltPlans.GetOrAdd(key, CreatePlan);
+        var algo = plan.Algo;
+        CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, c, plan.LayoutC,
+            algo, _workspace.Pointer, (nuint)_workspace.Bytes, Stream.Handle).Check();
+    }
+
+    private LtPlan CreatePlan(LtKey key)
+    {
+        // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
+        CublasLt.cublasLtMatmulDescCreate(out IntPtr desc, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F).Check();
+        int opFirst = (int)Op(key.TransB), opSecond = (int)Op(key.TransA);
+        CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSA, &opFirst, sizeof(int)).Check();
+        CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSB, &opSecond, sizeof(int)).Check();
+        // First operand = row-major B: stored as (n × k) column-major when not transposed, else (k × n).
+        var layoutA = Layout(Type(key.BType), key.TransB ? key.K : key.N, key.TransB ? key.N : key.K, key.Ldb, key.Batch, key.StrideB);
+        var layoutB = Layout(Type(key.AType), key.TransA ? key.M : key.K, key.TransA ? key.K : key.M, key.Lda, key.Batch, key.StrideA);
+        var layoutC = Layout(Type(key.CType), key.N, key.M, key.Ldc, key.Batch, key.StrideC);
+
+        CublasLt.cublasLtMatmulPreferenceCreate(out IntPtr pref).Check();
+        ulong workspace = (ulong)_workspace.Bytes;
+        CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, cublasLtMatmulPreferenceAttributes_t.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(ulong)).Check();
+        cublasLtMatmulHeuristicResult_t result;
+        CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, 1, &result, out int found).Check();
+        CublasLt.cublasLtMatmulPreferenceDestroy(pref).Check();
+        if (found == 0)
+            throw new InvalidOperationException($"cuBLASLt has no algorithm for {key}");
+        // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
+        var algo = GC.AllocateArray<ulong>(8, pinned: true);
+        for (int i = 0; i < 8; i++)
+            algo[i] = result.algo[i];
+        return new LtPlan(desc, layoutA, layoutB, layoutC, algo);
+    }
+
+    private static IntPtr Layout(cudaDataType_t type, int rows, int cols, int ld, int batch, long stride)
+    {
+        CublasLt.cublasLtMatrixLayoutCreate(out IntPtr layout, type, (ulong)rows, (ulong)cols, ld).Check();
+        if (batch > 1)
+        {
+            CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(int)).Check();
+            CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(long)).Check();
+        }
+        return layout;
+    }
+
+    private static void CheckShape(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
+    {
+        if (m <= 0 || n <= 0 || k <= 0)
+            throw new ArgumentException($"GEMM sizes must be positive: m={m}, n={n}, k={k}.");
+        int needA = transA ? m : k, needB = transB ? k : n;
+        if (lda < needA || ldb < needB || ldc < n)
+            throw new ArgumentException($"GEMM leading dimensions too small: lda={lda} (≥ {needA}), ldb={ldb} (≥ {needB}), ldc={ldc} (≥ {n}).");
+    }
+
+    private static cublasOperation_t Op(bool transpose) => transpose ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+
+    private static cudaDataType_t Type(ElementType type) => type switch
+    {
+        ElementType.F32 => cudaDataType_t.CUDA_R_32F,
+        ElementType.Bf16 => cudaDataType_t.CUDA_R_16BF,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown element type"),
+    };
+
+    public void Dispose()
+    {
+        if (_cublas == IntPtr.Zero)
+            return;
+        _device.MakeCurrent();
+        foreach (var plan in _ltPlans.Values)
+        {
+            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutA).Check();
+            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutB).Check();
+            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutC).Check();
+            CublasLt.cublasLtMatmulDescDestroy(plan.Desc).Check();
+        }
+        _ltPlans.Clear();
+        CublasLt.cublasLtDestroy(_cublasLt).Check();
+        Cublas.cublasDestroy_v2(_cublas).Check();
+        _cublas = IntPtr.Zero;
+        _workspace.Dispose();
+    }
+
+    private readonly record struct LtKey(bool TransA, bool TransB, int M, int N, int K, ElementType AType, ElementType BType, ElementType CType,
+        int Lda, int Ldb, int Ldc, int Batch, long StrideA, long StrideB, long StrideC);
+
+    private sealed class LtPlan(IntPtr desc, IntPtr layoutA, IntPtr layoutB, IntPtr layoutC, ulong[] algo)
+    {
+        private readonly ulong[] _algo = algo;
+
+        public IntPtr Desc { get; } = desc;
+
+        public IntPtr LayoutA { get; } = layoutA;
+
+        public IntPtr LayoutB { get; } = layoutB;
+
+        public IntPtr LayoutC { get; } = layoutC;
+
+        /// <summary>The chosen algorithm (64 bytes, pinned, so the pointer stays valid).</summary>
+        public ulong* Algo => (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_algo));
+    }
+}

@@ -1,0 +1,44 @@
+namespace AutoResearch.Native;
+
+/// <summary>An owned loaded module (<c>cuModuleLoadData</c> on a cubin or PTX image).</summary>
+public sealed unsafe class CudaModule : IDisposable
+{
+    private readonly CudaDevice _device;
+    private IntPtr _handle;
+
+    public CudaModule(CudaDevice device, ReadOnlySpan<byte> image, string name)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        _device = device;
+        Name = name;
+        device.MakeCurrent();
+        fixed (byte* p = image)
+        {
+            var status = Cuda.cuModuleLoadData(out _handle, p);
+            if (status != CUresult.CUDA_SUCCESS)
+                status.Check($"cuModuleLoadData({name})");
+        }
+    }
+
+    public string Name { get; }
+
+    public CudaKernel GetKernel(string kernelName)
+    {
+        ObjectDisposedException.ThrowIf(_handle == IntPtr.Zero, this);
+        _device.MakeCurrent();
+        var status = Cuda.cuModuleGetFunction(out IntPtr f, _handle, kernelName);
+        if (status == CUresult.CUDA_ERROR_NOT_FOUND)
+            throw new InvalidOperationException($"kernel '{kernelName}' is not in module {Name} (is it declared extern \"C\" __global__?)");
+        status.Check($"cuModuleGetFunction({Name}, {kernelName})");
+        return new CudaKernel(_device, f, kernelName);
+    }
+
+    public void Dispose()
+    {
+        var h = Interlocked.Exchange(ref _handle, IntPtr.Zero);
+        if (h == IntPtr.Zero)
+            return;
+        _device.MakeCurrent();
+        Cuda.cuModuleUnload(h).Check();
+    }
+}

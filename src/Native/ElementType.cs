@@ -1,0 +1,8 @@
+namespace AutoResearch.Native;
+
+/// <summary>Matrix element types the GEMMs take.</summary>
+public enum ElementType
+{
+    F32,
+    Bf16,
+}

@@ -1,0 +1,184 @@
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Native.Tests;
+
+/// <summary>Every GEMM path and transpose mode against an fp64 CPU reference on random data, outputs poisoned first.</summary>
+[Trait("Category", "GPU")]
+public class GemmTests
+{
+    private static CudaDevice Device => TestGpu.Device;
+
+    public enum Path
+    {
+        GemmEx,
+        Lt,
+    }
+
+    /// <summary>Row-major reference: C[m, n] = alpha · op(A) · op(B) + beta · C0, in fp64.</summary>
+    internal static double[] Reference(bool transA, bool transB, int m, int n, int k, double alpha, float[] a, float[] b, double beta, float[]? c0)
+    {
+        var c = new double[m * n];
+        Parallel.For(0, m, i =>
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    double av = transA ? a[p * m + i] : a[i * k + p];
+                    double bv = transB ? b[j * k + p] : b[p * n + j];
+                    sum += av * bv;
+                }
+                c[i * n + j] = alpha * sum + (c0 is null ? 0 : beta * c0[i * n + j]);
+            }
+        });
+        return c;
+    }
+
+    private static float[] RoundedBf16(Random random, int count, out ushort[] bits)
+    {
+        var values = Numerics.RandomUniform(random, count);
+        bits = Bf16.FromFloat(values);
+        return Bf16.ToFloat(bits);
+    }
+
+    public static TheoryData<Path, bool, bool, int, int, int> Cases()
+    {
+        var data = new TheoryData<Path, bool, bool, int, int, int>();
+        foreach (var path in new[] { Path.GemmEx, Path.Lt })
+        {
+            foreach (var ta in new[] { false, true })
+            {
+                foreach (var tb in new[] { false, true })
+                {
+                    data.Add(path, ta, tb, 192, 256, 320);
+                    data.Add(path, ta, tb, 72, 40, 136);
+                }
+            }
+        }
+        return data;
+    }
+
+    [GpuTheory]
+    [MemberData(nameof(Cases))]
+    public void Bf16_gemm_with_fp32_output_matches_reference(Path path, bool transA, bool transB, int m, int n, int k)
+    {
+        int seed = HashCode.Combine(path, transA, transB, m, n, k) & 0x7FFF_FFFF;
+        var random = new Random(seed);
+        var a = RoundedBf16(random, m * k, out var aBits);
+        var b = RoundedBf16(random, k * n, out var bBits);
+        var c0 = Numerics.RandomUniform(random, m * n);
+        using var da = Device.Allocate<ushort>(aBits.Length, "A");
+        using var db = Device.Allocate<ushort>(bBits.Length, "B");
+        using var dc = Device.Allocate<float>(m * n, "C");
+        da.CopyFrom(aBits);
+        db.CopyFrom(bBits);
+        dc.CopyFrom(c0);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        // beta = 0.5 reads C: accumulation into an existing output works.
+        Run(path, transA, transB, m, n, k, 1.25f, da.Pointer, lda, db.Pointer, ldb, 0.5f, dc.Pointer, ElementType.F32);
+        TestGpu.Stream.Synchronize();
+        var expected = Reference(transA, transB, m, n, k, 1.25, a, b, 0.5, c0);
+        Numerics.AssertClose($"{path} T{(transA ? 1 : 0)}{(transB ? 1 : 0)} {m}x{n}x{k} fp32 out", dc.ToArray(), expected, 1e-5, seed);
+    }
+
+    [GpuTheory]
+    [MemberData(nameof(Cases))]
+    public void Bf16_gemm_with_bf16_output_matches_reference(Path path, bool transA, bool transB, int m, int n, int k)
+    {
+        int seed = HashCode.Combine(path, transA, transB, m, n, k, 2) & 0x7FFF_FFFF;
+        var random = new Random(seed);
+        var a = RoundedBf16(random, m * k, out var aBits);
+        var b = RoundedBf16(random, k * n, out var bBits);
+        using var da = Device.Allocate<ushort>(aBits.Length, "A");
+        using var db = Device.Allocate<ushort>(bBits.Length, "B");
+        using var dc = Device.Allocate<ushort>(m * n, "C");
+        da.CopyFrom(aBits);
+        db.CopyFrom(bBits);
+        dc.FillBytes(0xFF); // bf16 NaN poison; beta = 0 must not read it
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        Run(path, transA, transB, m, n, k, 1f, da.Pointer, lda, db.Pointer, ldb, 0f, dc.Pointer, ElementType.Bf16);
+        TestGpu.Stream.Synchronize();
+        var expected = Reference(transA, transB, m, n, k, 1, a, b, 0, null);
+        Numerics.AssertClose($"{path} T{(transA ? 1 : 0)}{(transB ? 1 : 0)} {m}x{n}x{k} bf16 out", Bf16.ToFloat(dc.ToArray()), expected, 1e-2, seed);
+    }
+
+    private static void Run(Path path, bool transA, bool transB, int m, int n, int k, float alpha, ulong a, int lda, ulong b, int ldb,
+        float beta, ulong c, ElementType cType)
+    {
+        if (path == Path.GemmEx)
+            TestGpu.Blas.Gemm(transA, transB, m, n, k, alpha, a, ElementType.Bf16, lda, b, ElementType.Bf16, ldb, beta, c, cType, n);
+        else
+            TestGpu.Blas.GemmLt(transA, transB, m, n, k, alpha, a, ElementType.Bf16, lda, b, ElementType.Bf16, ldb, beta, c, cType, n);
+    }
+
+    [GpuTheory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void Fp32_gemm_matches_reference_to_fp32_precision(bool transA, bool transB)
+    {
+        int m = 129, n = 67, k = 211, seed = 31 + (transA ? 1 : 0) + (transB ? 2 : 0);
+        var random = new Random(seed);
+        var a = Numerics.RandomUniform(random, m * k);
+        var b = Numerics.RandomUniform(random, k * n);
+        using var da = Device.Allocate<float>(a.Length, "A");
+        using var db = Device.Allocate<float>(b.Length, "B");
+        using var dc = Device.Allocate<float>(m * n, "C");
+        da.CopyFrom(a);
+        db.CopyFrom(b);
+        dc.FillBytes(0xFF);
+        TestGpu.Blas.GemmF32(transA, transB, m, n, k, 1f, da.Pointer, transA ? m : k, db.Pointer, transB ? k : n, 0f, dc.Pointer, n);
+        TestGpu.Stream.Synchronize();
+        var expected = Reference(transA, transB, m, n, k, 1, a, b, 0, null);
+        Numerics.AssertClose($"sgemm T{(transA ? 1 : 0)}{(transB ? 1 : 0)}", dc.ToArray(), expected, 1e-5, seed);
+    }
+
+    [GpuTheory]
+    [InlineData(Path.GemmEx, false, true)]
+    [InlineData(Path.GemmEx, true, false)]
+    [InlineData(Path.Lt, false, true)]
+    [InlineData(Path.Lt, true, false)]
+    public void Strided_batched_gemm_matches_reference_for_every_matrix(Path path, bool transA, bool transB)
+    {
+        // The optimizer's shape: X·Xᵀ for a batch of 128 × 256 matrices.
+        int batch = 3, m = 128, n = 128, k = 256, seed = 41 + (transA ? 1 : 0) + (path == Path.Lt ? 4 : 0);
+        var random = new Random(seed);
+        var a = RoundedBf16(random, batch * m * k, out var aBits);
+        var b = RoundedBf16(random, batch * k * n, out var bBits);
+        using var da = Device.Allocate<ushort>(aBits.Length, "A");
+        using var db = Device.Allocate<ushort>(bBits.Length, "B");
+        using var dc = Device.Allocate<float>(batch * m * n, "C");
+        da.CopyFrom(aBits);
+        db.CopyFrom(bBits);
+        dc.FillBytes(0xFF);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        if (path == Path.GemmEx)
+        {
+            TestGpu.Blas.GemmStridedBatched(transA, transB, m, n, k, 1f, da.Pointer, ElementType.Bf16, lda, m * k,
+                db.Pointer, ElementType.Bf16, ldb, k * n, 0f, dc.Pointer, ElementType.F32, n, m * n, batch);
+        }
+        else
+        {
+            TestGpu.Blas.GemmLt(transA, transB, m, n, k, 1f, da.Pointer, ElementType.Bf16, lda, db.Pointer, ElementType.Bf16, ldb,
+                0f, dc.Pointer, ElementType.F32, n, batch, m * k, k * n, m * n);
+        }
+        TestGpu.Stream.Synchronize();
+        var c = dc.ToArray();
+        for (int i = 0; i < batch; i++)
+        {
+            var expected = Reference(transA, transB, m, n, k, 1, a[(i * m * k)..((i + 1) * m * k)], b[(i * k * n)..((i + 1) * k * n)], 0, null);
+            Numerics.AssertClose($"{path} batch item {i}", c.AsSpan(i * m * n, m * n), expected, 1e-5, seed);
+        }
+    }
+
+    [GpuFact]
+    public void Bad_leading_dimension_is_rejected_before_calling_cublas()
+    {
+        var e = Assert.Throws<ArgumentException>(() =>
+            TestGpu.Blas.Gemm(false, false, 4, 4, 8, 1f, 0, ElementType.Bf16, 4, 0, ElementType.Bf16, 4, 0f, 0, ElementType.F32, 4));
+        Assert.Contains("lda=4", e.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,67 @@
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Native.Tests;
+
+[Trait("Category", "GPU")]
+public class KernelCacheTests
+{
+    private static CudaDevice Device => TestGpu.Device;
+
+    private static string CopyKernels(string source)
+    {
+        var dir = TestGpu.NewTempDirectory("src");
+        File.WriteAllText(Path.Combine(dir, "selftest.cu"), source);
+        return dir;
+    }
+
+    [GpuFact]
+    public void Second_cache_compiles_nothing_and_loads_the_cubin_from_disk()
+    {
+        var source = File.ReadAllText(Path.Combine(KernelCache.DefaultKernelDirectory, "selftest.cu"));
+        var kernels = CopyKernels(source);
+        var cacheDir = TestGpu.NewTempDirectory("cache");
+        using (var cold = new KernelCache(Device, kernels, cacheDir))
+        {
+            cold.Load("selftest.cu").GetKernel("add_f32");
+            Assert.Equal(1, cold.Compiled);
+            Assert.Equal(0, cold.DiskHits);
+        }
+        Assert.Single(Directory.GetFiles(cacheDir, "selftest-*.cubin"));
+        using var warm = new KernelCache(Device, kernels, cacheDir);
+        var kernel = warm.Load("selftest.cu").GetKernel("add_f32");
+        Assert.Equal(0, warm.Compiled);
+        Assert.Equal(1, warm.DiskHits);
+        Assert.True(kernel.Registers > 0);
+        // Loaded twice in one process: the module is reused, nothing more is read.
+        warm.Load("selftest.cu");
+        Assert.Equal(1, warm.DiskHits);
+    }
+
+    [GpuFact]
+    public void Changing_source_options_or_headers_changes_the_key()
+    {
+        var source = File.ReadAllText(Path.Combine(KernelCache.DefaultKernelDirectory, "selftest.cu"));
+        var kernels = CopyKernels(source);
+        var cacheDir = TestGpu.NewTempDirectory("cache");
+        using var cache = new KernelCache(Device, kernels, cacheDir);
+        var key = cache.CacheKey(source, cache.BaseOptions(null));
+        Assert.NotEqual(key, cache.CacheKey(source + "\n// changed", cache.BaseOptions(null)));
+        Assert.NotEqual(key, cache.CacheKey(source, cache.BaseOptions(["-DEXTRA=1"])));
+        File.WriteAllText(Path.Combine(kernels, "common.cuh"), "#pragma once\n");
+        using var withHeader = new KernelCache(Device, kernels, cacheDir);
+        Assert.NotEqual(key, withHeader.CacheKey(source, withHeader.BaseOptions(null)));
+
+        cache.Load("selftest.cu");
+        cache.Load("selftest.cu", ["-DEXTRA=1"]);
+        Assert.Equal(2, cache.Compiled);
+        Assert.Equal(2, Directory.GetFiles(cacheDir, "*.cubin").Length);
+    }
+
+    [GpuFact]
+    public void Missing_kernel_file_names_the_path()
+    {
+        var e = Assert.Throws<FileNotFoundException>(() => TestGpu.Kernels.Load("does_not_exist.cu"));
+        Assert.Contains("does_not_exist.cu", e.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+public class DoctorCommandTests
+{
+    /// <summary>Runs the built CLI (autoresearch.dll, copied beside the tests) as a separate process.</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) RunCli(params string[] args)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "autoresearch.dll");
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var a in args)
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"autoresearch {string.Join(' ', args)} did not finish in 2 minutes");
+        }
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Doctor_without_a_gpu_exits_non_zero_with_one_paragraph_saying_what_is_missing()
+    {
+        Assert.SkipWhen(GpuProbe.Available, "a GPU is present: this test checks the machine without one");
+        var (exit, _, stderr) = RunCli("doctor");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("no usable NVIDIA GPU", stderr, StringComparison.Ordinal);
+        Assert.Contains("libcuda", stderr, StringComparison.Ordinal);
+        Assert.Contains("--device cpu", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void Doctor_help_lists_its_options()
+    {
+        var (exit, stdout, _) = RunCli("doctor", "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("--gemm-m", stdout, StringComparison.Ordinal);
+        Assert.Contains("--skip-gemm", stdout, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,41 @@
+using Xunit;
+
+namespace AutoResearch.Testing;
+
+/// <summary>Random test data and tolerance checks shared by the tests.</summary>
+public static class Numerics
+{
+    /// <summary>Uniform values in [-scale, scale) (never all zeros).</summary>
+    public static float[] RandomUniform(Random random, long count, float scale = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        var result = new float[count];
+        for (long i = 0; i < count; i++)
+            result[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+        return result;
+    }
+
+    /// <summary>‖actual − expected‖ / ‖expected‖ in fp64; NaN or infinity anywhere in actual gives +∞.</summary>
+    public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
+    {
+        if (actual.Length != expected.Length)
+            throw new ArgumentException($"length mismatch: {actual.Length} vs {expected.Length}");
+        double diff = 0, norm = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i]))
+                return double.PositiveInfinity;
+            double d = actual[i] - expected[i];
+            diff += d * d;
+            norm += expected[i] * expected[i];
+        }
+        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), double.Epsilon);
+    }
+
+    /// <summary>Asserts the relative error is within <paramref name="tolerance"/>, naming the tensor, the error and the seed.</summary>
+    public static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double tolerance, int seed)
+    {
+        double error = RelativeError(actual, expected);
+        Assert.True(error <= tolerance, $"{what}: relative error {error:E3} > tolerance {tolerance:E1} (seed {seed})");
+    }
+}

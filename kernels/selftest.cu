@@ -5,6 +5,7 @@
 //                         launch with n = 32768 (128 KB) checks the attribute that raises the 48 KB limit.
 // scale_bf16:             out[i] = bf16(float(in[i]) * s): checks that cuda_bf16.h is reachable from NVRTC.
 // hopper_probe:           writes 1 when compiled for an arch-specific Hopper target (sm_90a: wgmma reachable), else 0.
+//                         Launch with one warpgroup (128 threads): wgmma.fence is .sync.aligned, every lane must run it.
 // All outputs are written (=), never accumulated.
 #include <cuda_bf16.h>
 
@@ -35,8 +36,10 @@ extern "C" __global__ void hopper_probe(int* flag)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-    *flag = 1;
+    if (threadIdx.x == 0)
+        *flag = 1;
 #else
-    *flag = 0;
+    if (threadIdx.x == 0)
+        *flag = 0;
 #endif
 }

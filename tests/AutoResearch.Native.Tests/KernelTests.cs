@@ -91,7 +91,7 @@ public class KernelTests
         var kernel = TestGpu.Kernels.Load("selftest.cu").GetKernel("hopper_probe");
         using var flag = Device.Allocate<int>(1, "flag");
         flag.Fill(-1);
-        kernel.Launch(1, 1, 0, TestGpu.Stream, flag.Pointer);
+        kernel.Launch(1, 128, 0, TestGpu.Stream, flag.Pointer);
         TestGpu.Stream.Synchronize();
         int expected = Device.Properties.GpuArchitecture == "sm_90a" ? 1 : 0;
         Assert.Equal(expected, flag.ToArray()[0]);

@@ -1,0 +1,68 @@
+// common.cuh: small device helpers shared by the kernels (bf16 type, 16-byte vector access, warp and block sums).
+#pragma once
+#include <cuda_bf16.h>
+
+typedef __nv_bfloat16 bf16;
+
+// Sum over the 32 lanes of a warp; every lane gets the result.
+__device__ __forceinline__ float warp_sum(float v)
+{
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Max over the 32 lanes of a warp; every lane gets the result.
+__device__ __forceinline__ float warp_max(float v)
+{
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+// Sum over a block (blockDim.x a multiple of 32, at most 1024); scratch holds 32 floats. Every thread gets the result.
+__device__ __forceinline__ float block_sum(float v, float* scratch)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+// Eight bf16 values moved as one 16-byte access.
+struct bf16x8
+{
+    uint4 raw;
+};
+
+__device__ __forceinline__ void load8(const bf16* p, float out[8])
+{
+    uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    #pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        float2 f = __bfloat1622float2(h[i]);
+        out[2 * i] = f.x;
+        out[2 * i + 1] = f.y;
+    }
+}
+
+__device__ __forceinline__ void store8(bf16* p, const float in[8])
+{
+    uint4 raw;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+    #pragma unroll
+    for (int i = 0; i < 4; i++)
+        h[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
+    *reinterpret_cast<uint4*>(p) = raw;
+}
+
+// fp32 machine epsilon: the RMSNorm eps of SPEC §5.
+#define RMS_EPS 1.1920929e-07f

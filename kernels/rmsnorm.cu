@@ -1,0 +1,142 @@
+// rmsnorm.cu: RMS normalisation without weight (SPEC §5), alone and fused with the residual mix of each layer.
+//
+//   norm(x) = x / sqrt(mean(x²) + eps), eps = fp32 epsilon, over rows of c features; math in fp32, outputs rounded to bf16.
+//
+// rmsnorm_forward:               y = norm(x); rstd[i] = 1/sqrt(mean(x_i²) + eps)           x, y [n, c] bf16; rstd [n] fp32 (kept for backward)
+// residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
+//                                writes m (the layer's residual input, kept for backward), h and rstd.
+// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32; dx [n, c] fp32, written or accumulated (accumulate != 0)
+// residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
+//                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block)
+// Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
+//         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
+#include "common.cuh"
+
+
+extern "C" __global__ void rmsnorm_forward(const bf16* __restrict__ x, bf16* __restrict__ y, float* __restrict__ rstd, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const bf16* xr = x + (long)row * c;
+    float sum = 0.0f;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(xr + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            sum += v[i] * v[i];
+    }
+    const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
+    bf16* yr = y + (long)row * c;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(xr + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] *= r;
+        store8(yr + j, v);
+    }
+    if (lane == 0)
+        rstd[row] = r;
+}
+
+extern "C" __global__ void residual_mix_rmsnorm_forward(const bf16* __restrict__ x, const bf16* __restrict__ x0,
+    const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
+    bf16* __restrict__ m, bf16* __restrict__ h, float* __restrict__ rstd, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
+    const long base = (long)row * c;
+    float sum = 0.0f;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float a[8], b[8];
+        load8(x + base + j, a);
+        load8(x0 + base + j, b);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            // The residual stream is bf16 (SPEC §5): round the mix before normalising it.
+            a[i] = __bfloat162float(__float2bfloat16_rn(rl * a[i] + xl * b[i]));
+            sum += a[i] * a[i];
+        }
+        store8(m + base + j, a);
+    }
+    const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
+    __syncwarp();
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float a[8];
+        load8(m + base + j, a);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            a[i] *= r;
+        store8(h + base + j, a);
+    }
+    if (lane == 0)
+        rstd[row] = r;
+}
+
+extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const float* __restrict__ dy,
+    float* __restrict__ dx, int accumulate, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const long base = (long)row * c;
+    const float r = rstd[row];
+    float dot = 0.0f;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(x + base + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            dot += dy[base + j + i] * v[i] * r;
+    }
+    const float mean_dot = warp_sum(dot) / c;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(x + base + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            float g = r * (dy[base + j + i] - v[i] * r * mean_dot);
+            dx[base + j + i] = accumulate ? dx[base + j + i] + g : g;
+        }
+    }
+}
+
+extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
+    const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
+    float* dx, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
+{
+    __shared__ float scratch[32];
+    const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
+    float sum_rl = 0.0f, sum_xl = 0.0f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x)
+    {
+        const float gi = g[i];
+        const float x0i = __bfloat162float(x0[i]);
+        sum_rl += gi * __bfloat162float(x[i]);
+        sum_xl += gi * x0i;
+        dx0[i] += xl * gi;
+        dx[i] = rl * gi; // may alias g: read above, written last
+    }
+    sum_rl = block_sum(sum_rl, scratch);
+    sum_xl = block_sum(sum_xl, scratch);
+    if (threadIdx.x == 0)
+    {
+        atomicAdd(d_resid_lambdas + layer, sum_rl);
+        atomicAdd(d_x0_lambdas + layer, sum_xl);
+    }
+}

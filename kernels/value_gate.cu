@@ -1,0 +1,74 @@
+// value_gate.cu: the value-embedding gate of the ResFormer layers (SPEC §5), head dim 128, gate input width 32.
+//
+// value_gate_forward:  g[i, h] = 2·sigmoid(Σ_{j<32} x[i, j]·wg[h, j]);  v[i, h, :] += g[i, h]·ve[ids[i], h·128 : h·128 + 128]
+//   x [n, c] bf16 (the normed attention input), wg [heads, 32] bf16, ids [n] int32, ve [vocab, heads·128] bf16,
+//   v [n, heads·128] bf16 (updated in place), gate [n, heads] fp32 (written, kept for backward).
+// value_gate_backward: from dv = dL/dv [n, heads·128] bf16 (the same gradient flows on to the v projection):
+//   dve[ids[i], h, :] += g·dv (fp32 atomics);  dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
+//   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32).
+// Launch: one warp per (token, head); 8 warps per block. Backward needs heads ≤ 8 for its shared partial sums (baseline: 4).
+#include "common.cuh"
+
+#define GATE_WIDTH 32
+#define MAX_HEADS 8
+
+extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const bf16* __restrict__ wg, const int* __restrict__ ids,
+    const bf16* __restrict__ ve, bf16* __restrict__ v, float* __restrict__ gate, int n, int heads, int c)
+{
+    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (item >= n * heads)
+        return;
+    const int i = item / heads, h = item % heads;
+    const float z = warp_sum(__bfloat162float(x[(long)i * c + lane]) * __bfloat162float(wg[h * GATE_WIDTH + lane]));
+    const float g = 2.0f / (1.0f + __expf(-z));
+    const bf16* e = ve + (long)ids[i] * heads * 128 + h * 128;
+    bf16* out = v + (long)i * heads * 128 + h * 128;
+    #pragma unroll
+    for (int p = 0; p < 4; p++)
+    {
+        const int d = lane + 32 * p;
+        out[d] = __float2bfloat16_rn(__bfloat162float(out[d]) + g * __bfloat162float(e[d]));
+    }
+    if (lane == 0)
+        gate[item] = g;
+}
+
+extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, const bf16* __restrict__ dv, const int* __restrict__ ids,
+    const bf16* __restrict__ ve, const bf16* __restrict__ x, const bf16* __restrict__ wg,
+    float* __restrict__ dve, float* __restrict__ dwg, float* __restrict__ dx, int n, int heads, int c)
+{
+    __shared__ float partial[MAX_HEADS * GATE_WIDTH];
+    for (int k = threadIdx.x; k < MAX_HEADS * GATE_WIDTH; k += blockDim.x)
+        partial[k] = 0.0f;
+    __syncthreads();
+    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (item < n * heads)
+    {
+        const int i = item / heads, h = item % heads;
+        const float g = gate[item];
+        const long vbase = (long)i * heads * 128 + h * 128;
+        const long ebase = (long)ids[i] * heads * 128 + h * 128;
+        float dot = 0.0f;
+        #pragma unroll
+        for (int p = 0; p < 4; p++)
+        {
+            const int d = lane + 32 * p;
+            const float gd = __bfloat162float(dv[vbase + d]);
+            dot += gd * __bfloat162float(ve[ebase + d]);
+            atomicAdd(dve + ebase + d, g * gd);
+        }
+        const float dz = warp_sum(dot) * g * (1.0f - 0.5f * g);
+        const float xj = __bfloat162float(x[(long)i * c + lane]);
+        atomicAdd(&partial[h * GATE_WIDTH + lane], dz * xj);
+        // dx[i, lane] gets one term per head: heads warps may add to the same element, so add atomically.
+        atomicAdd(dx + (long)i * c + lane, dz * __bfloat162float(wg[h * GATE_WIDTH + lane]));
+    }
+    __syncthreads();
+    for (int k = threadIdx.x; k < heads * GATE_WIDTH; k += blockDim.x)
+    {
+        if (partial[k] != 0.0f)
+            atomicAdd(dwg + k, partial[k]);
+    }
+}

@@ -1,0 +1,24 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>Launch-shape helpers shared by the kernel launchers.</summary>
+internal static class KernelLaunch
+{
+    /// <summary>Threads per block for the row kernels: 8 warps, one row (or vector) per warp.</summary>
+    public const int RowBlock = 256;
+
+    public const int RowsPerBlock = RowBlock / 32;
+
+    /// <summary>Blocks for a grid-stride elementwise kernel: enough to fill the GPU, never more than the work.</summary>
+    public static uint ElementwiseBlocks(long count, int perThread = 1)
+        => (uint)Math.Clamp((count / perThread + RowBlock - 1) / RowBlock, 1, 132 * 16);
+
+    public static uint RowBlocks(long rows) => Dim3.Blocks(rows, RowsPerBlock);
+
+    public static void RequireMultipleOf8(int value, string name)
+    {
+        if (value <= 0 || value % 8 != 0)
+            throw new ArgumentException($"{name} must be a positive multiple of 8 (16-byte accesses); got {value}.", name);
+    }
+}

@@ -1,0 +1,59 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>Launcher for kernels/rmsnorm.cu: RMSNorm, the residual mix fused with it, and their backward passes.</summary>
+public sealed class RmsNorm
+{
+    private readonly CudaKernel _forward;
+    private readonly CudaKernel _mixForward;
+    private readonly CudaKernel _backward;
+    private readonly CudaKernel _mixBackward;
+
+    public RmsNorm(KernelCache kernels)
+    {
+        ArgumentNullException.ThrowIfNull(kernels);
+        var module = kernels.Load("rmsnorm.cu");
+        _forward = module.GetKernel("rmsnorm_forward");
+        _mixForward = module.GetKernel("residual_mix_rmsnorm_forward");
+        _backward = module.GetKernel("rmsnorm_backward");
+        _mixBackward = module.GetKernel("residual_mix_backward");
+    }
+
+    /// <summary>y = norm(x), rstd kept for backward.</summary>
+    public void Forward(ulong x /* [n, c] bf16 */, int n, int c, ulong y /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, CudaStream stream)
+    {
+        CheckWidth(c);
+        _forward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, y, rstd, n, c);
+    }
+
+    /// <summary>m = bf16(resid_lambdas[layer]·x + x0_lambdas[layer]·x0); h = norm(m).</summary>
+    public void MixForward(ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas /* [depth] fp32 */, ulong x0Lambdas /* [depth] fp32 */,
+        int layer, int n, int c, ulong mixed /* [n, c] bf16 */, ulong h /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, CudaStream stream)
+    {
+        CheckWidth(c);
+        _mixForward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, x0, residLambdas, x0Lambdas, layer, mixed, h, rstd, n, c);
+    }
+
+    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)).</summary>
+    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, int n, int c, ulong dx /* [n, c] fp32 */,
+        bool accumulate, CudaStream stream)
+    {
+        CheckWidth(c);
+        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, accumulate ? 1 : 0, n, c);
+    }
+
+    /// <summary>From g = dL/dm: dx = rl·g (may alias g), dx0 += xl·g, and the two lambdas' gradients accumulated.</summary>
+    public void MixBackward(ulong g /* [n, c] fp32 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
+        long count, ulong dx /* [n, c] fp32 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
+        ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream)
+        => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream,
+            g, x, x0, residLambdas, x0Lambdas, layer, dx, dx0, dResidLambdas, dX0Lambdas, count);
+
+    private static void CheckWidth(int c)
+    {
+        KernelLaunch.RequireMultipleOf8(c, nameof(c));
+        if (c > 4096)
+            throw new ArgumentOutOfRangeException(nameof(c), c, "the norm kernels take rows of at most 4096 features");
+    }
+}

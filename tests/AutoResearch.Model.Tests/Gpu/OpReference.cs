@@ -1,0 +1,184 @@
+namespace AutoResearch.Model.Tests.Gpu;
+
+/// <summary>
+/// fp64 references of the element-wise and row-wise GPU ops, written straight from SPEC §5, each forward beside its backward.
+/// They are the oracle of the kernel tests and are themselves checked by finite differences (<see cref="OpReferenceTests"/>).
+/// Row-major arrays; shapes in the comments.
+/// </summary>
+internal static class OpReference
+{
+    public const double Eps = 1.1920929e-07;
+
+    // ---- RMSNorm: y = x / sqrt(mean(x²) + eps) per row of c ----
+    public static (double[] Y, double[] Rstd) RmsNorm(double[] x, int n, int c)
+    {
+        var y = new double[n * c];
+        var rstd = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            double ss = 0;
+            for (int j = 0; j < c; j++)
+                ss += x[i * c + j] * x[i * c + j];
+            rstd[i] = 1 / Math.Sqrt(ss / c + Eps);
+            for (int j = 0; j < c; j++)
+                y[i * c + j] = x[i * c + j] * rstd[i];
+        }
+        return (y, rstd);
+    }
+
+    public static double[] RmsNormBackward(double[] x, double[] dy, int n, int c)
+    {
+        var (y, rstd) = RmsNorm(x, n, c);
+        var dx = new double[n * c];
+        for (int i = 0; i < n; i++)
+        {
+            double dot = 0;
+            for (int j = 0; j < c; j++)
+                dot += dy[i * c + j] * y[i * c + j];
+            dot /= c;
+            for (int j = 0; j < c; j++)
+                dx[i * c + j] = rstd[i] * (dy[i * c + j] - y[i * c + j] * dot);
+        }
+        return dx;
+    }
+
+    // ---- Rotary (halves a, b; a' = a cos + b sin, b' = −a sin + b cos) then RMSNorm, per 128-vector; t = (row / heads) mod T ----
+    public static double[] Rotate(double[] x, int rows, int heads, int seqLen, bool inverse = false)
+    {
+        var y = new double[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            int t = r / heads % seqLen;
+            for (int j = 0; j < 64; j++)
+            {
+                double angle = t * Math.Pow(10000, -2.0 * j / 128);
+                double cos = Math.Cos(angle), sin = inverse ? -Math.Sin(angle) : Math.Sin(angle);
+                double a = x[r * 128 + j], b = x[r * 128 + 64 + j];
+                y[r * 128 + j] = a * cos + b * sin;
+                y[r * 128 + 64 + j] = -a * sin + b * cos;
+            }
+        }
+        return y;
+    }
+
+    public static (double[] Y, double[] Rstd) RotaryQkNorm(double[] x, int rows, int heads, int seqLen)
+        => RmsNorm(Rotate(x, rows, heads, seqLen), rows, 128);
+
+    public static double[] RotaryQkNormBackward(double[] x, double[] dy, int rows, int heads, int seqLen)
+    {
+        var rotated = Rotate(x, rows, heads, seqLen);
+        var dRotated = RmsNormBackward(rotated, dy, rows, 128);
+        // The rotation is orthogonal: its transpose is the rotation by −θ.
+        return Rotate(dRotated, rows, heads, seqLen, inverse: true);
+    }
+
+    // ---- Value-embedding gate: g = 2·sigmoid(x[:, :32]·wgᵀ); v += g·ve[ids] per head ----
+    public static (double[] V, double[] Gate) ValueGate(double[] x, double[] wg, int[] ids, double[] ve, double[] v, int n, int heads, int c)
+    {
+        var outV = (double[])v.Clone();
+        var gate = new double[n * heads];
+        for (int i = 0; i < n; i++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                double z = 0;
+                for (int j = 0; j < 32; j++)
+                    z += x[i * c + j] * wg[h * 32 + j];
+                double g = 2 / (1 + Math.Exp(-z));
+                gate[i * heads + h] = g;
+                for (int d = 0; d < 128; d++)
+                    outV[(i * heads + h) * 128 + d] += g * ve[(ids[i] * heads + h) * 128 + d];
+            }
+        }
+        return (outV, gate);
+    }
+
+    /// <summary>Gradients of Σ dv·v_out with respect to ve, wg and x (the v input's gradient is dv itself).</summary>
+    public static (double[] Dve, double[] Dwg, double[] Dx) ValueGateBackward(double[] x, double[] wg, int[] ids, double[] ve, double[] dv,
+        int n, int heads, int c, int vocab)
+    {
+        var dve = new double[vocab * heads * 128];
+        var dwg = new double[heads * 32];
+        var dx = new double[n * c];
+        for (int i = 0; i < n; i++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                double z = 0;
+                for (int j = 0; j < 32; j++)
+                    z += x[i * c + j] * wg[h * 32 + j];
+                double s = 1 / (1 + Math.Exp(-z));
+                double g = 2 * s, dg = 0;
+                for (int d = 0; d < 128; d++)
+                {
+                    double grad = dv[(i * heads + h) * 128 + d];
+                    dve[(ids[i] * heads + h) * 128 + d] += g * grad;
+                    dg += grad * ve[(ids[i] * heads + h) * 128 + d];
+                }
+                double dz = dg * 2 * s * (1 - s);
+                for (int j = 0; j < 32; j++)
+                {
+                    dwg[h * 32 + j] += dz * x[i * c + j];
+                    dx[i * c + j] += dz * wg[h * 32 + j];
+                }
+            }
+        }
+        return (dve, dwg, dx);
+    }
+
+    // ---- relu² ----
+    public static double[] ReluSquare(double[] u) => u.Select(v => v > 0 ? v * v : 0).ToArray();
+
+    public static double[] ReluSquareBackward(double[] u, double[] ds) => u.Select((v, i) => ds[i] * 2 * Math.Max(v, 0)).ToArray();
+
+    // ---- soft cap + cross-entropy per row: z = cap·tanh(l/cap), loss = lse(z) − z[target] (0 for target −1) ----
+    public static double[] SoftcapCrossEntropy(double[] logits, int[] targets, int rows, int vocab, double cap)
+    {
+        var losses = new double[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            if (targets[r] < 0)
+                continue;
+            var z = new double[vocab];
+            double max = double.NegativeInfinity;
+            for (int j = 0; j < vocab; j++)
+            {
+                z[j] = cap * Math.Tanh(logits[r * vocab + j] / cap);
+                max = Math.Max(max, z[j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < vocab; j++)
+                sum += Math.Exp(z[j] - max);
+            losses[r] = max + Math.Log(sum) - z[targets[r]];
+        }
+        return losses;
+    }
+
+    /// <summary>d(scale·Σ losses)/dlogits.</summary>
+    public static double[] SoftcapCrossEntropyBackward(double[] logits, int[] targets, int rows, int vocab, double cap, double scale)
+    {
+        var d = new double[rows * vocab];
+        for (int r = 0; r < rows; r++)
+        {
+            if (targets[r] < 0)
+                continue;
+            var z = new double[vocab];
+            double max = double.NegativeInfinity;
+            for (int j = 0; j < vocab; j++)
+            {
+                z[j] = cap * Math.Tanh(logits[r * vocab + j] / cap);
+                max = Math.Max(max, z[j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < vocab; j++)
+                sum += Math.Exp(z[j] - max);
+            for (int j = 0; j < vocab; j++)
+            {
+                double p = Math.Exp(z[j] - max) / sum;
+                double t = z[j] / cap;
+                d[r * vocab + j] = scale * (p - (j == targets[r] ? 1 : 0)) * (1 - t * t);
+            }
+        }
+        return d;
+    }
+}

@@ -9,6 +9,8 @@
 // Launch: softcap_cross_entropy one 256-thread block per row; sum_f32 any 1-D grid of 256-thread blocks.
 #include "common.cuh"
 
+#define NEG_INF __int_as_float(0xff800000)
+
 extern "C" __global__ void softcap_cross_entropy(const float* __restrict__ logits, const int* __restrict__ targets, int rows, int vocab,
     float cap, float grad_scale, float* __restrict__ losses, bf16* __restrict__ dlogits)
 {
@@ -20,7 +22,7 @@ extern "C" __global__ void softcap_cross_entropy(const float* __restrict__ logit
     const int target = targets[row];
     const float inv_cap = 1.0f / cap;
     // Pass 1: the maximum of z (z ≤ cap, so exp never overflows after the shift).
-    float m = -INFINITY;
+    float m = NEG_INF;
     for (int j = threadIdx.x; j < vocab; j += blockDim.x)
         m = fmaxf(m, cap * tanhf(l[j] * inv_cap));
     m = warp_max(m);
@@ -28,7 +30,7 @@ extern "C" __global__ void softcap_cross_entropy(const float* __restrict__ logit
     if ((threadIdx.x & 31) == 0)
         scratch[threadIdx.x >> 5] = m;
     __syncthreads();
-    m = (threadIdx.x & 31) < (blockDim.x >> 5) ? scratch[threadIdx.x & 31] : -INFINITY;
+    m = (threadIdx.x & 31) < (blockDim.x >> 5) ? scratch[threadIdx.x & 31] : NEG_INF;
     m = warp_max(m);
     // Pass 2: Σ exp(z − m).
     float s = 0.0f;

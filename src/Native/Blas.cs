@@ -93,19 +93,20 @@ public sealed unsafe class Blas : IDisposable
 
     /// <summary>
     /// One GEMM through cuBLASLt, with the algorithm chosen once per shape by cuBLASLt's heuristic and cached
-    /// (optionally a strided batch: <paramref name="batchCount"/> &gt; 1).
+    /// (optionally a strided batch: <paramref name="batchCount"/> &gt; 1). The result goes to <paramref name="d"/> when it is
+    /// given (D = alpha·op(A)·op(B) + beta·C, C left as it was: a residual add without a copy), else over C.
     /// </summary>
     public void GemmLt(bool transA, bool transB, int m, int n, int k,
         float alpha, ulong a, ElementType aType, int lda, ulong b, ElementType bType, int ldb,
         float beta, ulong c, ElementType cType, int ldc,
-        int batchCount = 1, long strideA = 0, long strideB = 0, long strideC = 0)
+        int batchCount = 1, long strideA = 0, long strideB = 0, long strideC = 0, ulong d = 0)
     {
         CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
         _device.MakeCurrent();
         var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
         var plan = _ltPlans.GetOrAdd(key, CreatePlan);
         var algo = plan.Algo;
-        CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, c, plan.LayoutC,
+        CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, d == 0 ? c : d, plan.LayoutC,
             algo, _workspace.Pointer, (nuint)_workspace.Bytes, Stream.Handle).Check();
     }
 

@@ -1,0 +1,140 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>
+/// Every device buffer one micro-batch of B rows × T tokens needs, sized once from the shape and allocated up front: what the
+/// forward keeps for the backward (per layer), the chunked head's scratch, and the backward's scratch. N = B·T tokens.
+/// Kept per layer (bf16 unless noted): the layer output x, the mixed input m, h1 = norm(m), q, k, v, the attention output o,
+/// x_mid = m + attention, h2 = norm(x_mid), the MLP pre-activation u [N, 4C]; fp32 rstd and lse vectors. relu²(u) is
+/// recomputed in the backward instead of kept (4·C values per token per layer).
+/// </summary>
+public sealed class GpuActivations : IDisposable
+{
+    private readonly List<IDisposable> _owned = [];
+
+    public GpuActivations(CudaDevice device, GpuModelShape shape, int batch, int headChunkRows)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(shape);
+        Batch = batch;
+        Tokens = batch * shape.SeqLen;
+        HeadChunkRows = Math.Min(headChunkRows, Tokens);
+        long n = Tokens, c = shape.ModelDim, f = shape.MlpDim, h = shape.Heads;
+        DeviceBuffer<T> A<T>(long count, string owner) where T : unmanaged
+        {
+            var b = device.Allocate<T>(count, owner);
+            _owned.Add(b);
+            return b;
+        }
+
+        Inputs = A<int>(n, "inputs");
+        Targets = A<int>(n, "targets");
+        Embedded = A<ushort>(n * c, "wte[inputs]");
+        Rstd0 = A<float>(n, "rstd of the embedding norm");
+        X = new DeviceBuffer<ushort>[shape.Depth + 1];
+        X[0] = A<ushort>(n * c, "x0");
+        M = new DeviceBuffer<ushort>[shape.Depth];
+        H1 = new DeviceBuffer<ushort>[shape.Depth];
+        Rstd1 = new DeviceBuffer<float>[shape.Depth];
+        Q = new DeviceBuffer<ushort>[shape.Depth];
+        K = new DeviceBuffer<ushort>[shape.Depth];
+        V = new DeviceBuffer<ushort>[shape.Depth];
+        RstdQ = new DeviceBuffer<float>[shape.Depth];
+        RstdK = new DeviceBuffer<float>[shape.Depth];
+        Gate = new DeviceBuffer<float>?[shape.Depth];
+        O = new DeviceBuffer<ushort>[shape.Depth];
+        Lse = new DeviceBuffer<float>[shape.Depth];
+        XMid = new DeviceBuffer<ushort>[shape.Depth];
+        H2 = new DeviceBuffer<ushort>[shape.Depth];
+        Rstd2 = new DeviceBuffer<float>[shape.Depth];
+        U = new DeviceBuffer<ushort>[shape.Depth];
+        for (int i = 0; i < shape.Depth; i++)
+        {
+            X[i + 1] = A<ushort>(n * c, $"layer {i} output");
+            M[i] = A<ushort>(n * c, $"layer {i} mixed input");
+            H1[i] = A<ushort>(n * c, $"layer {i} attention norm");
+            Rstd1[i] = A<float>(n, $"layer {i} attention norm rstd");
+            Q[i] = A<ushort>(n * c, $"layer {i} q");
+            K[i] = A<ushort>(n * c, $"layer {i} k");
+            V[i] = A<ushort>(n * c, $"layer {i} v");
+            RstdQ[i] = A<float>(n * h, $"layer {i} q norm rstd");
+            RstdK[i] = A<float>(n * h, $"layer {i} k norm rstd");
+            Gate[i] = shape.HasValueEmbedding[i] ? A<float>(n * h, $"layer {i} value gate") : null;
+            O[i] = A<ushort>(n * c, $"layer {i} attention output");
+            Lse[i] = A<float>(n * h, $"layer {i} attention log-sum-exp");
+            XMid[i] = A<ushort>(n * c, $"layer {i} residual after attention");
+            H2[i] = A<ushort>(n * c, $"layer {i} MLP norm");
+            Rstd2[i] = A<float>(n, $"layer {i} MLP norm rstd");
+            U[i] = A<ushort>(n * f, $"layer {i} MLP pre-activation");
+        }
+        HFinal = A<ushort>(n * c, "final norm");
+        RstdFinal = A<float>(n, "final norm rstd");
+        Logits = A<float>((long)HeadChunkRows * shape.VocabSize, "logits chunk (fp32)");
+        DLogits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits gradient chunk");
+        Losses = A<float>(n, "per-token losses");
+        LossSum = A<float>(1, "loss sum");
+        G = A<float>(n * c, "residual gradient");
+        GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
+        DH = A<float>(n * c, "normed-input gradient");
+        DMlp = A<ushort>(n * f, "MLP hidden gradient");
+        S = A<ushort>(n * f, "relu² recomputed");
+        DQ = A<ushort>(n * c, "dq");
+        DK = A<ushort>(n * c, "dk");
+        DV = A<ushort>(n * c, "dv");
+        DO = A<ushort>(n * c, "attention output gradient");
+        DX0 = A<float>(n * c, "x0 gradient");
+        AttentionScratch = A<byte>(Attention.ScratchBytes(batch, shape.SeqLen, shape.Heads), "attention backward scratch");
+    }
+
+    public int Batch { get; }
+
+    public int Tokens { get; }
+
+    public int HeadChunkRows { get; }
+
+    public DeviceBuffer<int> Inputs { get; }
+    public DeviceBuffer<int> Targets { get; }
+    public DeviceBuffer<ushort> Embedded { get; }
+    public DeviceBuffer<float> Rstd0 { get; }
+    public DeviceBuffer<ushort>[] X { get; }
+    public DeviceBuffer<ushort>[] M { get; }
+    public DeviceBuffer<ushort>[] H1 { get; }
+    public DeviceBuffer<float>[] Rstd1 { get; }
+    public DeviceBuffer<ushort>[] Q { get; }
+    public DeviceBuffer<ushort>[] K { get; }
+    public DeviceBuffer<ushort>[] V { get; }
+    public DeviceBuffer<float>[] RstdQ { get; }
+    public DeviceBuffer<float>[] RstdK { get; }
+    public DeviceBuffer<float>?[] Gate { get; }
+    public DeviceBuffer<ushort>[] O { get; }
+    public DeviceBuffer<float>[] Lse { get; }
+    public DeviceBuffer<ushort>[] XMid { get; }
+    public DeviceBuffer<ushort>[] H2 { get; }
+    public DeviceBuffer<float>[] Rstd2 { get; }
+    public DeviceBuffer<ushort>[] U { get; }
+    public DeviceBuffer<ushort> HFinal { get; }
+    public DeviceBuffer<float> RstdFinal { get; }
+    public DeviceBuffer<float> Logits { get; }
+    public DeviceBuffer<ushort> DLogits { get; }
+    public DeviceBuffer<float> Losses { get; }
+    public DeviceBuffer<float> LossSum { get; }
+    public DeviceBuffer<float> G { get; }
+    public DeviceBuffer<ushort> GBf16 { get; }
+    public DeviceBuffer<float> DH { get; }
+    public DeviceBuffer<ushort> DMlp { get; }
+    public DeviceBuffer<ushort> S { get; }
+    public DeviceBuffer<ushort> DQ { get; }
+    public DeviceBuffer<ushort> DK { get; }
+    public DeviceBuffer<ushort> DV { get; }
+    public DeviceBuffer<ushort> DO { get; }
+    public DeviceBuffer<float> DX0 { get; }
+    public DeviceBuffer<byte> AttentionScratch { get; }
+
+    public void Dispose()
+    {
+        foreach (var b in _owned)
+            b.Dispose();
+        _owned.Clear();
+    }
+}

@@ -1,0 +1,206 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>
+/// The GPT of SPEC §5 on the GPU, without autograd: <see cref="Forward"/> keeps what the backward needs in
+/// <see cref="GpuActivations"/>, <see cref="Loss"/> runs the chunked head (final norm already applied, lm_head, soft cap,
+/// cross-entropy, and when training the head's backward chunk by chunk, so the fp32 logits of a whole batch never exist), and
+/// <see cref="Backward"/> walks the layers in reverse. Gradients accumulate (+=) into <see cref="GpuParameters.Gradients"/>.
+/// Everything runs on one stream, in order. Shapes: N = B·T tokens, C model width, F = 4C, H heads of 128, V vocabulary.
+/// </summary>
+public sealed class GpuGpt : IDisposable
+{
+    private readonly CudaStream _stream;
+    private readonly Linear _linear;
+    private readonly Embedding _embedding;
+    private readonly RmsNorm _norm;
+    private readonly Rotary _rotary;
+    private readonly ValueGate _gate;
+    private readonly Attention _attention;
+    private readonly ReluSquare _relu;
+    private readonly CrossEntropy _crossEntropy;
+    private readonly Elementwise _elementwise;
+    private readonly DeviceBuffer<float> _cosSin;
+
+    public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuModelShape shape, int batch, int headChunkRows = 16384)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(kernels);
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.ModelDim != shape.Heads * GpuModelShape.HeadDim)
+            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {GpuModelShape.HeadDim}", nameof(shape));
+        _stream = stream;
+        Shape = shape;
+        _linear = new Linear(blas);
+        _embedding = new Embedding(kernels);
+        _norm = new RmsNorm(kernels);
+        _rotary = new Rotary(kernels);
+        _gate = new ValueGate(kernels);
+        _attention = new Attention(kernels);
+        _relu = new ReluSquare(kernels);
+        _crossEntropy = new CrossEntropy(kernels);
+        _elementwise = new Elementwise(kernels);
+        Parameters = new GpuParameters(device, shape);
+        Activations = new GpuActivations(device, shape, batch, headChunkRows);
+        _cosSin = device.Allocate<float>((long)shape.SeqLen * GpuModelShape.HeadDim, "rotary cos/sin table");
+        _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
+    }
+
+    public GpuModelShape Shape { get; }
+
+    public GpuParameters Parameters { get; }
+
+    public GpuActivations Activations { get; }
+
+    public Elementwise Elementwise => _elementwise;
+
+    private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
+
+    /// <summary>The forward pass over the token ids already in <see cref="GpuActivations.Inputs"/>, up to the final norm.</summary>
+    public void Forward()
+    {
+        var a = Activations;
+        var p = Parameters;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
+        _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
+        _norm.Forward(a.Embedded.Pointer, n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
+        for (int i = 0; i < Shape.Depth; i++)
+        {
+            _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
+                a.M[i].Pointer, a.H1[i].Pointer, a.Rstd1[i].Pointer, _stream);
+            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
+            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+            if (Shape.HasValueEmbedding[i])
+            {
+                _gate.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
+                    n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
+            }
+            _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
+            _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdK[i].Pointer, _stream);
+            _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
+            _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
+            _norm.Forward(a.XMid[i].Pointer, n, c, a.H2[i].Pointer, a.Rstd2[i].Pointer, _stream);
+            _linear.Forward(a.H2[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.U[i].Pointer);
+            _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
+            _linear.Forward(a.S.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
+        }
+        _norm.Forward(a.X[Shape.Depth].Pointer, n, c, a.HFinal.Pointer, a.RstdFinal.Pointer, _stream);
+    }
+
+    /// <summary>
+    /// The head, chunk by chunk: logits = h_final·lm_headᵀ (fp32), soft cap, per-token losses into
+    /// <see cref="GpuActivations.Losses"/> and their sum added to <see cref="GpuActivations.LossSum"/>. With
+    /// <paramref name="gradScale"/> &gt; 0 it also runs the head's backward: dlm_head += dlogitsᵀ·h_final and the residual
+    /// gradient of the final norm's output into <see cref="GpuActivations.DH"/> (fp32). gradScale = 1/(scored tokens · micro-steps).
+    /// </summary>
+    public void Loss(float gradScale)
+    {
+        var a = Activations;
+        var p = Parameters;
+        int n = a.Tokens, c = Shape.ModelDim, v = Shape.VocabSize;
+        bool train = gradScale > 0;
+        for (int start = 0; start < n; start += a.HeadChunkRows)
+        {
+            int rows = Math.Min(a.HeadChunkRows, n - start);
+            ulong hChunk = a.HFinal.At((long)start * c);
+            _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.F32);
+            _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream);
+            if (train)
+            {
+                _linear.BackwardWeight(a.DLogits.Pointer, hChunk, rows, c, v, p.GradientOf("lm_head.weight"));
+                _linear.BackwardInput(a.DLogits.Pointer, p.Bf16Of("lm_head.weight"), rows, c, v, a.DH.At((long)start * c), ElementType.F32, accumulate: false);
+            }
+        }
+        _crossEntropy.Sum(a.Losses.Pointer, n, a.LossSum.Pointer, _stream);
+    }
+
+    /// <summary>The backward pass, from the gradient at the final norm's output (left in DH by <see cref="Loss"/>) to the embeddings.</summary>
+    public void Backward()
+    {
+        var a = Activations;
+        var p = Parameters;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
+        long nc = (long)n * c;
+        _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+        a.DX0.FillBytes(0, _stream);
+        for (int i = Shape.Depth - 1; i >= 0; i--)
+        {
+            // MLP: x_out = x_mid + relu²(h2·Wfcᵀ)·Wprojᵀ
+            _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
+            _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
+            _linear.BackwardWeight(a.GBf16.Pointer, a.S.Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+            _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
+            _relu.Backward(a.U[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+            _linear.BackwardWeight(a.DMlp.Pointer, a.H2[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+            _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.F32, accumulate: false);
+            _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
+
+            // Attention: x_mid = m + attention(h1)·Woᵀ
+            _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
+            _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
+            _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
+            _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
+                a.Batch, t, h, Shape.Windows[i], a.DQ.Pointer, a.DK.Pointer, a.DV.Pointer, a.AttentionScratch.Pointer, _stream);
+            _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
+            _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
+            _linear.BackwardWeight(a.DQ.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
+            _linear.BackwardWeight(a.DK.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
+            _linear.BackwardWeight(a.DV.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
+            _linear.BackwardInput(a.DQ.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: false);
+            _linear.BackwardInput(a.DK.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+            _linear.BackwardInput(a.DV.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+            if (Shape.HasValueEmbedding[i])
+            {
+                _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.H1[i].Pointer,
+                    p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
+                    a.DH.Pointer, _stream);
+            }
+            _norm.Backward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
+
+            // Residual mix: m = resid_lambda·x + x0_lambda·x0
+            _norm.MixBackward(a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, nc,
+                a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream);
+        }
+        // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
+        _elementwise.Add(a.DX0.Pointer, a.G.Pointer, nc, _stream);
+        _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+        _embedding.Backward(a.Inputs.Pointer, a.G.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
+    }
+
+    /// <summary>
+    /// One training micro-step on a batch of B × (T+1) token rows (host, int32): inputs = row[0..T), targets = row[1..T].
+    /// Returns nothing until <see cref="ReadLossSum"/>; gradients accumulate.
+    /// </summary>
+    public void Upload(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets)
+    {
+        Activations.Inputs.CopyFrom(inputs);
+        Activations.Targets.CopyFrom(targets);
+    }
+
+    /// <summary>Forward, loss and backward of the uploaded batch; the loss sum is added to LossSum.</summary>
+    public void ForwardBackward(float gradScale)
+    {
+        Forward();
+        Loss(gradScale);
+        Backward();
+    }
+
+    /// <summary>Zeroes the accumulated loss sum.</summary>
+    public void ResetLossSum() => Activations.LossSum.FillBytes(0, _stream);
+
+    /// <summary>Waits for the stream and returns the accumulated loss sum.</summary>
+    public float ReadLossSum()
+    {
+        _stream.Synchronize();
+        return Activations.LossSum.ToArray()[0];
+    }
+
+    public void Dispose()
+    {
+        _cosSin.Dispose();
+        Activations.Dispose();
+        Parameters.Dispose();
+    }
+}

@@ -1,0 +1,126 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>
+/// The model's parameters on the device, in the reference's names and order (weight shapes out × in), carved out of three
+/// allocations: fp32 master values, fp32 gradients and bf16 copies (what the GEMMs and kernels read), all at the same
+/// element offsets (each tensor aligned to 64 elements for 16-byte accesses).
+/// </summary>
+public sealed class GpuParameters : IDisposable
+{
+    private readonly Dictionary<string, Entry> _byName = new(StringComparer.Ordinal);
+    private readonly CudaDevice _device;
+
+    public GpuParameters(CudaDevice device, GpuModelShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(shape);
+        _device = device;
+        Shape = shape;
+        long offset = 0;
+        var entries = new List<Entry>();
+        void Add(string name, int rows, int cols)
+        {
+            var entry = new Entry(name, rows, cols, offset);
+            entries.Add(entry);
+            _byName.Add(name, entry);
+            offset += ((long)rows * cols + 63) / 64 * 64;
+        }
+        int c = shape.ModelDim, v = shape.VocabSize;
+        Add("transformer.wte.weight", v, c);
+        for (int i = 0; i < shape.Depth; i++)
+        {
+            Add($"transformer.h.{i}.attn.c_q.weight", c, c);
+            Add($"transformer.h.{i}.attn.c_k.weight", c, c);
+            Add($"transformer.h.{i}.attn.c_v.weight", c, c);
+            Add($"transformer.h.{i}.attn.c_proj.weight", c, c);
+            if (shape.HasValueEmbedding[i])
+                Add($"transformer.h.{i}.attn.ve_gate.weight", shape.Heads, ValueGate.GateWidth);
+            Add($"transformer.h.{i}.mlp.c_fc.weight", shape.MlpDim, c);
+            Add($"transformer.h.{i}.mlp.c_proj.weight", c, shape.MlpDim);
+        }
+        Add("lm_head.weight", v, c);
+        Add("resid_lambdas", shape.Depth, 1);
+        Add("x0_lambdas", shape.Depth, 1);
+        for (int i = 0; i < shape.Depth; i++)
+        {
+            if (shape.HasValueEmbedding[i])
+                Add($"value_embeds.{i}.weight", v, c);
+        }
+        Entries = entries;
+        TotalElements = offset;
+        Master = device.Allocate<float>(offset, "parameters (fp32 master)");
+        Gradients = device.Allocate<float>(offset, "gradients (fp32)");
+        Bf16Copies = device.Allocate<ushort>(offset, "parameters (bf16 copies)");
+        Gradients.Fill(0f);
+    }
+
+    /// <summary>Name, shape (rows × cols) and element offset of one tensor.</summary>
+    public sealed record Entry(string Name, int Rows, int Cols, long Offset)
+    {
+        public long Count => (long)Rows * Cols;
+    }
+
+    public GpuModelShape Shape { get; }
+
+    public IReadOnlyList<Entry> Entries { get; }
+
+    public long TotalElements { get; }
+
+    /// <summary>Parameter count (without the alignment padding).</summary>
+    public long Count => Entries.Sum(e => e.Count);
+
+    public DeviceBuffer<float> Master { get; }
+
+    public DeviceBuffer<float> Gradients { get; }
+
+    public DeviceBuffer<ushort> Bf16Copies { get; }
+
+    public Entry this[string name] => _byName.TryGetValue(name, out var e) ? e
+        : throw new KeyNotFoundException($"the model has no parameter named '{name}'");
+
+    public ulong MasterOf(string name) => Master.At(this[name].Offset);
+
+    public ulong GradientOf(string name) => Gradients.At(this[name].Offset);
+
+    public ulong Bf16Of(string name) => Bf16Copies.At(this[name].Offset);
+
+    /// <summary>Copies host values into a tensor's fp32 master (the bf16 copies follow at <see cref="RefreshBf16"/>).</summary>
+    public unsafe void Upload(string name, ReadOnlySpan<float> values)
+    {
+        var e = this[name];
+        if (values.Length != e.Count)
+            throw new ArgumentException($"parameter '{name}' has {e.Rows}×{e.Cols} = {e.Count} elements; {values.Length} were given");
+        _device.MakeCurrent();
+        fixed (float* p = values)
+            Cuda.cuMemcpyHtoD_v2(Master.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
+    }
+
+    public unsafe float[] Download(DeviceBuffer<float> buffer, string name)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        var e = this[name];
+        var result = new float[e.Count];
+        _device.MakeCurrent();
+        fixed (float* p = result)
+            Cuda.cuMemcpyDtoH_v2(p, buffer.At(e.Offset), (nuint)(e.Count * sizeof(float))).Check();
+        return result;
+    }
+
+    /// <summary>bf16 copies ← fp32 masters, for every tensor (after an optimizer step or an upload).</summary>
+    public void RefreshBf16(Elementwise elementwise, CudaStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(elementwise);
+        elementwise.CastToBf16(Master.Pointer, TotalElements, Bf16Copies.Pointer, stream);
+    }
+
+    public void ZeroGradients(CudaStream stream) => Gradients.FillBytes(0, stream);
+
+    public void Dispose()
+    {
+        Master.Dispose();
+        Gradients.Dispose();
+        Bf16Copies.Dispose();
+    }
+}

@@ -1,0 +1,41 @@
+// adamw.cu: one fused AdamW step over every Adam-managed tensor (SPEC §6), updating fp32 masters and their bf16 copies.
+//
+//   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  p ← p − (lr/(1−β1^t))·m / (sqrt(v/(1−β2^t)) + eps)
+// adamw_step: segments [count] describe the tensors (offset and length in the flat parameter layout, and their group's lr, betas,
+//   eps, wd and bias corrections for this step); params, grads, m, v [total] fp32 at those offsets; params_bf16 [total] bf16 (written).
+// Launch: grid (x: blocks per segment, grid-stride inside it; y: segment index), 256 threads.
+#include "common.cuh"
+
+struct AdamSegment
+{
+    long long offset;
+    long long count;
+    float lr;
+    float beta1;
+    float beta2;
+    float eps;
+    float weight_decay;
+    float bias_correction1; // 1 − β1^t
+    float bias_correction2; // 1 − β2^t
+    float pad;
+};
+
+extern "C" __global__ void adamw_step(const AdamSegment* __restrict__ segments, float* __restrict__ params, const float* __restrict__ grads,
+    float* __restrict__ m, float* __restrict__ v, bf16* __restrict__ params_bf16)
+{
+    const AdamSegment s = segments[blockIdx.y];
+    const float step_size = s.lr / s.bias_correction1;
+    const float decay = 1.0f - s.lr * s.weight_decay;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < s.count; i += (long long)gridDim.x * blockDim.x)
+    {
+        const long long k = s.offset + i;
+        const float g = grads[k];
+        const float mk = s.beta1 * m[k] + (1.0f - s.beta1) * g;
+        const float vk = s.beta2 * v[k] + (1.0f - s.beta2) * g * g;
+        m[k] = mk;
+        v[k] = vk;
+        const float p = params[k] * decay - step_size * mk / (sqrtf(vk / s.bias_correction2) + s.eps);
+        params[k] = p;
+        params_bf16[k] = __float2bfloat16_rn(p);
+    }
+}

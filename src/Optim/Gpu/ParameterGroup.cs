@@ -1,0 +1,12 @@
+namespace AutoResearch.Optim.Gpu;
+
+/// <summary>The optimizer groups of SPEC §6.</summary>
+public enum ParameterGroup
+{
+    LmHead,
+    Embedding,
+    ValueEmbedding,
+    ResidLambdas,
+    X0Lambdas,
+    Muon,
+}

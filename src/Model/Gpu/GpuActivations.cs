@@ -13,7 +13,7 @@ public sealed class GpuActivations : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
 
-    public GpuActivations(CudaDevice device, GpuModelShape shape, int batch, int headChunkRows)
+    public GpuActivations(CudaDevice device, GpuModelShape shape, int batch, int headChunkRows, long attentionScratchBytes)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(shape);
@@ -84,7 +84,7 @@ public sealed class GpuActivations : IDisposable
         DV = A<ushort>(n * c, "dv");
         DO = A<ushort>(n * c, "attention output gradient");
         DX0 = A<float>(n * c, "x0 gradient");
-        AttentionScratch = A<byte>(Attention.ScratchBytes(batch, shape.SeqLen, shape.Heads), "attention backward scratch");
+        AttentionScratch = A<byte>(attentionScratchBytes, "attention backward scratch");
     }
 
     public int Batch { get; }

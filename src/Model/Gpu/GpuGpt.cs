@@ -17,13 +17,14 @@ public sealed class GpuGpt : IDisposable
     private readonly RmsNorm _norm;
     private readonly Rotary _rotary;
     private readonly ValueGate _gate;
-    private readonly Attention _attention;
+    private readonly IAttentionKernels _attention;
     private readonly ReluSquare _relu;
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<float> _cosSin;
 
-    public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuModelShape shape, int batch, int headChunkRows = 16384)
+    public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuModelShape shape, int batch,
+        IAttentionKernels? attention = null, int headChunkRows = 16384)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -37,12 +38,12 @@ public sealed class GpuGpt : IDisposable
         _norm = new RmsNorm(kernels);
         _rotary = new Rotary(kernels);
         _gate = new ValueGate(kernels);
-        _attention = new Attention(kernels);
+        _attention = attention ?? new Attention(kernels);
         _relu = new ReluSquare(kernels);
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
-        Activations = new GpuActivations(device, shape, batch, headChunkRows);
+        Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads));
         _cosSin = device.Allocate<float>((long)shape.SeqLen * GpuModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
     }

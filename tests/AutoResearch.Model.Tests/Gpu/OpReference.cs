@@ -181,4 +181,96 @@ internal static class OpReference
         }
         return d;
     }
+
+    // ---- causal sliding-window attention, head dim 128: query t sees keys t − W ≤ s ≤ t; [B, T, H, 128] layouts ----
+    public static (double[] O, double[] Lse) Attention(double[] q, double[] k, double[] v, int batch, int seqLen, int heads, int window)
+    {
+        var o = new double[q.Length];
+        var lse = new double[batch * heads * seqLen];
+        double scale = 1 / Math.Sqrt(128);
+        Parallel.For(0, batch * heads, bh =>
+        {
+            int b = bh / heads, h = bh % heads;
+            var scores = new double[seqLen];
+            for (int t = 0; t < seqLen; t++)
+            {
+                int first = Math.Max(0, t - window);
+                double max = double.NegativeInfinity;
+                for (int s = first; s <= t; s++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < 128; d++)
+                        dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
+                    scores[s] = dot * scale;
+                    max = Math.Max(max, scores[s]);
+                }
+                double sum = 0;
+                for (int s = first; s <= t; s++)
+                    sum += Math.Exp(scores[s] - max);
+                lse[(b * heads + h) * seqLen + t] = max + Math.Log(sum);
+                for (int s = first; s <= t; s++)
+                {
+                    double p = Math.Exp(scores[s] - max) / sum;
+                    for (int d = 0; d < 128; d++)
+                        o[Index(b, t, h, d, seqLen, heads)] += p * v[Index(b, s, h, d, seqLen, heads)];
+                }
+            }
+        });
+        return (o, lse);
+    }
+
+    /// <summary>Gradients of Σ dout·o with respect to q, k and v.</summary>
+    public static (double[] Dq, double[] Dk, double[] Dv) AttentionBackward(double[] q, double[] k, double[] v, double[] dout,
+        int batch, int seqLen, int heads, int window)
+    {
+        var dq = new double[q.Length];
+        var dk = new double[q.Length];
+        var dv = new double[q.Length];
+        double scale = 1 / Math.Sqrt(128);
+        Parallel.For(0, batch * heads, bh =>
+        {
+            int b = bh / heads, h = bh % heads;
+            var p = new double[seqLen];
+            var dp = new double[seqLen];
+            for (int t = 0; t < seqLen; t++)
+            {
+                int first = Math.Max(0, t - window);
+                double max = double.NegativeInfinity;
+                for (int s = first; s <= t; s++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < 128; d++)
+                        dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
+                    p[s] = dot * scale;
+                    max = Math.Max(max, p[s]);
+                }
+                double sum = 0;
+                for (int s = first; s <= t; s++)
+                    sum += p[s] = Math.Exp(p[s] - max);
+                double pdp = 0;
+                for (int s = first; s <= t; s++)
+                {
+                    p[s] /= sum;
+                    double dot = 0;
+                    for (int d = 0; d < 128; d++)
+                        dot += dout[Index(b, t, h, d, seqLen, heads)] * v[Index(b, s, h, d, seqLen, heads)];
+                    dp[s] = dot;
+                    pdp += p[s] * dot;
+                }
+                for (int s = first; s <= t; s++)
+                {
+                    double ds = p[s] * (dp[s] - pdp) * scale;
+                    for (int d = 0; d < 128; d++)
+                    {
+                        dv[Index(b, s, h, d, seqLen, heads)] += p[s] * dout[Index(b, t, h, d, seqLen, heads)];
+                        dq[Index(b, t, h, d, seqLen, heads)] += ds * k[Index(b, s, h, d, seqLen, heads)];
+                        dk[Index(b, s, h, d, seqLen, heads)] += ds * q[Index(b, t, h, d, seqLen, heads)];
+                    }
+                }
+            }
+        });
+        return (dq, dk, dv);
+    }
+
+    private static int Index(int b, int t, int h, int d, int seqLen, int heads) => ((b * seqLen + t) * heads + h) * 128 + d;
 }

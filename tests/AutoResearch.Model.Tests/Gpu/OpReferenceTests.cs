@@ -111,4 +111,33 @@ public class OpReferenceTests
         var losses = OpReference.SoftcapCrossEntropy(new double[3 * 8], [0, 5, 7], 3, 8, 15);
         Assert.All(losses, l => Assert.Equal(Math.Log(8), l, 12));
     }
+
+    [Fact]
+    public void Attention_backward_matches_finite_differences_for_window_smaller_than_T()
+    {
+        const int seed = 107, batch = 1, seqLen = 7, heads = 2, window = 3;
+        var r = new Random(seed);
+        int count = batch * seqLen * heads * 128;
+        var q = Random(r, count, 0.3);
+        var k = Random(r, count, 0.3);
+        var v = Random(r, count);
+        var w = Random(r, count);
+        var (dq, dk, dv) = OpReference.AttentionBackward(q, k, v, w, batch, seqLen, heads, window);
+        CheckGradient("attention dq", q, p => Dot(w, OpReference.Attention(p, k, v, batch, seqLen, heads, window).O), dq, seed);
+        CheckGradient("attention dk", k, p => Dot(w, OpReference.Attention(q, p, v, batch, seqLen, heads, window).O), dk, seed);
+        CheckGradient("attention dv", v, p => Dot(w, OpReference.Attention(q, k, p, batch, seqLen, heads, window).O), dv, seed);
+    }
+
+    [Fact]
+    public void Attention_first_query_copies_its_own_value_and_window_zero_is_the_diagonal()
+    {
+        var r = new Random(108);
+        int count = 4 * 128;
+        var q = Random(r, count);
+        var k = Random(r, count);
+        var v = Random(r, count);
+        var (o, _) = OpReference.Attention(q, k, v, 1, 4, 1, 0);
+        for (int i = 0; i < count; i++)
+            Assert.Equal(v[i], o[i], 12);
+    }
 }

@@ -22,6 +22,7 @@ public sealed class GpuGpt : IDisposable
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<float> _cosSin;
+    private readonly StreamProfiler _profiler;
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuModelShape shape, int batch,
         IAttentionKernels? attention = null, int headChunkRows = 16384)
@@ -46,7 +47,11 @@ public sealed class GpuGpt : IDisposable
         Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads));
         _cosSin = device.Allocate<float>((long)shape.SeqLen * GpuModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
+        _profiler = new StreamProfiler(device, stream);
     }
+
+    /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
+    public StreamProfiler Profiler => _profiler;
 
     public GpuModelShape Shape { get; }
 
@@ -58,36 +63,72 @@ public sealed class GpuGpt : IDisposable
 
     private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
+    /// <summary>Matrix FLOPs of causal sliding-window attention: 4·128 per (query, visible key) forward, 2.5× that backward.</summary>
+    public static double AttentionFlops(int batch, int seqLen, int heads, int window, bool backward)
+    {
+        double pairs = 0;
+        for (int t = 0; t < seqLen; t++)
+            pairs += Math.Min(t, window) + 1;
+        double forward = 4.0 * GpuModelShape.HeadDim * pairs * batch * heads;
+        return backward ? 2.5 * forward : forward;
+    }
+
+    private static double Gemm(long m, long n, long k) => 2.0 * m * n * k;
+
     /// <summary>The forward pass over the token ids already in <see cref="GpuActivations.Inputs"/>, up to the final norm.</summary>
     public void Forward()
     {
         var a = Activations;
         var p = Parameters;
+        var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
-        _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
-        _norm.Forward(a.Embedded.Pointer, n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
+        long nc = (long)n * c;
+        using (prof.Region("embedding + norm", bytes: 6.0 * nc))
+        {
+            _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
+            _norm.Forward(a.Embedded.Pointer, n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
+        }
         for (int i = 0; i < Shape.Depth; i++)
         {
-            _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
-                a.M[i].Pointer, a.H1[i].Pointer, a.Rstd1[i].Pointer, _stream);
-            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
-            _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+            using (prof.Region("residual mix + norm", bytes: 8.0 * nc))
+            {
+                _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
+                    a.M[i].Pointer, a.H1[i].Pointer, a.Rstd1[i].Pointer, _stream);
+            }
+            using (prof.Region("GEMM q k v", Gemm(n, c, c) * 3))
+            {
+                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
+                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+            }
             if (Shape.HasValueEmbedding[i])
             {
-                _gate.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
-                    n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
+                using (prof.Region("value gate", bytes: 6.0 * nc))
+                {
+                    _gate.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
+                        n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
+                }
             }
-            _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
-            _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdK[i].Pointer, _stream);
-            _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
-            _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
-            _norm.Forward(a.XMid[i].Pointer, n, c, a.H2[i].Pointer, a.Rstd2[i].Pointer, _stream);
-            _linear.Forward(a.H2[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.U[i].Pointer);
-            _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
-            _linear.Forward(a.S.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
+            using (prof.Region("rotary + QK-norm", bytes: 8.0 * nc))
+            {
+                _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
+                _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdK[i].Pointer, _stream);
+            }
+            using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: false)))
+                _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
+            using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
+                _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
+            using (prof.Region("rmsnorm", bytes: 4.0 * nc))
+                _norm.Forward(a.XMid[i].Pointer, n, c, a.H2[i].Pointer, a.Rstd2[i].Pointer, _stream);
+            using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
+                _linear.Forward(a.H2[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.U[i].Pointer);
+            using (prof.Region("relu²", bytes: 4.0 * n * f))
+                _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
+            using (prof.Region("GEMM mlp proj (+residual)", Gemm(n, c, f)))
+                _linear.Forward(a.S.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
         }
-        _norm.Forward(a.X[Shape.Depth].Pointer, n, c, a.HFinal.Pointer, a.RstdFinal.Pointer, _stream);
+        using (prof.Region("rmsnorm", bytes: 4.0 * nc))
+            _norm.Forward(a.X[Shape.Depth].Pointer, n, c, a.HFinal.Pointer, a.RstdFinal.Pointer, _stream);
     }
 
     /// <summary>
@@ -100,18 +141,24 @@ public sealed class GpuGpt : IDisposable
     {
         var a = Activations;
         var p = Parameters;
+        var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, v = Shape.VocabSize;
         bool train = gradScale > 0;
         for (int start = 0; start < n; start += a.HeadChunkRows)
         {
             int rows = Math.Min(a.HeadChunkRows, n - start);
             ulong hChunk = a.HFinal.At((long)start * c);
-            _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.F32);
-            _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream);
+            using (prof.Region("GEMM lm_head", Gemm(rows, v, c)))
+                _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.F32);
+            using (prof.Region("soft cap + cross-entropy", bytes: (train ? 6.0 : 4.0) * rows * v))
+                _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream);
             if (train)
             {
-                _linear.BackwardWeight(a.DLogits.Pointer, hChunk, rows, c, v, p.GradientOf("lm_head.weight"));
-                _linear.BackwardInput(a.DLogits.Pointer, p.Bf16Of("lm_head.weight"), rows, c, v, a.DH.At((long)start * c), ElementType.F32, accumulate: false);
+                using (prof.Region("GEMM lm_head backward", 2 * Gemm(rows, v, c)))
+                {
+                    _linear.BackwardWeight(a.DLogits.Pointer, hChunk, rows, c, v, p.GradientOf("lm_head.weight"));
+                    _linear.BackwardInput(a.DLogits.Pointer, p.Bf16Of("lm_head.weight"), rows, c, v, a.DH.At((long)start * c), ElementType.F32, accumulate: false);
+                }
             }
         }
         _crossEntropy.Sum(a.Losses.Pointer, n, a.LossSum.Pointer, _stream);
@@ -122,52 +169,88 @@ public sealed class GpuGpt : IDisposable
     {
         var a = Activations;
         var p = Parameters;
+        var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
         long nc = (long)n * c;
-        _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+        using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
         a.DX0.FillBytes(0, _stream);
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + relu²(h2·Wfcᵀ)·Wprojᵀ
-            _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
-            _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
-            _linear.BackwardWeight(a.GBf16.Pointer, a.S.Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-            _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
-            _relu.Backward(a.U[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
-            _linear.BackwardWeight(a.DMlp.Pointer, a.H2[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-            _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.F32, accumulate: false);
-            _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
+            using (prof.Region("cast + relu² recompute", bytes: 6.0 * nc + 4.0 * n * f))
+            {
+                _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
+                _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
+            }
+            using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
+            {
+                _linear.BackwardWeight(a.GBf16.Pointer, a.S.Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
+            }
+            using (prof.Region("relu² backward", bytes: 6.0 * n * f))
+                _relu.Backward(a.U[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
+            {
+                _linear.BackwardWeight(a.DMlp.Pointer, a.H2[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.F32, accumulate: false);
+            }
+            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
 
             // Attention: x_mid = m + attention(h1)·Woᵀ
-            _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
-            _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
-            _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
-            _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                a.Batch, t, h, Shape.Windows[i], a.DQ.Pointer, a.DK.Pointer, a.DV.Pointer, a.AttentionScratch.Pointer, _stream);
-            _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
-            _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
-            _linear.BackwardWeight(a.DQ.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
-            _linear.BackwardWeight(a.DK.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
-            _linear.BackwardWeight(a.DV.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
-            _linear.BackwardInput(a.DQ.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: false);
-            _linear.BackwardInput(a.DK.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
-            _linear.BackwardInput(a.DV.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+            using (prof.Region("cast", bytes: 6.0 * nc))
+                _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
+            using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))
+            {
+                _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
+                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
+            }
+            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: true)))
+            {
+                _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
+                    a.Batch, t, h, Shape.Windows[i], a.DQ.Pointer, a.DK.Pointer, a.DV.Pointer, a.AttentionScratch.Pointer, _stream);
+            }
+            using (prof.Region("rotary + QK-norm backward", bytes: 12.0 * nc))
+            {
+                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
+                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
+            }
+            using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
+            {
+                _linear.BackwardWeight(a.DQ.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardWeight(a.DK.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
+                _linear.BackwardWeight(a.DV.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
+                _linear.BackwardInput(a.DQ.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: false);
+                _linear.BackwardInput(a.DK.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+                _linear.BackwardInput(a.DV.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+            }
             if (Shape.HasValueEmbedding[i])
             {
-                _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.H1[i].Pointer,
-                    p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
-                    a.DH.Pointer, _stream);
+                using (prof.Region("value gate backward", bytes: 12.0 * nc))
+                {
+                    _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.H1[i].Pointer,
+                        p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
+                        a.DH.Pointer, _stream);
+                }
             }
-            _norm.Backward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
+            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+                _norm.Backward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
 
             // Residual mix: m = resid_lambda·x + x0_lambda·x0
-            _norm.MixBackward(a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, nc,
-                a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream);
+            using (prof.Region("residual mix backward", bytes: 20.0 * nc))
+            {
+                _norm.MixBackward(a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, nc,
+                    a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream);
+            }
         }
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
-        _elementwise.Add(a.DX0.Pointer, a.G.Pointer, nc, _stream);
-        _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
-        _embedding.Backward(a.Inputs.Pointer, a.G.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
+        using (prof.Region("embedding backward", bytes: 26.0 * nc))
+        {
+            _elementwise.Add(a.DX0.Pointer, a.G.Pointer, nc, _stream);
+            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+            _embedding.Backward(a.Inputs.Pointer, a.G.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
+        }
     }
 
     /// <summary>
@@ -201,6 +284,7 @@ public sealed class GpuGpt : IDisposable
     public void Dispose()
     {
         _cosSin.Dispose();
+        _profiler.Dispose();
         Activations.Dispose();
         Parameters.Dispose();
     }

@@ -12,33 +12,6 @@ namespace AutoResearch.Optim.Tests.Gpu;
 [Trait("Category", "GPU")]
 public class GpuTrainingSmokeTests
 {
-    /// <summary>SPEC §5's initialisation, on the host, into the device masters (seeded).</summary>
-    internal static void Initialise(GpuParameters parameters, int seed)
-    {
-        var r = new Random(seed);
-        double s = Math.Sqrt(3) / Math.Sqrt(parameters.Shape.ModelDim);
-        float Normal(double std) => (float)(std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble()));
-        foreach (var e in parameters.Entries)
-        {
-            var values = new float[e.Count];
-            string n = e.Name;
-            for (long i = 0; i < values.Length; i++)
-            {
-                values[i] = n switch
-                {
-                    "transformer.wte.weight" => Normal(1),
-                    "lm_head.weight" => Normal(0.001),
-                    "resid_lambdas" => 1f,
-                    "x0_lambdas" => 0.1f,
-                    _ when n.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) || n.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)
-                        || n.EndsWith("ve_gate.weight", StringComparison.Ordinal) => 0f,
-                    _ => (float)((r.NextDouble() * 2 - 1) * s),
-                };
-            }
-            parameters.Upload(n, values);
-        }
-    }
-
     [GpuFact]
     public void Tiny_model_learns_a_periodic_sequence_on_the_gpu()
     {
@@ -47,7 +20,7 @@ public class GpuTrainingSmokeTests
         var shape = GpuModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 512, seqLen: 128);
         const int batch = 4, steps = 60;
         using var model = new GpuGpt(device, stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new AttentionNaive(TestGpu.Kernels), headChunkRows: 200);
-        Initialise(model.Parameters, 42);
+        model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, TestGpu.Blas, TestGpu.Kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
 

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using AutoResearch.Model.Gpu;
+using AutoResearch.Native;
+using AutoResearch.Optim.Gpu;
+
+namespace AutoResearch.Runner;
+
+/// <summary>
+/// `autoresearch profile`: times one training micro-step (forward, loss, backward) and one optimizer step of the baseline
+/// model on random tokens with device events, op by op, against the H100 rooflines (bf16 GEMM ~800 TFLOP/s, ~3 TB/s), and
+/// reports the peak device memory. This is the benchmark behind the model's and optimizer's performance figures.
+/// </summary>
+public static class ProfileCommand
+{
+    private const double GemmRoofline = 800e12, BandwidthRoofline = 3e12;
+
+    public static Command Create()
+    {
+        var batch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (B)", DefaultValueFactory = _ => 128 };
+        var depth = new Option<int>("--depth") { Description = "Layers", DefaultValueFactory = _ => 8 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
+        var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
+        var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
+        {
+            batch, depth, seqLen, steps, naive,
+        };
+        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive)));
+        return command;
+    }
+
+    private static int Run(int batch, int depth, int seqLen, int steps, bool naive)
+    {
+        using var device = CudaDevice.Open(0);
+        using var stream = new CudaStream(device);
+        using var blas = new Blas(device, stream);
+        using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
+        var shape = GpuModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
+        IAttentionKernels? attention = naive ? new AttentionNaive(kernels) : null;
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);
+        model.Parameters.InitialiseLikeSpec(42);
+        model.Parameters.RefreshBf16(model.Elementwise, stream);
+        using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
+        var random = new Random(1);
+        int n = batch * seqLen;
+        var inputs = new int[n];
+        var targets = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            inputs[i] = random.Next(shape.VocabSize - 4);
+            targets[i] = random.Next(shape.VocabSize - 4);
+        }
+        model.Upload(inputs, targets);
+        Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
+            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash")}");
+
+        using var start = new CudaEvent(device);
+        using var mid = new CudaEvent(device);
+        using var end = new CudaEvent(device);
+        var stepMs = new List<double>();
+        var optMs = new List<double>();
+        IReadOnlyList<StreamProfiler.Row>? breakdown = null;
+        for (int s = -2; s < steps; s++)
+        {
+            model.Profiler.Enabled = s == steps - 1; // the last step is also broken down op by op
+            model.Parameters.ZeroGradients(stream);
+            model.ResetLossSum();
+            start.Record(stream);
+            model.ForwardBackward(1f / n);
+            mid.Record(stream);
+            optimizer.Step(1f, 0.95f, 0.1f);
+            end.Record(stream);
+            float total = CudaEvent.ElapsedMilliseconds(start, end);
+            if (s >= 0)
+            {
+                stepMs.Add(CudaEvent.ElapsedMilliseconds(start, mid));
+                optMs.Add(total - stepMs[^1]);
+            }
+            if (model.Profiler.Enabled)
+                breakdown = model.Profiler.Collect();
+        }
+        double median = Median(stepMs), optMedian = Median(optMs);
+        Console.WriteLine();
+        Console.WriteLine($"{"op",-30} {"ms",9} {"share",7} {"calls",6} {"TFLOP/s",8} {"TB/s",6} {"roofline",9}");
+        double profiled = breakdown!.Sum(r => r.Milliseconds);
+        foreach (var r in breakdown!)
+        {
+            string tflops = r.Flops > 0 ? r.TeraflopsPerSecond.ToString("F0", CultureInfo.InvariantCulture) : "";
+            string tbs = r.Bytes > 0 ? r.TerabytesPerSecond.ToString("F2", CultureInfo.InvariantCulture) : "";
+            double fraction = r.Flops > 0 ? r.Flops / (r.Milliseconds * 1e-3) / GemmRoofline : r.Bytes / (r.Milliseconds * 1e-3) / BandwidthRoofline;
+            Console.WriteLine($"{r.Name,-30} {r.Milliseconds,9:F2} {r.Milliseconds / profiled,7:P1} {r.Calls,6} {tflops,8} {tbs,6} {fraction,9:P0}");
+        }
+        double flopsPerToken = 6.0 * (model.Parameters.Count - EmbeddingCount(model.Parameters)) + LayerAttentionFlops(shape);
+        Console.WriteLine();
+        Console.WriteLine($"micro-step (forward + loss + backward): median {median:F1} ms over {steps} steps (profiled step {profiled:F1} ms); "
+            + $"{n / (median * 1e-3) / 1e6:F2} M tokens/s; MFU {flopsPerToken * n / (median * 1e-3) / 989.5e12:P1}");
+        Console.WriteLine($"optimizer step: median {optMedian:F2} ms");
+        Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
+        return 0;
+    }
+
+    private static long EmbeddingCount(GpuParameters p)
+        => p.Entries.Where(e => e.Name == "transformer.wte.weight" || e.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
+            || e.Name.EndsWith("lambdas", StringComparison.Ordinal)).Sum(e => e.Count);
+
+    private static double LayerAttentionFlops(GpuModelShape shape)
+        => shape.Windows.Sum(w => 12.0 * shape.Heads * GpuModelShape.HeadDim * Math.Min(w, shape.SeqLen));
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+}

@@ -5,9 +5,12 @@
 // rmsnorm_forward:               y = norm(x); rstd[i] = 1/sqrt(mean(x_i²) + eps)           x, y [n, c] bf16; rstd [n] fp32 (kept for backward)
 // residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
-// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32; dx [n, c] fp32, written or accumulated (accumulate != 0)
+// rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)
+// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32; dx [n, c] fp32, written or accumulated (accumulate != 0);
+//                                dx_bf16 [n, c] bf16 gets a bf16 copy of the new dx when not 0 (the next GEMMs read it)
 // residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
-//                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block)
+//                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
+//                                dx_bf16 gets a bf16 copy of dx when not 0
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 #include "common.cuh"
@@ -84,8 +87,27 @@ extern "C" __global__ void residual_mix_rmsnorm_forward(const bf16* __restrict__
         rstd[row] = r;
 }
 
+extern "C" __global__ void rmsnorm_apply(const bf16* __restrict__ x, const float* __restrict__ rstd, bf16* __restrict__ y, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const float r = rstd[row];
+    const long base = (long)row * c;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(x + base + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] *= r;
+        store8(y + base + j, v);
+    }
+}
+
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const float* __restrict__ dy,
-    float* __restrict__ dx, int accumulate, int n, int c)
+    float* __restrict__ dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -111,14 +133,18 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
         for (int i = 0; i < 8; i++)
         {
             float g = r * (dy[base + j + i] - v[i] * r * mean_dot);
-            dx[base + j + i] = accumulate ? dx[base + j + i] + g : g;
+            g = accumulate ? dx[base + j + i] + g : g;
+            dx[base + j + i] = g;
+            v[i] = g;
         }
+        if (dx_bf16 != 0)
+            store8(dx_bf16 + base + j, v);
     }
 }
 
 extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
     const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
-    float* dx, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
+    float* dx, bf16* __restrict__ dx_bf16, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
 {
     __shared__ float scratch[32];
     const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
@@ -131,6 +157,8 @@ extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __r
         sum_xl += gi * x0i;
         dx0[i] += xl * gi;
         dx[i] = rl * gi; // may alias g: read above, written last
+        if (dx_bf16 != 0)
+            dx_bf16[i] = __float2bfloat16_rn(rl * gi);
     }
     sum_rl = block_sum(sum_rl, scratch);
     sum_xl = block_sum(sum_xl, scratch);

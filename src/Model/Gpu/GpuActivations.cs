@@ -5,9 +5,10 @@ namespace AutoResearch.Model.Gpu;
 /// <summary>
 /// Every device buffer one micro-batch of B rows × T tokens needs, sized once from the shape and allocated up front: what the
 /// forward keeps for the backward (per layer), the chunked head's scratch, and the backward's scratch. N = B·T tokens.
-/// Kept per layer (bf16 unless noted): the layer output x, the mixed input m, h1 = norm(m), q, k, v, the attention output o,
-/// x_mid = m + attention, h2 = norm(x_mid), the MLP pre-activation u [N, 4C]; fp32 rstd and lse vectors. relu²(u) is
-/// recomputed in the backward instead of kept (4·C values per token per layer).
+/// Kept per layer (bf16 unless noted): the layer output x, the mixed input m, q, k, v, the attention output o,
+/// x_mid = m + attention, the MLP activation s = relu²(u) [N, 4C] (its derivative is 2·sqrt(s), so u is not kept); fp32 rstd
+/// and lse vectors. The normed inputs h1 = norm(m) and h2 = norm(x_mid) are recomputed from the kept rstd in the backward
+/// instead of stored (one scratch buffer).
 /// </summary>
 public sealed class GpuActivations : IDisposable
 {
@@ -35,7 +36,6 @@ public sealed class GpuActivations : IDisposable
         X = new DeviceBuffer<ushort>[shape.Depth + 1];
         X[0] = A<ushort>(n * c, "x0");
         M = new DeviceBuffer<ushort>[shape.Depth];
-        H1 = new DeviceBuffer<ushort>[shape.Depth];
         Rstd1 = new DeviceBuffer<float>[shape.Depth];
         Q = new DeviceBuffer<ushort>[shape.Depth];
         K = new DeviceBuffer<ushort>[shape.Depth];
@@ -46,14 +46,12 @@ public sealed class GpuActivations : IDisposable
         O = new DeviceBuffer<ushort>[shape.Depth];
         Lse = new DeviceBuffer<float>[shape.Depth];
         XMid = new DeviceBuffer<ushort>[shape.Depth];
-        H2 = new DeviceBuffer<ushort>[shape.Depth];
         Rstd2 = new DeviceBuffer<float>[shape.Depth];
-        U = new DeviceBuffer<ushort>[shape.Depth];
+        S = new DeviceBuffer<ushort>[shape.Depth];
         for (int i = 0; i < shape.Depth; i++)
         {
             X[i + 1] = A<ushort>(n * c, $"layer {i} output");
             M[i] = A<ushort>(n * c, $"layer {i} mixed input");
-            H1[i] = A<ushort>(n * c, $"layer {i} attention norm");
             Rstd1[i] = A<float>(n, $"layer {i} attention norm rstd");
             Q[i] = A<ushort>(n * c, $"layer {i} q");
             K[i] = A<ushort>(n * c, $"layer {i} k");
@@ -64,9 +62,8 @@ public sealed class GpuActivations : IDisposable
             O[i] = A<ushort>(n * c, $"layer {i} attention output");
             Lse[i] = A<float>(n * h, $"layer {i} attention log-sum-exp");
             XMid[i] = A<ushort>(n * c, $"layer {i} residual after attention");
-            H2[i] = A<ushort>(n * c, $"layer {i} MLP norm");
             Rstd2[i] = A<float>(n, $"layer {i} MLP norm rstd");
-            U[i] = A<ushort>(n * f, $"layer {i} MLP pre-activation");
+            S[i] = A<ushort>(n * f, $"layer {i} MLP activation relu²");
         }
         HFinal = A<ushort>(n * c, "final norm");
         RstdFinal = A<float>(n, "final norm rstd");
@@ -78,7 +75,8 @@ public sealed class GpuActivations : IDisposable
         GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
         DH = A<float>(n * c, "normed-input gradient");
         DMlp = A<ushort>(n * f, "MLP hidden gradient");
-        S = A<ushort>(n * f, "relu² recomputed");
+        Normed = A<ushort>(n * c, "normed input (h1/h2, recomputed)");
+        MlpHidden = A<ushort>(n * f, "MLP pre-activation (scratch)");
         DQ = A<ushort>(n * c, "dq");
         DK = A<ushort>(n * c, "dk");
         DV = A<ushort>(n * c, "dv");
@@ -99,7 +97,6 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<float> Rstd0 { get; }
     public DeviceBuffer<ushort>[] X { get; }
     public DeviceBuffer<ushort>[] M { get; }
-    public DeviceBuffer<ushort>[] H1 { get; }
     public DeviceBuffer<float>[] Rstd1 { get; }
     public DeviceBuffer<ushort>[] Q { get; }
     public DeviceBuffer<ushort>[] K { get; }
@@ -110,9 +107,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>[] O { get; }
     public DeviceBuffer<float>[] Lse { get; }
     public DeviceBuffer<ushort>[] XMid { get; }
-    public DeviceBuffer<ushort>[] H2 { get; }
     public DeviceBuffer<float>[] Rstd2 { get; }
-    public DeviceBuffer<ushort>[] U { get; }
+    public DeviceBuffer<ushort>[] S { get; }
     public DeviceBuffer<ushort> HFinal { get; }
     public DeviceBuffer<float> RstdFinal { get; }
     public DeviceBuffer<float> Logits { get; }
@@ -123,7 +119,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort> GBf16 { get; }
     public DeviceBuffer<float> DH { get; }
     public DeviceBuffer<ushort> DMlp { get; }
-    public DeviceBuffer<ushort> S { get; }
+    public DeviceBuffer<ushort> Normed { get; }
+    public DeviceBuffer<ushort> MlpHidden { get; }
     public DeviceBuffer<ushort> DQ { get; }
     public DeviceBuffer<ushort> DK { get; }
     public DeviceBuffer<ushort> DV { get; }

@@ -93,19 +93,19 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("residual mix + norm", bytes: 8.0 * nc))
             {
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
-                    a.M[i].Pointer, a.H1[i].Pointer, a.Rstd1[i].Pointer, _stream);
+                    a.M[i].Pointer, a.Normed.Pointer, a.Rstd1[i].Pointer, _stream);
             }
             using (prof.Region("GEMM q k v", Gemm(n, c, c) * 3))
             {
-                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
-                _linear.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
+                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
             {
                 using (prof.Region("value gate", bytes: 6.0 * nc))
                 {
-                    _gate.Forward(a.H1[i].Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
+                    _gate.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
                         n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
                 }
             }
@@ -119,13 +119,13 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
             using (prof.Region("rmsnorm", bytes: 4.0 * nc))
-                _norm.Forward(a.XMid[i].Pointer, n, c, a.H2[i].Pointer, a.Rstd2[i].Pointer, _stream);
+                _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
             using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
-                _linear.Forward(a.H2[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.U[i].Pointer);
+                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden.Pointer);
             using (prof.Region("relu²", bytes: 4.0 * n * f))
-                _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
+                _relu.Forward(a.MlpHidden.Pointer, (long)n * f, a.S[i].Pointer, _stream);
             using (prof.Region("GEMM mlp proj (+residual)", Gemm(n, c, f)))
-                _linear.Forward(a.S.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
+                _linear.Forward(a.S[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
         }
         using (prof.Region("rmsnorm", bytes: 4.0 * nc))
             _norm.Forward(a.X[Shape.Depth].Pointer, n, c, a.HFinal.Pointer, a.RstdFinal.Pointer, _stream);
@@ -172,35 +172,30 @@ public sealed class GpuGpt : IDisposable
         var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
         long nc = (long)n * c;
-        using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+        using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
+            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, a.GBf16.Pointer);
         a.DX0.FillBytes(0, _stream);
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
-            // MLP: x_out = x_mid + relu²(h2·Wfcᵀ)·Wprojᵀ
-            using (prof.Region("cast + relu² recompute", bytes: 6.0 * nc + 4.0 * n * f))
-            {
-                _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
-                _relu.Forward(a.U[i].Pointer, (long)n * f, a.S.Pointer, _stream);
-            }
+            // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
             using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
             {
-                _linear.BackwardWeight(a.GBf16.Pointer, a.S.Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
                 _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
             }
             using (prof.Region("relu² backward", bytes: 6.0 * n * f))
-                _relu.Backward(a.U[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+                _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+            using (prof.Region("norm recompute", bytes: 4.0 * nc))
+                _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
             using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
             {
-                _linear.BackwardWeight(a.DMlp.Pointer, a.H2[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
                 _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
-            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
+            using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
+                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer);
 
-            // Attention: x_mid = m + attention(h1)·Woᵀ
-            using (prof.Region("cast", bytes: 6.0 * nc))
-                _elementwise.CastToBf16(a.G.Pointer, nc, a.GBf16.Pointer, _stream);
+            // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
             using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))
             {
                 _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
@@ -216,11 +211,13 @@ public sealed class GpuGpt : IDisposable
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
             }
+            using (prof.Region("norm recompute", bytes: 4.0 * nc))
+                _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, a.Normed.Pointer, _stream);
             using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
             {
-                _linear.BackwardWeight(a.DQ.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
-                _linear.BackwardWeight(a.DK.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
-                _linear.BackwardWeight(a.DV.Pointer, a.H1[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
+                _linear.BackwardWeight(a.DQ.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardWeight(a.DK.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
+                _linear.BackwardWeight(a.DV.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
                 _linear.BackwardInput(a.DQ.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: false);
                 _linear.BackwardInput(a.DK.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
                 _linear.BackwardInput(a.DV.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
@@ -229,7 +226,7 @@ public sealed class GpuGpt : IDisposable
             {
                 using (prof.Region("value gate backward", bytes: 12.0 * nc))
                 {
-                    _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.H1[i].Pointer,
+                    _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.Normed.Pointer,
                         p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
                         a.DH.Pointer, _stream);
                 }
@@ -237,11 +234,11 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
                 _norm.Backward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
 
-            // Residual mix: m = resid_lambda·x + x0_lambda·x0
-            using (prof.Region("residual mix backward", bytes: 20.0 * nc))
+            // Residual mix: m = resid_lambda·x + x0_lambda·x0; the bf16 copy of dL/dx feeds the previous layer's MLP GEMMs.
+            using (prof.Region("residual mix backward", bytes: 22.0 * nc))
             {
                 _norm.MixBackward(a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, nc,
-                    a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream);
+                    a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
             }
         }
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.

@@ -2,7 +2,7 @@ using AutoResearch.Native;
 
 namespace AutoResearch.Model.Gpu;
 
-/// <summary>Launcher for kernels/relu_square.cu: s = relu(u)² and du = ds·2·relu(u).</summary>
+/// <summary>Launcher for kernels/relu_square.cu: s = relu(u)² and du = ds·2·relu(u) = ds·2·sqrt(s), from the output s.</summary>
 public sealed class ReluSquare
 {
     private readonly CudaKernel _forward;
@@ -22,10 +22,10 @@ public sealed class ReluSquare
         _forward.Launch(KernelLaunch.ElementwiseBlocks(count, 8), KernelLaunch.RowBlock, 0, stream, u, s, count);
     }
 
-    public void Backward(ulong u /* [count] bf16 */, ulong ds /* [count] bf16 */, long count, ulong du /* [count] bf16, may alias ds */, CudaStream stream)
+    public void Backward(ulong s /* [count] bf16: the forward's output */, ulong ds /* [count] bf16 */, long count, ulong du /* [count] bf16, may alias ds */, CudaStream stream)
     {
         Check(count);
-        _backward.Launch(KernelLaunch.ElementwiseBlocks(count, 8), KernelLaunch.RowBlock, 0, stream, u, ds, du, count);
+        _backward.Launch(KernelLaunch.ElementwiseBlocks(count, 8), KernelLaunch.RowBlock, 0, stream, s, ds, du, count);
     }
 
     private static void Check(long count)

@@ -9,6 +9,7 @@ public sealed class RmsNorm
     private readonly CudaKernel _mixForward;
     private readonly CudaKernel _backward;
     private readonly CudaKernel _mixBackward;
+    private readonly CudaKernel _apply;
 
     public RmsNorm(KernelCache kernels)
     {
@@ -18,6 +19,7 @@ public sealed class RmsNorm
         _mixForward = module.GetKernel("residual_mix_rmsnorm_forward");
         _backward = module.GetKernel("rmsnorm_backward");
         _mixBackward = module.GetKernel("residual_mix_backward");
+        _apply = module.GetKernel("rmsnorm_apply");
     }
 
     /// <summary>y = norm(x), rstd kept for backward.</summary>
@@ -35,20 +37,30 @@ public sealed class RmsNorm
         _mixForward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, x0, residLambdas, x0Lambdas, layer, mixed, h, rstd, n, c);
     }
 
-    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)).</summary>
-    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, int n, int c, ulong dx /* [n, c] fp32 */,
-        bool accumulate, CudaStream stream)
+    /// <summary>y = x·rstd from a kept rstd: a norm's output recomputed instead of stored.</summary>
+    public void Apply(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, int n, int c, ulong y /* [n, c] bf16 */, CudaStream stream)
     {
         CheckWidth(c);
-        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, accumulate ? 1 : 0, n, c);
+        _apply.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, y, n, c);
     }
 
-    /// <summary>From g = dL/dm: dx = rl·g (may alias g), dx0 += xl·g, and the two lambdas' gradients accumulated.</summary>
+    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx.</summary>
+    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, int n, int c, ulong dx /* [n, c] fp32 */,
+        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
+    {
+        CheckWidth(c);
+        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c);
+    }
+
+    /// <summary>
+    /// From g = dL/dm: dx = rl·g (may alias g; and its bf16 copy when <paramref name="dxBf16"/> is given), dx0 += xl·g, and the
+    /// two lambdas' gradients accumulated.
+    /// </summary>
     public void MixBackward(ulong g /* [n, c] fp32 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
         long count, ulong dx /* [n, c] fp32 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
-        ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream)
+        ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
         => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream,
-            g, x, x0, residLambdas, x0Lambdas, layer, dx, dx0, dResidLambdas, dX0Lambdas, count);
+            g, x, x0, residLambdas, x0Lambdas, layer, dx, dxBf16, dx0, dResidLambdas, dX0Lambdas, count);
 
     private static void CheckWidth(int c)
     {

@@ -66,11 +66,16 @@ public class KernelOpTests
         using var dDy = Upload(dy, "dy");
         using var dDx = Poisoned<float>((long)n * c, "dx");
         norm.Forward(dX.Pointer, n, c, dY.Pointer, dRstd.Pointer, Stream);
-        norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream);
+        using var dDxBf16 = Poisoned<ushort>((long)n * c, "dx bf16");
+        using var dYAgain = Poisoned<ushort>((long)n * c, "y recomputed");
+        norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dDxBf16.Pointer);
+        norm.Apply(dX.Pointer, dRstd.Pointer, n, c, dYAgain.Pointer, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("y", AsFloat(dY), yRef, 1e-2, seed);
         Numerics.AssertClose("rstd", dRstd.ToArray(), rstdRef, 1e-5, seed);
         Numerics.AssertClose("dx", dDx.ToArray(), dxRef, 1e-4, seed);
+        Numerics.AssertClose("dx bf16", AsFloat(dDxBf16), dxRef, 1e-2, seed);
+        Assert.Equal(dY.ToArray(), dYAgain.ToArray());
 
         // accumulate = true adds onto what is there.
         norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: true, Stream);
@@ -112,7 +117,8 @@ public class KernelOpTests
         using var dDrl = Upload(new float[depth], "d resid_lambdas");
         using var dDxl = Upload(new float[depth], "d x0_lambdas");
         // dx aliases g, as in the model.
-        norm.MixBackward(dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, (long)n * c, dG.Pointer, dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream);
+        using var dGBf16 = Poisoned<ushort>(n * c, "dx bf16");
+        norm.MixBackward(dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, (long)n * c, dG.Pointer, dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, dGBf16.Pointer);
         Stream.Synchronize();
         double sumRl = 0, sumXl = 0;
         var dxRef = new double[n * c];
@@ -125,6 +131,7 @@ public class KernelOpTests
             dx0Ref[i] = dx0Start[i] + xl[layer] * (double)g[i];
         }
         Numerics.AssertClose("dx", dG.ToArray(), dxRef, 1e-6, seed);
+        Numerics.AssertClose("dx bf16", AsFloat(dGBf16), dxRef, 1e-2, seed);
         Numerics.AssertClose("dx0", dDx0.ToArray(), dx0Ref, 1e-6, seed);
         var drl = dDrl.ToArray();
         var dxl = dDxl.ToArray();
@@ -243,7 +250,7 @@ public class KernelOpTests
         using var dS = Poisoned<ushort>(count, "s");
         using var dDs = Upload(dsBits, "ds");
         relu.Forward(dU.Pointer, count, dS.Pointer, Stream);
-        relu.Backward(dU.Pointer, dDs.Pointer, count, dDs.Pointer, Stream); // in place, as the model does
+        relu.Backward(dS.Pointer, dDs.Pointer, count, dDs.Pointer, Stream); // from the output s, in place, as the model does
         Stream.Synchronize();
         Numerics.AssertClose("s", AsFloat(dS), OpReference.ReluSquare(u), 1e-2, seed);
         Numerics.AssertClose("du", AsFloat(dDs), OpReference.ReluSquareBackward(u, ds), 1e-2, seed);

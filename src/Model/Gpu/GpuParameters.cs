@@ -87,14 +87,18 @@ public sealed class GpuParameters : IDisposable
     public ulong Bf16Of(string name) => Bf16Copies.At(this[name].Offset);
 
     /// <summary>Copies host values into a tensor's fp32 master (the bf16 copies follow at <see cref="RefreshBf16"/>).</summary>
-    public unsafe void Upload(string name, ReadOnlySpan<float> values)
+    public void Upload(string name, ReadOnlySpan<float> values) => UploadTo(Master, name, values);
+
+    /// <summary>Copies host values into one tensor's slot of a flat buffer with this layout (masters or gradients).</summary>
+    public unsafe void UploadTo(DeviceBuffer<float> buffer, string name, ReadOnlySpan<float> values)
     {
+        ArgumentNullException.ThrowIfNull(buffer);
         var e = this[name];
         if (values.Length != e.Count)
             throw new ArgumentException($"parameter '{name}' has {e.Rows}×{e.Cols} = {e.Count} elements; {values.Length} were given");
         _device.MakeCurrent();
         fixed (float* p = values)
-            Cuda.cuMemcpyHtoD_v2(Master.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
+            Cuda.cuMemcpyHtoD_v2(buffer.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
     }
 
     public unsafe float[] Download(DeviceBuffer<float> buffer, string name)

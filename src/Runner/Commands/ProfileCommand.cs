@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
+using AutoResearch.Optim;
 using AutoResearch.Optim.Gpu;
 
 namespace AutoResearch.Runner;

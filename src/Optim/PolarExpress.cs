@@ -1,4 +1,4 @@
-namespace AutoResearch.Optim.Gpu;
+namespace AutoResearch.Optim;
 
 /// <summary>The five (a, b, c) coefficients of the Polar Express Newton–Schulz iterations (SPEC §6).</summary>
 public static class PolarExpress

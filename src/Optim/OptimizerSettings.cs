@@ -1,4 +1,4 @@
-namespace AutoResearch.Optim.Gpu;
+namespace AutoResearch.Optim;
 
 /// <summary>
 /// The learning rates and betas of SPEC §6 and the group of each parameter by its reference name. Adam learning rates of

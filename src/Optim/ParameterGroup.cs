@@ -1,4 +1,4 @@
-namespace AutoResearch.Optim.Gpu;
+namespace AutoResearch.Optim;
 
 /// <summary>The optimizer groups of SPEC §6.</summary>
 public enum ParameterGroup

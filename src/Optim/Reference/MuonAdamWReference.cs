@@ -1,0 +1,202 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Optim.Reference;
+
+/// <summary>
+/// The CPU reference of one MuonAdamW step (SPEC §6), in fp64, written for reading rather than speed: the oracle the GPU
+/// optimizer is tested against, and the optimizer of the tiny CPU training run. With <see cref="RoundLikeGpu"/> the
+/// orthogonalisation rounds to bf16 where the GPU does (the normalised input and every GEMM output), so the two agree to
+/// bf16 precision; without it, everything is exact fp64.
+/// </summary>
+public sealed class MuonAdamWReference
+{
+    private readonly IReadOnlyList<ReferenceParameter> _parameters;
+    private readonly OptimizerSettings _settings;
+    private readonly Dictionary<string, double[]> _adamM = [];
+    private readonly Dictionary<string, double[]> _adamV = [];
+    private readonly Dictionary<string, double[]> _momentum = [];
+    private readonly Dictionary<string, double[]> _secondMoment = [];
+
+    public MuonAdamWReference(IReadOnlyList<ReferenceParameter> parameters, OptimizerSettings settings)
+    {
+        _parameters = parameters;
+        _settings = settings;
+        foreach (var p in parameters)
+        {
+            if (settings.GroupOf(p.Name) == ParameterGroup.Muon)
+            {
+                _momentum[p.Name] = new double[p.Value.Length];
+                _secondMoment[p.Name] = new double[p.Rows >= p.Cols ? p.Rows : p.Cols];
+            }
+            else
+            {
+                _adamM[p.Name] = new double[p.Value.Length];
+                _adamV[p.Name] = new double[p.Value.Length];
+            }
+        }
+    }
+
+    public bool RoundLikeGpu { get; init; }
+
+    public int StepCount { get; private set; }
+
+    /// <summary>Elements the cautious mask kept (X·p ≥ 0) and dropped in the last step, over all Muon matrices.</summary>
+    public (long Decayed, long Spared) LastMask { get; private set; }
+
+    public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
+    {
+        StepCount++;
+        long decayed = 0, spared = 0;
+        foreach (var p in _parameters)
+        {
+            var group = _settings.GroupOf(p.Name);
+            if (group == ParameterGroup.Muon)
+            {
+                var (d, s) = MuonStep(p, lrMultiplier, muonMomentum, muonWeightDecay);
+                decayed += d;
+                spared += s;
+            }
+            else
+            {
+                AdamStep(p, _settings.Adam(group), lrMultiplier);
+            }
+        }
+        LastMask = (decayed, spared);
+    }
+
+    private void AdamStep(ReferenceParameter p, OptimizerSettings.AdamHyper h, double lrMultiplier)
+    {
+        double lr = h.LearningRate * lrMultiplier;
+        double bc1 = 1 - Math.Pow(h.Beta1, StepCount), bc2 = 1 - Math.Pow(h.Beta2, StepCount);
+        var m = _adamM[p.Name];
+        var v = _adamV[p.Name];
+        for (int i = 0; i < p.Value.Length; i++)
+        {
+            double g = p.Gradient[i];
+            p.Value[i] *= 1 - lr * h.WeightDecay;
+            m[i] = h.Beta1 * m[i] + (1 - h.Beta1) * g;
+            v[i] = h.Beta2 * v[i] + (1 - h.Beta2) * g * g;
+            p.Value[i] -= lr / bc1 * m[i] / (Math.Sqrt(v[i] / bc2) + h.Eps);
+        }
+    }
+
+    private (long Decayed, long Spared) MuonStep(ReferenceParameter p, double lrMultiplier, double mu, double weightDecay)
+    {
+        int rows = p.Rows, cols = p.Cols;
+        var buf = _momentum[p.Name];
+        var u = new double[p.Value.Length];
+        double sumSquares = 0;
+        for (int i = 0; i < u.Length; i++)
+        {
+            buf[i] = mu * buf[i] + (1 - mu) * p.Gradient[i];
+            u[i] = (1 - mu) * p.Gradient[i] + mu * buf[i];
+            sumSquares += u[i] * u[i];
+        }
+        double inv = 1 / (Math.Sqrt(sumSquares) * 1.02 + 1e-6);
+        var x = u.Select(v => Round(v * inv)).ToArray();
+        x = Orthogonalise(x, rows, cols, RoundLikeGpu);
+
+        // NorMuon: per row when rows ≥ cols, per column otherwise.
+        bool perRow = rows >= cols;
+        int length = perRow ? rows : cols, n = perRow ? cols : rows;
+        var vMean = new double[length];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+                vMean[perRow ? i : j] += x[i * cols + j] * x[i * cols + j] / n;
+        }
+        var s2 = _secondMoment[p.Name];
+        var r = new double[length];
+        double sumV = 0, sumVr = 0;
+        for (int l = 0; l < length; l++)
+        {
+            s2[l] = _settings.MuonBeta2 * s2[l] + (1 - _settings.MuonBeta2) * vMean[l];
+            r[l] = 1 / Math.Sqrt(Math.Max(s2[l], 1e-10));
+            sumV += vMean[l];
+            sumVr += n * vMean[l] * r[l] * r[l];
+        }
+        double factor = Math.Sqrt(n * sumV) / Math.Max(Math.Sqrt(sumVr), 1e-10);
+
+        double lrEff = _settings.MuonLearningRate * lrMultiplier * Math.Sqrt(Math.Max(1.0, (double)rows / cols));
+        long decayed = 0, spared = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                int k = i * cols + j;
+                double xv = x[k] * r[perRow ? i : j] * factor;
+                bool decay = xv * p.Value[k] >= 0;
+                if (decay)
+                    decayed++;
+                else
+                    spared++;
+                p.Value[k] = p.Value[k] - lrEff * xv - (decay ? lrEff * weightDecay * p.Value[k] : 0);
+            }
+        }
+        return (decayed, spared);
+    }
+
+    /// <summary>Five Polar Express iterations on X (rows × cols, Frobenius-normalised): XᵀX when rows &gt; cols, else XXᵀ.</summary>
+    public static double[] Orthogonalise(double[] x, int rows, int cols, bool roundLikeGpu)
+    {
+        double R(double v) => roundLikeGpu ? Bf16.Round((float)v) : v;
+        bool tall = rows > cols;
+        int g = tall ? cols : rows;
+        foreach (var (a, b, c) in PolarExpress.Coefficients)
+        {
+            var gram = new double[g * g];
+            for (int i = 0; i < g; i++)
+            {
+                for (int j = 0; j < g; j++)
+                {
+                    double sum = 0;
+                    if (tall)
+                    {
+                        for (int t = 0; t < rows; t++)
+                            sum += x[t * cols + i] * x[t * cols + j];
+                    }
+                    else
+                    {
+                        for (int t = 0; t < cols; t++)
+                            sum += x[i * cols + t] * x[j * cols + t];
+                    }
+                    gram[i * g + j] = R(sum);
+                }
+            }
+            var poly = new double[g * g];
+            for (int i = 0; i < g; i++)
+            {
+                for (int j = 0; j < g; j++)
+                {
+                    double sq = 0;
+                    for (int t = 0; t < g; t++)
+                        sq += gram[i * g + t] * gram[t * g + j];
+                    poly[i * g + j] = R(b * gram[i * g + j] + c * sq);
+                }
+            }
+            var next = new double[x.Length];
+            for (int i = 0; i < rows; i++)
+            {
+                for (int j = 0; j < cols; j++)
+                {
+                    double sum = 0;
+                    if (tall)
+                    {
+                        for (int t = 0; t < cols; t++)
+                            sum += x[i * cols + t] * poly[t * cols + j];
+                    }
+                    else
+                    {
+                        for (int t = 0; t < rows; t++)
+                            sum += poly[i * rows + t] * x[t * cols + j];
+                    }
+                    next[i * cols + j] = R(a * x[i * cols + j] + sum);
+                }
+            }
+            x = next;
+        }
+        return x;
+    }
+
+    private double Round(double v) => RoundLikeGpu ? Bf16.Round((float)v) : v;
+}

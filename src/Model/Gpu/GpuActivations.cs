@@ -14,7 +14,7 @@ public sealed class GpuActivations : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
 
-    public GpuActivations(CudaDevice device, GpuModelShape shape, int batch, int headChunkRows, long attentionScratchBytes)
+    public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(shape);

@@ -24,14 +24,14 @@ public sealed class GpuGpt : IDisposable
     private readonly DeviceBuffer<float> _cosSin;
     private readonly StreamProfiler _profiler;
 
-    public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuModelShape shape, int batch,
+    public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
         IAttentionKernels? attention = null, int headChunkRows = 16384)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(shape);
-        if (shape.ModelDim != shape.Heads * GpuModelShape.HeadDim)
-            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {GpuModelShape.HeadDim}", nameof(shape));
+        if (shape.ModelDim != shape.Heads * ModelShape.HeadDim)
+            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {ModelShape.HeadDim}", nameof(shape));
         _stream = stream;
         Shape = shape;
         _linear = new Linear(blas);
@@ -45,7 +45,7 @@ public sealed class GpuGpt : IDisposable
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
         Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads));
-        _cosSin = device.Allocate<float>((long)shape.SeqLen * GpuModelShape.HeadDim, "rotary cos/sin table");
+        _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
         _profiler = new StreamProfiler(device, stream);
     }
@@ -53,7 +53,7 @@ public sealed class GpuGpt : IDisposable
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
     public StreamProfiler Profiler => _profiler;
 
-    public GpuModelShape Shape { get; }
+    public ModelShape Shape { get; }
 
     public GpuParameters Parameters { get; }
 
@@ -69,7 +69,7 @@ public sealed class GpuGpt : IDisposable
         double pairs = 0;
         for (int t = 0; t < seqLen; t++)
             pairs += Math.Min(t, window) + 1;
-        double forward = 4.0 * GpuModelShape.HeadDim * pairs * batch * heads;
+        double forward = 4.0 * ModelShape.HeadDim * pairs * batch * heads;
         return backward ? 2.5 * forward : forward;
     }
 

@@ -12,7 +12,7 @@ public sealed class GpuParameters : IDisposable
     private readonly Dictionary<string, Entry> _byName = new(StringComparer.Ordinal);
     private readonly CudaDevice _device;
 
-    public GpuParameters(CudaDevice device, GpuModelShape shape)
+    public GpuParameters(CudaDevice device, ModelShape shape)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(shape);
@@ -20,33 +20,12 @@ public sealed class GpuParameters : IDisposable
         Shape = shape;
         long offset = 0;
         var entries = new List<Entry>();
-        void Add(string name, int rows, int cols)
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
             var entry = new Entry(name, rows, cols, offset);
             entries.Add(entry);
             _byName.Add(name, entry);
             offset += ((long)rows * cols + 63) / 64 * 64;
-        }
-        int c = shape.ModelDim, v = shape.VocabSize;
-        Add("transformer.wte.weight", v, c);
-        for (int i = 0; i < shape.Depth; i++)
-        {
-            Add($"transformer.h.{i}.attn.c_q.weight", c, c);
-            Add($"transformer.h.{i}.attn.c_k.weight", c, c);
-            Add($"transformer.h.{i}.attn.c_v.weight", c, c);
-            Add($"transformer.h.{i}.attn.c_proj.weight", c, c);
-            if (shape.HasValueEmbedding[i])
-                Add($"transformer.h.{i}.attn.ve_gate.weight", shape.Heads, ValueGate.GateWidth);
-            Add($"transformer.h.{i}.mlp.c_fc.weight", shape.MlpDim, c);
-            Add($"transformer.h.{i}.mlp.c_proj.weight", c, shape.MlpDim);
-        }
-        Add("lm_head.weight", v, c);
-        Add("resid_lambdas", shape.Depth, 1);
-        Add("x0_lambdas", shape.Depth, 1);
-        for (int i = 0; i < shape.Depth; i++)
-        {
-            if (shape.HasValueEmbedding[i])
-                Add($"value_embeds.{i}.weight", v, c);
         }
         Entries = entries;
         TotalElements = offset;
@@ -62,7 +41,7 @@ public sealed class GpuParameters : IDisposable
         public long Count => (long)Rows * Cols;
     }
 
-    public GpuModelShape Shape { get; }
+    public ModelShape Shape { get; }
 
     public IReadOnlyList<Entry> Entries { get; }
 

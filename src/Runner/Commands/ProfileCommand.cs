@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Optim;
@@ -37,7 +38,7 @@ public static class ProfileCommand
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream);
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
-        var shape = GpuModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
+        var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
         IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new HybridAttention(kernels);
         using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);
         model.Parameters.InitialiseLikeSpec(42);
@@ -105,8 +106,8 @@ public static class ProfileCommand
         => p.Entries.Where(e => e.Name == "transformer.wte.weight" || e.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
             || e.Name.EndsWith("lambdas", StringComparison.Ordinal)).Sum(e => e.Count);
 
-    private static double LayerAttentionFlops(GpuModelShape shape)
-        => shape.Windows.Sum(w => 12.0 * shape.Heads * GpuModelShape.HeadDim * Math.Min(w, shape.SeqLen));
+    private static double LayerAttentionFlops(ModelShape shape)
+        => shape.Windows.Sum(w => 12.0 * shape.Heads * ModelShape.HeadDim * Math.Min(w, shape.SeqLen));
 
     private static double Median(List<double> values)
     {

@@ -1,3 +1,4 @@
+using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Testing;
@@ -53,7 +54,7 @@ public class FlashForwardTests
         var (qb, q) = Random(r, count, Math.Sqrt(3));
         var (kb, k) = Random(r, count, Math.Sqrt(3));
         var (vb, v) = Random(r, count, 1);
-        var (oRef, lseRef) = OpReference.Attention(q, k, v, batch, seqLen, heads, window);
+        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
         var flash = new FlashForward(TestGpu.Kernels);
         var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
         Numerics.AssertClose("o", o, oRef, 1e-2, seed);

@@ -1,3 +1,4 @@
+using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Testing;
@@ -56,8 +57,8 @@ public class KernelOpTests
         var (xBits, x) = RandomBf16(r, (long)n * c, 3);
         var dy = Numerics.RandomUniform(r, (long)n * c);
         var dyD = dy.Select(v => (double)v).ToArray();
-        var (yRef, rstdRef) = OpReference.RmsNorm(x, n, c);
-        var dxRef = OpReference.RmsNormBackward(x, dyD, n, c);
+        var (yRef, rstdRef) = CpuOps.RmsNorm(x, n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, dyD, n, c);
 
         var norm = new RmsNorm(TestGpu.Kernels);
         using var dX = Upload(xBits, "x");
@@ -94,7 +95,7 @@ public class KernelOpTests
         var m = new double[n * c];
         for (int i = 0; i < m.Length; i++)
             m[i] = Bf16.Round((float)(rl[layer] * x[i] + xl[layer] * x0[i])); // the residual stream is bf16
-        var (hRef, rstdRef) = OpReference.RmsNorm(m, n, c);
+        var (hRef, rstdRef) = CpuOps.RmsNorm(m, n, c);
 
         var norm = new RmsNorm(TestGpu.Kernels);
         using var dX = Upload(xBits, "x");
@@ -149,7 +150,7 @@ public class KernelOpTests
         int rows = batch * seqLen * heads, seed = rows + heads;
         var r = new Random(seed);
         var (xBits, x) = RandomBf16(r, rows * 128L, 2);
-        var (yRef, rstdRef) = OpReference.RotaryQkNorm(x, rows, heads, seqLen);
+        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, rows, heads, seqLen);
 
         var rotary = new Rotary(TestGpu.Kernels);
         using var table = Upload(Rotary.CosSinTable(seqLen), "cos_sin");
@@ -163,7 +164,7 @@ public class KernelOpTests
 
         // Backward from the kernel's own y and rstd (as the model uses them) against the reference at the same x.
         var (dyBits, dy) = RandomBf16(r, rows * 128L);
-        var dxRef = OpReference.RotaryQkNormBackward(x, dy, rows, heads, seqLen);
+        var dxRef = CpuOps.RotaryQkNormBackward(x, dy, rows, heads, seqLen);
         using var dDy = Upload(dyBits, "dy");
         rotary.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, table.Pointer, rows, heads, seqLen, Stream);
         Stream.Synchronize();
@@ -180,7 +181,7 @@ public class KernelOpTests
         var ids = Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
         var (veBits, ve) = RandomBf16(r, vocab * heads * 128);
         var (vBits, v) = RandomBf16(r, n * heads * 128);
-        var (vRef, gateRef) = OpReference.ValueGate(x, wg, ids, ve, v, n, heads, c);
+        var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, c);
 
         var gate = new ValueGate(TestGpu.Kernels);
         using var dX = Upload(xBits, "x");
@@ -195,7 +196,7 @@ public class KernelOpTests
         Numerics.AssertClose("gate", dGate.ToArray(), gateRef, 1e-4, seed);
 
         var (dvBits, dv) = RandomBf16(r, n * heads * 128);
-        var (dveRef, dwgRef, dxRef) = OpReference.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
+        var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
         using var dDv = Upload(dvBits, "dv");
         using var dDve = Upload(new float[vocab * heads * 128], "dve");
         using var dDwg = Upload(new float[heads * 32], "dwg");
@@ -252,8 +253,8 @@ public class KernelOpTests
         relu.Forward(dU.Pointer, count, dS.Pointer, Stream);
         relu.Backward(dS.Pointer, dDs.Pointer, count, dDs.Pointer, Stream); // from the output s, in place, as the model does
         Stream.Synchronize();
-        Numerics.AssertClose("s", AsFloat(dS), OpReference.ReluSquare(u), 1e-2, seed);
-        Numerics.AssertClose("du", AsFloat(dDs), OpReference.ReluSquareBackward(u, ds), 1e-2, seed);
+        Numerics.AssertClose("s", AsFloat(dS), CpuOps.ReluSquare(u), 1e-2, seed);
+        Numerics.AssertClose("du", AsFloat(dDs), CpuOps.ReluSquareBackward(u, ds), 1e-2, seed);
     }
 
     [GpuTheory]
@@ -268,8 +269,8 @@ public class KernelOpTests
         var logitsD = logits.Select(v => (double)v).ToArray();
         int scored = targets.Count(t => t >= 0);
         double scale = 1.0 / (scored * 2);
-        var lossRef = OpReference.SoftcapCrossEntropy(logitsD, targets, rows, vocab, 15);
-        var gradRef = OpReference.SoftcapCrossEntropyBackward(logitsD, targets, rows, vocab, 15, scale);
+        var lossRef = CpuOps.SoftcapCrossEntropy(logitsD, targets, rows, vocab, 15);
+        var gradRef = CpuOps.SoftcapCrossEntropyBackward(logitsD, targets, rows, vocab, 15, scale);
 
         var ce = new CrossEntropy(TestGpu.Kernels);
         using var dLogits = Upload(logits, "logits");

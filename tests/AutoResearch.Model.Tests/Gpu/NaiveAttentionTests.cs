@@ -1,3 +1,4 @@
+using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Testing;
@@ -36,8 +37,8 @@ public class NaiveAttentionTests
         var kBits = Bits(Math.Sqrt(3), out var k);
         var vBits = Bits(1, out var v);
         var doBits = Bits(1, out var dout);
-        var (oRef, lseRef) = OpReference.Attention(q, k, v, batch, seqLen, heads, window);
-        var (dqRef, dkRef, dvRef) = OpReference.AttentionBackward(q, k, v, dout, batch, seqLen, heads, window);
+        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
+        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, window);
 
         var attention = new AttentionNaive(TestGpu.Kernels);
         using var dQ = Device.Allocate<ushort>(count, "q");

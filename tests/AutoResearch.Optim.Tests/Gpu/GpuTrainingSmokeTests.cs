@@ -1,3 +1,4 @@
+using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Optim.Gpu;
 using AutoResearch.Testing;
@@ -17,7 +18,7 @@ public class GpuTrainingSmokeTests
     {
         var device = TestGpu.Device;
         var stream = TestGpu.Stream;
-        var shape = GpuModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 512, seqLen: 128);
+        var shape = ModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 512, seqLen: 128);
         const int batch = 4, steps = 60;
         using var model = new GpuGpt(device, stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new AttentionNaive(TestGpu.Kernels), headChunkRows: 200);
         model.Parameters.InitialiseLikeSpec(42);

@@ -1,3 +1,4 @@
+using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Optim.Gpu;
 using AutoResearch.Optim.Reference;
@@ -21,7 +22,7 @@ public class MuonAdamWGpuTests
         const int seed = 2024;
         var device = TestGpu.Device;
         var stream = TestGpu.Stream;
-        var shape = GpuModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 96, seqLen: 16);
+        var shape = ModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 96, seqLen: 16);
         using var parameters = new GpuParameters(device, shape);
         var settings = new OptimizerSettings(shape.ModelDim);
         var r = new Random(seed);

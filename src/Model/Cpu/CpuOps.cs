@@ -1,11 +1,11 @@
-namespace AutoResearch.Model.Tests.Gpu;
+namespace AutoResearch.Model.Cpu;
 
 /// <summary>
-/// fp64 references of the element-wise and row-wise GPU ops, written straight from SPEC §5, each forward beside its backward.
-/// They are the oracle of the kernel tests and are themselves checked by finite differences (<see cref="OpReferenceTests"/>).
-/// Row-major arrays; shapes in the comments.
+/// The model's ops in fp64, written straight from SPEC §5, each forward beside its backward: the building blocks of
+/// <see cref="CpuGpt"/> and the oracle of every GPU kernel test. Checked by finite differences in the tests. Row-major
+/// arrays; shapes in the comments.
 /// </summary>
-internal static class OpReference
+public static class CpuOps
 {
     public const double Eps = 1.1920929e-07;
 
@@ -273,4 +273,55 @@ internal static class OpReference
     }
 
     private static int Index(int b, int t, int h, int d, int seqLen, int heads) => ((b * seqLen + t) * heads + h) * 128 + d;
+
+    // ---- linear layer y = x·Wᵀ, W stored out × in ----
+    public static double[] Linear(double[] x, double[] w, int n, int inFeatures, int outFeatures)
+    {
+        var y = new double[(long)n * outFeatures];
+        Parallel.For(0, n, i =>
+        {
+            for (int o = 0; o < outFeatures; o++)
+            {
+                double sum = 0;
+                for (int j = 0; j < inFeatures; j++)
+                    sum += x[(long)i * inFeatures + j] * w[(long)o * inFeatures + j];
+                y[(long)i * outFeatures + o] = sum;
+            }
+        });
+        return y;
+    }
+
+    /// <summary>dx = dy·W.</summary>
+    public static double[] LinearBackwardInput(double[] dy, double[] w, int n, int inFeatures, int outFeatures)
+    {
+        var dx = new double[(long)n * inFeatures];
+        Parallel.For(0, n, i =>
+        {
+            for (int o = 0; o < outFeatures; o++)
+            {
+                double g = dy[(long)i * outFeatures + o];
+                if (g == 0)
+                    continue;
+                for (int j = 0; j < inFeatures; j++)
+                    dx[(long)i * inFeatures + j] += g * w[(long)o * inFeatures + j];
+            }
+        });
+        return dx;
+    }
+
+    /// <summary>dW += dyᵀ·x.</summary>
+    public static void LinearBackwardWeight(double[] dy, double[] x, int n, int inFeatures, int outFeatures, double[] dw)
+    {
+        Parallel.For(0, outFeatures, o =>
+        {
+            for (int i = 0; i < n; i++)
+            {
+                double g = dy[(long)i * outFeatures + o];
+                if (g == 0)
+                    continue;
+                for (int j = 0; j < inFeatures; j++)
+                    dw[(long)o * inFeatures + j] += g * x[(long)i * inFeatures + j];
+            }
+        });
+    }
 }

@@ -1,9 +1,10 @@
+using AutoResearch.Model.Cpu;
 using Xunit;
 
-namespace AutoResearch.Model.Tests.Gpu;
+namespace AutoResearch.Model.Tests.Cpu;
 
-/// <summary>The fp64 op references' backward passes against central finite differences of their forward passes.</summary>
-public class OpReferenceTests
+/// <summary>The fp64 ops' backward passes against central finite differences of their forward passes.</summary>
+public class CpuOpsTests
 {
     private const double Step = 1e-6;
 
@@ -38,7 +39,7 @@ public class OpReferenceTests
         var r = new Random(seed);
         var x = Random(r, n * c, 2);
         var w = Random(r, n * c);
-        CheckGradient("rmsnorm dx", x, v => Dot(w, OpReference.RmsNorm(v, n, c).Y), OpReference.RmsNormBackward(x, w, n, c), seed);
+        CheckGradient("rmsnorm dx", x, v => Dot(w, CpuOps.RmsNorm(v, n, c).Y), CpuOps.RmsNormBackward(x, w, n, c), seed);
     }
 
     [Fact]
@@ -48,8 +49,8 @@ public class OpReferenceTests
         var r = new Random(seed);
         var x = Random(r, rows * 128);
         var w = Random(r, rows * 128);
-        CheckGradient("rotary dx", x, v => Dot(w, OpReference.RotaryQkNorm(v, rows, heads, seqLen).Y),
-            OpReference.RotaryQkNormBackward(x, w, rows, heads, seqLen), seed);
+        CheckGradient("rotary dx", x, v => Dot(w, CpuOps.RotaryQkNorm(v, rows, heads, seqLen).Y),
+            CpuOps.RotaryQkNormBackward(x, w, rows, heads, seqLen), seed);
     }
 
     [Fact]
@@ -57,10 +58,10 @@ public class OpReferenceTests
     {
         var r = new Random(103);
         var x = Random(r, 4 * 128);
-        var back = OpReference.Rotate(OpReference.Rotate(x, 4, 1, 4), 4, 1, 4, inverse: true);
+        var back = CpuOps.Rotate(CpuOps.Rotate(x, 4, 1, 4), 4, 1, 4, inverse: true);
         for (int i = 0; i < x.Length; i++)
             Assert.Equal(x[i], back[i], 12);
-        var first = OpReference.Rotate(x, 4, 1, 4);
+        var first = CpuOps.Rotate(x, 4, 1, 4);
         for (int i = 0; i < 128; i++)
             Assert.Equal(x[i], first[i], 15);
     }
@@ -76,10 +77,10 @@ public class OpReferenceTests
         var ve = Random(r, vocab * heads * 128);
         var v = Random(r, n * heads * 128);
         var dv = Random(r, n * heads * 128);
-        var (dve, dwg, dx) = OpReference.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
-        CheckGradient("gate dx", x, p => Dot(dv, OpReference.ValueGate(p, wg, ids, ve, v, n, heads, c).V), dx, seed);
-        CheckGradient("gate dwg", wg, p => Dot(dv, OpReference.ValueGate(x, p, ids, ve, v, n, heads, c).V), dwg, seed);
-        CheckGradient("gate dve", ve, p => Dot(dv, OpReference.ValueGate(x, wg, ids, p, v, n, heads, c).V), dve, seed);
+        var (dve, dwg, dx) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
+        CheckGradient("gate dx", x, p => Dot(dv, CpuOps.ValueGate(p, wg, ids, ve, v, n, heads, c).V), dx, seed);
+        CheckGradient("gate dwg", wg, p => Dot(dv, CpuOps.ValueGate(x, p, ids, ve, v, n, heads, c).V), dwg, seed);
+        CheckGradient("gate dve", ve, p => Dot(dv, CpuOps.ValueGate(x, wg, ids, p, v, n, heads, c).V), dve, seed);
     }
 
     [Fact]
@@ -89,7 +90,7 @@ public class OpReferenceTests
         var r = new Random(seed);
         var u = Random(r, 64);
         var w = Random(r, 64);
-        CheckGradient("relu² du", u, p => Dot(w, OpReference.ReluSquare(p)), OpReference.ReluSquareBackward(u, w), seed);
+        CheckGradient("relu² du", u, p => Dot(w, CpuOps.ReluSquare(p)), CpuOps.ReluSquareBackward(u, w), seed);
     }
 
     [Fact]
@@ -99,16 +100,16 @@ public class OpReferenceTests
         var r = new Random(seed);
         var logits = Random(r, rows * vocab, 30); // beyond the cap, so the tanh matters
         var targets = new[] { 3, -1, 0, 10 };
-        var grad = OpReference.SoftcapCrossEntropyBackward(logits, targets, rows, vocab, 15, 0.5);
-        CheckGradient("ce dlogits", logits, p => 0.5 * OpReference.SoftcapCrossEntropy(p, targets, rows, vocab, 15).Sum(), grad, seed, 40);
+        var grad = CpuOps.SoftcapCrossEntropyBackward(logits, targets, rows, vocab, 15, 0.5);
+        CheckGradient("ce dlogits", logits, p => 0.5 * CpuOps.SoftcapCrossEntropy(p, targets, rows, vocab, 15).Sum(), grad, seed, 40);
         Assert.All(grad.Skip(vocab).Take(vocab), g => Assert.Equal(0, g));
-        Assert.Equal(0, OpReference.SoftcapCrossEntropy(logits, targets, rows, vocab, 15)[1]);
+        Assert.Equal(0, CpuOps.SoftcapCrossEntropy(logits, targets, rows, vocab, 15)[1]);
     }
 
     [Fact]
     public void Softcap_cross_entropy_of_uniform_logits_is_log_vocab()
     {
-        var losses = OpReference.SoftcapCrossEntropy(new double[3 * 8], [0, 5, 7], 3, 8, 15);
+        var losses = CpuOps.SoftcapCrossEntropy(new double[3 * 8], [0, 5, 7], 3, 8, 15);
         Assert.All(losses, l => Assert.Equal(Math.Log(8), l, 12));
     }
 
@@ -122,10 +123,10 @@ public class OpReferenceTests
         var k = Random(r, count, 0.3);
         var v = Random(r, count);
         var w = Random(r, count);
-        var (dq, dk, dv) = OpReference.AttentionBackward(q, k, v, w, batch, seqLen, heads, window);
-        CheckGradient("attention dq", q, p => Dot(w, OpReference.Attention(p, k, v, batch, seqLen, heads, window).O), dq, seed);
-        CheckGradient("attention dk", k, p => Dot(w, OpReference.Attention(q, p, v, batch, seqLen, heads, window).O), dk, seed);
-        CheckGradient("attention dv", v, p => Dot(w, OpReference.Attention(q, k, p, batch, seqLen, heads, window).O), dv, seed);
+        var (dq, dk, dv) = CpuOps.AttentionBackward(q, k, v, w, batch, seqLen, heads, window);
+        CheckGradient("attention dq", q, p => Dot(w, CpuOps.Attention(p, k, v, batch, seqLen, heads, window).O), dq, seed);
+        CheckGradient("attention dk", k, p => Dot(w, CpuOps.Attention(q, p, v, batch, seqLen, heads, window).O), dk, seed);
+        CheckGradient("attention dv", v, p => Dot(w, CpuOps.Attention(q, k, p, batch, seqLen, heads, window).O), dv, seed);
     }
 
     [Fact]
@@ -136,7 +137,7 @@ public class OpReferenceTests
         var q = Random(r, count);
         var k = Random(r, count);
         var v = Random(r, count);
-        var (o, _) = OpReference.Attention(q, k, v, 1, 4, 1, 0);
+        var (o, _) = CpuOps.Attention(q, k, v, 1, 4, 1, 0);
         for (int i = 0; i < count; i++)
             Assert.Equal(v[i], o[i], 12);
     }

@@ -1,0 +1,186 @@
+namespace AutoResearch.Model.Cpu;
+
+/// <summary>
+/// The GPT of SPEC §5 on the CPU in fp64, without autograd: <see cref="ForwardBackward"/> runs the forward keeping what the
+/// backward needs, the loss, and (when gradients are asked for) the explicit backward, op by op from <see cref="CpuOps"/>.
+/// It is the oracle of the GPU model and trains tiny models where there is no GPU. Parameters are named and shaped as in
+/// <see cref="ModelShape.ParameterShapes"/>; B rows of T tokens, N = B·T, C width, F = 4C, H heads of 128.
+/// </summary>
+public sealed class CpuGpt
+{
+    public CpuGpt(ModelShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        Shape = shape;
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
+            Parameters[name] = new double[(long)rows * cols];
+    }
+
+    public ModelShape Shape { get; }
+
+    /// <summary>Values by reference name (fp64, row-major out × in).</summary>
+    public Dictionary<string, double[]> Parameters { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// SPEC §5's initialisation from <paramref name="seed"/>: wte normal(0, 1), lm_head normal(0, 0.001), q/k/v and c_fc
+    /// uniform(±sqrt(3)/sqrt(d)), the projections and gates zero, value embeddings uniform, lambdas 1.0 and 0.1.
+    /// </summary>
+    public void InitialiseLikeSpec(int seed)
+    {
+        var r = new Random(seed);
+        double s = Math.Sqrt(3) / Math.Sqrt(Shape.ModelDim);
+        double Normal(double std) => std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
+        foreach (var (name, values) in Parameters)
+        {
+            bool zero = name.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) || name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)
+                || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = name switch
+                {
+                    "transformer.wte.weight" => Normal(1),
+                    "lm_head.weight" => Normal(0.001),
+                    "resid_lambdas" => 1,
+                    "x0_lambdas" => 0.1,
+                    _ => zero ? 0 : (r.NextDouble() * 2 - 1) * s,
+                };
+            }
+        }
+    }
+
+    /// <summary>Zeroed gradient arrays for every parameter.</summary>
+    public Dictionary<string, double[]> NewGradients()
+        => Parameters.ToDictionary(kv => kv.Key, kv => new double[kv.Value.Length], StringComparer.Ordinal);
+
+    private string W(int i, string name) => $"transformer.h.{i}.{name}.weight";
+
+    /// <summary>
+    /// Mean cross-entropy over the targets that are not −1, the per-token losses (0 where ignored), and — when
+    /// <paramref name="gradients"/> is given — d(gradScale·Σ losses)/dθ added into it (gradScale defaults to 1/scored tokens,
+    /// the gradient of the mean).
+    /// </summary>
+    public (double Loss, double[] Losses) ForwardBackward(int[] inputs, int[] targets, int batch, Dictionary<string, double[]>? gradients = null, double? gradScale = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(targets);
+        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        if (inputs.Length != n || targets.Length != n)
+            throw new ArgumentException($"expected {n} inputs and targets (B {batch} × T {t}); got {inputs.Length} and {targets.Length}");
+        var p = Parameters;
+        var rl = p["resid_lambdas"];
+        var xl = p["x0_lambdas"];
+
+        // ---- forward, keeping what the backward needs ----
+        var embedded = new double[(long)n * c];
+        for (int i = 0; i < n; i++)
+            Array.Copy(p["transformer.wte.weight"], (long)inputs[i] * c, embedded, (long)i * c, c);
+        var x0 = CpuOps.RmsNorm(embedded, n, c).Y;
+        var xs = new double[depth + 1][];
+        var ms = new double[depth][];
+        var h1s = new double[depth][];
+        var qPre = new double[depth][];
+        var kPre = new double[depth][];
+        var qs = new double[depth][];
+        var ks = new double[depth][];
+        var vs = new double[depth][];
+        var os = new double[depth][];
+        var xmids = new double[depth][];
+        var h2s = new double[depth][];
+        var us = new double[depth][];
+        var ss = new double[depth][];
+        xs[0] = x0;
+        for (int i = 0; i < depth; i++)
+        {
+            var m = new double[(long)n * c];
+            for (long e = 0; e < m.Length; e++)
+                m[e] = rl[i] * xs[i][e] + xl[i] * x0[e];
+            ms[i] = m;
+            h1s[i] = CpuOps.RmsNorm(m, n, c).Y;
+            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);
+            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, c);
+            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, c);
+            if (Shape.HasValueEmbedding[i])
+                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, h, c).V;
+            qs[i] = CpuOps.RotaryQkNorm(qPre[i], n * h, h, t).Y;
+            ks[i] = CpuOps.RotaryQkNorm(kPre[i], n * h, h, t).Y;
+            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, Shape.Windows[i]).O;
+            var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
+            xmids[i] = m.Select((value, e) => value + proj[e]).ToArray();
+            h2s[i] = CpuOps.RmsNorm(xmids[i], n, c).Y;
+            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, f);
+            ss[i] = CpuOps.ReluSquare(us[i]);
+            var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
+            xs[i + 1] = xmids[i].Select((value, e) => value + mlp[e]).ToArray();
+        }
+        var hf = CpuOps.RmsNorm(xs[depth], n, c).Y;
+        var logits = CpuOps.Linear(hf, p["lm_head.weight"], n, c, v);
+        var losses = CpuOps.SoftcapCrossEntropy(logits, targets, n, v, 15);
+        int scored = targets.Count(x => x >= 0);
+        double loss = scored == 0 ? 0 : losses.Sum() / scored;
+        if (gradients is null)
+            return (loss, losses);
+
+        // ---- backward ----
+        var gr = gradients;
+        var dlogits = CpuOps.SoftcapCrossEntropyBackward(logits, targets, n, v, 15, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
+        CpuOps.LinearBackwardWeight(dlogits, hf, n, c, v, gr["lm_head.weight"]);
+        var g = CpuOps.RmsNormBackward(xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
+        var dx0 = new double[(long)n * c];
+        for (int i = depth - 1; i >= 0; i--)
+        {
+            // MLP: x_out = x_mid + relu²(norm(x_mid)·Wfcᵀ)·Wprojᵀ
+            CpuOps.LinearBackwardWeight(g, ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
+            var du = CpuOps.ReluSquareBackward(us[i], CpuOps.LinearBackwardInput(g, p[W(i, "mlp.c_proj")], n, f, c));
+            CpuOps.LinearBackwardWeight(du, h2s[i], n, c, f, gr[W(i, "mlp.c_fc")]);
+            Add(g, CpuOps.RmsNormBackward(xmids[i], CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, f), n, c));
+
+            // Attention: x_mid = m + attention(norm(m))·Woᵀ
+            CpuOps.LinearBackwardWeight(g, os[i], n, c, c, gr[W(i, "attn.c_proj")]);
+            var dout = CpuOps.LinearBackwardInput(g, p[W(i, "attn.c_proj")], n, c, c);
+            var (dq, dk, dv) = CpuOps.AttentionBackward(qs[i], ks[i], vs[i], dout, batch, t, h, Shape.Windows[i]);
+            dq = CpuOps.RotaryQkNormBackward(qPre[i], dq, n * h, h, t);
+            dk = CpuOps.RotaryQkNormBackward(kPre[i], dk, n * h, h, t);
+            CpuOps.LinearBackwardWeight(dq, h1s[i], n, c, c, gr[W(i, "attn.c_q")]);
+            CpuOps.LinearBackwardWeight(dk, h1s[i], n, c, c, gr[W(i, "attn.c_k")]);
+            CpuOps.LinearBackwardWeight(dv, h1s[i], n, c, c, gr[W(i, "attn.c_v")]);
+            var dh = CpuOps.LinearBackwardInput(dq, p[W(i, "attn.c_q")], n, c, c);
+            Add(dh, CpuOps.LinearBackwardInput(dk, p[W(i, "attn.c_k")], n, c, c));
+            Add(dh, CpuOps.LinearBackwardInput(dv, p[W(i, "attn.c_v")], n, c, c));
+            if (Shape.HasValueEmbedding[i])
+            {
+                var (dve, dwg, dhGate) = CpuOps.ValueGateBackward(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], dv, n, h, c, v);
+                Add(gr[$"value_embeds.{i}.weight"], dve);
+                Add(gr[W(i, "attn.ve_gate")], dwg);
+                Add(dh, dhGate);
+            }
+            Add(g, CpuOps.RmsNormBackward(ms[i], dh, n, c));
+
+            // Residual mix: m = resid_lambda·x + x0_lambda·x0
+            double drl = 0, dxl = 0;
+            for (long e = 0; e < g.Length; e++)
+            {
+                drl += g[e] * xs[i][e];
+                dxl += g[e] * x0[e];
+                dx0[e] += xl[i] * g[e];
+                g[e] *= rl[i];
+            }
+            gr["resid_lambdas"][i] += drl;
+            gr["x0_lambdas"][i] += dxl;
+        }
+        Add(dx0, g); // layer 0's input x is x0
+        var demb = CpuOps.RmsNormBackward(embedded, dx0, n, c);
+        var dwte = gr["transformer.wte.weight"];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < c; j++)
+                dwte[(long)inputs[i] * c + j] += demb[(long)i * c + j];
+        }
+        return (loss, losses);
+    }
+
+    private static void Add(double[] target, double[] source)
+    {
+        for (long e = 0; e < target.Length; e++)
+            target[e] += source[e];
+    }
+}

@@ -6,4 +6,5 @@ root.Options.Add(CliErrors.VerboseOption);
 // Each command lives in its own file under Commands/ and is added here, one line each.
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(ProfileCommand.Create());
+root.Subcommands.Add(ParityCommand.Create());
 return CliErrors.Invoke(root, args);

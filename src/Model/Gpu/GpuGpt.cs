@@ -39,7 +39,7 @@ public sealed class GpuGpt : IDisposable
         _norm = new RmsNorm(kernels);
         _rotary = new Rotary(kernels);
         _gate = new ValueGate(kernels);
-        _attention = attention ?? new Attention(kernels);
+        _attention = attention ?? new FlashAttention(kernels);
         _relu = new ReluSquare(kernels);
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);

@@ -62,7 +62,7 @@ public static class ParityCommand
             using var stream = new CudaStream(device);
             using var blas = new Blas(device, stream);
             using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
-            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, new HybridAttention(kernels));
+            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, new FlashAttention(kernels));
             foreach (var (name, values) in parameters)
                 model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
             model.Parameters.RefreshBf16(model.Elementwise, stream);

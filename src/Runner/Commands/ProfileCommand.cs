@@ -23,7 +23,7 @@ public static class ProfileCommand
         var depth = new Option<int>("--depth") { Description = "Layers", DefaultValueFactory = _ => 8 };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
         var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
-        var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels for the forward too (slow; the oracle)" };
+        var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
             batch, depth, seqLen, steps, naive,
@@ -39,7 +39,7 @@ public static class ProfileCommand
         using var blas = new Blas(device, stream);
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
         var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
-        IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new HybridAttention(kernels);
+        IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
         using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);
         model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
@@ -55,7 +55,7 @@ public static class ProfileCommand
         }
         model.Upload(inputs, targets);
         Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
-            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash forward + naive backward")}");
+            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash")}");
 
         using var start = new CudaEvent(device);
         using var mid = new CudaEvent(device);

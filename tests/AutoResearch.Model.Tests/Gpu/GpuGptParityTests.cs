@@ -45,7 +45,7 @@ public class GpuGptParityTests
         var (cpuLoss, _) = cpu.ForwardBackward(inputs, targets, batch, cpuGrads);
         int scored = targets.Count(t => t >= 0);
 
-        using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new HybridAttention(TestGpu.Kernels), headChunkRows: 1000);
+        using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new FlashAttention(TestGpu.Kernels), headChunkRows: 1000);
         foreach (var (name, values) in cpu.Parameters)
             gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
         gpu.Parameters.RefreshBf16(gpu.Elementwise, TestGpu.Stream);

@@ -1,0 +1,47 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>
+/// Launcher for the tensor-core flash attention: the forward of kernels/flash_forward.cu and the backward of
+/// kernels/flash_backward.cu (prepare D and the fp32 dq accumulator, one CTA per key block, then dq to bf16).
+/// The attention the model uses.
+/// </summary>
+public sealed class FlashAttention : IAttentionKernels
+{
+    private const int Tile = 64;
+    private const int BackwardSharedBytes = 4 * Tile * 136 * 2 + Tile * 72 * 2 + 2 * Tile * 4;
+
+    private readonly FlashForward _forward;
+    private readonly CudaKernel _prepare;
+    private readonly CudaKernel _backward;
+    private readonly CudaKernel _finish;
+
+    public FlashAttention(KernelCache kernels)
+    {
+        ArgumentNullException.ThrowIfNull(kernels);
+        _forward = new FlashForward(kernels);
+        var module = kernels.Load("flash_backward.cu");
+        _prepare = module.GetKernel("flash_attention_backward_prepare");
+        _backward = module.GetKernel("flash_attention_backward");
+        _finish = module.GetKernel("flash_attention_backward_finish");
+        _backward.SetMaxDynamicSharedMemory(BackwardSharedBytes);
+    }
+
+    /// <summary>D [B, H, T] and the dq accumulator [B, T, H, 128], both fp32.</summary>
+    public long BackwardScratchBytes(int batch, int seqLen, int heads) => 4L * batch * seqLen * heads * (1 + ModelShape.HeadDim);
+
+    public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o, ulong lse, CudaStream stream)
+        => _forward.Forward(q, k, v, batch, seqLen, heads, window, o, lse, stream);
+
+    public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream)
+    {
+        long rows = (long)batch * seqLen * heads;
+        ulong d = scratch, dqAccum = scratch + (ulong)(rows * sizeof(float));
+        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
+        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 128, BackwardSharedBytes, stream,
+            q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window);
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim);
+    }
+}

@@ -35,6 +35,11 @@ public static class Numerics
     /// <summary>Asserts the relative error is within <paramref name="tolerance"/>, naming the tensor, the error and the seed.</summary>
     public static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double tolerance, int seed)
     {
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i]))
+                Assert.Fail($"{what}: element {i} of {actual.Length} is {actual[i]} (expected {expected[i]:G6}; seed {seed})");
+        }
         double error = RelativeError(actual, expected);
         Assert.True(error <= tolerance, $"{what}: relative error {error:E3} > tolerance {tolerance:E1} (seed {seed})");
     }

@@ -72,8 +72,17 @@ public class AttentionTests
         TestGpu.Stream.Synchronize();
         Numerics.AssertClose("o", Bf16.ToFloat(dO.ToArray()), oRef, 1e-2, seed);
         Numerics.AssertClose("lse", dLse.ToArray(), lseRef, 1e-5, seed);
-        Numerics.AssertClose("dq", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
-        Numerics.AssertClose("dk", Bf16.ToFloat(dDk.ToArray()), dkRef, 2e-2, seed);
+        if (window == 0)
+        {
+            // Each query sees only itself: P = 1, so dS = dO·v − dO·o = 0 exactly and dq, dk vanish (a relative error is undefined).
+            Assert.All(Bf16.ToFloat(dDq.ToArray()), g => Assert.True(Math.Abs(g) < 1e-3, $"dq {g} should vanish (seed {seed})"));
+            Assert.All(Bf16.ToFloat(dDk.ToArray()), g => Assert.True(Math.Abs(g) < 1e-3, $"dk {g} should vanish (seed {seed})"));
+        }
+        else
+        {
+            Numerics.AssertClose("dq", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
+            Numerics.AssertClose("dk", Bf16.ToFloat(dDk.ToArray()), dkRef, 2e-2, seed);
+        }
         Numerics.AssertClose("dv", Bf16.ToFloat(dDv.ToArray()), dvRef, 2e-2, seed);
     }
 

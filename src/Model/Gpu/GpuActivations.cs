@@ -74,9 +74,11 @@ public sealed class GpuActivations : IDisposable
         G = A<float>(n * c, "residual gradient");
         GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
         DH = A<float>(n * c, "normed-input gradient");
-        DMlp = A<ushort>(n * f, "MLP hidden gradient");
+
         Normed = A<ushort>(n * c, "normed input (h1/h2, recomputed)");
-        MlpHidden = A<ushort>(n * f, "MLP pre-activation (scratch)");
+        // The forward's MLP pre-activation and the backward's MLP hidden gradient are never live together: one buffer.
+        MlpHidden = A<ushort>(n * f, "MLP pre-activation / hidden gradient (scratch)");
+        DMlp = MlpHidden;
         DQ = A<ushort>(n * c, "dq");
         DK = A<ushort>(n * c, "dk");
         DV = A<ushort>(n * c, "dv");

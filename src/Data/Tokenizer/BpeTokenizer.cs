@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace AutoResearch.Data.Tokenizer;
+
+/// <summary>
+/// Byte-level BPE in the GPT-4 style (SPEC §3): text is split into chunks by <see cref="SplitPattern"/>, each chunk's UTF-8
+/// bytes are merged pair by pair in rank order (merges never cross chunks), and the special tokens follow the BPE ids.
+/// Ranks are the ids; the first 256 need not be the bytes in order (so cl100k's ranks load too). Encoding caches chunk → ids.
+/// </summary>
+public sealed class BpeTokenizer : ITokenizer
+{
+    /// <summary>
+    /// The split pattern of SPEC §3 (`\p{N}{1,2}`), with the possessive quantifiers written as .NET atomic groups.
+    /// </summary>
+    public const string SplitPattern =
+        @"'(?i:[sdmt]|ll|ve|re)|(?>[^\r\n\p{L}\p{N}]?)\p{L}+|\p{N}{1,2}| ?(?>[^\s\p{L}\p{N}]+)[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+
+    /// <summary>The special tokens, after every BPE id; the first is BOS.</summary>
+    public static IReadOnlyList<string> SpecialTokens { get; } = ["<|reserved_0|>", "<|reserved_1|>", "<|reserved_2|>", "<|reserved_3|>"];
+
+    private const int CacheLimit = 1 << 20;
+    private static readonly Encoding Latin1 = Encoding.Latin1;
+
+    private readonly Dictionary<string, int> _ranks;          // token bytes as Latin-1 chars → rank
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private readonly byte[][] _bytesById;
+    private readonly int[] _tokenBytes;
+    private readonly Regex _split;
+    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+
+    /// <param name="mergeableRanks">Token bytes by rank (rank = id).</param>
+    public BpeTokenizer(IReadOnlyList<byte[]> mergeableRanks, string splitPattern = SplitPattern)
+    {
+        ArgumentNullException.ThrowIfNull(mergeableRanks);
+        _ranks = new Dictionary<string, int>(mergeableRanks.Count, StringComparer.Ordinal);
+        for (int rank = 0; rank < mergeableRanks.Count; rank++)
+        {
+            if (!_ranks.TryAdd(Latin1.GetString(mergeableRanks[rank]), rank))
+                throw new ArgumentException($"rank {rank}: the same bytes already have rank {_ranks[Latin1.GetString(mergeableRanks[rank])]}");
+        }
+        for (int b = 0; b < 256; b++)
+        {
+            if (!_ranks.ContainsKey(((char)b).ToString()))
+                throw new ArgumentException($"the ranks have no token for the single byte 0x{b:X2}: byte-level BPE needs all 256");
+        }
+        _lookup = _ranks.GetAlternateLookup<ReadOnlySpan<char>>();
+        MergeableCount = mergeableRanks.Count;
+        _bytesById = new byte[MergeableCount + SpecialTokens.Count][];
+        _tokenBytes = new int[_bytesById.Length];
+        for (int i = 0; i < MergeableCount; i++)
+        {
+            _bytesById[i] = mergeableRanks[i];
+            _tokenBytes[i] = mergeableRanks[i].Length;
+        }
+        for (int s = 0; s < SpecialTokens.Count; s++)
+            _bytesById[MergeableCount + s] = Encoding.UTF8.GetBytes(SpecialTokens[s]); // decodes to its name; 0 bytes for the metric
+        _split = new Regex(splitPattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+    }
+
+    /// <summary>BPE tokens (bytes and merges), without the specials.</summary>
+    public int MergeableCount { get; }
+
+    public int VocabSize => _bytesById.Length;
+
+    public int BosId => MergeableCount;
+
+    public ReadOnlySpan<int> TokenBytes => _tokenBytes;
+
+    /// <summary>The bytes of a BPE token (by rank).</summary>
+    public ReadOnlySpan<byte> BytesOf(int id) => _bytesById[id];
+
+    public int[] Encode(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        EncodeInto(text, ids);
+        return [.. ids];
+    }
+
+    /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="ids"/>.</summary>
+    public void EncodeInto(string text, List<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        foreach (var match in _split.EnumerateMatches(text))
+        {
+            var chunk = text.AsSpan(match.Index, match.Length);
+            var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+            if (!lookup.TryGetValue(chunk, out var chunkIds))
+            {
+                chunkIds = EncodeChunk(chunk);
+                if (_cache.Count > CacheLimit)
+                    _cache.Clear();
+                _cache.TryAdd(chunk.ToString(), chunkIds);
+            }
+            ids.AddRange(chunkIds);
+        }
+    }
+
+    public int[][] EncodeBatch(IReadOnlyList<string> documents, bool prependBos)
+    {
+        ArgumentNullException.ThrowIfNull(documents);
+        var result = new int[documents.Count][];
+        Parallel.For(0, documents.Count, () => new List<int>(), (i, _, buffer) =>
+        {
+            buffer.Clear();
+            if (prependBos)
+                buffer.Add(BosId);
+            EncodeInto(documents[i], buffer);
+            result[i] = [.. buffer];
+            return buffer;
+        }, _ => { });
+        return result;
+    }
+
+    public string Decode(ReadOnlySpan<int> ids)
+    {
+        var bytes = new List<byte>(ids.Length * 4);
+        foreach (var id in ids)
+        {
+            if ((uint)id >= (uint)_bytesById.Length)
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id {id} is outside the vocabulary of {_bytesById.Length}");
+            bytes.AddRange(_bytesById[id]);
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <summary>Byte-pair merging of one chunk: repeatedly merge the adjacent pair of lowest rank.</summary>
+    private int[] EncodeChunk(ReadOnlySpan<char> chunk)
+    {
+        int byteCount = Encoding.UTF8.GetByteCount(chunk);
+        Span<byte> bytes = byteCount <= 256 ? stackalloc byte[byteCount] : new byte[byteCount];
+        Encoding.UTF8.GetBytes(chunk, bytes);
+        Span<char> chars = byteCount <= 256 ? stackalloc char[byteCount] : new char[byteCount];
+        for (int i = 0; i < byteCount; i++)
+            chars[i] = (char)bytes[i];
+        if (_lookup.TryGetValue(chars, out int whole))
+            return [whole];
+
+        // starts[k] is where part k begins; parts are merged by removing a boundary.
+        var starts = new List<int>(byteCount + 1);
+        for (int i = 0; i <= byteCount; i++)
+            starts.Add(i);
+        while (starts.Count > 2)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (int k = 0; k + 2 < starts.Count; k++)
+            {
+                if (_lookup.TryGetValue(chars[starts[k]..starts[k + 2]], out int rank) && rank < bestRank)
+                {
+                    bestRank = rank;
+                    best = k;
+                }
+            }
+            if (best < 0)
+                break;
+            starts.RemoveAt(best + 1);
+        }
+        var ids = new int[starts.Count - 1];
+        for (int k = 0; k < ids.Length; k++)
+            ids[k] = _lookup[chars[starts[k]..starts[k + 1]]];
+        return ids;
+    }
+}

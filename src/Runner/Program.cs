@@ -7,4 +7,6 @@ root.Options.Add(CliErrors.VerboseOption);
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(ProfileCommand.Create());
 root.Subcommands.Add(ParityCommand.Create());
+root.Subcommands.Add(PrepareCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
 return CliErrors.Invoke(root, args);

@@ -1,0 +1,97 @@
+using Parquet;
+using Parquet.Schema;
+
+namespace AutoResearch.Data.Shards;
+
+/// <summary>
+/// The shard files of SPEC §2: Parquet with a string column <c>text</c>, one document per row, named shard_00000.parquet …;
+/// the shard with the highest index (6542 for the public data set) is the validation shard.
+/// </summary>
+public static class ParquetShards
+{
+    public const string TextColumn = "text";
+
+    /// <summary>The index of the pinned validation shard of the public data set.</summary>
+    public const int ValidationIndex = 6542;
+
+    public static string FileName(int index) => $"shard_{index:D5}.parquet";
+
+    /// <summary>Writes documents as one shard, to a temporary name renamed when complete.</summary>
+    public static void Write(string path, IReadOnlyList<string> documents) => WriteAsync(path, documents).GetAwaiter().GetResult();
+
+    private static async Task WriteAsync(string path, IReadOnlyList<string> documents)
+    {
+        ArgumentNullException.ThrowIfNull(documents);
+        var field = new DataField<string>(TextColumn);
+        var temp = $"{path}.{Environment.ProcessId}.tmp";
+        try
+        {
+            await using (var stream = File.Create(temp))
+            {
+                await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(field), stream);
+                const int rowGroup = 4096;
+                for (int start = 0; start < documents.Count; start += rowGroup)
+                {
+                    using var group = writer.CreateRowGroup();
+                    await group.WriteAsync(field, documents.Skip(start).Take(rowGroup).ToArray(), null);
+                }
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Reads the documents of a shard; a bad file, a missing text column or an empty shard is an error naming the file.</summary>
+    public static IReadOnlyList<string> Read(string path) => ReadAsync(path).GetAwaiter().GetResult();
+
+    private static async Task<List<string>> ReadAsync(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"shard '{path}' does not exist: run `autoresearch prepare`", path);
+        await using var stream = File.OpenRead(path);
+        ParquetReader reader;
+        try
+        {
+            reader = await ParquetReader.CreateAsync(stream);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable Parquet file (corrupt or truncated): {e.Message}", e);
+        }
+        await using (reader)
+        {
+            var field = reader.Schema.GetDataFields().FirstOrDefault(f => f.Name == TextColumn)
+                ?? throw new InvalidDataException($"'{path}' has no '{TextColumn}' column (columns: {string.Join(", ", reader.Schema.GetDataFields().Select(f => f.Name))})");
+            var documents = new List<string>();
+            for (int g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var values = new string?[group.RowCount];
+                await group.ReadAsync(field, values.AsMemory(), null);
+                foreach (var v in values)
+                {
+                    if (!string.IsNullOrEmpty(v))
+                        documents.Add(v);
+                }
+            }
+            if (documents.Count == 0)
+                throw new InvalidDataException($"shard '{path}' holds no documents");
+            return documents;
+        }
+    }
+
+    /// <summary>The shards of a data folder, in index order, the validation shard last; at least two are needed.</summary>
+    public static (IReadOnlyList<string> Train, string Validation) List(string dataDirectory)
+    {
+        if (!Directory.Exists(dataDirectory))
+            throw new DirectoryNotFoundException($"no data at '{dataDirectory}': run `autoresearch prepare` first");
+        var shards = Directory.GetFiles(dataDirectory, "shard_*.parquet").Order(StringComparer.Ordinal).ToList();
+        if (shards.Count < 2)
+            throw new InvalidDataException($"'{dataDirectory}' holds {shards.Count} shard(s); at least two are needed (training and the validation shard): run `autoresearch prepare`");
+        return (shards[..^1], shards[^1]);
+    }
+}

@@ -9,4 +9,5 @@ root.Subcommands.Add(ProfileCommand.Create());
 root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(PrepareCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 return CliErrors.Invoke(root, args);

@@ -6,9 +6,9 @@ namespace AutoResearch.Data.Loading;
 
 /// <summary>
 /// Batches of B rows × (T+1) tokens, best-fit packed (SPEC §4) from shards that are read in order and cycled forever
-/// (the epoch counts the passes, 1 on the first). Documents are read 128 at a time and tokenized in parallel with BOS first.
-/// A background producer keeps up to <c>prefetch</c> batches ready; buffers are recycled, so the steady state allocates nothing
-/// per batch. Dispose stops the producer.
+/// (the epoch counts the passes, 1 on the first). A tokenizing stage encodes documents (BOS first) in parallel ahead of the
+/// packer, which takes them 128 at a time; a producer keeps up to <c>prefetch</c> packed batches ready; batch buffers are
+/// recycled. Dispose stops both stages.
 /// </summary>
 public sealed class PackedLoader : IDisposable
 {
@@ -20,9 +20,10 @@ public sealed class PackedLoader : IDisposable
     private readonly BlockingCollection<int[]> _free = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _producer;
-    private int _shardIndex;
-    private IReadOnlyList<string> _documents = [];
-    private int _documentIndex;
+    private readonly Task _tokenizerStage;
+    private readonly BlockingCollection<(int[][] Documents, int Epoch)> _tokenized = new(16);
+    private int[][] _pending = [];
+    private int _pendingIndex;
     private int _epoch = 1;
 
     public PackedLoader(IReadOnlyList<string> shards, ITokenizer tokenizer, int batch, int seqLen, int prefetch = 4)
@@ -38,6 +39,7 @@ public sealed class PackedLoader : IDisposable
         for (int i = 0; i < prefetch + 2; i++)
             _free.Add(new int[batch * (seqLen + 1)]);
         var packer = new BestFitPacker(NextDocuments);
+        _tokenizerStage = Task.Factory.StartNew(Tokenize, TaskCreationOptions.LongRunning);
         _producer = Task.Factory.StartNew(() => Produce(packer), TaskCreationOptions.LongRunning);
     }
 
@@ -58,9 +60,10 @@ public sealed class PackedLoader : IDisposable
             WaitTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
             return item;
         }
-        catch (InvalidOperationException) when (_producer.IsFaulted)
+        catch (InvalidOperationException) when (_producer.IsFaulted || _tokenizerStage.IsFaulted)
         {
-            throw new InvalidOperationException($"the data loader failed: {_producer.Exception!.InnerException!.Message}", _producer.Exception.InnerException);
+            var failure = (_producer.Exception ?? _tokenizerStage.Exception)!.InnerException!;
+            throw new InvalidOperationException($"the data loader failed: {failure.Message}", failure);
         }
     }
 
@@ -88,24 +91,53 @@ public sealed class PackedLoader : IDisposable
         }
     }
 
+    /// <summary>Documents read 128 at a time (SPEC §4) from the tokenizing stage.</summary>
     private IReadOnlyList<int[]> NextDocuments()
     {
-        var batch = new List<string>(DocumentsPerRead);
+        var batch = new List<int[]>(DocumentsPerRead);
         while (batch.Count < DocumentsPerRead)
         {
-            if (_documentIndex >= _documents.Count)
+            if (_pendingIndex >= _pending.Length)
             {
-                if (_shardIndex == _shards.Count)
-                {
-                    _shardIndex = 0;
-                    _epoch++;
-                }
-                _documents = ParquetShards.Read(_shards[_shardIndex++]);
-                _documentIndex = 0;
+                (_pending, _epoch) = _tokenized.Take(_stop.Token);
+                _pendingIndex = 0;
             }
-            batch.Add(_documents[_documentIndex++]);
+            batch.Add(_pending[_pendingIndex++]);
         }
-        return _tokenizer.EncodeBatch(batch, prependBos: true);
+        return batch;
+    }
+
+    /// <summary>
+    /// The tokenizing stage: shards in order, cycled forever, documents encoded (BOS first) 1024 at a time in parallel, ahead of
+    /// the packer.
+    /// </summary>
+    private void Tokenize()
+    {
+        const int group = 1024;
+        try
+        {
+            int epoch = 1;
+            while (!_stop.IsCancellationRequested)
+            {
+                for (int s = 0; s < _shards.Count && !_stop.IsCancellationRequested; s++)
+                {
+                    var documents = ParquetShards.Read(_shards[s]);
+                    for (int start = 0; start < documents.Count; start += group)
+                    {
+                        var slice = documents.Skip(start).Take(group).ToArray();
+                        _tokenized.Add((_tokenizer.EncodeBatch(slice, prependBos: true), epoch), _stop.Token);
+                    }
+                }
+                epoch++;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            _tokenized.CompleteAdding();
+        }
     }
 
     public void Dispose()
@@ -113,11 +145,12 @@ public sealed class PackedLoader : IDisposable
         _stop.Cancel();
         try
         {
-            _producer.Wait(TimeSpan.FromSeconds(10));
+            Task.WaitAll([_producer, _tokenizerStage], TimeSpan.FromSeconds(10));
         }
         catch (AggregateException)
         {
         }
+        _tokenized.Dispose();
         _stop.Dispose();
         _ready.Dispose();
         _free.Dispose();

@@ -25,6 +25,7 @@ public sealed class PackedLoader : IDisposable
     private int[][] _pending = [];
     private int _pendingIndex;
     private int _epoch = 1;
+    private volatile Exception? _failure;
 
     public PackedLoader(IReadOnlyList<string> shards, ITokenizer tokenizer, int batch, int seqLen, int prefetch = 4)
     {
@@ -60,10 +61,9 @@ public sealed class PackedLoader : IDisposable
             WaitTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
             return item;
         }
-        catch (InvalidOperationException) when (_producer.IsFaulted || _tokenizerStage.IsFaulted)
+        catch (InvalidOperationException) when (_failure is not null)
         {
-            var failure = (_producer.Exception ?? _tokenizerStage.Exception)!.InnerException!;
-            throw new InvalidOperationException($"the data loader failed: {failure.Message}", failure);
+            throw new InvalidOperationException($"the data loader failed: {_failure.Message}", _failure);
         }
     }
 
@@ -84,6 +84,10 @@ public sealed class PackedLoader : IDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _failure ??= e;
         }
         finally
         {
@@ -133,6 +137,10 @@ public sealed class PackedLoader : IDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _failure ??= e;
         }
         finally
         {

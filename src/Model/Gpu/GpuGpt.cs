@@ -25,7 +25,7 @@ public sealed class GpuGpt : IDisposable
     private readonly StreamProfiler _profiler;
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = 16384)
+        IAttentionKernels? attention = null, int headChunkRows = 8192)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);

@@ -84,6 +84,7 @@ public static class ProgressChart
         plot.XLabel("Experiment #");
         plot.YLabel("Validation BPB (lower is better)");
         plot.ShowLegend(Alignment.UpperRight);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         SetLimits(plot, analysis);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }

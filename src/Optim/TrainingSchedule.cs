@@ -21,8 +21,10 @@ public static class TrainingSchedule
     {
         if (warmupRatio > 0 && progress < warmupRatio)
             return progress / warmupRatio;
-        if (progress <= 1 - warmdownRatio)
+        if (progress < 1 - warmdownRatio || (warmdownRatio > 0 && progress == 1 - warmdownRatio))
             return 1.0;
+        if (warmdownRatio <= 0)
+            return finalLrFraction;
         double intoWarmdown = (progress - (1 - warmdownRatio)) / warmdownRatio;
         return 1.0 + (finalLrFraction - 1.0) * Math.Min(intoWarmdown, 1);
     }

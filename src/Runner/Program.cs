@@ -10,4 +10,6 @@ root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(PrepareCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(ResultsCommand.Create());
+root.Subcommands.Add(AnalyzeCommand.Create());
 return CliErrors.Invoke(root, args);

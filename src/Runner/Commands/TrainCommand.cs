@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using AutoResearch.Data;
 using AutoResearch.Data.Evaluation;
 using AutoResearch.Data.Loading;
@@ -10,9 +9,9 @@ using AutoResearch.Model;
 using AutoResearch.Model.Checkpoint;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
-using AutoResearch.Optim;
+using OptimizerSettings = AutoResearch.Optim.OptimizerSettings;
 using AutoResearch.Optim.Gpu;
-using AutoResearch.Runner.Training;
+using AutoResearch.Runner.Experiment;
 
 namespace AutoResearch.Runner;
 
@@ -25,11 +24,11 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => Constants.TimeBudgetSeconds };
+        var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => ExperimentConstants.TimeBudgetSeconds };
         var depth = new Option<int>("--depth") { Description = "Layers", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
-        var deviceBatch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (lower it if the GPU runs out of memory)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatch };
-        var totalBatch = new Option<int>("--total-batch") { Description = "Tokens per optimizer step", DefaultValueFactory = _ => Hyperparameters.Default.TotalBatchTokens };
-        var evalTokens = new Option<long>("--eval-tokens") { Description = "Validation tokens scored at the end", DefaultValueFactory = _ => Constants.EvalTokens };
+        var deviceBatch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (lower it if the GPU runs out of memory)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
+        var totalBatch = new Option<int>("--total-batch") { Description = "Tokens per optimizer step", DefaultValueFactory = _ => Hyperparameters.Default.TotalBatchSize };
+        var evalTokens = new Option<long>("--eval-tokens") { Description = "Validation tokens scored at the end", DefaultValueFactory = _ => ExperimentConstants.EvalTokens };
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file" };
         var device = new Option<string>("--device") { Description = "gpu (cpu training is not available yet)", DefaultValueFactory = _ => "gpu" };
@@ -42,12 +41,12 @@ public static class TrainCommand
         {
             if (parse.GetValue(device) == "cpu")
                 throw new NotSupportedException("--device cpu training is not available yet; it needs a GPU for now");
-            var h = Hyperparameters.Default with
+            var h = (Hyperparameters.Default with
             {
                 Depth = parse.GetValue(depth),
-                DeviceBatch = parse.GetValue(deviceBatch),
-                TotalBatchTokens = parse.GetValue(totalBatch),
-            };
+                DeviceBatchSize = parse.GetValue(deviceBatch),
+                TotalBatchSize = parse.GetValue(totalBatch),
+            }).Validate();
             return Task.FromResult(Run(h, parse.GetValue(budget), parse.GetValue(evalTokens), CachePaths.From(parse.GetValue(cache)), parse.GetValue(save), token));
         });
         return command;
@@ -56,11 +55,9 @@ public static class TrainCommand
     private static int Run(Hyperparameters h, double budgetSeconds, long evalTokens, CachePaths cache, string? savePath, CancellationToken cancel)
     {
         var total = Stopwatch.StartNew();
-        int t = Constants.MaxSeqLen, b = h.DeviceBatch;
+        int t = ExperimentConstants.MaxSeqLen, b = h.DeviceBatchSize;
         int tokensPerMicroBatch = b * t;
-        if (h.TotalBatchTokens % tokensPerMicroBatch != 0)
-            throw new ArgumentException($"--total-batch {h.TotalBatchTokens} is not a multiple of device batch × T = {tokensPerMicroBatch}");
-        int accumulation = h.TotalBatchTokens / tokensPerMicroBatch;
+        int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize);
         var tokenizer = TokenizerFiles.Load(cache.Tokenizer);
         var (trainShards, validationShard) = ParquetShards.List(cache.Data);
 
@@ -81,26 +78,27 @@ public static class TrainCommand
         using var kernels = new KernelCache(gpu, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
         var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
         using var model = new GpuGpt(gpu, stream, blas, kernels, shape, b);
-        model.Parameters.InitialiseLikeSpec(h.Seed);
+        model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
-        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLearningRate, h.EmbeddingLearningRate, h.ScalarLearningRate,
-            h.MatrixLearningRate, h.AdamBeta1, h.AdamBeta2);
+        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
         using var optimizer = new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings);
         long nonEmbedding = model.Parameters.Entries.Where(e => !(e.Name == "transformer.wte.weight" || e.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
             || e.Name.EndsWith("lambdas", StringComparison.Ordinal))).Sum(e => e.Count);
         double flopsPerToken = 6.0 * nonEmbedding + shape.Windows.Sum(w => 12.0 * shape.Heads * ModelShape.HeadDim * Math.Min(w, t));
-        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters, depth {h.Depth}, width {shape.ModelDim}; batch {h.TotalBatchTokens} tokens "
+        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters, depth {h.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; kernels compiled {kernels.Compiled}, cached {kernels.DiskHits}");
 
         using var loader = new PackedLoader(trainShards, tokenizer, b, t);
+        var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds);
+        var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
         var targets = new int[tokensPerMicroBatch];
-        double trainingSeconds = 0, emaLoss = 0;
-        int step = 0, epoch = 1;
+        int epoch = 1;
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
-            double progress = TrainingSchedule.Progress(trainingSeconds, budgetSeconds);
+            double progress = clock.Progress; // before the step (SPEC §7)
+            int step = clock.Step;
             stream.Synchronize();
             var stepWatch = Stopwatch.StartNew();
             model.Parameters.ZeroGradients(stream);
@@ -116,33 +114,24 @@ public static class TrainCommand
                 model.ForwardBackward(1f / (scored * accumulation));
                 scoredTotal += scored;
             }
-            float lossSum = model.ReadLossSum();
-            double loss = lossSum / scoredTotal;
-            if (double.IsNaN(loss) || loss > 100)
+            double loss = model.ReadLossSum() / (double)scoredTotal;
+            if (TrainingClock.IsFastFail(loss))
             {
                 Console.WriteLine();
                 Console.WriteLine("FAIL");
                 return 3;
             }
-            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLearningRateFraction);
-            optimizer.Step((float)lrMultiplier, (float)TrainingSchedule.MuonMomentum(step), (float)TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
+            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h);
+            optimizer.Step((float)lrMultiplier, (float)TrainingSchedule.MuonMomentum(step), (float)TrainingSchedule.MuonWeightDecay(progress, h));
             stream.Synchronize();
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
-            if (step > 10)
-                trainingSeconds += stepSeconds;
-            emaLoss = 0.9 * emaLoss + 0.1 * loss;
-            double debiased = emaLoss / (1 - Math.Pow(0.9, step + 1));
-            double tokensPerSecond = h.TotalBatchTokens / stepSeconds;
-            double mfu = flopsPerToken * tokensPerSecond / Constants.PeakFlops;
-            double remaining = Math.Max(0, budgetSeconds - trainingSeconds);
-            Console.Write(string.Create(CultureInfo.InvariantCulture,
-                $"\rstep {step:D5} ({100 * TrainingSchedule.Progress(trainingSeconds, budgetSeconds):F1}%) | loss: {debiased:F6} | lrm: {lrMultiplier:F2} | dt: {stepSeconds * 1000:F0}ms | tok/sec: {tokensPerSecond:N0} | mfu: {100 * mfu:F1}% | epoch: {epoch} | remaining: {remaining:F0}s    "));
-            step++;
-            if (step > 11 && trainingSeconds >= budgetSeconds)
+            bool stop = clock.CompleteStep(stepSeconds);
+            Console.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
+                clock.StepMfuPercent(stepSeconds), epoch, clock.RemainingSeconds));
+            if (stop)
                 break;
         }
         Console.WriteLine();
-        int countedSteps = step - 11;
 
         // Evaluation: a fresh validation loader, EVAL_TOKENS / (B·T) batches, bpb over the scored target bytes.
         var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
@@ -168,12 +157,10 @@ public static class TrainCommand
             var values = model.Parameters.Entries.ToDictionary(e => e.Name, e => model.Parameters.Download(model.Parameters.Master, e.Name).Select(v => (double)v).ToArray());
             ModelCheckpoint.Save(savePath, shape, values);
         }
-        double countedTokensPerSecond = countedSteps * (double)h.TotalBatchTokens / Math.Max(trainingSeconds, 1e-9);
-        var summary = new Summary(bpb.BitsPerByte, trainingSeconds, total.Elapsed.TotalSeconds, gpu.Memory.PeakMegabytes,
-            100 * flopsPerToken * countedTokensPerSecond / Constants.PeakFlops, step * (double)h.TotalBatchTokens / 1e6, step,
-            model.Parameters.Count / 1e6, h.Depth);
+        var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, gpu.Memory.PeakMegabytes,
+            clock.MfuPercent, clock.TotalTokensMillions, clock.Step, model.Parameters.Count / 1e6, h.Depth);
         Console.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
-        Console.WriteLine(summary.Format());
+        Console.Write(summary.Format());
         return 0;
     }
 

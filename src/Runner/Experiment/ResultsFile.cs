@@ -1,0 +1,77 @@
+using System.Globalization;
+
+namespace AutoResearch.Runner.Experiment;
+
+/// <summary>results.tsv (SPEC §10): a header line then one tab-separated row per experiment. Never committed.</summary>
+public static class ResultsFile
+{
+    /// <summary>The header line.</summary>
+    public const string Header = "commit\tval_bpb\tmemory_gb\tstatus\tdescription";
+
+    /// <summary>Default file name, in the current folder.</summary>
+    public const string DefaultFileName = "results.tsv";
+
+    /// <summary>
+    /// Appends a row: reads the existing file (checking its header), writes the whole new file to a temporary name
+    /// and renames it, so an error at any point leaves the old file intact. Creates the file with its header when absent or empty.
+    /// </summary>
+    public static void Append(string path, ResultRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        string existing = File.Exists(path) ? File.ReadAllText(path) : "";
+        if (existing.Length > 0)
+            Parse(existing, path); // refuse to append to a file that is not a results table
+        AtomicFile.WriteText(path, writer =>
+        {
+            if (existing.Length == 0)
+                writer.Write(Header + "\n");
+            else
+            {
+                writer.Write(existing);
+                if (!existing.EndsWith('\n'))
+                    writer.Write('\n');
+            }
+            writer.Write(row.ToTsvLine());
+            writer.Write('\n');
+        });
+    }
+
+    /// <summary>Reads all rows; throws naming the file when it is missing or malformed.</summary>
+    public static IReadOnlyList<ResultRow> Read(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{path} does not exist: log runs with 'autoresearch results add' first.", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses the text of a results file; <paramref name="source"/> names it in errors.</summary>
+    public static IReadOnlyList<ResultRow> Parse(string text, string source)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string[] lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
+        if (lines[0] != Header)
+            throw new FormatException($"{source}: line 1 is '{lines[0]}', expected the header '{Header.Replace("\t", "\\t", StringComparison.Ordinal)}'.");
+        var rows = new List<ResultRow>(lines.Length);
+        for (int i = 1; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0)
+                continue;
+            string[] fields = lines[i].Split('\t');
+            string where = $"{source}: line {i + 1}";
+            if (fields.Length != 5)
+                throw new FormatException($"{where} has {fields.Length} tab-separated fields, expected 5 (commit, val_bpb, memory_gb, status, description).");
+            rows.Add(new ResultRow(
+                fields[0],
+                ParseNumber(fields[1], where, "val_bpb"),
+                ParseNumber(fields[2], where, "memory_gb"),
+                ResultRow.ParseStatus(fields[3], where),
+                fields[4]));
+        }
+        return rows;
+    }
+
+    private static double ParseNumber(string text, string where, string column) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            ? value
+            : throw new FormatException($"{where}: {column} is '{text}', expected a number.");
+}

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+public class CliTests
+{
+    private static (int ExitCode, string Output, string Error) Invoke(params string[] args)
+    {
+        var root = new RootCommand("test");
+        root.Subcommands.Add(ResultsCommand.Create());
+        root.Subcommands.Add(AnalyzeCommand.Create());
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Results_add_help_lists_its_options()
+    {
+        var (code, output, _) = Invoke("results", "add", "--help");
+        Assert.Equal(0, code);
+        foreach (string option in (string[])["--status", "--description", "--log", "--file", "--commit"])
+            Assert.Contains(option, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Analyze_help_lists_its_options()
+    {
+        var (code, output, _) = Invoke("analyze", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--out", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Results_add_with_an_unknown_status_fails_to_parse()
+    {
+        var (code, _, error) = Invoke("results", "add", "--status", "maybe", "--description", "x");
+        Assert.NotEqual(0, code);
+        Assert.Contains("maybe", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Results_add_writes_a_row_from_the_command_line()
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+        var (code, output, _) = Invoke("results", "add", "--status", "crash", "--description", "oom at depth 16", "--file", results, "--commit", "abc1234");
+        Assert.Equal(0, code);
+        Assert.Equal("abc1234\t0.000000\t0.0\tcrash\toom at depth 16", output.Trim());
+        Assert.EndsWith("abc1234\t0.000000\t0.0\tcrash\toom at depth 16\n", File.ReadAllText(results), StringComparison.Ordinal);
+    }
+}

@@ -11,7 +11,7 @@ public sealed class ConcurrencyTests
 {
     private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 120_000)] // bounded: a hang fails instead of stalling CI
     public async Task Sixteen_clients_pushing_and_posting_at_once_lose_nothing()
     {
         const int Clients = 16, PushesEach = 3, PostsEach = 10;

@@ -9,7 +9,7 @@ namespace AutoResearch.Hub.Tests;
 public sealed class DashboardBrowserTests
 {
     private const string ChromiumPath = "/usr/bin/chromium";
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
     public async Task Dashboard_shows_the_best_val_bpb_per_platform_from_result_posts()

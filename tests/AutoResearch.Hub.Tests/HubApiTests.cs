@@ -8,7 +8,7 @@ namespace AutoResearch.Hub.Tests;
 /// <summary>The whole API of SPEC §11 against a real server on loopback and real git repositories.</summary>
 public sealed class HubApiTests
 {
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static async Task<JsonElement> JsonOf(HttpResponseMessage r) =>
         JsonDocument.Parse(await r.Content.ReadAsStringAsync(Ct)).RootElement.Clone();

@@ -12,9 +12,9 @@ namespace AutoResearch.Hub.Tests;
 public sealed class LoadTests
 {
     private const int Agents = 50, PostsEach = 20, PushesEach = 2;
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact(Timeout = 120_000)] // bounded: a hang fails instead of stalling CI
+    [Fact]
     public async Task Fifty_agents_posting_and_pushing_lose_nothing_and_report_latency()
     {
         int seed = Environment.TickCount;

@@ -5,4 +5,5 @@ var root = new RootCommand("autoresearch: train a small GPT on one NVIDIA GPU fo
 root.Options.Add(CliErrors.VerboseOption);
 // Each command lives in its own file under Commands/ and is added here, one line each.
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(HubCommand.Create());
 return CliErrors.Invoke(root, args);

@@ -12,4 +12,5 @@ root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(ResultsCommand.Create());
 root.Subcommands.Add(AnalyzeCommand.Create());
+root.Subcommands.Add(HubCommand.Create());
 return CliErrors.Invoke(root, args);

@@ -1,0 +1,4 @@
+namespace AutoResearch.Hub;
+
+/// <summary>A post in a channel (JSON: id, channel, agent_id, content, created_at).</summary>
+public sealed record PostRecord(long Id, string Channel, string AgentId, string Content, string CreatedAt);

@@ -15,6 +15,20 @@ public static class Numerics
         return result;
     }
 
+    /// <summary>Uniform values in [-scale, scale) rounded to bf16: the bits to upload and the exact values as fp64.</summary>
+    public static (ushort[] Bits, double[] Values) RandomBf16(Random random, long count, double scale = 1)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        var bits = new ushort[count];
+        var values = new double[count];
+        for (long i = 0; i < count; i++)
+        {
+            bits[i] = AutoResearch.Native.Bf16.FromFloat((float)((random.NextDouble() * 2 - 1) * scale));
+            values[i] = AutoResearch.Native.Bf16.ToFloat(bits[i]);
+        }
+        return (bits, values);
+    }
+
     /// <summary>‖actual − expected‖ / ‖expected‖ in fp64; NaN or infinity anywhere in actual gives +∞.</summary>
     public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
     {

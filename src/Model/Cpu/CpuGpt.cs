@@ -21,31 +21,11 @@ public sealed class CpuGpt
     /// <summary>Values by reference name (fp64, row-major out × in).</summary>
     public Dictionary<string, double[]> Parameters { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>
-    /// SPEC §5's initialisation from <paramref name="seed"/>: wte normal(0, 1), lm_head normal(0, 0.001), q/k/v and c_fc
-    /// uniform(±sqrt(3)/sqrt(d)), the projections and gates zero, value embeddings uniform, lambdas 1.0 and 0.1.
-    /// </summary>
+    /// <summary>SPEC §5's initialisation from <paramref name="seed"/> (<see cref="ParameterInitializer"/>; the GPU model draws the same values).</summary>
     public void InitialiseLikeSpec(int seed)
     {
-        var r = new Random(seed);
-        double s = Math.Sqrt(3) / Math.Sqrt(Shape.ModelDim);
-        double Normal(double std) => std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
-        foreach (var (name, values) in Parameters)
-        {
-            bool zero = name.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) || name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)
-                || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
-            for (int i = 0; i < values.Length; i++)
-            {
-                values[i] = name switch
-                {
-                    "transformer.wte.weight" => Normal(1),
-                    "lm_head.weight" => Normal(0.001),
-                    "resid_lambdas" => 1,
-                    "x0_lambdas" => 0.1,
-                    _ => zero ? 0 : (r.NextDouble() * 2 - 1) * s,
-                };
-            }
-        }
+        foreach (var (name, values) in ParameterInitializer.LikeSpec(Shape, seed))
+            values.CopyTo(Parameters[name], 0);
     }
 
     /// <summary>Zeroed gradient arrays for every parameter.</summary>

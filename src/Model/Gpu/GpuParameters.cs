@@ -92,34 +92,13 @@ public sealed class GpuParameters : IDisposable
     }
 
     /// <summary>
-    /// SPEC §5's initialisation drawn on the host from <paramref name="seed"/>: wte normal(0, 1), lm_head normal(0, 0.001),
-    /// q/k/v and c_fc uniform(±sqrt(3)/sqrt(d)), the projections and gates zero, value embeddings uniform, lambdas 1.0 and 0.1.
-    /// Uploads the masters; call <see cref="RefreshBf16"/> after.
+    /// SPEC §5's initialisation from <paramref name="seed"/> (<see cref="ParameterInitializer"/>, the same values as the CPU
+    /// reference's), uploaded to the masters; call <see cref="RefreshBf16"/> after.
     /// </summary>
     public void InitialiseLikeSpec(int seed)
     {
-        var r = new Random(seed);
-        double s = Math.Sqrt(3) / Math.Sqrt(Shape.ModelDim);
-        float Normal(double std) => (float)(std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble()));
-        foreach (var e in Entries)
-        {
-            var values = new float[e.Count];
-            string n = e.Name;
-            bool zero = n.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) || n.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)
-                || n.EndsWith("ve_gate.weight", StringComparison.Ordinal);
-            for (long i = 0; i < values.Length; i++)
-            {
-                values[i] = n switch
-                {
-                    "transformer.wte.weight" => Normal(1),
-                    "lm_head.weight" => Normal(0.001),
-                    "resid_lambdas" => 1f,
-                    "x0_lambdas" => 0.1f,
-                    _ => zero ? 0f : (float)((r.NextDouble() * 2 - 1) * s),
-                };
-            }
-            Upload(n, values);
-        }
+        foreach (var (name, values) in ParameterInitializer.LikeSpec(Shape, seed))
+            Upload(name, values.Select(v => (float)v).ToArray());
     }
 
     /// <summary>bf16 copies ← fp32 masters, for every tensor (after an optimizer step or an upload).</summary>

@@ -31,13 +31,7 @@ public class AttentionTests
         long count = (long)batch * seqLen * heads * 128;
         ushort[] Bits(double scale, out double[] values)
         {
-            var bits = new ushort[count];
-            values = new double[count];
-            for (long i = 0; i < count; i++)
-            {
-                bits[i] = Bf16.FromFloat((float)((r.NextDouble() * 2 - 1) * scale));
-                values[i] = Bf16.ToFloat(bits[i]);
-            }
+            (var bits, values) = Numerics.RandomBf16(r, count, scale);
             return bits;
         }
         // QK-normed vectors have RMS 1 (uniform in ±sqrt(3)): realistic score magnitudes.
@@ -95,13 +89,7 @@ public class AttentionTests
         int seed = 7000 + window;
         var r = new Random(seed);
         long count = (long)batch * seqLen * heads * 128;
-        ushort[] Bits(double scale)
-        {
-            var bits = new ushort[count];
-            for (long i = 0; i < count; i++)
-                bits[i] = Bf16.FromFloat((float)((r.NextDouble() * 2 - 1) * scale));
-            return bits;
-        }
+        ushort[] Bits(double scale) => Numerics.RandomBf16(r, count, scale).Bits;
         var inputs = new[] { Bits(Math.Sqrt(3)), Bits(Math.Sqrt(3)), Bits(1), Bits(1) };
         float[][] Run(IAttentionKernels attention)
         {

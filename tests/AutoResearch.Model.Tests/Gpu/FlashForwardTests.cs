@@ -12,18 +12,6 @@ public class FlashForwardTests
 {
     private static CudaDevice Device => TestGpu.Device;
 
-    private static (ushort[] Bits, double[] Values) Random(Random r, long count, double scale)
-    {
-        var bits = new ushort[count];
-        var values = new double[count];
-        for (long i = 0; i < count; i++)
-        {
-            bits[i] = Bf16.FromFloat((float)((r.NextDouble() * 2 - 1) * scale));
-            values[i] = Bf16.ToFloat(bits[i]);
-        }
-        return (bits, values);
-    }
-
     private static (float[] O, float[] Lse) Run(Action<ulong, ulong, ulong, ulong, ulong> forward, ushort[] q, ushort[] k, ushort[] v, long lseCount)
     {
         using var dQ = Device.Allocate<ushort>(q.Length, "q");
@@ -51,9 +39,9 @@ public class FlashForwardTests
         int seed = 5000 + seqLen * 3 + window;
         var r = new Random(seed);
         long count = (long)batch * seqLen * heads * 128;
-        var (qb, q) = Random(r, count, Math.Sqrt(3));
-        var (kb, k) = Random(r, count, Math.Sqrt(3));
-        var (vb, v) = Random(r, count, 1);
+        var (qb, q) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (kb, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (vb, v) = Numerics.RandomBf16(r, count, 1);
         var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
         var flash = new FlashForward(TestGpu.Kernels);
         var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
@@ -70,9 +58,9 @@ public class FlashForwardTests
         int seed = 6000 + window;
         var r = new Random(seed);
         long count = (long)batch * seqLen * heads * 128;
-        var (qb, _) = Random(r, count, Math.Sqrt(3));
-        var (kb, _) = Random(r, count, Math.Sqrt(3));
-        var (vb, _) = Random(r, count, 1);
+        var (qb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (kb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (vb, _) = Numerics.RandomBf16(r, count, 1);
         var flash = new FlashForward(TestGpu.Kernels);
         var naive = new AttentionNaive(TestGpu.Kernels);
         var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);

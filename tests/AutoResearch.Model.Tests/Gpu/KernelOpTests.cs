@@ -17,19 +17,6 @@ public class KernelOpTests
 
     private static CudaStream Stream => TestGpu.Stream;
 
-    /// <summary>Random values rounded to bf16: the bits to upload and the exact values as fp64.</summary>
-    private static (ushort[] Bits, double[] Values) RandomBf16(Random r, long count, double scale = 1)
-    {
-        var bits = new ushort[count];
-        var values = new double[count];
-        for (long i = 0; i < count; i++)
-        {
-            bits[i] = Bf16.FromFloat((float)((r.NextDouble() * 2 - 1) * scale));
-            values[i] = Bf16.ToFloat(bits[i]);
-        }
-        return (bits, values);
-    }
-
     private static DeviceBuffer<T> Upload<T>(T[] data, string owner) where T : unmanaged
     {
         var buffer = Device.Allocate<T>(data.Length, owner);
@@ -54,7 +41,7 @@ public class KernelOpTests
     {
         int seed = n * 31 + c;
         var r = new Random(seed);
-        var (xBits, x) = RandomBf16(r, (long)n * c, 3);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c, 3);
         var dy = Numerics.RandomUniform(r, (long)n * c);
         var dyD = dy.Select(v => (double)v).ToArray();
         var (yRef, rstdRef) = CpuOps.RmsNorm(x, n, c);
@@ -89,8 +76,8 @@ public class KernelOpTests
     {
         const int n = 2048, c = 512, depth = 3, layer = 1, seed = 77;
         var r = new Random(seed);
-        var (xBits, x) = RandomBf16(r, n * c, 2);
-        var (x0Bits, x0) = RandomBf16(r, n * c, 2);
+        var (xBits, x) = Numerics.RandomBf16(r, n * c, 2);
+        var (x0Bits, x0) = Numerics.RandomBf16(r, n * c, 2);
         float[] rl = [1.0f, 0.9f, 1.1f], xl = [0.1f, 0.25f, -0.05f];
         var m = new double[n * c];
         for (int i = 0; i < m.Length; i++)
@@ -149,7 +136,7 @@ public class KernelOpTests
     {
         int rows = batch * seqLen * heads, seed = rows + heads;
         var r = new Random(seed);
-        var (xBits, x) = RandomBf16(r, rows * 128L, 2);
+        var (xBits, x) = Numerics.RandomBf16(r, rows * 128L, 2);
         var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, rows, heads, seqLen);
 
         var rotary = new Rotary(TestGpu.Kernels);
@@ -163,7 +150,7 @@ public class KernelOpTests
         Numerics.AssertClose("rstd", dRstd.ToArray(), rstdRef, 1e-4, seed);
 
         // Backward from the kernel's own y and rstd (as the model uses them) against the reference at the same x.
-        var (dyBits, dy) = RandomBf16(r, rows * 128L);
+        var (dyBits, dy) = Numerics.RandomBf16(r, rows * 128L);
         var dxRef = CpuOps.RotaryQkNormBackward(x, dy, rows, heads, seqLen);
         using var dDy = Upload(dyBits, "dy");
         rotary.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, table.Pointer, rows, heads, seqLen, Stream);
@@ -176,11 +163,11 @@ public class KernelOpTests
     {
         const int n = 3000, heads = 4, c = 512, vocab = 300, seed = 88;
         var r = new Random(seed);
-        var (xBits, x) = RandomBf16(r, n * c);
-        var (wgBits, wg) = RandomBf16(r, heads * 32, 0.5);
+        var (xBits, x) = Numerics.RandomBf16(r, n * c);
+        var (wgBits, wg) = Numerics.RandomBf16(r, heads * 32, 0.5);
         var ids = Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
-        var (veBits, ve) = RandomBf16(r, vocab * heads * 128);
-        var (vBits, v) = RandomBf16(r, n * heads * 128);
+        var (veBits, ve) = Numerics.RandomBf16(r, vocab * heads * 128);
+        var (vBits, v) = Numerics.RandomBf16(r, n * heads * 128);
         var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, c);
 
         var gate = new ValueGate(TestGpu.Kernels);
@@ -195,7 +182,7 @@ public class KernelOpTests
         Numerics.AssertClose("v", AsFloat(dV), vRef, 1e-2, seed);
         Numerics.AssertClose("gate", dGate.ToArray(), gateRef, 1e-4, seed);
 
-        var (dvBits, dv) = RandomBf16(r, n * heads * 128);
+        var (dvBits, dv) = Numerics.RandomBf16(r, n * heads * 128);
         var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
         using var dDv = Upload(dvBits, "dv");
         using var dDve = Upload(new float[vocab * heads * 128], "dve");
@@ -213,7 +200,7 @@ public class KernelOpTests
     {
         const int n = 5000, c = 512, vocab = 97, seed = 99;
         var r = new Random(seed);
-        var (tableBits, table) = RandomBf16(r, vocab * c);
+        var (tableBits, table) = Numerics.RandomBf16(r, vocab * c);
         var ids = Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
         var dout = Numerics.RandomUniform(r, n * c);
         var outRef = new double[n * c];
@@ -244,8 +231,8 @@ public class KernelOpTests
     {
         const int count = 1 << 20, seed = 111;
         var r = new Random(seed);
-        var (uBits, u) = RandomBf16(r, count, 3);
-        var (dsBits, ds) = RandomBf16(r, count);
+        var (uBits, u) = Numerics.RandomBf16(r, count, 3);
+        var (dsBits, ds) = Numerics.RandomBf16(r, count);
         var relu = new ReluSquare(TestGpu.Kernels);
         using var dU = Upload(uBits, "u");
         using var dS = Poisoned<ushort>(count, "s");

@@ -15,6 +15,20 @@
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 #include "common.cuh"
 
+// y = x·r for one row of c features, by one warp (16-byte accesses).
+__device__ __forceinline__ void scale_row(const bf16* x, float r, bf16* y, int c, int lane)
+{
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(x + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] *= r;
+        store8(y + j, v);
+    }
+}
+
 
 extern "C" __global__ void rmsnorm_forward(const bf16* __restrict__ x, bf16* __restrict__ y, float* __restrict__ rstd, int n, int c)
 {
@@ -33,16 +47,7 @@ extern "C" __global__ void rmsnorm_forward(const bf16* __restrict__ x, bf16* __r
             sum += v[i] * v[i];
     }
     const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
-    bf16* yr = y + (long)row * c;
-    for (int j = lane * 8; j < c; j += 256)
-    {
-        float v[8];
-        load8(xr + j, v);
-        #pragma unroll
-        for (int i = 0; i < 8; i++)
-            v[i] *= r;
-        store8(yr + j, v);
-    }
+    scale_row(xr, r, y + (long)row * c, c, lane);
     if (lane == 0)
         rstd[row] = r;
 }
@@ -73,16 +78,7 @@ extern "C" __global__ void residual_mix_rmsnorm_forward(const bf16* __restrict__
         store8(m + base + j, a);
     }
     const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
-    __syncwarp();
-    for (int j = lane * 8; j < c; j += 256)
-    {
-        float a[8];
-        load8(m + base + j, a);
-        #pragma unroll
-        for (int i = 0; i < 8; i++)
-            a[i] *= r;
-        store8(h + base + j, a);
-    }
+    scale_row(m + base, r, h + base, c, lane); // each lane reads back the elements it wrote
     if (lane == 0)
         rstd[row] = r;
 }
@@ -93,17 +89,7 @@ extern "C" __global__ void rmsnorm_apply(const bf16* __restrict__ x, const float
     const int lane = threadIdx.x & 31;
     if (row >= n)
         return;
-    const float r = rstd[row];
-    const long base = (long)row * c;
-    for (int j = lane * 8; j < c; j += 256)
-    {
-        float v[8];
-        load8(x + base + j, v);
-        #pragma unroll
-        for (int i = 0; i < 8; i++)
-            v[i] *= r;
-        store8(y + base + j, v);
-    }
+    scale_row(x + (long)row * c, rstd[row], y + (long)row * c, c, lane);
 }
 
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const float* __restrict__ dy,

@@ -187,32 +187,18 @@ public static class CpuOps
     {
         var o = new double[q.Length];
         var lse = new double[batch * heads * seqLen];
-        double scale = 1 / Math.Sqrt(128);
         Parallel.For(0, batch * heads, bh =>
         {
             int b = bh / heads, h = bh % heads;
-            var scores = new double[seqLen];
+            var p = new double[seqLen];
             for (int t = 0; t < seqLen; t++)
             {
                 int first = Math.Max(0, t - window);
-                double max = double.NegativeInfinity;
+                lse[(b * heads + h) * seqLen + t] = SoftmaxRow(q, k, b, t, h, first, seqLen, heads, p);
                 for (int s = first; s <= t; s++)
                 {
-                    double dot = 0;
                     for (int d = 0; d < 128; d++)
-                        dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
-                    scores[s] = dot * scale;
-                    max = Math.Max(max, scores[s]);
-                }
-                double sum = 0;
-                for (int s = first; s <= t; s++)
-                    sum += Math.Exp(scores[s] - max);
-                lse[(b * heads + h) * seqLen + t] = max + Math.Log(sum);
-                for (int s = first; s <= t; s++)
-                {
-                    double p = Math.Exp(scores[s] - max) / sum;
-                    for (int d = 0; d < 128; d++)
-                        o[Index(b, t, h, d, seqLen, heads)] += p * v[Index(b, s, h, d, seqLen, heads)];
+                        o[Index(b, t, h, d, seqLen, heads)] += p[s] * v[Index(b, s, h, d, seqLen, heads)];
                 }
             }
         });
@@ -235,22 +221,10 @@ public static class CpuOps
             for (int t = 0; t < seqLen; t++)
             {
                 int first = Math.Max(0, t - window);
-                double max = double.NegativeInfinity;
-                for (int s = first; s <= t; s++)
-                {
-                    double dot = 0;
-                    for (int d = 0; d < 128; d++)
-                        dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
-                    p[s] = dot * scale;
-                    max = Math.Max(max, p[s]);
-                }
-                double sum = 0;
-                for (int s = first; s <= t; s++)
-                    sum += p[s] = Math.Exp(p[s] - max);
+                SoftmaxRow(q, k, b, t, h, first, seqLen, heads, p);
                 double pdp = 0;
                 for (int s = first; s <= t; s++)
                 {
-                    p[s] /= sum;
                     double dot = 0;
                     for (int d = 0; d < 128; d++)
                         dot += dout[Index(b, t, h, d, seqLen, heads)] * v[Index(b, s, h, d, seqLen, heads)];
@@ -270,6 +244,28 @@ public static class CpuOps
             }
         });
         return (dq, dk, dv);
+    }
+
+    /// <summary>
+    /// p[s] = softmax over s in [first, t] of q_t·k_s / sqrt(128) for one (b, h); returns the row's log-sum-exp.
+    /// </summary>
+    private static double SoftmaxRow(double[] q, double[] k, int b, int t, int h, int first, int seqLen, int heads, double[] p)
+    {
+        double scale = 1 / Math.Sqrt(128), max = double.NegativeInfinity;
+        for (int s = first; s <= t; s++)
+        {
+            double dot = 0;
+            for (int d = 0; d < 128; d++)
+                dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
+            p[s] = dot * scale;
+            max = Math.Max(max, p[s]);
+        }
+        double sum = 0;
+        for (int s = first; s <= t; s++)
+            sum += p[s] = Math.Exp(p[s] - max);
+        for (int s = first; s <= t; s++)
+            p[s] /= sum;
+        return max + Math.Log(sum);
     }
 
     private static int Index(int b, int t, int h, int d, int seqLen, int heads) => ((b * seqLen + t) * heads + h) * 128 + d;

@@ -60,6 +60,19 @@ public sealed record ModelShape(int Depth, int ModelDim, int Heads, int VocabSiz
         return list;
     }
 
+    /// <summary>
+    /// The FLOPs per token used for MFU (SPEC §5): 6 × (all parameters − wte − value embeddings − lambdas) plus
+    /// Σ_layers 12 · heads · head_dim · min(W, T).
+    /// </summary>
+    public double FlopsPerToken()
+    {
+        long matrices = ParameterShapes()
+            .Where(p => !(p.Name == "transformer.wte.weight" || p.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
+                || p.Name.EndsWith("lambdas", StringComparison.Ordinal)))
+            .Sum(p => (long)p.Rows * p.Cols);
+        return 6.0 * matrices + Windows.Sum(w => 12.0 * Heads * HeadDim * Math.Min(w, SeqLen));
+    }
+
     /// <summary>Channels of the normed input that feed the value-embedding gate.</summary>
     public const int ValueGateWidth = 32;
 }

@@ -93,7 +93,7 @@ public static class ProfileCommand
             double fraction = r.Flops > 0 ? r.Flops / (r.Milliseconds * 1e-3) / GemmRoofline : r.Bytes / (r.Milliseconds * 1e-3) / BandwidthRoofline;
             Console.WriteLine($"{r.Name,-30} {r.Milliseconds,9:F2} {r.Milliseconds / profiled,7:P1} {r.Calls,6} {tflops,8} {tbs,6} {fraction,9:P0}");
         }
-        double flopsPerToken = 6.0 * (model.Parameters.Count - EmbeddingCount(model.Parameters)) + LayerAttentionFlops(shape);
+        double flopsPerToken = shape.FlopsPerToken();
         Console.WriteLine();
         Console.WriteLine($"micro-step (forward + loss + backward): median {median:F1} ms over {steps} steps (profiled step {profiled:F1} ms); "
             + $"{n / (median * 1e-3) / 1e6:F2} M tokens/s; MFU {flopsPerToken * n / (median * 1e-3) / 989.5e12:P1}");
@@ -101,13 +101,6 @@ public static class ProfileCommand
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
         return 0;
     }
-
-    private static long EmbeddingCount(GpuParameters p)
-        => p.Entries.Where(e => e.Name == "transformer.wte.weight" || e.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
-            || e.Name.EndsWith("lambdas", StringComparison.Ordinal)).Sum(e => e.Count);
-
-    private static double LayerAttentionFlops(ModelShape shape)
-        => shape.Windows.Sum(w => 12.0 * shape.Heads * ModelShape.HeadDim * Math.Min(w, shape.SeqLen));
 
     private static double Median(List<double> values)
     {

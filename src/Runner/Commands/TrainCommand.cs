@@ -82,9 +82,7 @@ public static class TrainCommand
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
         using var optimizer = new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings);
-        long nonEmbedding = model.Parameters.Entries.Where(e => !(e.Name == "transformer.wte.weight" || e.Name.StartsWith("value_embeds.", StringComparison.Ordinal)
-            || e.Name.EndsWith("lambdas", StringComparison.Ordinal))).Sum(e => e.Count);
-        double flopsPerToken = 6.0 * nonEmbedding + shape.Windows.Sum(w => 12.0 * shape.Heads * ModelShape.HeadDim * Math.Min(w, t));
+        double flopsPerToken = shape.FlopsPerToken();
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters, depth {h.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; kernels compiled {kernels.Compiled}, cached {kernels.DiskHits}");
 

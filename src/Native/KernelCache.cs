@@ -22,7 +22,7 @@ public sealed class KernelCache : IDisposable
     private long _loadTicks;
 
     /// <param name="kernelDirectory">Folder holding the .cu (and .cuh) files; see <see cref="DefaultKernelDirectory"/>.</param>
-    /// <param name="cacheDirectory">Folder for the cubins, e.g. <c>~/.cache/autoresearch/kernels</c>.</param>
+    /// <param name="cacheDirectory">Folder for the cubins (the runner passes the cache's <c>kernels/</c>, <c>~/.cache/autoresearch/kernels</c> by default).</param>
     public KernelCache(CudaDevice device, string kernelDirectory, string cacheDirectory)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -37,18 +37,6 @@ public sealed class KernelCache : IDisposable
 
     /// <summary>The kernels/ folder next to the running binaries.</summary>
     public static string DefaultKernelDirectory => Path.Combine(AppContext.BaseDirectory, "kernels");
-
-    /// <summary>The cubin cache folder: <c>$AUTORESEARCH_CACHE/kernels</c>, else <c>~/.cache/autoresearch/kernels</c>.</summary>
-    public static string DefaultCacheDirectory
-    {
-        get
-        {
-            var root = Environment.GetEnvironmentVariable("AUTORESEARCH_CACHE");
-            if (string.IsNullOrWhiteSpace(root))
-                root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "autoresearch");
-            return Path.Combine(root, "kernels");
-        }
-    }
 
     public string KernelDirectory { get; }
 

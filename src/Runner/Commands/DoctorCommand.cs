@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AutoResearch.Data;
 using System.Diagnostics;
 using AutoResearch.Native;
 
@@ -124,7 +125,7 @@ public static class DoctorCommand
     private static void CheckProjectKernels(CudaDevice device)
     {
         var watch = Stopwatch.StartNew();
-        using var cache = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
+        using var cache = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
         var files = Directory.GetFiles(cache.KernelDirectory, "*.cu").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
         foreach (var file in files)
             cache.Load(file!);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AutoResearch.Data;
 using System.Runtime.InteropServices;
 using AutoResearch.Model.Checkpoint;
 using AutoResearch.Model.Cpu;
@@ -61,7 +62,7 @@ public static class ParityCommand
             using var device = CudaDevice.Open(0);
             using var stream = new CudaStream(device);
             using var blas = new Blas(device, stream);
-            using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
+            using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
             using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, new FlashAttention(kernels));
             foreach (var (name, values) in parameters)
                 model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using AutoResearch.Data;
 using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
@@ -37,7 +38,7 @@ public static class ProfileCommand
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream);
-        using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
+        using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
         var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
         IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
         using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);

@@ -75,7 +75,7 @@ public static class TrainCommand
         using var gpu = CudaDevice.Open(0);
         using var stream = new CudaStream(gpu);
         using var blas = new Blas(gpu, stream);
-        using var kernels = new KernelCache(gpu, KernelCache.DefaultKernelDirectory, KernelCache.DefaultCacheDirectory);
+        using var kernels = new KernelCache(gpu, KernelCache.DefaultKernelDirectory, cache.Kernels);
         var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
         using var model = new GpuGpt(gpu, stream, blas, kernels, shape, b);
         model.Parameters.InitialiseLikeSpec(42);

@@ -7,12 +7,11 @@
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
 // flash_attention_backward: one CTA per 64-key block (grid (ceil(T / 64), B·H), 128 threads, 4 warps × 16 keys); it loops over
 //   the 64-query blocks that can see its keys, keeps dK and dV in registers and writes them (bf16) at the end; dQ is added to
-//   the fp32 accumulator with atomics. Dynamic shared memory: K, V, Q, dO tiles (64 × 136 bf16 each), dSᵀ (64 × 72 bf16),
-//   lse and D (64 fp32 each).
+//   the fp32 accumulator with vector atomics. Dynamic shared memory (swizzled tiles, flash_common.cuh): K and V (64 × 128 bf16
+//   each), two stages of Q, dO (64 × 128 bf16 each), lse and D (64 fp32 each), copied asynchronously one query block ahead;
+//   and dSᵀ (64 × 64 bf16).
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 #include "flash_common.cuh"
-
-#define DS_PITCH 72
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
     float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
@@ -22,14 +21,19 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
     if (row >= (long long)batch * seq_len * heads)
         return;
     const int h = row % heads, t = (row / heads) % seq_len, b = row / ((long long)heads * seq_len);
+    // Four consecutive elements per lane: 8-byte loads of o and do, one 16-byte store of zeros.
+    const long long i = row * HEAD + lane * 4;
+    const uint2 ov = *reinterpret_cast<const uint2*>(o + i), dv = *reinterpret_cast<const uint2*>(dout + i);
+    const __nv_bfloat162* op = reinterpret_cast<const __nv_bfloat162*>(&ov);
+    const __nv_bfloat162* dp = reinterpret_cast<const __nv_bfloat162*>(&dv);
     float sum = 0.0f;
     #pragma unroll
-    for (int p = 0; p < 4; p++)
+    for (int p = 0; p < 2; p++)
     {
-        const long long i = row * HEAD + lane + 32 * p;
-        sum += __bfloat162float(o[i]) * __bfloat162float(dout[i]);
-        dq_accum[i] = 0.0f;
+        const float2 a = __bfloat1622float2(op[p]), c = __bfloat1622float2(dp[p]);
+        sum += a.x * c.x + a.y * c.y;
     }
+    *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     sum = warp_sum(sum);
     if (lane == 0)
         d[((long long)b * heads + h) * seq_len + t] = sum;
@@ -37,35 +41,60 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
 
 extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
-        dq[i] = __float2bfloat16_rn(dq_accum[i]);
+    // count is a multiple of 128 (head dim): four elements per thread and step.
+    const long long quads = count / 4;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < quads; i += (long long)gridDim.x * blockDim.x)
+    {
+        const float4 f = reinterpret_cast<const float4*>(dq_accum)[i];
+        uint2 out;
+        out.x = pack_bf16(f.x, f.y);
+        out.y = pack_bf16(f.z, f.w);
+        reinterpret_cast<uint2*>(dq)[i] = out;
+    }
 }
 
-extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
+#define TILE_ELEMENTS (TILE * HEAD)
+
+extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
     const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ d,
     float* __restrict__ dq_accum, bf16* __restrict__ dk, bf16* __restrict__ dv, int batch, int seq_len, int heads, int window)
 {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(128) unsigned char smem[];
     bf16* ks = reinterpret_cast<bf16*>(smem);
-    bf16* vs = ks + TILE * PITCH;
-    bf16* qs = vs + TILE * PITCH;
-    bf16* dos = qs + TILE * PITCH;
-    bf16* dst = dos + TILE * PITCH;                              // dSᵀ [64 keys][64 queries]
-    float* lse_s = reinterpret_cast<float*>(dst + TILE * DS_PITCH);
-    float* d_s = lse_s + TILE;
+    bf16* vs = ks + TILE_ELEMENTS;
+    bf16* q_stages = vs + TILE_ELEMENTS;          // stage s at s · TILE_ELEMENTS
+    bf16* do_stages = q_stages + 2 * TILE_ELEMENTS;
+    bf16* dst = do_stages + 2 * TILE_ELEMENTS;    // dSᵀ [64 keys][64 queries], swizzled
+    float* lse_stages = reinterpret_cast<float*>(dst + TILE * TILE); // stage s at 64·s
+    float* d_stages = lse_stages + 2 * TILE;
 
     const int k0 = blockIdx.x * TILE;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    const long long head_base = (long long)b * seq_len * heads * HEAD + (long long)h * HEAD;
     const long long row_stride = (long long)heads * HEAD;
+    const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
     const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
     const float* d_bh = d + ((long long)b * heads + h) * seq_len;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD);
+    const float scale2 = scale * LOG2E;
 
-    load_tile(ks, k + head_base, k0, seq_len, heads);
-    load_tile(vs, v + head_base, k0, seq_len, heads);
-    __syncthreads();
+    const int first = k0 / TILE, last = min(seq_len - 1, k0 + TILE - 1 + window) / TILE;
+    // Q, dO, lse and D of query block qb into stage s (one commit group with whatever else was issued before it).
+    auto load_queries = [&](int qb, int s) {
+        const int q0 = qb * TILE;
+        load_tile_async(q_stages + s * TILE_ELEMENTS, q + head_base, q0, seq_len, row_stride);
+        load_tile_async(do_stages + s * TILE_ELEMENTS, dout + head_base, q0, seq_len, row_stride);
+        const int i = threadIdx.x & 63;
+        const bool valid = q0 + i < seq_len;
+        const float* source = (threadIdx.x < 64 ? lse_bh : d_bh) + (valid ? q0 + i : 0);
+        float* destination = (threadIdx.x < 64 ? lse_stages : d_stages) + s * TILE + i;
+        copy_async<4>(shared_address(destination), source, valid);
+    };
+    load_tile_async(ks, k + head_base, k0, seq_len, row_stride);
+    load_tile_async(vs, v + head_base, k0, seq_len, row_stride);
+    load_queries(first, 0);
+    copy_async_commit();
+
     float dk_acc[16][4], dv_acc[16][4];
     #pragma unroll
     for (int i = 0; i < 16; i++)
@@ -75,22 +104,27 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
     }
     const int key_a = k0 + warp * 16 + group, key_b = key_a + 8;
 
-    const int query_hi = min(seq_len - 1, k0 + TILE - 1 + window);
-    for (int qb = k0 / TILE; qb <= query_hi / TILE; qb++)
+    for (int qb = first; qb <= last; qb++)
     {
-        const int q0 = qb * TILE;
-        __syncthreads(); // the previous iteration's readers of qs, dos, dst are done
-        load_tile(qs, q + head_base, q0, seq_len, heads);
-        load_tile(dos, dout + head_base, q0, seq_len, heads);
-        for (int i = threadIdx.x; i < TILE; i += blockDim.x)
+        const int stage = (qb - first) & 1;
+        if (qb < last)
         {
-            const bool in = q0 + i < seq_len;
-            lse_s[i] = in ? lse_bh[q0 + i] : 0.0f;
-            d_s[i] = in ? d_bh[q0 + i] : 0.0f;
+            load_queries(qb + 1, stage ^ 1);
+            copy_async_commit();
+            copy_async_wait<1>();
+        }
+        else
+        {
+            copy_async_wait<0>();
         }
         __syncthreads();
+        const int q0 = qb * TILE;
+        const bf16* qs = q_stages + stage * TILE_ELEMENTS;
+        const bf16* dos = do_stages + stage * TILE_ELEMENTS;
+        const float* lse_s = lse_stages + stage * TILE;
+        const float* d_s = d_stages + stage * TILE;
 
-        // Sᵀ (16 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ: B[k = d][n = query] is a row of Q or dO.
+        // Sᵀ (16 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ: A from this warp's rows of K and V, B from rows of Q and dO.
         float st[8][4], dpt[8][4];
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
@@ -101,26 +135,19 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
         {
-            // This warp's 16 keys as A fragments, read from the resident K and V tiles (registers are needed for dK and dV).
             unsigned ka[4], va[4];
-            {
-                const int r0 = warp * 16 + group, c = kk * 16 + tig * 2;
-                ka[0] = *reinterpret_cast<const unsigned*>(ks + r0 * PITCH + c);
-                ka[1] = *reinterpret_cast<const unsigned*>(ks + (r0 + 8) * PITCH + c);
-                ka[2] = *reinterpret_cast<const unsigned*>(ks + r0 * PITCH + c + 8);
-                ka[3] = *reinterpret_cast<const unsigned*>(ks + (r0 + 8) * PITCH + c + 8);
-                va[0] = *reinterpret_cast<const unsigned*>(vs + r0 * PITCH + c);
-                va[1] = *reinterpret_cast<const unsigned*>(vs + (r0 + 8) * PITCH + c);
-                va[2] = *reinterpret_cast<const unsigned*>(vs + r0 * PITCH + c + 8);
-                va[3] = *reinterpret_cast<const unsigned*>(vs + (r0 + 8) * PITCH + c + 8);
-            }
+            load_a(ka, ks, HEAD, warp * 16, kk * 16, lane);
+            load_a(va, vs, HEAD, warp * 16, kk * 16, lane);
             #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+            for (int np = 0; np < 4; np++)
             {
-                const bf16* qr = qs + (nt * 8 + group) * PITCH + kk * 16 + tig * 2;
-                mma_bf16(st[nt], ka, *reinterpret_cast<const unsigned*>(qr), *reinterpret_cast<const unsigned*>(qr + 8));
-                const bf16* dr = dos + (nt * 8 + group) * PITCH + kk * 16 + tig * 2;
-                mma_bf16(dpt[nt], va, *reinterpret_cast<const unsigned*>(dr), *reinterpret_cast<const unsigned*>(dr + 8));
+                unsigned bq[4], bo[4];
+                load_b_nk(bq, qs, HEAD, np * 16, kk * 16, lane);
+                mma_bf16(st[2 * np], ka, bq[0], bq[1]);
+                mma_bf16(st[2 * np + 1], ka, bq[2], bq[3]);
+                load_b_nk(bo, dos, HEAD, np * 16, kk * 16, lane);
+                mma_bf16(dpt[2 * np], va, bo[0], bo[1]);
+                mma_bf16(dpt[2 * np + 1], va, bo[2], bo[3]);
             }
         }
 
@@ -136,13 +163,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
                 const int qi = nt * 8 + tig * 2 + (e & 1);
                 const int query = q0 + qi;
                 const bool valid = full || (query >= key && query <= key + window && query < seq_len && key < seq_len);
-                const float p = valid ? __expf(st[nt][e] * scale - lse_s[qi]) : 0.0f;
+                const float p = valid ? exp2f(st[nt][e] * scale2 - lse_s[qi] * LOG2E) : 0.0f;
                 st[nt][e] = p;
                 dpt[nt][e] = p * (dpt[nt][e] - d_s[qi]);
             }
         }
 
-        // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end): B[k = query][n = d], two consecutive query rows per register.
+        // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end): B from dO and Q stored [query][d], transposed by ldmatrix.
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
         {
@@ -155,15 +182,16 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
             sa[1] = pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]);
             sa[2] = pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
             sa[3] = pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
-            const bf16* d0 = dos + (kk * 16 + tig * 2) * PITCH + group;
-            const bf16* q0p = qs + (kk * 16 + tig * 2) * PITCH + group;
             #pragma unroll
-            for (int dt = 0; dt < 16; dt++)
+            for (int dp = 0; dp < 8; dp++)
             {
-                const bf16* dp = d0 + dt * 8;
-                mma_bf16(dv_acc[dt], pa, pack_raw(dp[0], dp[PITCH]), pack_raw(dp[8 * PITCH], dp[9 * PITCH]));
-                const bf16* qp = q0p + dt * 8;
-                mma_bf16(dk_acc[dt], sa, pack_raw(qp[0], qp[PITCH]), pack_raw(qp[8 * PITCH], qp[9 * PITCH]));
+                unsigned bo[4], bq[4];
+                load_b_kn(bo, dos, HEAD, dp * 16, kk * 16, lane);
+                mma_bf16(dv_acc[2 * dp], pa, bo[0], bo[1]);
+                mma_bf16(dv_acc[2 * dp + 1], pa, bo[2], bo[3]);
+                load_b_kn(bq, qs, HEAD, dp * 16, kk * 16, lane);
+                mma_bf16(dk_acc[2 * dp], sa, bq[0], bq[1]);
+                mma_bf16(dk_acc[2 * dp + 1], sa, bq[2], bq[3]);
             }
         }
 
@@ -171,14 +199,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
-            const int c = nt * 8 + tig * 2;
-            *reinterpret_cast<unsigned*>(dst + (warp * 16 + group) * DS_PITCH + c) = pack_bf16(dpt[nt][0], dpt[nt][1]);
-            *reinterpret_cast<unsigned*>(dst + (warp * 16 + group + 8) * DS_PITCH + c) = pack_bf16(dpt[nt][2], dpt[nt][3]);
+            const int c = nt * 8 + tig * 2, r = warp * 16 + group;
+            *reinterpret_cast<unsigned*>(dst + swizzle(r, c, TILE)) = pack_bf16(dpt[nt][0], dpt[nt][1]);
+            *reinterpret_cast<unsigned*>(dst + swizzle(r + 8, c, TILE)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
         }
         __syncthreads();
         {
-            // A = dS[query][key] = dSᵀ[key][query]: rows are this warp's queries, columns keys (two consecutive keys per register).
-            const int qa = warp * 16 + group;
+            // A = dS[query][key] from dSᵀ (transposed by ldmatrix); B = K stored [key][d].
             float dq_acc[16][4];
             #pragma unroll
             for (int i = 0; i < 16; i++)
@@ -186,39 +213,29 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward(const
             #pragma unroll
             for (int kk = 0; kk < 4; kk++)
             {
-                const int key = kk * 16 + tig * 2;
                 unsigned a[4];
-                a[0] = pack_raw(dst[key * DS_PITCH + qa], dst[(key + 1) * DS_PITCH + qa]);
-                a[1] = pack_raw(dst[key * DS_PITCH + qa + 8], dst[(key + 1) * DS_PITCH + qa + 8]);
-                a[2] = pack_raw(dst[(key + 8) * DS_PITCH + qa], dst[(key + 9) * DS_PITCH + qa]);
-                a[3] = pack_raw(dst[(key + 8) * DS_PITCH + qa + 8], dst[(key + 9) * DS_PITCH + qa + 8]);
-                const bf16* k0p = ks + key * PITCH + group;
+                load_a_trans(a, dst, TILE, warp * 16, kk * 16, lane);
                 #pragma unroll
-                for (int dt = 0; dt < 16; dt++)
+                for (int dp = 0; dp < 8; dp++)
                 {
-                    const bf16* kp = k0p + dt * 8;
-                    mma_bf16(dq_acc[dt], a, pack_raw(kp[0], kp[PITCH]), pack_raw(kp[8 * PITCH], kp[9 * PITCH]));
+                    unsigned bk[4];
+                    load_b_kn(bk, ks, HEAD, dp * 16, kk * 16, lane);
+                    mma_bf16(dq_acc[2 * dp], a, bk[0], bk[1]);
+                    mma_bf16(dq_acc[2 * dp + 1], a, bk[2], bk[3]);
                 }
             }
-            const int query_a = q0 + qa, query_b = query_a + 8;
+            const int query_a = q0 + warp * 16 + group, query_b = query_a + 8;
             #pragma unroll
             for (int dt = 0; dt < 16; dt++)
             {
                 const int c = dt * 8 + tig * 2;
                 if (query_a < seq_len)
-                {
-                    float* out = dq_accum + head_base + query_a * row_stride + c;
-                    atomicAdd(out, dq_acc[dt][0] * scale);
-                    atomicAdd(out + 1, dq_acc[dt][1] * scale);
-                }
+                    atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_a * row_stride + c), make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale));
                 if (query_b < seq_len)
-                {
-                    float* out = dq_accum + head_base + query_b * row_stride + c;
-                    atomicAdd(out, dq_acc[dt][2] * scale);
-                    atomicAdd(out + 1, dq_acc[dt][3] * scale);
-                }
+                    atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_b * row_stride + c), make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale));
             }
         }
+        __syncthreads(); // this stage and dSᵀ are read by everyone before the next iteration refills them
     }
 
     #pragma unroll

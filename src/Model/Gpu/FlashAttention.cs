@@ -10,7 +10,8 @@ namespace AutoResearch.Model.Gpu;
 public sealed class FlashAttention : IAttentionKernels
 {
     private const int Tile = 64;
-    private const int BackwardSharedBytes = 4 * Tile * 136 * 2 + Tile * 72 * 2 + 2 * Tile * 4;
+    /// <summary>K, V and two stages of Q and dO (64 × 128 bf16 each), dSᵀ (64 × 64 bf16), two stages of lse and D (64 fp32 each).</summary>
+    private const int BackwardSharedBytes = 6 * Tile * 128 * 2 + Tile * Tile * 2 + 4 * Tile * 4;
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
@@ -28,8 +29,11 @@ public sealed class FlashAttention : IAttentionKernels
         _backward.SetMaxDynamicSharedMemory(BackwardSharedBytes);
     }
 
-    /// <summary>D [B, H, T] and the dq accumulator [B, T, H, 128], both fp32.</summary>
-    public long BackwardScratchBytes(int batch, int seqLen, int heads) => 4L * batch * seqLen * heads * (1 + ModelShape.HeadDim);
+    /// <summary>D [B, H, T] and the dq accumulator [B, T, H, 128], both fp32; the accumulator starts at a 256-byte boundary (the
+    /// kernels access it 16 bytes at a time).</summary>
+    public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * ModelShape.HeadDim;
+
+    private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o, ulong lse, CudaStream stream)
         => _forward.Forward(q, k, v, batch, seqLen, heads, window, o, lse, stream);
@@ -38,7 +42,7 @@ public sealed class FlashAttention : IAttentionKernels
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream)
     {
         long rows = (long)batch * seqLen * heads;
-        ulong d = scratch, dqAccum = scratch + (ulong)(rows * sizeof(float));
+        ulong d = scratch, dqAccum = scratch + (ulong)DqAccumOffset(rows);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 128, BackwardSharedBytes, stream,
             q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window);

@@ -7,8 +7,8 @@ public sealed class FlashForward
 {
     public const int Tile = 64;
 
-    /// <summary>Q, K and V tiles of 64 rows × 136 (padded) bf16.</summary>
-    public const int SharedBytes = 3 * Tile * 136 * 2;
+    /// <summary>Two stages of (K tile, V tile), 64 rows × 128 bf16 each (swizzled, unpadded); the Q tile borrows stage 1 at the start.</summary>
+    public const int SharedBytes = 4 * Tile * 128 * 2;
 
     private readonly CudaKernel _forward;
 

@@ -24,6 +24,14 @@ public sealed class GpuGpt : IDisposable
     private readonly DeviceBuffer<float> _cosSin;
     private readonly StreamProfiler _profiler;
 
+    // Upload staging: two pinned (inputs, targets) pairs used in turn, each with an event recorded after its copies, so the host
+    // can fill one while the stream still copies from the other and the copies never wait for the host.
+    private readonly PinnedHostBuffer<int>[] _stagedInputs;
+    private readonly PinnedHostBuffer<int>[] _stagedTargets;
+    private readonly CudaEvent[] _stagedCopied;
+    private readonly bool[] _stagedInFlight = new bool[2];
+    private int _nextStage;
+
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
         IAttentionKernels? attention = null, int headChunkRows = 8192)
     {
@@ -48,6 +56,9 @@ public sealed class GpuGpt : IDisposable
         _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
         _profiler = new StreamProfiler(device, stream);
+        _stagedInputs = [new(device, Activations.Inputs.Length), new(device, Activations.Inputs.Length)];
+        _stagedTargets = [new(device, Activations.Targets.Length), new(device, Activations.Targets.Length)];
+        _stagedCopied = [new(device), new(device)];
     }
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
@@ -251,13 +262,24 @@ public sealed class GpuGpt : IDisposable
     }
 
     /// <summary>
-    /// One training micro-step on a batch of B × (T+1) token rows (host, int32): inputs = row[0..T), targets = row[1..T].
-    /// Returns nothing until <see cref="ReadLossSum"/>; gradients accumulate.
+    /// Queues the copy of one micro-batch's token ids (B·T inputs and targets, host int32) to the device, in stream order: through
+    /// one of two pinned staging pairs and an asynchronous copy, so the call returns without waiting for the GPU (it waits only
+    /// if the copy queued two calls ago has not run yet) and the kernels queued next read the new batch.
     /// </summary>
     public void Upload(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets)
     {
-        Activations.Inputs.CopyFrom(inputs);
-        Activations.Targets.CopyFrom(targets);
+        if (inputs.Length != Activations.Inputs.Length || targets.Length != Activations.Targets.Length)
+            throw new ArgumentException($"a micro-batch has {Activations.Inputs.Length} inputs and targets; got {inputs.Length} and {targets.Length}");
+        int stage = _nextStage;
+        _nextStage ^= 1;
+        if (_stagedInFlight[stage])
+            _stagedCopied[stage].Synchronize();
+        inputs.CopyTo(_stagedInputs[stage].Span);
+        targets.CopyTo(_stagedTargets[stage].Span);
+        Activations.Inputs.CopyFromAsync(_stagedInputs[stage], _stream);
+        Activations.Targets.CopyFromAsync(_stagedTargets[stage], _stream);
+        _stagedCopied[stage].Record(_stream);
+        _stagedInFlight[stage] = true;
     }
 
     /// <summary>Forward, loss and backward of the uploaded batch; the loss sum is added to LossSum.</summary>
@@ -280,6 +302,11 @@ public sealed class GpuGpt : IDisposable
 
     public void Dispose()
     {
+        _stream.Synchronize();
+        foreach (var d in _stagedCopied)
+            d.Dispose();
+        foreach (var b in _stagedInputs.Concat(_stagedTargets))
+            b.Dispose();
         _cosSin.Dispose();
         _profiler.Dispose();
         Activations.Dispose();

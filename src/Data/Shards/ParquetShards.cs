@@ -105,12 +105,13 @@ public static class ParquetShards
         }
         var fields = reader.Schema.GetDataFields();
         var field = fields.FirstOrDefault(f => f.Name == TextColumn);
-        if (field is null || field.ClrType != typeof(string))
+        // Parquet.Net reports a UTF-8 string column as string or as ReadOnlyMemory<char>; both read into strings.
+        if (field is null || (field.ClrType != typeof(string) && field.ClrType != typeof(ReadOnlyMemory<char>)))
         {
             await reader.DisposeAsync();
             throw new InvalidDataException(field is null
                 ? $"'{path}' has no '{TextColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Name))})"
-                : $"'{path}' has a '{TextColumn}' column of type {field.ClrType.Name}, not string");
+                : $"'{path}' has a '{TextColumn}' column of type {field.ClrType}, not string");
         }
         return (reader, field);
     }

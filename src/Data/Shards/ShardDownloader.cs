@@ -152,7 +152,8 @@ public sealed class ShardDownloader : IDisposable
                 && e is HttpRequestException or IOException or InvalidDataException or OperationCanceledException)
             {
                 File.Delete(temp);
-                var reason = Describe(e);
+                // A body that is not a shard: name the download, not the temporary file that is already gone.
+                var reason = Describe(e).Replace($"'{temp}'", "the downloaded file", StringComparison.Ordinal);
                 if (IsUnreachable(e) && Volatile.Read(ref responded) == 0)
                     throw new ShardSourceUnreachableException(url, reason, e);
                 bool retry = attempt < MaxAttempts && IsWorthRetrying(e);
@@ -225,8 +226,9 @@ public sealed class ShardDownloader : IDisposable
     private static string Describe(Exception e)
     {
         var message = e.Message;
-        // HttpClient's own messages are generic ("An error occurred while sending the request"): add the cause.
-        for (var inner = e.InnerException; inner is not null && e is HttpRequestException or OperationCanceledException; inner = inner.InnerException)
+        // HttpClient's messages are often generic ("An error occurred while sending the request"): add the causes. Our own
+        // InvalidDataException already quotes its cause.
+        for (var inner = e is InvalidDataException ? null : e.InnerException; inner is not null; inner = inner.InnerException)
             message += $" ({inner.Message})";
         return message;
     }

@@ -6,8 +6,8 @@ namespace AutoResearch.Data.Shards;
 /// </summary>
 public interface IShardDownloadObserver
 {
-    /// <summary>Called once, first: how many shards will be downloaded and how many complete ones are already there.</summary>
-    void Planned(int toDownload, int alreadyPresent);
+    /// <summary>Called once, first: the shard files to download, in order, and how many complete ones are already there.</summary>
+    void Planned(IReadOnlyList<string> toDownload, int alreadyPresent);
 
     /// <summary>An attempt got its response headers; <paramref name="totalBytes"/> is the Content-Length, if the server sent one.</summary>
     void Started(string fileName, int attempt, long? totalBytes);

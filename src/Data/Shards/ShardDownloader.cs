@@ -88,8 +88,9 @@ public sealed class ShardDownloader : IDisposable
     {
         var indices = ShardIndices(trainShards);
         Directory.CreateDirectory(dataDirectory);
+        DeleteAbandonedTemporaryFiles(dataDirectory);
         var missing = indices.Where(i => !IsCompleteShard(Path.Combine(dataDirectory, ParquetShards.FileName(i)))).ToList();
-        observer?.Planned(missing.Count, indices.Count - missing.Count);
+        observer?.Planned([.. missing.Select(ParquetShards.FileName)], indices.Count - missing.Count);
 
         long bytes = 0;
         var training = missing.Where(i => i != ParquetShards.ValidationIndex).ToList();
@@ -113,6 +114,28 @@ public sealed class ShardDownloader : IDisposable
         if (missing.Contains(ParquetShards.ValidationIndex))
             bytes += await DownloadShardAsync(ParquetShards.ValidationIndex, dataDirectory, observer, cancellationToken);
         return (missing.Count, indices.Count - missing.Count, bytes);
+    }
+
+    /// <summary>
+    /// Temporary files (<c>shard_*.parquet.PID.tmp</c>) of a process that no longer runs: what an interrupted prepare (Ctrl-C,
+    /// a killed process) left behind. Those of a running process, another prepare perhaps, are left alone.
+    /// </summary>
+    private static void DeleteAbandonedTemporaryFiles(string dataDirectory)
+    {
+        foreach (var file in Directory.GetFiles(dataDirectory, "shard_*.parquet.*.tmp"))
+        {
+            var pidText = Path.GetFileNameWithoutExtension(file).Split('.')[^1];
+            if (!int.TryParse(pidText, out int pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+            }
+            catch (ArgumentException)
+            {
+                File.Delete(file); // no such process
+            }
+        }
     }
 
     private static bool IsCompleteShard(string path)

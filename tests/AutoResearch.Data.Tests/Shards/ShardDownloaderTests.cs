@@ -56,6 +56,7 @@ public class ShardDownloaderTests
         Assert.Equal(4, server.Requests.Count);
         Assert.Equal(Validation, server.Requests[^1]);
         Assert.Equal((4, 0), observer.Plan);
+        Assert.Equal(new[] { "shard_00000.parquet", "shard_00001.parquet", "shard_00002.parquet", Validation }, observer.PlannedFiles);
         Assert.Equal(files.Keys.Order(StringComparer.Ordinal), observer.Completed.Order(StringComparer.Ordinal));
         Assert.Equal(bytes, observer.ReceivedBytes);
         Assert.Empty(observer.Failures);
@@ -144,6 +145,8 @@ public class ShardDownloaderTests
         File.WriteAllBytes(Path.Combine(folder, "shard_00000.parquet"), files["shard_00000.parquet"]);
         File.WriteAllBytes(Path.Combine(folder, Validation), files[Validation]);
         File.WriteAllBytes(Path.Combine(folder, "shard_00002.parquet"), files["shard_00002.parquet"][..100]); // truncated
+        // Left by an interrupted prepare whose process is gone (Linux process ids stay below 2^22): deleted.
+        File.WriteAllBytes(Path.Combine(folder, "shard_00001.parquet.999999999.tmp"), [1, 2, 3]);
         using var server = new LoopbackShardServer(files);
         using var downloader = Downloader(server.BaseUrl);
         var observer = new RecordingObserver();
@@ -207,13 +210,19 @@ public class ShardDownloaderTests
 
         public (int ToDownload, int Present) Plan { get; private set; }
 
+        public IReadOnlyList<string> PlannedFiles { get; private set; } = [];
+
         public ConcurrentQueue<string> Completed { get; } = new();
 
         public ConcurrentQueue<(string File, int Attempt, string Reason, TimeSpan? RetryIn)> Failures { get; } = new();
 
         public long ReceivedBytes => Interlocked.Read(ref receivedBytes);
 
-        public void Planned(int toDownload, int alreadyPresent) => Plan = (toDownload, alreadyPresent);
+        void IShardDownloadObserver.Planned(IReadOnlyList<string> toDownload, int alreadyPresent)
+        {
+            PlannedFiles = toDownload;
+            Plan = (toDownload.Count, alreadyPresent);
+        }
 
         public void Started(string fileName, int attempt, long? totalBytes)
         {

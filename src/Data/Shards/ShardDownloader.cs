@@ -252,7 +252,10 @@ public sealed class ShardDownloader : IDisposable
         // HttpClient's messages are often generic ("An error occurred while sending the request"): add the causes. Our own
         // InvalidDataException already quotes its cause.
         for (var inner = e is InvalidDataException ? null : e.InnerException; inner is not null; inner = inner.InnerException)
-            message += $" ({inner.Message})";
+        {
+            if (!message.Contains(inner.Message, StringComparison.Ordinal))
+                message += $" ({inner.Message})";
+        }
         return message;
     }
 

@@ -7,7 +7,10 @@ namespace AutoResearch.Runner.Tests;
 public class DoctorCommandTests
 {
     /// <summary>Runs the built CLI (autoresearch.dll, copied beside the tests) as a separate process.</summary>
-    internal static (int ExitCode, string Stdout, string Stderr) RunCli(params string[] args)
+    internal static (int ExitCode, string Stdout, string Stderr) RunCli(params string[] args) => RunCliWith(new Dictionary<string, string>(), args);
+
+    /// <summary>Runs the built CLI as a separate process, with these environment variables set for it.</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) RunCliWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "autoresearch.dll");
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -15,6 +18,8 @@ public class DoctorCommandTests
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
         start.ArgumentList.Add(dll);
         foreach (var a in args)
             start.ArgumentList.Add(a);

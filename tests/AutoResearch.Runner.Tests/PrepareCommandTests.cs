@@ -8,13 +8,35 @@ namespace AutoResearch.Runner.Tests;
 
 public class PrepareCommandTests
 {
+    private static readonly string Validation = ParquetShards.FileName(ParquetShards.ValidationIndex);
+
+    /// <summary>Shards 0 … count−1 and the validation shard, written by ParquetShards.Write, as bytes by file name.</summary>
+    private static Dictionary<string, byte[]> MakeShards(int trainShards)
+    {
+        var folder = TestGpu.NewTempDirectory("served");
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var index in ShardDownloader.ShardIndices(trainShards))
+        {
+            var path = Path.Combine(folder, ParquetShards.FileName(index));
+            ParquetShards.Write(path, [.. Enumerable.Range(0, 200).Select(d => $"Shard {index}, document {d}: the quick brown fox jumps over the lazy dog {d * index}.")]);
+            files[Path.GetFileName(path)] = File.ReadAllBytes(path);
+        }
+        Directory.Delete(folder, recursive: true);
+        return files;
+    }
+
     [Fact]
-    public void Prepare_without_data_uses_the_embedded_sample_and_tokenize_round_trips_through_the_cli()
+    public void Prepare_offline_says_so_in_one_line_uses_the_embedded_sample_and_tokenize_round_trips_through_the_cli()
     {
         var cache = TestGpu.NewTempDirectory("prepare");
-        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--vocab-size", "600");
+        // The data address from the environment, where every connection is refused: offline, and no real network is touched.
+        var refusing = LoopbackShardServer.RefusingBaseUrl();
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCliWith(new Dictionary<string, string> { [ShardDownloader.BaseUrlVariable] = refusing.ToString() },
+            "prepare", "--cache", cache, "--vocab-size", "600");
         Assert.True(exit == 0, stderr);
-        Assert.Contains("embedded public-domain sample", stdout, StringComparison.Ordinal);
+        var offline = Assert.Single(stdout.Split('\n'), line => line.Contains("offline", StringComparison.Ordinal));
+        Assert.Contains($"cannot reach {refusing}", offline, StringComparison.Ordinal);
+        Assert.Contains("embedded public-domain sample", offline, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(cache, "data", ParquetShards.FileName(ParquetShards.ValidationIndex))));
         Assert.True(File.Exists(Path.Combine(cache, "data", ParquetShards.FileName(0))));
         var tokenizer = TokenizerFiles.Load(new CachePaths(cache).Tokenizer);
@@ -24,6 +46,91 @@ public class PrepareCommandTests
         (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--vocab-size", "600");
         Assert.Equal(0, exit);
         Assert.Contains("using the shards already", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Prepare_completes_an_unfinished_download_byte_for_byte_and_trains_the_tokenizer_on_it()
+    {
+        var files = MakeShards(2);
+        using var server = new LoopbackShardServer(files);
+        server.Script("shard_00001.parquet", ShardFault.ServerError);
+        var cache = TestGpu.NewTempDirectory("download");
+        var data = new CachePaths(cache).Data;
+        Directory.CreateDirectory(data);
+        File.WriteAllBytes(Path.Combine(data, "shard_00000.parquet"), files["shard_00000.parquet"]); // an earlier, interrupted run
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
+
+        Assert.True(exit == 0, stderr + stdout);
+        Assert.Equal(new[] { "shard_00001.parquet", "shard_00001.parquet", Validation }, server.Requests);
+        foreach (var (name, bytes) in files)
+            Assert.True(bytes.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(data, name))), $"{name} differs from the served file");
+        Assert.Equal(files.Keys.Order(StringComparer.Ordinal), Directory.GetFiles(data).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal));
+        // Output is redirected here: plain lines, one per failed attempt and per shard.
+        Assert.Contains("data: shard_00001.parquet: attempt 1 of 5 failed: HTTP 500 Internal Server Error; retrying in 1 s", stdout, StringComparison.Ordinal);
+        Assert.Contains($"data: {Validation}:", stdout, StringComparison.Ordinal);
+        Assert.Contains("(1 already there)", stdout, StringComparison.Ordinal);
+        Assert.Equal(300, TokenizerFiles.Load(new CachePaths(cache).Tokenizer).VocabSize);
+
+        // A complete set is used as it is: no request at all.
+        (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
+        Assert.Equal(0, exit);
+        Assert.Contains("using the shards already", stdout, StringComparison.Ordinal);
+        Assert.Equal(3, server.Requests.Count);
+    }
+
+    [Fact]
+    public void Prepare_fails_with_a_message_naming_the_shard_and_address_when_the_server_does_not_have_it()
+    {
+        var files = MakeShards(1);
+        files.Remove(Validation);
+        using var server = new LoopbackShardServer(files);
+        var cache = TestGpu.NewTempDirectory("missing");
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--base-url", server.BaseUrl.ToString(), "--shards", "1");
+
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.Contains($"autoresearch: error: downloading {Validation} from {server.BaseUrl}{Validation} failed after 1 attempt(s); the last: HTTP 404", stderr, StringComparison.Ordinal);
+        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(new CachePaths(cache).Data).Select(f => Path.GetFileName(f)));
+        Assert.False(Directory.Exists(new CachePaths(cache).Tokenizer));
+    }
+
+    [Fact]
+    public void Prepare_stops_after_five_failed_attempts_leaving_no_file_of_that_shard()
+    {
+        var files = MakeShards(2);
+        using var server = new LoopbackShardServer(files);
+        server.Script("shard_00001.parquet", ShardFault.ServerError, ShardFault.CutOff, ShardFault.ResetMidBody, ShardFault.NotParquet, ShardFault.ServerError);
+        var cache = new CachePaths(TestGpu.NewTempDirectory("fail"));
+
+        var e = Assert.Throws<ShardDownloadException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, server.BaseUrl, TimeSpan.FromMilliseconds(1)));
+
+        Assert.Contains($"downloading shard_00001.parquet from {server.BaseUrl}shard_00001.parquet failed after 5 attempt(s); the last: HTTP 500", e.Message, StringComparison.Ordinal);
+        Assert.Equal(5, server.RequestCount("shard_00001.parquet"));
+        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(cache.Data).Select(f => Path.GetFileName(f)));
+    }
+
+    [Fact]
+    public void Prepare_offline_with_an_unfinished_download_is_an_error_not_the_sample()
+    {
+        var cache = new CachePaths(TestGpu.NewTempDirectory("unfinished"));
+        Directory.CreateDirectory(cache.Data);
+        ParquetShards.Write(Path.Combine(cache.Data, "shard_00000.parquet"), ["a downloaded document", "another"]);
+
+        var e = Assert.Throws<IOException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, LoopbackShardServer.RefusingBaseUrl(), TimeSpan.FromMilliseconds(1)));
+
+        Assert.Contains("cannot reach", e.Message, StringComparison.Ordinal);
+        Assert.Contains("unfinished download", e.Message, StringComparison.Ordinal);
+        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(cache.Data).Select(f => Path.GetFileName(f)));
+    }
+
+    [Fact]
+    public void Prepare_help_describes_the_download_options()
+    {
+        var (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--help");
+        Assert.Equal(0, exit);
+        foreach (var text in new[] { "--shards", "--base-url", ShardDownloader.BaseUrlVariable, ShardDownloader.DefaultBaseUrl, "[default: 10]", Validation })
+            Assert.Contains(text, stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -53,19 +53,9 @@ public static class ParquetShards
         if (!File.Exists(path))
             throw new FileNotFoundException($"shard '{path}' does not exist: run `autoresearch prepare`", path);
         await using var stream = File.OpenRead(path);
-        ParquetReader reader;
-        try
-        {
-            reader = await ParquetReader.CreateAsync(stream);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new InvalidDataException($"'{path}' is not a readable Parquet file (corrupt or truncated): {e.Message}", e);
-        }
+        var (reader, field) = await OpenAsync(path, stream);
         await using (reader)
         {
-            var field = reader.Schema.GetDataFields().FirstOrDefault(f => f.Name == TextColumn)
-                ?? throw new InvalidDataException($"'{path}' has no '{TextColumn}' column (columns: {string.Join(", ", reader.Schema.GetDataFields().Select(f => f.Name))})");
             var documents = new List<string>();
             for (int g = 0; g < reader.RowGroupCount; g++)
             {
@@ -82,6 +72,48 @@ public static class ParquetShards
                 throw new InvalidDataException($"shard '{path}' holds no documents");
             return documents;
         }
+    }
+
+    /// <summary>
+    /// Checks that a file is a shard without reading its documents: it opens as Parquet (a truncated file has no footer), has a
+    /// string <c>text</c> column and at least one row. Throws <see cref="InvalidDataException"/> naming the file otherwise.
+    /// </summary>
+    public static void Check(string path) => CheckAsync(path).GetAwaiter().GetResult();
+
+    private static async Task CheckAsync(string path)
+    {
+        await using var stream = File.OpenRead(path);
+        var (reader, _) = await OpenAsync(path, stream);
+        await using (reader)
+        {
+            if (reader.Metadata is { NumRows: 0 })
+                throw new InvalidDataException($"shard '{path}' holds no documents");
+        }
+    }
+
+    /// <summary>Opens a shard's reader and finds its string text column; errors name the file.</summary>
+    private static async Task<(ParquetReader Reader, DataField Text)> OpenAsync(string path, Stream stream)
+    {
+        ParquetReader reader;
+        try
+        {
+            reader = await ParquetReader.CreateAsync(stream);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable Parquet file (corrupt or truncated): {e.Message}", e);
+        }
+        var fields = reader.Schema.GetDataFields();
+        var field = fields.FirstOrDefault(f => f.Name == TextColumn);
+        // Parquet.Net reports a UTF-8 string column as string or as ReadOnlyMemory<char>; both read into strings.
+        if (field is null || (field.ClrType != typeof(string) && field.ClrType != typeof(ReadOnlyMemory<char>)))
+        {
+            await reader.DisposeAsync();
+            throw new InvalidDataException(field is null
+                ? $"'{path}' has no '{TextColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Name))})"
+                : $"'{path}' has a '{TextColumn}' column of type {field.ClrType}, not string");
+        }
+        return (reader, field);
     }
 
     /// <summary>The shards of a data folder, in index order, the validation shard last; at least two are needed.</summary>

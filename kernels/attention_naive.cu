@@ -4,7 +4,8 @@
 //   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(128); softmax in fp32.
 // naive_attention_forward:  q, k, v, o [B, T, H, 128] bf16 (o written); lse [B, H, T] fp32 (natural log of Σ exp(score))
 // naive_attention_backward: from do [B, T, H, 128] bf16: dq, dk, dv accumulated in fp32 scratch (zeroed by the caller,
-//                           [3, B, T, H, 128]) with atomics, then naive_attention_finish casts them to bf16 dq, dk, dv.
+//                           [3, B, T, H, 128]) with atomics, then naive_attention_finish casts them to bf16 dq, dk, dv
+//                           (rows grad_stride elements apart per token: H·128 when dense).
 // Launch: forward/backward one warp per (b, t, h), 8 warps per block; finish any 1-D grid of 256-thread blocks.
 #include "common.cuh"
 
@@ -91,12 +92,13 @@ extern "C" __global__ void naive_attention_backward(const bf16* __restrict__ q, 
 }
 
 extern "C" __global__ void naive_attention_finish(const float* __restrict__ scratch, bf16* __restrict__ dq, bf16* __restrict__ dk,
-    bf16* __restrict__ dv, long long count)
+    bf16* __restrict__ dv, long long count, int heads, long long grad_stride)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
     {
-        dq[i] = __float2bfloat16_rn(scratch[i]);
-        dk[i] = __float2bfloat16_rn(scratch[count + i]);
-        dv[i] = __float2bfloat16_rn(scratch[2 * count + i]);
+        const long long row = i / 128, out = row / heads * grad_stride + row % heads * 128 + i % 128;
+        dq[out] = __float2bfloat16_rn(scratch[i]);
+        dk[out] = __float2bfloat16_rn(scratch[count + i]);
+        dv[out] = __float2bfloat16_rn(scratch[2 * count + i]);
     }
 }

@@ -11,6 +11,8 @@
 //   each), two stages of Q, dO (64 × 128 bf16 each), lse and D (64 fp32 each), copied asynchronously one query block ahead;
 //   and dSᵀ (64 × 64 bf16).
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
+// dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
+// one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
 #include "flash_common.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
@@ -39,7 +41,8 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
         d[((long long)b * heads + h) * seq_len + t] = sum;
 }
 
-extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count)
+extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count,
+    int heads, long long grad_stride)
 {
     // count is a multiple of 128 (head dim): four elements per thread and step.
     const long long quads = count / 4;
@@ -49,7 +52,9 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
         uint2 out;
         out.x = pack_bf16(f.x, f.y);
         out.y = pack_bf16(f.z, f.w);
-        reinterpret_cast<uint2*>(dq)[i] = out;
+        const long long row = i / (HEAD / 4), token = row / heads;
+        const int h = (int)(row % heads), d = (int)(i % (HEAD / 4)) * 4;
+        *reinterpret_cast<uint2*>(dq + token * grad_stride + h * HEAD + d) = out;
     }
 }
 
@@ -57,7 +62,8 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 
 extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
     const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ d,
-    float* __restrict__ dq_accum, bf16* __restrict__ dk, bf16* __restrict__ dv, int batch, int seq_len, int heads, int window)
+    float* __restrict__ dq_accum, bf16* __restrict__ dk, bf16* __restrict__ dv, int batch, int seq_len, int heads, int window,
+    long long grad_stride)
 {
     extern __shared__ __align__(128) unsigned char smem[];
     bf16* ks = reinterpret_cast<bf16*>(smem);
@@ -238,19 +244,20 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
         __syncthreads(); // this stage and dSᵀ are read by everyone before the next iteration refills them
     }
 
+    const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;
     #pragma unroll
     for (int dt = 0; dt < 16; dt++)
     {
         const int c = dt * 8 + tig * 2;
         if (key_a < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + head_base + key_a * row_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
-            *reinterpret_cast<unsigned*>(dv + head_base + key_a * row_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
+            *reinterpret_cast<unsigned*>(dv + grad_base + key_a * grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
         }
         if (key_b < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + head_base + key_b * row_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
-            *reinterpret_cast<unsigned*>(dv + head_base + key_b * row_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
+            *reinterpret_cast<unsigned*>(dv + grad_base + key_b * grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
         }
     }
 }

@@ -6,6 +6,8 @@
 //                         cos_sin [T, 128] fp32: cos θ_j at [t, j], sin θ_j at [t, 64 + j] (built on the host in fp64).
 // rotary_qknorm_backward: dy [B·T, H, 128] bf16 (dL/dy) → dL/dx IN PLACE, from y (the forward's output) and rstd:
 //                         dr = rstd·(dy − y·mean(dy·y)), then the inverse rotation da = da'·cos − db'·sin, db = da'·sin + db'·cos.
+//                         dy's rows are dy_stride elements apart per token (H·128 when dense; wider when dy is a third of a
+//                         [B·T, 3·H·128] dq | dk | dv matrix).
 // Launch: one warp per vector (lane j handles pairs j and j + 32), 8 warps per block; rows = B·T·H; t = (row / H) mod T.
 #include "common.cuh"
 
@@ -44,14 +46,14 @@ extern "C" __global__ void rotary_qknorm_forward(bf16* __restrict__ x, const flo
 }
 
 extern "C" __global__ void rotary_qknorm_backward(const bf16* __restrict__ y, const float* __restrict__ rstd, bf16* __restrict__ dy,
-    const float* __restrict__ cos_sin, int rows, int heads, int seq_len)
+    const float* __restrict__ cos_sin, int rows, int heads, int seq_len, long long dy_stride)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= rows)
         return;
     const int t = (row / heads) % seq_len;
-    const long base = (long)row * 128;
+    const long base = (long)row * 128, gbase = (long)(row / heads) * dy_stride + (row % heads) * 128;
     const float* cs = cos_sin + (long)t * 128;
     float ya[2], yb[2], ga[2], gb[2];
     float dot = 0.0f;
@@ -61,8 +63,8 @@ extern "C" __global__ void rotary_qknorm_backward(const bf16* __restrict__ y, co
         const int j = lane + 32 * p;
         ya[p] = __bfloat162float(y[base + j]);
         yb[p] = __bfloat162float(y[base + j + 64]);
-        ga[p] = __bfloat162float(dy[base + j]);
-        gb[p] = __bfloat162float(dy[base + j + 64]);
+        ga[p] = __bfloat162float(dy[gbase + j]);
+        gb[p] = __bfloat162float(dy[gbase + j + 64]);
         dot += ga[p] * ya[p] + gb[p] * yb[p];
     }
     const float mean_dot = warp_sum(dot) / 128.0f;
@@ -73,7 +75,7 @@ extern "C" __global__ void rotary_qknorm_backward(const bf16* __restrict__ y, co
         const int j = lane + 32 * p;
         const float da = r * (ga[p] - ya[p] * mean_dot), db = r * (gb[p] - yb[p] * mean_dot);
         const float c = cs[j], s = cs[64 + j];
-        dy[base + j] = __float2bfloat16_rn(da * c - db * s);
-        dy[base + j + 64] = __float2bfloat16_rn(da * s + db * c);
+        dy[gbase + j] = __float2bfloat16_rn(da * c - db * s);
+        dy[gbase + j + 64] = __float2bfloat16_rn(da * s + db * c);
     }
 }

@@ -3,7 +3,8 @@
 // value_gate_forward:  g[i, h] = 2·sigmoid(Σ_{j<32} x[i, j]·wg[h, j]);  v[i, h, :] += g[i, h]·ve[ids[i], h·128 : h·128 + 128]
 //   x [n, c] bf16 (the normed attention input), wg [heads, 32] bf16, ids [n] int32, ve [vocab, heads·128] bf16,
 //   v [n, heads·128] bf16 (updated in place), gate [n, heads] fp32 (written, kept for backward).
-// value_gate_backward: from dv = dL/dv [n, heads·128] bf16 (the same gradient flows on to the v projection):
+// value_gate_backward: from dv = dL/dv [n, heads·128] bf16, rows dv_stride elements apart (the same gradient flows on to the v
+//   projection; dv may be the last third of a [n, 3·heads·128] dq | dk | dv matrix):
 //   dve[ids[i], h, :] += g·dv (fp32 atomics);  dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
 //   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32).
 // Launch: one warp per (token, head); 8 warps per block. Backward needs heads ≤ 8 for its shared partial sums (baseline: 4).
@@ -36,7 +37,7 @@ extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const 
 
 extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, const bf16* __restrict__ dv, const int* __restrict__ ids,
     const bf16* __restrict__ ve, const bf16* __restrict__ x, const bf16* __restrict__ wg,
-    float* __restrict__ dve, float* __restrict__ dwg, float* __restrict__ dx, int n, int heads, int c)
+    float* __restrict__ dve, float* __restrict__ dwg, float* __restrict__ dx, int n, int heads, int c, long long dv_stride)
 {
     __shared__ float partial[MAX_HEADS * GATE_WIDTH];
     for (int k = threadIdx.x; k < MAX_HEADS * GATE_WIDTH; k += blockDim.x)
@@ -48,7 +49,7 @@ extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, c
     {
         const int i = item / heads, h = item % heads;
         const float g = gate[item];
-        const long vbase = (long)i * heads * 128 + h * 128;
+        const long vbase = (long)i * dv_stride + h * 128;
         const long ebase = (long)ids[i] * heads * 128 + h * 128;
         float dot = 0.0f;
         #pragma unroll

@@ -24,13 +24,14 @@ public sealed class AttentionNaive : IAttentionKernels
         => _forward.Launch(KernelLaunch.RowBlocks((long)batch * seqLen * heads), KernelLaunch.RowBlock, 0, stream, q, k, v, o, lse, batch, seqLen, heads, window);
 
     public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0)
     {
         ArgumentNullException.ThrowIfNull(stream);
         long count = (long)batch * seqLen * heads * 128;
         stream.Device.MakeCurrent();
         Cuda.cuMemsetD32Async(scratch, 0, (nuint)(3 * count), stream.Handle).Check();
         _backward.Launch(KernelLaunch.RowBlocks((long)batch * seqLen * heads), KernelLaunch.RowBlock, 0, stream, q, k, v, o, dout, lse, scratch, batch, seqLen, heads, window);
-        _finish.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream, scratch, dq, dk, dv, count);
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream, scratch, dq, dk, dv, count, heads,
+            (long)(gradRowStride == 0 ? heads * 128 : gradRowStride));
     }
 }

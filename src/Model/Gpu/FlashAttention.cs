@@ -39,13 +39,14 @@ public sealed class FlashAttention : IAttentionKernels
         => _forward.Forward(q, k, v, batch, seqLen, heads, window, o, lse, stream);
 
     public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0)
     {
+        long gradStride = gradRowStride == 0 ? (long)heads * ModelShape.HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = scratch + (ulong)DqAccumOffset(rows);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 128, BackwardSharedBytes, stream,
-            q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window);
-        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim);
+            q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, heads, gradStride);
     }
 }

@@ -13,6 +13,7 @@ namespace AutoResearch.Model.Gpu;
 public sealed class GpuActivations : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
+    private readonly int _width;
 
     public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes)
     {
@@ -79,9 +80,8 @@ public sealed class GpuActivations : IDisposable
         // The forward's MLP pre-activation and the backward's MLP hidden gradient are never live together: one buffer.
         MlpHidden = A<ushort>(n * f, "MLP pre-activation / hidden gradient (scratch)");
         DMlp = MlpHidden;
-        DQ = A<ushort>(n * c, "dq");
-        DK = A<ushort>(n * c, "dk");
-        DV = A<ushort>(n * c, "dv");
+        DQKV = A<ushort>(3 * n * c, "dq | dk | dv");
+        _width = (int)c;
         DO = A<ushort>(n * c, "attention output gradient");
         DX0 = A<float>(n * c, "x0 gradient");
         AttentionScratch = A<byte>(attentionScratchBytes, "attention backward scratch");
@@ -123,9 +123,15 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort> DMlp { get; }
     public DeviceBuffer<ushort> Normed { get; }
     public DeviceBuffer<ushort> MlpHidden { get; }
-    public DeviceBuffer<ushort> DQ { get; }
-    public DeviceBuffer<ushort> DK { get; }
-    public DeviceBuffer<ushort> DV { get; }
+    /// <summary>
+    /// [B·T, 3·C] bf16: each token's row holds dq, dk, dv side by side (rows <see cref="DQKVRowStride"/> elements apart), so the
+    /// backward of the three projections is one weight-gradient GEMM and one input-gradient GEMM over K = 3·C.
+    /// </summary>
+    public DeviceBuffer<ushort> DQKV { get; }
+    public int DQKVRowStride => 3 * _width;
+    public ulong DQ => DQKV.Pointer;
+    public ulong DK => DQKV.At(_width);
+    public ulong DV => DQKV.At(2 * _width);
     public DeviceBuffer<ushort> DO { get; }
     public DeviceBuffer<float> DX0 { get; }
     public DeviceBuffer<byte> AttentionScratch { get; }

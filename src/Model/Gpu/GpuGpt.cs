@@ -56,6 +56,13 @@ public sealed class GpuGpt : IDisposable
         _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
         _profiler = new StreamProfiler(device, stream);
+        long square = (long)shape.ModelDim * shape.ModelDim;
+        for (int i = 0; i < shape.Depth; i++)
+        {
+            long qOffset = Parameters[Layer(i, "attn.c_q")].Offset;
+            if (Parameters[Layer(i, "attn.c_k")].Offset != qOffset + square || Parameters[Layer(i, "attn.c_v")].Offset != qOffset + 2 * square)
+                throw new InvalidOperationException($"layer {i}: c_q, c_k and c_v must follow each other in the parameter layout (one [3C, C] weight)");
+        }
         _stagedInputs = [new(device, Activations.Inputs.Length), new(device, Activations.Inputs.Length)];
         _stagedTargets = [new(device, Activations.Targets.Length), new(device, Activations.Targets.Length)];
         _stagedCopied = [new(device), new(device)];
@@ -215,31 +222,29 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: true)))
             {
                 _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                    a.Batch, t, h, Shape.Windows[i], a.DQ.Pointer, a.DK.Pointer, a.DV.Pointer, a.AttentionScratch.Pointer, _stream);
+                    a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride);
             }
             using (prof.Region("rotary + QK-norm backward", bytes: 12.0 * nc))
             {
-                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
-                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK.Pointer, _cosSin.Pointer, n * h, h, t, _stream);
+                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
+                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
             }
             using (prof.Region("norm recompute", bytes: 4.0 * nc))
                 _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, a.Normed.Pointer, _stream);
             using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
             {
-                _linear.BackwardWeight(a.DQ.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_q")));
-                _linear.BackwardWeight(a.DK.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_k")));
-                _linear.BackwardWeight(a.DV.Pointer, a.Normed.Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_v")));
-                _linear.BackwardInput(a.DQ.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: false);
-                _linear.BackwardInput(a.DK.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
-                _linear.BackwardInput(a.DV.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.DH.Pointer, ElementType.F32, accumulate: true);
+                // c_q, c_k, c_v are adjacent C × C tensors (checked at construction): one [3C, C] weight, like dq | dk | dv one
+                // [N, 3C] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
+                _linear.BackwardWeight(a.DQKV.Pointer, a.Normed.Pointer, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, 3 * c, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
             {
                 using (prof.Region("value gate backward", bytes: 12.0 * nc))
                 {
-                    _gate.Backward(a.Gate[i]!.Pointer, a.DV.Pointer, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.Normed.Pointer,
+                    _gate.Backward(a.Gate[i]!.Pointer, a.DV, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.Normed.Pointer,
                         p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
-                        a.DH.Pointer, _stream);
+                        a.DH.Pointer, _stream, a.DQKVRowStride);
                 }
             }
             using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))

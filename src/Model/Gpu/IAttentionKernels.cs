@@ -13,6 +13,10 @@ public interface IAttentionKernels
 
     void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o, ulong lse, CudaStream stream);
 
+    /// <summary>
+    /// dq, dk, dv from the forward's tensors and dout. <paramref name="gradRowStride"/>: elements from one token's row of dq, dk, dv
+    /// to the next (0: dense, H·128); e.g. 3·H·128 when they are the thirds of one [B·T, 3·H·128] matrix.
+    /// </summary>
     void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream);
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0);
 }

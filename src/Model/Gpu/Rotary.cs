@@ -43,7 +43,9 @@ public sealed class Rotary
         => _forward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, x, cosSin, rstd, rows, heads, seqLen);
 
     /// <summary>dy ← dL/dx from dy = dL/dy, the forward output y and rstd.</summary>
+    /// <param name="dyRowStride">Elements from one token's row of dy to the next (0: dense, H·128).</param>
     public void Backward(ulong y /* [B·T, H, 128] bf16 */, ulong rstd /* [B·T·H] fp32 */, ulong dy /* [B·T, H, 128] bf16, in place */,
-        ulong cosSin, int rows, int heads, int seqLen, CudaStream stream)
-        => _backward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen);
+        ulong cosSin, int rows, int heads, int seqLen, CudaStream stream, int dyRowStride = 0)
+        => _backward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen,
+            (long)(dyRowStride == 0 ? heads * 128 : dyRowStride));
 }

@@ -28,10 +28,12 @@ public sealed class ValueGate
 
     /// <summary>dve += g·dv (scatter), dwg += Σ dz·x, dx[:, :32] += Σ_h dz·wg; all fp32, accumulated.</summary>
     public void Backward(ulong gate /* [n, heads] fp32 */, ulong dv /* [n, heads·128] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
-        int n, int heads, int c, ulong dve /* [vocab, heads·128] fp32 */, ulong dwg /* [heads, 32] fp32 */, ulong dx /* [n, c] fp32 */, CudaStream stream)
+        int n, int heads, int c, ulong dve /* [vocab, heads·128] fp32 */, ulong dwg /* [heads, 32] fp32 */, ulong dx /* [n, c] fp32 */, CudaStream stream,
+        int dvRowStride = 0)
     {
         Check(heads, c);
-        _backward.Launch(KernelLaunch.RowBlocks((long)n * heads), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c);
+        _backward.Launch(KernelLaunch.RowBlocks((long)n * heads), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c,
+            (long)(dvRowStride == 0 ? heads * 128 : dvRowStride));
     }
 
     private static void Check(int heads, int c)

@@ -120,4 +120,50 @@ public class AttentionTests
         for (int i = 0; i < 4; i++)
             Numerics.AssertClose($"{names[i]} flash vs naive", flash[i], naive[i].Select(x => (double)x).ToArray(), 2e-2, seed);
     }
+    [GpuTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Backward_writes_gradient_rows_at_a_stride_and_nothing_between_them(bool flash)
+    {
+        const int batch = 2, seqLen = 150, heads = 2, window = 40;
+        int seed = flash ? 9100 : 9200;
+        var r = new Random(seed);
+        long count = (long)batch * seqLen * heads * 128;
+        int width = heads * 128, stride = 3 * width + 128; // dq | dk | dv and a padding column per token row
+        var (qBits, q) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (kBits, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
+        var (vBits, v) = Numerics.RandomBf16(r, count, 1);
+        var (doBits, dout) = Numerics.RandomBf16(r, count, 1);
+        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, window);
+
+        IAttentionKernels attention = flash ? new FlashAttention(TestGpu.Kernels) : new AttentionNaive(TestGpu.Kernels);
+        using var dQ = Device.Allocate<ushort>(count, "q");
+        using var dK = Device.Allocate<ushort>(count, "k");
+        using var dV = Device.Allocate<ushort>(count, "v");
+        using var dDo = Device.Allocate<ushort>(count, "do");
+        using var dO = Device.Allocate<ushort>(count, "o");
+        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
+        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads), "scratch");
+        dQ.CopyFrom(qBits);
+        dK.CopyFrom(kBits);
+        dV.CopyFrom(vBits);
+        dDo.CopyFrom(doBits);
+        grads.FillBytes(0xFF);
+        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, window,
+            grads.Pointer, grads.At(width), grads.At(2 * width), scratch.Pointer, TestGpu.Stream, stride);
+        TestGpu.Stream.Synchronize();
+        var all = grads.ToArray();
+        float[] Part(int part) => Enumerable.Range(0, batch * seqLen)
+            .SelectMany(token => Bf16.ToFloat(all.AsSpan(token * stride + part * width, width).ToArray())).ToArray();
+        Numerics.AssertClose("dq (strided)", Part(0), dqRef, 2e-2, seed);
+        Numerics.AssertClose("dk (strided)", Part(1), dkRef, 2e-2, seed);
+        Numerics.AssertClose("dv (strided)", Part(2), dvRef, 2e-2, seed);
+        for (int token = 0; token < batch * seqLen; token++)
+        {
+            for (int j = 3 * width; j < stride; j++)
+                Assert.True(all[token * stride + j] == 0xFFFF, $"padding element {j} of token {token} was written (seed {seed})");
+        }
+    }
 }

@@ -18,7 +18,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// <summary>Exit code of a run stopped by the fast-fail rule (it prints FAIL).</summary>
     public const int FastFailExitCode = 3;
 
-    /// <summary>The step about to run or running: where an interruption stopped the run.</summary>
+    /// <summary>Steps completed: the index of the step an interruption stopped before (or during).</summary>
     public int Step { get; private set; }
 
     /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
@@ -46,7 +46,6 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             cancel.ThrowIfCancellationRequested();
             double progress = clock.Progress; // before the step (SPEC §7)
             int step = clock.Step;
-            Step = step;
             trainer.Synchronize();
             var stepWatch = Stopwatch.StartNew();
             trainer.BeginStep();
@@ -71,12 +70,12 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h));
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
             bool stop = clock.CompleteStep(stepSeconds);
+            Step = clock.Step;
             output.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
                 clock.StepMfuPercent(stepSeconds), epoch, clock.RemainingSeconds));
             if (stop)
                 break;
         }
-        Step = clock.Step;
         output.WriteLine();
 
         // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes.

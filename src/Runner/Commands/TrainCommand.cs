@@ -27,10 +27,10 @@ public static class TrainCommand
     public static Command Create()
     {
         var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => ExperimentConstants.TimeBudgetSeconds };
-        var depth = new Option<int>("--depth") { Description = $"Layers (default {Hyperparameters.Default.Depth}; {CpuTrainingDefaults.Depth} with --device cpu)", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
-        var deviceBatch = new Option<int>("--device-batch") { Description = $"Rows per micro-batch; lower it if the GPU runs out of memory (default {Hyperparameters.Default.DeviceBatchSize}; {CpuTrainingDefaults.DeviceBatch} with --device cpu)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
-        var totalBatch = new Option<int>("--total-batch") { Description = "Tokens per optimizer step (default 2^19; one micro-batch with --device cpu)", DefaultValueFactory = _ => Hyperparameters.Default.TotalBatchSize };
-        var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)", DefaultValueFactory = _ => ExperimentConstants.EvalTokens };
+        var depth = new Option<int>("--depth") { Description = $"Layers (default {Hyperparameters.Default.Depth}; {CpuTrainingDefaults.Depth} with --device cpu)" };
+        var deviceBatch = new Option<int>("--device-batch") { Description = $"Rows per micro-batch; lower it if the GPU runs out of memory (default {Hyperparameters.Default.DeviceBatchSize}; {CpuTrainingDefaults.DeviceBatch} with --device cpu)" };
+        var totalBatch = new Option<int>("--total-batch") { Description = $"Tokens per optimizer step (default {Hyperparameters.Default.TotalBatchSize}; one micro-batch with --device cpu)" };
+        var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)" };
         var seqLen = new Option<int>("--seq-len") { Description = $"Tokens per row, --device cpu only (default {CpuTrainingDefaults.SeqLen}; the GPU run is fixed at {ExperimentConstants.MaxSeqLen}, the evaluation contract)" };
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
@@ -46,25 +46,16 @@ public static class TrainCommand
             bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
             if (!onCpu && Given(seqLen))
                 throw new ArgumentException($"--seq-len is for --device cpu only: the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract)");
-            int t = onCpu ? (Given(seqLen) ? parse.GetValue(seqLen) : CpuTrainingDefaults.SeqLen) : ExperimentConstants.MaxSeqLen;
+            // Each knob: the value given, else the GPU baseline, or with --device cpu the reduced configuration.
+            int t = Given(seqLen) ? parse.GetValue(seqLen) : onCpu ? CpuTrainingDefaults.SeqLen : ExperimentConstants.MaxSeqLen;
+            int rows = Given(deviceBatch) ? parse.GetValue(deviceBatch) : onCpu ? CpuTrainingDefaults.DeviceBatch : Hyperparameters.Default.DeviceBatchSize;
             var h = Hyperparameters.Default with
             {
-                Depth = parse.GetValue(depth),
-                DeviceBatchSize = parse.GetValue(deviceBatch),
-                TotalBatchSize = parse.GetValue(totalBatch),
+                Depth = Given(depth) ? parse.GetValue(depth) : onCpu ? CpuTrainingDefaults.Depth : Hyperparameters.Default.Depth,
+                DeviceBatchSize = rows,
+                TotalBatchSize = Given(totalBatch) ? parse.GetValue(totalBatch) : onCpu ? rows * t : Hyperparameters.Default.TotalBatchSize,
             };
-            long eval = parse.GetValue(evalTokens);
-            if (onCpu)
-            {
-                h = h with
-                {
-                    Depth = Given(depth) ? h.Depth : CpuTrainingDefaults.Depth,
-                    DeviceBatchSize = Given(deviceBatch) ? h.DeviceBatchSize : CpuTrainingDefaults.DeviceBatch,
-                };
-                if (!Given(totalBatch))
-                    h = h with { TotalBatchSize = h.DeviceBatchSize * t };
-                eval = Given(evalTokens) ? eval : CpuTrainingDefaults.EvalTokens;
-            }
+            long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
             var request = new Request(h.Validate(), onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save));
             return Task.FromResult(Run(request, Console.Out, Console.Error, token));
         });
@@ -97,6 +88,8 @@ public static class TrainCommand
             output.WriteLine($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {h.Depth}, width {shape.ModelDim} "
                 + $"({shape.Heads} head of {ModelShape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
                 + $"vocabulary {shape.VocabSize}, {request.EvalTokens} evaluation tokens");
+            if (request.SavePath is not null)
+                output.WriteLine($"cpu: sample the saved weights with `autoresearch sample --checkpoint {request.SavePath} --seq-len {t} --prompt ...`");
         }
         ITrainer trainer;
         try

@@ -153,6 +153,50 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     }
 
     [Fact]
+    public async Task Sigint_stops_a_cpu_train_child_process_with_one_line_and_exit_130()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() && File.Exists("/usr/bin/env"), "needs Linux and env(1) to reset SIGINT for the child");
+        var ct = TestContext.Current.CancellationToken;
+        // env resets SIGINT to its default, which a background parent may have set to ignored (and the child would inherit).
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])["--default-signal=INT", Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet",
+            Path.Combine(AppContext.BaseDirectory, "autoresearch.dll"), "train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300"])
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        var stdout = new System.Text.StringBuilder();
+        try
+        {
+            var buffer = new char[256];
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!stdout.ToString().Contains("step 00001", StringComparison.Ordinal))
+            {
+                int read = await process.StandardOutput.ReadAsync(buffer, ct);
+                Assert.SkipWhen(read == 0 && process.HasExited && process.ExitCode == 125, "this env(1) has no --default-signal");
+                if (read == 0 || DateTime.UtcNow >= deadline)
+                    Assert.Fail($"no second step within 60 s: {stdout}");
+                stdout.Append(buffer, 0, read);
+            }
+
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)]))
+                await kill.WaitForExitAsync(ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(20));
+            stdout.Append(await process.StandardOutput.ReadToEndAsync(timeout.Token));
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true); // a failed test must not leave a 300 s run behind
+        }
+
+        Assert.Equal(TrainCommand.InterruptedExitCode, process.ExitCode);
+        Assert.Matches(@"^interrupted at step \d+; no summary written\n$", await stderr);
+        Assert.DoesNotContain("val_bpb:", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Train_without_a_gpu_points_at_device_cpu()
     {
         Assert.SkipWhen(GpuProbe.Available, "a GPU is present: this test checks the machine without one");

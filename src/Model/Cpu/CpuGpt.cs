@@ -32,6 +32,9 @@ public sealed class CpuGpt
     public Dictionary<string, double[]> NewGradients()
         => Parameters.ToDictionary(kv => kv.Key, kv => new double[kv.Value.Length], StringComparer.Ordinal);
 
+    /// <summary>The cap of the logits' soft cap (SPEC §5): z → cap·tanh(z/cap).</summary>
+    public const double LogitSoftcap = 15;
+
     private string W(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
     /// <summary>
@@ -49,52 +52,8 @@ public sealed class CpuGpt
         var p = Parameters;
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];
-
-        // ---- forward, keeping what the backward needs ----
-        var embedded = new double[(long)n * c];
-        for (int i = 0; i < n; i++)
-            Array.Copy(p["transformer.wte.weight"], (long)inputs[i] * c, embedded, (long)i * c, c);
-        var x0 = CpuOps.RmsNorm(embedded, n, c).Y;
-        var xs = new double[depth + 1][];
-        var ms = new double[depth][];
-        var h1s = new double[depth][];
-        var qPre = new double[depth][];
-        var kPre = new double[depth][];
-        var qs = new double[depth][];
-        var ks = new double[depth][];
-        var vs = new double[depth][];
-        var os = new double[depth][];
-        var xmids = new double[depth][];
-        var h2s = new double[depth][];
-        var us = new double[depth][];
-        var ss = new double[depth][];
-        xs[0] = x0;
-        for (int i = 0; i < depth; i++)
-        {
-            var m = new double[(long)n * c];
-            for (long e = 0; e < m.Length; e++)
-                m[e] = rl[i] * xs[i][e] + xl[i] * x0[e];
-            ms[i] = m;
-            h1s[i] = CpuOps.RmsNorm(m, n, c).Y;
-            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);
-            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, c);
-            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, c);
-            if (Shape.HasValueEmbedding[i])
-                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, h, c).V;
-            qs[i] = CpuOps.RotaryQkNorm(qPre[i], n * h, h, t).Y;
-            ks[i] = CpuOps.RotaryQkNorm(kPre[i], n * h, h, t).Y;
-            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, Shape.Windows[i]).O;
-            var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
-            xmids[i] = m.Select((value, e) => value + proj[e]).ToArray();
-            h2s[i] = CpuOps.RmsNorm(xmids[i], n, c).Y;
-            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, f);
-            ss[i] = CpuOps.ReluSquare(us[i]);
-            var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
-            xs[i + 1] = xmids[i].Select((value, e) => value + mlp[e]).ToArray();
-        }
-        var hf = CpuOps.RmsNorm(xs[depth], n, c).Y;
-        var logits = CpuOps.Linear(hf, p["lm_head.weight"], n, c, v);
-        var losses = CpuOps.SoftcapCrossEntropy(logits, targets, n, v, 15);
+        var (embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits) = Forward(inputs, batch);
+        var losses = CpuOps.SoftcapCrossEntropy(logits, targets, n, v, LogitSoftcap);
         int scored = targets.Count(x => x >= 0);
         double loss = scored == 0 ? 0 : losses.Sum() / scored;
         if (gradients is null)
@@ -102,7 +61,7 @@ public sealed class CpuGpt
 
         // ---- backward ----
         var gr = gradients;
-        var dlogits = CpuOps.SoftcapCrossEntropyBackward(logits, targets, n, v, 15, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
+        var dlogits = CpuOps.SoftcapCrossEntropyBackward(logits, targets, n, v, LogitSoftcap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
         CpuOps.LinearBackwardWeight(dlogits, hf, n, c, v, gr["lm_head.weight"]);
         var g = CpuOps.RmsNormBackward(xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
         var dx0 = new double[(long)n * c];
@@ -156,6 +115,80 @@ public sealed class CpuGpt
                 dwte[(long)inputs[i] * c + j] += demb[(long)i * c + j];
         }
         return (loss, losses);
+    }
+
+    /// <summary>
+    /// The soft-capped logits (cap·tanh(z/cap), the distribution the loss scores) of every position, [B·T, V]: what sampling
+    /// draws the next token from. Causal: position t sees tokens 0..t only.
+    /// </summary>
+    public double[] Logits(int[] inputs, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        int n = batch * Shape.SeqLen;
+        if (inputs.Length != n)
+            throw new ArgumentException($"expected {n} inputs (B {batch} × T {Shape.SeqLen}); got {inputs.Length}");
+        var logits = Forward(inputs, batch).Logits;
+        for (long e = 0; e < logits.Length; e++)
+            logits[e] = LogitSoftcap * Math.Tanh(logits[e] / LogitSoftcap);
+        return logits;
+    }
+
+    /// <summary>What the forward keeps for the backward, in the order the forward makes it; per-layer arrays indexed by layer.</summary>
+    private sealed record Activations(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
+        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[] Hf, double[] Logits);
+
+    /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
+    private Activations Forward(int[] inputs, int batch)
+    {
+        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        var p = Parameters;
+        var rl = p["resid_lambdas"];
+        var xl = p["x0_lambdas"];
+
+        var embedded = new double[(long)n * c];
+        for (int i = 0; i < n; i++)
+            Array.Copy(p["transformer.wte.weight"], (long)inputs[i] * c, embedded, (long)i * c, c);
+        var x0 = CpuOps.RmsNorm(embedded, n, c).Y;
+        var xs = new double[depth + 1][];
+        var ms = new double[depth][];
+        var h1s = new double[depth][];
+        var qPre = new double[depth][];
+        var kPre = new double[depth][];
+        var qs = new double[depth][];
+        var ks = new double[depth][];
+        var vs = new double[depth][];
+        var os = new double[depth][];
+        var xmids = new double[depth][];
+        var h2s = new double[depth][];
+        var us = new double[depth][];
+        var ss = new double[depth][];
+        xs[0] = x0;
+        for (int i = 0; i < depth; i++)
+        {
+            var m = new double[(long)n * c];
+            for (long e = 0; e < m.Length; e++)
+                m[e] = rl[i] * xs[i][e] + xl[i] * x0[e];
+            ms[i] = m;
+            h1s[i] = CpuOps.RmsNorm(m, n, c).Y;
+            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);
+            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, c);
+            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, c);
+            if (Shape.HasValueEmbedding[i])
+                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, h, c).V;
+            qs[i] = CpuOps.RotaryQkNorm(qPre[i], n * h, h, t).Y;
+            ks[i] = CpuOps.RotaryQkNorm(kPre[i], n * h, h, t).Y;
+            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, Shape.Windows[i]).O;
+            var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
+            xmids[i] = m.Select((value, e) => value + proj[e]).ToArray();
+            h2s[i] = CpuOps.RmsNorm(xmids[i], n, c).Y;
+            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, f);
+            ss[i] = CpuOps.ReluSquare(us[i]);
+            var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
+            xs[i + 1] = xmids[i].Select((value, e) => value + mlp[e]).ToArray();
+        }
+        var hf = CpuOps.RmsNorm(xs[depth], n, c).Y;
+        var logits = CpuOps.Linear(hf, p["lm_head.weight"], n, c, v);
+        return new Activations(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits);
     }
 
     private static void Add(double[] target, double[] source)

@@ -136,46 +136,50 @@ public sealed class MuonAdamWReference
         return (decayed, spared);
     }
 
-    /// <summary>Five Polar Express iterations on X (rows × cols, Frobenius-normalised): XᵀX when rows &gt; cols, else XXᵀ.</summary>
+    /// <summary>
+    /// Five Polar Express iterations on X (rows × cols, Frobenius-normalised): XᵀX when rows &gt; cols, else XXᵀ. Every sum
+    /// runs over its index in order, as written in SPEC §6; the loops read transposed copies and use the symmetry of the
+    /// Gram matrix and its polynomial (identical products, same order: the same bits) so that the CPU training run is fast
+    /// enough, and rows run in parallel.
+    /// </summary>
     public static double[] Orthogonalise(double[] x, int rows, int cols, bool roundLikeGpu)
     {
+        ArgumentNullException.ThrowIfNull(x);
         double R(double v) => roundLikeGpu ? Bf16.Round((float)v) : v;
         bool tall = rows > cols;
-        int g = tall ? cols : rows;
+        int g = tall ? cols : rows, k = tall ? rows : cols; // Gram size, contraction length
         foreach (var (a, b, c) in PolarExpress.Coefficients)
         {
+            // gram = A·Aᵀ with A = Xᵀ (g × k) when tall, X otherwise: gram[i, j] = Σ_t A[i, t]·A[j, t].
+            var rowsOfA = tall ? Transpose(x, rows, cols) : x;
             var gram = new double[g * g];
-            for (int i = 0; i < g; i++)
+            Parallel.For(0, g, i =>
             {
-                for (int j = 0; j < g; j++)
+                for (int j = i; j < g; j++)
                 {
                     double sum = 0;
-                    if (tall)
-                    {
-                        for (int t = 0; t < rows; t++)
-                            sum += x[t * cols + i] * x[t * cols + j];
-                    }
-                    else
-                    {
-                        for (int t = 0; t < cols; t++)
-                            sum += x[i * cols + t] * x[j * cols + t];
-                    }
-                    gram[i * g + j] = R(sum);
+                    for (int t = 0; t < k; t++)
+                        sum += rowsOfA[i * k + t] * rowsOfA[j * k + t];
+                    gram[i * g + j] = gram[j * g + i] = R(sum);
                 }
-            }
+            });
+            // poly = b·gram + c·gram² (symmetric: gram[t, j] = gram[j, t]).
             var poly = new double[g * g];
-            for (int i = 0; i < g; i++)
+            Parallel.For(0, g, i =>
             {
-                for (int j = 0; j < g; j++)
+                for (int j = i; j < g; j++)
                 {
                     double sq = 0;
                     for (int t = 0; t < g; t++)
-                        sq += gram[i * g + t] * gram[t * g + j];
-                    poly[i * g + j] = R(b * gram[i * g + j] + c * sq);
+                        sq += gram[i * g + t] * gram[j * g + t];
+                    poly[i * g + j] = poly[j * g + i] = R(b * gram[i * g + j] + c * sq);
                 }
-            }
+            });
+            // next = a·X + X·poly when tall, a·X + poly·X otherwise.
+            var columnsOfX = tall ? null : Transpose(x, rows, cols);
+            var current = x;
             var next = new double[x.Length];
-            for (int i = 0; i < rows; i++)
+            Parallel.For(0, rows, i =>
             {
                 for (int j = 0; j < cols; j++)
                 {
@@ -183,19 +187,30 @@ public sealed class MuonAdamWReference
                     if (tall)
                     {
                         for (int t = 0; t < cols; t++)
-                            sum += x[i * cols + t] * poly[t * cols + j];
+                            sum += current[i * cols + t] * poly[j * cols + t];
                     }
                     else
                     {
                         for (int t = 0; t < rows; t++)
-                            sum += poly[i * rows + t] * x[t * cols + j];
+                            sum += poly[i * rows + t] * columnsOfX![j * rows + t];
                     }
-                    next[i * cols + j] = R(a * x[i * cols + j] + sum);
+                    next[i * cols + j] = R(a * current[i * cols + j] + sum);
                 }
-            }
+            });
             x = next;
         }
         return x;
+    }
+
+    private static double[] Transpose(double[] x, int rows, int cols)
+    {
+        var t = new double[x.Length];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+                t[j * rows + i] = x[i * cols + j];
+        }
+        return t;
     }
 
     private double Round(double v) => RoundLikeGpu ? Bf16.Round((float)v) : v;

@@ -1,175 +1,135 @@
 using System.CommandLine;
 using System.Diagnostics;
 using AutoResearch.Data;
-using AutoResearch.Data.Evaluation;
-using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
 using AutoResearch.Model;
-using AutoResearch.Model.Checkpoint;
-using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
-using OptimizerSettings = AutoResearch.Optim.OptimizerSettings;
-using AutoResearch.Optim.Gpu;
 using AutoResearch.Runner.Experiment;
+using AutoResearch.Runner.Training;
+using OptimizerSettings = AutoResearch.Optim.OptimizerSettings;
 
 namespace AutoResearch.Runner;
 
 /// <summary>
-/// `autoresearch train`: the time-budgeted experiment of SPEC §7–9 on the GPU: gradient accumulation to the total batch, the
-/// schedules, the first 11 steps uncounted, fast fail on NaN or loss &gt; 100, a one-line progress display, then the
-/// evaluation on EVAL_TOKENS of the validation shard and the summary block.
+/// `autoresearch train`: the time-budgeted experiment of SPEC §7–9 (<see cref="TrainingLoop"/>) on the GPU, or with
+/// --device cpu a reduced configuration (<see cref="CpuTrainingDefaults"/>) on the fp64 CPU reference, through the same loop.
+/// Ctrl-C stops with one line and exit code 130, writing no summary.
 /// </summary>
 public static class TrainCommand
 {
+    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT).</summary>
+    public const int InterruptedExitCode = 130;
+
+    /// <summary>What one `train` runs: the knobs, the device and the run's own settings.</summary>
+    public sealed record Request(Hyperparameters Hyperparameters, bool OnCpu, int SeqLen, double BudgetSeconds, long EvalTokens, CachePaths Cache, string? SavePath);
+
     public static Command Create()
     {
         var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => ExperimentConstants.TimeBudgetSeconds };
-        var depth = new Option<int>("--depth") { Description = "Layers", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
-        var deviceBatch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (lower it if the GPU runs out of memory)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
-        var totalBatch = new Option<int>("--total-batch") { Description = "Tokens per optimizer step", DefaultValueFactory = _ => Hyperparameters.Default.TotalBatchSize };
-        var evalTokens = new Option<long>("--eval-tokens") { Description = "Validation tokens scored at the end", DefaultValueFactory = _ => ExperimentConstants.EvalTokens };
+        var depth = new Option<int>("--depth") { Description = $"Layers (default {Hyperparameters.Default.Depth}; {CpuTrainingDefaults.Depth} with --device cpu)" };
+        var deviceBatch = new Option<int>("--device-batch") { Description = $"Rows per micro-batch; lower it if the GPU runs out of memory (default {Hyperparameters.Default.DeviceBatchSize}; {CpuTrainingDefaults.DeviceBatch} with --device cpu)" };
+        var totalBatch = new Option<int>("--total-batch") { Description = $"Tokens per optimizer step (default {Hyperparameters.Default.TotalBatchSize}; one micro-batch with --device cpu)" };
+        var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)" };
+        var seqLen = new Option<int>("--seq-len") { Description = $"Tokens per row, --device cpu only (default {CpuTrainingDefaults.SeqLen}; the GPU run is fixed at {ExperimentConstants.MaxSeqLen}, the evaluation contract)" };
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
-        var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file" };
-        var device = new Option<string>("--device") { Description = "gpu (cpu training is not available yet)", DefaultValueFactory = _ => "gpu" };
+        var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
+        var device = new Option<string>("--device") { Description = "gpu, or cpu for a tiny run of a reduced configuration on the fp64 CPU reference", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
-        var command = new Command("train", "Train for the time budget on the GPU, evaluate val_bpb and print the summary block.")
+        var command = new Command("train", "Train for the time budget (GPU, or a tiny CPU run with --device cpu), evaluate val_bpb and print the summary block.")
         {
-            budget, depth, deviceBatch, totalBatch, evalTokens, cache, save, device,
+            budget, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device,
         };
         command.SetAction((parse, token) =>
         {
-            if (parse.GetValue(device) == "cpu")
-                throw new NotSupportedException("--device cpu training is not available yet; it needs a GPU for now");
-            var h = (Hyperparameters.Default with
+            bool onCpu = parse.GetValue(device) == "cpu";
+            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+            if (!onCpu && Given(seqLen))
+                throw new ArgumentException($"--seq-len is for --device cpu only: the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract)");
+            // Each knob: the value given, else the GPU baseline, or with --device cpu the reduced configuration.
+            int t = Given(seqLen) ? parse.GetValue(seqLen) : onCpu ? CpuTrainingDefaults.SeqLen : ExperimentConstants.MaxSeqLen;
+            int rows = Given(deviceBatch) ? parse.GetValue(deviceBatch) : onCpu ? CpuTrainingDefaults.DeviceBatch : Hyperparameters.Default.DeviceBatchSize;
+            var h = Hyperparameters.Default with
             {
-                Depth = parse.GetValue(depth),
-                DeviceBatchSize = parse.GetValue(deviceBatch),
-                TotalBatchSize = parse.GetValue(totalBatch),
-            }).Validate();
-            return Task.FromResult(Run(h, parse.GetValue(budget), parse.GetValue(evalTokens), CachePaths.From(parse.GetValue(cache)), parse.GetValue(save), token));
+                Depth = Given(depth) ? parse.GetValue(depth) : onCpu ? CpuTrainingDefaults.Depth : Hyperparameters.Default.Depth,
+                DeviceBatchSize = rows,
+                TotalBatchSize = Given(totalBatch) ? parse.GetValue(totalBatch) : onCpu ? rows * t : Hyperparameters.Default.TotalBatchSize,
+            };
+            long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
+            var request = new Request(h.Validate(), onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save));
+            return Task.FromResult(Run(request, Console.Out, Console.Error, token));
         });
         return command;
     }
 
-    private static int Run(Hyperparameters h, double budgetSeconds, long evalTokens, CachePaths cache, string? savePath, CancellationToken cancel)
+    /// <summary>
+    /// Runs one training: returns 0, <see cref="TrainingLoop.FastFailExitCode"/>, or <see cref="InterruptedExitCode"/> when
+    /// <paramref name="cancel"/> fires (one line on <paramref name="error"/>, no summary). Other failures throw.
+    /// </summary>
+    public static int Run(Request request, TextWriter output, TextWriter error, CancellationToken cancel)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
         var total = Stopwatch.StartNew();
-        int t = ExperimentConstants.MaxSeqLen, b = h.DeviceBatchSize;
-        int tokensPerMicroBatch = b * t;
-        int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize);
-        var tokenizer = TokenizerFiles.Load(cache.Tokenizer);
-        var (trainShards, validationShard) = ParquetShards.List(cache.Data);
+        var h = request.Hyperparameters;
+        int t = request.SeqLen;
+        if (!request.OnCpu && t != ExperimentConstants.MaxSeqLen)
+            throw new ArgumentException($"the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract), not {t}");
+        TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize, t); // a batch that does not divide fails before anything loads
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.BudgetSeconds);
+        var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
+        var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
 
-        int count;
+        var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
+        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
+        if (request.OnCpu)
+        {
+            output.WriteLine($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {h.Depth}, width {shape.ModelDim} "
+                + $"({shape.Heads} head of {ModelShape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
+                + $"vocabulary {shape.VocabSize}, {request.EvalTokens} evaluation tokens");
+            if (request.SavePath is not null)
+                output.WriteLine($"cpu: sample the saved weights with `autoresearch sample --checkpoint {request.SavePath} --seq-len {t} --prompt ...`");
+        }
+        ITrainer trainer;
         try
         {
-            count = CudaDevice.Count();
+            trainer = request.OnCpu
+                ? new CpuTrainer(shape, h.DeviceBatchSize, settings)
+                : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, request.Cache.Kernels);
         }
-        catch (NativeLibraryNotFoundException)
+        catch (DeviceOutOfMemoryException e)
         {
-            count = 0;
+            throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize), e);
         }
-        if (count == 0)
-            throw new InvalidOperationException("no CUDA device found; use --device cpu for a tiny CPU run (not available yet) or run `autoresearch doctor`");
-        using var gpu = CudaDevice.Open(0);
-        using var stream = new CudaStream(gpu);
-        using var blas = new Blas(gpu, stream);
-        using var kernels = new KernelCache(gpu, KernelCache.DefaultKernelDirectory, cache.Kernels);
-        var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
-        using var model = new GpuGpt(gpu, stream, blas, kernels, shape, b);
-        model.Parameters.InitialiseLikeSpec(42);
-        model.Parameters.RefreshBf16(model.Elementwise, stream);
-        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
-        using var optimizer = new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings);
-        double flopsPerToken = shape.FlopsPerToken();
-        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters, depth {h.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
-            + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; kernels compiled {kernels.Compiled}, cached {kernels.DiskHits}");
-
-        using var loader = new PackedLoader(trainShards, tokenizer, b, t);
-        var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds);
-        var ema = new DebiasedEma();
-        var inputs = new int[tokensPerMicroBatch];
-        var targets = new int[tokensPerMicroBatch];
-        int epoch = 1;
-        while (true)
+        using (trainer)
         {
-            cancel.ThrowIfCancellationRequested();
-            double progress = clock.Progress; // before the step (SPEC §7)
-            int step = clock.Step;
-            stream.Synchronize();
-            var stepWatch = Stopwatch.StartNew();
-            model.Parameters.ZeroGradients(stream);
-            model.ResetLossSum();
-            long scoredTotal = 0;
-            for (int micro = 0; micro < accumulation; micro++)
+            var loop = new TrainingLoop(trainer, h, output);
+            try
             {
-                var (rows, e) = loader.Next();
-                epoch = e;
-                int scored = Split(rows, b, t, inputs, targets);
-                loader.Return(rows);
-                model.Upload(inputs, targets);
-                model.ForwardBackward(1f / (scored * accumulation));
-                scoredTotal += scored;
+                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel);
             }
-            double loss = model.ReadLossSum() / (double)scoredTotal;
-            if (TrainingClock.IsFastFail(loss))
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
-                Console.WriteLine();
-                Console.WriteLine("FAIL");
-                return 3;
+                output.WriteLine();
+                output.Flush();
+                error.WriteLine($"interrupted at step {loop.Step}; no summary written");
+                return InterruptedExitCode;
             }
-            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h);
-            optimizer.Step((float)lrMultiplier, (float)TrainingSchedule.MuonMomentum(step), (float)TrainingSchedule.MuonWeightDecay(progress, h));
-            stream.Synchronize();
-            double stepSeconds = stepWatch.Elapsed.TotalSeconds;
-            bool stop = clock.CompleteStep(stepSeconds);
-            Console.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
-                clock.StepMfuPercent(stepSeconds), epoch, clock.RemainingSeconds));
-            if (stop)
-                break;
-        }
-        Console.WriteLine();
-
-        // Evaluation: a fresh validation loader, EVAL_TOKENS / (B·T) batches, bpb over the scored target bytes.
-        var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
-        var losses = new float[tokensPerMicroBatch];
-        using (var validation = new PackedLoader([validationShard], tokenizer, b, t))
-        {
-            long batches = Math.Max(1, evalTokens / tokensPerMicroBatch);
-            for (long i = 0; i < batches; i++)
+            catch (DeviceOutOfMemoryException e)
             {
-                var (rows, _) = validation.Next();
-                Split(rows, b, t, inputs, targets);
-                validation.Return(rows);
-                model.Upload(inputs, targets);
-                model.Forward();
-                model.Loss(0f);
-                stream.Synchronize();
-                model.Activations.Losses.CopyTo(losses);
-                bpb.Add(losses, targets);
+                throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize), e);
             }
         }
-        if (savePath is not null)
-        {
-            var values = model.Parameters.Entries.ToDictionary(e => e.Name, e => model.Parameters.Download(model.Parameters.Master, e.Name).Select(v => (double)v).ToArray());
-            ModelCheckpoint.Save(savePath, shape, values);
-        }
-        var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, gpu.Memory.PeakMegabytes,
-            clock.MfuPercent, clock.TotalTokensMillions, clock.Step, model.Parameters.Count / 1e6, h.Depth);
-        Console.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
-        Console.Write(summary.Format());
-        return 0;
     }
 
-    /// <summary>Rows of T+1 → inputs row[0..T) and targets row[1..T]; returns how many targets are scored.</summary>
-    private static int Split(int[] rows, int batch, int seqLen, int[] inputs, int[] targets)
+    /// <summary>The allocation that failed, what was free, and the knob to turn: a smaller --device-batch (or --depth at 1 row).</summary>
+    public static string OutOfMemoryMessage(DeviceOutOfMemoryException e, int deviceBatch)
     {
-        for (int r = 0; r < batch; r++)
-        {
-            Array.Copy(rows, r * (seqLen + 1), inputs, r * seqLen, seqLen);
-            Array.Copy(rows, r * (seqLen + 1) + 1, targets, r * seqLen, seqLen);
-        }
-        return targets.Length;
+        ArgumentNullException.ThrowIfNull(e);
+        string advice = deviceBatch > 1
+            ? $"lower --device-batch (now {deviceBatch}; --device-batch {deviceBatch / 2} keeps the total batch with twice the accumulation steps)"
+            : "--device-batch is already 1: lower --depth";
+        return $"{e.Message}: {advice}";
     }
 }

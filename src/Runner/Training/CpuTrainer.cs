@@ -1,0 +1,85 @@
+using AutoResearch.Model;
+using AutoResearch.Model.Cpu;
+using AutoResearch.Optim;
+using AutoResearch.Optim.Reference;
+
+namespace AutoResearch.Runner.Training;
+
+/// <summary>
+/// The fp64 CPU reference model (<see cref="CpuGpt"/>) and optimizer (<see cref="MuonAdamWReference"/>): slow, exact, and
+/// needing no GPU, for tiny runs. The model's parameter arrays are the optimizer's own (<see cref="ReferenceParameter.Value"/>),
+/// and the gradients the model accumulates into are the optimizer's <see cref="ReferenceParameter.Gradient"/>s, so a step
+/// copies nothing.
+/// </summary>
+public sealed class CpuTrainer : ITrainer
+{
+    private readonly CpuGpt _model;
+    private readonly MuonAdamWReference _optimizer;
+    private readonly List<ReferenceParameter> _parameters = [];
+    private readonly Dictionary<string, double[]> _gradients = new(StringComparer.Ordinal);
+    private double _lossSum;
+
+    /// <summary>Builds the model with SPEC §5's initialisation (seed 42, the GPU model's values) and the optimizer.</summary>
+    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        _model = new CpuGpt(shape);
+        _model.InitialiseLikeSpec(42);
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
+        {
+            var p = new ReferenceParameter(name, rows, cols);
+            _model.Parameters[name].CopyTo(p.Value, 0);
+            _model.Parameters[name] = p.Value;
+            _gradients[name] = p.Gradient;
+            _parameters.Add(p);
+        }
+        _optimizer = new MuonAdamWReference(_parameters, settings);
+        Batch = batch;
+    }
+
+    public ModelShape Shape => _model.Shape;
+
+    public int Batch { get; }
+
+    public long ParameterCount => _parameters.Sum(p => p.Value.LongLength);
+
+    public double PeakMemoryMegabytes => 0;
+
+    public string DeviceNote => "CPU fp64 reference (CpuGpt, MuonAdamWReference)";
+
+    public void Synchronize()
+    {
+    }
+
+    public void BeginStep()
+    {
+        foreach (var p in _parameters)
+            Array.Clear(p.Gradient);
+        _lossSum = 0;
+    }
+
+    public void ForwardBackward(int[] inputs, int[] targets, float gradScale)
+    {
+        var (_, losses) = _model.ForwardBackward(inputs, targets, Batch, _gradients, gradScale);
+        _lossSum += losses.Sum();
+    }
+
+    public double ReadLossSum() => _lossSum;
+
+    public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay) => _optimizer.Step(lrMultiplier, muonMomentum, muonWeightDecay);
+
+    public void Evaluate(int[] inputs, int[] targets, float[] losses)
+    {
+        ArgumentNullException.ThrowIfNull(losses);
+        var (_, perToken) = _model.ForwardBackward(inputs, targets, Batch);
+        for (int i = 0; i < losses.Length; i++)
+            losses[i] = (float)perToken[i];
+    }
+
+    public IReadOnlyDictionary<string, double[]> ParameterValues() => _model.Parameters;
+
+    public void Dispose()
+    {
+    }
+}

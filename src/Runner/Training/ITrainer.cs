@@ -1,0 +1,45 @@
+using AutoResearch.Model;
+
+namespace AutoResearch.Runner.Training;
+
+/// <summary>
+/// The device half of `train`: one model and its optimizer on the GPU (<see cref="GpuTrainer"/>) or on the CPU reference
+/// (<see cref="CpuTrainer"/>). <see cref="TrainingLoop"/> owns everything else (data, clock, schedules, fast fail, progress,
+/// evaluation, summary), so both devices run the same experiment. Token arrays are B × T, row-major.
+/// </summary>
+public interface ITrainer : IDisposable
+{
+    ModelShape Shape { get; }
+
+    /// <summary>Rows per micro-batch (B).</summary>
+    int Batch { get; }
+
+    long ParameterCount { get; }
+
+    /// <summary>The summary's peak_vram_mb: the device allocator's peak; 0 on the CPU.</summary>
+    double PeakMemoryMegabytes { get; }
+
+    /// <summary>What the model line adds about the device (kernels compiled and cached, or the CPU reference).</summary>
+    string DeviceNote { get; }
+
+    /// <summary>Waits until the device has finished everything queued, so step times are real.</summary>
+    void Synchronize();
+
+    /// <summary>Zeroes the gradients and the accumulated loss sum: the start of an optimizer step.</summary>
+    void BeginStep();
+
+    /// <summary>One micro-step: forward, loss and backward; gradients of gradScale·Σ losses and the loss sum accumulate.</summary>
+    void ForwardBackward(int[] inputs, int[] targets, float gradScale);
+
+    /// <summary>The loss sum accumulated since <see cref="BeginStep"/> (waits for the device).</summary>
+    double ReadLossSum();
+
+    /// <summary>One MuonAdamW step with the schedules' values; returns when the device is done.</summary>
+    void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay);
+
+    /// <summary>Forward and loss without gradients: the per-token losses (nats) into <paramref name="losses"/>.</summary>
+    void Evaluate(int[] inputs, int[] targets, float[] losses);
+
+    /// <summary>The parameters by reference name (fp64, from the fp32 master weights on the GPU), for checkpoints.</summary>
+    IReadOnlyDictionary<string, double[]> ParameterValues();
+}

@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using AutoResearch.Data.Evaluation;
+using AutoResearch.Data.Loading;
+using AutoResearch.Data.Tokenizer;
+using AutoResearch.Model.Checkpoint;
+using AutoResearch.Runner.Experiment;
+
+namespace AutoResearch.Runner.Training;
+
+/// <summary>
+/// The experiment of SPEC §7–9 on any <see cref="ITrainer"/>: gradient accumulation to the total batch, the schedules, the
+/// first 11 steps uncounted, fast fail on NaN or loss &gt; 100, the one-line progress display, then the evaluation on
+/// evalTokens of the validation shard, the optional checkpoint and the summary block. Reads top to bottom; the device
+/// specifics are behind the trainer.
+/// </summary>
+public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparameters, TextWriter output)
+{
+    /// <summary>Exit code of a run stopped by the fast-fail rule (it prints FAIL).</summary>
+    public const int FastFailExitCode = 3;
+
+    /// <summary>Steps completed: the index of the step an interruption stopped before (or during).</summary>
+    public int Step { get; private set; }
+
+    /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
+    public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
+        string? savePath, Stopwatch total, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(total);
+        var h = hyperparameters;
+        var shape = trainer.Shape;
+        int t = shape.SeqLen, b = trainer.Batch;
+        int tokensPerMicroBatch = b * t;
+        int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, b, t);
+        output.WriteLine($"model: {trainer.ParameterCount / 1e6:F1} M parameters, depth {shape.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
+            + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; {trainer.DeviceNote}");
+
+        using var loader = new PackedLoader(trainShards, tokenizer, b, t);
+        var clock = new TrainingClock(h.TotalBatchSize, shape.FlopsPerToken(), budgetSeconds);
+        var ema = new DebiasedEma();
+        var inputs = new int[tokensPerMicroBatch];
+        var targets = new int[tokensPerMicroBatch];
+        int epoch = 1;
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            double progress = clock.Progress; // before the step (SPEC §7)
+            int step = clock.Step;
+            trainer.Synchronize();
+            var stepWatch = Stopwatch.StartNew();
+            trainer.BeginStep();
+            long scoredTotal = 0;
+            for (int micro = 0; micro < accumulation; micro++)
+            {
+                var (rows, e) = loader.Next();
+                epoch = e;
+                int scored = Split(rows, b, t, inputs, targets);
+                loader.Return(rows);
+                trainer.ForwardBackward(inputs, targets, 1f / (scored * accumulation));
+                scoredTotal += scored;
+            }
+            double loss = trainer.ReadLossSum() / scoredTotal;
+            if (TrainingClock.IsFastFail(loss))
+            {
+                output.WriteLine();
+                output.WriteLine("FAIL");
+                return FastFailExitCode;
+            }
+            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h);
+            trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h));
+            double stepSeconds = stepWatch.Elapsed.TotalSeconds;
+            bool stop = clock.CompleteStep(stepSeconds);
+            Step = clock.Step;
+            output.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
+                clock.StepMfuPercent(stepSeconds), epoch, clock.RemainingSeconds));
+            if (stop)
+                break;
+        }
+        output.WriteLine();
+
+        // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes.
+        var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
+        var losses = new float[tokensPerMicroBatch];
+        using (var validation = new PackedLoader([validationShard], tokenizer, b, t))
+        {
+            long batches = Math.Max(1, evalTokens / tokensPerMicroBatch);
+            for (long i = 0; i < batches; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var (rows, _) = validation.Next();
+                Split(rows, b, t, inputs, targets);
+                validation.Return(rows);
+                trainer.Evaluate(inputs, targets, losses);
+                bpb.Add(losses, targets);
+            }
+        }
+        if (savePath is not null)
+            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues());
+        var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
+            clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
+        output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
+        output.Write(summary.Format());
+        return 0;
+    }
+
+    /// <summary>Rows of T+1 → inputs row[0..T) and targets row[1..T]; returns how many targets are scored.</summary>
+    private static int Split(int[] rows, int batch, int seqLen, int[] inputs, int[] targets)
+    {
+        for (int r = 0; r < batch; r++)
+        {
+            Array.Copy(rows, r * (seqLen + 1), inputs, r * seqLen, seqLen);
+            Array.Copy(rows, r * (seqLen + 1) + 1, targets, r * seqLen, seqLen);
+        }
+        return targets.Length;
+    }
+}

@@ -1,0 +1,226 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using AutoResearch.Data;
+using AutoResearch.Runner.Experiment;
+using AutoResearch.Runner.Training;
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+/// <summary>
+/// The whole experiment without a GPU: prepare, a tiny `train --device cpu` (shared, <see cref="CpuTrainingRun"/>), its summary,
+/// `results add`, `analyze`, `sample` from its checkpoint, Ctrl-C, and the errors of a machine without a GPU or data. One class,
+/// so the CPU-heavy runs do not compete with each other for the cores.
+/// </summary>
+public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixture<CpuTrainingRun>
+{
+    [GeneratedRegex(@"^step (\d{5}) .*\| loss: ([0-9.]+) \|")]
+    private static partial Regex ProgressPattern();
+
+    private static List<(int Step, double Loss)> ProgressLosses(string stdout) =>
+        stdout.Split(['\r', '\n'])
+            .Select(line => ProgressPattern().Match(line))
+            .Where(m => m.Success)
+            .Select(m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)))
+            .ToList();
+
+    [Fact]
+    public void Cpu_train_says_it_is_reduced_lowers_the_loss_and_prints_a_complete_summary()
+    {
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}: {run.Stderr}\n{run.Stdout}");
+        Assert.Contains($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {CpuTrainingDefaults.Depth}, width 128",
+            run.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"T {CpuTrainingDefaults.SeqLen}", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"`autoresearch sample --checkpoint {run.Checkpoint} --seq-len {CpuTrainingDefaults.SeqLen} --prompt ...`", run.Stdout, StringComparison.Ordinal);
+
+        var summary = RunSummary.ParseLog(run.Stdout, "cpu run"); // throws naming any missing key
+        Assert.NotNull(summary);
+        Assert.Equal(CpuTrainingDefaults.Depth, summary.Depth);
+        Assert.InRange(summary.ValBpb, 0.5, 4.0);
+        Assert.InRange(summary.TrainingSeconds, CpuTrainingRun.BudgetSeconds, CpuTrainingRun.BudgetSeconds + 10);
+        Assert.True(summary.TotalSeconds > summary.TrainingSeconds, $"total {summary.TotalSeconds} s ≤ training {summary.TrainingSeconds} s");
+        Assert.Equal(0, summary.PeakVramMb);
+        Assert.InRange(summary.NumParamsMillions, 0.5, 1.0); // wte, lm_head and one value embedding of 512 × 128, plus two blocks
+        Assert.True(summary.NumSteps > ExperimentConstants.UncountedSteps, $"{summary.NumSteps} steps");
+
+        var losses = ProgressLosses(run.Stdout);
+        Assert.Equal(summary.NumSteps, losses.Count);
+        Assert.Equal(Enumerable.Range(0, summary.NumSteps), losses.Select(l => l.Step));
+        double first = losses[0].Loss, last = losses[^1].Loss;
+        Assert.InRange(first, Math.Log(512) - 0.5, Math.Log(512) + 0.5); // an untrained model: about ln V
+        Assert.True(last < first - 1.0, $"the loss did not fall: first {first}, last {last}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"cpu run: {run.WallSeconds:F1} s wall, loss {first:F3} → {last:F3}\n{summary.Format()}");
+    }
+
+    [Fact]
+    public void Results_add_and_analyze_read_the_cpu_run()
+    {
+        Assert.Equal(0, run.ExitCode);
+        var summary = RunSummary.ParseLog(run.Stdout)!;
+        using var folder = new TempFolder();
+        string log = folder.File("run.log"), results = folder.File("results.tsv"), chart = folder.File("progress.png");
+        File.WriteAllText(log, run.Stdout);
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("results", "add", "--status", "keep", "--description", "tiny cpu run",
+            "--log", log, "--file", results, "--commit", "abc1234");
+        Assert.True(exit == 0, stderr);
+        string row = string.Create(CultureInfo.InvariantCulture, $"abc1234\t{summary.ValBpb:F6}\t0.0\tkeep\ttiny cpu run");
+        Assert.Equal(row, stdout.Trim());
+        Assert.EndsWith(row + "\n", File.ReadAllText(results), StringComparison.Ordinal);
+
+        (exit, stdout, stderr) = DoctorCommandTests.RunCli("analyze", results, "--out", chart);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("tiny cpu run", stdout, StringComparison.Ordinal);
+        byte[] png = File.ReadAllBytes(chart);
+        Assert.Equal(ProgressChart.DefaultWidth, BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)));
+        using var bitmap = SkiaSharp.SKBitmap.Decode(png);
+        Assert.NotNull(bitmap);
+        Assert.Equal((ProgressChart.DefaultWidth, ProgressChart.DefaultHeight), (bitmap.Width, bitmap.Height));
+    }
+
+    [Fact]
+    public void Sample_from_the_cpu_checkpoint_is_deterministic_for_a_seed()
+    {
+        Assert.Equal(0, run.ExitCode);
+        SampleCommand.Request Request(double temperature, int seed) => new(run.Checkpoint, "The Congress", 12, temperature, 20, seed,
+            CpuTrainingDefaults.SeqLen, Hyperparameters.Default.WindowPattern, new CachePaths(run.Cache));
+        var ct = TestContext.Current.CancellationToken;
+
+        string a = SampleCommand.Run(Request(1.0, 7), TextWriter.Null, ct);
+        string b = SampleCommand.Run(Request(1.0, 7), TextWriter.Null, ct);
+        Assert.Equal(a, b);
+        Assert.False(string.IsNullOrWhiteSpace(a), "nothing was generated");
+        var seeds = Enumerable.Range(1, 4).Select(seed => SampleCommand.Run(Request(1.0, seed), TextWriter.Null, ct)).ToList();
+        Assert.True(seeds.Distinct(StringComparer.Ordinal).Count() > 1, "four seeds at temperature 1 gave the same text");
+        // Greedy ignores the seed.
+        Assert.Equal(SampleCommand.Run(Request(0, 1), TextWriter.Null, ct), SampleCommand.Run(Request(0, 2), TextWriter.Null, ct));
+
+        // Through the command line: the prompt, then the same continuation.
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", run.Checkpoint, "--prompt", "The Congress", "--tokens", "12",
+            "--temperature", "1", "--top-k", "20", "--seed", "7", "--seq-len", CpuTrainingDefaults.SeqLen.ToString(CultureInfo.InvariantCulture), "--cache", run.Cache);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal("The Congress" + a + "\n", stdout);
+        Assert.Contains("sample: depth 2, width 128, vocabulary 512", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sample_with_bad_flags_or_missing_files_says_what_is_wrong()
+    {
+        using var folder = new TempFolder();
+        string missing = folder.File("none.safetensors");
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", missing, "--prompt", "x", "--cache", run.Cache);
+        Assert.NotEqual(0, exit);
+        Assert.Contains(missing, stderr, StringComparison.Ordinal);
+        Assert.Contains("train --save", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", run.Checkpoint, "--prompt", "x", "--cache", folder.Path);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("autoresearch prepare", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", run.Checkpoint);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--prompt", stderr, StringComparison.Ordinal);
+
+        var ct = TestContext.Current.CancellationToken;
+        SampleCommand.Request Good() => new(run.Checkpoint, "x", 4, 0.8, 50, 1, CpuTrainingDefaults.SeqLen, "SSSL", new CachePaths(run.Cache));
+        Assert.Contains("--temperature", Assert.Throws<ArgumentException>(() => SampleCommand.Run(Good() with { Temperature = -1 }, TextWriter.Null, ct)).Message, StringComparison.Ordinal);
+        Assert.Contains("--top-k", Assert.Throws<ArgumentException>(() => SampleCommand.Run(Good() with { TopK = -3 }, TextWriter.Null, ct)).Message, StringComparison.Ordinal);
+        Assert.Contains("--tokens", Assert.Throws<ArgumentException>(() => SampleCommand.Run(Good() with { Tokens = 0 }, TextWriter.Null, ct)).Message, StringComparison.Ordinal);
+        Assert.Contains("--seq-len", Assert.Throws<ArgumentException>(() => SampleCommand.Run(Good() with { SeqLen = 0 }, TextWriter.Null, ct)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cancelling_a_cpu_train_stops_with_one_line_exit_130_and_no_summary()
+    {
+        var request = new TrainCommand.Request(Hyperparameters.Default with { Depth = 2, DeviceBatchSize = 2, TotalBatchSize = 2 * 32 }, OnCpu: true, SeqLen: 32,
+            BudgetSeconds: 300, EvalTokens: 1024, new CachePaths(run.Cache), SavePath: null);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        cancel.CancelAfter(TimeSpan.FromSeconds(4));
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        int exit = TrainCommand.Run(request, output, error, cancel.Token);
+
+        Assert.Equal(TrainCommand.InterruptedExitCode, exit);
+        Assert.Matches(@"^interrupted at step \d+; no summary written\r?\n$", error.ToString());
+        Assert.DoesNotContain("val_bpb:", output.ToString(), StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed.TotalSeconds:F1} s to stop");
+        int step = int.Parse(Regex.Match(error.ToString(), @"step (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.Equal(ProgressLosses(output.ToString()).Count, step);
+    }
+
+    [Fact]
+    public async Task Sigint_stops_a_cpu_train_child_process_with_one_line_and_exit_130()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() && File.Exists("/usr/bin/env"), "needs Linux and env(1) to reset SIGINT for the child");
+        var ct = TestContext.Current.CancellationToken;
+        // env resets SIGINT to its default, which a background parent may have set to ignored (and the child would inherit).
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])["--default-signal=INT", Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet",
+            Path.Combine(AppContext.BaseDirectory, "autoresearch.dll"), "train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300"])
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        var stdout = new System.Text.StringBuilder();
+        try
+        {
+            var buffer = new char[256];
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!stdout.ToString().Contains("step 00001", StringComparison.Ordinal))
+            {
+                int read = await process.StandardOutput.ReadAsync(buffer, ct);
+                Assert.SkipWhen(read == 0 && process.HasExited && process.ExitCode == 125, "this env(1) has no --default-signal");
+                if (read == 0 || DateTime.UtcNow >= deadline)
+                    Assert.Fail($"no second step within 60 s: {stdout}");
+                stdout.Append(buffer, 0, read);
+            }
+
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)]))
+                await kill.WaitForExitAsync(ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(20));
+            stdout.Append(await process.StandardOutput.ReadToEndAsync(timeout.Token));
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true); // a failed test must not leave a 300 s run behind
+        }
+
+        Assert.Equal(TrainCommand.InterruptedExitCode, process.ExitCode);
+        Assert.Matches(@"^interrupted at step \d+; no summary written\n$", await stderr);
+        Assert.DoesNotContain("val_bpb:", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_without_a_gpu_points_at_device_cpu()
+    {
+        Assert.SkipWhen(GpuProbe.Available, "a GPU is present: this test checks the machine without one");
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("train", "--cache", run.Cache);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("no CUDA device found; use --device cpu for a tiny CPU run", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_without_prepared_data_names_the_missing_path_and_prepare()
+    {
+        using var folder = new TempFolder();
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", folder.Path);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("run `autoresearch prepare`", stderr, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(folder.Path, "tokenizer"), stderr, StringComparison.Ordinal);
+
+        // A tokenizer but no shards: the data folder is named.
+        var tokenizer = Directory.CreateDirectory(Path.Combine(folder.Path, "tokenizer")).FullName;
+        foreach (var file in Directory.GetFiles(new CachePaths(run.Cache).Tokenizer))
+            File.Copy(file, Path.Combine(tokenizer, Path.GetFileName(file)));
+        (exit, _, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", folder.Path);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("run `autoresearch prepare`", stderr, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(folder.Path, "data"), stderr, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,49 @@
+using System.CommandLine;
+using AutoResearch.Native;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+public class TrainCommandTests
+{
+    private static string Help(Command command)
+    {
+        var root = new RootCommand("test") { command };
+        var output = new StringWriter();
+        int code = root.Parse([command.Name, "--help"]).Invoke(new InvocationConfiguration { Output = output, EnableDefaultExceptionHandler = false });
+        Assert.Equal(0, code);
+        return output.ToString();
+    }
+
+    [Fact]
+    public void Train_and_sample_help_list_every_option()
+    {
+        string train = Help(TrainCommand.Create());
+        foreach (string option in (string[])["--device", "--time-budget", "--depth", "--device-batch", "--total-batch", "--eval-tokens", "--seq-len", "--cache", "--save"])
+            Assert.Contains(option, train, StringComparison.Ordinal);
+        Assert.Contains("2 with --device cpu", train, StringComparison.Ordinal);
+        Assert.DoesNotContain("[default: 8]", train, StringComparison.Ordinal); // the default depends on --device
+        string sample = Help(SampleCommand.Create());
+        foreach (string option in (string[])["--checkpoint", "--prompt", "--tokens", "--temperature", "--top-k", "--seed", "--seq-len", "--window-pattern", "--cache"])
+            Assert.Contains(option, sample, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Out_of_memory_names_the_allocation_the_free_memory_and_a_smaller_device_batch()
+    {
+        var e = new DeviceOutOfMemoryException("activations", 3L << 30, 1L << 30, 80L << 30);
+        string message = TrainCommand.OutOfMemoryMessage(e, 128);
+        Assert.Contains("'activations'", message, StringComparison.Ordinal);
+        Assert.Contains("1024.0 MiB free", message, StringComparison.Ordinal);
+        Assert.Contains("--device-batch 64", message, StringComparison.Ordinal);
+        Assert.Contains("--depth", TrainCommand.OutOfMemoryMessage(e, 1), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Seq_len_on_the_gpu_is_refused_before_anything_loads()
+    {
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("train", "--seq-len", "64", "--cache", Path.Combine(Path.GetTempPath(), "autoresearch-none"));
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--seq-len is for --device cpu only", stderr, StringComparison.Ordinal);
+    }
+}

@@ -2,7 +2,7 @@ using AutoResearch.Native;
 
 namespace AutoResearch.Model.Gpu;
 
-/// <summary>Launcher for kernels/cross_entropy.cu: soft-capped cross-entropy over a chunk of fp32 logits, with its gradient.</summary>
+/// <summary>Launcher for kernels/cross_entropy.cu: soft-capped cross-entropy over a chunk of bf16 logits (fp32 math), with its gradient.</summary>
 public sealed class CrossEntropy
 {
     /// <summary>The soft cap of SPEC §5: logits = 15·tanh(logits/15).</summary>
@@ -22,7 +22,7 @@ public sealed class CrossEntropy
     /// <summary>
     /// Per-row losses (0 for target −1) and, unless <paramref name="dlogits"/> is 0, dL/dlogits·<paramref name="gradScale"/> in bf16.
     /// </summary>
-    public void Forward(ulong logits /* [rows, vocab] fp32 */, ulong targets /* [rows] int32 */, int rows, int vocab, float gradScale,
+    public void Forward(ulong logits /* [rows, vocab] bf16 */, ulong targets /* [rows] int32 */, int rows, int vocab, float gradScale,
         ulong losses /* [rows] fp32 */, ulong dlogits /* [rows, vocab] bf16 or 0 */, CudaStream stream, float cap = SoftCap)
         => _loss.Launch((uint)rows, KernelLaunch.RowBlock, 0, stream, logits, targets, rows, vocab, cap, gradScale, losses, dlogits);
 

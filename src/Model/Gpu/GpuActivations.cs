@@ -68,7 +68,7 @@ public sealed class GpuActivations : IDisposable
         }
         HFinal = A<ushort>(n * c, "final norm");
         RstdFinal = A<float>(n, "final norm rstd");
-        Logits = A<float>((long)HeadChunkRows * shape.VocabSize, "logits chunk (fp32)");
+        Logits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits chunk (bf16)");
         DLogits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits gradient chunk");
         Losses = A<float>(n, "per-token losses");
         LossSum = A<float>(1, "loss sum");
@@ -113,7 +113,7 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>[] S { get; }
     public DeviceBuffer<ushort> HFinal { get; }
     public DeviceBuffer<float> RstdFinal { get; }
-    public DeviceBuffer<float> Logits { get; }
+    public DeviceBuffer<ushort> Logits { get; }
     public DeviceBuffer<ushort> DLogits { get; }
     public DeviceBuffer<float> Losses { get; }
     public DeviceBuffer<float> LossSum { get; }

@@ -5,7 +5,7 @@ namespace AutoResearch.Model.Gpu;
 /// <summary>
 /// The GPT of SPEC §5 on the GPU, without autograd: <see cref="Forward"/> keeps what the backward needs in
 /// <see cref="GpuActivations"/>, <see cref="Loss"/> runs the chunked head (final norm already applied, lm_head, soft cap,
-/// cross-entropy, and when training the head's backward chunk by chunk, so the fp32 logits of a whole batch never exist), and
+/// cross-entropy, and when training the head's backward chunk by chunk, so the logits of a whole batch never exist), and
 /// <see cref="Backward"/> walks the layers in reverse. Gradients accumulate (+=) into <see cref="GpuParameters.Gradients"/>.
 /// Everything runs on one stream, in order. Shapes: N = B·T tokens, C model width, F = 4C, H heads of 128, V vocabulary.
 /// </summary>
@@ -150,7 +150,8 @@ public sealed class GpuGpt : IDisposable
     }
 
     /// <summary>
-    /// The head, chunk by chunk: logits = h_final·lm_headᵀ (fp32), soft cap, per-token losses into
+    /// The head, chunk by chunk: logits = h_final·lm_headᵀ (bf16 out of the GEMM, as in the reference; fp32 from the soft cap
+    /// on), soft cap, per-token losses into
     /// <see cref="GpuActivations.Losses"/> and their sum added to <see cref="GpuActivations.LossSum"/>. With
     /// <paramref name="gradScale"/> &gt; 0 it also runs the head's backward: dlm_head += dlogitsᵀ·h_final and the residual
     /// gradient of the final norm's output into <see cref="GpuActivations.DH"/> (fp32). gradScale = 1/(scored tokens · micro-steps).
@@ -167,8 +168,8 @@ public sealed class GpuGpt : IDisposable
             int rows = Math.Min(a.HeadChunkRows, n - start);
             ulong hChunk = a.HFinal.At((long)start * c);
             using (prof.Region("GEMM lm_head", Gemm(rows, v, c)))
-                _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.F32);
-            using (prof.Region("soft cap + cross-entropy", bytes: (train ? 6.0 : 4.0) * rows * v))
+                _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.Bf16);
+            using (prof.Region("soft cap + cross-entropy", bytes: (train ? 4.0 : 2.0) * rows * v))
                 _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream);
             if (train)
             {

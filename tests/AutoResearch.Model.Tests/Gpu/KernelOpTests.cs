@@ -253,9 +253,8 @@ public class KernelOpTests
     {
         int seed = rows * 7 + vocab;
         var r = new Random(seed);
-        var logits = Numerics.RandomUniform(r, (long)rows * vocab, 25f);
+        var (logits, logitsD) = Numerics.RandomBf16(r, (long)rows * vocab, 25);
         var targets = Enumerable.Range(0, rows).Select(i => i % 5 == 3 ? -1 : r.Next(vocab)).ToArray();
-        var logitsD = logits.Select(v => (double)v).ToArray();
         int scored = targets.Count(t => t >= 0);
         double scale = 1.0 / (scored * 2);
         var lossRef = CpuOps.SoftcapCrossEntropy(logitsD, targets, rows, vocab, 15);

@@ -29,6 +29,7 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly int[] _tokenBytes;
     private readonly Regex _split;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private int _cacheCount; // ConcurrentDictionary.Count takes every lock: too slow (and contended) to ask per chunk
 
     /// <param name="mergeableRanks">Token bytes by rank (rank = id).</param>
     public BpeTokenizer(IReadOnlyList<byte[]> mergeableRanks, string splitPattern = SplitPattern)
@@ -83,16 +84,20 @@ public sealed class BpeTokenizer : ITokenizer
     public void EncodeInto(string text, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
+        var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
         foreach (var match in _split.EnumerateMatches(text))
         {
             var chunk = text.AsSpan(match.Index, match.Length);
-            var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
             if (!lookup.TryGetValue(chunk, out var chunkIds))
             {
                 chunkIds = EncodeChunk(chunk);
-                if (_cache.Count > CacheLimit)
+                if (Volatile.Read(ref _cacheCount) >= CacheLimit)
+                {
                     _cache.Clear();
-                _cache.TryAdd(chunk.ToString(), chunkIds);
+                    Volatile.Write(ref _cacheCount, 0);
+                }
+                if (lookup.TryAdd(chunk, chunkIds))
+                    Interlocked.Increment(ref _cacheCount);
             }
             ids.AddRange(chunkIds);
         }

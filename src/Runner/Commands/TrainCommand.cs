@@ -59,6 +59,8 @@ public static class TrainCommand
         int tokensPerMicroBatch = b * t;
         int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize);
         var tokenizer = TokenizerFiles.Load(cache.Tokenizer);
+        // Pre-tokenized shards: the first pass over a shard writes its ids, later passes and later runs read them.
+        var tokenCache = new ShardTokenCache(cache.Tokens, tokenizer, TokenizerFiles.ContentHash(cache.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(cache.Data);
 
         int count;
@@ -86,7 +88,7 @@ public static class TrainCommand
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters, depth {h.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; kernels compiled {kernels.Compiled}, cached {kernels.DiskHits}");
 
-        using var loader = new PackedLoader(trainShards, tokenizer, b, t);
+        using var loader = new PackedLoader(trainShards, tokenizer, b, t, tokenCache: tokenCache);
         var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds);
         var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
@@ -134,7 +136,7 @@ public static class TrainCommand
         // Evaluation: a fresh validation loader, EVAL_TOKENS / (B·T) batches, bpb over the scored target bytes.
         var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
         var losses = new float[tokensPerMicroBatch];
-        using (var validation = new PackedLoader([validationShard], tokenizer, b, t))
+        using (var validation = new PackedLoader([validationShard], tokenizer, b, t, tokenCache: tokenCache))
         {
             long batches = Math.Max(1, evalTokens / tokensPerMicroBatch);
             for (long i = 0; i < batches; i++)

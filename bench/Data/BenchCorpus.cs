@@ -15,10 +15,6 @@ public static class BenchCorpus
     public const string CorpusVariable = "AUTORESEARCH_BENCH_CORPUS";
     public const int CorpusDocuments = 20_000;
 
-    /// <summary>cl100k's own split pattern (digits in runs of 1–3), as the parity test uses it.</summary>
-    public const string Cl100kPattern =
-        @"'(?i:[sdmt]|ll|ve|re)|(?>[^\r\n\p{L}\p{N}]?)\p{L}+|\p{N}{1,3}| ?(?>[^\s\p{L}\p{N}]+)[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
-
     public static IEnumerable<string> Names()
     {
         yield return "sotu";
@@ -44,6 +40,6 @@ public static class BenchCorpus
         // The package's copy starts with a "Capacity: N" line and leaves the ranks implicit (one base64 token per line).
         var lines = reader.ReadToEnd().Split('\n').Where(l => l.Length > 0 && !l.StartsWith("Capacity:", StringComparison.Ordinal))
             .Select((l, rank) => l.Contains(' ', StringComparison.Ordinal) ? l : $"{l} {rank}");
-        return new BpeTokenizer(TokenizerFiles.ReadRanks("cl100k_base.tiktoken", lines), Cl100kPattern);
+        return new BpeTokenizer(TokenizerFiles.ReadRanks("cl100k_base.tiktoken", lines), ChunkSplitter.Cl100kPattern);
     }
 }

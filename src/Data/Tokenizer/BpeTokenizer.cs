@@ -5,9 +5,11 @@ using System.Text.RegularExpressions;
 namespace AutoResearch.Data.Tokenizer;
 
 /// <summary>
-/// Byte-level BPE in the GPT-4 style (SPEC §3): text is split into chunks by <see cref="SplitPattern"/>, each chunk's UTF-8
+/// Byte-level BPE in the GPT-4 style (SPEC §3): text is split into chunks by <see cref="SplitPattern"/> (matched by hand in
+/// <see cref="ChunkSplitter"/> for this pattern and cl100k's, by a Regex for any other), each chunk's UTF-8
 /// bytes are merged pair by pair in rank order (merges never cross chunks), and the special tokens follow the BPE ids.
-/// Ranks are the ids; the first 256 need not be the bytes in order (so cl100k's ranks load too). Encoding caches chunk → ids.
+/// Ranks are the ids; the first 256 need not be the bytes in order (so cl100k's ranks load too). Encoding looks an ASCII chunk
+/// up as a whole token first and caches chunk → ids for the rest.
 /// </summary>
 public sealed class BpeTokenizer : ITokenizer
 {
@@ -28,6 +30,7 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly byte[][] _bytesById;
     private readonly int[] _tokenBytes;
     private readonly Regex _split;
+    private readonly int _maxDigits; // > 0: the pattern is one ChunkSplitter matches by hand (the regex is then only a reference)
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private int _cacheCount; // ConcurrentDictionary.Count takes every lock: too slow (and contended) to ask per chunk
 
@@ -58,6 +61,7 @@ public sealed class BpeTokenizer : ITokenizer
         for (int s = 0; s < SpecialTokens.Count; s++)
             _bytesById[MergeableCount + s] = Encoding.UTF8.GetBytes(SpecialTokens[s]); // decodes to its name; 0 bytes for the metric
         _split = new Regex(splitPattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        _maxDigits = ChunkSplitter.MaxDigitsOf(splitPattern);
     }
 
     /// <summary>BPE tokens (bytes and merges), without the specials.</summary>
@@ -83,24 +87,50 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="ids"/>.</summary>
     public void EncodeInto(string text, List<int> ids)
     {
+        ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(ids);
         var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
-        foreach (var match in _split.EnumerateMatches(text))
+        if (_maxDigits > 0)
         {
-            var chunk = text.AsSpan(match.Index, match.Length);
-            if (!lookup.TryGetValue(chunk, out var chunkIds))
+            var span = text.AsSpan();
+            for (int start = 0; start < span.Length;)
             {
-                chunkIds = EncodeChunk(chunk);
-                if (Volatile.Read(ref _cacheCount) >= CacheLimit)
+                int length = ChunkSplitter.ChunkLength(span, start, _maxDigits);
+                if (length == 0)
                 {
-                    _cache.Clear();
-                    Volatile.Write(ref _cacheCount, 0);
+                    start++; // unmatched: skipped, as the regex would
+                    continue;
                 }
-                if (lookup.TryAdd(chunk, chunkIds))
-                    Interlocked.Increment(ref _cacheCount);
+                AppendChunk(span.Slice(start, length), ids, lookup);
+                start += length;
             }
-            ids.AddRange(chunkIds);
+            return;
         }
+        foreach (var match in _split.EnumerateMatches(text))
+            AppendChunk(text.AsSpan(match.Index, match.Length), ids, lookup);
+    }
+
+    private void AppendChunk(ReadOnlySpan<char> chunk, List<int> ids, ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> lookup)
+    {
+        // Most chunks are one token: an ASCII chunk's chars are its bytes, so the (small, cache-resident) rank table
+        // answers without the chunk cache, whose size makes every look-up a few cache misses.
+        if (System.Text.Ascii.IsValid(chunk) && _lookup.TryGetValue(chunk, out int whole))
+        {
+            ids.Add(whole);
+            return;
+        }
+        if (!lookup.TryGetValue(chunk, out var chunkIds))
+        {
+            chunkIds = EncodeChunk(chunk);
+            if (Volatile.Read(ref _cacheCount) >= CacheLimit)
+            {
+                _cache.Clear();
+                Volatile.Write(ref _cacheCount, 0);
+            }
+            if (lookup.TryAdd(chunk, chunkIds))
+                Interlocked.Increment(ref _cacheCount);
+        }
+        ids.AddRange(chunkIds);
     }
 
     public int[][] EncodeBatch(IReadOnlyList<string> documents, bool prependBos)

@@ -13,7 +13,7 @@ namespace AutoResearch.Bench.Data;
 public static class BenchCorpus
 {
     public const string CorpusVariable = "AUTORESEARCH_BENCH_CORPUS";
-    public const int CorpusDocuments = 20_000;
+    public const int CorpusDocuments = 10_000;
 
     public static IEnumerable<string> Names()
     {

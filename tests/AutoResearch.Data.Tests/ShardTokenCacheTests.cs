@@ -167,7 +167,7 @@ public sealed class ShardTokenCacheTests : IDisposable
     }
 
     [Fact]
-    public void Packed_batches_are_identical_without_the_cache_while_building_it_and_reading_it()
+    public void Packed_batches_are_identical_without_the_cache_while_building_it_reading_it_and_repairing_it()
     {
         var tokenizer = Tokenizer.Value;
         var documents = Sample.Value;
@@ -199,12 +199,23 @@ public sealed class ShardTokenCacheTests : IDisposable
         Assert.Equal(0, reading.Writes);
         Assert.True(reading.Reads >= 2, $"{reading.Reads} shards read from the cache");
         Assert.True(without[^1].Epoch >= 3, $"epoch {without[^1].Epoch}: the shards did not wrap");
+
+        // A truncated file: the loader does not trust it, tokenizes that shard again and rewrites its file.
+        var path = reading.PathOf(shards[1]);
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..^100]);
+        var repairing = CacheFor(tokenizer, "tok");
+        var afterDamage = Take(repairing);
+        Assert.True(repairing.Rejected >= 1 && repairing.Writes == 1, $"{repairing.Rejected} rejected, {repairing.Writes} written");
+        Assert.True(CacheFor(tokenizer, "tok").TryRead(shards[1], out _), "the rewritten file is valid");
+
         for (int i = 0; i < batches; i++)
         {
             Assert.Equal(without[i].Epoch, whileBuilding[i].Epoch);
             Assert.Equal(without[i].Epoch, fromCache[i].Epoch);
+            Assert.Equal(without[i].Epoch, afterDamage[i].Epoch);
             Assert.True(without[i].Rows.AsSpan().SequenceEqual(whileBuilding[i].Rows), $"batch {i} differs while building the cache");
             Assert.True(without[i].Rows.AsSpan().SequenceEqual(fromCache[i].Rows), $"batch {i} differs when read from the cache");
+            Assert.True(without[i].Rows.AsSpan().SequenceEqual(afterDamage[i].Rows), $"batch {i} differs after a damaged cache file");
         }
     }
 

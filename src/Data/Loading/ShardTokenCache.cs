@@ -116,7 +116,10 @@ public sealed class ShardTokenCache
                 throw new ArgumentException("every document must start with BOS", nameof(documents));
             ids += document.Length - 1;
         }
-        var payload = new byte[checked(4L * documents.Count + _idWidth * ids)];
+        long payloadBytes = 4L * documents.Count + _idWidth * ids;
+        if (payloadBytes > Array.MaxLength - HeaderBytes)
+            throw new IOException($"shard '{shard}' has {ids} ids: too many for one token cache file (files are read whole, under 2 GB)");
+        var payload = new byte[payloadBytes];
         int at = 0;
         foreach (var document in documents)
         {

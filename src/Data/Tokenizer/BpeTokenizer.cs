@@ -161,7 +161,10 @@ public sealed class BpeTokenizer : ITokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    /// <summary>Byte-pair merging of one chunk: repeatedly merge the adjacent pair of lowest rank.</summary>
+    /// <summary>
+    /// Byte-pair merging of one chunk: repeatedly merge the adjacent pair of lowest rank (the leftmost on a tie). The rank of
+    /// every adjacent pair is kept, so a merge looks up only the two pairs it changes.
+    /// </summary>
     private int[] EncodeChunk(ReadOnlySpan<char> chunk)
     {
         int byteCount = Encoding.UTF8.GetByteCount(chunk);
@@ -173,28 +176,39 @@ public sealed class BpeTokenizer : ITokenizer
         if (_lookup.TryGetValue(chars, out int whole))
             return [whole];
 
-        // starts[k] is where part k begins; parts are merged by removing a boundary.
-        var starts = new List<int>(byteCount + 1);
+        // Part k is chars[starts[k]..starts[k + 1]); ranks[k] is the rank of parts k and k + 1 merged (NoMerge if none).
+        int parts = byteCount;
+        Span<int> starts = byteCount <= 256 ? stackalloc int[byteCount + 1] : new int[byteCount + 1];
+        Span<int> ranks = byteCount <= 256 ? stackalloc int[byteCount] : new int[byteCount];
         for (int i = 0; i <= byteCount; i++)
-            starts.Add(i);
-        while (starts.Count > 2)
+            starts[i] = i;
+        for (int k = 0; k < parts; k++)
+            ranks[k] = k + 1 < parts ? RankOf(chars[starts[k]..starts[k + 2]]) : NoMerge;
+        while (parts > 1)
         {
-            int best = -1, bestRank = int.MaxValue;
-            for (int k = 0; k + 2 < starts.Count; k++)
+            int best = 0;
+            for (int k = 1; k < parts - 1; k++)
             {
-                if (_lookup.TryGetValue(chars[starts[k]..starts[k + 2]], out int rank) && rank < bestRank)
-                {
-                    bestRank = rank;
+                if (ranks[k] < ranks[best])
                     best = k;
-                }
             }
-            if (best < 0)
+            if (ranks[best] == NoMerge)
                 break;
-            starts.RemoveAt(best + 1);
+            // Parts best and best + 1 become one: drop the boundary between them and the pair rank that started at best + 1.
+            starts[(best + 2)..(parts + 1)].CopyTo(starts[(best + 1)..]);
+            ranks[(best + 2)..parts].CopyTo(ranks[(best + 1)..]);
+            parts--;
+            ranks[best] = best + 1 < parts ? RankOf(chars[starts[best]..starts[best + 2]]) : NoMerge;
+            if (best > 0)
+                ranks[best - 1] = RankOf(chars[starts[best - 1]..starts[best + 1]]);
         }
-        var ids = new int[starts.Count - 1];
-        for (int k = 0; k < ids.Length; k++)
+        var ids = new int[parts];
+        for (int k = 0; k < parts; k++)
             ids[k] = _lookup[chars[starts[k]..starts[k + 1]]];
         return ids;
     }
+
+    private const int NoMerge = int.MaxValue;
+
+    private int RankOf(ReadOnlySpan<char> bytesAsChars) => _lookup.TryGetValue(bytesAsChars, out int rank) ? rank : NoMerge;
 }

@@ -29,6 +29,9 @@ public sealed record CachePaths(string Root)
     /// <summary>The trained tokenizer and its token byte lengths.</summary>
     public string Tokenizer => Path.Combine(Root, "tokenizer");
 
+    /// <summary>Pre-tokenized shards (<see cref="Loading.ShardTokenCache"/>), one file per shard and tokenizer.</summary>
+    public string Tokens => Path.Combine(Root, "tokens");
+
     /// <summary>Compiled kernels (cubins), keyed by source, options, architecture and NVRTC version.</summary>
     public string Kernels => Path.Combine(Root, "kernels");
 }

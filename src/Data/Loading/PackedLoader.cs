@@ -8,7 +8,9 @@ namespace AutoResearch.Data.Loading;
 /// Batches of B rows × (T+1) tokens, best-fit packed (SPEC §4) from shards that are read in order and cycled forever
 /// (the epoch counts the passes, 1 on the first). A tokenizing stage encodes documents (BOS first) in parallel ahead of the
 /// packer, which takes them 128 at a time; a producer keeps up to <c>prefetch</c> packed batches ready; batch buffers are
-/// recycled. Dispose stops both stages.
+/// recycled. Dispose stops both stages. With a <see cref="ShardTokenCache"/>, a shard whose pre-tokenized file is valid is read
+/// from it instead of being tokenized, and a shard that has none is tokenized as usual and its file written once the shard is
+/// done (the first pass builds the cache); the batches are the same either way.
 /// </summary>
 public sealed class PackedLoader : IDisposable
 {
@@ -16,6 +18,7 @@ public sealed class PackedLoader : IDisposable
 
     private readonly IReadOnlyList<string> _shards;
     private readonly ITokenizer _tokenizer;
+    private readonly ShardTokenCache? _tokenCache;
     private readonly BlockingCollection<(int[] Rows, int Epoch)> _ready;
     private readonly BlockingCollection<int[]> _free = new();
     private readonly CancellationTokenSource _stop = new();
@@ -27,13 +30,14 @@ public sealed class PackedLoader : IDisposable
     private int _epoch = 1;
     private volatile Exception? _failure;
 
-    public PackedLoader(IReadOnlyList<string> shards, ITokenizer tokenizer, int batch, int seqLen, int prefetch = 4)
+    public PackedLoader(IReadOnlyList<string> shards, ITokenizer tokenizer, int batch, int seqLen, int prefetch = 4, ShardTokenCache? tokenCache = null)
     {
         ArgumentNullException.ThrowIfNull(shards);
         if (shards.Count == 0)
             throw new ArgumentException("no shards to load from: run `autoresearch prepare`", nameof(shards));
         _shards = shards;
         _tokenizer = tokenizer;
+        _tokenCache = tokenCache;
         Batch = batch;
         SeqLen = seqLen;
         _ready = new BlockingCollection<(int[], int)>(prefetch);
@@ -113,7 +117,7 @@ public sealed class PackedLoader : IDisposable
 
     /// <summary>
     /// The tokenizing stage: shards in order, cycled forever, documents encoded (BOS first) 1024 at a time in parallel, ahead of
-    /// the packer.
+    /// the packer, or read from the token cache.
     /// </summary>
     private void Tokenize()
     {
@@ -125,12 +129,23 @@ public sealed class PackedLoader : IDisposable
             {
                 for (int s = 0; s < _shards.Count && !_stop.IsCancellationRequested; s++)
                 {
+                    if (_tokenCache is not null && _tokenCache.TryRead(_shards[s], out var cached))
+                    {
+                        for (int start = 0; start < cached.Length; start += group)
+                            _tokenized.Add((cached[start..Math.Min(cached.Length, start + group)], epoch), _stop.Token);
+                        continue;
+                    }
                     var documents = ParquetShards.Read(_shards[s]);
+                    var encoded = _tokenCache is null ? null : new List<int[]>(documents.Count);
                     for (int start = 0; start < documents.Count; start += group)
                     {
                         var slice = documents.Skip(start).Take(group).ToArray();
-                        _tokenized.Add((_tokenizer.EncodeBatch(slice, prependBos: true), epoch), _stop.Token);
+                        var ids = _tokenizer.EncodeBatch(slice, prependBos: true);
+                        encoded?.AddRange(ids);
+                        _tokenized.Add((ids, epoch), _stop.Token);
                     }
+                    if (encoded is not null)
+                        WriteToCache(_shards[s], encoded);
                 }
                 epoch++;
             }
@@ -147,6 +162,22 @@ public sealed class PackedLoader : IDisposable
             _tokenized.CompleteAdding();
         }
     }
+
+    /// <summary>The cache only saves time: a file that cannot be written (disk full, read-only cache) leaves the loader tokenizing.</summary>
+    private void WriteToCache(string shard, List<int[]> documents)
+    {
+        try
+        {
+            _tokenCache!.Write(shard, documents);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            CacheWriteFailure ??= e;
+        }
+    }
+
+    /// <summary>The first error writing a token cache file, if any (the loader went on tokenizing).</summary>
+    public Exception? CacheWriteFailure { get; private set; }
 
     public void Dispose()
     {

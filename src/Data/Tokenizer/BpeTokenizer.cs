@@ -5,9 +5,11 @@ using System.Text.RegularExpressions;
 namespace AutoResearch.Data.Tokenizer;
 
 /// <summary>
-/// Byte-level BPE in the GPT-4 style (SPEC §3): text is split into chunks by <see cref="SplitPattern"/>, each chunk's UTF-8
+/// Byte-level BPE in the GPT-4 style (SPEC §3): text is split into chunks by <see cref="SplitPattern"/> (matched by hand in
+/// <see cref="ChunkSplitter"/> for this pattern and cl100k's, by a Regex for any other), each chunk's UTF-8
 /// bytes are merged pair by pair in rank order (merges never cross chunks), and the special tokens follow the BPE ids.
-/// Ranks are the ids; the first 256 need not be the bytes in order (so cl100k's ranks load too). Encoding caches chunk → ids.
+/// Ranks are the ids; the first 256 need not be the bytes in order (so cl100k's ranks load too). Encoding looks an ASCII chunk
+/// up as a whole token first and caches chunk → ids for the rest.
 /// </summary>
 public sealed class BpeTokenizer : ITokenizer
 {
@@ -28,7 +30,9 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly byte[][] _bytesById;
     private readonly int[] _tokenBytes;
     private readonly Regex _split;
+    private readonly int _maxDigits; // > 0: the pattern is one ChunkSplitter matches by hand (the regex is then only a reference)
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private int _cacheCount; // ConcurrentDictionary.Count takes every lock: too slow (and contended) to ask per chunk
 
     /// <param name="mergeableRanks">Token bytes by rank (rank = id).</param>
     public BpeTokenizer(IReadOnlyList<byte[]> mergeableRanks, string splitPattern = SplitPattern)
@@ -57,6 +61,7 @@ public sealed class BpeTokenizer : ITokenizer
         for (int s = 0; s < SpecialTokens.Count; s++)
             _bytesById[MergeableCount + s] = Encoding.UTF8.GetBytes(SpecialTokens[s]); // decodes to its name; 0 bytes for the metric
         _split = new Regex(splitPattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        _maxDigits = ChunkSplitter.MaxDigitsOf(splitPattern);
     }
 
     /// <summary>BPE tokens (bytes and merges), without the specials.</summary>
@@ -82,20 +87,50 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="ids"/>.</summary>
     public void EncodeInto(string text, List<int> ids)
     {
+        ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(ids);
-        foreach (var match in _split.EnumerateMatches(text))
+        var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (_maxDigits > 0)
         {
-            var chunk = text.AsSpan(match.Index, match.Length);
-            var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
-            if (!lookup.TryGetValue(chunk, out var chunkIds))
+            var span = text.AsSpan();
+            for (int start = 0; start < span.Length;)
             {
-                chunkIds = EncodeChunk(chunk);
-                if (_cache.Count > CacheLimit)
-                    _cache.Clear();
-                _cache.TryAdd(chunk.ToString(), chunkIds);
+                int length = ChunkSplitter.ChunkLength(span, start, _maxDigits);
+                if (length == 0)
+                {
+                    start++; // unmatched: skipped, as the regex would
+                    continue;
+                }
+                AppendChunk(span.Slice(start, length), ids, lookup);
+                start += length;
             }
-            ids.AddRange(chunkIds);
+            return;
         }
+        foreach (var match in _split.EnumerateMatches(text))
+            AppendChunk(text.AsSpan(match.Index, match.Length), ids, lookup);
+    }
+
+    private void AppendChunk(ReadOnlySpan<char> chunk, List<int> ids, ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> lookup)
+    {
+        // Most chunks are one token: an ASCII chunk's chars are its bytes, so the (small, cache-resident) rank table
+        // answers without the chunk cache, whose size makes every look-up a few cache misses.
+        if (System.Text.Ascii.IsValid(chunk) && _lookup.TryGetValue(chunk, out int whole))
+        {
+            ids.Add(whole);
+            return;
+        }
+        if (!lookup.TryGetValue(chunk, out var chunkIds))
+        {
+            chunkIds = EncodeChunk(chunk);
+            if (Volatile.Read(ref _cacheCount) >= CacheLimit)
+            {
+                _cache.Clear();
+                Volatile.Write(ref _cacheCount, 0);
+            }
+            if (lookup.TryAdd(chunk, chunkIds))
+                Interlocked.Increment(ref _cacheCount);
+        }
+        ids.AddRange(chunkIds);
     }
 
     public int[][] EncodeBatch(IReadOnlyList<string> documents, bool prependBos)
@@ -126,7 +161,10 @@ public sealed class BpeTokenizer : ITokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    /// <summary>Byte-pair merging of one chunk: repeatedly merge the adjacent pair of lowest rank.</summary>
+    /// <summary>
+    /// Byte-pair merging of one chunk: repeatedly merge the adjacent pair of lowest rank (the leftmost on a tie). The rank of
+    /// every adjacent pair is kept, so a merge looks up only the two pairs it changes.
+    /// </summary>
     private int[] EncodeChunk(ReadOnlySpan<char> chunk)
     {
         int byteCount = Encoding.UTF8.GetByteCount(chunk);
@@ -138,28 +176,39 @@ public sealed class BpeTokenizer : ITokenizer
         if (_lookup.TryGetValue(chars, out int whole))
             return [whole];
 
-        // starts[k] is where part k begins; parts are merged by removing a boundary.
-        var starts = new List<int>(byteCount + 1);
+        // Part k is chars[starts[k]..starts[k + 1]); ranks[k] is the rank of parts k and k + 1 merged (NoMerge if none).
+        int parts = byteCount;
+        Span<int> starts = byteCount <= 256 ? stackalloc int[byteCount + 1] : new int[byteCount + 1];
+        Span<int> ranks = byteCount <= 256 ? stackalloc int[byteCount] : new int[byteCount];
         for (int i = 0; i <= byteCount; i++)
-            starts.Add(i);
-        while (starts.Count > 2)
+            starts[i] = i;
+        for (int k = 0; k < parts; k++)
+            ranks[k] = k + 1 < parts ? RankOf(chars[starts[k]..starts[k + 2]]) : NoMerge;
+        while (parts > 1)
         {
-            int best = -1, bestRank = int.MaxValue;
-            for (int k = 0; k + 2 < starts.Count; k++)
+            int best = 0;
+            for (int k = 1; k < parts - 1; k++)
             {
-                if (_lookup.TryGetValue(chars[starts[k]..starts[k + 2]], out int rank) && rank < bestRank)
-                {
-                    bestRank = rank;
+                if (ranks[k] < ranks[best])
                     best = k;
-                }
             }
-            if (best < 0)
+            if (ranks[best] == NoMerge)
                 break;
-            starts.RemoveAt(best + 1);
+            // Parts best and best + 1 become one: drop the boundary between them and the pair rank that started at best + 1.
+            starts[(best + 2)..(parts + 1)].CopyTo(starts[(best + 1)..]);
+            ranks[(best + 2)..parts].CopyTo(ranks[(best + 1)..]);
+            parts--;
+            ranks[best] = best + 1 < parts ? RankOf(chars[starts[best]..starts[best + 2]]) : NoMerge;
+            if (best > 0)
+                ranks[best - 1] = RankOf(chars[starts[best - 1]..starts[best + 1]]);
         }
-        var ids = new int[starts.Count - 1];
-        for (int k = 0; k < ids.Length; k++)
+        var ids = new int[parts];
+        for (int k = 0; k < parts; k++)
             ids[k] = _lookup[chars[starts[k]..starts[k + 1]]];
         return ids;
     }
+
+    private const int NoMerge = int.MaxValue;
+
+    private int RankOf(ReadOnlySpan<char> bytesAsChars) => _lookup.TryGetValue(bytesAsChars, out int rank) ? rank : NoMerge;
 }

@@ -35,6 +35,22 @@ public static class TokenizerFiles
         return new BpeTokenizer(ReadRanks(ranksPath, File.ReadAllLines(ranksPath)), splitPattern);
     }
 
+    /// <summary>
+    /// SHA-256 of what decides the ids a loaded tokenizer gives: the ranks file's bytes and the split pattern. Keys the
+    /// pre-tokenized shards (<see cref="Loading.ShardTokenCache"/>), so retraining the tokenizer invalidates them.
+    /// </summary>
+    public static byte[] ContentHash(string directory, string splitPattern = BpeTokenizer.SplitPattern)
+    {
+        ArgumentNullException.ThrowIfNull(splitPattern);
+        var ranksPath = Path.Combine(directory, RanksFile);
+        if (!File.Exists(ranksPath))
+            throw new FileNotFoundException($"no tokenizer at '{ranksPath}': run `autoresearch prepare` first", ranksPath);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(File.ReadAllBytes(ranksPath));
+        hash.AppendData(Encoding.UTF8.GetBytes("\n" + splitPattern));
+        return hash.GetHashAndReset();
+    }
+
     /// <summary>Parses tiktoken text (base64, space, rank per line; ranks must be 0, 1, 2, ... in order).</summary>
     public static List<byte[]> ReadRanks(string sourceName, IEnumerable<string> lines)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using AutoResearch.Data;
+using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
 using AutoResearch.Model;
@@ -79,6 +80,8 @@ public static class TrainCommand
         TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize, t); // a batch that does not divide fails before anything loads
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.BudgetSeconds);
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
+        // Pre-tokenized shards: the first pass over a shard writes its ids, later passes and later runs read them.
+        var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
 
         var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
@@ -107,7 +110,7 @@ public static class TrainCommand
             var loop = new TrainingLoop(trainer, h, output);
             try
             {
-                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel);
+                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {

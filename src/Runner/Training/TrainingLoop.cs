@@ -23,7 +23,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
 
     /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
-        string? savePath, Stopwatch total, CancellationToken cancel)
+        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(total);
@@ -35,7 +35,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         output.WriteLine($"model: {trainer.ParameterCount / 1e6:F1} M parameters, depth {shape.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; {trainer.DeviceNote}");
 
-        using var loader = new PackedLoader(trainShards, tokenizer, b, t);
+        using var loader = new PackedLoader(trainShards, tokenizer, b, t, tokenCache: tokenCache);
         var clock = new TrainingClock(h.TotalBatchSize, shape.FlopsPerToken(), budgetSeconds);
         var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
@@ -81,7 +81,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes.
         var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
         var losses = new float[tokensPerMicroBatch];
-        using (var validation = new PackedLoader([validationShard], tokenizer, b, t))
+        using (var validation = new PackedLoader([validationShard], tokenizer, b, t, tokenCache: tokenCache))
         {
             long batches = Math.Max(1, evalTokens / tokensPerMicroBatch);
             for (long i = 0; i < batches; i++)

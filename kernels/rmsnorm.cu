@@ -92,6 +92,22 @@ extern "C" __global__ void rmsnorm_apply(const bf16* __restrict__ x, const float
     scale_row(x + (long)row * c, rstd[row], y + (long)row * c, c, lane);
 }
 
+#define NORM_CHUNKS 4 // 8-feature chunks per lane kept in registers by the backward: rows of up to 32 · 4 · 8 = 1024 features
+
+__device__ __forceinline__ void load8f(const float* p, float v[8])
+{
+    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+__device__ __forceinline__ void store8f(float* p, const float v[8])
+{
+    reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+// Rows of up to 1024 features are read once into registers (x, dy) and every access is 16 bytes wide; wider rows take a
+// two-pass loop.
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const float* __restrict__ dy,
     float* __restrict__ dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c)
 {
@@ -101,30 +117,73 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
         return;
     const long base = (long)row * c;
     const float r = rstd[row];
+    if (c <= 32 * NORM_CHUNKS * 8)
+    {
+        float xv[NORM_CHUNKS][8], gv[NORM_CHUNKS][8];
+        float dot = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < NORM_CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                load8(x + base + j, xv[k]);
+                load8f(dy + base + j, gv[k]);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    dot += gv[k][i] * xv[k][i];
+            }
+        }
+        const float mean_dot = warp_sum(dot) * r / c; // mean of dy·x̂
+        #pragma unroll
+        for (int k = 0; k < NORM_CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                float out[8];
+                if (accumulate)
+                    load8f(dx + base + j, out);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                {
+                    const float g = r * (gv[k][i] - xv[k][i] * r * mean_dot);
+                    out[i] = accumulate ? out[i] + g : g;
+                }
+                store8f(dx + base + j, out);
+                if (dx_bf16 != 0)
+                    store8(dx_bf16 + base + j, out);
+            }
+        }
+        return;
+    }
     float dot = 0.0f;
     for (int j = lane * 8; j < c; j += 256)
     {
-        float v[8];
+        float v[8], g[8];
         load8(x + base + j, v);
+        load8f(dy + base + j, g);
         #pragma unroll
         for (int i = 0; i < 8; i++)
-            dot += dy[base + j + i] * v[i] * r;
+            dot += g[i] * v[i] * r;
     }
     const float mean_dot = warp_sum(dot) / c;
     for (int j = lane * 8; j < c; j += 256)
     {
-        float v[8];
+        float v[8], g[8], out[8];
         load8(x + base + j, v);
+        load8f(dy + base + j, g);
+        if (accumulate)
+            load8f(dx + base + j, out);
         #pragma unroll
         for (int i = 0; i < 8; i++)
         {
-            float g = r * (dy[base + j + i] - v[i] * r * mean_dot);
-            g = accumulate ? dx[base + j + i] + g : g;
-            dx[base + j + i] = g;
-            v[i] = g;
+            const float d = r * (g[i] - v[i] * r * mean_dot);
+            out[i] = accumulate ? out[i] + d : d;
         }
+        store8f(dx + base + j, out);
         if (dx_bf16 != 0)
-            store8(dx_bf16 + base + j, v);
+            store8(dx_bf16 + base + j, out);
     }
 }
 

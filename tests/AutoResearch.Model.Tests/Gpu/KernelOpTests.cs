@@ -37,6 +37,7 @@ public class KernelOpTests
     [InlineData(4096, 512)]
     [InlineData(1001, 2048)]
     [InlineData(37, 64)]
+    [InlineData(9, 1000)]
     public void RmsNorm_forward_and_backward_match_reference(int n, int c)
     {
         int seed = n * 31 + c;

@@ -149,11 +149,9 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
             {
                 unsigned bq[4], bo[4];
                 load_b_nk(bq, qs, HEAD, np * 16, kk * 16, lane);
-                mma_bf16(st[2 * np], ka, bq[0], bq[1]);
-                mma_bf16(st[2 * np + 1], ka, bq[2], bq[3]);
+                mma_pair(st[2 * np], st[2 * np + 1], ka, bq);
                 load_b_nk(bo, dos, HEAD, np * 16, kk * 16, lane);
-                mma_bf16(dpt[2 * np], va, bo[0], bo[1]);
-                mma_bf16(dpt[2 * np + 1], va, bo[2], bo[3]);
+                mma_pair(dpt[2 * np], dpt[2 * np + 1], va, bo);
             }
         }
 
@@ -180,24 +178,16 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
         for (int kk = 0; kk < 4; kk++)
         {
             unsigned pa[4], sa[4];
-            pa[0] = pack_bf16(st[2 * kk][0], st[2 * kk][1]);
-            pa[1] = pack_bf16(st[2 * kk][2], st[2 * kk][3]);
-            pa[2] = pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]);
-            pa[3] = pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3]);
-            sa[0] = pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]);
-            sa[1] = pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]);
-            sa[2] = pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
-            sa[3] = pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
+            accumulator_to_a(pa, st, kk);
+            accumulator_to_a(sa, dpt, kk);
             #pragma unroll
             for (int dp = 0; dp < 8; dp++)
             {
                 unsigned bo[4], bq[4];
                 load_b_kn(bo, dos, HEAD, dp * 16, kk * 16, lane);
-                mma_bf16(dv_acc[2 * dp], pa, bo[0], bo[1]);
-                mma_bf16(dv_acc[2 * dp + 1], pa, bo[2], bo[3]);
+                mma_pair(dv_acc[2 * dp], dv_acc[2 * dp + 1], pa, bo);
                 load_b_kn(bq, qs, HEAD, dp * 16, kk * 16, lane);
-                mma_bf16(dk_acc[2 * dp], sa, bq[0], bq[1]);
-                mma_bf16(dk_acc[2 * dp + 1], sa, bq[2], bq[3]);
+                mma_pair(dk_acc[2 * dp], dk_acc[2 * dp + 1], sa, bq);
             }
         }
 
@@ -226,8 +216,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
                 {
                     unsigned bk[4];
                     load_b_kn(bk, ks, HEAD, dp * 16, kk * 16, lane);
-                    mma_bf16(dq_acc[2 * dp], a, bk[0], bk[1]);
-                    mma_bf16(dq_acc[2 * dp + 1], a, bk[2], bk[3]);
+                    mma_pair(dq_acc[2 * dp], dq_acc[2 * dp + 1], a, bk);
                 }
             }
             const int query_a = q0 + warp * 16 + group, query_b = query_a + 8;

@@ -40,6 +40,23 @@ __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsign
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Two MMAs sharing an A fragment, into adjacent n-tiles: b holds both tiles' B fragments as load_b_nk / load_b_kn give them.
+__device__ __forceinline__ void mma_pair(float c0[4], float c1[4], const unsigned a[4], const unsigned b[4])
+{
+    mma_bf16(c0, a, b[0], b[1]);
+    mma_bf16(c1, a, b[2], b[3]);
+}
+
+// The A fragment (bf16) of columns 16·kk .. 16·kk + 15 of a 16 × 64 fp32 accumulator tile c[8][4] (eight n-tiles of 8):
+// how P or dS, computed as C, becomes the A operand of the next product.
+__device__ __forceinline__ void accumulator_to_a(unsigned a[4], const float c[8][4], int kk)
+{
+    a[0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);
+    a[1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);
+    a[2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
 // Four 8×8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and register i receives matrix i.
 __device__ __forceinline__ void ldmatrix_x4(unsigned r[4], unsigned address)
 {

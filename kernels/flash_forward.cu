@@ -78,8 +78,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) flash_attention_forward(con
             {
                 unsigned bk[4];
                 load_b_nk(bk, ks, HEAD, np * 16, kk * 16, lane);
-                mma_bf16(s[2 * np], qa[kk], bk[0], bk[1]);
-                mma_bf16(s[2 * np + 1], qa[kk], bk[2], bk[3]);
+                mma_pair(s[2 * np], s[2 * np + 1], qa[kk], bk);
             }
         }
 
@@ -133,17 +132,13 @@ extern "C" __global__ void __launch_bounds__(128, 3) flash_attention_forward(con
         for (int kk = 0; kk < 4; kk++)
         {
             unsigned pa[4];
-            pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            accumulator_to_a(pa, s, kk);
             #pragma unroll
             for (int dp = 0; dp < 8; dp++)
             {
                 unsigned bv[4];
                 load_b_kn(bv, vs, HEAD, dp * 16, kk * 16, lane);
-                mma_bf16(acc[2 * dp], pa, bv[0], bv[1]);
-                mma_bf16(acc[2 * dp + 1], pa, bv[2], bv[3]);
+                mma_pair(acc[2 * dp], acc[2 * dp + 1], pa, bv);
             }
         }
         __syncthreads(); // this stage is read by everyone before the next iteration refills it

@@ -14,6 +14,12 @@ namespace AutoResearch.Data.Tokenizer;
 public sealed class BpeTokenizer : ITokenizer
 {
     /// <summary>
+    /// The encoding algorithm's version: part of <see cref="TokenizerFiles.ContentHash"/>, so pre-tokenized shards are rebuilt
+    /// when it changes. Raise it with any change to splitting or merging that could change the ids of some text.
+    /// </summary>
+    public const int EncoderVersion = 1;
+
+    /// <summary>
     /// The split pattern of SPEC §3 (`\p{N}{1,2}`), with the possessive quantifiers written as .NET atomic groups.
     /// </summary>
     public const string SplitPattern =

@@ -36,8 +36,9 @@ public static class TokenizerFiles
     }
 
     /// <summary>
-    /// SHA-256 of what decides the ids a loaded tokenizer gives: the ranks file's bytes and the split pattern. Keys the
-    /// pre-tokenized shards (<see cref="Loading.ShardTokenCache"/>), so retraining the tokenizer invalidates them.
+    /// SHA-256 of what decides the ids a loaded tokenizer gives: the ranks file's bytes, the split pattern and the encoder's
+    /// <see cref="BpeTokenizer.EncoderVersion"/>. Keys the pre-tokenized shards (<see cref="Loading.ShardTokenCache"/>), so
+    /// retraining the tokenizer or changing the encoder invalidates them.
     /// </summary>
     public static byte[] ContentHash(string directory, string splitPattern = BpeTokenizer.SplitPattern)
     {
@@ -47,7 +48,7 @@ public static class TokenizerFiles
             throw new FileNotFoundException($"no tokenizer at '{ranksPath}': run `autoresearch prepare` first", ranksPath);
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         hash.AppendData(File.ReadAllBytes(ranksPath));
-        hash.AppendData(Encoding.UTF8.GetBytes("\n" + splitPattern));
+        hash.AppendData(Encoding.UTF8.GetBytes("\n" + splitPattern + "\nencoder " + BpeTokenizer.EncoderVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         return hash.GetHashAndReset();
     }
 

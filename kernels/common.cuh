@@ -22,29 +22,30 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-// Combines the warps' results of a block reduction (blockDim.x a multiple of 32, at most 1024): each warp's lane 0 leaves its
-// value in scratch (32 floats), then every warp reduces those with `reduce`; `identity` fills the missing warps.
-template <typename Reduce>
-__device__ __forceinline__ float block_combine(float warp_value, float* scratch, float identity, Reduce reduce)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0)
-        scratch[warp] = warp_value;
-    __syncthreads();
-    return reduce(lane < warps ? scratch[lane] : identity);
-}
-
 // Sum over a block (blockDim.x a multiple of 32, at most 1024); scratch holds 32 floats. Every thread gets the result.
 __device__ __forceinline__ float block_sum(float v, float* scratch)
 {
-    return block_combine(warp_sum(v), scratch, 0.0f, [](float x) { return warp_sum(x); });
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return warp_sum(v);
 }
 
 // Max over a block (blockDim.x a multiple of 32, at most 1024); scratch holds 32 floats. Every thread gets the result.
 __device__ __forceinline__ float block_max(float v, float* scratch)
 {
-    return block_combine(warp_max(v), scratch, __int_as_float(0xff800000), [](float x) { return warp_max(x); });
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : __int_as_float(0xff800000);
+    return warp_max(v);
 }
 
 // Eight bf16 values moved as one 16-byte access.

@@ -1,4 +1,5 @@
 using AutoResearch.Data;
+using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
 using AutoResearch.Testing;
@@ -41,6 +42,18 @@ public class PrepareCommandTests
         Assert.True(File.Exists(Path.Combine(cache, "data", ParquetShards.FileName(0))));
         var tokenizer = TokenizerFiles.Load(new CachePaths(cache).Tokenizer);
         Assert.Equal(600, tokenizer.VocabSize);
+
+        // Every shard is pre-tokenized into the token cache, with exactly the ids a fresh encoding gives.
+        var paths = new CachePaths(cache);
+        var tokenCache = new ShardTokenCache(paths.Tokens, tokenizer, TokenizerFiles.ContentHash(paths.Tokenizer));
+        var (trainShards, validationShard) = ParquetShards.List(paths.Data);
+        var allShards = trainShards.Append(validationShard).ToList();
+        Assert.Contains($"of {allShards.Count} shards in {paths.Tokens} ({allShards.Count} written, 0 already valid)", stdout, StringComparison.Ordinal);
+        foreach (var shard in allShards)
+        {
+            Assert.True(tokenCache.TryRead(shard, out var cached), $"no valid token cache file for {shard}");
+            Assert.Equal(tokenizer.EncodeBatch(ParquetShards.Read(shard), prependBos: true), cached);
+        }
 
         // Run again: the shards are kept.
         (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--vocab-size", "600");

@@ -80,7 +80,7 @@ public static class TrainCommand
         TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize, t); // a batch that does not divide fails before anything loads
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.BudgetSeconds);
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
-        // Pre-tokenized shards: the first pass over a shard writes its ids, later passes and later runs read them.
+        // Pre-tokenized shards (prepare writes them; the loader writes any that are missing or stale on its first pass).
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
 

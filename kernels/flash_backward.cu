@@ -5,15 +5,18 @@
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
 // flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator [B, T, H, 128] zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
-// flash_attention_backward: one CTA per 64-key block (grid (ceil(T / 64), B·H), 128 threads, 4 warps × 16 keys); it loops over
-//   the 64-query blocks that can see its keys, keeps dK and dV in registers and writes them (bf16) at the end; dQ is added to
-//   the fp32 accumulator with vector atomics. Dynamic shared memory (swizzled tiles, flash_common.cuh): K and V (64 × 128 bf16
-//   each), two stages of Q, dO (64 × 128 bf16 each), lse and D (64 fp32 each), copied asynchronously one query block ahead;
-//   and dSᵀ (64 × 64 bf16).
+// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys,
+//   Hopper wgmma, wgmma.cuh); it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes
+//   Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from
+//   registers), then, after both warpgroups have put dSᵀ in shared memory, its 64 columns of dQ = dS·K (A read transposed
+//   from shared memory), added to the fp32 accumulator with vector atomics. dK and dV stay in registers and are written
+//   (bf16) at the end. Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each), two stages of
+//   Q and dO (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead, and dSᵀ
+//   (128 keys × 64 queries bf16).
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
 // one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
-#include "flash_common.cuh"
+#include "wgmma.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
     float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
@@ -58,46 +61,53 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
     }
 }
 
-#define TILE_ELEMENTS (TILE * HEAD)
+#define BWD_KEYS 128
+#define BWD_QUERIES 64
+#define BACKWARD_SMEM ((2 * BWD_KEYS + 4 * BWD_QUERIES) * HEAD * 2 + BWD_KEYS * BWD_QUERIES * 2 + 4 * BWD_QUERIES * 4 + 1024)
 
-extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
+extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
     const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ d,
     float* __restrict__ dq_accum, bf16* __restrict__ dk, bf16* __restrict__ dv, int batch, int seq_len, int heads, int window,
     long long grad_stride)
 {
-    extern __shared__ __align__(128) unsigned char smem[];
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const unsigned raw_address = shared_address(smem_raw);
+    unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
     bf16* ks = reinterpret_cast<bf16*>(smem);
-    bf16* vs = ks + TILE_ELEMENTS;
-    bf16* q_stages = vs + TILE_ELEMENTS;          // stage s at s · TILE_ELEMENTS
-    bf16* do_stages = q_stages + 2 * TILE_ELEMENTS;
-    bf16* dst = do_stages + 2 * TILE_ELEMENTS;    // dSᵀ [64 keys][64 queries], swizzled
-    float* lse_stages = reinterpret_cast<float*>(dst + TILE * TILE); // stage s at 64·s
-    float* d_stages = lse_stages + 2 * TILE;
+    bf16* vs = ks + BWD_KEYS * HEAD;
+    bf16* q_stages = vs + BWD_KEYS * HEAD;                 // stage s at s · 64 · 128
+    bf16* do_stages = q_stages + 2 * BWD_QUERIES * HEAD;
+    bf16* dst = do_stages + 2 * BWD_QUERIES * HEAD;         // dSᵀ [128 keys][64 queries], sw128 (one slab)
+    float* lse_stages = reinterpret_cast<float*>(dst + BWD_KEYS * BWD_QUERIES); // stage s at 64·s
+    float* d_stages = lse_stages + 2 * BWD_QUERIES;
 
-    const int k0 = blockIdx.x * TILE;
+    const int k0 = blockIdx.x * BWD_KEYS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
     const long long row_stride = (long long)heads * HEAD;
     const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
     const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
     const float* d_bh = d + ((long long)b * heads + h) * seq_len;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD);
     const float scale2 = scale * LOG2E;
 
-    const int first = k0 / TILE, last = min(seq_len - 1, k0 + TILE - 1 + window) / TILE;
+    const int first = k0 / BWD_QUERIES, last = min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES;
     // Q, dO, lse and D of query block qb into stage s (one commit group with whatever else was issued before it).
     auto load_queries = [&](int qb, int s) {
-        const int q0 = qb * TILE;
-        load_tile_async(q_stages + s * TILE_ELEMENTS, q + head_base, q0, seq_len, row_stride);
-        load_tile_async(do_stages + s * TILE_ELEMENTS, dout + head_base, q0, seq_len, row_stride);
-        const int i = threadIdx.x & 63;
-        const bool valid = q0 + i < seq_len;
-        const float* source = (threadIdx.x < 64 ? lse_bh : d_bh) + (valid ? q0 + i : 0);
-        float* destination = (threadIdx.x < 64 ? lse_stages : d_stages) + s * TILE + i;
-        copy_async<4>(shared_address(destination), source, valid);
+        const int q0 = qb * BWD_QUERIES;
+        load_sw128_async<BWD_QUERIES, 256>(q_stages + s * BWD_QUERIES * HEAD, q + head_base, q0, seq_len, row_stride);
+        load_sw128_async<BWD_QUERIES, 256>(do_stages + s * BWD_QUERIES * HEAD, dout + head_base, q0, seq_len, row_stride);
+        if (threadIdx.x < 128)
+        {
+            const int i = threadIdx.x & 63;
+            const bool valid = q0 + i < seq_len;
+            const float* source = (threadIdx.x < 64 ? lse_bh : d_bh) + (valid ? q0 + i : 0);
+            float* destination = (threadIdx.x < 64 ? lse_stages : d_stages) + s * BWD_QUERIES + i;
+            copy_async<4>(shared_address(destination), source, valid);
+        }
     };
-    load_tile_async(ks, k + head_base, k0, seq_len, row_stride);
-    load_tile_async(vs, v + head_base, k0, seq_len, row_stride);
+    load_sw128_async<BWD_KEYS, 256>(ks, k + head_base, k0, seq_len, row_stride);
+    load_sw128_async<BWD_KEYS, 256>(vs, v + head_base, k0, seq_len, row_stride);
     load_queries(first, 0);
     copy_async_commit();
 
@@ -108,55 +118,52 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
         dk_acc[i][0] = dk_acc[i][1] = dk_acc[i][2] = dk_acc[i][3] = 0.0f;
         dv_acc[i][0] = dv_acc[i][1] = dv_acc[i][2] = dv_acc[i][3] = 0.0f;
     }
-    const int key_a = k0 + warp * 16 + group, key_b = key_a + 8;
+    const int key_a = k0 + wg * 64 + warp * 16 + group, key_b = key_a + 8;
+    // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
+    const unsigned k_address = shared_address(ks), v_address = shared_address(vs);
+    const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
+    const unsigned dst_address = shared_address(dst);
 
     for (int qb = first; qb <= last; qb++)
     {
         const int stage = (qb - first) & 1;
+        copy_async_wait<0>();
+        fence_async_shared();
+        __syncthreads(); // this block's queries have landed; everyone is done with the previous block (its stage and dSᵀ)
         if (qb < last)
         {
             load_queries(qb + 1, stage ^ 1);
             copy_async_commit();
-            copy_async_wait<1>();
         }
-        else
-        {
-            copy_async_wait<0>();
-        }
-        __syncthreads();
-        const int q0 = qb * TILE;
-        const bf16* qs = q_stages + stage * TILE_ELEMENTS;
-        const bf16* dos = do_stages + stage * TILE_ELEMENTS;
-        const float* lse_s = lse_stages + stage * TILE;
-        const float* d_s = d_stages + stage * TILE;
+        const int q0 = qb * BWD_QUERIES;
+        const unsigned q_address = shared_address(q_stages + stage * BWD_QUERIES * HEAD);
+        const unsigned do_address = shared_address(do_stages + stage * BWD_QUERIES * HEAD);
+        const float* lse_s = lse_stages + stage * BWD_QUERIES;
+        const float* d_s = d_stages + stage * BWD_QUERIES;
 
-        // Sᵀ (16 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ: A from this warp's rows of K and V, B from rows of Q and dO.
+        // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ.
         float st[8][4], dpt[8][4];
+        wgmma_fence();
         #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int kk = 0; kk < 8; kk++)
         {
-            st[nt][0] = st[nt][1] = st[nt][2] = st[nt][3] = 0.0f;
-            dpt[nt][0] = dpt[nt][1] = dpt[nt][2] = dpt[nt][3] = 0.0f;
+            const unsigned long long desc_k = wgmma_descriptor(kw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
+            wgmma_ss_n64<0, 0>(st, desc_k, kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
         }
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
         {
-            unsigned ka[4], va[4];
-            load_a(ka, ks, HEAD, warp * 16, kk * 16, lane);
-            load_a(va, vs, HEAD, warp * 16, kk * 16, lane);
-            #pragma unroll
-            for (int np = 0; np < 4; np++)
-            {
-                unsigned bq[4], bo[4];
-                load_b_nk(bq, qs, HEAD, np * 16, kk * 16, lane);
-                mma_pair(st[2 * np], st[2 * np + 1], ka, bq);
-                load_b_nk(bo, dos, HEAD, np * 16, kk * 16, lane);
-                mma_pair(dpt[2 * np], dpt[2 * np + 1], va, bo);
-            }
+            const unsigned long long desc_v = wgmma_descriptor(vw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
+            wgmma_ss_n64<0, 0>(dpt, desc_v, kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
         }
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands_n64(st);
+        wgmma_fence_operands_n64(dpt);
 
         // Pᵀ and dSᵀ in the accumulator layout: rows are keys (key_a, key_b), columns queries q0 + 8·nt + 2·tig (+1).
-        const bool full = q0 >= k0 + TILE - 1 && q0 + TILE - 1 <= k0 + window && q0 + TILE <= seq_len && k0 + TILE <= seq_len;
+        const int kw0 = k0 + wg * 64;
+        const bool full = q0 >= kw0 + 63 && q0 + BWD_QUERIES - 1 <= kw0 + window && q0 + BWD_QUERIES <= seq_len && kw0 + 64 <= seq_len;
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
@@ -173,64 +180,57 @@ extern "C" __global__ void __launch_bounds__(128, 2) flash_attention_backward(co
             }
         }
 
-        // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end): B from dO and Q stored [query][d], transposed by ldmatrix.
+        // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end): B is dO or Q with rows = queries (K) and columns = d (N).
+        unsigned pa[4][4], sa[4][4];
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
         {
-            unsigned pa[4], sa[4];
-            accumulator_to_a(pa, st, kk);
-            accumulator_to_a(sa, dpt, kk);
-            #pragma unroll
-            for (int dp = 0; dp < 8; dp++)
-            {
-                unsigned bo[4], bq[4];
-                load_b_kn(bo, dos, HEAD, dp * 16, kk * 16, lane);
-                mma_pair(dv_acc[2 * dp], dv_acc[2 * dp + 1], pa, bo);
-                load_b_kn(bq, qs, HEAD, dp * 16, kk * 16, lane);
-                mma_pair(dk_acc[2 * dp], dk_acc[2 * dp + 1], sa, bq);
-            }
+            accumulator_fragment<8>(pa[kk], st, kk);
+            accumulator_fragment<8>(sa[kk], dpt, kk);
         }
+        wgmma_fence_operands_n128(dv_acc);
+        wgmma_fence_operands_n128(dk_acc);
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            wgmma_rs_n128<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            wgmma_rs_n128<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
+        wgmma_commit();
 
-        // dSᵀ to shared memory, so each warp can take 16 queries × all 64 keys for dQ = dS·K.
+        // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K.
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
-            const int c = nt * 8 + tig * 2, r = warp * 16 + group;
-            *reinterpret_cast<unsigned*>(dst + swizzle(r, c, TILE)) = pack_bf16(dpt[nt][0], dpt[nt][1]);
-            *reinterpret_cast<unsigned*>(dst + swizzle(r + 8, c, TILE)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
+            const int c = nt * 8 + tig * 2, r = wg * 64 + warp * 16 + group;
+            *reinterpret_cast<unsigned*>(dst + sw128(r, c, BWD_KEYS)) = pack_bf16(dpt[nt][0], dpt[nt][1]);
+            *reinterpret_cast<unsigned*>(dst + sw128(r + 8, c, BWD_KEYS)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
         }
-        __syncthreads();
+        fence_async_shared();
+        named_barrier(1, 256);
+
+        // dQ[:, 64·wg ..] (64 queries × 64) = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major).
+        float dq_acc[8][4];
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, wg), kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands_n64(dq_acc);
+        wgmma_fence_operands_n128(dv_acc);
+        wgmma_fence_operands_n128(dk_acc);
+        const int query_a = q0 + warp * 16 + group, query_b = query_a + 8;
+        #pragma unroll
+        for (int dt = 0; dt < 8; dt++)
         {
-            // A = dS[query][key] from dSᵀ (transposed by ldmatrix); B = K stored [key][d].
-            float dq_acc[16][4];
-            #pragma unroll
-            for (int i = 0; i < 16; i++)
-                dq_acc[i][0] = dq_acc[i][1] = dq_acc[i][2] = dq_acc[i][3] = 0.0f;
-            #pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-            {
-                unsigned a[4];
-                load_a_trans(a, dst, TILE, warp * 16, kk * 16, lane);
-                #pragma unroll
-                for (int dp = 0; dp < 8; dp++)
-                {
-                    unsigned bk[4];
-                    load_b_kn(bk, ks, HEAD, dp * 16, kk * 16, lane);
-                    mma_pair(dq_acc[2 * dp], dq_acc[2 * dp + 1], a, bk);
-                }
-            }
-            const int query_a = q0 + warp * 16 + group, query_b = query_a + 8;
-            #pragma unroll
-            for (int dt = 0; dt < 16; dt++)
-            {
-                const int c = dt * 8 + tig * 2;
-                if (query_a < seq_len)
-                    atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_a * row_stride + c), make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale));
-                if (query_b < seq_len)
-                    atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_b * row_stride + c), make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale));
-            }
+            const int c = wg * 64 + dt * 8 + tig * 2;
+            if (query_a < seq_len)
+                atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_a * row_stride + c), make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale));
+            if (query_b < seq_len)
+                atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_b * row_stride + c), make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale));
         }
-        __syncthreads(); // this stage and dSᵀ are read by everyone before the next iteration refills them
     }
 
     const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;

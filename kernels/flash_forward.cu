@@ -1,92 +1,91 @@
-// flash_forward.cu: causal sliding-window attention forward, head dim 128, flash style on tensor cores (mma.sync m16n8k16,
-// bf16 inputs, fp32 accumulation). The T×T scores are never stored; key tiles outside [q0 − W, q0 + 63] are skipped.
+// flash_forward.cu: causal sliding-window attention forward, head dim 128, flash style on Hopper's warpgroup tensor-core
+// instructions (wgmma m64n128k16, bf16 inputs, fp32 accumulation; wgmma.cuh). The T×T scores are never stored; key tiles
+// outside [q0 − W, q0 + 127] are skipped.
 //
 //   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(128); online softmax in fp32 per row (base 2 inside).
 // flash_attention_forward: q, k, v, o [B, T, H, 128] bf16 (o written); lse [B, H, T] fp32 (natural log of Σ exp(score)).
-// Launch: grid (ceil(T / 64), B·H), 128 threads (4 warps × 16 query rows), dynamic shared memory 4 · 64 · 128 · 2 bytes:
-//         two stages of (K tile, V tile), swizzled (flash_common.cuh). The Q tile is first loaded into stage 1's K slot and
-//         moved to registers; then the next stage's K and V are copied asynchronously while the current one is used.
+// Launch: grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 query rows; dynamic shared memory FORWARD_SMEM bytes:
+//         the Q tile (128 × 128) and two stages of (K tile, V tile) of 128 keys, sw128 layout, copied with cp.async one key
+//         tile ahead. Per key tile a warpgroup computes S = Q·Kᵀ (A and B from shared memory), rescales its running output,
+//         and adds P·V with P from registers.
 // The backward (flash_backward.cu) needs lse.
 
-#include "flash_common.cuh"
+#include "wgmma.cuh"
 
-extern "C" __global__ void __launch_bounds__(128, 3) flash_attention_forward(const bf16* __restrict__ q, const bf16* __restrict__ k,
+#define FWD_ROWS 128
+#define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
+#define FORWARD_SMEM (5 * FWD_TILE_BYTES + 1024)
+
+extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(const bf16* __restrict__ q, const bf16* __restrict__ k,
     const bf16* __restrict__ v, bf16* __restrict__ o, float* __restrict__ lse, int batch, int seq_len, int heads, int window)
 {
-    extern __shared__ __align__(128) unsigned char smem[];
-    bf16* stages = reinterpret_cast<bf16*>(smem); // stage s: K at 2s·64·128, V at (2s + 1)·64·128
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    // Tiles must start at 1024-byte boundaries of the shared window for the hardware swizzle.
+    const unsigned raw_address = shared_address(smem_raw);
+    unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
+    bf16* qs = reinterpret_cast<bf16*>(smem);
+    bf16* stages = qs + FWD_ROWS * HEAD; // stage s: K at 2s tiles, V at 2s + 1 tiles
 
-    const int q0 = blockIdx.x * TILE;
+    const int q0 = blockIdx.x * FWD_ROWS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
     const long long row_stride = (long long)heads * HEAD;
     const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD) * LOG2E;
 
-    const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + TILE - 1);
-    const int first = key_lo / TILE, last = key_hi / TILE;
+    const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
+    const int first = key_lo / FWD_ROWS, last = key_hi / FWD_ROWS;
 
-    bf16* qs = stages + 2 * TILE * HEAD;
-    load_tile_async(qs, q + head_base, q0, seq_len, row_stride);
-    load_tile_async(stages, k + head_base, first * TILE, seq_len, row_stride);
-    load_tile_async(stages + TILE * HEAD, v + head_base, first * TILE, seq_len, row_stride);
+    load_sw128_async<FWD_ROWS, 256>(qs, q + head_base, q0, seq_len, row_stride);
+    load_sw128_async<FWD_ROWS, 256>(stages, k + head_base, first * FWD_ROWS, seq_len, row_stride);
+    load_sw128_async<FWD_ROWS, 256>(stages + FWD_ROWS * HEAD, v + head_base, first * FWD_ROWS, seq_len, row_stride);
     copy_async_commit();
-    copy_async_wait<0>();
-    __syncthreads();
-    unsigned qa[8][4];
-    #pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-        load_a(qa[kk], qs, HEAD, warp * 16, kk * 16, lane);
-    __syncthreads(); // Q is in registers everywhere before stage 1 is refilled
 
     float acc[16][4];
     #pragma unroll
     for (int i = 0; i < 16; i++)
         acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
     float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f};
-    const int row_a = q0 + warp * 16 + group, row_b = row_a + 8;
+    const int row_a = q0 + wg * 64 + warp * 16 + group, row_b = row_a + 8;
+    // This warpgroup's 64 rows of Q: rows 64·wg .. of each slab.
+    const unsigned q_address = shared_address(qs) + wg * 64 * 128;
 
     for (int tile = first; tile <= last; tile++)
     {
         const int stage = (tile - first) & 1;
+        copy_async_wait<0>();
+        fence_async_shared();
+        __syncthreads(); // this tile has landed for everyone, and everyone is done with the previous one
         if (tile < last)
         {
-            bf16* next = stages + 2 * (stage ^ 1) * TILE * HEAD;
-            load_tile_async(next, k + head_base, (tile + 1) * TILE, seq_len, row_stride);
-            load_tile_async(next + TILE * HEAD, v + head_base, (tile + 1) * TILE, seq_len, row_stride);
+            bf16* next = stages + 2 * (stage ^ 1) * FWD_ROWS * HEAD;
+            load_sw128_async<FWD_ROWS, 256>(next, k + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
+            load_sw128_async<FWD_ROWS, 256>(next + FWD_ROWS * HEAD, v + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
             copy_async_commit();
-            copy_async_wait<1>();
         }
-        else
-        {
-            copy_async_wait<0>();
-        }
-        __syncthreads();
-        const bf16* ks = stages + 2 * stage * TILE * HEAD;
-        const bf16* vs = ks + TILE * HEAD;
-        const int k0 = tile * TILE;
+        const unsigned k_address = shared_address(stages + 2 * stage * FWD_ROWS * HEAD);
+        const unsigned v_address = k_address + FWD_TILE_BYTES;
+        const int k0 = tile * FWD_ROWS;
 
-        float s[8][4];
-        #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        float s[16][4];
+        wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
         {
-            #pragma unroll
-            for (int np = 0; np < 4; np++)
-            {
-                unsigned bk[4];
-                load_b_nk(bk, ks, HEAD, np * 16, kk * 16, lane);
-                mma_pair(s[2 * np], s[2 * np + 1], qa[kk], bk);
-            }
+            // Q's slab holds 128 rows: kmajor_descriptor with rows = 128 from this warpgroup's first row.
+            const unsigned long long desc_q = wgmma_descriptor(q_address + (kk >> 2) * FWD_ROWS * 128 + (kk & 3) * 32, 16, 1024);
+            wgmma_ss_n128<0, 0>(s, desc_q, kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
         }
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands_n128(s);
 
         // Mask (only tiles that touch the diagonal or the window's far edge need it), scale to base 2, running row maxima.
-        const bool full = k0 + TILE - 1 <= q0 && k0 >= q0 + TILE - 1 - window && k0 + TILE <= seq_len;
+        const int r0 = q0 + wg * 64;
+        const bool full = k0 + FWD_ROWS - 1 <= r0 && k0 >= r0 + 63 - window && k0 + FWD_ROWS <= seq_len;
         float tile_max[2] = {NEG_INF, NEG_INF};
         #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < 16; nt++)
         {
             #pragma unroll
             for (int e = 0; e < 4; e++)
@@ -119,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) flash_attention_forward(con
             acc[dt][3] *= correction[1];
         }
         #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < 16; nt++)
         {
             #pragma unroll
             for (int e = 0; e < 4; e++)
@@ -128,20 +127,18 @@ extern "C" __global__ void __launch_bounds__(128, 3) flash_attention_forward(con
                 l_row[e >> 1] += s[nt][e];
             }
         }
+        unsigned pa[8][4];
         #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-        {
-            unsigned pa[4];
-            accumulator_to_a(pa, s, kk);
-            #pragma unroll
-            for (int dp = 0; dp < 8; dp++)
-            {
-                unsigned bv[4];
-                load_b_kn(bv, vs, HEAD, dp * 16, kk * 16, lane);
-                mma_pair(acc[2 * dp], acc[2 * dp + 1], pa, bv);
-            }
-        }
-        __syncthreads(); // this stage is read by everyone before the next iteration refills it
+        for (int kk = 0; kk < 8; kk++)
+            accumulator_fragment<16>(pa[kk], s, kk);
+        wgmma_fence_operands_n128(acc);
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands_n128(acc);
     }
 
     #pragma unroll

@@ -9,9 +9,12 @@ namespace AutoResearch.Model.Gpu;
 /// </summary>
 public sealed class FlashAttention : IAttentionKernels
 {
-    private const int Tile = 64;
-    /// <summary>K, V and two stages of Q and dO (64 × 128 bf16 each), dSᵀ (64 × 64 bf16), two stages of lse and D (64 fp32 each).</summary>
-    private const int BackwardSharedBytes = 6 * Tile * 128 * 2 + Tile * Tile * 2 + 4 * Tile * 4;
+    /// <summary>Keys per backward CTA (two warpgroups of 64); query blocks are 64 rows.</summary>
+    private const int KeyBlock = 128;
+    private const int QueryBlock = 64;
+    /// <summary>K and V (128 × 128 bf16 each), two stages of Q and dO (64 × 128 bf16 each), dSᵀ (128 × 64 bf16), two stages of lse
+    /// and D (64 fp32 each), and 1 KB to align the tiles to 1024 bytes (BACKWARD_SMEM in the kernel).</summary>
+    private const int BackwardSharedBytes = (2 * KeyBlock + 4 * QueryBlock) * 128 * 2 + KeyBlock * QueryBlock * 2 + 4 * QueryBlock * 4 + 1024;
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
@@ -45,7 +48,7 @@ public sealed class FlashAttention : IAttentionKernels
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = scratch + (ulong)DqAccumOffset(rows);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
-        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 128, BackwardSharedBytes, stream,
+        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), 256, BackwardSharedBytes, stream,
             q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
         _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, heads, gradStride);
     }

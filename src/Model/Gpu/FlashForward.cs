@@ -2,13 +2,15 @@ using AutoResearch.Native;
 
 namespace AutoResearch.Model.Gpu;
 
-/// <summary>Launcher for kernels/flash_forward.cu: the tensor-core flash attention forward (head dim 128).</summary>
+/// <summary>Launcher for kernels/flash_forward.cu: the wgmma flash attention forward (head dim 128, sm_90a).</summary>
 public sealed class FlashForward
 {
-    public const int Tile = 64;
+    /// <summary>Query rows per CTA (two warpgroups of 64) and keys per tile.</summary>
+    public const int Tile = 128;
 
-    /// <summary>Two stages of (K tile, V tile), 64 rows × 128 bf16 each (swizzled, unpadded); the Q tile borrows stage 1 at the start.</summary>
-    public const int SharedBytes = 4 * Tile * 128 * 2;
+    /// <summary>The Q tile and two stages of (K tile, V tile), 128 rows × 128 bf16 each (sw128 layout), plus 1 KB to align them
+    /// to 1024 bytes (FORWARD_SMEM in the kernel).</summary>
+    public const int SharedBytes = 5 * Tile * 128 * 2 + 1024;
 
     private readonly CudaKernel _forward;
 
@@ -21,5 +23,5 @@ public sealed class FlashForward
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o /* [B, T, H, 128] bf16 */,
         ulong lse /* [B, H, T] fp32 */, CudaStream stream)
-        => _forward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 128, SharedBytes, stream, q, k, v, o, lse, batch, seqLen, heads, window);
+        => _forward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 256, SharedBytes, stream, q, k, v, o, lse, batch, seqLen, heads, window);
 }

@@ -1,0 +1,200 @@
+// wgmma.cuh: Hopper warpgroup MMA (wgmma, sm_90a) for the flash attention kernels: 128-byte-swizzled shared tiles, their
+// matrix descriptors, and the m64n64k16 / m64n128k16 bf16 → fp32 instructions with A from shared memory or registers.
+//
+// A warpgroup is four consecutive warps (128 threads) starting at a warp index divisible by 4. It computes a 64-row block:
+// warp w of the group holds rows 16w .. 16w + 15, in the same fragment layout as mma.m16n8k16 (flash_common.cuh), n-tile j
+// of 8 columns in d[j][0..3]. An A operand in registers has the m16n8k16 A-fragment layout for its warp's 16 rows.
+//
+// Shared tiles (sw128): a tile of R rows × 128 bf16 columns is two slabs of R × 64 columns (128 bytes a row), slab c at
+// c·R·128 bytes; in a slab, the 16-byte chunk j of row r lives at chunk j XOR (r mod 8). Tiles start at 1024-byte boundaries,
+// so the swizzle matches the hardware's 128-byte pattern (address bits 4–6 XOR bits 7–9). The same bytes serve
+//   - K-major operands (rows are M or N, the 128 columns are K): start at the slab of the k-step, +32 bytes per 16 columns;
+//     stride between 8-row groups 1024 bytes;
+//   - MN-major operands (rows are K, the columns are M or N): start at row 16·kstep (+2048 bytes a step); 8-row groups
+//     1024 bytes apart, the next 64 columns one slab further on.
+#pragma once
+#include "flash_common.cuh"
+
+// Offset (elements) of (row, col) in a sw128 tile of `rows` rows; col < 128.
+__device__ __forceinline__ int sw128(int row, int col, int rows)
+{
+    return (col >> 6) * rows * 64 + row * 64 + ((((col >> 3) & 7) ^ (row & 7)) << 3) + (col & 7);
+}
+
+// A shared-memory matrix descriptor with 128-byte swizzling. address: shared-window byte address; lbo, sbo: bytes.
+__device__ __forceinline__ unsigned long long wgmma_descriptor(unsigned address, unsigned lbo, unsigned sbo)
+{
+    return (unsigned long long)((address & 0x3FFFF) >> 4) | ((unsigned long long)((lbo >> 4) & 0x3FFF) << 16)
+         | ((unsigned long long)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+// K-major operand: rows of the tile at `tile` (shared address) are M or N, k-step kk (16 of the 128 columns), tile of `rows` rows.
+__device__ __forceinline__ unsigned long long kmajor_descriptor(unsigned tile, int rows, int kk)
+{
+    return wgmma_descriptor(tile + (kk >> 2) * rows * 128 + (kk & 3) * 32, 16, 1024);
+}
+
+// MN-major operand: rows of the tile are K; k-step kk covers rows 16·kk .. +15; the M or N extent starts at column 64·slab.
+__device__ __forceinline__ unsigned long long mnmajor_descriptor(unsigned tile, int rows, int kk, int slab)
+{
+    return wgmma_descriptor(tile + slab * rows * 128 + kk * 2048, rows * 128, 1024);
+}
+
+__device__ __forceinline__ void wgmma_fence()
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_commit()
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+
+// Waits until at most `pending` committed wgmma groups of this warpgroup are in flight.
+template <int pending>
+__device__ __forceinline__ void wgmma_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
+}
+
+// Makes this thread's ordinary shared-memory writes (and completed cp.async copies) visible to the tensor cores' reads.
+__device__ __forceinline__ void fence_async_shared()
+{
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// Barrier `id` (1..15) over `count` threads (a multiple of 32), e.g. the two warpgroups without any other warps.
+__device__ __forceinline__ void named_barrier(int id, int count)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// D (64 × 64, fp32) += A · B with A and B in shared memory (descriptors); scale_d 0 starts from zero.
+template <int trans_a, int trans_b>
+__device__ __forceinline__ void wgmma_ss_n64(float d[8][4], unsigned long long desc_a, unsigned long long desc_b, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(trans_a), "n"(trans_b));
+}
+
+// D (64 × 64, fp32) += A · B with A in registers (the bf16 fragment of an m64k16 tile) and B in shared memory.
+template <int trans_b>
+__device__ __forceinline__ void wgmma_rs_n64(float d[8][4], const unsigned a[4], unsigned long long desc_b, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(trans_b));
+}
+
+// Keeps the compiler from moving reads or writes of an accumulator across the asynchronous MMAs.
+__device__ __forceinline__ void wgmma_fence_operands_n64(float d[8][4])
+{
+    #pragma unroll
+    for (int j = 0; j < 8; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
+}
+
+// D (64 × 128, fp32) += A · B with A and B in shared memory (descriptors); scale_d 0 starts from zero.
+template <int trans_a, int trans_b>
+__device__ __forceinline__ void wgmma_ss_n128(float d[16][4], unsigned long long desc_a, unsigned long long desc_b, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+      "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+      "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(trans_a), "n"(trans_b));
+}
+
+// D (64 × 128, fp32) += A · B with A in registers (the bf16 fragment of an m64k16 tile) and B in shared memory.
+template <int trans_b>
+__device__ __forceinline__ void wgmma_rs_n128(float d[16][4], const unsigned a[4], unsigned long long desc_b, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+      "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+      "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(trans_b));
+}
+
+// Keeps the compiler from moving reads or writes of an accumulator across the asynchronous MMAs.
+__device__ __forceinline__ void wgmma_fence_operands_n128(float d[16][4])
+{
+    #pragma unroll
+    for (int j = 0; j < 16; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
+}
+
+// The A fragment (bf16) of columns 16·kk .. 16·kk + 15 of a 64 × 8·NT fp32 accumulator c[NT][4]: how P or dS, computed as
+// an accumulator, becomes the register A operand of the next product.
+template <int NT>
+__device__ __forceinline__ void accumulator_fragment(unsigned a[4], const float c[NT][4], int kk)
+{
+    a[0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);
+    a[1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);
+    a[2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+// Starts copying rows [row0, row0 + ROWS) of one head (rows `row_stride` elements apart, 128 columns) into a sw128 tile;
+// rows past T are zero. THREADS threads, 16-byte chunks.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_sw128_async(bf16* tile, const bf16* base, int row0, int seq_len, long long row_stride)
+{
+    #pragma unroll
+    for (int i = 0; i < ROWS * 16 / THREADS; i++)
+    {
+        const int idx = threadIdx.x + i * THREADS, r = idx >> 4, c = (idx & 15) * 8;
+        const bool valid = row0 + r < seq_len;
+        const bf16* source = base + (valid ? (long long)(row0 + r) * row_stride + c : 0);
+        copy_async<16>(shared_address(tile + sw128(r, c, ROWS)), source, valid);
+    }
+}

@@ -8,7 +8,7 @@
 // flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys,
 //   Hopper wgmma, wgmma.cuh); it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes
 //   Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from
-//   registers), then, after both warpgroups have put dSᵀ in shared memory, its 64 columns of dQ = dS·K (A read transposed
+//   registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the exponentials), then, after both warpgroups have put dSᵀ in shared memory, its 64 columns of dQ = dS·K (A read transposed
 //   from shared memory), added to the fp32 accumulator with vector atomics. dK and dV stay in registers and are written
 //   (bf16) at the end. Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each), two stages of
 //   Q and dO (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead, and dSᵀ
@@ -141,7 +141,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
         const float* lse_s = lse_stages + stage * BWD_QUERIES;
         const float* d_s = d_stages + stage * BWD_QUERIES;
 
-        // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ.
+        // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
         float st[8][4], dpt[8][4];
         wgmma_fence();
         #pragma unroll
@@ -150,6 +150,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             const unsigned long long desc_k = wgmma_descriptor(kw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
             wgmma_ss_n64<0, 0>(st, desc_k, kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
         }
+        wgmma_commit();
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
         {
@@ -157,43 +158,62 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             wgmma_ss_n64<0, 0>(dpt, desc_v, kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
         }
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<1>();
         wgmma_fence_operands_n64(st);
-        wgmma_fence_operands_n64(dpt);
 
-        // Pᵀ and dSᵀ in the accumulator layout: rows are keys (key_a, key_b), columns queries q0 + 8·nt + 2·tig (+1).
+        // Pᵀ in the accumulator layout: rows are keys (key_a, key_b), columns queries q0 + 8·nt + 2·tig (+1); lse in base 2.
         const int kw0 = k0 + wg * 64;
         const bool full = q0 >= kw0 + 63 && q0 + BWD_QUERIES - 1 <= kw0 + window && q0 + BWD_QUERIES <= seq_len && kw0 + 64 <= seq_len;
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
+            const float2 l2 = *reinterpret_cast<const float2*>(lse_s + nt * 8 + tig * 2);
             #pragma unroll
             for (int e = 0; e < 4; e++)
+                st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, -((e & 1) ? l2.y : l2.x) * LOG2E));
+        }
+        if (!full)
+        {
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
             {
-                const int key = e < 2 ? key_a : key_b;
-                const int qi = nt * 8 + tig * 2 + (e & 1);
-                const int query = q0 + qi;
-                const bool valid = full || (query >= key && query <= key + window && query < seq_len && key < seq_len);
-                const float p = valid ? exp2f(st[nt][e] * scale2 - lse_s[qi] * LOG2E) : 0.0f;
-                st[nt][e] = p;
-                dpt[nt][e] = p * (dpt[nt][e] - d_s[qi]);
+                #pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    const int key = e < 2 ? key_a : key_b;
+                    const int query = q0 + nt * 8 + tig * 2 + (e & 1);
+                    if (query < key || query > key + window || query >= seq_len || key >= seq_len)
+                        st[nt][e] = 0.0f;
+                }
             }
         }
-
-        // dV += Pᵀ·dO and dK += dSᵀ·Q (scaled at the end): B is dO or Q with rows = queries (K) and columns = d (N).
+        // dV += Pᵀ·dO: B is dO with rows = queries (K) and columns = d (N).
         unsigned pa[4][4], sa[4][4];
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
-        {
             accumulator_fragment<8>(pa[kk], st, kk);
-            accumulator_fragment<8>(sa[kk], dpt, kk);
-        }
         wgmma_fence_operands_n128(dv_acc);
-        wgmma_fence_operands_n128(dk_acc);
         wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             wgmma_rs_n128<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
+        wgmma_commit();
+        wgmma_wait<1>(); // dPᵀ is done
+        wgmma_fence_operands_n64(dpt);
+        #pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+        {
+            const float2 dd = *reinterpret_cast<const float2*>(d_s + nt * 8 + tig * 2);
+            #pragma unroll
+            for (int e = 0; e < 4; e++)
+                dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd.y : dd.x));
+        }
+        // dK += dSᵀ·Q (scaled at the end).
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            accumulator_fragment<8>(sa[kk], dpt, kk);
+        wgmma_fence_operands_n128(dk_acc);
+        wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             wgmma_rs_n128<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);

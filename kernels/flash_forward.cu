@@ -5,9 +5,10 @@
 //   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(128); online softmax in fp32 per row (base 2 inside).
 // flash_attention_forward: q, k, v, o [B, T, H, 128] bf16 (o written); lse [B, H, T] fp32 (natural log of Σ exp(score)).
 // Launch: grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 query rows; dynamic shared memory FORWARD_SMEM bytes:
-//         the Q tile (128 × 128) and two stages of (K tile, V tile) of 128 keys, sw128 layout, copied with cp.async one key
-//         tile ahead. Per key tile a warpgroup computes S = Q·Kᵀ (A and B from shared memory), rescales its running output,
-//         and adds P·V with P from registers.
+//         the Q tile (128 × 128) and two stages each of K and V tiles of 128 keys, sw128 layout, copied with cp.async. Key
+//         tile j's iteration issues S_j = Q·K_jᵀ (A and B from shared memory) together with the previous tile's P·V (P from
+//         registers), so the tensor cores work through P_{j−1}·V_{j−1} while the softmax of S_j runs; then the output is
+//         rescaled. V lags K by one tile: iteration j copies K_{j+1} and V_j.
 // The backward (flash_backward.cu) needs lse.
 
 #include "wgmma.cuh"
@@ -24,7 +25,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
     const unsigned raw_address = shared_address(smem_raw);
     unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
     bf16* qs = reinterpret_cast<bf16*>(smem);
-    bf16* stages = qs + FWD_ROWS * HEAD; // stage s: K at 2s tiles, V at 2s + 1 tiles
+    bf16* stages = qs + FWD_ROWS * HEAD; // two K tiles, then two V tiles
 
     const int q0 = blockIdx.x * FWD_ROWS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
@@ -36,9 +37,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
     const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
     const int first = key_lo / FWD_ROWS, last = key_hi / FWD_ROWS;
 
+    bf16* k_stages = stages;                          // K stage s at s tiles
+    bf16* v_stages = stages + 2 * FWD_ROWS * HEAD;     // V stage s at s tiles
     load_sw128_async<FWD_ROWS, 256>(qs, q + head_base, q0, seq_len, row_stride);
-    load_sw128_async<FWD_ROWS, 256>(stages, k + head_base, first * FWD_ROWS, seq_len, row_stride);
-    load_sw128_async<FWD_ROWS, 256>(stages + FWD_ROWS * HEAD, v + head_base, first * FWD_ROWS, seq_len, row_stride);
+    load_sw128_async<FWD_ROWS, 256>(k_stages, k + head_base, first * FWD_ROWS, seq_len, row_stride);
     copy_async_commit();
 
     float acc[16][4];
@@ -49,66 +51,96 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
     const int row_a = q0 + wg * 64 + warp * 16 + group, row_b = row_a + 8;
     // This warpgroup's 64 rows of Q: rows 64·wg .. of each slab.
     const unsigned q_address = shared_address(qs) + wg * 64 * 128;
+    unsigned pa[8][4]; // P of the previous tile, bf16 A fragments
 
     for (int tile = first; tile <= last; tile++)
     {
         const int stage = (tile - first) & 1;
         copy_async_wait<0>();
         fence_async_shared();
-        __syncthreads(); // this tile has landed for everyone, and everyone is done with the previous one
+        __syncthreads(); // K_j and V_{j−1} have landed for everyone, and everyone is done with K_{j−1} and V_{j−2}
         if (tile < last)
-        {
-            bf16* next = stages + 2 * (stage ^ 1) * FWD_ROWS * HEAD;
-            load_sw128_async<FWD_ROWS, 256>(next, k + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
-            load_sw128_async<FWD_ROWS, 256>(next + FWD_ROWS * HEAD, v + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
-            copy_async_commit();
-        }
-        const unsigned k_address = shared_address(stages + 2 * stage * FWD_ROWS * HEAD);
-        const unsigned v_address = k_address + FWD_TILE_BYTES;
+            load_sw128_async<FWD_ROWS, 256>(k_stages + (stage ^ 1) * FWD_ROWS * HEAD, k + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
+        load_sw128_async<FWD_ROWS, 256>(v_stages + stage * FWD_ROWS * HEAD, v + head_base, tile * FWD_ROWS, seq_len, row_stride);
+        copy_async_commit();
+        const unsigned k_address = shared_address(k_stages + stage * FWD_ROWS * HEAD);
+        const unsigned v_previous = shared_address(v_stages + (stage ^ 1) * FWD_ROWS * HEAD);
         const int k0 = tile * FWD_ROWS;
 
         float s[16][4];
+        wgmma_fence_operands_n128(acc);
         wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
         {
-            // Q's slab holds 128 rows: kmajor_descriptor with rows = 128 from this warpgroup's first row.
+            // Q's slabs hold 128 rows; this warpgroup starts 64 rows in.
             const unsigned long long desc_q = wgmma_descriptor(q_address + (kk >> 2) * FWD_ROWS * 128 + (kk & 3) * 32, 16, 1024);
             wgmma_ss_n128<0, 0>(s, desc_q, kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
         }
         wgmma_commit();
-        wgmma_wait<0>();
+        if (tile > first)
+        {
+            #pragma unroll
+            for (int kk = 0; kk < 8; kk++)
+                wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_previous, FWD_ROWS, kk, 0), 1);
+        }
+        wgmma_commit();
+        wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
         wgmma_fence_operands_n128(s);
 
-        // Mask (only tiles that touch the diagonal or the window's far edge need it), scale to base 2, running row maxima.
+        // Mask (only tiles that touch the diagonal or the window's far edge need it); running row maxima of the raw scores.
         const int r0 = q0 + wg * 64;
         const bool full = k0 + FWD_ROWS - 1 <= r0 && k0 >= r0 + 63 - window && k0 + FWD_ROWS <= seq_len;
+        if (!full)
+        {
+            #pragma unroll
+            for (int nt = 0; nt < 16; nt++)
+            {
+                #pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    const int row = e < 2 ? row_a : row_b;
+                    const int key = k0 + nt * 8 + tig * 2 + (e & 1);
+                    if (key > row || key < row - window || key >= seq_len)
+                        s[nt][e] = NEG_INF;
+                }
+            }
+        }
         float tile_max[2] = {NEG_INF, NEG_INF};
         #pragma unroll
         for (int nt = 0; nt < 16; nt++)
         {
-            #pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                const int row = e < 2 ? row_a : row_b;
-                const int key = k0 + nt * 8 + tig * 2 + (e & 1);
-                const bool valid = full || (key <= row && key >= row - window && key < seq_len);
-                s[nt][e] = valid ? s[nt][e] * scale : NEG_INF;
-                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[nt][e]);
-            }
+            tile_max[0] = fmaxf(tile_max[0], fmaxf(s[nt][0], s[nt][1]));
+            tile_max[1] = fmaxf(tile_max[1], fmaxf(s[nt][2], s[nt][3]));
         }
+        // Maxima and exponents in base-2 units: score · scale.
         float correction[2], m_use[2];
         #pragma unroll
         for (int r = 0; r < 2; r++)
         {
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-            const float m_new = fmaxf(m_row[r], tile_max[r]);
+            const float m_new = fmaxf(m_row[r], tile_max[r] * scale);
             m_use[r] = m_new == NEG_INF ? 0.0f : m_new; // a row with nothing visible yet keeps zeros, not NaNs
-            correction[r] = exp2f(m_row[r] - m_use[r]);
+            correction[r] = fast_exp2(m_row[r] - m_use[r]);
             m_row[r] = m_new;
             l_row[r] *= correction[r];
         }
+        #pragma unroll
+        for (int nt = 0; nt < 16; nt++)
+        {
+            #pragma unroll
+            for (int e = 0; e < 4; e++)
+            {
+                s[nt][e] = fast_exp2(fmaf(s[nt][e], scale, -m_use[e >> 1]));
+                l_row[e >> 1] += s[nt][e];
+            }
+        }
+        wgmma_wait<0>(); // P_{j−1}·V_{j−1} is in acc; its A fragments may be replaced
+        wgmma_fence_operands_n128(acc);
+        #pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            accumulator_fragment<16>(pa[kk], s, kk);
         #pragma unroll
         for (int dt = 0; dt < 16; dt++)
         {
@@ -117,25 +149,18 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
             acc[dt][2] *= correction[1];
             acc[dt][3] *= correction[1];
         }
-        #pragma unroll
-        for (int nt = 0; nt < 16; nt++)
-        {
-            #pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                s[nt][e] = exp2f(s[nt][e] - m_use[e >> 1]);
-                l_row[e >> 1] += s[nt][e];
-            }
-        }
-        unsigned pa[8][4];
-        #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
-            accumulator_fragment<16>(pa[kk], s, kk);
+    }
+    // The last tile's P·V (its V landed with the last iteration's copies).
+    copy_async_wait<0>();
+    fence_async_shared();
+    __syncthreads();
+    {
+        const unsigned v_last = shared_address(v_stages + ((last - first) & 1) * FWD_ROWS * HEAD);
         wgmma_fence_operands_n128(acc);
         wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
-            wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
+            wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_last, FWD_ROWS, kk, 0), 1);
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands_n128(acc);

@@ -141,13 +141,16 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
             accumulator_fragment<16>(pa[kk], s, kk);
-        #pragma unroll
-        for (int dt = 0; dt < 16; dt++)
+        if (__any_sync(0xffffffffu, correction[0] != 1.0f || correction[1] != 1.0f)) // no row maximum moved: nothing to rescale
         {
-            acc[dt][0] *= correction[0];
-            acc[dt][1] *= correction[0];
-            acc[dt][2] *= correction[1];
-            acc[dt][3] *= correction[1];
+            #pragma unroll
+            for (int dt = 0; dt < 16; dt++)
+            {
+                acc[dt][0] *= correction[0];
+                acc[dt][1] *= correction[0];
+                acc[dt][2] *= correction[1];
+                acc[dt][3] *= correction[1];
+            }
         }
     }
     // The last tile's P·V (its V landed with the last iteration's copies).

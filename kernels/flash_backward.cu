@@ -3,16 +3,17 @@
 // From the forward's q, k, v, o, lse and the output gradient do (all [B, T, H, 128] bf16; lse [B, H, T] fp32):
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
-// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator [B, T, H, 128] zeroed.
+// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·128 floats) zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
 // flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys,
 //   Hopper wgmma, wgmma.cuh); it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes
 //   Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from
 //   registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the exponentials), then, after both warpgroups have put dSᵀ in shared memory, its 64 columns of dQ = dS·K (A read transposed
-//   from shared memory), added to the fp32 accumulator with vector atomics. dK and dV stay in registers and are written
+//   from shared memory); the block's dQ is staged in shared memory and added to the fp32 accumulator by one bulk reduction
+//   (cp.reduce.async.bulk). dK and dV stay in registers and are written
 //   (bf16) at the end. Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each), two stages of
 //   Q and dO (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead, and dSᵀ
-//   (128 keys × 64 queries bf16).
+//   (128 keys × 64 queries bf16), and the dQ staging tile (64 × 128 fp32).
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
 // one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
@@ -44,10 +45,17 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
         d[((long long)b * heads + h) * seq_len + t] = sum;
 }
 
-extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count,
-    int heads, long long grad_stride)
+// The dq accumulator is [B, H, T, 128] fp32, each row's columns permuted: column c of query t is stored at c XOR 8·(t mod 8)
+// (spreads the backward's staging writes over the shared-memory banks; the permutation keeps runs of 8 columns together).
+__device__ __forceinline__ int dq_column(int t, int c)
 {
-    // count is a multiple of 128 (head dim): four elements per thread and step.
+    return c ^ ((t & 7) << 3);
+}
+
+extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count,
+    int seq_len, int heads, long long grad_stride)
+{
+    // count is a multiple of 128 (head dim): four stored elements per thread and step, which are four consecutive columns.
     const long long quads = count / 4;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < quads; i += (long long)gridDim.x * blockDim.x)
     {
@@ -55,15 +63,19 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
         uint2 out;
         out.x = pack_bf16(f.x, f.y);
         out.y = pack_bf16(f.z, f.w);
-        const long long row = i / (HEAD / 4), token = row / heads;
-        const int h = (int)(row % heads), d = (int)(i % (HEAD / 4)) * 4;
-        *reinterpret_cast<uint2*>(dq + token * grad_stride + h * HEAD + d) = out;
+        const long long row = i / (HEAD / 4); // (b·H + h)·T + t
+        const int t = (int)(row % seq_len);
+        const long long bh = row / seq_len;
+        const int h = (int)(bh % heads);
+        const long long b = bh / heads;
+        const int c = dq_column(t, (int)(i % (HEAD / 4)) * 4);
+        *reinterpret_cast<uint2*>(dq + (b * seq_len + t) * grad_stride + h * HEAD + c) = out;
     }
 }
 
 #define BWD_KEYS 128
 #define BWD_QUERIES 64
-#define BACKWARD_SMEM ((2 * BWD_KEYS + 4 * BWD_QUERIES) * HEAD * 2 + BWD_KEYS * BWD_QUERIES * 2 + 4 * BWD_QUERIES * 4 + 1024)
+#define BACKWARD_SMEM ((2 * BWD_KEYS + 4 * BWD_QUERIES) * HEAD * 2 + BWD_KEYS * BWD_QUERIES * 2 + BWD_QUERIES * HEAD * 4 + 4 * BWD_QUERIES * 4 + 1024)
 
 extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
     const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ d,
@@ -78,7 +90,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
     bf16* q_stages = vs + BWD_KEYS * HEAD;                 // stage s at s · 64 · 128
     bf16* do_stages = q_stages + 2 * BWD_QUERIES * HEAD;
     bf16* dst = do_stages + 2 * BWD_QUERIES * HEAD;         // dSᵀ [128 keys][64 queries], sw128 (one slab)
-    float* lse_stages = reinterpret_cast<float*>(dst + BWD_KEYS * BWD_QUERIES); // stage s at 64·s
+    float* dq_stage = reinterpret_cast<float*>(dst + BWD_KEYS * BWD_QUERIES); // dQ of a query block, [64][128] fp32 as in dq_accum
+    float* lse_stages = dq_stage + BWD_QUERIES * HEAD;      // stage s at 64·s
     float* d_stages = lse_stages + 2 * BWD_QUERIES;
 
     const int k0 = blockIdx.x * BWD_KEYS;
@@ -129,7 +142,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
         const int stage = (qb - first) & 1;
         copy_async_wait<0>();
         fence_async_shared();
-        __syncthreads(); // this block's queries have landed; everyone is done with the previous block (its stage and dSᵀ)
+        if (threadIdx.x == 0) // the previous block's bulk reduction has read the dQ staging tile
+            asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+        __syncthreads(); // this block's queries have landed; everyone is done with the previous block (its stage, dSᵀ, dQ)
         if (qb < last)
         {
             load_queries(qb + 1, stage ^ 1);
@@ -241,17 +256,28 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
         wgmma_fence_operands_n64(dq_acc);
         wgmma_fence_operands_n128(dv_acc);
         wgmma_fence_operands_n128(dk_acc);
-        const int query_a = q0 + warp * 16 + group, query_b = query_a + 8;
+        // dQ of this block to shared memory (rows permuted as in dq_accum), then one bulk reduction adds it to dq_accum.
+        const int row_a = warp * 16 + group, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
         #pragma unroll
         for (int dt = 0; dt < 8; dt++)
         {
             const int c = wg * 64 + dt * 8 + tig * 2;
-            if (query_a < seq_len)
-                atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_a * row_stride + c), make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale));
-            if (query_b < seq_len)
-                atomicAdd(reinterpret_cast<float2*>(dq_accum + head_base + query_b * row_stride + c), make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale));
+            *reinterpret_cast<float2*>(dq_stage + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
+            *reinterpret_cast<float2*>(dq_stage + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
+        }
+        fence_async_shared();
+        named_barrier(1, 256);
+        if (threadIdx.x == 0)
+        {
+            const int rows = min(BWD_QUERIES, seq_len - q0);
+            float* destination = dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD;
+            asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+                         ::"l"(destination), "r"(shared_address(dq_stage)), "r"(rows * HEAD * 4) : "memory");
+            asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
         }
     }
+    if (threadIdx.x == 0)
+        asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 
     const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;
     #pragma unroll

@@ -13,8 +13,8 @@ public sealed class FlashAttention : IAttentionKernels
     private const int KeyBlock = 128;
     private const int QueryBlock = 64;
     /// <summary>K and V (128 × 128 bf16 each), two stages of Q and dO (64 × 128 bf16 each), dSᵀ (128 × 64 bf16), two stages of lse
-    /// and D (64 fp32 each), and 1 KB to align the tiles to 1024 bytes (BACKWARD_SMEM in the kernel).</summary>
-    private const int BackwardSharedBytes = (2 * KeyBlock + 4 * QueryBlock) * 128 * 2 + KeyBlock * QueryBlock * 2 + 4 * QueryBlock * 4 + 1024;
+    /// and D (64 fp32 each), the dQ staging tile (64 × 128 fp32), and 1 KB to align the tiles to 1024 bytes (BACKWARD_SMEM in the kernel).</summary>
+    private const int BackwardSharedBytes = (2 * KeyBlock + 4 * QueryBlock) * 128 * 2 + KeyBlock * QueryBlock * 2 + QueryBlock * 128 * 4 + 4 * QueryBlock * 4 + 1024;
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
@@ -32,7 +32,7 @@ public sealed class FlashAttention : IAttentionKernels
         _backward.SetMaxDynamicSharedMemory(BackwardSharedBytes);
     }
 
-    /// <summary>D [B, H, T] and the dq accumulator [B, T, H, 128], both fp32; the accumulator starts at a 256-byte boundary (the
+    /// <summary>D [B, H, T] and the dq accumulator [B, H, T, 128] (columns permuted per row, flash_backward.cu), both fp32; the accumulator starts at a 256-byte boundary (the
     /// kernels access it 16 bytes at a time).</summary>
     public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * ModelShape.HeadDim;
 
@@ -50,6 +50,6 @@ public sealed class FlashAttention : IAttentionKernels
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), 256, BackwardSharedBytes, stream,
             q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
-        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, heads, gradStride);
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);
     }
 }

@@ -11,8 +11,13 @@
 // residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
 //                                dx_bf16 gets a bf16 copy of dx when not 0
+// rmsnorm_mix_backward:          the two above in one pass for a layer's first norm (m = the mix, h = norm(m)): from
+//                                dy = dL/dh and g = the gradient reaching m along the residual path, gt = g + rmsnorm
+//                                backward(m, dy); then dx = rl·gt into g, dx0 += xl·gt, the lambdas' gradients, the bf16
+//                                copy; c a multiple of 8 and at most 1024 (each lane keeps its features in registers)
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
+//         rmsnorm_mix_backward: any 1-D grid of 256-thread blocks; each warp takes rows warp, warp + 8·gridDim.x, ...
 #include "common.cuh"
 
 // y = x·r for one row of c features, by one warp (16-byte accesses).
@@ -204,6 +209,71 @@ extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __r
         dx[i] = rl * gi; // may alias g: read above, written last
         if (dx_bf16 != 0)
             dx_bf16[i] = __float2bfloat16_rn(rl * gi);
+    }
+    sum_rl = block_sum(sum_rl, scratch);
+    sum_xl = block_sum(sum_xl, scratch);
+    if (threadIdx.x == 0)
+    {
+        atomicAdd(d_resid_lambdas + layer, sum_rl);
+        atomicAdd(d_x0_lambdas + layer, sum_xl);
+    }
+}
+
+extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const float* __restrict__ dy,
+    float* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
+    const float* __restrict__ x0_lambdas, int layer, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
+    float* __restrict__ d_x0_lambdas, bf16* __restrict__ dx_bf16, int n, int c)
+{
+    __shared__ float scratch[32];
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
+    float sum_rl = 0.0f, sum_xl = 0.0f;
+    for (int row = blockIdx.x * warps + (threadIdx.x >> 5); row < n; row += gridDim.x * warps)
+    {
+        const long base = (long)row * c;
+        const float r = rstd[row];
+        float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
+        float dot = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < NORM_CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                load8(m + base + j, mv[k]);
+                load8f(dy + base + j, dv[k]);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    dot += dv[k][i] * mv[k][i];
+            }
+        }
+        const float mean_dot = warp_sum(dot) * r / c; // mean of dy·m̂
+        #pragma unroll
+        for (int k = 0; k < NORM_CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                float gv[8], xv[8], x0v[8], d0[8];
+                load8f(g + base + j, gv);
+                load8(x + base + j, xv);
+                load8(x0 + base + j, x0v);
+                load8f(dx0 + base + j, d0);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                {
+                    const float gt = gv[i] + r * (dv[k][i] - mv[k][i] * r * mean_dot);
+                    sum_rl += gt * xv[i];
+                    sum_xl += gt * x0v[i];
+                    d0[i] += xl * gt;
+                    gv[i] = rl * gt;
+                }
+                store8f(dx0 + base + j, d0);
+                store8f(g + base + j, gv);
+                if (dx_bf16 != 0)
+                    store8(dx_bf16 + base + j, gv);
+            }
+        }
     }
     sum_rl = block_sum(sum_rl, scratch);
     sum_xl = block_sum(sum_xl, scratch);

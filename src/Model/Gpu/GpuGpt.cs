@@ -248,14 +248,13 @@ public sealed class GpuGpt : IDisposable
                         a.DH.Pointer, _stream, a.DQKVRowStride);
                 }
             }
-            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-                _norm.Backward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream);
-
-            // Residual mix: m = resid_lambda·x + x0_lambda·x0; the bf16 copy of dL/dx feeds the previous layer's MLP GEMMs.
-            using (prof.Region("residual mix backward", bytes: 22.0 * nc))
+            // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards; its bf16 copy feeds the
+            // previous layer's MLP GEMMs.
+            using (prof.Region("rmsnorm + residual mix backward", bytes: (i > 0 ? 28.0 : 26.0) * nc))
             {
-                _norm.MixBackward(a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, nc,
-                    a.G.Pointer, a.DX0.Pointer, p.GradientOf("resid_lambdas"), p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
+                _norm.NormMixBackward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
+                    p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c, a.DX0.Pointer, p.GradientOf("resid_lambdas"),
+                    p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
             }
         }
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.

@@ -10,6 +10,10 @@ public sealed class RmsNorm
     private readonly CudaKernel _backward;
     private readonly CudaKernel _mixBackward;
     private readonly CudaKernel _apply;
+    private readonly CudaKernel _normMixBackward;
+
+    /// <summary>Widest row the fused <see cref="NormMixBackward"/> takes (features kept in registers).</summary>
+    public const int FusedBackwardMaxWidth = 1024;
 
     public RmsNorm(KernelCache kernels)
     {
@@ -20,6 +24,7 @@ public sealed class RmsNorm
         _backward = module.GetKernel("rmsnorm_backward");
         _mixBackward = module.GetKernel("residual_mix_backward");
         _apply = module.GetKernel("rmsnorm_apply");
+        _normMixBackward = module.GetKernel("rmsnorm_mix_backward");
     }
 
     /// <summary>y = norm(x), rstd kept for backward.</summary>
@@ -61,6 +66,30 @@ public sealed class RmsNorm
         ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
         => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream,
             g, x, x0, residLambdas, x0Lambdas, layer, dx, dxBf16, dx0, dResidLambdas, dX0Lambdas, count);
+
+    /// <summary>
+    /// A layer's first norm and its residual mix backward in one pass (m = mix, h = norm(m)): gt = g + the norm's backward of
+    /// dy = dL/dh; then g = rl·gt (and its bf16 copy when <paramref name="dxBf16"/> is given), dx0 += xl·gt, and the lambdas'
+    /// gradients accumulated. Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with
+    /// one read of g instead of two. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take the two
+    /// kernels.
+    /// </summary>
+    public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, ulong g /* [n, c] fp32 */,
+        ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,
+        ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, ulong dxBf16 = 0)
+    {
+        CheckWidth(c);
+        if (c > FusedBackwardMaxWidth)
+        {
+            Backward(m, rstd, dy, n, c, g, accumulate: true, stream);
+            MixBackward(g, x, x0, residLambdas, x0Lambdas, layer, (long)n * c, g, dx0, dResidLambdas, dX0Lambdas, stream, dxBf16);
+            return;
+        }
+        // A bounded grid (the lambdas' sums take one atomic per block); each warp strides over rows.
+        uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 132 * 8);
+        _normMixBackward.Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
+            dx0, dResidLambdas, dX0Lambdas, dxBf16, n, c);
+    }
 
     private static void CheckWidth(int c)
     {

@@ -131,6 +131,68 @@ public class KernelOpTests
     }
 
     [GpuTheory]
+    [InlineData(2049, 512, true)]
+    [InlineData(333, 1024, false)]
+    [InlineData(40, 136, true)]
+    [InlineData(7, 1032, true)] // wider than the fused kernel takes: the two-kernel path
+    public void Fused_norm_and_mix_backward_matches_reference(int n, int c, bool bf16Copy)
+    {
+        const int layer = 2;
+        int seed = 900 + n + c;
+        var r = new Random(seed);
+        var (mBits, m) = Numerics.RandomBf16(r, (long)n * c, 2);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c, 2);
+        var (x0Bits, x0) = Numerics.RandomBf16(r, (long)n * c, 2);
+        var dy = Numerics.RandomUniform(r, n * c);
+        var gStart = Numerics.RandomUniform(r, n * c);
+        var dx0Start = Numerics.RandomUniform(r, n * c);
+        float[] rl = [1.0f, 0.9f, 1.15f], xl = [0.1f, 0.25f, -0.3f];
+        var (_, rstdRef) = CpuOps.RmsNorm(m, n, c);
+        var dm = CpuOps.RmsNormBackward(m, dy.Select(v => (double)v).ToArray(), n, c);
+        double sumRl = 0, sumXl = 0;
+        var gRef = new double[n * c];
+        var dx0Ref = new double[n * c];
+        for (int i = 0; i < n * c; i++)
+        {
+            double gt = gStart[i] + dm[i];
+            sumRl += gt * x[i];
+            sumXl += gt * x0[i];
+            gRef[i] = rl[layer] * gt;
+            dx0Ref[i] = dx0Start[i] + xl[layer] * gt;
+        }
+
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dM = Upload(mBits, "m");
+        using var dRstd = Upload(rstdRef.Select(v => (float)v).ToArray(), "rstd");
+        using var dDy = Upload(dy, "dy");
+        using var dG = Upload(gStart, "g");
+        using var dX = Upload(xBits, "x");
+        using var dX0 = Upload(x0Bits, "x0");
+        using var dRl = Upload(rl, "resid_lambdas");
+        using var dXl = Upload(xl, "x0_lambdas");
+        using var dDx0 = Upload(dx0Start, "dx0");
+        float[] lambdaStart = [0.5f, -0.25f, 0.125f];
+        using var dDrl = Upload(lambdaStart, "d resid_lambdas");
+        using var dDxl = Upload(lambdaStart, "d x0_lambdas");
+        using var dGBf16 = Poisoned<ushort>((long)n * c, "g bf16");
+        norm.NormMixBackward(dM.Pointer, dRstd.Pointer, dDy.Pointer, dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, n, c,
+            dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, bf16Copy ? dGBf16.Pointer : 0);
+        Stream.Synchronize();
+        Numerics.AssertClose("g", dG.ToArray(), gRef, 1e-4, seed);
+        Numerics.AssertClose("dx0", dDx0.ToArray(), dx0Ref, 1e-4, seed);
+        if (bf16Copy)
+            Numerics.AssertClose("g bf16", AsFloat(dGBf16), gRef, 1e-2, seed);
+        else
+            Assert.All(dGBf16.ToArray(), bits => Assert.Equal((ushort)0xFFFF, bits)); // no copy asked: left untouched
+        var drl = dDrl.ToArray();
+        var dxl = dDxl.ToArray();
+        Numerics.AssertClose("d resid_lambda", [drl[layer]], [lambdaStart[layer] + sumRl], 1e-4, seed);
+        Numerics.AssertClose("d x0_lambda", [dxl[layer]], [lambdaStart[layer] + sumXl], 1e-4, seed);
+        Assert.Equal(lambdaStart[0], drl[0]);
+        Assert.Equal(lambdaStart[1], dxl[1]);
+    }
+
+    [GpuTheory]
     [InlineData(2, 256, 2)]
     [InlineData(1, 2048, 4)]
     public void Rotary_qknorm_forward_and_backward_match_reference(int batch, int seqLen, int heads)

@@ -23,7 +23,12 @@ public sealed class Embedding
         _forward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, ids, table, output, n, c);
     }
 
-    /// <summary>dtable[ids[i], :] += dout[i, :] (fp32 atomics).</summary>
+    /// <summary>dtable[ids[i], :] += dout[i, :] (fp32 vector atomics, 16 bytes each).</summary>
     public void Backward(ulong ids /* [n] int32 */, ulong dout /* [n, c] fp32 */, int n, int c, ulong dtable /* [vocab, c] fp32, accumulated */, CudaStream stream)
-        => _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, ids, dout, dtable, n, c);
+    {
+        KernelLaunch.RequireMultipleOf8(c, nameof(c));
+        KernelLaunch.RequireAligned(dout, 16, nameof(dout));
+        KernelLaunch.RequireAligned(dtable, 16, nameof(dtable));
+        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, ids, dout, dtable, n, c);
+    }
 }

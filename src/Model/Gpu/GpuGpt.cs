@@ -209,10 +209,11 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
             {
                 _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-                _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.F32, accumulate: false);
+                // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
+                _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
             }
-            using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
-                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer);
+            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer, ElementType.Bf16);
 
             // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
             using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))

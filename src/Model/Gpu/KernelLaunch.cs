@@ -21,4 +21,11 @@ internal static class KernelLaunch
         if (value <= 0 || value % 8 != 0)
             throw new ArgumentException($"{name} must be a positive multiple of 8 (16-byte accesses); got {value}.", name);
     }
+
+    /// <summary>Vector loads, stores and atomics need their device address aligned to the vector's size.</summary>
+    public static void RequireAligned(ulong pointer, int bytes, string name)
+    {
+        if (pointer % (ulong)bytes != 0)
+            throw new ArgumentException($"{name} must be {bytes}-byte aligned for vector accesses; its address is 0x{pointer:x}.", name);
+    }
 }

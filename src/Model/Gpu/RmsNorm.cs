@@ -49,12 +49,14 @@ public sealed class RmsNorm
         _apply.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, y, n, c);
     }
 
-    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx.</summary>
-    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, int n, int c, ulong dx /* [n, c] fp32 */,
-        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
+    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx. dy is fp32,
+    /// or bf16 with <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast).</summary>
+    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] fp32 */,
+        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32)
     {
         CheckWidth(c);
-        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c);
+        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
+            dyType == ElementType.Bf16 ? 1 : 0);
     }
 
     /// <summary>

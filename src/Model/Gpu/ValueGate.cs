@@ -32,6 +32,10 @@ public sealed class ValueGate
         int dvRowStride = 0)
     {
         Check(heads, c);
+        KernelLaunch.RequireAligned(dve, 16, nameof(dve));
+        KernelLaunch.RequireAligned(dv, 8, nameof(dv));
+        if (dvRowStride % 4 != 0)
+            throw new ArgumentException($"dvRowStride must be a multiple of 4 (8-byte reads), got {dvRowStride}.", nameof(dvRowStride));
         _backward.Launch(KernelLaunch.RowBlocks((long)n * heads), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c,
             (long)(dvRowStride == 0 ? heads * 128 : dvRowStride));
     }

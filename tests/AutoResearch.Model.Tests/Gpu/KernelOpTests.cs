@@ -72,6 +72,32 @@ public class KernelOpTests
         Numerics.AssertClose("dx accumulated", dDx.ToArray(), dxRef.Select(v => 2 * v).ToArray(), 1e-4, seed);
     }
 
+    [GpuTheory]
+    [InlineData(1001, 512)]
+    [InlineData(9, 1032)]
+    public void RmsNorm_backward_reads_a_bf16_gradient(int n, int c)
+    {
+        int seed = n * 7 + c;
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c, 3);
+        var (dyBits, dy) = Numerics.RandomBf16(r, (long)n * c, 1);
+        var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, dy, n, c);
+        var start = Numerics.RandomUniform(r, (long)n * c);
+
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dX = Upload(xBits, "x");
+        using var dRstd = Upload(rstdRef.Select(v => (float)v).ToArray(), "rstd");
+        using var dDy = Upload(dyBits, "dy bf16");
+        using var dDx = Upload(start, "dx");
+        using var dDxBf16 = Poisoned<ushort>((long)n * c, "dx bf16");
+        norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: true, Stream, dDxBf16.Pointer, ElementType.Bf16);
+        Stream.Synchronize();
+        var expected = dxRef.Select((v, i) => v + start[i]).ToArray();
+        Numerics.AssertClose("dx", dDx.ToArray(), expected, 1e-4, seed);
+        Numerics.AssertClose("dx bf16", AsFloat(dDxBf16), expected, 1e-2, seed);
+    }
+
     [GpuFact]
     public void Residual_mix_rmsnorm_forward_and_mix_backward_match_reference()
     {

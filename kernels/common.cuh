@@ -79,3 +79,11 @@ __device__ __forceinline__ void store8(bf16* p, const float in[8])
 
 // fp32 machine epsilon: the RMSNorm eps of SPEC §5.
 #define RMS_EPS 1.1920929e-07f
+
+// The flash attention backward's fp32 dq accumulator is [B, H, T, 128] with each row's columns permuted: column c of query t
+// is stored at dq_column(t, c) = c XOR 8·(t mod 8) (spreads the backward's staging writes over the shared-memory banks; runs
+// of 8 columns stay together). flash_backward.cu writes it; its finish kernel and the rotary backward read it.
+__device__ __forceinline__ int dq_column(int t, int c)
+{
+    return c ^ ((t & 7) << 3);
+}

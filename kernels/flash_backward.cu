@@ -45,13 +45,7 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
         d[((long long)b * heads + h) * seq_len + t] = sum;
 }
 
-// The dq accumulator is [B, H, T, 128] fp32, each row's columns permuted: column c of query t is stored at c XOR 8·(t mod 8)
-// (spreads the backward's staging writes over the shared-memory banks; the permutation keeps runs of 8 columns together).
-__device__ __forceinline__ int dq_column(int t, int c)
-{
-    return c ^ ((t & 7) << 3);
-}
-
+// The dq accumulator's layout: dq_column in common.cuh.
 extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count,
     int seq_len, int heads, long long grad_stride)
 {

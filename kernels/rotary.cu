@@ -7,7 +7,9 @@
 // rotary_qknorm_backward: dy [B·T, H, 128] bf16 (dL/dy) → dL/dx IN PLACE, from y (the forward's output) and rstd:
 //                         dr = rstd·(dy − y·mean(dy·y)), then the inverse rotation da = da'·cos − db'·sin, db = da'·sin + db'·cos.
 //                         dy's rows are dy_stride elements apart per token (H·128 when dense; wider when dy is a third of a
-//                         [B·T, 3·H·128] dq | dk | dv matrix).
+//                         [B·T, 3·H·128] dq | dk | dv matrix). With dy_accum not null, dy is read from the flash
+//                         backward's fp32 dq accumulator instead ([B, H, T, 128], columns permuted: dq_column in
+//                         common.cuh), saving the bf16 round trip; the result still goes to dy.
 // Launch: one warp per vector (lane j handles pairs j and j + 32), 8 warps per block; rows = B·T·H; t = (row / H) mod T.
 #include "common.cuh"
 
@@ -46,7 +48,7 @@ extern "C" __global__ void rotary_qknorm_forward(bf16* __restrict__ x, const flo
 }
 
 extern "C" __global__ void rotary_qknorm_backward(const bf16* __restrict__ y, const float* __restrict__ rstd, bf16* __restrict__ dy,
-    const float* __restrict__ cos_sin, int rows, int heads, int seq_len, long long dy_stride)
+    const float* __restrict__ cos_sin, int rows, int heads, int seq_len, long long dy_stride, const float* __restrict__ dy_accum)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -63,8 +65,17 @@ extern "C" __global__ void rotary_qknorm_backward(const bf16* __restrict__ y, co
         const int j = lane + 32 * p;
         ya[p] = __bfloat162float(y[base + j]);
         yb[p] = __bfloat162float(y[base + j + 64]);
-        ga[p] = __bfloat162float(dy[gbase + j]);
-        gb[p] = __bfloat162float(dy[gbase + j + 64]);
+        if (dy_accum != nullptr)
+        {
+            const long abase = (((long)(row / heads / seq_len) * heads + row % heads) * seq_len + t) * 128;
+            ga[p] = dy_accum[abase + dq_column(t, j)];
+            gb[p] = dy_accum[abase + dq_column(t, j + 64)];
+        }
+        else
+        {
+            ga[p] = __bfloat162float(dy[gbase + j]);
+            gb[p] = __bfloat162float(dy[gbase + j + 64]);
+        }
         dot += ga[p] * ya[p] + gb[p] * yb[p];
     }
     const float mean_dot = warp_sum(dot) / 128.0f;

@@ -6,8 +6,10 @@
 // value_gate_backward: from dv = dL/dv [n, heads·128] bf16, rows dv_stride elements apart (the same gradient flows on to the v
 //   projection; dv may be the last third of a [n, 3·heads·128] dq | dk | dv matrix):
 //   dve[ids[i], h, :] += g·dv (fp32 vector atomics, 16 bytes each: dve 16-byte aligned, dv_stride a multiple of 4);  dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
-//   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32).
-// Launch: one warp per (token, head); 8 warps per block. Backward needs heads ≤ 8 for its shared partial sums (baseline: 4).
+//   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32;
+//   read-modify-write, one warp per token).
+// Launch: forward one warp per (token, head), 8 warps per block; backward any 1-D grid of 256-thread blocks, one warp per token
+// (grid-stride over tokens). Backward needs heads ≤ 8 (its per-lane partial sums; baseline: 4).
 #include "common.cuh"
 
 #define GATE_WIDTH 32
@@ -43,33 +45,50 @@ extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, c
     for (int k = threadIdx.x; k < MAX_HEADS * GATE_WIDTH; k += blockDim.x)
         partial[k] = 0.0f;
     __syncthreads();
-    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (item < n * heads)
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    float w[MAX_HEADS], dwg_sum[MAX_HEADS];
+    #pragma unroll
+    for (int h = 0; h < MAX_HEADS; h++)
     {
-        const int i = item / heads, h = item % heads;
-        const float g = gate[item];
-        const long vbase = (long)i * dv_stride + h * 128;
-        const long ebase = (long)ids[i] * heads * 128 + h * 128;
-        // Lane l takes features 4l .. 4l + 3: 8-byte reads, one 16-byte vector atomic (sm_90) into dve.
-        const uint2 graw = *reinterpret_cast<const uint2*>(dv + vbase + lane * 4);
-        const uint2 eraw = *reinterpret_cast<const uint2*>(ve + ebase + lane * 4);
-        const float2 g01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&graw.x));
-        const float2 g23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&graw.y));
-        const float2 e01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&eraw.x));
-        const float2 e23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&eraw.y));
-        const float dot = g01.x * e01.x + g01.y * e01.y + g23.x * e23.x + g23.y * e23.y;
-        atomicAdd(reinterpret_cast<float4*>(dve + ebase + lane * 4), make_float4(g * g01.x, g * g01.y, g * g23.x, g * g23.y));
-        const float dz = warp_sum(dot) * g * (1.0f - 0.5f * g);
+        w[h] = h < heads ? __bfloat162float(wg[h * GATE_WIDTH + lane]) : 0.0f;
+        dwg_sum[h] = 0.0f;
+    }
+    // One warp per token, all heads: the token's x[:32] is read once, dx[:32] gets one plain update (no other writer), and
+    // the gate weights' gradient stays in registers until the block's end.
+    for (int i = blockIdx.x * warps + (threadIdx.x >> 5); i < n; i += gridDim.x * warps)
+    {
+        const long ebase = (long)ids[i] * heads * 128;
         const float xj = __bfloat162float(x[(long)i * c + lane]);
-        atomicAdd(&partial[h * GATE_WIDTH + lane], dz * xj);
-        // dx[i, lane] gets one term per head: heads warps may add to the same element, so add atomically.
-        atomicAdd(dx + (long)i * c + lane, dz * __bfloat162float(wg[h * GATE_WIDTH + lane]));
+        float dxj = 0.0f;
+        #pragma unroll
+        for (int h = 0; h < MAX_HEADS; h++)
+        {
+            if (h < heads)
+            {
+                const float g = gate[(long)i * heads + h];
+                // Lane l takes features 4l .. 4l + 3 of the head: 8-byte reads, one 16-byte vector atomic (sm_90) into dve.
+                const uint2 graw = *reinterpret_cast<const uint2*>(dv + (long)i * dv_stride + h * 128 + lane * 4);
+                const uint2 eraw = *reinterpret_cast<const uint2*>(ve + ebase + h * 128 + lane * 4);
+                const float2 g01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&graw.x));
+                const float2 g23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&graw.y));
+                const float2 e01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&eraw.x));
+                const float2 e23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&eraw.y));
+                const float dot = g01.x * e01.x + g01.y * e01.y + g23.x * e23.x + g23.y * e23.y;
+                atomicAdd(reinterpret_cast<float4*>(dve + ebase + h * 128 + lane * 4), make_float4(g * g01.x, g * g01.y, g * g23.x, g * g23.y));
+                const float dz = warp_sum(dot) * g * (1.0f - 0.5f * g);
+                dwg_sum[h] += dz * xj;
+                dxj += dz * w[h];
+            }
+        }
+        dx[(long)i * c + lane] += dxj;
+    }
+    #pragma unroll
+    for (int h = 0; h < MAX_HEADS; h++)
+    {
+        if (h < heads)
+            atomicAdd(&partial[h * GATE_WIDTH + lane], dwg_sum[h]);
     }
     __syncthreads();
     for (int k = threadIdx.x; k < heads * GATE_WIDTH; k += blockDim.x)
-    {
-        if (partial[k] != 0.0f)
-            atomicAdd(dwg + k, partial[k]);
-    }
+        atomicAdd(dwg + k, partial[k]);
 }

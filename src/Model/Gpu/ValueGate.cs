@@ -36,7 +36,7 @@ public sealed class ValueGate
         KernelLaunch.RequireAligned(dv, 8, nameof(dv));
         if (dvRowStride % 4 != 0)
             throw new ArgumentException($"dvRowStride must be a multiple of 4 (8-byte reads), got {dvRowStride}.", nameof(dvRowStride));
-        _backward.Launch(KernelLaunch.RowBlocks((long)n * heads), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c,
+        _backward.Launch(Math.Min(KernelLaunch.RowBlocks(n), 132u * 16), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c,
             (long)(dvRowStride == 0 ? heads * 128 : dvRowStride));
     }
 

@@ -245,6 +245,22 @@ public class KernelOpTests
         rotary.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, table.Pointer, rows, heads, seqLen, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("dx", AsFloat(dDy), dxRef, 2e-2, seed);
+
+        // The same gradient read from the flash backward's fp32 dq accumulator: [B, H, T, 128], column c of query t at
+        // c XOR 8·(t mod 8); the result goes to a poisoned dy.
+        var accumulator = new float[rows * 128L];
+        for (int row = 0; row < rows; row++)
+        {
+            int t = row / heads % seqLen, b = row / heads / seqLen, h = row % heads;
+            long baseIndex = (((long)b * heads + h) * seqLen + t) * 128;
+            for (int col = 0; col < 128; col++)
+                accumulator[baseIndex + (col ^ ((t & 7) << 3))] = (float)dy[row * 128L + col];
+        }
+        using var dAccumulator = Upload(accumulator, "dq accumulator");
+        using var dOut = Poisoned<ushort>(rows * 128L, "dx from the accumulator");
+        rotary.Backward(dX.Pointer, dRstd.Pointer, dOut.Pointer, table.Pointer, rows, heads, seqLen, Stream, dyAccumulator: dAccumulator.Pointer);
+        Stream.Synchronize();
+        Numerics.AssertClose("dx from the accumulator", AsFloat(dOut), dxRef, 2e-2, seed);
     }
 
     [GpuFact]

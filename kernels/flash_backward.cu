@@ -130,15 +130,23 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
     const unsigned k_address = shared_address(ks), v_address = shared_address(vs);
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
     const unsigned dst_address = shared_address(dst);
+    // One thread adds the staged dQ block starting at query q0 to dq_accum (a bulk reduction).
+    auto reduce_dq = [&](int q0) {
+        const int rows = min(BWD_QUERIES, seq_len - q0);
+        float* destination = dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD;
+        asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+                     ::"l"(destination), "r"(shared_address(dq_stage)), "r"(rows * HEAD * 4) : "memory");
+        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+    };
 
     for (int qb = first; qb <= last; qb++)
     {
         const int stage = (qb - first) & 1;
         copy_async_wait<0>();
         fence_async_shared();
-        if (threadIdx.x == 0) // the previous block's bulk reduction has read the dQ staging tile
-            asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
         __syncthreads(); // this block's queries have landed; everyone is done with the previous block (its stage, dSᵀ, dQ)
+        if (threadIdx.x == 0 && qb > first) // the previous block's dQ, staged by everyone before the barrier
+            reduce_dq((qb - 1) * BWD_QUERIES);
         if (qb < last)
         {
             load_queries(qb + 1, stage ^ 1);
@@ -237,7 +245,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             *reinterpret_cast<unsigned*>(dst + sw128(r + 8, c, BWD_KEYS)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
         }
         fence_async_shared();
-        named_barrier(1, 256);
+        if (threadIdx.x == 0) // the previous block's bulk reduction has read the dQ staging tile
+            asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+        named_barrier(1, 256); // dSᵀ is complete and the staging tile is free
 
         // dQ[:, 64·wg ..] (64 queries × 64) = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major).
         float dq_acc[8][4];
@@ -250,7 +260,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
         wgmma_fence_operands_n64(dq_acc);
         wgmma_fence_operands_n128(dv_acc);
         wgmma_fence_operands_n128(dk_acc);
-        // dQ of this block to shared memory (rows permuted as in dq_accum), then one bulk reduction adds it to dq_accum.
+        // dQ of this block to shared memory (rows permuted as in dq_accum); the next block's first barrier publishes it to the
+        // thread that adds it to dq_accum with one bulk reduction.
         const int row_a = warp * 16 + group, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
         #pragma unroll
         for (int dt = 0; dt < 8; dt++)
@@ -260,18 +271,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             *reinterpret_cast<float2*>(dq_stage + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
         }
         fence_async_shared();
-        named_barrier(1, 256);
-        if (threadIdx.x == 0)
-        {
-            const int rows = min(BWD_QUERIES, seq_len - q0);
-            float* destination = dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD;
-            asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
-                         ::"l"(destination), "r"(shared_address(dq_stage)), "r"(rows * HEAD * 4) : "memory");
-            asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-        }
     }
+    __syncthreads();
     if (threadIdx.x == 0)
+    {
+        reduce_dq(last * BWD_QUERIES);
         asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+    }
 
     const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;
     #pragma unroll

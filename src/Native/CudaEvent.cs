@@ -6,12 +6,16 @@ public sealed class CudaEvent : IDisposable
     private readonly CudaDevice _device;
     private IntPtr _handle;
 
-    public CudaEvent(CudaDevice device)
+    private const uint CU_EVENT_DISABLE_TIMING = 2;
+
+    /// <param name="device">The device.</param>
+    /// <param name="timing">False for an event used only to order streams (cheaper to record and wait on).</param>
+    public CudaEvent(CudaDevice device, bool timing = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         device.MakeCurrent();
-        Cuda.cuEventCreate(out _handle, 0).Check();
+        Cuda.cuEventCreate(out _handle, timing ? 0u : CU_EVENT_DISABLE_TIMING).Check();
     }
 
     public IntPtr Handle

@@ -6,7 +6,8 @@
 // residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
 // rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)
-// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0); dx [n, c] fp32, written or accumulated (accumulate != 0);
+// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0), plus dy_add [n, c] fp32 when not null
+//                                (two gradients summed on the way in; dy_add may be dx); dx [n, c] fp32, written or accumulated (accumulate != 0);
 //                                dx_bf16 [n, c] bf16 gets a bf16 copy of the new dx when not 0 (the next GEMMs read it)
 // residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
@@ -113,17 +114,26 @@ __device__ __forceinline__ void store8f(float* p, const float v[8])
 
 // Rows of up to 1024 features are read once into registers (x, dy) and every access is 16 bytes wide; wider rows take a
 // two-pass loop.
-// dy as fp32, or as bf16 when dy_bf16 != 0.
-__device__ __forceinline__ void load8_dy(const void* dy, long i, int dy_bf16, float out[8])
+// dy as fp32, or as bf16 when dy_bf16 != 0; plus dy_add (fp32) when not null.
+__device__ __forceinline__ void load8_dy(const void* dy, const float* dy_add, long i, int dy_bf16, float out[8])
 {
     if (dy_bf16)
         load8(static_cast<const bf16*>(dy) + i, out);
     else
         load8f(static_cast<const float*>(dy) + i, out);
+    if (dy_add != nullptr)
+    {
+        float extra[8];
+        load8f(dy_add + i, extra);
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+            out[e] += extra[e];
+    }
 }
 
+// dy_add may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
-    float* __restrict__ dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16)
+    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -142,7 +152,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
             if (j < c)
             {
                 load8(x + base + j, xv[k]);
-                load8_dy(dy, base + j, dy_bf16, gv[k]);
+                load8_dy(dy, dy_add, base + j, dy_bf16, gv[k]);
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
                     dot += gv[k][i] * xv[k][i];
@@ -176,7 +186,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
     {
         float v[8], g[8];
         load8(x + base + j, v);
-        load8_dy(dy, base + j, dy_bf16, g);
+        load8_dy(dy, dy_add, base + j, dy_bf16, g);
         #pragma unroll
         for (int i = 0; i < 8; i++)
             dot += g[i] * v[i] * r;
@@ -186,7 +196,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
     {
         float v[8], g[8], out[8];
         load8(x + base + j, v);
-        load8_dy(dy, base + j, dy_bf16, g);
+        load8_dy(dy, dy_add, base + j, dy_bf16, g);
         if (accumulate)
             load8f(dx + base + j, out);
         #pragma unroll

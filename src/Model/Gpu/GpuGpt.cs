@@ -31,6 +31,9 @@ public sealed class GpuGpt : IDisposable
     private readonly Blas? _sideBlas;
     private readonly Linear? _sideLinear;
     private readonly SideGemm _projGrad, _fcGrad, _attnProjGrad, _qkvGrad;
+    // The flash backward's dq accumulator is cleared on the side stream once the rotary backward has read it, ready for the
+    // next layer (the same order events as a side GEMM).
+    private readonly SideGemm _dqCleared;
 
     // Upload staging: two pinned (inputs, targets) pairs used in turn, each with an event recorded after its copies, so the host
     // can fill one while the stream still copies from the other and the copies never wait for the host.
@@ -86,6 +89,7 @@ public sealed class GpuGpt : IDisposable
         _fcGrad = new SideGemm(device);
         _attnProjGrad = new SideGemm(device);
         _qkvGrad = new SideGemm(device);
+        _dqCleared = new SideGemm(device);
     }
 
     /// <summary>The events that order one weight-gradient GEMM on the side stream against the main stream.</summary>
@@ -284,8 +288,12 @@ public sealed class GpuGpt : IDisposable
             {
                 if (flash is not null)
                 {
+                    bool cleared = _sideStream is not null && i < Shape.Depth - 1;
+                    if (cleared)
+                        _stream.Wait(_dqCleared.Done);
                     flash.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, finishDq: false);
+                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, finishDq: false,
+                        accumulatorCleared: cleared);
                 }
                 else
                 {
@@ -298,6 +306,14 @@ public sealed class GpuGpt : IDisposable
                 ulong dqAccumulator = flash is null ? 0 : FlashAttention.DqAccumulator(a.AttentionScratch.Pointer, a.Batch, t, h);
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
+            }
+            if (flash is not null && _sideStream is not null && i > 0)
+            {
+                // The accumulator has been read: clear it for the next layer on the side stream, overlapping the GEMMs below.
+                _dqCleared.InputsReady.Record(_stream);
+                _sideStream.Wait(_dqCleared.InputsReady);
+                FlashAttention.ClearDqAccumulator(a.AttentionScratch.Pointer, a.Batch, t, h, _sideStream);
+                _dqCleared.Done.Record(_sideStream);
             }
             AwaitWeightGradient(_fcGrad); // it reads Normed (h2), which this overwrites
             using (prof.Region("norm recompute", bytes: 4.0 * nc))
@@ -330,10 +346,10 @@ public sealed class GpuGpt : IDisposable
         }
         AwaitWeightGradient(_qkvGrad); // every weight gradient is in place before the optimizer (later on this stream) reads it
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
-        using (prof.Region("embedding backward", bytes: 26.0 * nc))
+        using (prof.Region("embedding backward", bytes: 18.0 * nc))
         {
-            _elementwise.Add(a.DX0.Pointer, a.G.Pointer, nc, _stream);
-            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream);
+            // dL/dx0 = DX0 + G, summed as the norm backward reads it (G is also its output).
+            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, dyAdd: a.G.Pointer);
             _embedding.Backward(a.Inputs.Pointer, a.G.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
         }
     }
@@ -387,7 +403,7 @@ public sealed class GpuGpt : IDisposable
         _cosSin.Dispose();
         _profiler.Dispose();
         _sideStream?.Synchronize();
-        foreach (var order in new[] { _projGrad, _fcGrad, _attnProjGrad, _qkvGrad })
+        foreach (var order in new[] { _projGrad, _fcGrad, _attnProjGrad, _qkvGrad, _dqCleared })
             order.Dispose();
         _sideBlas?.Dispose();
         _sideStream?.Dispose();

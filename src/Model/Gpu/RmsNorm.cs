@@ -51,12 +51,13 @@ public sealed class RmsNorm
 
     /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx. dy is fp32,
     /// or bf16 with <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast).</summary>
+    /// <param name="dyAdd">When not 0, a second fp32 gradient [n, c] added to dy on the way in (it may be dx itself).</param>
     public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] fp32 */,
-        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32)
+        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32, ulong dyAdd = 0)
     {
         CheckWidth(c);
         _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
-            dyType == ElementType.Bf16 ? 1 : 0);
+            dyType == ElementType.Bf16 ? 1 : 0, dyAdd);
     }
 
     /// <summary>

@@ -98,6 +98,29 @@ public class KernelOpTests
         Numerics.AssertClose("dx bf16", AsFloat(dDxBf16), expected, 1e-2, seed);
     }
 
+    [GpuTheory]
+    [InlineData(777, 512)]
+    [InlineData(5, 1040)]
+    public void RmsNorm_backward_adds_a_second_gradient_read_from_its_output(int n, int c)
+    {
+        int seed = n * 13 + c;
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c, 3);
+        var dy = Numerics.RandomUniform(r, (long)n * c);
+        var other = Numerics.RandomUniform(r, (long)n * c);
+        var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, dy.Select((v, i) => (double)v + other[i]).ToArray(), n, c);
+
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dX = Upload(xBits, "x");
+        using var dRstd = Upload(rstdRef.Select(v => (float)v).ToArray(), "rstd");
+        using var dDy = Upload(dy, "dy");
+        using var dDx = Upload(other, "dx, holding the second gradient");
+        norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dyAdd: dDx.Pointer);
+        Stream.Synchronize();
+        Numerics.AssertClose("dx", dDx.ToArray(), dxRef, 1e-4, seed);
+    }
+
     [GpuFact]
     public void Residual_mix_rmsnorm_forward_and_mix_backward_match_reference()
     {

@@ -3,8 +3,7 @@
 // From the forward's q, k, v, o, lse and the output gradient do (all [B, T, H, 128] bf16; lse [B, H, T] fp32):
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
-// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and, unless the caller cleared it already (zero_accumulator 0),
-//   the fp32 dq accumulator (B·T·H·128 floats) zeroed.
+// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·128 floats) zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
 // flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys,
 //   Hopper wgmma, wgmma.cuh); it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes
@@ -21,7 +20,7 @@
 #include "wgmma.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
-    float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads, int zero_accumulator)
+    float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
 {
     const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -40,8 +39,7 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
         const float2 a = __bfloat1622float2(op[p]), c = __bfloat1622float2(dp[p]);
         sum += a.x * c.x + a.y * c.y;
     }
-    if (zero_accumulator)
-        *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     sum = warp_sum(sum);
     if (lane == 0)
         d[((long long)b * heads + h) * seq_len + t] = sum;

@@ -6,16 +6,12 @@ public sealed class CudaEvent : IDisposable
     private readonly CudaDevice _device;
     private IntPtr _handle;
 
-    private const uint CU_EVENT_DISABLE_TIMING = 2;
-
-    /// <param name="device">The device.</param>
-    /// <param name="timing">False for an event used only to order streams (cheaper to record and wait on).</param>
-    public CudaEvent(CudaDevice device, bool timing = true)
+    public CudaEvent(CudaDevice device)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         device.MakeCurrent();
-        Cuda.cuEventCreate(out _handle, timing ? 0u : CU_EVENT_DISABLE_TIMING).Check();
+        Cuda.cuEventCreate(out _handle, 0).Check();
     }
 
     public IntPtr Handle

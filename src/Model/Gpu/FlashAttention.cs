@@ -49,27 +49,15 @@ public sealed class FlashAttention : IAttentionKernels
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0)
         => Backward(q, k, v, o, dout, lse, batch, seqLen, heads, window, dq, dk, dv, scratch, stream, gradRowStride, finishDq: true);
 
-    /// <summary>Zeroes the dq accumulator in <paramref name="scratch"/> on <paramref name="stream"/>: ahead of a backward called
-    /// with accumulatorCleared, e.g. on another stream while this one still runs other work.</summary>
-    public static void ClearDqAccumulator(ulong scratch, int batch, int seqLen, int heads, CudaStream stream)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        stream.Device.MakeCurrent();
-        Cuda.cuMemsetD32Async(DqAccumulator(scratch, batch, seqLen, heads), 0, (nuint)((long)batch * seqLen * heads * ModelShape.HeadDim), stream.Handle).Check();
-    }
-
     /// <summary>The backward; with <paramref name="finishDq"/> false, dq is left in the fp32 accumulator
-    /// (<see cref="DqAccumulator"/>) for a consumer that reads it there (the rotary backward), and dq is not written. With
-    /// <paramref name="accumulatorCleared"/> the accumulator is already zero (<see cref="ClearDqAccumulator"/>), and the
-    /// prepare pass only computes D.</summary>
+    /// (<see cref="DqAccumulator"/>) for a consumer that reads it there (the rotary backward), and dq is not written.</summary>
     public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride, bool finishDq, bool accumulatorCleared = false)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride, bool finishDq)
     {
         long gradStride = gradRowStride == 0 ? (long)heads * ModelShape.HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = scratch + (ulong)DqAccumOffset(rows);
-        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads,
-            accumulatorCleared ? 0 : 1);
+        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), 256, BackwardSharedBytes, stream,
             q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
         if (finishDq)

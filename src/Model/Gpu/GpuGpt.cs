@@ -24,17 +24,6 @@ public sealed class GpuGpt : IDisposable
     private readonly DeviceBuffer<float> _cosSin;
     private readonly StreamProfiler _profiler;
 
-    // Weight gradients (dW += dyᵀ·x) need nothing downstream until the optimizer, so the backward runs them on a side stream
-    // with its own cuBLAS workspace, where they overlap the main stream's memory-bound kernels. Each is ordered after the
-    // event that marks its inputs ready, and the main stream waits for it before it overwrites those inputs.
-    private readonly CudaStream? _sideStream;
-    private readonly Blas? _sideBlas;
-    private readonly Linear? _sideLinear;
-    private readonly SideGemm _projGrad, _fcGrad, _attnProjGrad, _qkvGrad;
-    // The flash backward's dq accumulator is cleared on the side stream once the rotary backward has read it, ready for the
-    // next layer (the same order events as a side GEMM).
-    private readonly SideGemm _dqCleared;
-
     // Upload staging: two pinned (inputs, targets) pairs used in turn, each with an event recorded after its copies, so the host
     // can fill one while the stream still copies from the other and the copies never wait for the host.
     private readonly PinnedHostBuffer<int>[] _stagedInputs;
@@ -43,10 +32,8 @@ public sealed class GpuGpt : IDisposable
     private readonly bool[] _stagedInFlight = new bool[2];
     private int _nextStage;
 
-    /// <param name="overlapWeightGradients">Run the layers' weight-gradient GEMMs on a side stream (the default; a second
-    /// cuBLAS workspace of 64 MB). False keeps every op on <paramref name="stream"/> in program order.</param>
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = 8192, bool overlapWeightGradients = true)
+        IAttentionKernels? attention = null, int headChunkRows = 8192)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -79,52 +66,6 @@ public sealed class GpuGpt : IDisposable
         _stagedInputs = [new(device, Activations.Inputs.Length), new(device, Activations.Inputs.Length)];
         _stagedTargets = [new(device, Activations.Targets.Length), new(device, Activations.Targets.Length)];
         _stagedCopied = [new(device), new(device)];
-        if (overlapWeightGradients)
-        {
-            _sideStream = new CudaStream(device);
-            _sideBlas = new Blas(device, _sideStream);
-            _sideLinear = new Linear(_sideBlas);
-        }
-        _projGrad = new SideGemm(device);
-        _fcGrad = new SideGemm(device);
-        _attnProjGrad = new SideGemm(device);
-        _qkvGrad = new SideGemm(device);
-        _dqCleared = new SideGemm(device);
-    }
-
-    /// <summary>The events that order one weight-gradient GEMM on the side stream against the main stream.</summary>
-    private sealed class SideGemm(CudaDevice device) : IDisposable
-    {
-        public CudaEvent InputsReady { get; } = new(device, timing: false);
-
-        public CudaEvent Done { get; } = new(device, timing: false);
-
-        public void Dispose()
-        {
-            InputsReady.Dispose();
-            Done.Dispose();
-        }
-    }
-
-    /// <summary>Runs a weight-gradient GEMM after everything issued so far on the main stream: on the side stream when overlapping.</summary>
-    private void WeightGradient(SideGemm order, Action<Linear> gemm)
-    {
-        if (_sideStream is null)
-        {
-            gemm(_linear);
-            return;
-        }
-        order.InputsReady.Record(_stream);
-        _sideStream.Wait(order.InputsReady);
-        gemm(_sideLinear!);
-        order.Done.Record(_sideStream);
-    }
-
-    /// <summary>Makes the main stream wait for a weight-gradient GEMM (before it overwrites that GEMM's inputs).</summary>
-    private void AwaitWeightGradient(SideGemm order)
-    {
-        if (_sideStream is not null)
-            _stream.Wait(order.Done);
     }
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
@@ -256,30 +197,28 @@ public sealed class GpuGpt : IDisposable
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
-            using (prof.Region("GEMM mlp proj backward", Gemm(n, c, f) * (_sideStream is null ? 2 : 1)))
+            using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
             {
-                WeightGradient(_projGrad, l => l.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj"))));
+                _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
                 _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
             }
             using (prof.Region("relu² backward", bytes: 6.0 * n * f))
                 _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
-            AwaitWeightGradient(_qkvGrad); // the layer above's q/k/v weight gradient reads Normed (h1), which this overwrites
             using (prof.Region("norm recompute", bytes: 4.0 * nc))
                 _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
-            using (prof.Region("GEMM mlp fc backward", Gemm(n, c, f) * (_sideStream is null ? 2 : 1)))
+            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
             {
-                WeightGradient(_fcGrad, l => l.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc"))));
+                _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
                 // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
                 _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
             }
-            AwaitWeightGradient(_projGrad); // it reads GBf16, which this overwrites
             using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
                 _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer, ElementType.Bf16);
 
             // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
-            using (prof.Region("GEMM attn proj backward", Gemm(n, c, c) * (_sideStream is null ? 2 : 1)))
+            using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))
             {
-                WeightGradient(_attnProjGrad, l => l.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj"))));
+                _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
                 _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
             }
             // The flash backward leaves dq in its fp32 accumulator, and the rotary backward reads it there (no bf16 round trip).
@@ -288,12 +227,8 @@ public sealed class GpuGpt : IDisposable
             {
                 if (flash is not null)
                 {
-                    bool cleared = _sideStream is not null && i < Shape.Depth - 1;
-                    if (cleared)
-                        _stream.Wait(_dqCleared.Done);
                     flash.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, finishDq: false,
-                        accumulatorCleared: cleared);
+                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, finishDq: false);
                 }
                 else
                 {
@@ -307,22 +242,13 @@ public sealed class GpuGpt : IDisposable
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
             }
-            if (flash is not null && _sideStream is not null && i > 0)
-            {
-                // The accumulator has been read: clear it for the next layer on the side stream, overlapping the GEMMs below.
-                _dqCleared.InputsReady.Record(_stream);
-                _sideStream.Wait(_dqCleared.InputsReady);
-                FlashAttention.ClearDqAccumulator(a.AttentionScratch.Pointer, a.Batch, t, h, _sideStream);
-                _dqCleared.Done.Record(_sideStream);
-            }
-            AwaitWeightGradient(_fcGrad); // it reads Normed (h2), which this overwrites
             using (prof.Region("norm recompute", bytes: 4.0 * nc))
                 _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, a.Normed.Pointer, _stream);
-            // c_q, c_k, c_v are adjacent C × C tensors (checked at construction): one [3C, C] weight, like dq | dk | dv one
-            // [N, 3C] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
-            using (prof.Region("GEMM q k v backward", 3 * Gemm(n, c, c) * (_sideStream is null ? 2 : 1)))
+            using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
             {
-                WeightGradient(_qkvGrad, l => l.BackwardWeight(a.DQKV.Pointer, a.Normed.Pointer, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q"))));
+                // c_q, c_k, c_v are adjacent C × C tensors (checked at construction): one [3C, C] weight, like dq | dk | dv one
+                // [N, 3C] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
+                _linear.BackwardWeight(a.DQKV.Pointer, a.Normed.Pointer, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q")));
                 _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, 3 * c, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
@@ -336,7 +262,6 @@ public sealed class GpuGpt : IDisposable
             }
             // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards; its bf16 copy feeds the
             // previous layer's MLP GEMMs.
-            AwaitWeightGradient(_attnProjGrad); // it reads GBf16, which this overwrites
             using (prof.Region("rmsnorm + residual mix backward", bytes: (i > 0 ? 28.0 : 26.0) * nc))
             {
                 _norm.NormMixBackward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
@@ -344,7 +269,6 @@ public sealed class GpuGpt : IDisposable
                     p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
             }
         }
-        AwaitWeightGradient(_qkvGrad); // every weight gradient is in place before the optimizer (later on this stream) reads it
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
         using (prof.Region("embedding backward", bytes: 18.0 * nc))
         {
@@ -402,11 +326,6 @@ public sealed class GpuGpt : IDisposable
             b.Dispose();
         _cosSin.Dispose();
         _profiler.Dispose();
-        _sideStream?.Synchronize();
-        foreach (var order in new[] { _projGrad, _fcGrad, _attnProjGrad, _qkvGrad, _dqCleared })
-            order.Dispose();
-        _sideBlas?.Dispose();
-        _sideStream?.Dispose();
         Activations.Dispose();
         Parameters.Dispose();
     }

@@ -25,21 +25,15 @@ public static class ProfileCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
         var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
         var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
-        var serial = new Option<bool>("--serial")
-        {
-            Description = "Run the weight-gradient GEMMs in line on one stream instead of overlapping them on a side stream: slower, but every op's "
-                + "time in the table is its own (with the overlap, ops that share the GPU with a side GEMM show the contention)",
-        };
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
-            batch, depth, seqLen, steps, naive, serial,
+            batch, depth, seqLen, steps, naive,
         };
-        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive),
-            parse.GetValue(serial)));
+        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive)));
         return command;
     }
 
-    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, bool serial)
+    private static int Run(int batch, int depth, int seqLen, int steps, bool naive)
     {
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
@@ -47,7 +41,7 @@ public static class ProfileCommand
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
         var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
         IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
-        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, overlapWeightGradients: !serial);
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);
         model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
@@ -62,7 +56,7 @@ public static class ProfileCommand
         }
         model.Upload(inputs, targets);
         Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
-            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash")}; weight gradients {(serial ? "in line" : "on a side stream")}");
+            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash")}");
 
         using var start = new CudaEvent(device);
         using var mid = new CudaEvent(device);

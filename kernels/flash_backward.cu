@@ -1,19 +1,21 @@
-// flash_backward.cu: causal sliding-window attention backward, head dim 128, FA2 style on tensor cores (mma.sync m16n8k16).
+// flash_backward.cu: causal sliding-window attention backward, head dim 128, on Hopper's warpgroup tensor-core instructions
+// (wgmma, bf16 inputs, fp32 accumulation; wgmma.cuh).
 //
 // From the forward's q, k, v, o, lse and the output gradient do (all [B, T, H, 128] bf16; lse [B, H, T] fp32):
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
 // flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·128 floats) zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
-// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys,
-//   Hopper wgmma, wgmma.cuh); it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes
-//   Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from
-//   registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the exponentials), then, after both warpgroups have put dSᵀ in shared memory, its 64 columns of dQ = dS·K (A read transposed
-//   from shared memory); the block's dQ is staged in shared memory and added to the fp32 accumulator by one bulk reduction
-//   (cp.reduce.async.bulk). dK and dV stay in registers and are written
-//   (bf16) at the end. Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each), two stages of
-//   Q and dO (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead, and dSᵀ
-//   (128 keys × 64 queries bf16), and the dQ staging tile (64 × 128 fp32).
+// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys);
+//   it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ
+//   (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from registers; each product
+//   is issued as soon as its operand is ready, so the tensor cores overlap the exponentials). After both warpgroups have
+//   put dSᵀ in shared memory, each computes its 64 columns of dQ = dS·K (A read M-major from dSᵀ); the block's dQ is
+//   staged in shared memory and added to the fp32 accumulator by one bulk reduction (cp.reduce.async.bulk), issued after
+//   the next block's first barrier. dK and dV stay in registers and are written (bf16) at the end.
+//   Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each); two stages of Q and dO
+//   (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead; dSᵀ (128 keys × 64
+//   queries bf16); the dQ staging tile (64 × 128 fp32).
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
 // one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.

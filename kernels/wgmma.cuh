@@ -2,8 +2,9 @@
 // matrix descriptors, and the m64n64k16 / m64n128k16 bf16 → fp32 instructions with A from shared memory or registers.
 //
 // A warpgroup is four consecutive warps (128 threads) starting at a warp index divisible by 4. It computes a 64-row block:
-// warp w of the group holds rows 16w .. 16w + 15, in the same fragment layout as mma.m16n8k16 (flash_common.cuh), n-tile j
-// of 8 columns in d[j][0..3]. An A operand in registers has the m16n8k16 A-fragment layout for its warp's 16 rows.
+// warp w of the group holds rows 16w .. 16w + 15. With lane = 4·group + tig, d[j][0..1] are row 16w + group and d[j][2..3]
+// row 16w + group + 8, both at columns 8j + 2·tig (+1). An A operand in registers (16 columns of k) is the mma.m16n8k16 A
+// fragment of the warp's rows: a[0] row group, columns 2·tig (+1); a[1] row group + 8; a[2], a[3] the same rows, columns + 8.
 //
 // Shared tiles (sw128): a tile of R rows × 128 bf16 columns is two slabs of R × 64 columns (128 bytes a row), slab c at
 // c·R·128 bytes; in a slab, the 16-byte chunk j of row r lives at chunk j XOR (r mod 8). Tiles start at 1024-byte boundaries,

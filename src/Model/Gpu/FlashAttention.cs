@@ -32,8 +32,8 @@ public sealed class FlashAttention : IAttentionKernels
         _backward.SetMaxDynamicSharedMemory(BackwardSharedBytes);
     }
 
-    /// <summary>D [B, H, T] and the dq accumulator [B, H, T, 128] (columns permuted per row, flash_backward.cu), both fp32; the accumulator starts at a 256-byte boundary (the
-    /// kernels access it 16 bytes at a time).</summary>
+    /// <summary>D [B, H, T] and the dq accumulator [B, H, T, 128] (each row's columns permuted: dq_column in kernels/common.cuh),
+    /// both fp32; the accumulator starts at a 256-byte boundary (the kernels access it 16 bytes at a time).</summary>
     public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * ModelShape.HeadDim;
 
     private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;

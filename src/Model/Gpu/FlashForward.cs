@@ -8,7 +8,7 @@ public sealed class FlashForward
     /// <summary>Query rows per CTA (two warpgroups of 64) and keys per tile.</summary>
     public const int Tile = 128;
 
-    /// <summary>The Q tile and two stages of (K tile, V tile), 128 rows × 128 bf16 each (sw128 layout), plus 1 KB to align them
+    /// <summary>The Q tile and two stages each of the K and V tiles, 128 rows × 128 bf16 each (sw128 layout), plus 1 KB to align them
     /// to 1024 bytes (FORWARD_SMEM in the kernel).</summary>
     public const int SharedBytes = 5 * Tile * 128 * 2 + 1024;
 

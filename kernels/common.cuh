@@ -1,8 +1,19 @@
-// common.cuh: small device helpers shared by the kernels (bf16 type, 16-byte vector access, warp and block sums).
+// common.cuh: small device helpers shared by the kernels (bf16 type, 16-byte vector access, warp and block sums, exp2 on the
+// MUFU).
 #pragma once
 #include <cuda_bf16.h>
 
 typedef __nv_bfloat16 bf16;
+
+#define LOG2E 1.4426950408889634f
+
+// 2^x in one MUFU instruction (flush-to-zero; 2^−∞ = 0, 2^∞ = ∞).
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 
 // Sum over the 32 lanes of a warp; every lane gets the result.
 __device__ __forceinline__ float warp_sum(float v)

@@ -5,7 +5,6 @@
 
 #define HEAD 128
 #define NEG_INF __int_as_float(0xff800000)
-#define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi)

@@ -58,14 +58,6 @@ __device__ __forceinline__ void wgmma_wait()
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
 }
 
-// 2^x in one MUFU instruction (flush-to-zero; 2^−∞ = 0).
-__device__ __forceinline__ float fast_exp2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 // Makes this thread's ordinary shared-memory writes (and completed cp.async copies) visible to the tensor cores' reads.
 __device__ __forceinline__ void fence_async_shared()
 {

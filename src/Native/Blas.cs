@@ -92,7 +92,8 @@ public sealed unsafe class Blas : IDisposable
     }
 
     /// <summary>
-    /// One GEMM through cuBLASLt, with the algorithm chosen once per shape by cuBLASLt's heuristic and cached
+    /// One GEMM through cuBLASLt, with the algorithm chosen once per shape (cuBLASLt's heuristic, timed among its candidates
+    /// when <see cref="TuneCandidates"/> &gt; 1) and cached
     /// (optionally a strided batch: <paramref name="batchCount"/> &gt; 1). The result goes to <paramref name="d"/> when it is
     /// given (D = alpha·op(A)·op(B) + beta·C, C left as it was: a residual add without a copy), else over C.
     /// </summary>
@@ -104,13 +105,43 @@ public sealed unsafe class Blas : IDisposable
         CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
         _device.MakeCurrent();
         var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
-        var plan = _ltPlans.GetOrAdd(key, CreatePlan);
-        var algo = plan.Algo;
-        CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, d == 0 ? c : d, plan.LayoutC,
-            algo, _workspace.Pointer, (nuint)_workspace.Bytes, Stream.Handle).Check();
+        if (!_ltPlans.TryGetValue(key, out var plan))
+        {
+            plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d));
+            _ltPlans[key] = plan;
+        }
+        Matmul(plan, plan.Algo, alpha, a, b, beta, c, d).Check();
     }
 
-    private LtPlan CreatePlan(LtKey key)
+    /// <summary>
+    /// How many of cuBLASLt's heuristic candidates a GEMM shape seen for the first time runs and times before it keeps the
+    /// fastest (1, the default: the heuristic's first choice, untimed). Timing runs the product on the call's own operands a
+    /// few times per candidate; where the output is also an input (beta ≠ 0 without a separate D), the runs write to a
+    /// temporary copy-sized buffer instead, or, above <see cref="TuneScratchLimitBytes"/>, the shape keeps the first choice.
+    /// </summary>
+    public int TuneCandidates
+    {
+        get;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            field = value;
+        }
+    } = 1;
+
+    /// <summary>The largest temporary output (bytes) that timing an accumulating GEMM may allocate.</summary>
+    public long TuneScratchLimitBytes { get; set; } = 64L << 20;
+
+    /// <summary>One line per tuned shape: the candidates' times and the choice (for <c>profile</c> and logs).</summary>
+    public IReadOnlyList<string> TuneLog => _tuneLog;
+
+    private readonly List<string> _tuneLog = [];
+
+    private cublasStatus_t Matmul(LtPlan plan, ulong* algo, float alpha, ulong a, ulong b, float beta, ulong c, ulong d)
+        => CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, d == 0 ? c : d, plan.LayoutC,
+            algo, _workspace.Pointer, (nuint)_workspace.Bytes, Stream.Handle);
+
+    private LtPlan CreatePlan(LtKey key, LtOperands call)
     {
         // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
         CublasLt.cublasLtMatmulDescCreate(out IntPtr desc, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F).Check();
@@ -125,17 +156,89 @@ public sealed unsafe class Blas : IDisposable
         CublasLt.cublasLtMatmulPreferenceCreate(out IntPtr pref).Check();
         ulong workspace = (ulong)_workspace.Bytes;
         CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, cublasLtMatmulPreferenceAttributes_t.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(ulong)).Check();
-        cublasLtMatmulHeuristicResult_t result;
-        CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, 1, &result, out int found).Check();
+        int requested = TuneCandidates;
+        var results = new cublasLtMatmulHeuristicResult_t[requested];
+        int found;
+        fixed (cublasLtMatmulHeuristicResult_t* first = results)
+            CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, requested, first, out found).Check();
         CublasLt.cublasLtMatmulPreferenceDestroy(pref).Check();
         if (found == 0)
             throw new InvalidOperationException($"cuBLASLt has no algorithm for {key}");
         // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
         var algo = GC.AllocateArray<ulong>(8, pinned: true);
+        var plan = new LtPlan(desc, layoutA, layoutB, layoutC, algo);
+        int chosen = found > 1 ? Fastest(key, plan, results.AsSpan(0, found), call) : 0;
         for (int i = 0; i < 8; i++)
-            algo[i] = result.algo[i];
-        return new LtPlan(desc, layoutA, layoutB, layoutC, algo);
+            algo[i] = results[chosen].algo[i];
+        return plan;
     }
+
+    /// <summary>
+    /// Runs each candidate (one warm-up, then <c>TuneRepeats</c> timed runs) and returns the index of the fastest, or 0 (the
+    /// heuristic's choice) unless the fastest is at least <c>TuneMargin</c> faster.
+    /// </summary>
+    private int Fastest(LtKey key, LtPlan plan, Span<cublasLtMatmulHeuristicResult_t> candidates, LtOperands call)
+    {
+        const int TuneRepeats = 3;
+        const float TuneMargin = 0.03f;
+        DeviceBuffer<byte>? scratch = null;
+        ulong d = call.D;
+        if (call.Beta != 0f && (d == 0 || d == call.C))
+        {
+            // Accumulating in place: time into a temporary D so that C is read, never changed.
+            long bytes = (long)(key.Batch > 1 ? key.StrideC * (key.Batch - 1) : 0) * ElementSize(key.CType) + (long)key.Ldc * key.M * ElementSize(key.CType);
+            if (bytes > TuneScratchLimitBytes)
+                return 0;
+            scratch = _device.Allocate<byte>(bytes, "cuBLASLt tuning output");
+            d = scratch.Pointer;
+        }
+        try
+        {
+            using var start = new CudaEvent(_device);
+            using var end = new CudaEvent(_device);
+            int best = 0;
+            float bestMs = float.PositiveInfinity, firstMs = float.PositiveInfinity;
+            var times = new List<string>(candidates.Length);
+            var algo = stackalloc ulong[8];
+            for (int i = 0; i < candidates.Length; i++)
+            {
+                for (int j = 0; j < 8; j++)
+                    algo[j] = candidates[i].algo[j];
+                if (candidates[i].state != cublasStatus_t.CUBLAS_STATUS_SUCCESS
+                    || Matmul(plan, algo, call.Alpha, call.A, call.B, call.Beta, call.C, d) != cublasStatus_t.CUBLAS_STATUS_SUCCESS)
+                {
+                    times.Add("-"); // a candidate this call cannot run (e.g. alignment): skipped
+                    continue;
+                }
+                start.Record(Stream);
+                for (int r = 0; r < TuneRepeats; r++)
+                    Matmul(plan, algo, call.Alpha, call.A, call.B, call.Beta, call.C, d).Check();
+                end.Record(Stream);
+                float ms = CudaEvent.ElapsedMilliseconds(start, end) / TuneRepeats;
+                times.Add(ms.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture));
+                if (i == 0)
+                    firstMs = ms;
+                if (ms < bestMs)
+                {
+                    bestMs = ms;
+                    best = i;
+                }
+            }
+            // The heuristic's first choice stays unless another is clearly faster: single timings of a product inside a
+            // larger step differ by a percent or two.
+            if (best != 0 && firstMs < float.PositiveInfinity && bestMs > firstMs * (1 - TuneMargin))
+                best = 0;
+            lock (_tuneLog)
+                _tuneLog.Add($"{key.M}x{key.N}x{key.K}{(key.Batch > 1 ? $" batch {key.Batch}" : "")} {(key.TransA ? "T" : "N")}{(key.TransB ? "T" : "N")}: candidates [{string.Join(", ", times)}] ms, chose #{best}");
+            return best;
+        }
+        finally
+        {
+            scratch?.Dispose();
+        }
+    }
+
+    private static int ElementSize(ElementType type) => type == ElementType.F32 ? 4 : 2;
 
     private static IntPtr Layout(cudaDataType_t type, int rows, int cols, int ld, int batch, long stride)
     {
@@ -184,6 +287,8 @@ public sealed unsafe class Blas : IDisposable
         _cublas = IntPtr.Zero;
         _workspace.Dispose();
     }
+
+    private readonly record struct LtOperands(float Alpha, ulong A, ulong B, float Beta, ulong C, ulong D);
 
     private readonly record struct LtKey(bool TransA, bool TransB, int M, int N, int K, ElementType AType, ElementType BType, ElementType CType,
         int Lda, int Ldb, int Ldc, int Batch, long StrideA, long StrideB, long StrideC);

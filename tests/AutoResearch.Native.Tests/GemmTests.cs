@@ -174,6 +174,64 @@ public class GemmTests
         }
     }
 
+    public enum TunedOutput
+    {
+        /// <summary>beta = 0, bf16 C: the timing runs may overwrite C freely.</summary>
+        Overwrite,
+        /// <summary>beta = 1 into C itself (a weight gradient): the timing runs must write elsewhere, or C would gain A·B once per run.</summary>
+        AccumulateInPlace,
+        /// <summary>D = A·B + C with D apart (a residual add): C must come out unchanged.</summary>
+        SeparateD,
+    }
+
+    [GpuTheory]
+    [InlineData(TunedOutput.Overwrite)]
+    [InlineData(TunedOutput.AccumulateInPlace)]
+    [InlineData(TunedOutput.SeparateD)]
+    public void Tuned_gemm_times_candidates_without_changing_its_result(TunedOutput output)
+    {
+        // A shape per case, so each is tuned afresh by this test's own Blas.
+        int m = 256 + 64 * (int)output, n = 384, k = 512, seed = 61 + (int)output;
+        var random = new Random(seed);
+        var a = RoundedBf16(random, m * k, out var aBits);
+        var b = RoundedBf16(random, n * k, out var bBits);
+        var c0 = Numerics.RandomUniform(random, m * n);
+        using var blas = new Blas(Device, TestGpu.Stream) { TuneCandidates = 8 };
+        using var da = Device.Allocate<ushort>(aBits.Length, "A");
+        using var db = Device.Allocate<ushort>(bBits.Length, "B");
+        da.CopyFrom(aBits);
+        db.CopyFrom(bBits);
+        string name = $"tuned {output}";
+        if (output == TunedOutput.Overwrite)
+        {
+            using var dc = Device.Allocate<ushort>(m * n, "C");
+            dc.FillBytes(0xFF);
+            blas.GemmLt(false, true, m, n, k, 1f, da.Pointer, ElementType.Bf16, k, db.Pointer, ElementType.Bf16, k, 0f, dc.Pointer, ElementType.Bf16, n);
+            TestGpu.Stream.Synchronize();
+            Numerics.AssertClose(name, Bf16.ToFloat(dc.ToArray()), Reference(false, true, m, n, k, 1, a, b, 0, null), 1e-2, seed);
+        }
+        else
+        {
+            using var dc = Device.Allocate<float>(m * n, "C");
+            using var dd = Device.Allocate<float>(m * n, "D");
+            dc.CopyFrom(c0);
+            dd.FillBytes(0xFF);
+            ulong d = output == TunedOutput.SeparateD ? dd.Pointer : 0;
+            blas.GemmLt(false, true, m, n, k, 1f, da.Pointer, ElementType.Bf16, k, db.Pointer, ElementType.Bf16, k, 1f, dc.Pointer, ElementType.F32, n, d: d);
+            TestGpu.Stream.Synchronize();
+            var expected = Reference(false, true, m, n, k, 1, a, b, 1, c0);
+            if (output == TunedOutput.SeparateD)
+            {
+                Numerics.AssertClose(name + " D", dd.ToArray(), expected, 1e-5, seed);
+                Assert.Equal(c0, dc.ToArray());
+            }
+            else
+                Numerics.AssertClose(name, dc.ToArray(), expected, 1e-5, seed);
+        }
+        var line = Assert.Single(blas.TuneLog);
+        Assert.StartsWith($"{m}x{n}x{k} NT: candidates [", line, StringComparison.Ordinal);
+    }
+
     [GpuFact]
     public void Bad_leading_dimension_is_rejected_before_calling_cublas()
     {

@@ -10,6 +10,7 @@ public class CliTests
         var root = new RootCommand("test");
         root.Subcommands.Add(ResultsCommand.Create());
         root.Subcommands.Add(AnalyzeCommand.Create());
+        root.Subcommands.Add(ProfileCommand.Create());
         var output = new StringWriter();
         var error = new StringWriter();
         int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
@@ -39,6 +40,23 @@ public class CliTests
         var (code, _, error) = Invoke("results", "add", "--status", "maybe", "--description", "x");
         Assert.NotEqual(0, code);
         Assert.Contains("maybe", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Profile_help_lists_the_gemm_candidates_option_with_its_default()
+    {
+        var (code, output, _) = Invoke("profile", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--gemm-candidates", output, StringComparison.Ordinal);
+        Assert.Contains($"default: {AutoResearch.Runner.Training.GpuTrainer.GemmCandidates}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Profile_rejects_zero_gemm_candidates_before_touching_a_device()
+    {
+        var (code, _, error) = Invoke("profile", "--gemm-candidates", "0");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--gemm-candidates must be at least 1", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -32,8 +32,11 @@ public sealed class GpuGpt : IDisposable
     private readonly bool[] _stagedInFlight = new bool[2];
     private int _nextStage;
 
+    /// <summary>Rows of logits the head computes at a time: 8192 × vocab 8192 bf16 is 128 MB for the logits and as much for their gradient.</summary>
+    public const int DefaultHeadChunkRows = 8192;
+
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = 8192)
+        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);

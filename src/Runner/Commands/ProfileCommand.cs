@@ -6,6 +6,7 @@ using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Optim;
 using AutoResearch.Optim.Gpu;
+using AutoResearch.Runner.Training;
 
 namespace AutoResearch.Runner;
 
@@ -25,23 +26,44 @@ public static class ProfileCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
         var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
         var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
+        var candidates = new Option<int>("--gemm-candidates")
+        {
+            Description = "cuBLASLt algorithms timed per GEMM shape on first use, the fastest kept (1: the heuristic's first choice)",
+            DefaultValueFactory = _ => GpuTrainer.GemmCandidates,
+        };
+        var headChunk = new Option<int>("--head-chunk-rows")
+        {
+            Description = "Rows of logits the head computes at a time (lm_head, soft cap and cross-entropy per chunk)",
+            DefaultValueFactory = _ => GpuGpt.DefaultHeadChunkRows,
+        };
+        headChunk.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+                r.AddError("--head-chunk-rows must be at least 1");
+        });
+        candidates.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+                r.AddError("--gemm-candidates must be at least 1");
+        });
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
-            batch, depth, seqLen, steps, naive,
+            batch, depth, seqLen, steps, naive, candidates, headChunk,
         };
-        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive)));
+        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive),
+            parse.GetValue(candidates), parse.GetValue(headChunk)));
         return command;
     }
 
-    private static int Run(int batch, int depth, int seqLen, int steps, bool naive)
+    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows)
     {
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
-        using var blas = new Blas(device, stream);
+        using var blas = new Blas(device, stream) { TuneCandidates = gemmCandidates };
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
         var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
         IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
-        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention);
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows);
         model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
@@ -84,6 +106,13 @@ public static class ProfileCommand
                 breakdown = model.Profiler.Collect();
         }
         double median = Median(stepMs), optMedian = Median(optMs);
+        if (blas.TuneLog.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"GEMM algorithms (M×N×K, ops: ms of each cuBLASLt candidate timed, the fastest kept):");
+            foreach (var line in blas.TuneLog)
+                Console.WriteLine("  " + line);
+        }
         Console.WriteLine();
         Console.WriteLine($"{"op",-30} {"ms",9} {"share",7} {"calls",6} {"TFLOP/s",8} {"TB/s",6} {"roofline",9}");
         double profiled = breakdown!.Sum(r => r.Milliseconds);

@@ -50,7 +50,7 @@ public sealed class GpuTrainer : ITrainer
         {
             var gpu = Own(owned, CudaDevice.Open(0));
             var stream = Own(owned, new CudaStream(gpu));
-            var blas = Own(owned, new Blas(gpu, stream));
+            var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
             model.Parameters.InitialiseLikeSpec(42);
@@ -65,6 +65,12 @@ public sealed class GpuTrainer : ITrainer
             throw;
         }
     }
+
+    /// <summary>
+    /// cuBLASLt algorithms timed for each GEMM shape on its first use (in the first, uncounted step), the fastest kept;
+    /// see <see cref="Blas.TuneCandidates"/>.
+    /// </summary>
+    public const int GemmCandidates = 8;
 
     /// <summary>The error of `train` on a machine without a CUDA device.</summary>
     public const string NoDeviceMessage = "no CUDA device found; use --device cpu for a tiny CPU run (or run `autoresearch doctor` to see what is missing)";

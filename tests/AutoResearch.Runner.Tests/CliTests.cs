@@ -43,11 +43,12 @@ public class CliTests
     }
 
     [Fact]
-    public void Profile_help_lists_the_gemm_candidates_option_with_its_default()
+    public void Profile_help_lists_its_tuning_options_with_the_gemm_candidates_default()
     {
         var (code, output, _) = Invoke("profile", "--help");
         Assert.Equal(0, code);
-        Assert.Contains("--gemm-candidates", output, StringComparison.Ordinal);
+        foreach (string option in (string[])["--gemm-candidates", "--head-chunk-rows", "--zipf-tokens", "--device-batch", "--steps"])
+            Assert.Contains(option, output, StringComparison.Ordinal);
         Assert.Contains($"default: {AutoResearch.Runner.Training.GpuTrainer.GemmCandidates}", output, StringComparison.Ordinal);
     }
 

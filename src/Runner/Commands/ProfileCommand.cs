@@ -41,6 +41,10 @@ public static class ProfileCommand
             if (r.GetValueOrDefault<int>() < 1)
                 r.AddError("--head-chunk-rows must be at least 1");
         });
+        var zipf = new Option<bool>("--zipf-tokens")
+        {
+            Description = "Draw the tokens from a Zipf law (p ∝ 1/rank, like text) instead of uniformly: frequent tokens make the embedding gradients' scatter-adds collide",
+        };
         candidates.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 1)
@@ -48,14 +52,14 @@ public static class ProfileCommand
         });
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf,
         };
         command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive),
-            parse.GetValue(candidates), parse.GetValue(headChunk)));
+            parse.GetValue(candidates), parse.GetValue(headChunk), parse.GetValue(zipf)));
         return command;
     }
 
-    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows)
+    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens)
     {
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
@@ -71,14 +75,15 @@ public static class ProfileCommand
         int n = batch * seqLen;
         var inputs = new int[n];
         var targets = new int[n];
+        Func<int> draw = zipfTokens ? ZipfSampler(random, shape.VocabSize - 4) : () => random.Next(shape.VocabSize - 4);
         for (int i = 0; i < n; i++)
         {
-            inputs[i] = random.Next(shape.VocabSize - 4);
-            targets[i] = random.Next(shape.VocabSize - 4);
+            inputs[i] = draw();
+            targets[i] = draw();
         }
         model.Upload(inputs, targets);
         Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
-            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens; attention {(naive ? "naive" : "flash")}");
+            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}");
 
         using var start = new CudaEvent(device);
         using var mid = new CudaEvent(device);
@@ -130,6 +135,20 @@ public static class ProfileCommand
         Console.WriteLine($"optimizer step: median {optMedian:F2} ms");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
         return 0;
+    }
+
+    /// <summary>Token ids 0..count−1 with P(id) ∝ 1/(id + 1).</summary>
+    private static Func<int> ZipfSampler(Random random, int count)
+    {
+        var cumulative = new double[count];
+        double sum = 0;
+        for (int i = 0; i < count; i++)
+            cumulative[i] = sum += 1.0 / (i + 1);
+        return () =>
+        {
+            int index = Array.BinarySearch(cumulative, random.NextDouble() * sum);
+            return Math.Min(index < 0 ? ~index : index, count - 1);
+        };
     }
 
     private static double Median(List<double> values)

@@ -27,6 +27,12 @@ __device__ __forceinline__ float softcap_r(float l, float l_to_exponent)
     return __fdividef(1.0f, 1.0f + fast_exp2(l * l_to_exponent)); // e^(2l/cap) = ∞ gives r = 0 (z = cap)
 }
 
+// A row's loss from s = Σ exp(z − cap): logsumexp(z) − z[target] = log s + cap − cap·(1 − 2r) = log s + 2·cap·r (0 when ignored).
+__device__ __forceinline__ float row_loss(const bf16* l, int target, float s, float cap, float l_to_exponent)
+{
+    return target < 0 ? 0.0f : __logf(s) + 2.0f * cap * softcap_r(__bfloat162float(l[target]), l_to_exponent);
+}
+
 extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits, const int* __restrict__ targets, int rows, int vocab,
     float cap, float grad_scale, float* __restrict__ losses, bf16* __restrict__ dlogits)
 {
@@ -64,7 +70,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
         }
         s = block_sum(s, scratch);
         if (threadIdx.x == 0)
-            losses[row] = target < 0 ? 0.0f : __logf(s) + 2.0f * cap * softcap_r(__bfloat162float(l[target]), l_to_exponent);
+            losses[row] = row_loss(l, target, s, cap, l_to_exponent);
         if (dlogits == 0)
             return;
         bf16* d = dlogits + (long)row * vocab;
@@ -94,7 +100,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
         s += fast_exp2(softcap_r(__bfloat162float(l[j]), l_to_exponent) * r_to_exponent);
     s = block_sum(s, scratch);
     if (threadIdx.x == 0)
-        losses[row] = target < 0 ? 0.0f : __logf(s) + 2.0f * cap * softcap_r(__bfloat162float(l[target]), l_to_exponent);
+        losses[row] = row_loss(l, target, s, cap, l_to_exponent);
     if (dlogits == 0)
         return;
     bf16* d = dlogits + (long)row * vocab;

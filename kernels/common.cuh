@@ -46,19 +46,6 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
     return warp_sum(v);
 }
 
-// Max over a block (blockDim.x a multiple of 32, at most 1024); scratch holds 32 floats. Every thread gets the result.
-__device__ __forceinline__ float block_max(float v, float* scratch)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0)
-        scratch[warp] = v;
-    __syncthreads();
-    v = lane < warps ? scratch[lane] : __int_as_float(0xff800000);
-    return warp_max(v);
-}
-
 // Eight bf16 values moved as one 16-byte access.
 struct bf16x8
 {

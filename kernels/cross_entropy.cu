@@ -33,6 +33,12 @@ __device__ __forceinline__ float row_loss(const bf16* l, int target, float s, fl
     return target < 0 ? 0.0f : __logf(s) + 2.0f * cap * softcap_r(__bfloat162float(l[target]), l_to_exponent);
 }
 
+// dL/dl of one logit: grad_scale · (softmax − onehot) · (1 − tanh²), with 1 − tanh² = 4r(1 − r).
+__device__ __forceinline__ float logit_grad(float p, float r, bool is_target, float grad_scale)
+{
+    return grad_scale * (p - (is_target ? 1.0f : 0.0f)) * 4.0f * r * (1.0f - r);
+}
+
 extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits, const int* __restrict__ targets, int rows, int vocab,
     float cap, float grad_scale, float* __restrict__ losses, bf16* __restrict__ dlogits)
 {
@@ -86,7 +92,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
                 for (int j = 0; j < 8; j++)
                 {
                     const float p = e[i][j] * inv_s;
-                    g[j] = target < 0 ? 0.0f : grad_scale * (p - (chunk * 8 + j == target ? 1.0f : 0.0f)) * 4.0f * r[i][j] * (1.0f - r[i][j]);
+                    g[j] = target < 0 ? 0.0f : logit_grad(p, r[i][j], chunk * 8 + j == target, grad_scale);
                 }
                 store8(d + chunk * 8, g);
             }
@@ -112,7 +118,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
         {
             const float rj = softcap_r(__bfloat162float(l[j]), l_to_exponent);
             const float p = fast_exp2(rj * r_to_exponent) * inv_s;
-            g = grad_scale * (p - (j == target ? 1.0f : 0.0f)) * 4.0f * rj * (1.0f - rj);
+            g = logit_grad(p, rj, j == target, grad_scale);
         }
         d[j] = __float2bfloat16_rn(g);
     }

@@ -131,6 +131,28 @@ __device__ __forceinline__ void load8_dy(const void* dy, const float* dy_add, lo
     }
 }
 
+// A warp's row of c ≤ 32 · NORM_CHUNKS · 8 features into registers (lane's chunks k: features (lane + 32k)·8 ..): the bf16
+// activations into a and the gradient (load8_dy) into d; returns the row's Σ d·a (all lanes).
+__device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, const float* dy_add, int dy_bf16, long base, int c,
+    int lane, float av[NORM_CHUNKS][8], float dv[NORM_CHUNKS][8])
+{
+    float dot = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < NORM_CHUNKS; k++)
+    {
+        const int j = (lane + 32 * k) * 8;
+        if (j < c)
+        {
+            load8(a + base + j, av[k]);
+            load8_dy(dy, dy_add, base + j, dy_bf16, dv[k]);
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+                dot += dv[k][i] * av[k][i];
+        }
+    }
+    return warp_sum(dot);
+}
+
 // dy_add may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
     float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add)
@@ -144,21 +166,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
     if (c <= 32 * NORM_CHUNKS * 8)
     {
         float xv[NORM_CHUNKS][8], gv[NORM_CHUNKS][8];
-        float dot = 0.0f;
-        #pragma unroll
-        for (int k = 0; k < NORM_CHUNKS; k++)
-        {
-            const int j = (lane + 32 * k) * 8;
-            if (j < c)
-            {
-                load8(x + base + j, xv[k]);
-                load8_dy(dy, dy_add, base + j, dy_bf16, gv[k]);
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    dot += gv[k][i] * xv[k][i];
-            }
-        }
-        const float mean_dot = warp_sum(dot) * r / c; // mean of dy·x̂
+        const float mean_dot = load_row_dot(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * r / c; // mean of dy·x̂
         #pragma unroll
         for (int k = 0; k < NORM_CHUNKS; k++)
         {
@@ -252,21 +260,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         const long base = (long)row * c;
         const float r = rstd[row];
         float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
-        float dot = 0.0f;
-        #pragma unroll
-        for (int k = 0; k < NORM_CHUNKS; k++)
-        {
-            const int j = (lane + 32 * k) * 8;
-            if (j < c)
-            {
-                load8(m + base + j, mv[k]);
-                load8f(dy + base + j, dv[k]);
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    dot += dv[k][i] * mv[k][i];
-            }
-        }
-        const float mean_dot = warp_sum(dot) * r / c; // mean of dy·m̂
+        const float mean_dot = load_row_dot(m, dy, nullptr, 0, base, c, lane, mv, dv) * r / c; // mean of dy·m̂
         #pragma unroll
         for (int k = 0; k < NORM_CHUNKS; k++)
         {

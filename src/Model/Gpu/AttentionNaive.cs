@@ -23,8 +23,9 @@ public sealed class AttentionNaive : IAttentionKernels
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o, ulong lse, CudaStream stream)
         => _forward.Launch(KernelLaunch.RowBlocks((long)batch * seqLen * heads), KernelLaunch.RowBlock, 0, stream, q, k, v, o, lse, batch, seqLen, heads, window);
 
-    public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0)
+    /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
+    public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
         long count = (long)batch * seqLen * heads * 128;
@@ -33,5 +34,6 @@ public sealed class AttentionNaive : IAttentionKernels
         _backward.Launch(KernelLaunch.RowBlocks((long)batch * seqLen * heads), KernelLaunch.RowBlock, 0, stream, q, k, v, o, dout, lse, scratch, batch, seqLen, heads, window);
         _finish.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream, scratch, dq, dk, dv, count, heads,
             (long)(gradRowStride == 0 ? heads * 128 : gradRowStride));
+        return 0;
     }
 }

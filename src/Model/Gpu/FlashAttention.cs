@@ -42,25 +42,23 @@ public sealed class FlashAttention : IAttentionKernels
         => _forward.Forward(q, k, v, batch, seqLen, heads, window, o, lse, stream);
 
     /// <summary>The fp32 dq accumulator inside <paramref name="scratch"/>: [B, H, T, 128], each row's columns permuted (dq_column
-    /// in kernels/common.cuh). After the backward with finishDq false it holds dq.</summary>
-    public static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
+    /// in kernels/common.cuh).</summary>
+    private static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
 
-    public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0)
-        => Backward(q, k, v, o, dout, lse, batch, seqLen, heads, window, dq, dk, dv, scratch, stream, gradRowStride, finishDq: true);
-
-    /// <summary>The backward; with <paramref name="finishDq"/> false, dq is left in the fp32 accumulator
-    /// (<see cref="DqAccumulator"/>) for a consumer that reads it there (the rotary backward), and dq is not written.</summary>
-    public void Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride, bool finishDq)
+    /// <summary>The backward; with <paramref name="leaveDqAccumulated"/>, dq stays in the fp32 accumulator (whose address it
+    /// returns) and dq is not written.</summary>
+    public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
         long gradStride = gradRowStride == 0 ? (long)heads * ModelShape.HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
-        ulong d = scratch, dqAccum = scratch + (ulong)DqAccumOffset(rows);
+        ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), 256, BackwardSharedBytes, stream,
             q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
-        if (finishDq)
-            _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);
+        if (leaveDqAccumulated)
+            return dqAccum;
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);
+        return 0;
     }
 }

@@ -224,24 +224,15 @@ public sealed class GpuGpt : IDisposable
                 _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
                 _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
             }
-            // The flash backward leaves dq in its fp32 accumulator, and the rotary backward reads it there (no bf16 round trip).
-            var flash = _attention as FlashAttention;
+            // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
+            ulong dqAccumulator;
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: true)))
             {
-                if (flash is not null)
-                {
-                    flash.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, finishDq: false);
-                }
-                else
-                {
-                    _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                        a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride);
-                }
+                dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
+                    a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
             }
-            using (prof.Region("rotary + QK-norm backward", bytes: (flash is null ? 12.0 : 14.0) * nc))
+            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 12.0 : 14.0) * nc))
             {
-                ulong dqAccumulator = flash is null ? 0 : FlashAttention.DqAccumulator(a.AttentionScratch.Pointer, a.Batch, t, h);
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
             }

@@ -45,7 +45,7 @@ public sealed class Rotary
     /// <summary>dy ← dL/dx from dy = dL/dy, the forward output y and rstd.</summary>
     /// <param name="dyRowStride">Elements from one token's row of dy to the next (0: dense, H·128).</param>
     /// <param name="dyAccumulator">When not 0, dL/dy is read from the flash backward's fp32 dq accumulator
-    /// (<see cref="FlashAttention.DqAccumulator"/>) instead of dy; the result still goes to dy.</param>
+    /// (returned by <see cref="IAttentionKernels.Backward"/>) instead of dy; the result still goes to dy.</param>
     public void Backward(ulong y /* [B·T, H, 128] bf16 */, ulong rstd /* [B·T·H] fp32 */, ulong dy /* [B·T, H, 128] bf16, in place */,
         ulong cosSin, int rows, int heads, int seqLen, CudaStream stream, int dyRowStride = 0, ulong dyAccumulator = 0)
         => _backward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen,

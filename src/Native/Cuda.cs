@@ -61,4 +61,9 @@ public static unsafe partial class Cuda
     [LibraryImport(NativeLibraries.Cuda)]
     public static partial CUresult cuLaunchKernel(IntPtr f, uint gridDimX, uint gridDimY, uint gridDimZ,
         uint blockDimX, uint blockDimY, uint blockDimZ, uint sharedMemBytes, IntPtr hStream, void** kernelParams, void** extra);
+
+    [LibraryImport(NativeLibraries.Cuda)]
+    public static partial CUresult cuTensorMapEncodeTiled(TensorMap* tensorMap, CUtensorMapDataType tensorDataType, uint tensorRank,
+        ulong globalAddress, ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, CUtensorMapInterleave interleave,
+        CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2Promotion, CUtensorMapFloatOOBfill oobFill);
 }

@@ -22,15 +22,29 @@ public readonly unsafe record struct CudaKernel(CudaDevice Device, IntPtr Handle
 
     /// <summary>Launches the kernel on <paramref name="stream"/>; arguments in the kernel's parameter order.</summary>
     public void Launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, params ReadOnlySpan<KernelArg> args)
+        => Launch(grid, block, sharedMemoryBytes, stream, ReadOnlySpan<TensorMap>.Empty, args);
+
+    /// <summary>
+    /// Launches a kernel whose first parameters are tensor maps (<c>const __grid_constant__</c> 128-byte structs), followed by
+    /// <paramref name="args"/>.
+    /// </summary>
+    public void Launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Device.MakeCurrent();
+        int count = maps.Length + args.Length;
         ulong* slots = stackalloc ulong[Math.Max(args.Length, 1)];
-        void** pointers = stackalloc void*[Math.Max(args.Length, 1)];
+        TensorMap* mapCopies = stackalloc TensorMap[Math.Max(maps.Length, 1)];
+        void** pointers = stackalloc void*[Math.Max(count, 1)];
+        for (int i = 0; i < maps.Length; i++)
+        {
+            mapCopies[i] = maps[i];
+            pointers[i] = mapCopies + i;
+        }
         for (int i = 0; i < args.Length; i++)
         {
             slots[i] = args[i].Bits;
-            pointers[i] = slots + i;
+            pointers[maps.Length + i] = slots + i;
         }
         var status = Cuda.cuLaunchKernel(Handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
             (uint)sharedMemoryBytes, stream.Handle, pointers, null);

@@ -5,7 +5,7 @@ namespace AutoResearch.Native;
 /// <summary>
 /// One kernel argument in an 8-byte slot: device pointers, 32/64-bit integers and floats. The driver reads
 /// sizeof(parameter) bytes from the slot, so narrower values sit in its low bytes (little-endian).
-/// Pass them to <see cref="CudaKernel.Launch"/> as a params list: no allocation.
+/// Pass them to <see cref="CudaKernel.Launch(Dim3, Dim3, int, CudaStream, ReadOnlySpan{KernelArg})"/> as a params list: no allocation.
 /// </summary>
 public readonly struct KernelArg
 {

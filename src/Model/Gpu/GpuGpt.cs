@@ -19,6 +19,7 @@ public sealed class GpuGpt : IDisposable
     private readonly ValueGate _gate;
     private readonly IAttentionKernels _attention;
     private readonly ReluSquare _relu;
+    private readonly MlpGemm? _mlpGemm;
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<float> _cosSin;
@@ -36,7 +37,7 @@ public sealed class GpuGpt : IDisposable
     public const int DefaultHeadChunkRows = 8192;
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows)
+        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -52,6 +53,8 @@ public sealed class GpuGpt : IDisposable
         _gate = new ValueGate(kernels);
         _attention = attention ?? new FlashAttention(kernels);
         _relu = new ReluSquare(kernels);
+        if (fusedMlp && MlpGemm.Supports(device.Properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpDim))
+            _mlpGemm = new MlpGemm(kernels, device.Properties);
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
@@ -81,6 +84,9 @@ public sealed class GpuGpt : IDisposable
     public GpuActivations Activations { get; }
 
     public Elementwise Elementwise => _elementwise;
+
+    /// <summary>Whether the MLP runs its GEMMs with relu² in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus a relu² pass.</summary>
+    public bool FusedMlp => _mlpGemm is not null;
 
     private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
@@ -141,10 +147,18 @@ public sealed class GpuGpt : IDisposable
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
             using (prof.Region("rmsnorm", bytes: 4.0 * nc))
                 _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
-            using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
-                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden.Pointer);
-            using (prof.Region("relu²", bytes: 4.0 * n * f))
-                _relu.Forward(a.MlpHidden.Pointer, (long)n * f, a.S[i].Pointer, _stream);
+            if (_mlpGemm is not null)
+            {
+                using (prof.Region("GEMM mlp fc + relu²", Gemm(n, f, c)))
+                    _mlpGemm.FcReluSquare(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream);
+            }
+            else
+            {
+                using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
+                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden.Pointer);
+                using (prof.Region("relu²", bytes: 4.0 * n * f))
+                    _relu.Forward(a.MlpHidden.Pointer, (long)n * f, a.S[i].Pointer, _stream);
+            }
             using (prof.Region("GEMM mlp proj (+residual)", Gemm(n, c, f)))
                 _linear.Forward(a.S[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
         }
@@ -200,13 +214,23 @@ public sealed class GpuGpt : IDisposable
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
-            using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
+            if (_mlpGemm is not null)
             {
-                _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
+                using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
+                    _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
+                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, a.DMlp.Pointer, _stream);
             }
-            using (prof.Region("relu² backward", bytes: 6.0 * n * f))
-                _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+            else
+            {
+                using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
+                {
+                    _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
+                }
+                using (prof.Region("relu² backward", bytes: 6.0 * n * f))
+                    _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+            }
             using (prof.Region("norm recompute", bytes: 4.0 * nc))
                 _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
             using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))

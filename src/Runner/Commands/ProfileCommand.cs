@@ -45,6 +45,10 @@ public static class ProfileCommand
         {
             Description = "Draw the tokens from a Zipf law (p ∝ 1/rank, like text) instead of uniformly: frequent tokens make the embedding gradients' scatter-adds collide",
         };
+        var cublasMlp = new Option<bool>("--cublas-mlp")
+        {
+            Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
+        };
         candidates.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 1)
@@ -52,14 +56,15 @@ public static class ProfileCommand
         });
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp,
         };
         command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive),
-            parse.GetValue(candidates), parse.GetValue(headChunk), parse.GetValue(zipf)));
+            parse.GetValue(candidates), parse.GetValue(headChunk), parse.GetValue(zipf), parse.GetValue(cublasMlp)));
         return command;
     }
 
-    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens)
+    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens,
+        bool cublasMlp)
     {
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
@@ -67,7 +72,7 @@ public static class ProfileCommand
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
         var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
         IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
-        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows);
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp);
         model.Parameters.InitialiseLikeSpec(42);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
@@ -83,7 +88,8 @@ public static class ProfileCommand
         }
         model.Upload(inputs, targets);
         Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
-            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}");
+            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
+            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}");
 
         using var start = new CudaEvent(device);
         using var mid = new CudaEvent(device);

@@ -354,6 +354,52 @@ public class KernelOpTests
         Numerics.AssertClose("scatter", dDtable.ToArray(), dtableRef, 1e-5, seed);
     }
 
+    [GpuTheory]
+    [InlineData(256, 128, 512)]
+    [InlineData(384, 64, 256)]
+    [InlineData(1024, 512, 2048)]
+    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden)
+    {
+        Assert.SkipUnless(MlpGemm.Supports(Device.Properties, n, width, hidden), "the fused MLP GEMMs need an sm_90 GPU");
+        int seed = n + 7 * width + 13 * hidden;
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * width);
+        var (wFcBits, wFc) = Numerics.RandomBf16(r, (long)hidden * width, 0.2);
+        var (gBits, g) = Numerics.RandomBf16(r, (long)n * width);
+        var (wProjBits, wProj) = Numerics.RandomBf16(r, (long)width * hidden, 0.2); // c_proj: out (width) × in (hidden)
+        var u = CpuOps.Linear(x, wFc, n, width, hidden);
+        var ds = CpuOps.LinearBackwardInput(g, wProj, n, hidden, width);
+
+        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
+        long count = (long)n * hidden, guard = 4096;
+        using var dX = Upload(xBits, "x");
+        using var dWFc = Upload(wFcBits, "W_fc");
+        using var dG = Upload(gBits, "g");
+        using var dWProj = Upload(wProjBits, "W_proj");
+        // One guard tile past each output: the TMA stores must write exactly the matrix.
+        using var dS = Poisoned<ushort>(count + guard, "s");
+        using var dDu = Poisoned<ushort>(count + guard, "du");
+        mlp.FcReluSquare(dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream);
+        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream);
+        Stream.Synchronize();
+        var s = dS.ToArray();
+        var du = dDu.ToArray();
+        Numerics.AssertClose("s", Bf16.ToFloat(s[..(int)count]), CpuOps.ReluSquare(u), 1e-2, seed);
+        Numerics.AssertClose("du", Bf16.ToFloat(du[..(int)count]), CpuOps.ReluSquareBackward(u, ds), 1e-2, seed);
+        Assert.All(s[(int)count..], v => Assert.Equal(0xFFFF, v));
+        Assert.All(du[(int)count..], v => Assert.Equal(0xFFFF, v));
+    }
+
+    [GpuFact]
+    public void Mlp_gemm_rejects_shapes_off_its_tiles()
+    {
+        Assert.SkipUnless(Device.Properties.ComputeMajor == 9, "the fused MLP GEMMs need an sm_90 GPU");
+        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
+        var e = Assert.Throws<ArgumentException>(() => mlp.FcReluSquare(0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
+        Assert.Contains("multiple of 128", e.Message);
+        Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
+    }
+
     [GpuFact]
     public void Relu_square_forward_and_backward_match_reference()
     {

@@ -1,0 +1,312 @@
+// mlp_gemm.cu: the MLP's two GEMMs whose other side is relu², with relu² in their epilogue (SPEC §5), so the activation
+// never makes a separate pass through memory.
+//
+// mlp_fc_relu_square:        s = relu(x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
+// mlp_proj_input_gradient:   du = (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
+//                                                     s [M, N] the forward's relu² output (relu(u) = sqrt(s)), du [M, N]
+// Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256, K of 64 (the host checks).
+//
+// Operands arrive through tensor maps (TMA, 128-byte swizzle), encoded by the host:
+//   map_x:   x or g,  box {64 (K), 128 (M)}
+//   map_w:   fc: W [N, K], box {64 (K), 256 (N)};  proj: W [K, N], box {64 (N), 64 (K)}
+//   map_s:   s (proj only), box {64 (N), 64 (M)}
+//   map_out: s or du, box {64 (N), 64 (M)}
+// Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, MLP_GEMM_SHARED
+// bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
+//
+// Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
+// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers). Stages of 64 columns of K flow through STAGES buffers,
+// each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
+// warpgroup's 64 × 256 half into its own swizzled shared tile and stores it with TMA; for the gradient, the producer loads
+// s into that tile first and the epilogue replaces it in place.
+#include "wgmma.cuh"
+
+#define GEMM_BM 128
+#define GEMM_BN 256
+#define GEMM_BK 64
+#define GEMM_STAGES 3
+#define GEMM_THREADS 384
+#define GEMM_A_BYTES (GEMM_BM * GEMM_BK * 2)
+#define GEMM_B_BYTES (GEMM_BN * GEMM_BK * 2)
+#define GEMM_STAGE_BYTES (GEMM_A_BYTES + GEMM_B_BYTES)
+#define GEMM_HALF_BYTES (64 * GEMM_BN * 2)
+#define GEMM_EPILOGUE_OFFSET (GEMM_STAGES * GEMM_STAGE_BYTES)
+#define GEMM_BARRIER_OFFSET (GEMM_EPILOGUE_OFFSET + 2 * GEMM_HALF_BYTES)
+// 1024 bytes of slack: the dynamic shared window is aligned up to the swizzle's 1024-byte period.
+#define MLP_GEMM_SHARED (GEMM_BARRIER_OFFSET + 16 * 8 + 1024)
+
+// The host's CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
+struct __align__(64) TensorMap
+{
+    unsigned long long raw[16];
+};
+
+__device__ __forceinline__ void mbarrier_init(unsigned barrier, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(barrier), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(unsigned barrier)
+{
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(barrier) : "memory");
+}
+
+// The producer's arrival, announcing the bytes the TMA copies will complete on this barrier.
+__device__ __forceinline__ void mbarrier_expect_bytes(unsigned barrier, unsigned bytes)
+{
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(barrier), "r"(bytes) : "memory");
+}
+
+// Waits for the phase of parity `parity` to complete. A fresh barrier counts the phase of parity 1 as complete, so a
+// producer's first wait on an "empty" barrier (parity phase ^ 1) passes at once.
+__device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity)
+{
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}\n" ::"r"(barrier), "r"(parity) : "memory");
+}
+
+// TMA: the box at (c0 innermost, c1) of the map's tensor into shared memory, completing on `barrier`.
+__device__ __forceinline__ void tma_load(unsigned destination, const TensorMap* map, int c0, int c1, unsigned barrier)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(destination), "l"(map), "r"(c0), "r"(c1), "r"(barrier) : "memory");
+}
+
+// TMA: shared memory into the box at (c0, c1); completion is tracked by bulk groups.
+__device__ __forceinline__ void tma_store(const TensorMap* map, unsigned source, int c0, int c1)
+{
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%2, %3}], [%1];\n"
+                 ::"l"(map), "r"(source), "r"(c0), "r"(c1) : "memory");
+}
+
+__device__ __forceinline__ void tma_store_commit()
+{
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+
+// Waits until this thread's committed stores have read their shared memory (the source may be rewritten).
+__device__ __forceinline__ void tma_store_wait_read()
+{
+    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+
+// Waits until this thread's committed stores are complete.
+__device__ __forceinline__ void tma_store_wait()
+{
+    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+
+// One 32-bit word (two bf16) of a warpgroup's 64 × 256 epilogue tile: four slabs of 64 columns, 128-byte swizzled.
+__device__ __forceinline__ unsigned* epilogue_word(unsigned char* half, int row, int col)
+{
+    return reinterpret_cast<unsigned*>(half) + (sw128(row, col, 64) >> 1);
+}
+
+__device__ __forceinline__ float2 unpack_bf16(unsigned v)
+{
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
+}
+
+// √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
+// path (a call, which also costs the accumulators their registers).
+__device__ __forceinline__ float fast_sqrt(float x)
+{
+    float y;
+    asm("sqrt.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// W_N_MAJOR: W is [K, N] (else [N, K]). GATE false: s = relu(acc)². GATE true: du = acc·2·sqrt(s), s loaded into the
+// epilogue tile.
+template <bool W_N_MAJOR, bool GATE>
+__device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
+                                         const TensorMap* map_out, int m, int n, int k)
+{
+    extern __shared__ unsigned char shared_raw[];
+    unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<size_t>(shared_raw) + 1023) & ~size_t(1023));
+    const unsigned base = shared_address(shared);
+    const unsigned bars = base + GEMM_BARRIER_OFFSET;
+    // full[s] at bars + 8s, empty[s] at bars + 8(STAGES + s), tile_full[w] and tile_empty[w] after them.
+    const unsigned full = bars, empty = bars + 8 * GEMM_STAGES;
+    const unsigned tile_full = bars + 16 * GEMM_STAGES, tile_empty = tile_full + 16;
+    const int warp = threadIdx.x >> 5;
+    if (threadIdx.x == 0)
+    {
+        for (int s = 0; s < GEMM_STAGES; s++)
+        {
+            mbarrier_init(full + 8 * s, 1);
+            mbarrier_init(empty + 8 * s, 8);
+        }
+        for (int w = 0; w < 2; w++)
+        {
+            mbarrier_init(tile_full + 8 * w, 1);
+            mbarrier_init(tile_empty + 8 * w, 1);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    const int n_tiles = n / GEMM_BN, tiles = (m / GEMM_BM) * n_tiles, k_blocks = k / GEMM_BK;
+    if (warp >= 8)
+    {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+        if (threadIdx.x != 256)
+            return;
+        asm volatile("prefetch.tensormap [%0];\n" ::"l"(map_x) : "memory");
+        asm volatile("prefetch.tensormap [%0];\n" ::"l"(map_w) : "memory");
+        int stage = 0;
+        unsigned phase = 0, tile_phase = 0;
+        for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
+        {
+            const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+            for (int kb = 0; kb < k_blocks; kb++)
+            {
+                mbarrier_wait(empty + 8 * stage, phase ^ 1);
+                const unsigned a = base + stage * GEMM_STAGE_BYTES, b = a + GEMM_A_BYTES, bar = full + 8 * stage;
+                mbarrier_expect_bytes(bar, GEMM_STAGE_BYTES);
+                tma_load(a, map_x, kb * GEMM_BK, m0, bar);
+                if (W_N_MAJOR)
+                {
+                    #pragma unroll
+                    for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                        tma_load(b + slab * 64 * GEMM_BK * 2, map_w, n0 + 64 * slab, kb * GEMM_BK, bar);
+                }
+                else
+                    tma_load(b, map_w, kb * GEMM_BK, n0, bar);
+                if (++stage == GEMM_STAGES)
+                {
+                    stage = 0;
+                    phase ^= 1;
+                }
+                // s for this tile's epilogue, once the stages ahead are queued (by then the last epilogue has begun).
+                if (GATE && kb == min(GEMM_STAGES - 1, k_blocks - 1))
+                {
+                    for (int w = 0; w < 2; w++)
+                    {
+                        mbarrier_wait(tile_empty + 8 * w, tile_phase ^ 1);
+                        mbarrier_expect_bytes(tile_full + 8 * w, GEMM_HALF_BYTES);
+                        const unsigned half = base + GEMM_EPILOGUE_OFFSET + w * GEMM_HALF_BYTES;
+                        #pragma unroll
+                        for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, tile_full + 8 * w);
+                    }
+                    tile_phase ^= 1;
+                }
+            }
+        }
+        return;
+    }
+
+    // Math warpgroup wg: rows 64·wg .. 64·wg + 63 of each tile.
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
+    const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
+    const int row = 16 * (warp & 3) + (lane >> 2), col = 2 * (lane & 3);
+    unsigned char* half = shared + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
+    const unsigned half_address = base + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
+    float acc[32][4];
+    int stage = 0;
+    unsigned phase = 0, tile_phase = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
+    {
+        const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+        int previous = 0;
+        for (int kb = 0; kb < k_blocks; kb++)
+        {
+            mbarrier_wait(full + 8 * stage, phase);
+            const unsigned a = base + stage * GEMM_STAGE_BYTES + wg * 64 * 128, b = base + stage * GEMM_STAGE_BYTES + GEMM_A_BYTES;
+            wgmma_fence();
+            #pragma unroll
+            for (int kk = 0; kk < GEMM_BK / 16; kk++)
+            {
+                const unsigned long long da = kmajor_descriptor(a, 64, kk);
+                const unsigned long long db = W_N_MAJOR ? mnmajor_descriptor(b, GEMM_BK, kk, 0) : kmajor_descriptor(b, GEMM_BN, kk);
+                wgmma_ss_n256<0, W_N_MAJOR ? 1 : 0>(acc, da, db, (kb | kk) != 0);
+            }
+            wgmma_commit();
+            // The products of the block before have finished reading their stage: hand it back.
+            wgmma_wait<1>();
+            if (kb > 0 && lane == 0)
+                mbarrier_arrive(empty + 8 * previous);
+            previous = stage;
+            if (++stage == GEMM_STAGES)
+            {
+                stage = 0;
+                phase ^= 1;
+            }
+        }
+        wgmma_wait<0>();
+        #pragma unroll
+        for (int j = 0; j < 32; j++)
+            asm volatile("" : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])::"memory");
+        if (lane == 0)
+            mbarrier_arrive(empty + 8 * previous);
+
+        if (GATE)
+        {
+            mbarrier_wait(tile_full + 8 * wg, tile_phase);
+            tile_phase ^= 1;
+        }
+        else
+        {
+            // The last tile's stores must have read the epilogue tile before it is rewritten.
+            if (tid == 0)
+                tma_store_wait_read();
+            named_barrier(1 + wg, 128);
+        }
+        #pragma unroll
+        for (int j = 0; j < GEMM_BN / 8; j++)
+        {
+            #pragma unroll
+            for (int h = 0; h < 2; h++)
+            {
+                unsigned* word = epilogue_word(half, row + 8 * h, 8 * j + col);
+                float v0 = acc[j][2 * h], v1 = acc[j][2 * h + 1];
+                if (GATE)
+                {
+                    const float2 s = unpack_bf16(*word);
+                    v0 *= 2.0f * fast_sqrt(s.x);
+                    v1 *= 2.0f * fast_sqrt(s.y);
+                }
+                else
+                {
+                    v0 = fmaxf(v0, 0.0f);
+                    v1 = fmaxf(v1, 0.0f);
+                    v0 *= v0;
+                    v1 *= v1;
+                }
+                *word = pack_bf16(v0, v1);
+            }
+        }
+        fence_async_shared();
+        named_barrier(1 + wg, 128);
+        if (tid == 0)
+        {
+            #pragma unroll
+            for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                tma_store(map_out, half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
+            tma_store_commit();
+            if (GATE)
+            {
+                tma_store_wait_read();
+                mbarrier_arrive(tile_empty + 8 * wg);
+            }
+        }
+    }
+    if (tid == 0)
+        tma_store_wait();
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
+                   const __grid_constant__ TensorMap map_out, int m, int n, int k)
+{
+    mlp_gemm<false, false>(&map_x, &map_w, nullptr, &map_out, m, n, k);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
+                        const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, int m, int n, int k)
+{
+    mlp_gemm<true, true>(&map_g, &map_w, &map_s, &map_out, m, n, k);
+}

@@ -1,0 +1,86 @@
+using AutoResearch.Native;
+
+namespace AutoResearch.Model.Gpu;
+
+/// <summary>
+/// Launcher for kernels/mlp_gemm.cu: the MLP's GEMMs with relu² in their epilogue (our wgmma + TMA kernels, sm_90). The
+/// forward's s = relu(x·W_fcᵀ)² and the backward's du = (g·W_proj) ⊙ 2·sqrt(s) each replace a cuBLAS GEMM plus an
+/// element-wise pass over the [N, 4C] activation (2 of the 3 passes' bytes saved). Shapes: tokens a multiple of
+/// <see cref="TileRows"/>, the hidden width of <see cref="TileColumns"/>, the model width of <see cref="KStep"/>
+/// (<see cref="Supports"/>); elsewhere the model keeps cuBLAS and kernels/relu_square.cu.
+/// </summary>
+public sealed class MlpGemm
+{
+    public const int TileRows = 128;
+    public const int TileColumns = 256;
+    public const int KStep = 64;
+    public const int Threads = 384;
+    private const int Stages = 3;
+
+    /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 16 mbarriers,
+    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel).</summary>
+    public const int SharedBytes = Stages * (TileRows + TileColumns) * KStep * 2 + 2 * 64 * TileColumns * 2 + 16 * 8 + 1024;
+
+    private readonly CudaKernel _fc;
+    private readonly CudaKernel _proj;
+    private readonly int _multiprocessors;
+
+    public MlpGemm(KernelCache kernels, DeviceProperties properties)
+    {
+        ArgumentNullException.ThrowIfNull(kernels);
+        ArgumentNullException.ThrowIfNull(properties);
+        var module = kernels.Load("mlp_gemm.cu");
+        _fc = module.GetKernel("mlp_fc_relu_square");
+        _proj = module.GetKernel("mlp_proj_input_gradient");
+        _fc.SetMaxDynamicSharedMemory(SharedBytes);
+        _proj.SetMaxDynamicSharedMemory(SharedBytes);
+        _multiprocessors = properties.MultiprocessorCount;
+    }
+
+    /// <summary>Whether the kernels run on this device (Hopper: wgmma and TMA) for this shape.</summary>
+    public static bool Supports(DeviceProperties properties, long tokens, int width, int hidden)
+        => properties.ComputeMajor == 9 && tokens > 0 && tokens % TileRows == 0 && hidden > 0 && hidden % TileColumns == 0
+           && width > 0 && width % KStep == 0 && tokens <= int.MaxValue;
+
+    /// <summary>s[n, hidden] = relu(x[n, width]·W[hidden, width]ᵀ)², bf16 in and out, fp32 accumulation.</summary>
+    public void FcReluSquare(ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream)
+    {
+        Check(n, width, hidden);
+        ReadOnlySpan<TensorMap> maps =
+        [
+            TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
+            TensorMap.Bf16Swizzled(w, hidden, width, TileColumns, KStep),
+            TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
+        ];
+        _fc.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, (int)n, hidden, width);
+    }
+
+    /// <summary>
+    /// du[n, hidden] = (g[n, width]·W[width, hidden]) ⊙ 2·sqrt(s[n, hidden]): the input gradient of c_proj (W stored out × in)
+    /// through relu², from the forward's s. du may not alias s or g.
+    /// </summary>
+    public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream)
+    {
+        Check(n, width, hidden);
+        ReadOnlySpan<TensorMap> maps =
+        [
+            TensorMap.Bf16Swizzled(g, n, width, TileRows, KStep),
+            TensorMap.Bf16Swizzled(w, width, hidden, 64, 64),
+            TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
+            TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
+        ];
+        _proj.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, (int)n, hidden, width);
+    }
+
+    private uint Grid(long n, int hidden) => (uint)Math.Min(n / TileRows * (hidden / TileColumns), _multiprocessors);
+
+    private static void Check(long n, int width, int hidden)
+    {
+        if (n <= 0 || n % TileRows != 0 || n > int.MaxValue)
+            throw new ArgumentException($"the fused MLP GEMM needs a token count that is a positive multiple of {TileRows}; got {n}.", nameof(n));
+        if (hidden <= 0 || hidden % TileColumns != 0)
+            throw new ArgumentException($"the fused MLP GEMM needs a hidden width that is a multiple of {TileColumns}; got {hidden}.", nameof(hidden));
+        if (width <= 0 || width % KStep != 0)
+            throw new ArgumentException($"the fused MLP GEMM needs a model width that is a multiple of {KStep}; got {width}.", nameof(width));
+    }
+}

@@ -9,16 +9,18 @@
 // Operands arrive through tensor maps (TMA, 128-byte swizzle), encoded by the host:
 //   map_x:   x or g,  box {64 (K), 128 (M)}
 //   map_w:   fc: W [N, K], box {64 (K), 256 (N)};  proj: W [K, N], box {64 (N), 64 (K)}
-//   map_s:   s (proj only), box {64 (N), 64 (M)}
+//   map_s:   s (gradient only), box {64 (N), 64 (M)}
 //   map_out: s or du, box {64 (N), 64 (M)}
 // Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, MLP_GEMM_SHARED
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
-// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers). Stages of 64 columns of K flow through STAGES buffers,
-// each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
-// warpgroup's 64 × 256 half into its own swizzled shared tile and stores it with TMA; for the gradient, the producer loads
-// s into that tile first and the epilogue replaces it in place.
+// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers).
+// Stages of 64 columns of K flow through GEMM_STAGES buffers, each with a "full" mbarrier (the TMA's byte count) and an
+// "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256 half into its own swizzled shared
+// tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
+// tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
+// ldmatrix and replaces it in place.
 #include "wgmma.cuh"
 
 #define GEMM_BM 128
@@ -97,12 +99,6 @@ __device__ __forceinline__ void tma_store_wait()
     asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
 
-// One 32-bit word (two bf16) of a warpgroup's 64 × 256 epilogue tile: four slabs of 64 columns, 128-byte swizzled.
-__device__ __forceinline__ unsigned* epilogue_word(unsigned char* half, int row, int col)
-{
-    return reinterpret_cast<unsigned*>(half) + (sw128(row, col, 64) >> 1);
-}
-
 __device__ __forceinline__ float2 unpack_bf16(unsigned v)
 {
     return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
@@ -179,8 +175,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                     stage = 0;
                     phase ^= 1;
                 }
-                // s for this tile's epilogue, once the stages ahead are queued (by then the last epilogue has begun).
-                if (GATE && kb == min(GEMM_STAGES - 1, k_blocks - 1))
+                // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue.
+                if (GATE && kb == k_blocks - 1)
                 {
                     for (int w = 0; w < 2; w++)
                     {
@@ -202,7 +198,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
     const int row = 16 * (warp & 3) + (lane >> 2), col = 2 * (lane & 3);
-    unsigned char* half = shared + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
     const unsigned half_address = base + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
     float acc[32][4];
     int stage = 0;
@@ -254,29 +249,39 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 tma_store_wait_read();
             named_barrier(1 + wg, 128);
         }
+        // Four 8 × 8 matrices at a time (columns 8j .. 8j + 15, rows r and r + 8 of the warp's 16): lane L addresses row
+        // L mod 8 of matrix L / 8, and holds the fragment words the accumulator layout gives it.
+        const int q = lane >> 3, q_row = 16 * (warp & 3) + 8 * (q & 1) + (lane & 7), q_col = 8 * (q >> 1);
         #pragma unroll
-        for (int j = 0; j < GEMM_BN / 8; j++)
+        for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
-            #pragma unroll
-            for (int h = 0; h < 2; h++)
+            const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
+            float v[8] = {acc[j][0], acc[j][1], acc[j][2], acc[j][3], acc[j + 1][0], acc[j + 1][1], acc[j + 1][2], acc[j + 1][3]};
+            if (GATE)
             {
-                unsigned* word = epilogue_word(half, row + 8 * h, 8 * j + col);
-                float v0 = acc[j][2 * h], v1 = acc[j][2 * h + 1];
-                if (GATE)
+                unsigned sw[4];
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(sw[0]), "=r"(sw[1]), "=r"(sw[2]), "=r"(sw[3]) : "r"(address) : "memory");
+                #pragma unroll
+                for (int i = 0; i < 4; i++)
                 {
-                    const float2 s = unpack_bf16(*word);
-                    v0 *= 2.0f * fast_sqrt(s.x);
-                    v1 *= 2.0f * fast_sqrt(s.y);
+                    const float2 sv = unpack_bf16(sw[i]);
+                    v[2 * i] *= 2.0f * fast_sqrt(sv.x);
+                    v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
                 }
-                else
-                {
-                    v0 = fmaxf(v0, 0.0f);
-                    v1 = fmaxf(v1, 0.0f);
-                    v0 *= v0;
-                    v1 *= v1;
-                }
-                *word = pack_bf16(v0, v1);
             }
+            else
+            {
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                {
+                    v[i] = fmaxf(v[i], 0.0f);
+                    v[i] *= v[i];
+                }
+            }
+            asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                         ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
+                           "r"(pack_bf16(v[6], v[7])) : "memory");
         }
         fence_async_shared();
         named_barrier(1 + wg, 128);

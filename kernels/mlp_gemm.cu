@@ -1,10 +1,13 @@
 // mlp_gemm.cu: the MLP's two GEMMs whose other side is relu², with relu² in their epilogue (SPEC §5), so the activation
 // never makes a separate pass through memory.
 //
-// mlp_fc_relu_square:        s = relu(x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
-// mlp_proj_input_gradient:   du = (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
-//                                                     s [M, N] the forward's relu² output (relu(u) = sqrt(s)), du [M, N]
-// Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256, K of 64 (the host checks).
+// mlp_fc_relu_square:        s = relu(r ⊙ x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
+// mlp_proj_input_gradient:   du = r ⊙ (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
+//                                                         s [M, N] the forward's relu² output (relu(u) = sqrt(s)), du [M, N]
+// r [M] fp32 scales the rows (null: 1). With r = the MLP norm's rstd and x the norm's input, the forward is relu²(norm(x)·Wᵀ)
+// without norm(x) in memory, and the gradient leaves rstd·du for a weight gradient against x and a norm backward that takes
+// its dy pre-scaled (rmsnorm.cu). Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256,
+// K of 64 (the host checks).
 //
 // Operands arrive through tensor maps (TMA, 128-byte swizzle), encoded by the host:
 //   map_x:   x or g,  box {64 (K), 128 (M)}
@@ -117,7 +120,7 @@ __device__ __forceinline__ float fast_sqrt(float x)
 // epilogue tile.
 template <bool W_N_MAJOR, bool GATE>
 __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
-                                         const TensorMap* map_out, int m, int n, int k)
+                                         const TensorMap* map_out, const float* __restrict__ row_scale, int m, int n, int k)
 {
     extern __shared__ unsigned char shared_raw[];
     unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<size_t>(shared_raw) + 1023) & ~size_t(1023));
@@ -205,6 +208,10 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
         const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+        // The row scales of this thread's accumulator rows (group and group + 8 of its warp's 16), read before the products.
+        const int scale_row = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
+        const float scale_lo = row_scale != nullptr ? row_scale[scale_row] : 1.0f;
+        const float scale_hi = row_scale != nullptr ? row_scale[scale_row + 8] : 1.0f;
         int previous = 0;
         for (int kb = 0; kb < k_blocks; kb++)
         {
@@ -256,7 +263,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
             const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
-            float v[8] = {acc[j][0], acc[j][1], acc[j][2], acc[j][3], acc[j + 1][0], acc[j + 1][1], acc[j + 1][2], acc[j + 1][3]};
+            float v[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
+                          acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
             if (GATE)
             {
                 unsigned sw[4];
@@ -304,14 +312,15 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
 
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                   const __grid_constant__ TensorMap map_out, int m, int n, int k)
+                   const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
-    mlp_gemm<false, false>(&map_x, &map_w, nullptr, &map_out, m, n, k);
+    mlp_gemm<false, false>(&map_x, &map_w, nullptr, &map_out, row_scale, m, n, k);
 }
 
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
-                        const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, int m, int n, int k)
+                        const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, const float* row_scale,
+                        int m, int n, int k)
 {
-    mlp_gemm<true, true>(&map_g, &map_w, &map_s, &map_out, m, n, k);
+    mlp_gemm<true, true>(&map_g, &map_w, &map_s, &map_out, row_scale, m, n, k);
 }

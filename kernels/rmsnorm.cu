@@ -2,13 +2,16 @@
 //
 //   norm(x) = x / sqrt(mean(x²) + eps), eps = fp32 epsilon, over rows of c features; math in fp32, outputs rounded to bf16.
 //
-// rmsnorm_forward:               y = norm(x); rstd[i] = 1/sqrt(mean(x_i²) + eps)           x, y [n, c] bf16; rstd [n] fp32 (kept for backward)
+// rmsnorm_forward:               y = norm(x); rstd[i] = 1/sqrt(mean(x_i²) + eps)           x, y [n, c] bf16; rstd [n] fp32 (kept for backward);
+//                                y may be null: rstd only (a GEMM that scales its rows by rstd reads x itself)
 // residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
 // rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)
 // rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0), plus dy_add [n, c] fp32 when not null
 //                                (two gradients summed on the way in; dy_add may be dx); dx [n, c] fp32, written or accumulated (accumulate != 0);
-//                                dx_bf16 [n, c] bf16 gets a bf16 copy of the new dx when not 0 (the next GEMMs read it)
+//                                dx_bf16 [n, c] bf16 gets a bf16 copy of the new dx when not 0 (the next GEMMs read it);
+//                                with dy_scaled != 0, dy arrives multiplied by rstd (dy' = rstd·dy, from a GEMM that applied
+//                                the norm as a row scale): dx (+)= dy' − rstd²·x·mean(dy'·x)
 // residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
 //                                dx_bf16 gets a bf16 copy of dx when not 0
@@ -53,7 +56,8 @@ extern "C" __global__ void rmsnorm_forward(const bf16* __restrict__ x, bf16* __r
             sum += v[i] * v[i];
     }
     const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
-    scale_row(xr, r, y + (long)row * c, c, lane);
+    if (y != nullptr)
+        scale_row(xr, r, y + (long)row * c, c, lane);
     if (lane == 0)
         rstd[row] = r;
 }
@@ -155,7 +159,7 @@ __device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, con
 
 // dy_add may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
-    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add)
+    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -163,10 +167,12 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
         return;
     const long base = (long)row * c;
     const float r = rstd[row];
+    // a: the factor dy still needs (r, or 1 when it arrives scaled); mean_dot = mean(dy·x̂) either way.
+    const float a = dy_scaled ? 1.0f : r;
     if (c <= 32 * NORM_CHUNKS * 8)
     {
         float xv[NORM_CHUNKS][8], gv[NORM_CHUNKS][8];
-        const float mean_dot = load_row_dot(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * r / c; // mean of dy·x̂
+        const float mean_dot = load_row_dot(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * a / c;
         #pragma unroll
         for (int k = 0; k < NORM_CHUNKS; k++)
         {
@@ -179,7 +185,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
                 {
-                    const float g = r * (gv[k][i] - xv[k][i] * r * mean_dot);
+                    const float g = a * gv[k][i] - r * r * xv[k][i] * mean_dot;
                     out[i] = accumulate ? out[i] + g : g;
                 }
                 store8f(dx + base + j, out);
@@ -197,7 +203,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
         load8_dy(dy, dy_add, base + j, dy_bf16, g);
         #pragma unroll
         for (int i = 0; i < 8; i++)
-            dot += g[i] * v[i] * r;
+            dot += g[i] * v[i] * a;
     }
     const float mean_dot = warp_sum(dot) / c;
     for (int j = lane * 8; j < c; j += 256)
@@ -210,7 +216,7 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
         #pragma unroll
         for (int i = 0; i < 8; i++)
         {
-            const float d = r * (g[i] - v[i] * r * mean_dot);
+            const float d = a * g[i] - r * r * v[i] * mean_dot;
             out[i] = accumulate ? out[i] + d : d;
         }
         store8f(dx + base + j, out);

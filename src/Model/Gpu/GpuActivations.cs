@@ -7,8 +7,9 @@ namespace AutoResearch.Model.Gpu;
 /// forward keeps for the backward (per layer), the chunked head's scratch, and the backward's scratch. N = B·T tokens.
 /// Kept per layer (bf16 unless noted): the layer output x, the mixed input m, q, k, v, the attention output o,
 /// x_mid = m + attention, the MLP activation s = relu²(u) [N, 4C] (its derivative is 2·sqrt(s), so u is not kept); fp32 rstd
-/// and lse vectors. The normed inputs h1 = norm(m) and h2 = norm(x_mid) are recomputed from the kept rstd in the backward
-/// instead of stored (one scratch buffer).
+/// and lse vectors. The normed input h1 = norm(m) is recomputed from the kept rstd in the backward instead of stored (one
+/// scratch buffer); so is h2 = norm(x_mid) on the cuBLAS MLP path, while with <see cref="MlpGemm"/> h2 never exists (its GEMMs
+/// scale rows by rstd).
 /// </summary>
 public sealed class GpuActivations : IDisposable
 {

@@ -145,15 +145,18 @@ public sealed class GpuGpt : IDisposable
                 _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
             using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
-            using (prof.Region("rmsnorm", bytes: 4.0 * nc))
-                _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
             if (_mlpGemm is not null)
             {
-                using (prof.Region("GEMM mlp fc + relu²", Gemm(n, f, c)))
-                    _mlpGemm.FcReluSquare(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream);
+                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (relu²(rstd ⊙ x_mid·W_fcᵀ)).
+                using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
+                    _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
+                using (prof.Region("GEMM mlp fc + norm + relu²", Gemm(n, f, c)))
+                    _mlpGemm.FcReluSquare(a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer);
             }
             else
             {
+                using (prof.Region("rmsnorm", bytes: 4.0 * nc))
+                    _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
                 using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
                     _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden.Pointer);
                 using (prof.Region("relu²", bytes: 4.0 * n * f))
@@ -218,8 +221,23 @@ public sealed class GpuGpt : IDisposable
             {
                 using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
                     _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                // DMlp = rstd ⊙ du: then dW_fc += DMlpᵀ·x_mid (= duᵀ·h2) and dh2' = DMlp·W_fc = rstd·dh2, which the norm
+                // backward takes pre-scaled. h2 is never recomputed.
                 using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
-                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, a.DMlp.Pointer, _stream);
+                {
+                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, a.DMlp.Pointer, _stream,
+                        a.Rstd2[i].Pointer);
+                }
+                using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
+                {
+                    _linear.BackwardWeight(a.DMlp.Pointer, a.XMid[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                    _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
+                }
+                using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+                {
+                    _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer,
+                        ElementType.Bf16, dyScaledByRstd: true);
+                }
             }
             else
             {
@@ -230,17 +248,17 @@ public sealed class GpuGpt : IDisposable
                 }
                 using (prof.Region("relu² backward", bytes: 6.0 * n * f))
                     _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+                using (prof.Region("norm recompute", bytes: 4.0 * nc))
+                    _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
+                using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
+                {
+                    _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                    // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
+                    _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
+                }
+                using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+                    _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer, ElementType.Bf16);
             }
-            using (prof.Region("norm recompute", bytes: 4.0 * nc))
-                _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
-            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
-            {
-                _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-                // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
-                _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
-            }
-            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer, ElementType.Bf16);
 
             // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
             using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))

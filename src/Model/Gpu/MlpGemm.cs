@@ -42,8 +42,11 @@ public sealed class MlpGemm
         => properties.ComputeMajor == 9 && tokens > 0 && tokens % TileRows == 0 && hidden > 0 && hidden % TileColumns == 0
            && width > 0 && width % KStep == 0 && tokens <= int.MaxValue;
 
-    /// <summary>s[n, hidden] = relu(x[n, width]·W[hidden, width]ᵀ)², bf16 in and out, fp32 accumulation.</summary>
-    public void FcReluSquare(ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream)
+    /// <summary>
+    /// s[n, hidden] = relu(r ⊙ x[n, width]·W[hidden, width]ᵀ)², bf16 in and out, fp32 accumulation; r = <paramref name="rowScale"/>
+    /// [n] fp32, or 1 when 0. With x the MLP norm's input and r its rstd this is relu²(norm(x)·Wᵀ).
+    /// </summary>
+    public void FcReluSquare(ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream, ulong rowScale = 0)
     {
         Check(n, width, hidden);
         ReadOnlySpan<TensorMap> maps =
@@ -52,14 +55,15 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(w, hidden, width, TileColumns, KStep),
             TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
         ];
-        _fc.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, (int)n, hidden, width);
+        _fc.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
     }
 
     /// <summary>
-    /// du[n, hidden] = (g[n, width]·W[width, hidden]) ⊙ 2·sqrt(s[n, hidden]): the input gradient of c_proj (W stored out × in)
-    /// through relu², from the forward's s. du may not alias s or g.
+    /// du[n, hidden] = r ⊙ (g[n, width]·W[width, hidden]) ⊙ 2·sqrt(s[n, hidden]): the input gradient of c_proj (W stored out × in)
+    /// through relu², from the forward's s, rows scaled by r = <paramref name="rowScale"/> [n] fp32 (1 when 0). du may not alias
+    /// s or g.
     /// </summary>
-    public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream)
+    public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream, ulong rowScale = 0)
     {
         Check(n, width, hidden);
         ReadOnlySpan<TensorMap> maps =
@@ -69,7 +73,7 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
             TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
         ];
-        _proj.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, (int)n, hidden, width);
+        _proj.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
     }
 
     private uint Grid(long n, int hidden) => (uint)Math.Min(n / TileRows * (hidden / TileColumns), _multiprocessors);

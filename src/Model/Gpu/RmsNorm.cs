@@ -27,7 +27,8 @@ public sealed class RmsNorm
         _normMixBackward = module.GetKernel("rmsnorm_mix_backward");
     }
 
-    /// <summary>y = norm(x), rstd kept for backward.</summary>
+    /// <summary>y = norm(x), rstd kept for backward. With y = 0 only rstd is written (for a GEMM that applies the norm as a row
+    /// scale and reads x itself).</summary>
     public void Forward(ulong x /* [n, c] bf16 */, int n, int c, ulong y /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, CudaStream stream)
     {
         CheckWidth(c);
@@ -52,12 +53,15 @@ public sealed class RmsNorm
     /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx. dy is fp32,
     /// or bf16 with <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast).</summary>
     /// <param name="dyAdd">When not 0, a second fp32 gradient [n, c] added to dy on the way in (it may be dx itself).</param>
+    /// <param name="dyScaledByRstd">dy arrives as rstd·dy (the gradient of a GEMM that applied the norm as a row scale, e.g.
+    /// <see cref="MlpGemm"/>'s): dx (+)= dy' − rstd²·x·mean(dy'·x), the same dx.</param>
     public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] fp32 */,
-        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32, ulong dyAdd = 0)
+        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32, ulong dyAdd = 0,
+        bool dyScaledByRstd = false)
     {
         CheckWidth(c);
         _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
-            dyType == ElementType.Bf16 ? 1 : 0, dyAdd);
+            dyType == ElementType.Bf16 ? 1 : 0, dyAdd, dyScaledByRstd ? 1 : 0);
     }
 
     /// <summary>

@@ -99,6 +99,32 @@ public class KernelOpTests
     }
 
     [GpuTheory]
+    [InlineData(1001, 512)]
+    [InlineData(7, 1040)]
+    public void RmsNorm_takes_a_gradient_prescaled_by_rstd_and_writes_rstd_alone(int n, int c)
+    {
+        int seed = n * 11 + c;
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c, 3);
+        var dy = Numerics.RandomUniform(r, (long)n * c);
+        var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, dy.Select(v => (double)v).ToArray(), n, c);
+        // What a GEMM that applied the norm as a row scale hands back: rstd·dy.
+        var scaled = dy.Select((v, i) => (float)(v * rstdRef[i / c])).ToArray();
+
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dX = Upload(xBits, "x");
+        using var dRstd = Poisoned<float>(n, "rstd");
+        using var dDy = Upload(scaled, "rstd·dy");
+        using var dDx = Poisoned<float>((long)n * c, "dx");
+        norm.Forward(dX.Pointer, n, c, 0, dRstd.Pointer, Stream);
+        norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dyScaledByRstd: true);
+        Stream.Synchronize();
+        Numerics.AssertClose("rstd", dRstd.ToArray(), rstdRef, 1e-5, seed);
+        Numerics.AssertClose("dx", dDx.ToArray(), dxRef, 1e-4, seed);
+    }
+
+    [GpuTheory]
     [InlineData(777, 512)]
     [InlineData(5, 1040)]
     public void RmsNorm_backward_adds_a_second_gradient_read_from_its_output(int n, int c)
@@ -355,10 +381,11 @@ public class KernelOpTests
     }
 
     [GpuTheory]
-    [InlineData(256, 128, 512)]
-    [InlineData(384, 64, 256)]
-    [InlineData(1024, 512, 2048)]
-    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden)
+    [InlineData(256, 128, 512, false)]
+    [InlineData(384, 64, 256, true)]
+    [InlineData(1024, 512, 2048, false)]
+    [InlineData(1024, 512, 2048, true)]
+    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden, bool rowScaled)
     {
         Assert.SkipUnless(MlpGemm.Supports(Device.Properties, n, width, hidden), "the fused MLP GEMMs need an sm_90 GPU");
         int seed = n + 7 * width + 13 * hidden;
@@ -367,8 +394,12 @@ public class KernelOpTests
         var (wFcBits, wFc) = Numerics.RandomBf16(r, (long)hidden * width, 0.2);
         var (gBits, g) = Numerics.RandomBf16(r, (long)n * width);
         var (wProjBits, wProj) = Numerics.RandomBf16(r, (long)width * hidden, 0.2); // c_proj: out (width) × in (hidden)
-        var u = CpuOps.Linear(x, wFc, n, width, hidden);
+        // Row scales like an rstd (0.5 .. 2), or none.
+        var scale = Enumerable.Range(0, n).Select(_ => (float)(0.5 + 1.5 * r.NextDouble())).ToArray();
+        double Scale(long i) => rowScaled ? scale[i / hidden] : 1.0;
+        var u = CpuOps.Linear(x, wFc, n, width, hidden).Select((v, i) => v * Scale(i)).ToArray();
         var ds = CpuOps.LinearBackwardInput(g, wProj, n, hidden, width);
+        var duRef = CpuOps.ReluSquareBackward(u, ds).Select((v, i) => v * Scale(i)).ToArray();
 
         var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
         long count = (long)n * hidden, guard = 4096;
@@ -379,13 +410,15 @@ public class KernelOpTests
         // One guard tile past each output: the TMA stores must write exactly the matrix.
         using var dS = Poisoned<ushort>(count + guard, "s");
         using var dDu = Poisoned<ushort>(count + guard, "du");
-        mlp.FcReluSquare(dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream);
-        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream);
+        using var dScale = Upload(scale, "row scale");
+        ulong rowScale = rowScaled ? dScale.Pointer : 0;
+        mlp.FcReluSquare(dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
+        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream, rowScale);
         Stream.Synchronize();
         var s = dS.ToArray();
         var du = dDu.ToArray();
         Numerics.AssertClose("s", Bf16.ToFloat(s[..(int)count]), CpuOps.ReluSquare(u), 1e-2, seed);
-        Numerics.AssertClose("du", Bf16.ToFloat(du[..(int)count]), CpuOps.ReluSquareBackward(u, ds), 1e-2, seed);
+        Numerics.AssertClose("du", Bf16.ToFloat(du[..(int)count]), duRef, 1e-2, seed);
         Assert.All(s[(int)count..], v => Assert.Equal(0xFFFF, v));
         Assert.All(du[(int)count..], v => Assert.Equal(0xFFFF, v));
     }

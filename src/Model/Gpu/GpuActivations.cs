@@ -9,14 +9,15 @@ namespace AutoResearch.Model.Gpu;
 /// x_mid = m + attention, the MLP activation s = relu²(u) [N, 4C] (its derivative is 2·sqrt(s), so u is not kept); fp32 rstd
 /// and lse vectors. The normed input h1 = norm(m) is recomputed from the kept rstd in the backward instead of stored (one
 /// scratch buffer); so is h2 = norm(x_mid) on the cuBLAS MLP path, while with <see cref="MlpGemm"/> h2 never exists (its GEMMs
-/// scale rows by rstd).
+/// scale rows by rstd). With <see cref="MlpGemm"/> the MLP's hidden gradient also replaces s in place, so the [N, 4C] scratch
+/// the cuBLAS path needs is spent instead on keeping h1 of the first 4C/C = 4 layers (<see cref="H1"/>; no recompute there).
 /// </summary>
 public sealed class GpuActivations : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
     private readonly int _width;
 
-    public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes)
+    public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp = false)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(shape);
@@ -50,6 +51,8 @@ public sealed class GpuActivations : IDisposable
         XMid = new DeviceBuffer<ushort>[shape.Depth];
         Rstd2 = new DeviceBuffer<float>[shape.Depth];
         S = new DeviceBuffer<ushort>[shape.Depth];
+        H1 = new DeviceBuffer<ushort>?[shape.Depth];
+        int keptH1 = fusedMlp ? (int)Math.Min(shape.Depth, f / c) : 0;
         for (int i = 0; i < shape.Depth; i++)
         {
             X[i + 1] = A<ushort>(n * c, $"layer {i} output");
@@ -65,7 +68,8 @@ public sealed class GpuActivations : IDisposable
             Lse[i] = A<float>(n * h, $"layer {i} attention log-sum-exp");
             XMid[i] = A<ushort>(n * c, $"layer {i} residual after attention");
             Rstd2[i] = A<float>(n, $"layer {i} MLP norm rstd");
-            S[i] = A<ushort>(n * f, $"layer {i} MLP activation relu²");
+            S[i] = A<ushort>(n * f, $"layer {i} MLP activation relu²" + (fusedMlp ? " (its gradient in the backward)" : ""));
+            H1[i] = i < keptH1 ? A<ushort>(n * c, $"layer {i} attention norm output h1") : null;
         }
         HFinal = A<ushort>(n * c, "final norm");
         RstdFinal = A<float>(n, "final norm rstd");
@@ -78,8 +82,9 @@ public sealed class GpuActivations : IDisposable
         DH = A<float>(n * c, "normed-input gradient");
 
         Normed = A<ushort>(n * c, "normed input (h1/h2, recomputed)");
-        // The forward's MLP pre-activation and the backward's MLP hidden gradient are never live together: one buffer.
-        MlpHidden = A<ushort>(n * f, "MLP pre-activation / hidden gradient (scratch)");
+        // The forward's MLP pre-activation and the backward's MLP hidden gradient are never live together: one buffer (the
+        // cuBLAS MLP path only).
+        MlpHidden = fusedMlp ? null : A<ushort>(n * f, "MLP pre-activation / hidden gradient (scratch)");
         DMlp = MlpHidden;
         DQKV = A<ushort>(3 * n * c, "dq | dk | dv");
         _width = (int)c;
@@ -112,6 +117,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>[] XMid { get; }
     public DeviceBuffer<float>[] Rstd2 { get; }
     public DeviceBuffer<ushort>[] S { get; }
+    /// <summary>Layers whose h1 = norm(m) is kept from the forward (not null), the others recompute it into <see cref="Normed"/>.</summary>
+    public DeviceBuffer<ushort>?[] H1 { get; }
     public DeviceBuffer<ushort> HFinal { get; }
     public DeviceBuffer<float> RstdFinal { get; }
     public DeviceBuffer<ushort> Logits { get; }
@@ -121,9 +128,10 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<float> G { get; }
     public DeviceBuffer<ushort> GBf16 { get; }
     public DeviceBuffer<float> DH { get; }
-    public DeviceBuffer<ushort> DMlp { get; }
+    /// <summary>The MLP hidden gradient and pre-activation scratch of the cuBLAS MLP path; null with <see cref="MlpGemm"/>.</summary>
+    public DeviceBuffer<ushort>? DMlp { get; }
     public DeviceBuffer<ushort> Normed { get; }
-    public DeviceBuffer<ushort> MlpHidden { get; }
+    public DeviceBuffer<ushort>? MlpHidden { get; }
     /// <summary>
     /// [B·T, 3·C] bf16: each token's row holds dq, dk, dv side by side (rows <see cref="DQKVRowStride"/> elements apart), so the
     /// backward of the three projections is one weight-gradient GEMM and one input-gradient GEMM over K = 3·C.

@@ -58,7 +58,8 @@ public sealed class GpuGpt : IDisposable
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
-        Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads));
+        Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads),
+            fusedMlp: _mlpGemm is not null);
         _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
         _profiler = new StreamProfiler(device, stream);
@@ -117,22 +118,23 @@ public sealed class GpuGpt : IDisposable
         }
         for (int i = 0; i < Shape.Depth; i++)
         {
+            ulong h1 = a.H1[i]?.Pointer ?? a.Normed.Pointer;
             using (prof.Region("residual mix + norm", bytes: 8.0 * nc))
             {
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
-                    a.M[i].Pointer, a.Normed.Pointer, a.Rstd1[i].Pointer, _stream);
+                    a.M[i].Pointer, h1, a.Rstd1[i].Pointer, _stream);
             }
             using (prof.Region("GEMM q k v", Gemm(n, c, c) * 3))
             {
-                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
-                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
+                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
             {
                 using (prof.Region("value gate", bytes: 6.0 * nc))
                 {
-                    _gate.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
+                    _gate.Forward(h1, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
                         n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
                 }
             }
@@ -158,7 +160,7 @@ public sealed class GpuGpt : IDisposable
                 using (prof.Region("rmsnorm", bytes: 4.0 * nc))
                     _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
                 using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
-                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden.Pointer);
+                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden!.Pointer);
                 using (prof.Region("relu²", bytes: 4.0 * n * f))
                     _relu.Forward(a.MlpHidden.Pointer, (long)n * f, a.S[i].Pointer, _stream);
             }
@@ -221,17 +223,16 @@ public sealed class GpuGpt : IDisposable
             {
                 using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
                     _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-                // DMlp = rstd ⊙ du: then dW_fc += DMlpᵀ·x_mid (= duᵀ·h2) and dh2' = DMlp·W_fc = rstd·dh2, which the norm
-                // backward takes pre-scaled. h2 is never recomputed.
+                // du = rstd ⊙ (dL/du) replaces s in place (s is not needed after the weight gradient above). Then
+                // dW_fc += duᵀ·x_mid (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm backward takes pre-scaled:
+                // h2 is never recomputed.
+                ulong du = a.S[i].Pointer;
                 using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
-                {
-                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, a.DMlp.Pointer, _stream,
-                        a.Rstd2[i].Pointer);
-                }
+                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, du, _stream, a.Rstd2[i].Pointer);
                 using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
                 {
-                    _linear.BackwardWeight(a.DMlp.Pointer, a.XMid[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-                    _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
+                    _linear.BackwardWeight(du, a.XMid[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                    _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
                 }
                 using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
                 {
@@ -244,7 +245,7 @@ public sealed class GpuGpt : IDisposable
                 using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
                 {
                     _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp.Pointer, ElementType.Bf16, accumulate: false);
+                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp!.Pointer, ElementType.Bf16, accumulate: false);
                 }
                 using (prof.Region("relu² backward", bytes: 6.0 * n * f))
                     _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
@@ -278,20 +279,24 @@ public sealed class GpuGpt : IDisposable
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
             }
-            using (prof.Region("norm recompute", bytes: 4.0 * nc))
-                _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, a.Normed.Pointer, _stream);
+            ulong h1 = a.H1[i]?.Pointer ?? a.Normed.Pointer;
+            if (a.H1[i] is null)
+            {
+                using (prof.Region("norm recompute", bytes: 4.0 * nc))
+                    _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, h1, _stream);
+            }
             using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
             {
                 // c_q, c_k, c_v are adjacent C × C tensors (checked at construction): one [3C, C] weight, like dq | dk | dv one
                 // [N, 3C] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
-                _linear.BackwardWeight(a.DQKV.Pointer, a.Normed.Pointer, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardWeight(a.DQKV.Pointer, h1, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q")));
                 _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, 3 * c, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
             {
                 using (prof.Region("value gate backward", bytes: 8.0 * nc))
                 {
-                    _gate.Backward(a.Gate[i]!.Pointer, a.DV, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), a.Normed.Pointer,
+                    _gate.Backward(a.Gate[i]!.Pointer, a.DV, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), h1,
                         p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
                         a.DH.Pointer, _stream, a.DQKVRowStride);
                 }

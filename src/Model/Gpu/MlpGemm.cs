@@ -60,8 +60,8 @@ public sealed class MlpGemm
 
     /// <summary>
     /// du[n, hidden] = r ⊙ (g[n, width]·W[width, hidden]) ⊙ 2·sqrt(s[n, hidden]): the input gradient of c_proj (W stored out × in)
-    /// through relu², from the forward's s, rows scaled by r = <paramref name="rowScale"/> [n] fp32 (1 when 0). du may not alias
-    /// s or g.
+    /// through relu², from the forward's s, rows scaled by r = <paramref name="rowScale"/> [n] fp32 (1 when 0). du may be s
+    /// itself (each tile's s is in shared memory before its du is stored); it may not alias g.
     /// </summary>
     public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream, ulong rowScale = 0)
     {

@@ -421,6 +421,11 @@ public class KernelOpTests
         Numerics.AssertClose("du", Bf16.ToFloat(du[..(int)count]), duRef, 1e-2, seed);
         Assert.All(s[(int)count..], v => Assert.Equal(0xFFFF, v));
         Assert.All(du[(int)count..], v => Assert.Equal(0xFFFF, v));
+
+        // In place, as the model runs it: du replaces s.
+        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
+        Stream.Synchronize();
+        Assert.Equal(du, dS.ToArray());
     }
 
     [GpuFact]

@@ -18,11 +18,20 @@
 // rmsnorm_mix_backward:          the two above in one pass for a layer's first norm (m = the mix, h = norm(m)): from
 //                                dy = dL/dh and g = the gradient reaching m along the residual path, gt = g + rmsnorm
 //                                backward(m, dy); then dx = rl·gt into g, dx0 += xl·gt, the lambdas' gradients, the bf16
-//                                copy; c a multiple of 8 and at most 1024 (each lane keeps its features in registers)
+//                                copy; c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
+//                                m may be null: the kernel recomputes it from x and x0 (residual_mix, bit for bit the
+//                                forward's), so the model need not keep m.
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 //         rmsnorm_mix_backward: any 1-D grid of 256-thread blocks; each warp takes rows warp, warp + 8·gridDim.x, ...
 #include "common.cuh"
+
+// The residual mix of one element, m = bf16(rl·x + xl·x0) as a float: one rounding order, so that a backward recomputing m
+// gets the forward's m bit for bit.
+__device__ __forceinline__ float residual_mix(float rl, float x, float xl, float x0)
+{
+    return __bfloat162float(__float2bfloat16_rn(__fmaf_rn(rl, x, __fmul_rn(xl, x0))));
+}
 
 // y = x·r for one row of c features, by one warp (16-byte accesses).
 __device__ __forceinline__ void scale_row(const bf16* x, float r, bf16* y, int c, int lane)
@@ -82,7 +91,7 @@ extern "C" __global__ void residual_mix_rmsnorm_forward(const bf16* __restrict__
         for (int i = 0; i < 8; i++)
         {
             // The residual stream is bf16 (SPEC §5): round the mix before normalising it.
-            a[i] = __bfloat162float(__float2bfloat16_rn(rl * a[i] + xl * b[i]));
+            a[i] = residual_mix(rl, a[i], xl, b[i]);
             sum += a[i] * a[i];
         }
         store8(m + base + j, a);
@@ -266,7 +275,33 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         const long base = (long)row * c;
         const float r = rstd[row];
         float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
-        const float mean_dot = load_row_dot(m, dy, nullptr, 0, base, c, lane, mv, dv) * r / c; // mean of dy·m̂
+        float dot;
+        if (m != nullptr)
+            dot = load_row_dot(m, dy, nullptr, 0, base, c, lane, mv, dv);
+        else
+        {
+            dot = 0.0f;
+            #pragma unroll
+            for (int k = 0; k < NORM_CHUNKS; k++)
+            {
+                const int j = (lane + 32 * k) * 8;
+                if (j < c)
+                {
+                    float xv[8], x0v[8];
+                    load8(x + base + j, xv);
+                    load8(x0 + base + j, x0v);
+                    load8f(dy + base + j, dv[k]);
+                    #pragma unroll
+                    for (int i = 0; i < 8; i++)
+                    {
+                        mv[k][i] = residual_mix(rl, xv[i], xl, x0v[i]);
+                        dot += dv[k][i] * mv[k][i];
+                    }
+                }
+            }
+            dot = warp_sum(dot);
+        }
+        const float mean_dot = dot * r / c; // mean of dy·m̂
         #pragma unroll
         for (int k = 0; k < NORM_CHUNKS; k++)
         {

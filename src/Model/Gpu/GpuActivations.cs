@@ -9,8 +9,10 @@ namespace AutoResearch.Model.Gpu;
 /// x_mid = m + attention, the MLP activation s = relu²(u) [N, 4C] (its derivative is 2·sqrt(s), so u is not kept); fp32 rstd
 /// and lse vectors. The normed input h1 = norm(m) is recomputed from the kept rstd in the backward instead of stored (one
 /// scratch buffer); so is h2 = norm(x_mid) on the cuBLAS MLP path, while with <see cref="MlpGemm"/> h2 never exists (its GEMMs
-/// scale rows by rstd). With <see cref="MlpGemm"/> the MLP's hidden gradient also replaces s in place, so the [N, 4C] scratch
-/// the cuBLAS path needs is spent instead on keeping h1 of the first 4C/C = 4 layers (<see cref="H1"/>; no recompute there).
+/// scale rows by rstd). With <see cref="MlpGemm"/> the MLP's hidden gradient also replaces s in place (no [N, 4C] scratch),
+/// and m is not kept either (<see cref="MixKept"/> false: the norm-and-mix backward recomputes it from x and x0): that memory
+/// keeps h1 of every layer instead (<see cref="H1"/>), so nothing is recomputed. Rows wider than
+/// <see cref="RmsNorm.FusedBackwardMaxWidth"/> keep m and h1 of the first 4C/C = 4 layers.
 /// </summary>
 public sealed class GpuActivations : IDisposable
 {
@@ -52,11 +54,13 @@ public sealed class GpuActivations : IDisposable
         Rstd2 = new DeviceBuffer<float>[shape.Depth];
         S = new DeviceBuffer<ushort>[shape.Depth];
         H1 = new DeviceBuffer<ushort>?[shape.Depth];
-        int keptH1 = fusedMlp ? (int)Math.Min(shape.Depth, f / c) : 0;
+        MixKept = !(fusedMlp && c <= RmsNorm.FusedBackwardMaxWidth);
+        int keptH1 = !fusedMlp ? 0 : MixKept ? (int)Math.Min(shape.Depth, f / c) : shape.Depth;
+        var mixScratch = MixKept ? null : A<ushort>(n * c, "mixed input m (scratch: recomputed in the backward)");
         for (int i = 0; i < shape.Depth; i++)
         {
             X[i + 1] = A<ushort>(n * c, $"layer {i} output");
-            M[i] = A<ushort>(n * c, $"layer {i} mixed input");
+            M[i] = mixScratch ?? A<ushort>(n * c, $"layer {i} mixed input");
             Rstd1[i] = A<float>(n, $"layer {i} attention norm rstd");
             Q[i] = A<ushort>(n * c, $"layer {i} q");
             K[i] = A<ushort>(n * c, $"layer {i} k");
@@ -117,6 +121,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>[] XMid { get; }
     public DeviceBuffer<float>[] Rstd2 { get; }
     public DeviceBuffer<ushort>[] S { get; }
+    /// <summary>Whether each layer's mixed input m is kept for the backward (else all of <see cref="M"/> is one scratch buffer).</summary>
+    public bool MixKept { get; }
     /// <summary>Layers whose h1 = norm(m) is kept from the forward (not null), the others recompute it into <see cref="Normed"/>.</summary>
     public DeviceBuffer<ushort>?[] H1 { get; }
     public DeviceBuffer<ushort> HFinal { get; }

@@ -303,9 +303,10 @@ public sealed class GpuGpt : IDisposable
             }
             // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards; its bf16 copy feeds the
             // previous layer's MLP GEMMs.
-            using (prof.Region("rmsnorm + residual mix backward", bytes: (i > 0 ? 28.0 : 26.0) * nc))
+            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 28.0 : 26.0) - (a.MixKept ? 0 : 2)) * nc))
             {
-                _norm.NormMixBackward(a.M[i].Pointer, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
+                // Without a kept m the kernel recomputes it from x and x0, which it reads anyway.
+                _norm.NormMixBackward(a.MixKept ? a.M[i].Pointer : 0, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
                     p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c, a.DX0.Pointer, p.GradientOf("resid_lambdas"),
                     p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
             }

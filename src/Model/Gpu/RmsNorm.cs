@@ -79,7 +79,7 @@ public sealed class RmsNorm
     /// dy = dL/dh; then g = rl·gt (and its bf16 copy when <paramref name="dxBf16"/> is given), dx0 += xl·gt, and the lambdas'
     /// gradients accumulated. Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with
     /// one read of g instead of two. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take the two
-    /// kernels.
+    /// kernels. With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
     /// </summary>
     public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, ulong g /* [n, c] fp32 */,
         ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,
@@ -88,6 +88,8 @@ public sealed class RmsNorm
         CheckWidth(c);
         if (c > FusedBackwardMaxWidth)
         {
+            if (m == 0)
+                throw new ArgumentException($"rows wider than {FusedBackwardMaxWidth} features ({c}) need the kept mix m; only the fused kernel recomputes it.", nameof(m));
             Backward(m, rstd, dy, n, c, g, accumulate: true, stream);
             MixBackward(g, x, x0, residLambdas, x0Lambdas, layer, (long)n * c, g, dx0, dResidLambdas, dX0Lambdas, stream, dxBf16);
             return;

@@ -268,6 +268,65 @@ public class KernelOpTests
     }
 
     [GpuTheory]
+    [InlineData(2049, 512)]
+    [InlineData(40, 136)]
+    public void Fused_norm_and_mix_backward_recomputes_the_mix_bit_for_bit(int n, int c)
+    {
+        const int layer = 1;
+        int seed = 1300 + n + c;
+        var r = new Random(seed);
+        var (xBits, _) = Numerics.RandomBf16(r, (long)n * c, 2);
+        var (x0Bits, _) = Numerics.RandomBf16(r, (long)n * c, 2);
+        float[] rl = [1.0f, 0.93f], xl = [0.1f, -0.27f];
+        // m as the forward computes it: bf16(fma(rl, x, xl·x0)).
+        var mBits = xBits.Select((xb, i) => Bf16.FromFloat(MathF.FusedMultiplyAdd(rl[layer], Bf16.ToFloat(xb), xl[layer] * Bf16.ToFloat(x0Bits[i])))).ToArray();
+        var m = mBits.Select(b => (double)Bf16.ToFloat(b)).ToArray();
+        var (_, rstdRef) = CpuOps.RmsNorm(m, n, c);
+        var dy = Numerics.RandomUniform(r, (long)n * c);
+        var gStart = Numerics.RandomUniform(r, (long)n * c);
+        var dx0Start = Numerics.RandomUniform(r, (long)n * c);
+
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dM = Upload(mBits, "m");
+        using var dX = Upload(xBits, "x");
+        using var dX0 = Upload(x0Bits, "x0");
+        using var dRstd = Upload(rstdRef.Select(v => (float)v).ToArray(), "rstd");
+        using var dDy = Upload(dy, "dy");
+        using var dRl = Upload(rl, "resid_lambdas");
+        using var dXl = Upload(xl, "x0_lambdas");
+        (float[] G, float[] Dx0, float[] Drl, float[] Dxl, ushort[] GBf16) Run(ulong mPointer)
+        {
+            using var dG = Upload(gStart, "g");
+            using var dDx0 = Upload(dx0Start, "dx0");
+            using var dDrl = Upload(new float[2], "d resid_lambdas");
+            using var dDxl = Upload(new float[2], "d x0_lambdas");
+            using var dGBf16 = Poisoned<ushort>((long)n * c, "g bf16");
+            norm.NormMixBackward(mPointer, dRstd.Pointer, dDy.Pointer, dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, n, c,
+                dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, dGBf16.Pointer);
+            Stream.Synchronize();
+            return (dG.ToArray(), dDx0.ToArray(), dDrl.ToArray(), dDxl.ToArray(), dGBf16.ToArray());
+        }
+        var kept = Run(dM.Pointer);
+        var recomputed = Run(0);
+        Assert.Equal(kept.G, recomputed.G);
+        Assert.Equal(kept.Dx0, recomputed.Dx0);
+        Assert.Equal(kept.GBf16, recomputed.GBf16);
+        // The lambdas' sums are atomics from many blocks: equal up to the order of the additions.
+        Numerics.AssertClose("d resid_lambda", recomputed.Drl, kept.Drl.Select(v => (double)v).ToArray(), 1e-5, seed);
+        Numerics.AssertClose("d x0_lambda", recomputed.Dxl, kept.Dxl.Select(v => (double)v).ToArray(), 1e-5, seed);
+        Assert.All(recomputed.G, v => Assert.True(float.IsFinite(v)));
+    }
+
+    [GpuFact]
+    public void Norm_and_mix_backward_needs_the_kept_mix_on_wide_rows()
+    {
+        var norm = new RmsNorm(TestGpu.Kernels);
+        var e = Assert.Throws<ArgumentException>(() => norm.NormMixBackward(0, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0, 4, 1032,
+            0x1000, 0x1000, 0x1000, Stream));
+        Assert.Contains("kept mix m", e.Message);
+    }
+
+    [GpuTheory]
     [InlineData(2, 256, 2)]
     [InlineData(1, 2048, 4)]
     public void Rotary_qknorm_forward_and_backward_match_reference(int batch, int seqLen, int heads)

@@ -1,5 +1,6 @@
-// wgmma.cuh: Hopper warpgroup MMA (wgmma, sm_90a) for the flash attention kernels: 128-byte-swizzled shared tiles, their
-// matrix descriptors, and the m64n64k16 / m64n128k16 bf16 → fp32 instructions with A from shared memory or registers.
+// wgmma.cuh: Hopper warpgroup MMA (wgmma, sm_90a) for the flash attention and MLP GEMM kernels: 128-byte-swizzled shared
+// tiles, their matrix descriptors, and the m64n64k16 / m64n128k16 / m64n256k16 bf16 → fp32 instructions with A from shared
+// memory or registers.
 //
 // A warpgroup is four consecutive warps (128 threads) starting at a warp index divisible by 4. It computes a 64-row block:
 // warp w of the group holds rows 16w .. 16w + 15. With lane = 4·group + tig, d[j][0..1] are row 16w + group and d[j][2..3]
@@ -16,7 +17,7 @@
 #pragma once
 #include "flash_common.cuh"
 
-// Offset (elements) of (row, col) in a sw128 tile of `rows` rows; col < 128.
+// Offset (elements) of (row, col) in a sw128 tile of `rows` rows: slabs of 64 columns one after another (any number of them).
 __device__ __forceinline__ int sw128(int row, int col, int rows)
 {
     return (col >> 6) * rows * 64 + row * 64 + ((((col >> 3) & 7) ^ (row & 7)) << 3) + (col & 7);

@@ -5,7 +5,7 @@ namespace AutoResearch.Model.Gpu;
 /// <summary>
 /// Every device buffer one micro-batch of B rows × T tokens needs, sized once from the shape and allocated up front: what the
 /// forward keeps for the backward (per layer), the chunked head's scratch, and the backward's scratch. N = B·T tokens.
-/// Kept per layer (bf16 unless noted): the layer output x, the mixed input m, q, k, v, the attention output o,
+/// Kept per layer (bf16 unless noted): the layer output x, the mixed input m (not with <see cref="MlpGemm"/>, below), q, k, v, the attention output o,
 /// x_mid = m + attention, the MLP activation s = relu²(u) [N, 4C] (its derivative is 2·sqrt(s), so u is not kept); fp32 rstd
 /// and lse vectors. The normed input h1 = norm(m) is recomputed from the kept rstd in the backward instead of stored (one
 /// scratch buffer); so is h2 = norm(x_mid) on the cuBLAS MLP path, while with <see cref="MlpGemm"/> h2 never exists (its GEMMs
@@ -85,7 +85,8 @@ public sealed class GpuActivations : IDisposable
         GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
         DH = A<float>(n * c, "normed-input gradient");
 
-        Normed = A<ushort>(n * c, "normed input (h1/h2, recomputed)");
+        // Where a norm's output is recomputed or written for cuBLAS: not needed when every h1 is kept and h2 never exists.
+        Normed = fusedMlp && keptH1 == shape.Depth ? null : A<ushort>(n * c, "normed input (recomputed h1; h2 on the cuBLAS MLP path)");
         // The forward's MLP pre-activation and the backward's MLP hidden gradient are never live together: one buffer (the
         // cuBLAS MLP path only).
         MlpHidden = fusedMlp ? null : A<ushort>(n * f, "MLP pre-activation / hidden gradient (scratch)");
@@ -136,7 +137,7 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<float> DH { get; }
     /// <summary>The MLP hidden gradient and pre-activation scratch of the cuBLAS MLP path; null with <see cref="MlpGemm"/>.</summary>
     public DeviceBuffer<ushort>? DMlp { get; }
-    public DeviceBuffer<ushort> Normed { get; }
+    public DeviceBuffer<ushort>? Normed { get; }
     public DeviceBuffer<ushort>? MlpHidden { get; }
     /// <summary>
     /// [B·T, 3·C] bf16: each token's row holds dq, dk, dv side by side (rows <see cref="DQKVRowStride"/> elements apart), so the

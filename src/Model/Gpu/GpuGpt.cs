@@ -118,7 +118,7 @@ public sealed class GpuGpt : IDisposable
         }
         for (int i = 0; i < Shape.Depth; i++)
         {
-            ulong h1 = a.H1[i]?.Pointer ?? a.Normed.Pointer;
+            ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             using (prof.Region("residual mix + norm", bytes: 8.0 * nc))
             {
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
@@ -158,7 +158,7 @@ public sealed class GpuGpt : IDisposable
             else
             {
                 using (prof.Region("rmsnorm", bytes: 4.0 * nc))
-                    _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed.Pointer, a.Rstd2[i].Pointer, _stream);
+                    _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed!.Pointer, a.Rstd2[i].Pointer, _stream);
                 using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
                     _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden!.Pointer);
                 using (prof.Region("relu²", bytes: 4.0 * n * f))
@@ -219,46 +219,40 @@ public sealed class GpuGpt : IDisposable
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
+            using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
+                _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+            // du: the gradient at the fc GEMM's output; normedInput: what dW_fc is taken against.
+            ulong du, normedInput;
             if (_mlpGemm is not null)
             {
-                using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
-                    _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-                // du = rstd ⊙ (dL/du) replaces s in place (s is not needed after the weight gradient above). Then
-                // dW_fc += duᵀ·x_mid (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm backward takes pre-scaled:
-                // h2 is never recomputed.
-                ulong du = a.S[i].Pointer;
+                // du = rstd ⊙ dL/du replaces s in place (s is dead after the weight gradient above). Then dW_fc += duᵀ·x_mid
+                // (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm backward takes pre-scaled: h2 never exists.
+                du = a.S[i].Pointer;
+                normedInput = a.XMid[i].Pointer;
                 using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
                     _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, du, _stream, a.Rstd2[i].Pointer);
-                using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
-                {
-                    _linear.BackwardWeight(du, a.XMid[i].Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-                    _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
-                }
-                using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-                {
-                    _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer,
-                        ElementType.Bf16, dyScaledByRstd: true);
-                }
             }
             else
             {
-                using (prof.Region("GEMM mlp proj backward", 2 * Gemm(n, c, f)))
-                {
-                    _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
-                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.DMlp!.Pointer, ElementType.Bf16, accumulate: false);
-                }
+                du = a.DMlp!.Pointer;
+                normedInput = a.Normed!.Pointer;
+                using (prof.Region("GEMM mlp proj input gradient", Gemm(n, c, f)))
+                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, du, ElementType.Bf16, accumulate: false);
                 using (prof.Region("relu² backward", bytes: 6.0 * n * f))
-                    _relu.Backward(a.S[i].Pointer, a.DMlp.Pointer, (long)n * f, a.DMlp.Pointer, _stream);
+                    _relu.Backward(a.S[i].Pointer, du, (long)n * f, du, _stream);
                 using (prof.Region("norm recompute", bytes: 4.0 * nc))
-                    _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, a.Normed.Pointer, _stream);
-                using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
-                {
-                    _linear.BackwardWeight(a.DMlp.Pointer, a.Normed.Pointer, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
-                    // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
-                    _linear.BackwardInput(a.DMlp.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
-                }
-                using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
-                    _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer, ElementType.Bf16);
+                    _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, normedInput, _stream);
+            }
+            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
+            {
+                _linear.BackwardWeight(du, normedInput, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
+                _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
+            }
+            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+            {
+                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer,
+                    ElementType.Bf16, dyScaledByRstd: _mlpGemm is not null);
             }
 
             // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
@@ -279,7 +273,7 @@ public sealed class GpuGpt : IDisposable
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
             }
-            ulong h1 = a.H1[i]?.Pointer ?? a.Normed.Pointer;
+            ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)
             {
                 using (prof.Region("norm recompute", bytes: 4.0 * nc))
@@ -305,7 +299,7 @@ public sealed class GpuGpt : IDisposable
             // previous layer's MLP GEMMs.
             using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 28.0 : 26.0) - (a.MixKept ? 0 : 2)) * nc))
             {
-                // Without a kept m the kernel recomputes it from x and x0, which it reads anyway.
+                // Without a kept m the kernel recomputes it from x and x0 (which it reads for the lambdas' gradients too).
                 _norm.NormMixBackward(a.MixKept ? a.M[i].Pointer : 0, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
                     p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c, a.DX0.Pointer, p.GradientOf("resid_lambdas"),
                     p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);

@@ -4,8 +4,9 @@ namespace AutoResearch.Model.Gpu;
 
 /// <summary>
 /// Launcher for kernels/mlp_gemm.cu: the MLP's GEMMs with relu² in their epilogue (our wgmma + TMA kernels, sm_90). The
-/// forward's s = relu(x·W_fcᵀ)² and the backward's du = (g·W_proj) ⊙ 2·sqrt(s) each replace a cuBLAS GEMM plus an
-/// element-wise pass over the [N, 4C] activation (2 of the 3 passes' bytes saved). Shapes: tokens a multiple of
+/// forward's s = relu(r ⊙ x·W_fcᵀ)² and the backward's du = r ⊙ (g·W_proj) ⊙ 2·sqrt(s) each replace a cuBLAS GEMM plus an
+/// element-wise pass over the [N, 4C] activation (2 of the 3 passes' bytes saved); the optional row scale r lets the MLP's
+/// norm ride along (x = the norm's input, r = its rstd). Shapes: tokens a multiple of
 /// <see cref="TileRows"/>, the hidden width of <see cref="TileColumns"/>, the model width of <see cref="KStep"/>
 /// (<see cref="Supports"/>); elsewhere the model keeps cuBLAS and kernels/relu_square.cu.
 /// </summary>
@@ -29,6 +30,8 @@ public sealed class MlpGemm
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(properties);
+        if (properties.ComputeMajor != 9)
+            throw new NotSupportedException($"the fused MLP GEMMs need an sm_90 GPU (wgmma, TMA); this one is compute {properties.ComputeMajor}.{properties.ComputeMinor}.");
         var module = kernels.Load("mlp_gemm.cu");
         _fc = module.GetKernel("mlp_fc_relu_square");
         _proj = module.GetKernel("mlp_proj_input_gradient");
@@ -37,10 +40,18 @@ public sealed class MlpGemm
         _multiprocessors = properties.MultiprocessorCount;
     }
 
+    /// <summary>
+    /// Blocks launched at most (0: one a multiprocessor, the default). Each block takes tiles blockIdx, + grid, ...; a small
+    /// limit makes every block run many tiles (tests of the pipeline's phases across tiles).
+    /// </summary>
+    public int MaxBlocks { get; set; }
+
     /// <summary>Whether the kernels run on this device (Hopper: wgmma and TMA) for this shape.</summary>
     public static bool Supports(DeviceProperties properties, long tokens, int width, int hidden)
-        => properties.ComputeMajor == 9 && tokens > 0 && tokens % TileRows == 0 && hidden > 0 && hidden % TileColumns == 0
-           && width > 0 && width % KStep == 0 && tokens <= int.MaxValue;
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        return properties.ComputeMajor == 9 && ShapeProblem(tokens, width, hidden) is null;
+    }
 
     /// <summary>
     /// s[n, hidden] = relu(r ⊙ x[n, width]·W[hidden, width]ᵀ)², bf16 in and out, fp32 accumulation; r = <paramref name="rowScale"/>
@@ -66,6 +77,8 @@ public sealed class MlpGemm
     public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream, ulong rowScale = 0)
     {
         Check(n, width, hidden);
+        if (du == g)
+            throw new ArgumentException("du may not alias g (g is read by later tiles while du is stored).", nameof(du));
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(g, n, width, TileRows, KStep),
@@ -76,15 +89,29 @@ public sealed class MlpGemm
         _proj.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
     }
 
-    private uint Grid(long n, int hidden) => (uint)Math.Min(n / TileRows * (hidden / TileColumns), _multiprocessors);
+    private uint Grid(long n, int hidden)
+    {
+        long tiles = n / TileRows * (hidden / TileColumns);
+        return (uint)Math.Min(tiles, MaxBlocks > 0 ? Math.Min(MaxBlocks, _multiprocessors) : _multiprocessors);
+    }
+
+    // Why the kernels cannot take this shape, or null.
+    private static string? ShapeProblem(long n, int width, int hidden)
+    {
+        if (n <= 0 || n % TileRows != 0)
+            return $"a token count that is a positive multiple of {TileRows}; got {n}";
+        if (hidden <= 0 || hidden % TileColumns != 0)
+            return $"a hidden width that is a multiple of {TileColumns}; got {hidden}";
+        if (width <= 0 || width % KStep != 0)
+            return $"a model width that is a multiple of {KStep}; got {width}";
+        if (n > int.MaxValue || n / TileRows * (hidden / TileColumns) > int.MaxValue)
+            return $"fewer than 2^31 rows and tiles; got {n} × {hidden}";
+        return null;
+    }
 
     private static void Check(long n, int width, int hidden)
     {
-        if (n <= 0 || n % TileRows != 0 || n > int.MaxValue)
-            throw new ArgumentException($"the fused MLP GEMM needs a token count that is a positive multiple of {TileRows}; got {n}.", nameof(n));
-        if (hidden <= 0 || hidden % TileColumns != 0)
-            throw new ArgumentException($"the fused MLP GEMM needs a hidden width that is a multiple of {TileColumns}; got {hidden}.", nameof(hidden));
-        if (width <= 0 || width % KStep != 0)
-            throw new ArgumentException($"the fused MLP GEMM needs a model width that is a multiple of {KStep}; got {width}.", nameof(width));
+        if (ShapeProblem(n, width, hidden) is { } problem)
+            throw new ArgumentException($"the fused MLP GEMM needs {problem}.");
     }
 }

@@ -15,9 +15,11 @@ namespace AutoResearch.Model.Tests.Gpu;
 public class GpuGptParityTests
 {
     [GpuTheory]
-    [InlineData(2, 256, 256, 2, 512, 7)]     // width 256, 2 heads of 128, T 256, windows 128 and 256
-    [InlineData(8, 64, 2048, 2, 8192, 8)]    // the baseline model with a small batch
-    public void Gpu_loss_and_every_gradient_match_the_cpu_reference(int depth, int aspect, int seqLen, int batch, int vocab, int seed)
+    [InlineData(2, 256, 256, 2, 512, 7, true)]     // width 256, 2 heads of 128, T 256, windows 128 and 256
+    [InlineData(8, 64, 2048, 2, 8192, 8, true)]    // the baseline model with a small batch
+    [InlineData(2, 256, 256, 2, 512, 9, false)]    // the cuBLAS MLP with separate relu² passes, m kept, norms recomputed
+    [InlineData(2, 640, 256, 2, 512, 10, true)]    // width 1280: the fused MLP with m kept (rows too wide to recompute it)
+    public void Gpu_loss_and_every_gradient_match_the_cpu_reference(int depth, int aspect, int seqLen, int batch, int vocab, int seed, bool fusedMlp)
     {
         var shape = ModelShape.FromKnobs(depth, aspect, "SSSL", vocab, seqLen);
         var cpu = new CpuGpt(shape);
@@ -45,7 +47,9 @@ public class GpuGptParityTests
         var (cpuLoss, _) = cpu.ForwardBackward(inputs, targets, batch, cpuGrads);
         int scored = targets.Count(t => t >= 0);
 
-        using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new FlashAttention(TestGpu.Kernels), headChunkRows: 1000);
+        using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new FlashAttention(TestGpu.Kernels), headChunkRows: 1000,
+            fusedMlp: fusedMlp);
+        Assert.Equal(fusedMlp && MlpGemm.Supports(TestGpu.Device.Properties, batch * seqLen, shape.ModelDim, shape.MlpDim), gpu.FusedMlp);
         foreach (var (name, values) in cpu.Parameters)
             gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
         gpu.Parameters.RefreshBf16(gpu.Elementwise, TestGpu.Stream);

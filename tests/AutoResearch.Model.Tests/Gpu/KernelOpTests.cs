@@ -278,22 +278,21 @@ public class KernelOpTests
         var (xBits, _) = Numerics.RandomBf16(r, (long)n * c, 2);
         var (x0Bits, _) = Numerics.RandomBf16(r, (long)n * c, 2);
         float[] rl = [1.0f, 0.93f], xl = [0.1f, -0.27f];
-        // m as the forward computes it: bf16(fma(rl, x, xl·x0)).
-        var mBits = xBits.Select((xb, i) => Bf16.FromFloat(MathF.FusedMultiplyAdd(rl[layer], Bf16.ToFloat(xb), xl[layer] * Bf16.ToFloat(x0Bits[i])))).ToArray();
-        var m = mBits.Select(b => (double)Bf16.ToFloat(b)).ToArray();
-        var (_, rstdRef) = CpuOps.RmsNorm(m, n, c);
         var dy = Numerics.RandomUniform(r, (long)n * c);
         var gStart = Numerics.RandomUniform(r, (long)n * c);
         var dx0Start = Numerics.RandomUniform(r, (long)n * c);
 
         var norm = new RmsNorm(TestGpu.Kernels);
-        using var dM = Upload(mBits, "m");
         using var dX = Upload(xBits, "x");
         using var dX0 = Upload(x0Bits, "x0");
-        using var dRstd = Upload(rstdRef.Select(v => (float)v).ToArray(), "rstd");
         using var dDy = Upload(dy, "dy");
         using var dRl = Upload(rl, "resid_lambdas");
         using var dXl = Upload(xl, "x0_lambdas");
+        // m, h and rstd from the forward kernel itself: the backward's recomputed m must be this m.
+        using var dM = Poisoned<ushort>((long)n * c, "m");
+        using var dH = Poisoned<ushort>((long)n * c, "h");
+        using var dRstd = Poisoned<float>(n, "rstd");
+        norm.MixForward(dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, n, c, dM.Pointer, dH.Pointer, dRstd.Pointer, Stream);
         (float[] G, float[] Dx0, float[] Drl, float[] Dxl, ushort[] GBf16) Run(ulong mPointer)
         {
             using var dG = Upload(gStart, "g");
@@ -308,13 +307,13 @@ public class KernelOpTests
         }
         var kept = Run(dM.Pointer);
         var recomputed = Run(0);
+        Assert.All(kept.G, v => Assert.True(float.IsFinite(v), "g must be finite (equal NaNs would pass the comparison below)"));
         Assert.Equal(kept.G, recomputed.G);
         Assert.Equal(kept.Dx0, recomputed.Dx0);
         Assert.Equal(kept.GBf16, recomputed.GBf16);
         // The lambdas' sums are atomics from many blocks: equal up to the order of the additions.
         Numerics.AssertClose("d resid_lambda", recomputed.Drl, kept.Drl.Select(v => (double)v).ToArray(), 1e-5, seed);
         Numerics.AssertClose("d x0_lambda", recomputed.Dxl, kept.Dxl.Select(v => (double)v).ToArray(), 1e-5, seed);
-        Assert.All(recomputed.G, v => Assert.True(float.IsFinite(v)));
     }
 
     [GpuFact]
@@ -440,11 +439,12 @@ public class KernelOpTests
     }
 
     [GpuTheory]
-    [InlineData(256, 128, 512, false)]
-    [InlineData(384, 64, 256, true)]
-    [InlineData(1024, 512, 2048, false)]
-    [InlineData(1024, 512, 2048, true)]
-    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden, bool rowScaled)
+    [InlineData(256, 128, 512, false, 1)]      // one block takes all 4 tiles
+    [InlineData(384, 64, 256, true, 0)]
+    [InlineData(1024, 512, 2048, false, 0)]
+    [InlineData(1024, 512, 2048, true, 7)]     // 64 tiles over 7 blocks: 9 or 10 each, the pipeline's phases carried across tiles
+    [InlineData(4096, 128, 2048, true, 0)]     // more tiles (256) than multiprocessors
+    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden, bool rowScaled, int maxBlocks)
     {
         Assert.SkipUnless(MlpGemm.Supports(Device.Properties, n, width, hidden), "the fused MLP GEMMs need an sm_90 GPU");
         int seed = n + 7 * width + 13 * hidden;
@@ -460,7 +460,7 @@ public class KernelOpTests
         var ds = CpuOps.LinearBackwardInput(g, wProj, n, hidden, width);
         var duRef = CpuOps.ReluSquareBackward(u, ds).Select((v, i) => v * Scale(i)).ToArray();
 
-        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
+        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties) { MaxBlocks = maxBlocks };
         long count = (long)n * hidden, guard = 4096;
         using var dX = Upload(xBits, "x");
         using var dWFc = Upload(wFcBits, "W_fc");
@@ -495,6 +495,8 @@ public class KernelOpTests
         var e = Assert.Throws<ArgumentException>(() => mlp.FcReluSquare(0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
         Assert.Contains("multiple of 128", e.Message);
         Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
+        var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
+        Assert.Contains("alias g", aliased.Message);
     }
 
     [GpuFact]

@@ -12,7 +12,8 @@ namespace AutoResearch.Model.Gpu;
 /// scale rows by rstd). With <see cref="MlpGemm"/> the MLP's hidden gradient also replaces s in place (no [N, 4C] scratch),
 /// and m is not kept either (<see cref="MixKept"/> false: the norm-and-mix backward recomputes it from x and x0): that memory
 /// keeps h1 of every layer instead (<see cref="H1"/>), so nothing is recomputed. Rows wider than
-/// <see cref="RmsNorm.FusedBackwardMaxWidth"/> keep m and h1 of the first 4C/C = 4 layers.
+/// <see cref="RmsNorm.FusedBackwardMaxWidth"/> would keep m and h1 of the first 4C/C = 4 layers (no model reaches them today:
+/// the value gate takes at most 8 heads of 128).
 /// </summary>
 public sealed class GpuActivations : IDisposable
 {

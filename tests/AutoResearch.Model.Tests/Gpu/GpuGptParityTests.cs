@@ -18,7 +18,6 @@ public class GpuGptParityTests
     [InlineData(2, 256, 256, 2, 512, 7, true)]     // width 256, 2 heads of 128, T 256, windows 128 and 256
     [InlineData(8, 64, 2048, 2, 8192, 8, true)]    // the baseline model with a small batch
     [InlineData(2, 256, 256, 2, 512, 9, false)]    // the cuBLAS MLP with separate relu² passes, m kept, norms recomputed
-    [InlineData(2, 640, 256, 2, 512, 10, true)]    // width 1280: the fused MLP with m kept (rows too wide to recompute it)
     public void Gpu_loss_and_every_gradient_match_the_cpu_reference(int depth, int aspect, int seqLen, int batch, int vocab, int seed, bool fusedMlp)
     {
         var shape = ModelShape.FromKnobs(depth, aspect, "SSSL", vocab, seqLen);

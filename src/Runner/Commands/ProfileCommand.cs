@@ -36,11 +36,6 @@ public static class ProfileCommand
             Description = "Rows of logits the head computes at a time (lm_head, soft cap and cross-entropy per chunk)",
             DefaultValueFactory = _ => GpuGpt.DefaultHeadChunkRows,
         };
-        headChunk.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-                r.AddError("--head-chunk-rows must be at least 1");
-        });
         var zipf = new Option<bool>("--zipf-tokens")
         {
             Description = "Draw the tokens from a Zipf law (p ∝ 1/rank, like text) instead of uniformly: frequent tokens make the embedding gradients' scatter-adds collide",
@@ -49,11 +44,8 @@ public static class ProfileCommand
         {
             Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
         };
-        candidates.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-                r.AddError("--gemm-candidates must be at least 1");
-        });
+        RequireAtLeastOne(candidates);
+        RequireAtLeastOne(headChunk);
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
         {
             batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp,
@@ -62,6 +54,13 @@ public static class ProfileCommand
             parse.GetValue(candidates), parse.GetValue(headChunk), parse.GetValue(zipf), parse.GetValue(cublasMlp)));
         return command;
     }
+
+    private static void RequireAtLeastOne(Option<int> option)
+        => option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+                r.AddError($"{option.Name} must be at least 1");
+        });
 
     private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens,
         bool cublasMlp)

@@ -19,7 +19,7 @@
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
 // one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
-#include "wgmma.cuh"
+#include "tma.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
     float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
@@ -71,54 +71,119 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 
 #define BWD_KEYS 128
 #define BWD_QUERIES 64
-#define BACKWARD_SMEM ((2 * BWD_KEYS + 4 * BWD_QUERIES) * HEAD * 2 + BWD_KEYS * BWD_QUERIES * 2 + BWD_QUERIES * HEAD * 4 + 4 * BWD_QUERIES * 4 + 1024)
+#define BWD_THREADS 384
+// Shared layout (bytes from the 1024-aligned base): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging tiles;
+// two stages of lse and D (64 each); the mbarriers.
+#define BWD_K 0
+#define BWD_V (BWD_K + BWD_KEYS * HEAD * 2)
+#define BWD_Q (BWD_V + BWD_KEYS * HEAD * 2)
+#define BWD_DO (BWD_Q + 2 * BWD_QUERIES * HEAD * 2)
+#define BWD_DST (BWD_DO + 2 * BWD_QUERIES * HEAD * 2)
+#define BWD_DQ (BWD_DST + 2 * BWD_KEYS * BWD_QUERIES * 2)
+#define BWD_LSE (BWD_DQ + 2 * BWD_QUERIES * HEAD * 4)
+#define BWD_BARRIERS (BWD_LSE + 2 * 2 * BWD_QUERIES * 4)
+#define BACKWARD_SMEM (BWD_BARRIERS + 9 * 8 + 1024)
 
-extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(const bf16* __restrict__ q, const bf16* __restrict__ k,
-    const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ d,
-    float* __restrict__ dq_accum, bf16* __restrict__ dk, bf16* __restrict__ dv, int batch, int seq_len, int heads, int window,
-    long long grad_stride)
+extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
+    const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
+    const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
+    bf16* __restrict__ dv, int batch, int seq_len, int heads, int window, long long grad_stride)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned raw_address = shared_address(smem_raw);
     unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
-    bf16* ks = reinterpret_cast<bf16*>(smem);
-    bf16* vs = ks + BWD_KEYS * HEAD;
-    bf16* q_stages = vs + BWD_KEYS * HEAD;                 // stage s at s · 64 · 128
-    bf16* do_stages = q_stages + 2 * BWD_QUERIES * HEAD;
-    bf16* dst = do_stages + 2 * BWD_QUERIES * HEAD;         // dSᵀ [128 keys][64 queries], sw128 (one slab)
-    float* dq_stage = reinterpret_cast<float*>(dst + BWD_KEYS * BWD_QUERIES); // dQ of a query block, [64][128] fp32 as in dq_accum
-    float* lse_stages = dq_stage + BWD_QUERIES * HEAD;      // stage s at 64·s
-    float* d_stages = lse_stages + 2 * BWD_QUERIES;
-
+    const unsigned base = shared_address(smem);
+    // kv_full; qdo_full[2] (the TMA's bytes and the producer warp's 32 lse/D copies); qdo_empty[2] (one arrival a math warp);
+    // dq_full[2] (one a math warp); dq_empty[2] (the dQ writer).
+    const unsigned kv_full = base + BWD_BARRIERS, qdo_full = kv_full + 8, qdo_empty = qdo_full + 16, dq_full = qdo_empty + 16,
+                   dq_empty = dq_full + 16;
     const int k0 = blockIdx.x * BWD_KEYS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    const long long row_stride = (long long)heads * HEAD;
-    const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
-    const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
-    const float* d_bh = d + ((long long)b * heads + h) * seq_len;
-    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+    const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int first = k0 / BWD_QUERIES, last = min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES;
+    const int blocks = last - first + 1;
+    if (threadIdx.x == 0)
+    {
+        mbarrier_init(kv_full, 1);
+        for (int s = 0; s < 2; s++)
+        {
+            mbarrier_init(qdo_full + 8 * s, 1 + 32);
+            mbarrier_init(qdo_empty + 8 * s, 8);
+            mbarrier_init(dq_full + 8 * s, 8);
+            mbarrier_init(dq_empty + 8 * s, 1);
+        }
+        mbarrier_init_fence();
+    }
+    __syncthreads();
+
+    if (warp_index >= 8)
+    {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+        if (warp_index == 8)
+        {
+            // Producer: K and V once, then Q, dO (TMA) and lse, D (a float a lane and array) of each query block, two ahead.
+            if (lane == 0)
+            {
+                tensormap_prefetch(&map_q);
+                tensormap_prefetch(&map_do);
+                mbarrier_expect_bytes(kv_full, 2 * BWD_KEYS * HEAD * 2);
+                for (int slab = 0; slab < 2; slab++)
+                {
+                    tma_load_3d(base + BWD_K + slab * BWD_KEYS * 128, &map_k, h * HEAD + 64 * slab, k0, b, kv_full);
+                    tma_load_3d(base + BWD_V + slab * BWD_KEYS * 128, &map_v, h * HEAD + 64 * slab, k0, b, kv_full);
+                }
+            }
+            const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
+            const float* d_bh = d + ((long long)b * heads + h) * seq_len;
+            for (int i = 0; i < blocks; i++)
+            {
+                const int stage = i & 1, q0 = (first + i) * BWD_QUERIES;
+                mbarrier_wait(qdo_empty + 8 * stage, ((i >> 1) & 1) ^ 1);
+                if (lane == 0)
+                {
+                    mbarrier_expect_bytes(qdo_full + 8 * stage, 2 * BWD_QUERIES * HEAD * 2);
+                    for (int slab = 0; slab < 2; slab++)
+                    {
+                        const unsigned offset = stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
+                        tma_load_3d(base + BWD_Q + offset, &map_q, h * HEAD + 64 * slab, q0, b, qdo_full + 8 * stage);
+                        tma_load_3d(base + BWD_DO + offset, &map_do, h * HEAD + 64 * slab, q0, b, qdo_full + 8 * stage);
+                    }
+                }
+                const unsigned lse_stage = base + BWD_LSE + stage * 2 * BWD_QUERIES * 4;
+                #pragma unroll
+                for (int j = 0; j < 2; j++)
+                {
+                    const int row = lane + 32 * j;
+                    const bool valid = q0 + row < seq_len;
+                    copy_async<4>(lse_stage + row * 4, lse_bh + (valid ? q0 + row : 0), valid);
+                    copy_async<4>(lse_stage + (BWD_QUERIES + row) * 4, d_bh + (valid ? q0 + row : 0), valid);
+                }
+                copy_async_arrive(qdo_full + 8 * stage);
+            }
+        }
+        else if (warp_index == 9 && lane == 0)
+        {
+            // dQ writer: adds each block's staged dQ to the fp32 accumulator, then frees the staging tile.
+            for (int i = 0; i < blocks; i++)
+            {
+                const int buffer = i & 1, q0 = (first + i) * BWD_QUERIES;
+                mbarrier_wait(dq_full + 8 * buffer, (i >> 1) & 1);
+                const int rows = min(BWD_QUERIES, seq_len - q0);
+                bulk_reduce_add_f32(dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD,
+                                    base + BWD_DQ + buffer * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                tma_store_commit();
+                tma_store_wait_read();
+                mbarrier_arrive(dq_empty + 8 * buffer);
+            }
+            tma_store_wait();
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+    const int wg = warp_index >> 2, warp = warp_index & 3, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD);
     const float scale2 = scale * LOG2E;
-
-    const int first = k0 / BWD_QUERIES, last = min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES;
-    // Q, dO, lse and D of query block qb into stage s (one commit group with whatever else was issued before it).
-    auto load_queries = [&](int qb, int s) {
-        const int q0 = qb * BWD_QUERIES;
-        load_sw128_async<BWD_QUERIES, 256>(q_stages + s * BWD_QUERIES * HEAD, q + head_base, q0, seq_len, row_stride);
-        load_sw128_async<BWD_QUERIES, 256>(do_stages + s * BWD_QUERIES * HEAD, dout + head_base, q0, seq_len, row_stride);
-        if (threadIdx.x < 128)
-        {
-            const int i = threadIdx.x & 63;
-            const bool valid = q0 + i < seq_len;
-            const float* source = (threadIdx.x < 64 ? lse_bh : d_bh) + (valid ? q0 + i : 0);
-            float* destination = (threadIdx.x < 64 ? lse_stages : d_stages) + s * BWD_QUERIES + i;
-            copy_async<4>(shared_address(destination), source, valid);
-        }
-    };
-    load_sw128_async<BWD_KEYS, 256>(ks, k + head_base, k0, seq_len, row_stride);
-    load_sw128_async<BWD_KEYS, 256>(vs, v + head_base, k0, seq_len, row_stride);
-    load_queries(first, 0);
-    copy_async_commit();
 
     float dk_acc[16][4], dv_acc[16][4];
     #pragma unroll
@@ -129,36 +194,23 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
     }
     const int key_a = k0 + wg * 64 + warp * 16 + group, key_b = key_a + 8;
     // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
-    const unsigned k_address = shared_address(ks), v_address = shared_address(vs);
+    const unsigned k_address = base + BWD_K, v_address = base + BWD_V;
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
-    const unsigned dst_address = shared_address(dst);
-    // One thread adds the staged dQ block starting at query q0 to dq_accum (a bulk reduction).
-    auto reduce_dq = [&](int q0) {
-        const int rows = min(BWD_QUERIES, seq_len - q0);
-        float* destination = dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD;
-        asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
-                     ::"l"(destination), "r"(shared_address(dq_stage)), "r"(rows * HEAD * 4) : "memory");
-        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-    };
+    mbarrier_wait(kv_full, 0);
 
-    for (int qb = first; qb <= last; qb++)
+    for (int i = 0; i < blocks; i++)
     {
-        const int stage = (qb - first) & 1;
-        copy_async_wait<0>();
-        fence_async_shared();
-        __syncthreads(); // this block's queries have landed; everyone is done with the previous block (its stage, dSᵀ, dQ)
-        if (threadIdx.x == 0 && qb > first) // the previous block's dQ, staged by everyone before the barrier
-            reduce_dq((qb - 1) * BWD_QUERIES);
-        if (qb < last)
-        {
-            load_queries(qb + 1, stage ^ 1);
-            copy_async_commit();
-        }
-        const int q0 = qb * BWD_QUERIES;
-        const unsigned q_address = shared_address(q_stages + stage * BWD_QUERIES * HEAD);
-        const unsigned do_address = shared_address(do_stages + stage * BWD_QUERIES * HEAD);
-        const float* lse_s = lse_stages + stage * BWD_QUERIES;
-        const float* d_s = d_stages + stage * BWD_QUERIES;
+        const int stage = i & 1;
+        const unsigned parity = (i >> 1) & 1;
+        const int q0 = (first + i) * BWD_QUERIES;
+        const unsigned q_address = base + BWD_Q + stage * BWD_QUERIES * HEAD * 2;
+        const unsigned do_address = base + BWD_DO + stage * BWD_QUERIES * HEAD * 2;
+        const float* lse_s = reinterpret_cast<const float*>(smem + BWD_LSE + stage * 2 * BWD_QUERIES * 4);
+        const float* d_s = lse_s + BWD_QUERIES;
+        bf16* dst = reinterpret_cast<bf16*>(smem + BWD_DST + stage * BWD_KEYS * BWD_QUERIES * 2);
+        const unsigned dst_address = shared_address(dst);
+        float* dq_stage = reinterpret_cast<float*>(smem + BWD_DQ + stage * BWD_QUERIES * HEAD * 4);
+        mbarrier_wait(qdo_full + 8 * stage, parity);
 
         // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
         float st[8][4], dpt[8][4];
@@ -238,7 +290,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             wgmma_rs_n128<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
         wgmma_commit();
 
-        // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K.
+        // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
+        // was last read by block i − 2's dQ products, which both warpgroups finished before block i − 1's barrier.
         #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
@@ -247,9 +300,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             *reinterpret_cast<unsigned*>(dst + sw128(r + 8, c, BWD_KEYS)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
         }
         fence_async_shared();
-        if (threadIdx.x == 0) // the previous block's bulk reduction has read the dQ staging tile
-            asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-        named_barrier(1, 256); // dSᵀ is complete and the staging tile is free
+        named_barrier(1, 256); // dSᵀ is complete
 
         // dQ[:, 64·wg ..] (64 queries × 64) = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major).
         float dq_acc[8][4];
@@ -262,8 +313,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
         wgmma_fence_operands_n64(dq_acc);
         wgmma_fence_operands_n128(dv_acc);
         wgmma_fence_operands_n128(dk_acc);
-        // dQ of this block to shared memory (rows permuted as in dq_accum); the next block's first barrier publishes it to the
-        // thread that adds it to dq_accum with one bulk reduction.
+        __syncwarp();
+        if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
+            mbarrier_arrive(qdo_empty + 8 * stage);
+        // dQ of this block to its staging tile (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
+        mbarrier_wait(dq_empty + 8 * stage, parity ^ 1);
         const int row_a = warp * 16 + group, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
         #pragma unroll
         for (int dt = 0; dt < 8; dt++)
@@ -273,12 +327,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_backward(co
             *reinterpret_cast<float2*>(dq_stage + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
         }
         fence_async_shared();
-    }
-    __syncthreads();
-    if (threadIdx.x == 0)
-    {
-        reduce_dq(last * BWD_QUERIES);
-        asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+        __syncwarp();
+        if (lane == 0)
+            mbarrier_arrive(dq_full + 8 * stage);
     }
 
     const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;

@@ -12,11 +12,17 @@
 //   warpgroup 1, iteration j: softmax of S_{j−1} (computed in iteration j − 1); rescale; issue P_{j−1}·V_{j−1} and S_j.
 // The backward (flash_backward.cu) needs lse.
 
-#include "wgmma.cuh"
+#include "tma.cuh"
 
 #define FWD_ROWS 128
+#define FWD_THREADS 384
+#define FWD_STAGES 2
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
-#define FORWARD_SMEM (5 * FWD_TILE_BYTES + 1024)
+// Shared layout (bytes from the 1024-aligned base): Q, FWD_STAGES K tiles, FWD_STAGES V tiles, the mbarriers.
+#define FWD_K FWD_TILE_BYTES
+#define FWD_V (FWD_K + FWD_STAGES * FWD_TILE_BYTES)
+#define FWD_BARRIERS (FWD_V + FWD_STAGES * FWD_TILE_BYTES)
+#define FORWARD_SMEM (FWD_BARRIERS + (1 + 4 * FWD_STAGES) * 8 + 1024)
 
 // Online softmax of one 64 × 128 score tile (keys k0 ..) in place: masks invisible pairs, updates the running maxima m_row
 // (base-2 units) and sums l_row of this thread's rows row_a, row_b, turns s into P = 2^(score·scale − m), and returns the
@@ -106,31 +112,67 @@ __device__ __forceinline__ void issue_pv(float acc[16][4], const unsigned pa[8][
         wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(const bf16* __restrict__ q, const bf16* __restrict__ k,
-    const bf16* __restrict__ v, bf16* __restrict__ o, float* __restrict__ lse, int batch, int seq_len, int heads, int window)
+extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_forward(const __grid_constant__ TensorMap map_q,
+    const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, bf16* __restrict__ o, float* __restrict__ lse,
+    int batch, int seq_len, int heads, int window)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // Tiles must start at 1024-byte boundaries of the shared window for the hardware swizzle.
     const unsigned raw_address = shared_address(smem_raw);
-    unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
-    bf16* qs = reinterpret_cast<bf16*>(smem);
-    bf16* k_stages = qs + FWD_ROWS * HEAD;              // K stage s at s tiles
-    bf16* v_stages = k_stages + 2 * FWD_ROWS * HEAD;   // V stage s at s tiles
+    const unsigned base = (raw_address + 1023) & ~1023u;
+    // q_full; k_full[s], v_full[s] (the TMA's bytes); k_empty[s], v_empty[s] (one arrival a math warp).
+    const unsigned q_full = base + FWD_BARRIERS, k_full = q_full + 8, v_full = k_full + 8 * FWD_STAGES,
+                   k_empty = v_full + 8 * FWD_STAGES, v_empty = k_empty + 8 * FWD_STAGES;
 
     const int q0 = blockIdx.x * FWD_ROWS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    const long long row_stride = (long long)heads * HEAD;
-    const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
-    const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
-    const float scale = rsqrtf((float)HEAD) * LOG2E;
-
+    const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
-    const int first = key_lo / FWD_ROWS, last = key_hi / FWD_ROWS;
+    const int first = key_lo / FWD_ROWS, tiles = key_hi / FWD_ROWS - first + 1;
+    if (threadIdx.x == 0)
+    {
+        mbarrier_init(q_full, 1);
+        for (int s = 0; s < FWD_STAGES; s++)
+        {
+            mbarrier_init(k_full + 8 * s, 1);
+            mbarrier_init(v_full + 8 * s, 1);
+            mbarrier_init(k_empty + 8 * s, 8);
+            mbarrier_init(v_empty + 8 * s, 8);
+        }
+        mbarrier_init_fence();
+    }
+    __syncthreads();
 
-    load_sw128_async<FWD_ROWS, 256>(qs, q + head_base, q0, seq_len, row_stride);
-    load_sw128_async<FWD_ROWS, 256>(k_stages, k + head_base, first * FWD_ROWS, seq_len, row_stride);
-    copy_async_commit();
+    if (warp_index >= 8)
+    {
+        // Producer (one thread): Q, then K_j and V_j of each key tile into stage j mod FWD_STAGES once it is free.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+        if (threadIdx.x == 256)
+        {
+            mbarrier_expect_bytes(q_full, FWD_TILE_BYTES);
+            for (int slab = 0; slab < 2; slab++)
+                tma_load_3d(base + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_full);
+            for (int j = 0; j < tiles; j++)
+            {
+                const int stage = j % FWD_STAGES;
+                const unsigned parity = ((j / FWD_STAGES) & 1) ^ 1;
+                const int k0 = (first + j) * FWD_ROWS;
+                mbarrier_wait(k_empty + 8 * stage, parity);
+                mbarrier_expect_bytes(k_full + 8 * stage, FWD_TILE_BYTES);
+                for (int slab = 0; slab < 2; slab++)
+                    tma_load_3d(base + FWD_K + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, h * HEAD + 64 * slab, k0, b, k_full + 8 * stage);
+                mbarrier_wait(v_empty + 8 * stage, parity);
+                mbarrier_expect_bytes(v_full + 8 * stage, FWD_TILE_BYTES);
+                for (int slab = 0; slab < 2; slab++)
+                    tma_load_3d(base + FWD_V + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, h * HEAD + 64 * slab, k0, b, v_full + 8 * stage);
+            }
+        }
+        return;
+    }
 
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+    const int wg = warp_index >> 2, warp = warp_index & 3, group = lane >> 2, tig = lane & 3;
+    const float scale = rsqrtf((float)HEAD) * LOG2E;
     float acc[16][4], s[16][4];
     #pragma unroll
     for (int i = 0; i < 16; i++)
@@ -138,84 +180,74 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
     float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
     const int r0 = q0 + wg * 64;
     const int row_a = r0 + warp * 16 + group, row_b = row_a + 8;
-    const unsigned q_address = shared_address(qs) + wg * 64 * 128;
+    const unsigned q_address = base + wg * 64 * 128;
     unsigned pa[8][4]; // P of the previous tile, bf16 A fragments
+    // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
+    // products. Warpgroup 0 goes first.
+    if (wg == 1)
+        asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+    mbarrier_wait(q_full, 0);
 
-    for (int tile = first; tile <= last; tile++)
-    {
-        const int stage = (tile - first) & 1;
-        copy_async_wait<0>();
-        fence_async_shared();
-        __syncthreads(); // K_j and V_{j−1} have landed for everyone, and everyone is done with K_{j−1} and V_{j−2}
-        if (tile < last)
-            load_sw128_async<FWD_ROWS, 256>(k_stages + (stage ^ 1) * FWD_ROWS * HEAD, k + head_base, (tile + 1) * FWD_ROWS, seq_len, row_stride);
-        load_sw128_async<FWD_ROWS, 256>(v_stages + stage * FWD_ROWS * HEAD, v + head_base, tile * FWD_ROWS, seq_len, row_stride);
-        copy_async_commit();
-        const unsigned k_address = shared_address(k_stages + stage * FWD_ROWS * HEAD);
-        const unsigned v_previous = shared_address(v_stages + (stage ^ 1) * FWD_ROWS * HEAD);
-        const int k0 = tile * FWD_ROWS;
+    // Tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
+    mbarrier_wait(k_full, 0);
+    named_barrier(2 + wg, 256);
+    wgmma_fence();
+    issue_scores(s, q_address, base + FWD_K);
+    wgmma_commit();
+    asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+    wgmma_wait<0>();
+    wgmma_fence_operands_n128(s);
+    __syncwarp();
+    if (lane == 0)
+        mbarrier_arrive(k_empty);
+    softmax_tile(s, m_row, l_row, correction, first * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
+    #pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+        accumulator_fragment<16>(pa[kk], s, kk);
 
-        if (wg == 0)
-        {
-            wgmma_fence_operands_n128(acc);
-            wgmma_fence();
-            issue_scores(s, q_address, k_address);
-            wgmma_commit();
-            if (tile > first)
-                issue_pv(acc, pa, v_previous);
-            wgmma_commit();
-            wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
-            wgmma_fence_operands_n128(s);
-            softmax_tile(s, m_row, l_row, correction, k0, r0, row_a, row_b, tig, window, seq_len, scale);
-            wgmma_wait<0>();
-            wgmma_fence_operands_n128(acc);
-            #pragma unroll
-            for (int kk = 0; kk < 8; kk++)
-                accumulator_fragment<16>(pa[kk], s, kk);
-            rescale(acc, correction);
-        }
-        else
-        {
-            if (tile > first)
-            {
-                softmax_tile(s, m_row, l_row, correction, k0 - FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
-                #pragma unroll
-                for (int kk = 0; kk < 8; kk++)
-                    accumulator_fragment<16>(pa[kk], s, kk);
-                rescale(acc, correction);
-            }
-            wgmma_fence_operands_n128(acc);
-            wgmma_fence();
-            if (tile > first)
-                issue_pv(acc, pa, v_previous);
-            issue_scores(s, q_address, k_address);
-            wgmma_commit();
-            wgmma_wait<0>();
-            wgmma_fence_operands_n128(s);
-            wgmma_fence_operands_n128(acc);
-        }
-    }
-    // The last tile: warpgroup 1's softmax, then both warpgroups' P·V (its V landed with the last iteration's copies).
-    copy_async_wait<0>();
-    fence_async_shared();
-    __syncthreads();
+    // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
+    for (int j = 1; j < tiles; j++)
     {
-        if (wg == 1)
-        {
-            softmax_tile(s, m_row, l_row, correction, last * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
-            #pragma unroll
-            for (int kk = 0; kk < 8; kk++)
-                accumulator_fragment<16>(pa[kk], s, kk);
-            rescale(acc, correction);
-        }
-        const unsigned v_last = shared_address(v_stages + ((last - first) & 1) * FWD_ROWS * HEAD);
+        const int stage = j % FWD_STAGES, previous = (j - 1) % FWD_STAGES;
+        mbarrier_wait(k_full + 8 * stage, (j / FWD_STAGES) & 1);
+        mbarrier_wait(v_full + 8 * previous, ((j - 1) / FWD_STAGES) & 1);
+        named_barrier(2 + wg, 256);
         wgmma_fence_operands_n128(acc);
         wgmma_fence();
-        issue_pv(acc, pa, v_last);
+        issue_scores(s, q_address, base + FWD_K + stage * FWD_TILE_BYTES);
         wgmma_commit();
+        issue_pv(acc, pa, base + FWD_V + previous * FWD_TILE_BYTES);
+        wgmma_commit();
+        asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+        wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
+        wgmma_fence_operands_n128(s);
+        __syncwarp();
+        if (lane == 0)
+            mbarrier_arrive(k_empty + 8 * stage);
+        softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
         wgmma_wait<0>();
         wgmma_fence_operands_n128(acc);
+        __syncwarp();
+        if (lane == 0)
+            mbarrier_arrive(v_empty + 8 * previous);
+        #pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            accumulator_fragment<16>(pa[kk], s, kk);
+        rescale(acc, correction);
     }
+
+    // The last P·V. Warpgroup 1 has no turn to hand on.
+    const int last = (tiles - 1) % FWD_STAGES;
+    mbarrier_wait(v_full + 8 * last, ((tiles - 1) / FWD_STAGES) & 1);
+    named_barrier(2 + wg, 256);
+    wgmma_fence_operands_n128(acc);
+    wgmma_fence();
+    issue_pv(acc, pa, base + FWD_V + last * FWD_TILE_BYTES);
+    wgmma_commit();
+    if (wg == 0)
+        asm volatile("bar.arrive 3, 256;\n" ::: "memory");
+    wgmma_wait<0>();
+    wgmma_fence_operands_n128(acc);
 
     #pragma unroll
     for (int r = 0; r < 2; r++)
@@ -223,6 +255,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) flash_attention_forward(con
         l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
         l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
     }
+    const long long row_stride = (long long)heads * HEAD;
+    const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
     const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
     #pragma unroll
     for (int dt = 0; dt < 16; dt++)

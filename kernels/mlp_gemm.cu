@@ -24,7 +24,7 @@
 // tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
 // tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
 // ldmatrix and replaces it in place.
-#include "wgmma.cuh"
+#include "tma.cuh"
 
 #define GEMM_BM 128
 #define GEMM_BN 256
@@ -39,68 +39,6 @@
 #define GEMM_BARRIER_OFFSET (GEMM_EPILOGUE_OFFSET + 2 * GEMM_HALF_BYTES)
 // 1024 bytes of slack: the dynamic shared window is aligned up to the swizzle's 1024-byte period.
 #define MLP_GEMM_SHARED (GEMM_BARRIER_OFFSET + 16 * 8 + 1024)
-
-// The host's CUtensorMap: 128 opaque bytes, 64-byte aligned, passed by value as a __grid_constant__ parameter.
-struct __align__(64) TensorMap
-{
-    unsigned long long raw[16];
-};
-
-__device__ __forceinline__ void mbarrier_init(unsigned barrier, unsigned count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(barrier), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_arrive(unsigned barrier)
-{
-    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(barrier) : "memory");
-}
-
-// The producer's arrival, announcing the bytes the TMA copies will complete on this barrier.
-__device__ __forceinline__ void mbarrier_expect_bytes(unsigned barrier, unsigned bytes)
-{
-    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(barrier), "r"(bytes) : "memory");
-}
-
-// Waits for the phase of parity `parity` to complete. A fresh barrier counts the phase of parity 1 as complete, so a
-// producer's first wait on an "empty" barrier (parity phase ^ 1) passes at once.
-__device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity)
-{
-    asm volatile("{\n.reg .pred done;\nWAIT:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra WAIT;\n}\n" ::"r"(barrier), "r"(parity) : "memory");
-}
-
-// TMA: the box at (c0 innermost, c1) of the map's tensor into shared memory, completing on `barrier`.
-__device__ __forceinline__ void tma_load(unsigned destination, const TensorMap* map, int c0, int c1, unsigned barrier)
-{
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-                 ::"r"(destination), "l"(map), "r"(c0), "r"(c1), "r"(barrier) : "memory");
-}
-
-// TMA: shared memory into the box at (c0, c1); completion is tracked by bulk groups.
-__device__ __forceinline__ void tma_store(const TensorMap* map, unsigned source, int c0, int c1)
-{
-    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%2, %3}], [%1];\n"
-                 ::"l"(map), "r"(source), "r"(c0), "r"(c1) : "memory");
-}
-
-__device__ __forceinline__ void tma_store_commit()
-{
-    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-
-// Waits until this thread's committed stores have read their shared memory (the source may be rewritten).
-__device__ __forceinline__ void tma_store_wait_read()
-{
-    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-}
-
-// Waits until this thread's committed stores are complete.
-__device__ __forceinline__ void tma_store_wait()
-{
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-}
 
 __device__ __forceinline__ float2 unpack_bf16(unsigned v)
 {
@@ -142,7 +80,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             mbarrier_init(tile_full + 8 * w, 1);
             mbarrier_init(tile_empty + 8 * w, 1);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbarrier_init_fence();
     }
     __syncthreads();
 
@@ -152,8 +90,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         if (threadIdx.x != 256)
             return;
-        asm volatile("prefetch.tensormap [%0];\n" ::"l"(map_x) : "memory");
-        asm volatile("prefetch.tensormap [%0];\n" ::"l"(map_w) : "memory");
+        tensormap_prefetch(map_x);
+        tensormap_prefetch(map_w);
         int stage = 0;
         unsigned phase = 0, tile_phase = 0;
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)

@@ -20,7 +20,19 @@ public struct TensorMap
     /// copied in boxes of <paramref name="boxRows"/> × <paramref name="boxColumns"/> (boxColumns · 2 bytes must be 128: one
     /// swizzle row).
     /// </summary>
-    public static unsafe TensorMap Bf16Swizzled(ulong address, long rows, long columns, int boxRows, int boxColumns)
+    public static TensorMap Bf16Swizzled(ulong address, long rows, long columns, int boxRows, int boxColumns)
+        => Encode(2, address, 1, rows, columns, boxRows, boxColumns);
+
+    /// <summary>
+    /// The map of <paramref name="batches"/> row-major bf16 matrices of <paramref name="rows"/> × <paramref name="columns"/> one
+    /// after another at <paramref name="address"/> (e.g. [B, T, H·128]: coordinates column, row, batch), copied in boxes of
+    /// <paramref name="boxRows"/> × <paramref name="boxColumns"/> within one matrix: a box reaching past the last row is
+    /// zero-filled there, not taken from the next matrix. Always rank 3, so the kernel's copies name three coordinates.
+    /// </summary>
+    public static TensorMap Bf16SwizzledBatched(ulong address, long batches, long rows, long columns, int boxRows, int boxColumns)
+        => Encode(3, address, batches, rows, columns, boxRows, boxColumns);
+
+    private static unsafe TensorMap Encode(uint rank, ulong address, long batches, long rows, long columns, int boxRows, int boxColumns)
     {
         if (boxColumns * 2 != 128)
             throw new ArgumentException($"a 128-byte-swizzled box is 64 bf16 wide; got {boxColumns}.", nameof(boxColumns));
@@ -28,17 +40,19 @@ public struct TensorMap
             throw new ArgumentException($"a TMA box has 1 to 256 rows; got {boxRows}.", nameof(boxRows));
         if (address % 16 != 0 || columns * 2 % 16 != 0)
             throw new ArgumentException($"TMA needs 16-byte aligned rows; address 0x{address:x}, {columns} bf16 a row.", nameof(address));
-        ulong* dims = stackalloc ulong[2] { (ulong)columns, (ulong)rows };
-        ulong* strides = stackalloc ulong[1] { (ulong)columns * 2 };
-        uint* box = stackalloc uint[2] { (uint)boxColumns, (uint)boxRows };
-        uint* elementStrides = stackalloc uint[2] { 1, 1 };
+        if (batches < 1 || rows < 1 || columns < 1)
+            throw new ArgumentException($"a tensor map needs a non-empty tensor; got {batches} x {rows} x {columns}.", nameof(rows));
+        ulong* dims = stackalloc ulong[3] { (ulong)columns, (ulong)rows, (ulong)batches };
+        ulong* strides = stackalloc ulong[2] { (ulong)columns * 2, (ulong)(rows * columns * 2) };
+        uint* box = stackalloc uint[3] { (uint)boxColumns, (uint)boxRows, 1 };
+        uint* elementStrides = stackalloc uint[3] { 1, 1, 1 };
         // The driver wants the descriptor 64-byte aligned: encode into an aligned scratch, then copy out.
         byte* scratch = stackalloc byte[Bytes + 64];
         var aligned = (TensorMap*)(((nuint)scratch + 63) & ~(nuint)63);
-        Cuda.cuTensorMapEncodeTiled(aligned, CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, address, dims, strides, box,
+        Cuda.cuTensorMapEncodeTiled(aligned, CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, rank, address, dims, strides, box,
             elementStrides, CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
             CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
-            .Check($"cuTensorMapEncodeTiled(bf16 {rows} x {columns} at 0x{address:x}, box {boxRows} x {boxColumns})");
+            .Check($"cuTensorMapEncodeTiled(bf16 {batches} x {rows} x {columns} at 0x{address:x}, box {boxRows} x {boxColumns})");
         return *aligned;
     }
 }

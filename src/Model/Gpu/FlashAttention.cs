@@ -12,9 +12,13 @@ public sealed class FlashAttention : IAttentionKernels
     /// <summary>Keys per backward CTA (two warpgroups of 64); query blocks are 64 rows.</summary>
     private const int KeyBlock = 128;
     private const int QueryBlock = 64;
-    /// <summary>K and V (128 × 128 bf16 each), two stages of Q and dO (64 × 128 bf16 each), dSᵀ (128 × 64 bf16), two stages of lse
-    /// and D (64 fp32 each), the dQ staging tile (64 × 128 fp32), and 1 KB to align the tiles to 1024 bytes (BACKWARD_SMEM in the kernel).</summary>
-    private const int BackwardSharedBytes = (2 * KeyBlock + 4 * QueryBlock) * 128 * 2 + KeyBlock * QueryBlock * 2 + QueryBlock * 128 * 4 + 4 * QueryBlock * 4 + 1024;
+    /// <summary>Threads per backward CTA: two math warpgroups and one for the TMA producer and the dQ writer.</summary>
+    private const int BackwardThreads = 384;
+    /// <summary>K and V (128 × 128 bf16 each), two stages each of Q and dO (64 × 128 bf16), two dSᵀ buffers (128 × 64 bf16), two dQ
+    /// staging tiles (64 × 128 fp32), two stages of lse and D (64 fp32 each), nine mbarriers, and 1 KB to align the tiles to 1024
+    /// bytes (BACKWARD_SMEM in the kernel).</summary>
+    private const int BackwardSharedBytes = 2 * KeyBlock * 128 * 2 + 4 * QueryBlock * 128 * 2 + 2 * KeyBlock * QueryBlock * 2
+        + 2 * QueryBlock * 128 * 4 + 4 * QueryBlock * 4 + 9 * 8 + 1024;
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
@@ -54,8 +58,16 @@ public sealed class FlashAttention : IAttentionKernels
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
-        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), 256, BackwardSharedBytes, stream,
-            q, k, v, dout, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
+        long columns = (long)heads * ModelShape.HeadDim;
+        ReadOnlySpan<TensorMap> maps =
+        [
+            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, QueryBlock, 64),
+            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, columns, KeyBlock, 64),
+            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, columns, KeyBlock, 64),
+            TensorMap.Bf16SwizzledBatched(dout, batch, seqLen, columns, QueryBlock, 64),
+        ];
+        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), BackwardThreads, BackwardSharedBytes, stream,
+            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
         if (leaveDqAccumulated)
             return dqAccum;
         _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);

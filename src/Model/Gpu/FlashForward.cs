@@ -8,9 +8,15 @@ public sealed class FlashForward
     /// <summary>Query rows per CTA (two warpgroups of 64) and keys per tile.</summary>
     public const int Tile = 128;
 
-    /// <summary>The Q tile and two stages each of the K and V tiles, 128 rows × 128 bf16 each (sw128 layout), plus 1 KB to align them
-    /// to 1024 bytes (FORWARD_SMEM in the kernel).</summary>
-    public const int SharedBytes = 5 * Tile * 128 * 2 + 1024;
+    /// <summary>Threads per CTA: two math warpgroups and one whose first thread is the TMA producer.</summary>
+    private const int Threads = 384;
+
+    /// <summary>K and V tiles in flight (FWD_STAGES in the kernel).</summary>
+    private const int Stages = 2;
+
+    /// <summary>The Q tile and <see cref="Stages"/> each of the K and V tiles, 128 rows × 128 bf16 each (sw128 layout), the
+    /// mbarriers, and 1 KB to align the tiles to 1024 bytes (FORWARD_SMEM in the kernel).</summary>
+    public const int SharedBytes = (1 + 2 * Stages) * Tile * 128 * 2 + (1 + 4 * Stages) * 8 + 1024;
 
     private readonly CudaKernel _forward;
 
@@ -23,5 +29,15 @@ public sealed class FlashForward
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o /* [B, T, H, 128] bf16 */,
         ulong lse /* [B, H, T] fp32 */, CudaStream stream)
-        => _forward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), 256, SharedBytes, stream, q, k, v, o, lse, batch, seqLen, heads, window);
+    {
+        long columns = (long)heads * ModelShape.HeadDim;
+        ReadOnlySpan<TensorMap> maps =
+        [
+            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, Tile, 64),
+            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, columns, Tile, 64),
+            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, columns, Tile, 64),
+        ];
+        _forward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), Threads, SharedBytes, stream, maps, o, lse, batch,
+            seqLen, heads, window);
+    }
 }

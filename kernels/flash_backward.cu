@@ -6,16 +6,23 @@
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
 // flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·128 floats) zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
-// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 keys);
-//   it loops over the 64-query blocks that can see its keys. Per block a warpgroup computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ
-//   (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q (A from registers; each product
-//   is issued as soon as its operand is ready, so the tensor cores overlap the exponentials). After both warpgroups have
-//   put dSᵀ in shared memory, each computes its 64 columns of dQ = dS·K (A read M-major from dSᵀ); the block's dQ is
-//   staged in shared memory and added to the fp32 accumulator by one bulk reduction (cp.reduce.async.bulk), issued after
-//   the next block's first barrier. dK and dV stay in registers and are written (bf16) at the end.
-//   Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each); two stages of Q and dO
-//   (64 × 128 each) and of lse and D (64 fp32 each), copied asynchronously one query block ahead; dSᵀ (128 keys × 64
-//   queries bf16); the dQ staging tile (64 × 128 fp32).
+// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 384 threads); it loops over the 64-query
+//   blocks that can see its keys. q, k, v and do arrive through rank-3 tensor maps [B, T, H·128] (tma.cuh; boxes of 64 columns
+//   × 64 query rows or 128 key rows, so rows past T are zero), lse and D as plain pointers.
+//   Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 keys each (240 registers); in warpgroup 2 (24
+//   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V once and of Q and dO per block, every lane
+//   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer. Per query block a math warpgroup
+//   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q
+//   (A from registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the
+//   exponentials), stores dSᵀ with stmatrix, and after a barrier of the two math warpgroups computes its 64 columns of
+//   dQ = dS·K (A read M-major from dSᵀ, all 128 keys). dQ goes to a staging tile in fp32, which the writer adds to the fp32
+//   accumulator with one bulk reduction (cp.reduce.async.bulk). dK and dV stay in registers and are written (bf16) at the end.
+//   mbarriers, no CTA-wide barrier in the loop: kv_full; qdo_full[2] (the TMA's bytes and the producer lanes' copies) and
+//   qdo_empty[2] (each math warp, once its products of the block are done); dq_full[2] (each math warp, once its part of
+//   the staging tile is written) and dq_empty[2] (the writer, once the reduction has read it).
+//   Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each); two stages of Q and dO (64 × 128
+//   each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead; two dSᵀ buffers (128 keys × 64 queries bf16)
+//   and two dQ staging tiles (64 × 128 fp32), so a warpgroup can start block i while the other still reads block i − 1's.
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
 // one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
@@ -207,8 +214,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         const unsigned do_address = base + BWD_DO + stage * BWD_QUERIES * HEAD * 2;
         const float* lse_s = reinterpret_cast<const float*>(smem + BWD_LSE + stage * 2 * BWD_QUERIES * 4);
         const float* d_s = lse_s + BWD_QUERIES;
-        bf16* dst = reinterpret_cast<bf16*>(smem + BWD_DST + stage * BWD_KEYS * BWD_QUERIES * 2);
-        const unsigned dst_address = shared_address(dst);
+        const unsigned dst_address = base + BWD_DST + stage * BWD_KEYS * BWD_QUERIES * 2;
         float* dq_stage = reinterpret_cast<float*>(smem + BWD_DQ + stage * BWD_QUERIES * HEAD * 4);
         mbarrier_wait(qdo_full + 8 * stage, parity);
 
@@ -292,12 +298,16 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
 
         // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
         // was last read by block i − 2's dQ products, which both warpgroups finished before block i − 1's barrier.
-        #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        // stmatrix: four 8 × 8 matrices an instruction (rows r and r + 8, columns 8j and 8j + 8); lane L addresses row L mod 8
+        // of matrix L / 8.
         {
-            const int c = nt * 8 + tig * 2, r = wg * 64 + warp * 16 + group;
-            *reinterpret_cast<unsigned*>(dst + sw128(r, c, BWD_KEYS)) = pack_bf16(dpt[nt][0], dpt[nt][1]);
-            *reinterpret_cast<unsigned*>(dst + sw128(r + 8, c, BWD_KEYS)) = pack_bf16(dpt[nt][2], dpt[nt][3]);
+            const int m = lane >> 3, m_row = wg * 64 + warp * 16 + 8 * (m & 1) + (lane & 7), m_col = 8 * (m >> 1);
+            #pragma unroll
+            for (int j = 0; j < 8; j += 2)
+                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                             ::"r"(dst_address + 2 * sw128(m_row, 8 * j + m_col, BWD_KEYS)), "r"(pack_bf16(dpt[j][0], dpt[j][1])),
+                               "r"(pack_bf16(dpt[j][2], dpt[j][3])), "r"(pack_bf16(dpt[j + 1][0], dpt[j + 1][1])),
+                               "r"(pack_bf16(dpt[j + 1][2], dpt[j + 1][3])) : "memory");
         }
         fence_async_shared();
         named_barrier(1, 256); // dSᵀ is complete

@@ -27,15 +27,3 @@ __device__ __forceinline__ void copy_async(unsigned destination, const void* sou
     else
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(destination), "l"(source), "r"(valid ? 4 : 0) : "memory");
 }
-
-__device__ __forceinline__ void copy_async_commit()
-{
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-// Waits until at most `pending` committed groups of this thread are still in flight.
-template <int pending>
-__device__ __forceinline__ void copy_async_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
-}

@@ -4,12 +4,16 @@
 //
 //   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(128); online softmax in fp32 per row (base 2 inside).
 // flash_attention_forward: q, k, v, o [B, T, H, 128] bf16 (o written); lse [B, H, T] fp32 (natural log of Σ exp(score)).
-// Launch: grid (ceil(T / 128), B·H), 256 threads = two warpgroups × 64 query rows; dynamic shared memory FORWARD_SMEM bytes:
-//         the Q tile (128 × 128) and two stages each of K and V tiles of 128 keys, sw128 layout, copied with cp.async; V
-//         lags K by one tile (iteration j copies K_{j+1} and V_j), so iteration j holds K_j and V_{j−1}.
-// The two warpgroups are staggered so that one's softmax runs while the other's products occupy the tensor cores:
-//   warpgroup 0, iteration j: issue S_j = Q·K_jᵀ and P_{j−1}·V_{j−1}; softmax of S_j once S_j is done; rescale.
-//   warpgroup 1, iteration j: softmax of S_{j−1} (computed in iteration j − 1); rescale; issue P_{j−1}·V_{j−1} and S_j.
+//   q, k and v arrive through rank-3 tensor maps [B, T, H·128] (tma.cuh; boxes of 64 columns × 128 rows, rows past T zero).
+// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory FORWARD_SMEM bytes: the Q tile (128 × 128) and
+//   FWD_STAGES stages each of K and V tiles of 128 keys (sw128 layout), and the mbarriers.
+// Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 query rows (240 registers); thread 256 is the producer
+//   (24 registers), which copies Q and then K_j and V_j into stage j mod FWD_STAGES with TMA once the math warps have
+//   released it (k_full / v_full count the bytes, k_empty / v_empty one arrival a math warp).
+// Per key tile j a math warpgroup issues S_j = Q·K_jᵀ and P_{j−1}·V_{j−1}, runs the online softmax of S_j while the latter
+//   is still running, then rescales. The two warpgroups take turns to issue their products (named barriers 2 and 3), so
+//   one's softmax runs under the other's products. No product sits under a branch: ptxas serialises every wgmma of a
+//   kernel that has one in a divergent path (C7520), so the first and last tiles are peeled.
 // The backward (flash_backward.cu) needs lse.
 
 #include "tma.cuh"

@@ -228,23 +228,3 @@ __device__ __forceinline__ void accumulator_fragment(unsigned a[4], const float 
     a[2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);
     a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
 }
-
-// Starts copying rows [row0, row0 + ROWS) of one head (rows `row_stride` elements apart, 128 columns) into a sw128 tile;
-// rows past T are zero. THREADS threads (a multiple of 128), 16-byte chunks: thread t copies chunk t mod 16 of rows
-// t / 16 + i · THREADS / 16. Those rows differ by a multiple of 8, so they share one swizzled column: the shared offset and
-// the source advance by constants.
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void load_sw128_async(bf16* tile, const bf16* base, int row0, int seq_len, long long row_stride)
-{
-    constexpr int step = THREADS / 16;
-    const int r = threadIdx.x >> 4, c = (threadIdx.x & 15) * 8;
-    const unsigned destination = shared_address(tile + sw128(r, c, ROWS));
-    const bf16* source = base + (long long)(row0 + r) * row_stride + c;
-    const int rows_left = seq_len - row0 - r;
-    #pragma unroll
-    for (int i = 0; i < ROWS / step; i++)
-    {
-        const bool valid = i * step < rows_left;
-        copy_async<16>(destination + i * step * 128, valid ? source + i * step * row_stride : base, valid);
-    }
-}

@@ -27,6 +27,19 @@ public class NativeCpuTests
         Assert.Equal((ushort)0x3F80, Bf16.FromFloat(BitConverter.UInt32BitsToSingle(0x3F80_7FFF)));
     }
 
+    [Theory]
+    [InlineData(0x1000UL, 2L, 64L, 256L, 64, 32, "boxColumns")]  // a 128-byte swizzle row is 64 bf16
+    [InlineData(0x1000UL, 2L, 64L, 256L, 300, 64, "boxRows")]    // TMA boxes have at most 256 rows
+    [InlineData(0x1008UL, 2L, 64L, 256L, 64, 64, "address")]     // rows must start 16-byte aligned
+    [InlineData(0x1000UL, 2L, 64L, 260L, 64, 64, "address")]     // 520-byte rows: not a multiple of 16
+    [InlineData(0x1000UL, 0L, 64L, 256L, 64, 64, "rows")]        // an empty tensor
+    public void Batched_tensor_map_rejects_bad_shapes_before_the_driver(ulong address, long batches, long rows, long columns,
+        int boxRows, int boxColumns, string parameter)
+    {
+        var error = Assert.Throws<ArgumentException>(() => TensorMap.Bf16SwizzledBatched(address, batches, rows, columns, boxRows, boxColumns));
+        Assert.Equal(parameter, error.ParamName);
+    }
+
     [Fact]
     public void Bf16_keeps_nan_and_infinity()
     {

@@ -29,7 +29,7 @@ public sealed class KernelCache : IDisposable
         if (!Directory.Exists(kernelDirectory))
             throw new DirectoryNotFoundException($"kernel folder '{kernelDirectory}' does not exist (the .cu files ship beside the binaries under kernels/).");
         _device = device;
-        KernelDirectory = kernelDirectory;
+        KernelDirectory = Path.GetFullPath(kernelDirectory);
         CacheDirectory = cacheDirectory;
         _nvrtcVersion = NvrtcCompiler.Version();
         _headerDigest = DigestHeaders(kernelDirectory);
@@ -114,7 +114,10 @@ public sealed class KernelCache : IDisposable
         }
         else
         {
-            var output = NvrtcCompiler.Compile(source, $"kernels/{fileName}", options);
+            // The program is named by its full path: NVRTC looks for a quoted #include first in the folder of
+            // that name, so a relative name ("kernels/x.cu") would take headers from the working directory's
+            // kernels/ folder (another checkout's) instead of the ones beside the source, which the key digests.
+            var output = NvrtcCompiler.Compile(source, Path.Combine(KernelDirectory, fileName), options);
             image = output.Cubin;
             Interlocked.Add(ref _compileTicks, watch.Elapsed.Ticks);
             Interlocked.Increment(ref _compiled);

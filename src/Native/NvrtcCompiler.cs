@@ -18,8 +18,9 @@ public static unsafe class NvrtcCompiler
     }
 
     /// <summary>
-    /// Compiles <paramref name="source"/>; <paramref name="sourceName"/> is the name NVRTC puts in its messages (use the
-    /// file's path relative to the repository, e.g. "kernels/attention.cu"). Throws <see cref="NvrtcCompileException"/> with the log.
+    /// Compiles <paramref name="source"/>; <paramref name="sourceName"/> is the name NVRTC puts in its messages, and the folder
+    /// it searches first for a quoted #include (a relative name is taken from the working directory, so pass the file's
+    /// full path when it includes headers). Throws <see cref="NvrtcCompileException"/> with the log.
     /// </summary>
     public static Output Compile(string source, string sourceName, IReadOnlyList<string> options, bool includePtx = false)
     {

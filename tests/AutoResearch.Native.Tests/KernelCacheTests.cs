@@ -65,3 +65,45 @@ public class KernelCacheTests
         Assert.Contains("does_not_exist.cu", e.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Tests that change the process's working directory; they run alone, after the parallel ones.</summary>
+[CollectionDefinition(nameof(WorkingDirectoryCollection), DisableParallelization = true)]
+public sealed class WorkingDirectoryCollection;
+
+[Trait("Category", "GPU")]
+[Collection(nameof(WorkingDirectoryCollection))]
+public class KernelCacheWorkingDirectoryTests
+{
+    [GpuFact]
+    public void Headers_come_from_the_kernel_folder_not_from_a_kernels_folder_in_the_working_directory()
+    {
+        var device = TestGpu.Device;
+        var kernels = TestGpu.NewTempDirectory("src");
+        File.WriteAllText(Path.Combine(kernels, "probe.cu"),
+            "#include \"probe.cuh\"\nextern \"C\" __global__ void probe(int* out) { *out = PROBE_VALUE; }\n");
+        File.WriteAllText(Path.Combine(kernels, "probe.cuh"), "#pragma once\n#define PROBE_VALUE 7\n");
+        // Another checkout's kernels/ in the working directory, with a header of the same name.
+        var elsewhere = TestGpu.NewTempDirectory("cwd");
+        Directory.CreateDirectory(Path.Combine(elsewhere, "kernels"));
+        File.WriteAllText(Path.Combine(elsewhere, "kernels", "probe.cuh"), "#pragma once\n#define PROBE_VALUE 13\n");
+
+        var saved = Environment.CurrentDirectory;
+        int[] result;
+        try
+        {
+            Environment.CurrentDirectory = elsewhere;
+            using var cache = new KernelCache(device, kernels, TestGpu.NewTempDirectory("cache"));
+            var kernel = cache.Load("probe.cu").GetKernel("probe");
+            using var d = device.Allocate<int>(1, "probe");
+            d.FillBytes(0xFF);
+            kernel.Launch(1, 1, 0, TestGpu.Stream, d.Pointer);
+            TestGpu.Stream.Synchronize();
+            result = d.ToArray();
+        }
+        finally
+        {
+            Environment.CurrentDirectory = saved;
+        }
+        Assert.Equal(7, result[0]);
+    }
+}

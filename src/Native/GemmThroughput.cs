@@ -23,23 +23,13 @@ public static class GemmThroughput
         using var c = device.Allocate<ushort>((long)m * n, "GEMM benchmark C");
         FillRandomBf16(a, 1);
         FillRandomBf16(b, 2);
-        using var start = new CudaEvent(device);
-        using var end = new CudaEvent(device);
-        var times = new double[iterations];
-        for (int i = -warmups; i < iterations; i++)
+        double median = EventTiming.MedianMilliseconds(device, blas.Stream, () =>
         {
-            start.Record(blas.Stream);
             if (useLt)
                 blas.GemmLt(false, true, m, n, k, 1f, a.Pointer, ElementType.Bf16, k, b.Pointer, ElementType.Bf16, k, 0f, c.Pointer, ElementType.Bf16, n);
             else
                 blas.Gemm(false, true, m, n, k, 1f, a.Pointer, ElementType.Bf16, k, b.Pointer, ElementType.Bf16, k, 0f, c.Pointer, ElementType.Bf16, n);
-            end.Record(blas.Stream);
-            float ms = CudaEvent.ElapsedMilliseconds(start, end);
-            if (i >= 0)
-                times[i] = ms;
-        }
-        Array.Sort(times);
-        double median = iterations % 2 == 1 ? times[iterations / 2] : (times[iterations / 2 - 1] + times[iterations / 2]) / 2;
+        }, warmups, iterations);
         return new Result(m, n, k, useLt, median, iterations);
     }
 

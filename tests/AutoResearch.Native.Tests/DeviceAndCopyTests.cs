@@ -101,4 +101,18 @@ public class DeviceAndCopyTests
         float ms = CudaEvent.ElapsedMilliseconds(start, end);
         Assert.InRange(ms, 1e-4f, 10_000f);
     }
+
+    [GpuFact]
+    public void Copy_throughput_times_the_copy_itself_not_the_launch()
+    {
+        using var stream = new CudaStream(Device);
+        var small = CopyThroughput.Measure(Device, stream, 64L << 20);
+        var large = CopyThroughput.Measure(Device, stream, 1L << 30);
+        // 16 times the bytes: the events bracket the copy, not just launch overhead.
+        Assert.True(large.MedianMilliseconds > 4 * small.MedianMilliseconds,
+            $"1 GiB took {large.MedianMilliseconds:F3} ms, 64 MiB {small.MedianMilliseconds:F3} ms");
+        // Between a PCIe card's and beyond any HBM's.
+        Assert.InRange(large.TerabytesPerSecond, 0.1, 20.0);
+        Assert.Equal(1L << 30, large.Bytes);
+    }
 }

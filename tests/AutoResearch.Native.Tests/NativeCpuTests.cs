@@ -134,4 +134,13 @@ public class NativeCpuTests
         Assert.Equal("13.0.2", Blas.FormatVersion(130002));
         Assert.Equal("12.8.10", Blas.FormatVersion(120810));
     }
+
+    [Fact]
+    public void Median_takes_the_middle_value_or_the_mean_of_the_middle_two_in_any_order()
+    {
+        Assert.Equal(3.0, EventTiming.Median([5.0, 1.0, 3.0]));
+        Assert.Equal(2.5, EventTiming.Median([4.0, 1.0, 3.0, 2.0]));
+        Assert.Equal(7.0, EventTiming.Median([7.0]));
+        Assert.Throws<ArgumentException>(() => EventTiming.Median([]));
+    }
 }

@@ -18,7 +18,7 @@ public static class DoctorCommand
         var gemmM = new Option<int>("--gemm-m") { Description = "Rows of the benchmark GEMM (tokens: B·T)", DefaultValueFactory = _ => 262_144 };
         var gemmN = new Option<int>("--gemm-n") { Description = "Output features of the benchmark GEMM", DefaultValueFactory = _ => 2048 };
         var gemmK = new Option<int>("--gemm-k") { Description = "Input features of the benchmark GEMM", DefaultValueFactory = _ => 512 };
-        var skipGemm = new Option<bool>("--skip-gemm") { Description = "Skip the GEMM timing" };
+        var skipGemm = new Option<bool>("--skip-gemm") { Description = "Skip the GEMM and copy timings" };
         var command = new Command("doctor", "Report the GPU, driver, CUDA/NVRTC/cuBLAS versions and memory; compile a test kernel (cold and cached) and time a bf16 GEMM.")
         {
             gemmM, gemmN, gemmK, skipGemm,
@@ -88,6 +88,9 @@ public static class DoctorCommand
                         Line(useLt ? "GEMM (Lt)" : "GEMM", $"bf16 {m}x{k} · ({n}x{k})ᵀ: {r.MedianMilliseconds:F3} ms, "
                             + $"{r.TeraflopsPerSecond:F0} TFLOP/s (median of {r.Iterations} after warm-up)");
                     }
+                    var copy = CopyThroughput.Measure(device, stream);
+                    Line("Copy", $"device to device {copy.Bytes >> 20} MiB: {copy.MedianMilliseconds:F3} ms, "
+                        + $"{copy.TerabytesPerSecond:F2} TB/s read + written (median of {copy.Iterations} after warm-up)");
                 }
                 Line("Peak VRAM", $"{device.Memory.PeakMegabytes:F1} MB tracked");
             }

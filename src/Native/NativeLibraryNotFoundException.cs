@@ -8,6 +8,7 @@ public sealed class NativeLibraryNotFoundException : Exception
     {
         Library = library;
         Attempts = attempts;
+        InstallHint = installHint;
     }
 
     /// <summary>The library's display name, e.g. "CUDA driver (libcuda)".</summary>
@@ -15,6 +16,9 @@ public sealed class NativeLibraryNotFoundException : Exception
 
     /// <summary>Every candidate tried, with the reason it failed.</summary>
     public IReadOnlyList<string> Attempts { get; }
+
+    /// <summary>What to install (or which variable to set) to get the library.</summary>
+    public string InstallHint { get; }
 
     private static string Format(string library, IReadOnlyList<string> attempts, string? overrideFolder, string installHint)
     {

@@ -153,47 +153,72 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     }
 
     [Fact]
-    public async Task Sigint_stops_a_cpu_train_child_process_with_one_line_and_exit_130()
+    public void Sigint_stops_a_cpu_train_child_process_with_one_line_naming_it_and_exit_130()
     {
-        Assert.SkipUnless(OperatingSystem.IsLinux() && File.Exists("/usr/bin/env"), "needs Linux and env(1) to reset SIGINT for the child");
-        var ct = TestContext.Current.CancellationToken;
-        // env resets SIGINT to its default, which a background parent may have set to ignored (and the child would inherit).
-        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in (string[])["--default-signal=INT", Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet",
-            Path.Combine(AppContext.BaseDirectory, "autoresearch.dll"), "train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300"])
-            start.ArgumentList.Add(a);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        var stdout = new System.Text.StringBuilder();
-        try
-        {
-            var buffer = new char[256];
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (!stdout.ToString().Contains("step 00001", StringComparison.Ordinal))
-            {
-                int read = await process.StandardOutput.ReadAsync(buffer, ct);
-                Assert.SkipWhen(read == 0 && process.HasExited && process.ExitCode == 125, "this env(1) has no --default-signal");
-                if (read == 0 || DateTime.UtcNow >= deadline)
-                    Assert.Fail($"no second step within 60 s: {stdout}");
-                stdout.Append(buffer, 0, read);
-            }
+        using var train = CliProcess.Start("train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300");
+        train.WaitForOutput("step 00001", TimeSpan.FromSeconds(60));
 
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)]))
-                await kill.WaitForExitAsync(ct);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(20));
-            stdout.Append(await process.StandardOutput.ReadToEndAsync(timeout.Token));
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true); // a failed test must not leave a 300 s run behind
-        }
+        train.Signal("INT");
 
-        Assert.Equal(TrainCommand.InterruptedExitCode, process.ExitCode);
-        Assert.Matches(@"^interrupted at step \d+; no summary written\n$", await stderr);
-        Assert.DoesNotContain("val_bpb:", stdout.ToString(), StringComparison.Ordinal);
+        Assert.True(train.WaitForExit(TimeSpan.FromSeconds(20)), "still running 20 s after SIGINT");
+        Assert.Equal(130, train.ExitCode);
+        Assert.Matches(@"^interrupted by Ctrl-C \(SIGINT\) at step \d+; no summary written\n$", train.Stderr);
+        Assert.DoesNotContain("val_bpb:", train.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sigterm_is_reported_as_sigterm_with_exit_143()
+    {
+        using var train = CliProcess.Start("train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300");
+        train.WaitForOutput("step 00001", TimeSpan.FromSeconds(60));
+
+        train.Signal("TERM");
+
+        Assert.True(train.WaitForExit(TimeSpan.FromSeconds(20)), "still running 20 s after SIGTERM");
+        Assert.Equal(143, train.ExitCode);
+        Assert.Matches(@"^interrupted by SIGTERM at step \d+; no summary written\n$", train.Stderr);
+        Assert.DoesNotContain("Ctrl-C", train.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Two_ctrl_c_presses_50_ms_apart_exit_130_at_once_without_an_unhandled_exception()
+    {
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            using var train = CliProcess.Start("train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "32", "--time-budget", "300");
+            train.WaitForOutput("step 00001", TimeSpan.FromSeconds(60));
+
+            train.Signal("INT");
+            Thread.Sleep(50);
+            train.Signal("INT");
+
+            Assert.True(train.WaitForExit(TimeSpan.FromSeconds(20)), "still running 20 s after two SIGINTs");
+            Assert.Equal(130, train.ExitCode);
+            Assert.DoesNotContain("Unhandled", train.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("Exception", train.Stderr, StringComparison.Ordinal);
+            Assert.All(train.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries),
+                line => Assert.Matches(@"^(interrupted by Ctrl-C \(SIGINT\) at step \d+; no summary written|autoresearch: stopped by Ctrl-C \(SIGINT\).*)$", line));
+        }
+    }
+
+    [Fact]
+    public void A_signal_in_the_middle_of_a_long_cpu_step_is_acted_on_within_a_second()
+    {
+        // One row of 4096 tokens: a step of the fp64 reference takes tens of seconds on two cores.
+        using var train = CliProcess.Start("train", "--device", "cpu", "--cache", run.Cache, "--seq-len", "4096", "--device-batch", "1", "--time-budget", "300");
+        train.WaitForOutput("model:", TimeSpan.FromSeconds(60));
+        Thread.Sleep(1500); // inside step 0
+        Assert.DoesNotContain("step 00000", train.Stdout, StringComparison.Ordinal);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        train.Signal("TERM");
+
+        Assert.True(train.WaitForExit(TimeSpan.FromSeconds(20)), "still running 20 s after SIGTERM");
+        TestContext.Current.TestOutputHelper?.WriteLine($"exited {watch.Elapsed.TotalSeconds:F2} s after SIGTERM");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"took {watch.Elapsed.TotalSeconds:F1} s to act on SIGTERM");
+        Assert.Equal(143, train.ExitCode);
+        Assert.Contains("SIGTERM", train.Stderr, StringComparison.Ordinal);
+        Assert.Single(train.Stderr.Trim().Split('\n'));
     }
 
     [Fact]

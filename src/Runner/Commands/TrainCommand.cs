@@ -15,11 +15,11 @@ namespace AutoResearch.Runner;
 /// <summary>
 /// `autoresearch train`: the time-budgeted experiment of SPEC §7–9 (<see cref="TrainingLoop"/>) on the GPU, or with
 /// --device cpu a reduced configuration (<see cref="CpuTrainingDefaults"/>) on the fp64 CPU reference, through the same loop.
-/// Ctrl-C stops with one line and exit code 130, writing no summary.
+/// Ctrl-C or SIGTERM stops with one line naming the signal and exit code 130 or 143, writing no summary.
 /// </summary>
 public static class TrainCommand
 {
-    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT).</summary>
+    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT); SIGTERM gives 143.</summary>
     public const int InterruptedExitCode = 130;
 
     /// <summary>What one `train` runs: the knobs, the device and the run's own settings.</summary>
@@ -64,8 +64,8 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// Runs one training: returns 0, <see cref="TrainingLoop.FastFailExitCode"/>, or <see cref="InterruptedExitCode"/> when
-    /// <paramref name="cancel"/> fires (one line on <paramref name="error"/>, no summary). Other failures throw.
+    /// Runs one training: returns 0, <see cref="TrainingLoop.FastFailExitCode"/>, or <see cref="InterruptedExitCode"/> (143 for
+    /// SIGTERM) when <paramref name="cancel"/> fires (one line on <paramref name="error"/>, no summary). Other failures throw.
     /// </summary>
     public static int Run(Request request, TextWriter output, TextWriter error, CancellationToken cancel)
     {
@@ -98,7 +98,7 @@ public static class TrainCommand
         try
         {
             trainer = request.OnCpu
-                ? new CpuTrainer(shape, h.DeviceBatchSize, settings)
+                ? new CpuTrainer(shape, h.DeviceBatchSize, settings, cancel)
                 : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, request.Cache.Kernels);
         }
         catch (DeviceOutOfMemoryException e)
@@ -116,8 +116,9 @@ public static class TrainCommand
             {
                 output.WriteLine();
                 output.Flush();
-                error.WriteLine($"interrupted at step {loop.Step}; no summary written");
-                return InterruptedExitCode;
+                var signal = TerminationSignals.Received;
+                error.WriteLine($"interrupted{(signal is { } s ? " by " + TerminationSignals.Describe(s) : "")} at step {loop.Step}; no summary written");
+                return TerminationSignals.ExitCode(signal);
             }
             catch (DeviceOutOfMemoryException e)
             {

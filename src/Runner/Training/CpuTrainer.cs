@@ -9,7 +9,8 @@ namespace AutoResearch.Runner.Training;
 /// The fp64 CPU reference model (<see cref="CpuGpt"/>) and optimizer (<see cref="MuonAdamWReference"/>): slow, exact, and
 /// needing no GPU, for tiny runs. The model's parameter arrays are the optimizer's own (<see cref="ReferenceParameter.Value"/>),
 /// and the gradients the model accumulates into are the optimizer's <see cref="ReferenceParameter.Gradient"/>s, so a step
-/// copies nothing.
+/// copies nothing. A step of the reference can take minutes (a long --seq-len), so the forward and backward run on a worker
+/// that a cancellation abandons: Ctrl-C or SIGTERM stops the run at once, not at the end of the step.
 /// </summary>
 public sealed class CpuTrainer : ITrainer
 {
@@ -17,11 +18,14 @@ public sealed class CpuTrainer : ITrainer
     private readonly MuonAdamWReference _optimizer;
     private readonly List<ReferenceParameter> _parameters = [];
     private readonly Dictionary<string, double[]> _gradients = new(StringComparer.Ordinal);
+    private readonly CancellationToken _cancel;
     private double _lossSum;
 
     /// <summary>Builds the model with SPEC §5's initialisation (seed 42, the GPU model's values) and the optimizer.</summary>
-    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings)
+    /// <param name="cancel">Abandons a forward and backward in flight (it throws <see cref="OperationCanceledException"/>).</param>
+    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings, CancellationToken cancel = default)
     {
+        _cancel = cancel;
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         _model = new CpuGpt(shape);
@@ -61,7 +65,7 @@ public sealed class CpuTrainer : ITrainer
 
     public void ForwardBackward(int[] inputs, int[] targets, float gradScale)
     {
-        var (_, losses) = _model.ForwardBackward(inputs, targets, Batch, _gradients, gradScale);
+        var (_, losses) = Abandonable(() => _model.ForwardBackward(inputs, targets, Batch, _gradients, gradScale));
         _lossSum += losses.Sum();
     }
 
@@ -72,12 +76,23 @@ public sealed class CpuTrainer : ITrainer
     public void Evaluate(int[] inputs, int[] targets, float[] losses)
     {
         ArgumentNullException.ThrowIfNull(losses);
-        var (_, perToken) = _model.ForwardBackward(inputs, targets, Batch);
+        var (_, perToken) = Abandonable(() => _model.ForwardBackward(inputs, targets, Batch));
         for (int i = 0; i < losses.Length; i++)
             losses[i] = (float)perToken[i];
     }
 
     public IReadOnlyDictionary<string, double[]> ParameterValues() => _model.Parameters;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a worker and waits for it or for the cancellation, whichever comes first. An abandoned
+    /// worker runs on in the background (the model is not used again: the run is over) and does not keep the process alive.
+    /// </summary>
+    private T Abandonable<T>(Func<T> work)
+    {
+        if (!_cancel.CanBeCanceled)
+            return work();
+        return Task.Run(work, _cancel).WaitAsync(_cancel).GetAwaiter().GetResult();
+    }
 
     public void Dispose()
     {

@@ -14,14 +14,36 @@ public sealed record CachePaths(string Root)
     {
         var fromEnvironment = Environment.GetEnvironmentVariable(Variable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment))
-            return new CachePaths(Path.GetFullPath(fromEnvironment));
-        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        return new CachePaths(Path.Combine(home, ".cache", "autoresearch"));
+            return Checked(fromEnvironment, $"${Variable}");
+        return new CachePaths(Path.Combine(Home, ".cache", "autoresearch"));
     }
 
     /// <summary>An explicit root (a <c>--cache</c> flag) wins over the environment and the default.</summary>
     public static CachePaths From(string? explicitRoot)
-        => string.IsNullOrWhiteSpace(explicitRoot) ? Default() : new CachePaths(Path.GetFullPath(explicitRoot));
+        => string.IsNullOrWhiteSpace(explicitRoot) ? Default() : Checked(explicitRoot, "--cache");
+
+    /// <summary>
+    /// A leading <c>~</c> or <c>~/</c> is the home folder, as a shell would expand it (a quoted value or <c>--cache=~/x</c> reaches
+    /// us unexpanded); <c>~user</c> and a <c>~</c> anywhere else are left as they are.
+    /// </summary>
+    public static string ExpandHome(string path, string home)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (path == "~")
+            return home;
+        return path.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(home, path[2..]) : path;
+    }
+
+    private static string Home => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+
+    /// <summary>The root, with the home folder expanded and made absolute; an existing path that is not a folder is refused.</summary>
+    private static CachePaths Checked(string root, string source)
+    {
+        var full = Path.GetFullPath(ExpandHome(root.Trim(), Home));
+        if (Path.Exists(full) && !Directory.Exists(full))
+            throw new IOException($"{source} '{root}' is not a folder: the cache is a folder holding data/, tokenizer/ and tokens/ (it is created if missing)");
+        return new CachePaths(full);
+    }
 
     /// <summary>Parquet shards: <c>shard_00000.parquet</c> ...</summary>
     public string Data => Path.Combine(Root, "data");

@@ -70,6 +70,23 @@ public class ParityCommandTests
         Assert.Contains("rows of 9 int32 tokens", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-8")]
+    public void Parity_with_a_seq_len_below_one_is_refused_naming_the_flag(string seqLen)
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 2, 23);
+        var output = Path.Combine(Path.GetDirectoryName(checkpoint)!, "grads.safetensors");
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", output, "--device", "cpu",
+            "--seq-len", seqLen, "--window-pattern", "SL");
+
+        Assert.NotEqual(0, exit);
+        Assert.StartsWith("autoresearch: error: --seq-len ", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(output));
+    }
+
     [GpuFact]
     public void Gpu_and_cpu_parity_agree_through_the_command()
     {

@@ -138,6 +138,36 @@ public class PrepareCommandTests
     }
 
     [Fact]
+    public void A_cache_that_is_not_a_folder_is_refused_before_any_download()
+    {
+        var refusing = LoopbackShardServer.RefusingBaseUrl();
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCliWith(new Dictionary<string, string> { [ShardDownloader.BaseUrlVariable] = refusing.ToString() },
+            "prepare", "--cache", "/dev/null");
+        Assert.NotEqual(0, exit);
+        Assert.DoesNotContain("downloading", stdout, StringComparison.Ordinal);
+        Assert.StartsWith("autoresearch: error: --cache '/dev/null' is not a folder", stderr, StringComparison.Ordinal);
+
+        (exit, stdout, stderr) = DoctorCommandTests.RunCliWith(new Dictionary<string, string> { [CachePaths.Variable] = "/dev/null" }, "train", "--device", "cpu");
+        Assert.NotEqual(0, exit);
+        Assert.StartsWith($"autoresearch: error: ${CachePaths.Variable} '/dev/null' is not a folder", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_cache_variable_starting_with_a_tilde_is_under_the_home_folder()
+    {
+        using var home = new TempFolder();
+        var (exit, _, stderr) = DoctorCommandTests.RunCliWith(new Dictionary<string, string> { [CachePaths.Variable] = "~/x", ["HOME"] = home.Path },
+            "train", "--device", "cpu");
+        Assert.NotEqual(0, exit);
+        Assert.Contains(Path.Combine(home.Path, "x", "tokenizer"), stderr, StringComparison.Ordinal);
+
+        Assert.Equal(Path.Combine(home.Path, "y"), CachePaths.ExpandHome("~/y", home.Path));
+        Assert.Equal(home.Path, CachePaths.ExpandHome("~", home.Path));
+        Assert.Equal("/abs/~/z", CachePaths.ExpandHome("/abs/~/z", home.Path));
+        Assert.Equal("~user/z", CachePaths.ExpandHome("~user/z", home.Path));
+    }
+
+    [Fact]
     public void Prepare_help_describes_the_download_options()
     {
         var (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--help");

@@ -46,4 +46,26 @@ public class TrainCommandTests
         Assert.NotEqual(0, exit);
         Assert.Contains("--seq-len is for --device cpu only", stderr, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("--time-budget", "-5")]
+    [InlineData("--time-budget", "0")]
+    [InlineData("--time-budget", "Infinity")]
+    [InlineData("--time-budget", "NaN")]
+    [InlineData("--device-batch", "0")]
+    [InlineData("--total-batch", "-1")]
+    [InlineData("--eval-tokens", "0")]
+    [InlineData("--eval-tokens", "-4096")]
+    [InlineData("--seq-len", "0")]
+    [InlineData("--depth", "0")]
+    public void Nonsense_train_options_are_refused_naming_the_flag_before_anything_loads(string flag, string value)
+    {
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", flag, value, "--cache", Path.Combine(Path.GetTempPath(), "autoresearch-none"));
+        Assert.NotEqual(0, exit);
+        Assert.StartsWith($"autoresearch: error: {flag} ", stderr, StringComparison.Ordinal);
+        Assert.Contains(value, stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Parameter", stderr, StringComparison.Ordinal); // no internal names (request.BudgetSeconds, TotalBatchSize)
+        Assert.DoesNotContain("Hyperparameter", stderr, StringComparison.Ordinal);
+        Assert.Equal("", stdout);
+    }
 }

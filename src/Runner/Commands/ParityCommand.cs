@@ -22,7 +22,7 @@ public static class ParityCommand
         var output = new Option<FileInfo>("--out") { Description = "Where to write the loss and gradients (.safetensors)", Required = true };
         var device = new Option<string>("--device") { Description = "gpu or cpu", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
-        var seqLen = new Option<int>("--seq-len") { Description = "T: tokens per row before the extra target token", DefaultValueFactory = _ => 2048 };
+        var seqLen = new Option<int>("--seq-len") { Description = "T: tokens per row before the extra target token", DefaultValueFactory = _ => 2048 }.AtLeastOne();
         var pattern = new Option<string>("--window-pattern") { Description = "Attention windows per layer (S half, L full; the last layer is L)", DefaultValueFactory = _ => "SSSL" };
         var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch (GPU or --device cpu).")
         {

@@ -27,12 +27,12 @@ public static class TrainCommand
 
     public static Command Create()
     {
-        var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => ExperimentConstants.TimeBudgetSeconds };
-        var depth = new Option<int>("--depth") { Description = $"Layers (default {Hyperparameters.Default.Depth}; {CpuTrainingDefaults.Depth} with --device cpu)" };
-        var deviceBatch = new Option<int>("--device-batch") { Description = $"Rows per micro-batch; lower it if the GPU runs out of memory (default {Hyperparameters.Default.DeviceBatchSize}; {CpuTrainingDefaults.DeviceBatch} with --device cpu)" };
-        var totalBatch = new Option<int>("--total-batch") { Description = $"Tokens per optimizer step (default {Hyperparameters.Default.TotalBatchSize}; one micro-batch with --device cpu)" };
-        var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)" };
-        var seqLen = new Option<int>("--seq-len") { Description = $"Tokens per row, --device cpu only (default {CpuTrainingDefaults.SeqLen}; the GPU run is fixed at {ExperimentConstants.MaxSeqLen}, the evaluation contract)" };
+        var budget = new Option<double>("--time-budget") { Description = "Training seconds counted after the 11 warm-up steps", DefaultValueFactory = _ => ExperimentConstants.TimeBudgetSeconds }.PositiveFinite("seconds");
+        var depth = new Option<int>("--depth") { Description = $"Layers (default {Hyperparameters.Default.Depth}; {CpuTrainingDefaults.Depth} with --device cpu)" }.AtLeastOne();
+        var deviceBatch = new Option<int>("--device-batch") { Description = $"Rows per micro-batch; lower it if the GPU runs out of memory (default {Hyperparameters.Default.DeviceBatchSize}; {CpuTrainingDefaults.DeviceBatch} with --device cpu)" }.AtLeastOne();
+        var totalBatch = new Option<int>("--total-batch") { Description = $"Tokens per optimizer step (default {Hyperparameters.Default.TotalBatchSize}; one micro-batch with --device cpu)" }.AtLeastOne();
+        var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)" }.AtLeastOne();
+        var seqLen = new Option<int>("--seq-len") { Description = $"Tokens per row, --device cpu only (default {CpuTrainingDefaults.SeqLen}; the GPU run is fixed at {ExperimentConstants.MaxSeqLen}, the evaluation contract)" }.AtLeastOne();
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
         var device = new Option<string>("--device") { Description = "gpu, or cpu for a tiny run of a reduced configuration on the fp64 CPU reference", DefaultValueFactory = _ => "gpu" };
@@ -78,7 +78,10 @@ public static class TrainCommand
         if (!request.OnCpu && t != ExperimentConstants.MaxSeqLen)
             throw new ArgumentException($"the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract), not {t}");
         TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize, t); // a batch that does not divide fails before anything loads
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.BudgetSeconds);
+        if (!OptionChecks.IsPositiveFinite(request.BudgetSeconds))
+            throw new ArgumentException($"--time-budget must be a positive, finite number of seconds; got {request.BudgetSeconds}");
+        if (request.EvalTokens < 1)
+            throw new ArgumentException($"--eval-tokens must be at least 1; got {request.EvalTokens}");
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
         // Pre-tokenized shards (prepare writes them; the loader writes any that are missing or stale on its first pass).
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));

@@ -48,7 +48,7 @@ public class PrepareCommandTests
         var tokenCache = new ShardTokenCache(paths.Tokens, tokenizer, TokenizerFiles.ContentHash(paths.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(paths.Data);
         var allShards = trainShards.Append(validationShard).ToList();
-        Assert.Contains($"of {allShards.Count} shards in {paths.Tokens} ({allShards.Count} written, 0 already valid)", stdout, StringComparison.Ordinal);
+        Assert.Contains($"of {allShards.Count} shards for {paths.Tokens} ({allShards.Count} written, 0 already valid)", stdout, StringComparison.Ordinal);
         foreach (var shard in allShards)
         {
             Assert.True(tokenCache.TryRead(shard, out var cached), $"no valid token cache file for {shard}");
@@ -61,35 +61,44 @@ public class PrepareCommandTests
         Assert.Contains("using the shards already", stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>Every file under the cache folder whose name starts with <paramref name="prefix"/>, wherever prepare keeps it.</summary>
+    private static List<string> FilesNamed(string cacheRoot, string prefix)
+        => [.. Directory.GetFiles(cacheRoot, prefix + "*", SearchOption.AllDirectories).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal)];
+
     [Fact]
     public void Prepare_completes_an_unfinished_download_byte_for_byte_and_trains_the_tokenizer_on_it()
     {
         var files = MakeShards(2);
         using var server = new LoopbackShardServer(files);
-        server.Script("shard_00001.parquet", ShardFault.ServerError);
-        var cache = TestGpu.NewTempDirectory("download");
-        var data = new CachePaths(cache).Data;
-        Directory.CreateDirectory(data);
-        File.WriteAllBytes(Path.Combine(data, "shard_00000.parquet"), files["shard_00000.parquet"]); // an earlier, interrupted run
+        server.Script("shard_00001.parquet", ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError,
+            ShardFault.ServerError);
+        var cache = new CachePaths(TestGpu.NewTempDirectory("download"));
+        // An earlier run that got shard 0 but not shard 1: the cache is untouched, the shard it got is kept for the next run.
+        Assert.Throws<ShardDownloadException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, server.BaseUrl, TimeSpan.FromMilliseconds(1),
+            TestContext.Current.CancellationToken));
+        Assert.False(Directory.Exists(cache.Data));
+        int before = server.Requests.Count;
 
-        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache.Root, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
 
         Assert.True(exit == 0, stderr + stdout);
-        Assert.Equal(new[] { "shard_00001.parquet", "shard_00001.parquet", Validation }, server.Requests);
+        Assert.Equal(new[] { "shard_00001.parquet", "shard_00001.parquet", Validation }, server.Requests.Skip(before));
         foreach (var (name, bytes) in files)
-            Assert.True(bytes.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(data, name))), $"{name} differs from the served file");
-        Assert.Equal(files.Keys.Order(StringComparer.Ordinal), Directory.GetFiles(data).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal));
+            Assert.True(bytes.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(cache.Data, name))), $"{name} differs from the served file");
+        Assert.Equal(files.Keys.Order(StringComparer.Ordinal), Directory.GetFiles(cache.Data).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal));
         // Output is redirected here: plain lines, one per failed attempt and per shard.
+        Assert.Contains("completing an unfinished download", stdout, StringComparison.Ordinal);
         Assert.Contains("data: shard_00001.parquet: attempt 1 of 5 failed: HTTP 500 Internal Server Error; retrying in 1 s", stdout, StringComparison.Ordinal);
         Assert.Contains($"data: {Validation}:", stdout, StringComparison.Ordinal);
         Assert.Contains("(1 already there)", stdout, StringComparison.Ordinal);
-        Assert.Equal(300, TokenizerFiles.Load(new CachePaths(cache).Tokenizer).VocabSize);
+        Assert.Equal(300, TokenizerFiles.Load(cache.Tokenizer).VocabSize);
 
         // A complete set is used as it is: no request at all.
-        (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--cache", cache, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
+        int after = server.Requests.Count;
+        (exit, stdout, _) = DoctorCommandTests.RunCli("prepare", "--cache", cache.Root, "--base-url", server.BaseUrl.ToString(), "--shards", "2", "--vocab-size", "300");
         Assert.Equal(0, exit);
         Assert.Contains("using the shards already", stdout, StringComparison.Ordinal);
-        Assert.Equal(3, server.Requests.Count);
+        Assert.Equal(after, server.Requests.Count);
     }
 
     [Fact]
@@ -104,8 +113,9 @@ public class PrepareCommandTests
 
         Assert.Equal(CliErrors.FailureExitCode, exit);
         Assert.Contains($"autoresearch: error: downloading {Validation} from {server.BaseUrl}{Validation} failed after 1 attempt(s); the last: HTTP 404", stderr, StringComparison.Ordinal);
-        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(new CachePaths(cache).Data).Select(f => Path.GetFileName(f)));
+        Assert.False(Directory.Exists(new CachePaths(cache).Data));
         Assert.False(Directory.Exists(new CachePaths(cache).Tokenizer));
+        Assert.Equal(["shard_00000.parquet"], FilesNamed(cache, "shard_"));
     }
 
     [Fact]
@@ -116,25 +126,33 @@ public class PrepareCommandTests
         server.Script("shard_00001.parquet", ShardFault.ServerError, ShardFault.CutOff, ShardFault.ResetMidBody, ShardFault.NotParquet, ShardFault.ServerError);
         var cache = new CachePaths(TestGpu.NewTempDirectory("fail"));
 
-        var e = Assert.Throws<ShardDownloadException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, server.BaseUrl, TimeSpan.FromMilliseconds(1)));
+        var e = Assert.Throws<ShardDownloadException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, server.BaseUrl, TimeSpan.FromMilliseconds(1), TestContext.Current.CancellationToken));
 
         Assert.Contains($"downloading shard_00001.parquet from {server.BaseUrl}shard_00001.parquet failed after 5 attempt(s); the last: HTTP 500", e.Message, StringComparison.Ordinal);
         Assert.Equal(5, server.RequestCount("shard_00001.parquet"));
-        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(cache.Data).Select(f => Path.GetFileName(f)));
+        Assert.Equal(["shard_00000.parquet"], FilesNamed(cache.Root, "shard_"));
+        Assert.False(Directory.Exists(cache.Data));
     }
 
     [Fact]
     public void Prepare_offline_with_an_unfinished_download_is_an_error_not_the_sample()
     {
+        var files = MakeShards(2);
         var cache = new CachePaths(TestGpu.NewTempDirectory("unfinished"));
-        Directory.CreateDirectory(cache.Data);
-        ParquetShards.Write(Path.Combine(cache.Data, "shard_00000.parquet"), ["a downloaded document", "another"]);
+        using (var server = new LoopbackShardServer(files))
+        {
+            server.Script("shard_00001.parquet", ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError, ShardFault.ServerError);
+            Assert.Throws<ShardDownloadException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, server.BaseUrl, TimeSpan.FromMilliseconds(1),
+                TestContext.Current.CancellationToken));
+        }
 
-        var e = Assert.Throws<IOException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, LoopbackShardServer.RefusingBaseUrl(), TimeSpan.FromMilliseconds(1)));
+        var e = Assert.Throws<IOException>(() => PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, 2, LoopbackShardServer.RefusingBaseUrl(), TimeSpan.FromMilliseconds(1),
+            TestContext.Current.CancellationToken));
 
         Assert.Contains("cannot reach", e.Message, StringComparison.Ordinal);
         Assert.Contains("unfinished download", e.Message, StringComparison.Ordinal);
-        Assert.Equal(new[] { "shard_00000.parquet" }, Directory.GetFiles(cache.Data).Select(f => Path.GetFileName(f)));
+        Assert.Equal(["shard_00000.parquet"], FilesNamed(cache.Root, "shard_"));
+        Assert.False(Directory.Exists(cache.Data));
     }
 
     [Fact]

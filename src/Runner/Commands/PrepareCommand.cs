@@ -5,16 +5,21 @@ using AutoResearch.Data.Corpus;
 using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
+using AutoResearch.Runner.Experiment;
 using Spectre.Console;
 
 namespace AutoResearch.Runner;
 
 /// <summary>
 /// `autoresearch prepare`: the data shards and the tokenizer in the cache (SPEC §1–3). The data, in this order: with --from,
-/// local text (plain, .xz, Parquet, or a folder) becomes the shard layout; else a complete set of shards already in the cache
-/// is kept; else N training shards and the validation shard are downloaded (an interrupted download is completed); and if
-/// the server cannot be reached at all (offline) and the cache holds no shards, the embedded public-domain sample is used.
-/// Then the BPE tokenizer is trained on the training shards and saved with its token byte lengths, and checked by a round trip.
+/// local text (plain, .xz, .gz, Parquet, or a folder) becomes the shard layout; else a complete set of shards already in the
+/// cache is kept; else N training shards and the validation shard are downloaded (an interrupted download is completed); and if
+/// the server cannot be reached at all (offline) and nothing was downloaded yet, the embedded public-domain sample is used
+/// (enough for smoke tests, not for an experiment). Then the BPE tokenizer is trained on the training shards, saved with its
+/// token byte lengths, checked by a round trip, and every shard is pre-tokenized.
+/// Everything is built in a staging folder and swapped into the cache at the end (<see cref="CacheStaging"/>), under the
+/// cache's lock (<see cref="CacheLock"/>): a failed or interrupted prepare leaves the previous cache as it was, old and new
+/// shards never mix, and a second prepare or a train on the same cache is refused while it runs.
 /// </summary>
 public static class PrepareCommand
 {
@@ -36,33 +41,44 @@ public static class PrepareCommand
         {
             from, shards, baseUrl, cache, vocab, maxChars, valFraction,
         };
-        command.SetAction(parse => Run(CachePaths.From(parse.GetValue(cache)), parse.GetValue(from), parse.GetValue(vocab), parse.GetValue(maxChars),
-            parse.GetValue(valFraction), parse.GetValue(shards), ShardDownloader.ResolveBaseUrl(parse.GetValue(baseUrl))));
+        command.SetAction((parse, cancel) => Task.FromResult(Run(CachePaths.From(parse.GetValue(cache)), parse.GetValue(from), parse.GetValue(vocab),
+            parse.GetValue(maxChars), parse.GetValue(valFraction), parse.GetValue(shards), ShardDownloader.ResolveBaseUrl(parse.GetValue(baseUrl)), cancel: cancel)));
         return command;
     }
 
     /// <param name="baseUrl">Where shards are downloaded from; null: <see cref="ShardDownloader.ResolveBaseUrl"/> without a flag.</param>
     /// <param name="retryBaseDelay">The first back-off of a failed download (tests make it short); null: the downloader's default.</param>
+    /// <param name="cancel">Checked between the steps; once it fires nothing is swapped in.</param>
     public static int Run(CachePaths cache, string? from, int vocabSize, long maxChars, double validationFraction,
-        int trainShards = ShardDownloader.DefaultTrainShards, Uri? baseUrl = null, TimeSpan? retryBaseDelay = null)
+        int trainShards = ShardDownloader.DefaultTrainShards, Uri? baseUrl = null, TimeSpan? retryBaseDelay = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(cache);
         var total = Stopwatch.StartNew();
+        using var cacheLock = CacheLock.ForUpdate(cache);
+        CacheStaging.FinishInterruptedSwap(cache);
+        baseUrl ??= ShardDownloader.ResolveBaseUrl(null);
+        bool reuse = from is null && HasCompleteShards(cache.Data);
+        var staging = CacheStaging.Begin(cache, from is not null ? $"import {Path.GetFullPath(from)}" : reuse ? "the cache's shards" : "download",
+            resumable: from is null && !reuse);
+        var staged = staging.Staging;
+        Console.WriteLine($"prepare: building in {staged.Root}; {cache.Root} changes only once everything is ready");
         if (from is not null)
         {
-            var (shards, val, train) = CorpusImport.WriteShards(CorpusImport.ReadDocuments(from), cache.Data, validationFraction);
-            Console.WriteLine($"data: imported {train + val} documents from {from}: {shards} training shard(s) and the validation shard ({val} documents) in {cache.Data}");
+            var (shards, val, train) = CorpusImport.WriteShards(CorpusImport.ReadDocuments(from), staged.Data, validationFraction);
+            Console.WriteLine($"data: imported {train + val} documents from {from}: {shards} training shard(s) and the validation shard ({val} documents)");
         }
-        else if (HasCompleteShards(cache.Data))
+        else if (reuse)
         {
             Console.WriteLine($"data: using the shards already in {cache.Data}");
         }
         else
         {
-            DownloadOrUseSample(cache, trainShards, baseUrl ?? ShardDownloader.ResolveBaseUrl(null), retryBaseDelay, validationFraction);
+            DownloadOrUseSample(staging, trainShards, baseUrl, retryBaseDelay, validationFraction);
         }
+        cancel.ThrowIfCancellationRequested();
 
-        var (trainFiles, validationShard) = ParquetShards.List(cache.Data);
+        string dataDirectory = reuse ? cache.Data : staged.Data;
+        var (trainFiles, validationShard) = ParquetShards.List(dataDirectory);
         var watch = Stopwatch.StartNew();
         BpeTokenizer? tokenizer = null;
         IEnumerable<string> TrainingText() => trainFiles.SelectMany(ParquetShards.Read);
@@ -79,22 +95,29 @@ public static class PrepareCommand
                 task.Value = 1.0;
             });
         }
-        TokenizerFiles.Save(tokenizer!, cache.Tokenizer);
-        Console.WriteLine($"tokenizer: {tokenizer!.VocabSize} tokens trained in {watch.Elapsed.TotalSeconds:F1} s, saved to {cache.Tokenizer}");
+        TokenizerFiles.Save(tokenizer!, staged.Tokenizer);
+        Console.WriteLine($"tokenizer: {tokenizer!.VocabSize} tokens trained in {watch.Elapsed.TotalSeconds:F1} s");
+        if (tokenizer.VocabSize != ExperimentConstants.VocabSize)
+            Console.WriteLine($"tokenizer: note: `train` needs {ExperimentConstants.VocabSize} tokens (the evaluation contract); a tokenizer of {tokenizer.VocabSize} is for `tokenize` only");
+        cancel.ThrowIfCancellationRequested();
 
         // Round trip on a fixed string and on the first validation document.
-        var loaded = TokenizerFiles.Load(cache.Tokenizer);
+        var loaded = TokenizerFiles.Load(staged.Tokenizer);
         var probe = "Hello world! Numbers: 123. Unicode: 你好";
         var sample = ParquetShards.Read(validationShard)[0];
         foreach (var text in new[] { probe, sample })
         {
             if (loaded.Decode(loaded.Encode(text)) != text)
-                throw new InvalidOperationException($"the saved tokenizer in {cache.Tokenizer} does not round-trip its text: the files are damaged");
+                throw new InvalidOperationException($"the saved tokenizer in {staged.Tokenizer} does not round-trip its text: the files are damaged");
         }
         double bytesPerToken = System.Text.Encoding.UTF8.GetByteCount(sample) / (double)Math.Max(1, loaded.Encode(sample).Length);
         Console.WriteLine($"tokenizer: round trip OK; {bytesPerToken:F2} bytes/token on a validation document");
-        PreTokenize(cache, loaded, trainFiles.Append(validationShard).ToList());
-        Console.WriteLine($"prepare took {total.Elapsed.TotalSeconds:F1} s");
+        PreTokenize(staged, loaded, trainFiles.Append(validationShard).ToList(), cache.Tokens);
+        cancel.ThrowIfCancellationRequested();
+
+        staging.Commit();
+        Console.WriteLine($"prepare: {cache.Root} now holds the new {(reuse ? "tokenizer and token cache" : "shards, tokenizer and token cache")} "
+            + $"({cache.Data}, {cache.Tokenizer}, {cache.Tokens}); took {total.Elapsed.TotalSeconds:F1} s");
         return 0;
     }
 
@@ -103,8 +126,9 @@ public static class PrepareCommand
     /// step on instead of tokenizing its first pass. Shards whose file is already valid are only checked. The cache only
     /// saves time: a file that cannot be written is reported in one line and the loader will tokenize that shard itself.
     /// </summary>
-    private static void PreTokenize(CachePaths cache, BpeTokenizer tokenizer, List<string> shards)
+    private static void PreTokenize(CachePaths cache, BpeTokenizer tokenizer, List<string> shards, string finalFolder)
     {
+        Directory.CreateDirectory(cache.Tokens); // swapped in even when empty, so no file of the old tokenizer stays
         var watch = Stopwatch.StartNew();
         var tokenCache = new ShardTokenCache(cache.Tokens, tokenizer, TokenizerFiles.ContentHash(cache.Tokenizer));
         long ids = 0;
@@ -137,7 +161,7 @@ public static class PrepareCommand
                 }
             });
         }
-        Console.WriteLine($"tokens: {ids / 1e6:F1} M ids of {shards.Count} shards in {cache.Tokens} ({tokenCache.Writes} written, "
+        Console.WriteLine($"tokens: {ids / 1e6:F1} M ids of {shards.Count} shards for {finalFolder} ({tokenCache.Writes} written, "
             + $"{tokenCache.Reads} already valid) in {watch.Elapsed.TotalSeconds:F1} s");
         if (failure is not null)
             Console.WriteLine($"tokens: could not write the token cache ({failure.Message}); training will tokenize those shards itself");
@@ -151,23 +175,35 @@ public static class PrepareCommand
         => File.Exists(Path.Combine(dataDirectory, ParquetShards.FileName(ParquetShards.ValidationIndex)))
             && Directory.GetFiles(dataDirectory, "shard_*.parquet").Length >= 2;
 
-    private static void DownloadOrUseSample(CachePaths cache, int trainShards, Uri baseUrl, TimeSpan? retryBaseDelay, double validationFraction)
+    private static void DownloadOrUseSample(CacheStaging staging, int trainShards, Uri baseUrl, TimeSpan? retryBaseDelay, double validationFraction)
     {
+        var data = staging.Staging.Data;
         using var downloader = new ShardDownloader(baseUrl) { BaseDelay = retryBaseDelay ?? TimeSpan.FromSeconds(1) };
-        Console.WriteLine($"data: downloading {trainShards} training shard(s) and the validation shard from {downloader.BaseUrl} to {cache.Data}");
+        Console.WriteLine($"data: downloading {trainShards} training shard(s) and the validation shard from {downloader.BaseUrl}"
+            + (staging.HasStagedShards ? " (completing an unfinished download)" : ""));
+        if (staging.HasStagedShards)
+        {
+            // An earlier run may have asked for more shards (--shards): keep only those asked for now.
+            var wanted = ShardDownloader.ShardIndices(trainShards).Select(ParquetShards.FileName).ToHashSet(StringComparer.Ordinal);
+            foreach (var extra in Directory.GetFiles(data, "shard_*.parquet").Where(f => !wanted.Contains(Path.GetFileName(f))))
+                File.Delete(extra);
+        }
         var watch = Stopwatch.StartNew();
         try
         {
-            var (downloaded, skipped, bytes) = ShardDownloadDisplay.Show(observer => downloader.DownloadAsync(cache.Data, trainShards, observer).GetAwaiter().GetResult());
-            Console.WriteLine($"data: {downloaded} shard(s), {bytes / 1e6:F1} MB, downloaded in {watch.Elapsed.TotalSeconds:F1} s ({skipped} already there) to {cache.Data}");
+            var (downloaded, skipped, bytes) = ShardDownloadDisplay.Show(observer => downloader.DownloadAsync(data, trainShards, observer).GetAwaiter().GetResult());
+            Console.WriteLine($"data: {downloaded} shard(s), {bytes / 1e6:F1} MB, downloaded in {watch.Elapsed.TotalSeconds:F1} s ({skipped} already there)");
         }
         catch (ShardSourceUnreachableException e)
         {
-            if (Directory.GetFiles(cache.Data, "shard_*.parquet").Length > 0)
-                throw new IOException($"{e.Message}; {cache.Data} holds an unfinished download: run prepare again once the network is back, or import local text with --from", e);
+            if (staging.HasStagedShards)
+                throw new IOException($"{e.Message}; {data} holds an unfinished download: run prepare again once the network is back, or import local text with --from", e);
             Console.WriteLine($"data: offline ({e.Message}); using the embedded public-domain sample (State of the Union addresses) instead");
-            var (shards, val, train) = CorpusImport.WriteShards(CorpusText.ReadDocuments(CorpusText.OpenEmbeddedSample()), cache.Data, validationFraction);
-            Console.WriteLine($"data: {train + val} documents: {shards} training shard(s) and the validation shard ({val} documents) in {cache.Data}");
+            var (shards, val, train) = CorpusImport.WriteShards(CorpusText.ReadDocuments(CorpusText.OpenEmbeddedSample()), data, validationFraction);
+            Console.WriteLine($"data: {train + val} documents: {shards} training shard(s) and the validation shard ({val} documents)");
+            Console.WriteLine("data: the embedded sample (about 2 M tokens) is for smoke tests and `train --device cpu` only: a 5-minute GPU run "
+                + "would read it hundreds of times, the model would memorise it and val_bpb would say little; download the shards or import a corpus "
+                + "with --from for an experiment");
         }
     }
 }

@@ -82,6 +82,7 @@ public static class TrainCommand
             throw new ArgumentException($"--time-budget must be a positive, finite number of seconds; got {request.BudgetSeconds}");
         if (request.EvalTokens < 1)
             throw new ArgumentException($"--eval-tokens must be at least 1; got {request.EvalTokens}");
+        using var cacheLock = CacheLock.ForReading(request.Cache); // no prepare replaces the data during the run
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
         // Pre-tokenized shards (prepare writes them; the loader writes any that are missing or stale on its first pass).
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));

@@ -42,14 +42,14 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.InRange(summary.TrainingSeconds, CpuTrainingRun.BudgetSeconds, CpuTrainingRun.BudgetSeconds + 10);
         Assert.True(summary.TotalSeconds > summary.TrainingSeconds, $"total {summary.TotalSeconds} s ≤ training {summary.TrainingSeconds} s");
         Assert.Equal(0, summary.PeakVramMb);
-        Assert.InRange(summary.NumParamsMillions, 0.5, 1.0); // wte, lm_head and one value embedding of 512 × 128, plus two blocks
+        Assert.InRange(summary.NumParamsMillions, 3.0, 4.0); // wte, lm_head and one value embedding of 8192 × 128, plus two blocks
         Assert.True(summary.NumSteps > ExperimentConstants.UncountedSteps, $"{summary.NumSteps} steps");
 
         var losses = ProgressLosses(run.Stdout);
         Assert.Equal(summary.NumSteps, losses.Count);
         Assert.Equal(Enumerable.Range(0, summary.NumSteps), losses.Select(l => l.Step));
         double first = losses[0].Loss, last = losses[^1].Loss;
-        Assert.InRange(first, Math.Log(512) - 0.5, Math.Log(512) + 0.5); // an untrained model: about ln V
+        Assert.InRange(first, Math.Log(8192) - 0.5, Math.Log(8192) + 0.5); // an untrained model: about ln V
         Assert.True(last < first - 1.0, $"the loss did not fall: first {first}, last {last}");
         TestContext.Current.TestOutputHelper?.WriteLine($"cpu run: {run.WallSeconds:F1} s wall, loss {first:F3} → {last:F3}\n{summary.Format()}");
     }
@@ -102,7 +102,7 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
             "--temperature", "1", "--top-k", "20", "--seed", "7", "--seq-len", CpuTrainingDefaults.SeqLen.ToString(CultureInfo.InvariantCulture), "--cache", run.Cache);
         Assert.True(exit == 0, stderr);
         Assert.Equal("The Congress" + a + "\n", stdout);
-        Assert.Contains("sample: depth 2, width 128, vocabulary 512", stderr, StringComparison.Ordinal);
+        Assert.Contains("sample: depth 2, width 128, vocabulary 8192", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -219,6 +219,84 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.Equal(143, train.ExitCode);
         Assert.Contains("SIGTERM", train.Stderr, StringComparison.Ordinal);
         Assert.Single(train.Stderr.Trim().Split('\n'));
+    }
+
+    /// <summary>A copy of the fixture's cache (data, tokenizer, token cache) that a test may damage.</summary>
+    private string CopyCache(TempFolder folder)
+    {
+        var copy = folder.File("cache");
+        foreach (var part in (string[])["data", "tokenizer", "tokens"])
+        {
+            var target = Directory.CreateDirectory(Path.Combine(copy, part)).FullName;
+            foreach (var file in Directory.GetFiles(Path.Combine(run.Cache, part)))
+                File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        }
+        return copy;
+    }
+
+    private static void AssertRefusedBeforeTheFirstStep(int exit, string stdout, string stderr, params string[] expected)
+    {
+        Assert.NotEqual(0, exit);
+        Assert.DoesNotContain("step 00000", stdout, StringComparison.Ordinal);
+        Assert.StartsWith("autoresearch: error: ", stderr, StringComparison.Ordinal);
+        foreach (var text in expected)
+            Assert.Contains(text, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_without_the_validation_shard_refuses_before_the_first_step_instead_of_scoring_a_training_shard()
+    {
+        using var folder = new TempFolder();
+        var cache = CopyCache(folder);
+        // Two training shards and no validation shard: the last training shard must not stand in for it.
+        File.Copy(Path.Combine(cache, "data", "shard_00000.parquet"), Path.Combine(cache, "data", "shard_00001.parquet"));
+        File.Delete(Path.Combine(cache, "data", "shard_06542.parquet"));
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", cache, "--time-budget", "1");
+
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "shard_06542.parquet", "autoresearch prepare");
+        Assert.DoesNotContain("val_bpb:", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_with_a_corrupt_validation_shard_refuses_before_the_first_step()
+    {
+        using var folder = new TempFolder();
+        var cache = CopyCache(folder);
+        var validation = Path.Combine(cache, "data", "shard_06542.parquet");
+        File.WriteAllBytes(validation, File.ReadAllBytes(validation)[..^200]); // truncated: no Parquet footer
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", cache, "--time-budget", "1");
+
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, validation);
+    }
+
+    [Fact]
+    public void Train_with_a_tokenizer_other_than_the_contracts_8192_tokens_is_refused()
+    {
+        using var folder = new TempFolder();
+        var cache = folder.File("cache");
+        var (exit, _, stderr) = DoctorCommandTests.RunCliWith(new Dictionary<string, string> { [AutoResearch.Data.Shards.ShardDownloader.BaseUrlVariable] = LoopbackShardServer.RefusingBaseUrl().ToString() },
+            "prepare", "--cache", cache, "--vocab-size", "512");
+        Assert.True(exit == 0, stderr);
+
+        (exit, var stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", cache, "--time-budget", "1");
+
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "512 tokens", $"{ExperimentConstants.VocabSize}", Path.Combine(cache, "tokenizer"));
+    }
+
+    [Theory]
+    [InlineData("missing-folder/model.safetensors")]
+    [InlineData(".")]
+    public void Train_with_a_save_path_it_cannot_write_refuses_before_the_first_step(string save)
+    {
+        using var folder = new TempFolder();
+        var path = Path.Combine(folder.Path, save);
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1", "--save", path);
+
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "--save");
+        Assert.DoesNotContain("Is a directory", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -26,10 +26,10 @@ public class DoctorCommandTests
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        if (!process.WaitForExit(TimeSpan.FromMinutes(6)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"autoresearch {string.Join(' ', args)} did not finish in 2 minutes");
+            throw new TimeoutException($"autoresearch {string.Join(' ', args)} did not finish in 6 minutes");
         }
         return (process.ExitCode, stdout.Result, stderr.Result);
     }

@@ -227,8 +227,11 @@ public class PrepareCommandTests
 
         var lonely = TestGpu.NewTempDirectory("lonely");
         ParquetShards.Write(Path.Combine(lonely, "shard_00000.parquet"), ["x"]);
+        var missing = Assert.Throws<FileNotFoundException>(() => ParquetShards.List(lonely)); // never a training shard as the validation shard
+        Assert.Contains("no validation shard shard_06542.parquet", missing.Message, StringComparison.Ordinal);
+        File.Move(Path.Combine(lonely, "shard_00000.parquet"), Path.Combine(lonely, Validation));
         e = Assert.Throws<InvalidDataException>(() => ParquetShards.List(lonely));
-        Assert.Contains("at least two are needed", e.Message, StringComparison.Ordinal);
+        Assert.Contains("no training shard", e.Message, StringComparison.Ordinal);
         Assert.Throws<DirectoryNotFoundException>(() => ParquetShards.List(Path.Combine(lonely, "missing")));
     }
 

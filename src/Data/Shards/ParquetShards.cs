@@ -116,14 +116,21 @@ public static class ParquetShards
         return (reader, field);
     }
 
-    /// <summary>The shards of a data folder, in index order, the validation shard last; at least two are needed.</summary>
+    /// <summary>
+    /// The shards of a data folder: the training shards in index order and the pinned validation shard, found by its name
+    /// (<see cref="ValidationIndex"/>), never a training shard in its place. Both must be there.
+    /// </summary>
     public static (IReadOnlyList<string> Train, string Validation) List(string dataDirectory)
     {
         if (!Directory.Exists(dataDirectory))
             throw new DirectoryNotFoundException($"no data at '{dataDirectory}': run `autoresearch prepare` first");
-        var shards = Directory.GetFiles(dataDirectory, "shard_*.parquet").Order(StringComparer.Ordinal).ToList();
-        if (shards.Count < 2)
-            throw new InvalidDataException($"'{dataDirectory}' holds {shards.Count} shard(s); at least two are needed (training and the validation shard): run `autoresearch prepare`");
-        return (shards[..^1], shards[^1]);
+        var validation = Path.Combine(dataDirectory, FileName(ValidationIndex));
+        if (!File.Exists(validation))
+            throw new FileNotFoundException($"'{dataDirectory}' has no validation shard {FileName(ValidationIndex)}, so val_bpb cannot be measured: "
+                + "run `autoresearch prepare` again", validation);
+        var train = Directory.GetFiles(dataDirectory, "shard_*.parquet").Where(f => Path.GetFileName(f) != FileName(ValidationIndex)).Order(StringComparer.Ordinal).ToList();
+        if (train.Count == 0)
+            throw new InvalidDataException($"'{dataDirectory}' holds the validation shard but no training shard: run `autoresearch prepare` again");
+        return (train, validation);
     }
 }

@@ -87,6 +87,7 @@ public static class TrainCommand
         // Pre-tokenized shards (prepare writes them; the loader writes any that are missing or stale on its first pass).
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
+        TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, validationShard, tokenCache);
 
         var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
         var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);

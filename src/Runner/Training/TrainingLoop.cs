@@ -94,12 +94,13 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
                 bpb.Add(losses, targets);
             }
         }
-        if (savePath is not null)
-            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues());
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
         output.Write(summary.Format());
+        // After the summary: a checkpoint that cannot be written (the disk filled up during the run) fails the command, not the result.
+        if (savePath is not null)
+            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues());
         return 0;
     }
 

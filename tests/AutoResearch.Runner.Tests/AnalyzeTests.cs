@@ -81,4 +81,21 @@ public class AnalyzeTests
         byte[] png = ProgressChart.RenderPng(analysis, 400, 300);
         Assert.Equal(400, BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)));
     }
+
+    [Fact]
+    public void Writing_the_chart_or_the_table_to_a_folder_names_it_and_asks_for_a_file()
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+        File.WriteAllText(results, Sample);
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("analyze", results, "--out", folder.Path);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"{folder.Path} is a folder", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Is a directory", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = DoctorCommandTests.RunCli("results", "add", "--status", "crash", "--description", "x", "--file", folder.Path, "--commit", "abc1234");
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"{folder.Path} is a folder", stderr, StringComparison.Ordinal);
+    }
 }

@@ -1,4 +1,5 @@
 using AutoResearch.Data;
+using AutoResearch.Data.Corpus;
 using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
@@ -183,6 +184,71 @@ public class PrepareCommandTests
         Assert.Equal(home.Path, CachePaths.ExpandHome("~", home.Path));
         Assert.Equal("/abs/~/z", CachePaths.ExpandHome("/abs/~/z", home.Path));
         Assert.Equal("~user/z", CachePaths.ExpandHome("~user/z", home.Path));
+    }
+
+    /// <summary>The embedded sample's bytes: a real xz file.</summary>
+    private static byte[] SampleXz()
+    {
+        using var resource = typeof(CorpusText).Assembly.GetManifestResourceStream(CorpusText.EmbeddedSampleName)!;
+        using var copy = new MemoryStream();
+        resource.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("not xz")]
+    public void A_damaged_xz_corpus_is_an_error_naming_the_file(string damage)
+    {
+        using var folder = new TempFolder();
+        var corpus = folder.File("corpus.txt.xz");
+        var xz = SampleXz();
+        File.WriteAllBytes(corpus, damage == "truncated" ? xz[..(xz.Length / 2)] : "plain text, not xz\n"u8.ToArray());
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", folder.File("cache"), "--from", corpus, "--vocab-size", "300");
+
+        Assert.NotEqual(0, exit);
+        Assert.StartsWith("autoresearch: error: ", stderr, StringComparison.Ordinal);
+        Assert.Contains(corpus, stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(folder.File("cache"), "data")));
+    }
+
+    [Fact]
+    public void A_gzip_corpus_is_decompressed_not_read_as_text()
+    {
+        using var folder = new TempFolder();
+        var corpus = folder.File("corpus.txt.gz");
+        var documents = Enumerable.Range(0, 200).Select(i => $"gzip document {i}: the quick brown fox").ToList();
+        using (var gzip = new System.IO.Compression.GZipStream(File.Create(corpus), System.IO.Compression.CompressionLevel.Optimal))
+            gzip.Write(System.Text.Encoding.UTF8.GetBytes(string.Join(CorpusText.Separator, documents)));
+        var cache = new CachePaths(folder.File("cache"));
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache.Root, "--from", corpus, "--vocab-size", "300");
+
+        Assert.True(exit == 0, stderr);
+        var (train, validation) = ParquetShards.List(cache.Data);
+        Assert.Equal(documents.Order(StringComparer.Ordinal), train.Append(validation).SelectMany(ParquetShards.Read).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("corpus.bin", new byte[] { 0x00, 0xFF, 0xFE, 0x80, 0x81, 0xC3, 0x28, 0x00, 0xA0, 0xA1 })]
+    [InlineData("corpus.txt", new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x58, 0x51, 0x00, 0x00, 0x10 })] // zstd
+    [InlineData("corpus.txt", new byte[] { 0x42, 0x5A, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26, 0x53, 0x59 })] // bzip2
+    public void Binary_or_unsupported_compressed_input_is_refused_naming_the_file(string name, byte[] head)
+    {
+        using var folder = new TempFolder();
+        var corpus = folder.File(name);
+        var random = new Random(3);
+        var bytes = new byte[64 * 1024];
+        random.NextBytes(bytes);
+        head.CopyTo(bytes, 0);
+        File.WriteAllBytes(corpus, bytes);
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", folder.File("cache"), "--from", corpus, "--vocab-size", "300");
+
+        Assert.NotEqual(0, exit);
+        Assert.StartsWith($"autoresearch: error: '{corpus}'", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(folder.File("cache"), "data")));
     }
 
     [Fact]

@@ -4,7 +4,7 @@ namespace AutoResearch.Data.Shards;
 
 /// <summary>
 /// `prepare --from`: local text becomes the standard shard layout. Inputs: plain text (documents separated by a line holding a
-/// single NUL), the same .xz-compressed, Parquet files with a <c>text</c> column, or a folder of these. Documents are
+/// single NUL), the same xz- or gzip-compressed, Parquet files with a <c>text</c> column, or a folder of these. Documents are
 /// shuffled with a fixed seed; a fixed fraction becomes the pinned validation shard (shard_06542), the rest training shards.
 /// </summary>
 public static class CorpusImport
@@ -17,7 +17,7 @@ public static class CorpusImport
         {
             var files = Directory.GetFiles(path).Where(IsInput).Order(StringComparer.Ordinal).ToList();
             if (files.Count == 0)
-                throw new FileNotFoundException($"'{path}' holds no .txt, .xz or .parquet files to import");
+                throw new FileNotFoundException($"'{path}' holds no .txt, .xz, .gz or .parquet files to import");
             return files.SelectMany(ReadFile);
         }
         if (!File.Exists(path))
@@ -27,7 +27,7 @@ public static class CorpusImport
 
     private static bool IsInput(string file)
         => file.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".xz", StringComparison.OrdinalIgnoreCase)
-            || file.EndsWith(".txt", StringComparison.OrdinalIgnoreCase);
+            || file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".txt", StringComparison.OrdinalIgnoreCase);
 
     private static IEnumerable<string> ReadFile(string file)
         => file.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) ? ParquetShards.Read(file) : CorpusText.ReadDocuments(file);

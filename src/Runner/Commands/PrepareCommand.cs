@@ -25,7 +25,7 @@ public static class PrepareCommand
 {
     public static Command Create()
     {
-        var from = new Option<string?>("--from") { Description = "Import local text instead of downloading: a .txt or .xz corpus (documents separated by a NUL line), Parquet files with a 'text' column, or a folder of these" };
+        var from = new Option<string?>("--from") { Description = "Import local text instead of downloading: a UTF-8 corpus, plain, .xz or .gz (documents separated by a NUL line), Parquet files with a 'text' column, or a folder of these" };
         var shards = new Option<int>("--shards") { Description = $"Training shards to download when the cache has no complete set; the validation shard ({ParquetShards.FileName(ParquetShards.ValidationIndex)}) is always fetched too. Offline (no connection possible), the embedded sample is used instead", DefaultValueFactory = _ => ShardDownloader.DefaultTrainShards };
         shards.Validators.Add(result =>
         {

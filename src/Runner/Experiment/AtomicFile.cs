@@ -28,6 +28,8 @@ public static class AtomicFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
+        if (Directory.Exists(fullPath))
+            throw new IOException($"Cannot write {path}: {path} is a folder; give a file name inside it.");
         string folder = Path.GetDirectoryName(fullPath) ?? ".";
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"Cannot write {path}: folder {folder} does not exist.");

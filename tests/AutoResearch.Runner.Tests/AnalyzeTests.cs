@@ -44,7 +44,7 @@ public class AnalyzeTests
 
         string text = output.ToString();
         Assert.Contains("warmdown 0.6", text, StringComparison.Ordinal);
-        Assert.Contains("+0.009800", text, StringComparison.Ordinal);
+        Assert.Contains("-0.009800", text, StringComparison.Ordinal);
         byte[] png = File.ReadAllBytes(chart);
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A }, png[..8]);
         Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(png, 12, 4));
@@ -97,5 +97,38 @@ public class AnalyzeTests
         (exit, _, stderr) = DoctorCommandTests.RunCli("results", "add", "--status", "crash", "--description", "x", "--file", folder.Path, "--commit", "abc1234");
         Assert.NotEqual(0, exit);
         Assert.Contains($"{folder.Path} is a folder", stderr, StringComparison.Ordinal);
+    }
+
+    private static string AnalyzeText(string table)
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+        File.WriteAllText(results, table);
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("analyze", results, "--out", folder.File("progress.png"));
+        Assert.True(exit == 0, stderr);
+        return stdout;
+    }
+
+    [Fact]
+    public void Analyze_signs_each_change_in_val_bpb_as_new_minus_old()
+    {
+        string text = AnalyzeText(Sample);
+
+        // 0.997900 → 0.993200 is a decrease (better): shown as −0.004700, never +0.004700.
+        Assert.Contains("-0.004700", text, StringComparison.Ordinal);
+        Assert.Contains("-0.009800", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("+0.004700", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("+0.009800", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Analyze_lists_the_crash_rows()
+    {
+        string text = AnalyzeText(Sample + "b8c9d0e\t0.000000\t0.0\tcrash\tkilled after 10 minutes\n");
+
+        Assert.Contains("double width (OOM)", text, StringComparison.Ordinal);
+        Assert.Contains("killed after 10 minutes", text, StringComparison.Ordinal);
+        Assert.Contains("d4e5f6a", text, StringComparison.Ordinal);
+        Assert.Contains("b8c9d0e", text, StringComparison.Ordinal);
     }
 }

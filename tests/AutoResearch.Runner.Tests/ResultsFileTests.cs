@@ -136,4 +136,42 @@ public class ResultsFileTests
         ResultsCommand.AddRow(ExperimentStatus.Crash, "oom", "run.log", results, "b2c3d4e");
         Assert.Equal(2, ResultsFile.Read(results).Count);
     }
+
+    [Fact]
+    public async Task Twelve_concurrent_results_add_keep_every_row()
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+
+        var runs = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Task.Run(() => DoctorCommandTests.RunCli("results", "add", "--status", "crash",
+            "--description", $"run {i}", "--file", results, "--commit", $"abc{i:D4}"), TestContext.Current.CancellationToken)));
+
+        Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.Stderr));
+        var rows = ResultsFile.Read(results);
+        Assert.Equal(Enumerable.Range(0, 12).Select(i => $"run {i}").Order(StringComparer.Ordinal), rows.Select(r => r.Description).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("nan")]
+    [InlineData("NaN")]
+    [InlineData("-0.5")]
+    [InlineData("Infinity")]
+    [InlineData("0.000000")]
+    public void A_summary_whose_val_bpb_is_not_a_result_is_refused_and_the_file_is_untouched(string valBpb)
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+        string before = Header + "\na1b2c3d\t0.997900\t44.0\tkeep\tbaseline\n";
+        File.WriteAllText(results, before);
+        string log = folder.File("run.log");
+        File.WriteAllText(log, new RunSummary(0.99, 300.2, 326.0, 45000, 39.8, 499.6, 953, 50.3, 8).Format().Replace("0.990000", valBpb, StringComparison.Ordinal));
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("results", "add", "--status", "keep", "--description", "diverged", "--log", log, "--file", results, "--commit", "b2c3d4e");
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("val_bpb", stderr, StringComparison.Ordinal);
+        Assert.Contains(log, stderr, StringComparison.Ordinal);
+        Assert.Contains("--status crash", stderr, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllText(results));
+    }
 }

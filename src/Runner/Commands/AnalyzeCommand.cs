@@ -14,7 +14,7 @@ public static class AnalyzeCommand
     {
         var results = new Argument<string>("results") { Description = "The results table", DefaultValueFactory = _ => ResultsFile.DefaultFileName };
         var output = new Option<string>("--out") { Description = "Where to write the chart (PNG)", DefaultValueFactory = _ => "progress.png" };
-        var command = new Command("analyze", "Count keep/discard/crash, list the kept experiments and the biggest improvements, and draw progress.png.")
+        var command = new Command("analyze", "Count keep/discard/crash, list the kept experiments, the biggest improvements and the crashes, and draw progress.png.")
         {
             results, output,
         };
@@ -39,15 +39,21 @@ public static class AnalyzeCommand
         counts.AddRow("[bold]total[/]", Number(analysis.Rows.Count));
         console.Write(counts);
 
-        var kept = new Table().Title("Kept experiments, in order").AddColumns("#", "commit", "val_bpb", "Δ vs previous", "memory_gb", "description");
+        // Δ is new − old: negative when val_bpb fell (better).
+        var kept = new Table().Title("Kept experiments, in order").AddColumns("#", "commit", "val_bpb", "Δ vs previous kept", "memory_gb", "description");
         foreach (var k in analysis.Kept)
-            kept.AddRow(Number(k.Number), Markup.Escape(k.Row.Commit), Bpb(k.Row.ValBpb), Delta(k.Improvement), Gb(k.Row.MemoryGb), Markup.Escape(k.Row.Description));
+            kept.AddRow(Number(k.Number), Markup.Escape(k.Row.Commit), Bpb(k.Row.ValBpb), Delta(-k.Improvement), Gb(k.Row.MemoryGb), Markup.Escape(k.Row.Description));
         console.Write(kept);
 
-        var best = new Table().Title($"Biggest improvements (top {TopImprovements})").AddColumns("#", "commit", "val_bpb", "improvement", "description");
+        var best = new Table().Title($"Biggest improvements (top {TopImprovements})").AddColumns("#", "commit", "val_bpb", "Δ vs previous kept", "description");
         foreach (var k in analysis.BiggestImprovements(TopImprovements))
-            best.AddRow(Number(k.Number), Markup.Escape(k.Row.Commit), Bpb(k.Row.ValBpb), Delta(k.Improvement), Markup.Escape(k.Row.Description));
+            best.AddRow(Number(k.Number), Markup.Escape(k.Row.Commit), Bpb(k.Row.ValBpb), Delta(-k.Improvement), Markup.Escape(k.Row.Description));
         console.Write(best);
+
+        var crashes = new Table().Title("Crashes").AddColumns("#", "commit", "description");
+        foreach (var c in analysis.Crashes)
+            crashes.AddRow(Number(c.Number), Markup.Escape(c.Row.Commit), Markup.Escape(c.Row.Description));
+        console.Write(crashes);
 
         AtomicFile.WriteBytes(chartPath, ProgressChart.RenderPng(analysis));
         console.MarkupLine($"Chart written to [green]{Markup.Escape(chartPath)}[/].");
@@ -57,5 +63,6 @@ public static class AnalyzeCommand
     private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
     private static string Bpb(double value) => value.ToString("F6", CultureInfo.InvariantCulture);
     private static string Gb(double value) => value.ToString("F1", CultureInfo.InvariantCulture);
-    private static string Delta(double value) => double.IsNaN(value) ? "baseline" : value.ToString("+0.000000;-0.000000;0.000000", CultureInfo.InvariantCulture);
+    /// <summary>A change in val_bpb, new − old, with its sign: "-0.004700" for a fall.</summary>
+    private static string Delta(double change) => double.IsNaN(change) ? "baseline" : change.ToString("+0.000000;-0.000000;0.000000", CultureInfo.InvariantCulture);
 }

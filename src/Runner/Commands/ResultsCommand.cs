@@ -44,7 +44,10 @@ public static class ResultsCommand
         return add;
     }
 
-    /// <summary>Builds the row (reading the log unless the run crashed) and appends it atomically.</summary>
+    /// <summary>
+    /// Builds the row (reading the log unless the run crashed; a val_bpb that is NaN, infinite or not above 0 is refused) and
+    /// appends it atomically under the table's lock.
+    /// </summary>
     public static ResultRow AddRow(ExperimentStatus status, string description, string logPath, string resultsPath, string? commit)
     {
         ResultRow.ValidateDescription(description);
@@ -54,6 +57,9 @@ public static class ResultsCommand
             if (!File.Exists(logPath))
                 throw new FileNotFoundException($"--log: {logPath} does not exist (run training with its output redirected there, or pass --log).", logPath);
             summary = RunSummary.ParseLog(File.ReadAllText(logPath), logPath);
+            if (summary is not null && !(summary.ValBpb > 0 && double.IsFinite(summary.ValBpb)))
+                throw new InvalidDataException($"--log: {logPath} reports val_bpb {summary.ValBpb.ToString(System.Globalization.CultureInfo.InvariantCulture)}, "
+                    + "which is not a result (a diverged or broken run): log it with --status crash");
         }
         string hash = commit ?? GitCommit.ShortHash(Environment.CurrentDirectory);
         ResultRow row = ResultRow.FromRun(hash, status, description, summary);

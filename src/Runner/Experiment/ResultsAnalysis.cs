@@ -6,14 +6,21 @@ namespace AutoResearch.Runner.Experiment;
 /// </summary>
 public sealed class ResultsAnalysis
 {
-    /// <summary>A kept experiment and its improvement over the previous kept one (NaN for the first, the baseline).</summary>
+    /// <summary>
+    /// A kept experiment and its improvement over the previous kept one: previous val_bpb − this one, positive when it fell
+    /// (NaN for the first, the baseline). Its change, new − old, is −Improvement.
+    /// </summary>
     public readonly record struct KeptExperiment(int Number, ResultRow Row, double Improvement);
+
+    /// <summary>A row and its experiment number.</summary>
+    public readonly record struct NumberedRow(int Number, ResultRow Row);
 
     public ResultsAnalysis(IReadOnlyList<ResultRow> rows)
     {
         ArgumentNullException.ThrowIfNull(rows);
         Rows = rows;
         var kept = new List<KeptExperiment>();
+        var crashes = new List<NumberedRow>();
         double previous = double.NaN;
         for (int i = 0; i < rows.Count; i++)
         {
@@ -30,10 +37,12 @@ public sealed class ResultsAnalysis
                     break;
                 default:
                     CrashCount++;
+                    crashes.Add(new NumberedRow(i + 1, row));
                     break;
             }
         }
         Kept = kept;
+        Crashes = crashes;
     }
 
     public IReadOnlyList<ResultRow> Rows { get; }
@@ -43,6 +52,9 @@ public sealed class ResultsAnalysis
 
     /// <summary>Kept experiments in file order.</summary>
     public IReadOnlyList<KeptExperiment> Kept { get; }
+
+    /// <summary>Crashed experiments in file order (they have no val_bpb, so the chart does not draw them).</summary>
+    public IReadOnlyList<NumberedRow> Crashes { get; }
 
     /// <summary>Kept experiments after the first, largest val_bpb drop first.</summary>
     public IReadOnlyList<KeptExperiment> BiggestImprovements(int count)

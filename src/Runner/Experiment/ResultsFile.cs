@@ -12,12 +12,14 @@ public static class ResultsFile
     public const string DefaultFileName = "results.tsv";
 
     /// <summary>
-    /// Appends a row: reads the existing file (checking its header), writes the whole new file to a temporary name
-    /// and renames it, so an error at any point leaves the old file intact. Creates the file with its header when absent or empty.
+    /// Appends a row under the table's lock (<see cref="LockFileName"/> beside it), so concurrent appends all land: reads the
+    /// existing file (checking its header), writes the whole new file to a temporary name and renames it, so an error at any
+    /// point leaves the old file intact. Creates the file with its header when absent or empty.
     /// </summary>
     public static void Append(string path, ResultRow row)
     {
         ArgumentNullException.ThrowIfNull(row);
+        using var tableLock = Lock(path);
         string existing = File.Exists(path) ? File.ReadAllText(path) : "";
         if (existing.Length > 0)
             Parse(existing, path); // refuse to append to a file that is not a results table
@@ -34,6 +36,38 @@ public static class ResultsFile
             writer.Write(row.ToTsvLine());
             writer.Write('\n');
         });
+    }
+
+    /// <summary>The lock file of a table: <c>.results.tsv.lock</c> for <c>results.tsv</c>, in the same folder (it stays; it holds nothing).</summary>
+    public static string LockFileName(string path) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", $".{Path.GetFileName(path)}.lock");
+
+    /// <summary>How long an append waits for another to finish before giving up.</summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The operating system's exclusive lock on the table's lock file (.NET takes flock(2) for <see cref="FileShare.None"/>;
+    /// a process that dies releases it), waited for up to <see cref="LockTimeout"/>.
+    /// </summary>
+    private static FileStream Lock(string path)
+    {
+        var lockPath = LockFileName(path);
+        var folder = Path.GetDirectoryName(lockPath)!;
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"Cannot write {path}: folder {folder} does not exist.");
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+            {
+                if (waited.Elapsed >= LockTimeout)
+                    throw new IOException($"Cannot append to {path}: another `autoresearch results add` has held {lockPath} for {LockTimeout.TotalSeconds:0} s.", e);
+                Thread.Sleep(Random.Shared.Next(5, 25));
+            }
+        }
     }
 
     /// <summary>Reads all rows; throws naming the file when it is missing or malformed.</summary>

@@ -33,6 +33,8 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.Contains($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {CpuTrainingDefaults.Depth}, width 128",
             run.Stdout, StringComparison.Ordinal);
         Assert.Contains($"T {CpuTrainingDefaults.SeqLen}", run.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("warning:", run.Stdout, StringComparison.Ordinal); // ~2 M tokens of data, a few thousand read
+        Assert.DoesNotContain("epoch: 2", run.Stdout, StringComparison.Ordinal);
         Assert.Contains($"`autoresearch sample --checkpoint {run.Checkpoint} --seq-len {CpuTrainingDefaults.SeqLen} --prompt ...`", run.Stdout, StringComparison.Ordinal);
 
         var summary = RunSummary.ParseLog(run.Stdout, "cpu run"); // throws naming any missing key

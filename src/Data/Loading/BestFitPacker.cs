@@ -19,6 +19,9 @@ public sealed class BestFitPacker
 
     public int Buffered => _buffer.Count;
 
+    /// <summary>Documents taken out of the buffer into rows so far (whole, or cut to fill a row).</summary>
+    public long DocumentsTaken { get; private set; }
+
     /// <summary>Fills <paramref name="row"/> (length T+1) completely.</summary>
     public void FillRow(Span<int> row)
     {
@@ -32,6 +35,7 @@ public sealed class BestFitPacker
             {
                 var document = _buffer[index];
                 _buffer.RemoveAt(index);
+                DocumentsTaken++;
                 document.CopyTo(row[position..]);
                 position += document.Length;
             }
@@ -39,6 +43,7 @@ public sealed class BestFitPacker
             {
                 var shortest = _buffer[0];
                 _buffer.RemoveAt(0);
+                DocumentsTaken++;
                 shortest.AsSpan(0, remaining).CopyTo(row[position..]);
                 position = row.Length;
             }

@@ -5,8 +5,9 @@ using AutoResearch.Data.Tokenizer;
 namespace AutoResearch.Data.Loading;
 
 /// <summary>
-/// Batches of B rows × (T+1) tokens, best-fit packed (SPEC §4) from shards that are read in order and cycled forever
-/// (the epoch counts the passes, 1 on the first). A tokenizing stage encodes documents (BOS first) in parallel ahead of the
+/// Batches of B rows × (T+1) tokens, best-fit packed (SPEC §4) from shards that are read in order and cycled forever.
+/// The epoch counts passes over the data as the packer takes documents into rows (1 during the first pass), not how far
+/// ahead the tokenizing stage has read to fill the packer's buffer. A tokenizing stage encodes documents (BOS first) in parallel ahead of the
 /// packer, which takes them 128 at a time; a producer keeps up to <c>prefetch</c> packed batches ready; batch buffers are
 /// recycled. Dispose stops both stages. With a <see cref="ShardTokenCache"/>, a shard whose pre-tokenized file is valid is read
 /// from it instead of being tokenized, and a shard that has none is tokenized as usual and its file written once the shard is
@@ -19,15 +20,16 @@ public sealed class PackedLoader : IDisposable
     private readonly IReadOnlyList<string> _shards;
     private readonly ITokenizer _tokenizer;
     private readonly ShardTokenCache? _tokenCache;
-    private readonly BlockingCollection<(int[] Rows, int Epoch)> _ready;
+    private readonly BlockingCollection<(int[] Rows, double Passes)> _ready;
     private readonly BlockingCollection<int[]> _free = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _producer;
     private readonly Task _tokenizerStage;
-    private readonly BlockingCollection<(int[][] Documents, int Epoch)> _tokenized = new(16);
+    private readonly BlockingCollection<int[][]> _tokenized = new(16);
     private int[][] _pending = [];
     private int _pendingIndex;
-    private int _epoch = 1;
+    private long _documentsPerPass; // 0 until the tokenizing stage has read every shard once
+    private long _tokensPerPass;
     private volatile Exception? _failure;
 
     public PackedLoader(IReadOnlyList<string> shards, ITokenizer tokenizer, int batch, int seqLen, int prefetch = 4, ShardTokenCache? tokenCache = null)
@@ -40,7 +42,7 @@ public sealed class PackedLoader : IDisposable
         _tokenCache = tokenCache;
         Batch = batch;
         SeqLen = seqLen;
-        _ready = new BlockingCollection<(int[], int)>(prefetch);
+        _ready = new BlockingCollection<(int[], double)>(prefetch);
         for (int i = 0; i < prefetch + 2; i++)
             _free.Add(new int[batch * (seqLen + 1)]);
         var packer = new BestFitPacker(NextDocuments);
@@ -55,15 +57,19 @@ public sealed class PackedLoader : IDisposable
     /// <summary>Time the consumer spent waiting for a batch.</summary>
     public TimeSpan WaitTime { get; private set; }
 
-    /// <summary>The next batch (rows of T+1 tokens, row-major) and the epoch it came from. Give the array back with <see cref="Return"/>.</summary>
+    /// <summary>
+    /// The next batch (rows of T+1 tokens, row-major) and its epoch: 1 + the whole passes over the data completed when it was
+    /// packed. Give the array back with <see cref="Return"/>.
+    /// </summary>
     public (int[] Rows, int Epoch) Next()
     {
         var start = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            var item = _ready.Take(_stop.Token);
+            var (rows, passes) = _ready.Take(_stop.Token);
             WaitTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
-            return item;
+            PassesRead = passes;
+            return (rows, 1 + (int)Math.Floor(passes));
         }
         catch (InvalidOperationException) when (_failure is not null)
         {
@@ -72,6 +78,15 @@ public sealed class PackedLoader : IDisposable
     }
 
     public void Return(int[] rows) => _free.Add(rows);
+
+    /// <summary>
+    /// Passes over the data up to the last batch <see cref="Next"/> returned: documents taken into rows over the documents of
+    /// one pass; 0 until the first pass has been read to its end (it is then below 1).
+    /// </summary>
+    public double PassesRead { get; private set; }
+
+    /// <summary>Token ids (BOS included) of one pass over the data; 0 until the first pass has been read to its end.</summary>
+    public long TokensPerPass => Interlocked.Read(ref _tokensPerPass);
 
     private void Produce(BestFitPacker packer)
     {
@@ -83,7 +98,8 @@ public sealed class PackedLoader : IDisposable
                 int rowLength = SeqLen + 1;
                 for (int r = 0; r < Batch; r++)
                     packer.FillRow(rows.AsSpan(r * rowLength, rowLength));
-                _ready.Add((rows, _epoch), _stop.Token);
+                long perPass = Interlocked.Read(ref _documentsPerPass);
+                _ready.Add((rows, perPass == 0 ? 0 : packer.DocumentsTaken / (double)perPass), _stop.Token);
             }
         }
         catch (OperationCanceledException)
@@ -107,7 +123,7 @@ public sealed class PackedLoader : IDisposable
         {
             if (_pendingIndex >= _pending.Length)
             {
-                (_pending, _epoch) = _tokenized.Take(_stop.Token);
+                _pending = _tokenized.Take(_stop.Token);
                 _pendingIndex = 0;
             }
             batch.Add(_pending[_pendingIndex++]);
@@ -124,15 +140,18 @@ public sealed class PackedLoader : IDisposable
         const int group = 1024;
         try
         {
-            int epoch = 1;
+            long passDocuments = 0, passTokens = 0;
+            bool firstPass = true;
             while (!_stop.IsCancellationRequested)
             {
                 for (int s = 0; s < _shards.Count && !_stop.IsCancellationRequested; s++)
                 {
                     if (_tokenCache is not null && _tokenCache.TryRead(_shards[s], out var cached))
                     {
+                        if (firstPass)
+                            (passDocuments, passTokens) = (passDocuments + cached.Length, passTokens + cached.Sum(d => (long)d.Length));
                         for (int start = 0; start < cached.Length; start += group)
-                            _tokenized.Add((cached[start..Math.Min(cached.Length, start + group)], epoch), _stop.Token);
+                            _tokenized.Add(cached[start..Math.Min(cached.Length, start + group)], _stop.Token);
                         continue;
                     }
                     var documents = ParquetShards.Read(_shards[s]);
@@ -142,12 +161,20 @@ public sealed class PackedLoader : IDisposable
                         var slice = documents.Skip(start).Take(group).ToArray();
                         var ids = _tokenizer.EncodeBatch(slice, prependBos: true);
                         encoded?.AddRange(ids);
-                        _tokenized.Add((ids, epoch), _stop.Token);
+                        if (firstPass)
+                            (passDocuments, passTokens) = (passDocuments + ids.Length, passTokens + ids.Sum(d => (long)d.Length));
+                        _tokenized.Add(ids, _stop.Token);
                     }
                     if (encoded is not null)
                         WriteToCache(_shards[s], encoded);
                 }
-                epoch++;
+                if (firstPass && !_stop.IsCancellationRequested)
+                {
+                    // Known before any document of the second pass reaches the packer.
+                    Interlocked.Exchange(ref _tokensPerPass, passTokens);
+                    Interlocked.Exchange(ref _documentsPerPass, passDocuments);
+                    firstPass = false;
+                }
             }
         }
         catch (OperationCanceledException)

@@ -100,6 +100,40 @@ public sealed class ShardTokenCache
     }
 
     /// <summary>
+    /// The document and id counts (BOS not included) of a shard from its file's header alone, without reading or checking the
+    /// payload: cheap, for sizing. False when there is no file or its header does not match the shard and this tokenizer.
+    /// </summary>
+    public bool TryCount(string shard, out long documents, out long ids)
+    {
+        documents = ids = 0;
+        var path = PathOf(shard);
+        var shardInfo = new FileInfo(shard);
+        if (!File.Exists(path) || !shardInfo.Exists)
+            return false;
+        var header = new byte[HeaderBytes];
+        try
+        {
+            using var file = File.OpenRead(path);
+            if (file.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes)
+                return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        if (!header.AsSpan(0, 8).SequenceEqual(Magic)
+            || BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8)) != Version
+            || BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12)) != _idWidth
+            || !header.AsSpan(16, 32).SequenceEqual(_tokenizerHash)
+            || BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(48)) != shardInfo.Length
+            || BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(56)) != shardInfo.LastWriteTimeUtc.Ticks)
+            return false;
+        documents = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(64));
+        ids = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(72));
+        return documents >= 0 && ids >= 0;
+    }
+
+    /// <summary>
     /// Writes the ids of a shard's documents (each with BOS first, as <see cref="Load"/> returns them) to a temporary file renamed
     /// over the shard's file, and deletes the shard's files for other tokenizers.
     /// </summary>

@@ -91,6 +91,17 @@ public static class ParquetShards
         }
     }
 
+    /// <summary>The uncompressed size of a shard's column data in bytes, from its footer alone (about the UTF-8 size of its text).</summary>
+    public static long TextBytes(string path) => TextBytesAsync(path).GetAwaiter().GetResult();
+
+    private static async Task<long> TextBytesAsync(string path)
+    {
+        await using var stream = File.OpenRead(path);
+        var (reader, _) = await OpenAsync(path, stream);
+        await using (reader)
+            return reader.Metadata?.RowGroups.Sum(g => g.TotalByteSize) ?? 0;
+    }
+
     /// <summary>Opens a shard's reader and finds its string text column; errors name the file.</summary>
     private static async Task<(ParquetReader Reader, DataField Text)> OpenAsync(string path, Stream stream)
     {

@@ -112,7 +112,7 @@ public static class TrainCommand
         }
         using (trainer)
         {
-            var loop = new TrainingLoop(trainer, h, output);
+            var loop = new TrainingLoop(trainer, h, output) { AssumedFlopsPerSecond = request.OnCpu ? DataRepetition.CpuFlopsPerSecond : DataRepetition.GpuFlopsPerSecond };
             try
             {
                 return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache);

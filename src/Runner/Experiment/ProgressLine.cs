@@ -16,7 +16,7 @@ public static class ProgressLine
     /// <param name="stepSeconds">Synchronised wall time of the step.</param>
     /// <param name="tokensPerSecond">Tokens per second of the step.</param>
     /// <param name="mfuPercent">MFU of the step, percent.</param>
-    /// <param name="epoch">Loader epoch (1 on the first pass).</param>
+    /// <param name="epoch">The pass over the training data the step read from: 1 during the first.</param>
     /// <param name="remainingSeconds">Budget left.</param>
     public static string Format(int step, double progress, double smoothedLoss, double lrMultiplier, double stepSeconds,
         double tokensPerSecond, double mfuPercent, int epoch, double remainingSeconds)

@@ -21,6 +21,12 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// <summary>Steps completed: the index of the step an interruption stopped before (or during).</summary>
     public int Step { get; private set; }
 
+    /// <summary>
+    /// The sustained rate assumed before the first step, to estimate the tokens the run will read (the repeated-data warning,
+    /// <see cref="DataRepetition"/>): <see cref="DataRepetition.GpuFlopsPerSecond"/> or <see cref="DataRepetition.CpuFlopsPerSecond"/>.
+    /// </summary>
+    public double AssumedFlopsPerSecond { get; init; } = DataRepetition.GpuFlopsPerSecond;
+
     /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
         string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null)
@@ -35,8 +41,15 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         output.WriteLine($"model: {trainer.ParameterCount / 1e6:F1} M parameters, depth {shape.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; {trainer.DeviceNote}");
 
+        var (dataTokens, estimated) = DataRepetition.TrainingTokens(trainShards, tokenCache);
+        double flopsPerToken = shape.FlopsPerToken();
+        var repeated = DataRepetition.StartWarning(dataTokens, estimated,
+            DataRepetition.ExpectedTokens(h.TotalBatchSize, budgetSeconds, flopsPerToken, AssumedFlopsPerSecond), AssumedFlopsPerSecond / flopsPerToken);
+        if (repeated is not null)
+            output.WriteLine(repeated);
+
         using var loader = new PackedLoader(trainShards, tokenizer, b, t, tokenCache: tokenCache);
-        var clock = new TrainingClock(h.TotalBatchSize, shape.FlopsPerToken(), budgetSeconds);
+        var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds);
         var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
         var targets = new int[tokensPerMicroBatch];
@@ -97,6 +110,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
+        if (DataRepetition.EndWarning(loader.PassesRead, loader.TokensPerPass) is { } endWarning)
+            output.WriteLine(endWarning);
         output.Write(summary.Format());
         // After the summary: a checkpoint that cannot be written (the disk filled up during the run) fails the command, not the result.
         if (savePath is not null)

@@ -2,17 +2,10 @@ namespace AutoResearch.Optim;
 
 /// <summary>
 /// The schedules of SPEC §7 as pure functions of the training progress (training seconds over the budget, computed before
-/// the step) or the step number.
+/// the step by the training clock) or the step number; the knobs come from the experiment's hyperparameters.
 /// </summary>
 public static class TrainingSchedule
 {
-    /// <summary>progress = min(training_seconds / budget, 1).</summary>
-    public static double Progress(double trainingSeconds, double budgetSeconds)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(budgetSeconds);
-        return Math.Clamp(trainingSeconds / budgetSeconds, 0, 1);
-    }
-
     /// <summary>
     /// The learning-rate multiplier: a linear ramp from 0 over the warm-up fraction (when it is above 0), 1.0 until
     /// 1 − warmdown_ratio, then linear to final_lr_frac at progress 1.

@@ -5,13 +5,6 @@ namespace AutoResearch.Optim.Tests;
 public class TrainingScheduleTests
 {
     [Theory]
-    [InlineData(0, 300, 0)]
-    [InlineData(150, 300, 0.5)]
-    [InlineData(450, 300, 1)]
-    public void Progress_is_training_seconds_over_the_budget_capped_at_one(double seconds, double budget, double expected)
-        => Assert.Equal(expected, TrainingSchedule.Progress(seconds, budget), 12);
-
-    [Theory]
     [InlineData(0.0, 1.0)]
     [InlineData(0.5, 1.0)]   // the warm-down starts at 1 − 0.5
     [InlineData(0.75, 0.5)]  // halfway through the warm-down to 0

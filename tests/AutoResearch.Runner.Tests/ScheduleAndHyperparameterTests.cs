@@ -47,6 +47,9 @@ public class ScheduleAndHyperparameterTests
         Assert.Contains("WarmdownRatio", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>The lr multiplier the training loop takes for these knobs.</summary>
+    private static double Lrm(double progress, Hyperparameters h) => Optim.TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac);
+
     [Theory]
     [InlineData(0.0, 1.0)]
     [InlineData(0.49, 1.0)]
@@ -55,29 +58,29 @@ public class ScheduleAndHyperparameterTests
     [InlineData(0.9, 0.2)]
     [InlineData(1.0, 0.0)]
     public void Lr_multiplier_is_flat_then_linear_to_zero_over_the_warmdown(double progress, double expected) =>
-        Assert.Equal(expected, TrainingSchedule.LearningRateMultiplier(progress, Hyperparameters.Default), 12);
+        Assert.Equal(expected, Lrm(progress, Hyperparameters.Default), 12);
 
     [Fact]
     public void Lr_multiplier_with_warmup_and_final_fraction()
     {
         var h = Hyperparameters.Default with { WarmupRatio = 0.1, WarmdownRatio = 0.4, FinalLrFrac = 0.1 };
-        Assert.Equal(0.5, TrainingSchedule.LearningRateMultiplier(0.05, h), 12);
-        Assert.Equal(1.0, TrainingSchedule.LearningRateMultiplier(0.3, h), 12);
+        Assert.Equal(0.5, Lrm(0.05, h), 12);
+        Assert.Equal(1.0, Lrm(0.3, h), 12);
         // halfway through the warm-down: 0.5·1 + 0.5·0.1
-        Assert.Equal(0.55, TrainingSchedule.LearningRateMultiplier(0.8, h), 12);
-        Assert.Equal(0.1, TrainingSchedule.LearningRateMultiplier(1.0, h), 12);
-        Assert.Equal(0.1, TrainingSchedule.LearningRateMultiplier(1.0, h with { WarmdownRatio = 0 }), 12);
+        Assert.Equal(0.55, Lrm(0.8, h), 12);
+        Assert.Equal(0.1, Lrm(1.0, h), 12);
+        Assert.Equal(0.1, Lrm(1.0, h with { WarmdownRatio = 0 }), 12);
     }
 
     [Fact]
     public void Muon_momentum_ramps_over_300_steps_and_weight_decay_falls_with_progress()
     {
-        Assert.Equal(0.85, TrainingSchedule.MuonMomentum(0), 12);
-        Assert.Equal(0.90, TrainingSchedule.MuonMomentum(150), 12);
-        Assert.Equal(0.95, TrainingSchedule.MuonMomentum(300), 12);
-        Assert.Equal(0.95, TrainingSchedule.MuonMomentum(5000), 12);
-        Assert.Equal(0.2, TrainingSchedule.MuonWeightDecay(0, Hyperparameters.Default), 12);
-        Assert.Equal(0.05, TrainingSchedule.MuonWeightDecay(0.75, Hyperparameters.Default), 12);
+        Assert.Equal(0.85, Optim.TrainingSchedule.MuonMomentum(0), 12);
+        Assert.Equal(0.90, Optim.TrainingSchedule.MuonMomentum(150), 12);
+        Assert.Equal(0.95, Optim.TrainingSchedule.MuonMomentum(300), 12);
+        Assert.Equal(0.95, Optim.TrainingSchedule.MuonMomentum(5000), 12);
+        Assert.Equal(0.2, Optim.TrainingSchedule.MuonWeightDecay(0, Hyperparameters.Default.WeightDecay), 12);
+        Assert.Equal(0.05, Optim.TrainingSchedule.MuonWeightDecay(0.75, Hyperparameters.Default.WeightDecay), 12);
     }
 
     [Fact]

@@ -17,8 +17,6 @@ public sealed class BestFitPacker
     /// <param name="nextDocuments">Returns the next batch of tokenized documents (each starting with BOS; 128 at a time in the loader).</param>
     public BestFitPacker(Func<IReadOnlyList<int[]>> nextDocuments) => _nextDocuments = nextDocuments;
 
-    public int Buffered => _buffer.Count;
-
     /// <summary>Documents taken out of the buffer into rows so far (whole, or cut to fill a row).</summary>
     public long DocumentsTaken { get; private set; }
 

@@ -3,6 +3,7 @@ using AutoResearch.Data.Evaluation;
 using AutoResearch.Data.Loading;
 using AutoResearch.Data.Tokenizer;
 using AutoResearch.Model.Checkpoint;
+using AutoResearch.Optim;
 using AutoResearch.Runner.Experiment;
 
 namespace AutoResearch.Runner.Training;
@@ -79,8 +80,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
                 output.WriteLine("FAIL");
                 return FastFailExitCode;
             }
-            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h);
-            trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h));
+            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac);
+            trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
             bool stop = clock.CompleteStep(stepSeconds);
             Step = clock.Step;

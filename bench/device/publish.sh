@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds here what a GPU host needs to run the project without a .NET SDK: publish, copy, run.
+#   bash bench/device/publish.sh [--out DIR] [--no-runtime] [--corpus FILE] PROJECT...
+# PROJECT is a project folder (src/Runner, tests/AutoResearch.Model.Tests, ...). DIR (default artifacts/gpu-host) then holds
+# one folder per project, published for linux-x64 (the kernels' .cu sources travel with the binaries), the .NET runtime this
+# SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, and with --corpus
+# the text to prepare from (as corpus.txt.xz or corpus.txt). Copy DIR to the GPU host (rsync -a, scp -r) and run there, e.g.
+#   bash gpu-host/run.sh AutoResearch.Runner doctor
+#   bash gpu-host/run.sh AutoResearch.Model.Tests            # an xunit v3 test project is an executable
+#   bash gpu-host/gpu-check.sh AutoResearch.Model.Tests      # test projects, then `profile`
+#   bash gpu-host/train-run.sh                               # prepare --from the corpus, the full train, a short warm one
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=artifacts/gpu-host
+runtime=yes
+corpus=
+projects=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=$2; shift 2 ;;
+    --no-runtime) runtime=no; shift ;;
+    --corpus) corpus=$2; shift 2 ;;
+    -*) echo "publish.sh: unknown option $1" >&2; exit 2 ;;
+    *) projects+=("$1"); shift ;;
+  esac
+done
+[ ${#projects[@]} -gt 0 ] || { echo "publish.sh: name at least one project folder, e.g. src/Runner" >&2; exit 2; }
+
+rm -rf "$out"
+mkdir -p "$out"
+for project in "${projects[@]}"; do
+  csproj=$(ls "$project"/*.csproj)
+  name=$(basename "$csproj" .csproj)
+  dotnet publish "$csproj" -c Release -o "$out/$name" --nologo -v quiet
+done
+
+if [ $runtime = yes ]; then
+  # The shared runtime this SDK runs on, laid out as a .NET root: dotnet, host/fxr, shared/Microsoft.NETCore.App.
+  root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  version=$(dotnet --list-runtimes | awk '$1 == "Microsoft.NETCore.App" { v = $2 } END { print v }')
+  mkdir -p "$out/dotnet/shared/Microsoft.NETCore.App" "$out/dotnet/host"
+  cp "$root/dotnet" "$out/dotnet/"
+  cp -r "$root/host/fxr" "$out/dotnet/host/"
+  cp -r "$root/shared/Microsoft.NETCore.App/$version" "$out/dotnet/shared/Microsoft.NETCore.App/"
+fi
+if [ -n "$corpus" ]; then
+  case "$corpus" in
+    *.xz) cp "$corpus" "$out/corpus.txt.xz" ;;
+    *) cp "$corpus" "$out/corpus.txt" ;;
+  esac
+fi
+cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh "$out/"
+du -sh "$out"

@@ -35,11 +35,11 @@ public static class ModelCheckpoint
         if (wte.Shape.Length != 2)
             throw new InvalidDataException($"checkpoint '{path}': transformer.wte.weight should be 2-D, is [{string.Join(", ", wte.Shape)}]");
         int vocab = (int)wte.Shape[0], dim = (int)wte.Shape[1];
-        if (dim % ModelShape.HeadDim != 0)
-            throw new InvalidDataException($"checkpoint '{path}': width {dim} is not a multiple of the head dimension {ModelShape.HeadDim}");
+        if (dim % 128 != 0)
+            throw new InvalidDataException($"checkpoint '{path}': width {dim} is not a multiple of the head dimension 128");
         var baseShape = ModelShape.FromKnobs(depth, dim / depth, windowPattern, vocab, seqLen);
         var hasVe = Enumerable.Range(0, depth).Select(i => tensors.ContainsKey($"value_embeds.{i}.weight")).ToArray();
-        return baseShape with { ModelDim = dim, Heads = dim / ModelShape.HeadDim, HasValueEmbedding = hasVe };
+        return baseShape with { ModelDim = dim, Heads = dim / 128, KvHeads = dim / 128, MlpHidden = 4 * dim, HasValueEmbedding = hasVe };
     }
 
     public static Dictionary<string, double[]> Load(string path, ModelShape shape)

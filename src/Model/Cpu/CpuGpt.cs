@@ -46,7 +46,7 @@ public sealed class CpuGpt
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(targets);
-        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
         if (inputs.Length != n || targets.Length != n)
             throw new ArgumentException($"expected {n} inputs and targets (B {batch} × T {t}); got {inputs.Length} and {targets.Length}");
         var p = Parameters;
@@ -140,7 +140,7 @@ public sealed class CpuGpt
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
     private Activations Forward(int[] inputs, int batch)
     {
-        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
         var p = Parameters;
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];

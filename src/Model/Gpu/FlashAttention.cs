@@ -38,7 +38,7 @@ public sealed class FlashAttention : IAttentionKernels
 
     /// <summary>D [B, H, T] and the dq accumulator [B, H, T, 128] (each row's columns permuted: dq_column in kernels/common.cuh),
     /// both fp32; the accumulator starts at a 256-byte boundary (the kernels access it 16 bytes at a time).</summary>
-    public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * ModelShape.HeadDim;
+    public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * 128;
 
     private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;
 
@@ -54,11 +54,11 @@ public sealed class FlashAttention : IAttentionKernels
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
-        long gradStride = gradRowStride == 0 ? (long)heads * ModelShape.HeadDim : gradRowStride;
+        long gradStride = gradRowStride == 0 ? (long)heads * 128 : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
-        long columns = (long)heads * ModelShape.HeadDim;
+        long columns = (long)heads * 128;
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, QueryBlock, 64),
@@ -70,7 +70,7 @@ public sealed class FlashAttention : IAttentionKernels
             maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
         if (leaveDqAccumulated)
             return dqAccum;
-        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * 128), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * 128, seqLen, heads, gradStride);
         return 0;
     }
 }

@@ -30,7 +30,7 @@ public sealed class FlashForward
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o /* [B, T, H, 128] bf16 */,
         ulong lse /* [B, H, T] fp32 */, CudaStream stream)
     {
-        long columns = (long)heads * ModelShape.HeadDim;
+        long columns = (long)heads * 128;
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, Tile, 64),

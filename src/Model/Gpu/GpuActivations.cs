@@ -27,7 +27,7 @@ public sealed class GpuActivations : IDisposable
         Batch = batch;
         Tokens = batch * shape.SeqLen;
         HeadChunkRows = Math.Min(headChunkRows, Tokens);
-        long n = Tokens, c = shape.ModelDim, f = shape.MlpDim, h = shape.Heads;
+        long n = Tokens, c = shape.ModelDim, f = shape.MlpHidden, h = shape.Heads;
         DeviceBuffer<T> A<T>(long count, string owner) where T : unmanaged
         {
             var b = device.Allocate<T>(count, owner);

@@ -42,8 +42,8 @@ public sealed class GpuGpt : IDisposable
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(shape);
-        if (shape.ModelDim != shape.Heads * ModelShape.HeadDim)
-            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {ModelShape.HeadDim}", nameof(shape));
+        if (shape.ModelDim != shape.Heads * shape.HeadDim)
+            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {shape.HeadDim}", nameof(shape));
         _stream = stream;
         Shape = shape;
         _linear = new Linear(blas);
@@ -53,14 +53,14 @@ public sealed class GpuGpt : IDisposable
         _gate = new ValueGate(kernels);
         _attention = attention ?? new FlashAttention(kernels);
         _relu = new ReluSquare(kernels);
-        if (fusedMlp && MlpGemm.Supports(device.Properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpDim))
+        if (fusedMlp && MlpGemm.Supports(device.Properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden))
             _mlpGemm = new MlpGemm(kernels, device.Properties);
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
         Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads),
             fusedMlp: _mlpGemm is not null);
-        _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
+        _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
         _profiler = new StreamProfiler(device, stream);
         long square = (long)shape.ModelDim * shape.ModelDim;
@@ -92,12 +92,12 @@ public sealed class GpuGpt : IDisposable
     private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
     /// <summary>Matrix FLOPs of causal sliding-window attention: 4·128 per (query, visible key) forward, 2.5× that backward.</summary>
-    public static double AttentionFlops(int batch, int seqLen, int heads, int window, bool backward)
+    public static double AttentionFlops(int batch, int seqLen, int heads, int headDim, int window, bool backward)
     {
         double pairs = 0;
         for (int t = 0; t < seqLen; t++)
             pairs += Math.Min(t, window) + 1;
-        double forward = 4.0 * ModelShape.HeadDim * pairs * batch * heads;
+        double forward = 4.0 * headDim * pairs * batch * heads;
         return backward ? 2.5 * forward : forward;
     }
 
@@ -109,7 +109,7 @@ public sealed class GpuGpt : IDisposable
         var a = Activations;
         var p = Parameters;
         var prof = _profiler;
-        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, t = Shape.SeqLen;
         long nc = (long)n * c;
         using (prof.Region("embedding + norm", bytes: 6.0 * nc))
         {
@@ -143,7 +143,7 @@ public sealed class GpuGpt : IDisposable
                 _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
                 _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdK[i].Pointer, _stream);
             }
-            using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: false)))
+            using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: false)))
                 _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
             using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
@@ -211,7 +211,7 @@ public sealed class GpuGpt : IDisposable
         var a = Activations;
         var p = Parameters;
         var prof = _profiler;
-        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, t = Shape.SeqLen;
         long nc = (long)n * c;
         using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
             _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, a.GBf16.Pointer);
@@ -263,7 +263,7 @@ public sealed class GpuGpt : IDisposable
             }
             // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
             ulong dqAccumulator;
-            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: true)))
+            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
                     a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);

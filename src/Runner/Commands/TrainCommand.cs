@@ -4,11 +4,9 @@ using AutoResearch.Data;
 using AutoResearch.Data.Loading;
 using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
-using AutoResearch.Model;
 using AutoResearch.Native;
 using AutoResearch.Runner.Experiment;
 using AutoResearch.Runner.Training;
-using OptimizerSettings = AutoResearch.Optim.OptimizerSettings;
 
 namespace AutoResearch.Runner;
 
@@ -84,12 +82,12 @@ public static class TrainCommand
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
 
-        var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
-        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
+        var shape = h.Shape(tokenizer.VocabSize, t);
+        var settings = h.Optimizer(shape.ModelDim);
         if (request.OnCpu)
         {
             output.WriteLine($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {h.Depth}, width {shape.ModelDim} "
-                + $"({shape.Heads} head of {ModelShape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
+                + $"({shape.Heads} head of {shape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
                 + $"vocabulary {shape.VocabSize}, {request.EvalTokens} evaluation tokens");
             if (request.SavePath is not null)
                 output.WriteLine($"cpu: sample the saved weights with `autoresearch sample --checkpoint {request.SavePath} --seq-len {t} --prompt ...`");

@@ -48,7 +48,7 @@ public class GpuGptParityTests
 
         using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new FlashAttention(TestGpu.Kernels), headChunkRows: 1000,
             fusedMlp: fusedMlp);
-        Assert.Equal(fusedMlp && MlpGemm.Supports(TestGpu.Device.Properties, batch * seqLen, shape.ModelDim, shape.MlpDim), gpu.FusedMlp);
+        Assert.Equal(fusedMlp && MlpGemm.Supports(TestGpu.Device.Properties, batch * seqLen, shape.ModelDim, shape.MlpHidden), gpu.FusedMlp);
         foreach (var (name, values) in cpu.Parameters)
             gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
         gpu.Parameters.RefreshBf16(gpu.Elementwise, TestGpu.Stream);

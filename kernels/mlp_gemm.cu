@@ -14,7 +14,7 @@
 //   map_w:   fc: W [N, K], box {64 (K), 256 (N)};  proj: W [K, N], box {64 (N), 64 (K)}
 //   map_s:   s (gradient only), box {64 (N), 64 (M)}
 //   map_out: s or du, box {64 (N), 64 (M)}
-// Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, MLP_GEMM_SHARED
+// Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, mlp_gemm_shared_bytes
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
@@ -40,10 +40,8 @@
 // 1024 bytes of slack: the dynamic shared window is aligned up to the swizzle's 1024-byte period.
 #define MLP_GEMM_SHARED (GEMM_BARRIER_OFFSET + 16 * 8 + 1024)
 
-__device__ __forceinline__ float2 unpack_bf16(unsigned v)
-{
-    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
-}
+// The launcher sets and passes this much dynamic shared memory.
+extern "C" __constant__ int mlp_gemm_shared_bytes = MLP_GEMM_SHARED;
 
 // √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
 // path (a call, which also costs the accumulators their registers).
@@ -138,7 +136,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     // Math warpgroup wg: rows 64·wg .. 64·wg + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-    const int row = 16 * (warp & 3) + (lane >> 2), col = 2 * (lane & 3);
     const unsigned half_address = base + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
     float acc[32][4];
     int stage = 0;

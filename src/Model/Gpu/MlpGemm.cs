@@ -8,7 +8,7 @@ namespace AutoResearch.Model.Gpu;
 /// element-wise pass over the [N, 4C] activation (2 of the 3 passes' bytes saved); the optional row scale r lets the MLP's
 /// norm ride along (x = the norm's input, r = its rstd). Shapes: tokens a multiple of
 /// <see cref="TileRows"/>, the hidden width of <see cref="TileColumns"/>, the model width of <see cref="KStep"/>
-/// (<see cref="Supports"/>); elsewhere the model keeps cuBLAS and kernels/relu_square.cu.
+/// (<see cref="Supports"/>), and the relu² activation; elsewhere the model keeps cuBLAS and kernels/mlp_activation.cu.
 /// </summary>
 public sealed class MlpGemm
 {
@@ -16,11 +16,10 @@ public sealed class MlpGemm
     public const int TileColumns = 256;
     public const int KStep = 64;
     public const int Threads = 384;
-    private const int Stages = 3;
 
     /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 16 mbarriers,
-    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel).</summary>
-    public const int SharedBytes = Stages * (TileRows + TileColumns) * KStep * 2 + 2 * 64 * TileColumns * 2 + 16 * 8 + 1024;
+    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel, read from the module).</summary>
+    public int SharedBytes { get; }
 
     private readonly CudaKernel _fc;
     private readonly CudaKernel _proj;
@@ -35,6 +34,7 @@ public sealed class MlpGemm
         var module = kernels.Load("mlp_gemm.cu");
         _fc = module.GetKernel("mlp_fc_relu_square");
         _proj = module.GetKernel("mlp_proj_input_gradient");
+        SharedBytes = module.ReadInt32("mlp_gemm_shared_bytes");
         _fc.SetMaxDynamicSharedMemory(SharedBytes);
         _proj.SetMaxDynamicSharedMemory(SharedBytes);
         _multiprocessors = properties.MultiprocessorCount;

@@ -52,7 +52,7 @@ public class AttentionTests
         using var dDq = Device.Allocate<ushort>(count, "dq");
         using var dDk = Device.Allocate<ushort>(count, "dk");
         using var dDv = Device.Allocate<ushort>(count, "dv");
-        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads), "scratch");
+        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, heads), "scratch");
         dQ.CopyFrom(qBits);
         dK.CopyFrom(kBits);
         dV.CopyFrom(vBits);
@@ -60,8 +60,8 @@ public class AttentionTests
         foreach (var b in new[] { dO, dDq, dDk, dDv })
             b.FillBytes(0xFF);
         dLse.FillBytes(0xFF);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, window,
+        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, heads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, heads, window,
             dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream);
         TestGpu.Stream.Synchronize();
         Numerics.AssertClose("o", Bf16.ToFloat(dO.ToArray()), oRef, 1e-2, seed);
@@ -95,16 +95,16 @@ public class AttentionTests
         {
             var buffers = Enumerable.Range(0, 8).Select(i => Device.Allocate<ushort>(count, $"buffer {i}")).ToArray();
             using var lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
-            using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads), "scratch");
+            using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, heads), "scratch");
             try
             {
                 for (int i = 0; i < 4; i++)
                     buffers[i].CopyFrom(inputs[i]);
                 for (int i = 4; i < 8; i++)
                     buffers[i].FillBytes(0xFF);
-                attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, window, buffers[4].Pointer, lse.Pointer, TestGpu.Stream);
+                attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, heads, window, buffers[4].Pointer, lse.Pointer, TestGpu.Stream);
                 attention.Backward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, buffers[4].Pointer, buffers[3].Pointer, lse.Pointer,
-                    batch, seqLen, heads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
+                    batch, seqLen, heads, heads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
                 TestGpu.Stream.Synchronize();
                 return Enumerable.Range(4, 4).Select(i => Bf16.ToFloat(buffers[i].ToArray())).ToArray();
             }
@@ -144,14 +144,14 @@ public class AttentionTests
         using var dO = Device.Allocate<ushort>(count, "o");
         using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
         using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
-        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads), "scratch");
+        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, heads), "scratch");
         dQ.CopyFrom(qBits);
         dK.CopyFrom(kBits);
         dV.CopyFrom(vBits);
         dDo.CopyFrom(doBits);
         grads.FillBytes(0xFF);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, window,
+        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, heads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, heads, window,
             grads.Pointer, grads.At(width), grads.At(2 * width), scratch.Pointer, TestGpu.Stream, stride);
         TestGpu.Stream.Synchronize();
         var all = grads.ToArray();

@@ -43,8 +43,8 @@ public class FlashForwardTests
         var (kb, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (vb, v) = Numerics.RandomBf16(r, count, 1);
         var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
-        var flash = new FlashForward(TestGpu.Kernels);
-        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
+        var flash = new FlashForward(TestGpu.Kernels, 128);
+        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
         Numerics.AssertClose("o", o, oRef, 1e-2, seed);
         Numerics.AssertClose("lse", lse, lseRef, 1e-4, seed);
     }
@@ -61,10 +61,10 @@ public class FlashForwardTests
         var (qb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (kb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (vb, _) = Numerics.RandomBf16(r, count, 1);
-        var flash = new FlashForward(TestGpu.Kernels);
+        var flash = new FlashForward(TestGpu.Kernels, 128);
         var naive = new AttentionNaive(TestGpu.Kernels);
-        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
-        var (oNaive, lseNaive) = Run((pq, pk, pv, po, pl) => naive.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
+        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
+        var (oNaive, lseNaive) = Run((pq, pk, pv, po, pl) => naive.Forward(pq, pk, pv, batch, seqLen, heads, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
         Numerics.AssertClose("o vs naive", o, oNaive.Select(x => (double)x).ToArray(), 1e-2, seed);
         Numerics.AssertClose("lse vs naive", lse, lseNaive.Select(x => (double)x).ToArray(), 1e-4, seed);
     }

@@ -335,8 +335,8 @@ public class KernelOpTests
         var (xBits, x) = Numerics.RandomBf16(r, rows * 128L, 2);
         var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, rows, heads, seqLen);
 
-        var rotary = new Rotary(TestGpu.Kernels);
-        using var table = Upload(Rotary.CosSinTable(seqLen), "cos_sin");
+        var rotary = new Rotary(TestGpu.Kernels, 128);
+        using var table = Upload(RotaryTable.CosSin(seqLen, 128, 10000), "cos_sin");
         using var dX = Upload(xBits, "x");
         using var dRstd = Poisoned<float>(rows, "rstd");
         rotary.Forward(dX.Pointer, table.Pointer, rows, heads, seqLen, dRstd.Pointer, Stream);
@@ -382,14 +382,14 @@ public class KernelOpTests
         var (vBits, v) = Numerics.RandomBf16(r, n * heads * 128);
         var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, c);
 
-        var gate = new ValueGate(TestGpu.Kernels);
+        var gate = new ValueGate(TestGpu.Kernels, 128, heads);
         using var dX = Upload(xBits, "x");
         using var dWg = Upload(wgBits, "wg");
         using var dIds = Upload(ids, "ids");
         using var dVe = Upload(veBits, "ve");
         using var dV = Upload(vBits, "v");
         using var dGate = Poisoned<float>(n * heads, "gate");
-        gate.Forward(dX.Pointer, dWg.Pointer, dIds.Pointer, dVe.Pointer, n, heads, c, dV.Pointer, dGate.Pointer, Stream);
+        gate.Forward(dX.Pointer, dWg.Pointer, dIds.Pointer, dVe.Pointer, n, c, dV.Pointer, dGate.Pointer, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("v", AsFloat(dV), vRef, 1e-2, seed);
         Numerics.AssertClose("gate", dGate.ToArray(), gateRef, 1e-4, seed);
@@ -400,7 +400,7 @@ public class KernelOpTests
         using var dDve = Upload(new float[vocab * heads * 128], "dve");
         using var dDwg = Upload(new float[heads * 32], "dwg");
         using var dDx = Upload(new float[n * c], "dx");
-        gate.Backward(dGate.Pointer, dDv.Pointer, dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, heads, c, dDve.Pointer, dDwg.Pointer, dDx.Pointer, Stream);
+        gate.Backward(dGate.Pointer, dDv.Pointer, dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDve.Pointer, dDwg.Pointer, dDx.Pointer, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("dve", dDve.ToArray(), dveRef, 1e-4, seed);
         Numerics.AssertClose("dwg", dDwg.ToArray(), dwgRef, 1e-4, seed);
@@ -506,12 +506,12 @@ public class KernelOpTests
         var r = new Random(seed);
         var (uBits, u) = Numerics.RandomBf16(r, count, 3);
         var (dsBits, ds) = Numerics.RandomBf16(r, count);
-        var relu = new ReluSquare(TestGpu.Kernels);
+        var activation = new MlpActivation(TestGpu.Kernels);
         using var dU = Upload(uBits, "u");
         using var dS = Poisoned<ushort>(count, "s");
         using var dDs = Upload(dsBits, "ds");
-        relu.Forward(dU.Pointer, count, dS.Pointer, Stream);
-        relu.Backward(dS.Pointer, dDs.Pointer, count, dDs.Pointer, Stream); // from the output s, in place, as the model does
+        activation.Forward(Activation.Relu2, dU.Pointer, 1, count, dS.Pointer, Stream);
+        activation.Backward(Activation.Relu2, dS.Pointer, dDs.Pointer, 1, count, dDs.Pointer, Stream); // from the output s, in place, as the model does
         Stream.Synchronize();
         Numerics.AssertClose("s", AsFloat(dS), CpuOps.ReluSquare(u), 1e-2, seed);
         Numerics.AssertClose("du", AsFloat(dDs), CpuOps.ReluSquareBackward(u, ds), 1e-2, seed);

@@ -89,14 +89,14 @@ public sealed class GpuGpt : IDisposable
 
     public Elementwise Elementwise => _elementwise;
 
-    /// <summary>Whether the MLP runs its GEMMs with relu² in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus an activation pass.</summary>
+    /// <summary>Whether the MLP runs its GEMMs with the activation in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus an activation pass.</summary>
     public bool FusedMlp => _mlpGemm is not null;
 
-    /// <summary>Whether this shape's MLP takes our GEMMs with relu² in the epilogue: relu², on Hopper, the tile shapes.</summary>
+    /// <summary>Whether this shape's MLP takes our GEMMs with the activation in the epilogue: relu² or GELU, on Hopper, the tile shapes.</summary>
     public static bool UsesFusedMlp(DeviceProperties properties, ModelShape shape, int batch)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        return shape.Activation == Activation.Relu2 && MlpGemm.Supports(properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden);
+        return MlpGemm.SupportsActivation(shape.Activation) && MlpGemm.Supports(properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden);
     }
 
     /// <summary>
@@ -175,11 +175,14 @@ public sealed class GpuGpt : IDisposable
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
             if (_mlpGemm is not null)
             {
-                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (relu²(rstd ⊙ x_mid·W_fcᵀ)).
+                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u.
                 using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
                     _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
-                using (prof.Region("GEMM mlp fc + norm + relu²", Gemm(n, f, c)))
-                    _mlpGemm.FcReluSquare(a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer);
+                using (prof.Region($"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
+                {
+                    _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
+                        a.U[i]?.Pointer ?? 0);
+                }
             }
             else
             {
@@ -256,12 +259,13 @@ public sealed class GpuGpt : IDisposable
             ulong du, normedInput;
             if (_mlpGemm is not null)
             {
-                // du = rstd ⊙ dL/du replaces s in place (s is dead after the weight gradient above). Then dW_fc += duᵀ·x_mid
-                // (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm backward takes pre-scaled: h2 never exists.
-                du = a.S[i].Pointer;
+                // du = rstd ⊙ dL/du replaces what the activation kept in place (s for relu², u for GELU; dead after the weight
+                // gradient above). Then dW_fc += duᵀ·x_mid (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm
+                // backward takes pre-scaled: h2 never exists.
+                du = a.U[i]?.Pointer ?? a.S[i].Pointer;
                 normedInput = a.XMid[i].Pointer;
-                using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
-                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, du, _stream, a.Rstd2[i].Pointer);
+                using (prof.Region($"GEMM mlp proj input gradient + {Shape.Activation.Name()} backward", Gemm(n, c, f)))
+                    _mlpGemm.ProjInputGradient(Shape.Activation, a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), du, n, c, f, du, _stream, a.Rstd2[i].Pointer);
             }
             else
             {

@@ -471,8 +471,8 @@ public class KernelOpTests
         using var dDu = Poisoned<ushort>(count + guard, "du");
         using var dScale = Upload(scale, "row scale");
         ulong rowScale = rowScaled ? dScale.Pointer : 0;
-        mlp.FcReluSquare(dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
-        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream, rowScale);
+        mlp.Fc(Activation.Relu2, dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
+        mlp.ProjInputGradient(Activation.Relu2, dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream, rowScale);
         Stream.Synchronize();
         var s = dS.ToArray();
         var du = dDu.ToArray();
@@ -482,7 +482,7 @@ public class KernelOpTests
         Assert.All(du[(int)count..], v => Assert.Equal(0xFFFF, v));
 
         // In place, as the model runs it: du replaces s.
-        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
+        mlp.ProjInputGradient(Activation.Relu2, dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
         Stream.Synchronize();
         Assert.Equal(du, dS.ToArray());
     }
@@ -492,10 +492,10 @@ public class KernelOpTests
     {
         Assert.SkipUnless(Device.Properties.ComputeMajor == 9, "the fused MLP GEMMs need an sm_90 GPU");
         var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
-        var e = Assert.Throws<ArgumentException>(() => mlp.FcReluSquare(0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
+        var e = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.Relu2, 0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
         Assert.Contains("multiple of 128", e.Message);
         Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
-        var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
+        var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(Activation.Relu2, 0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
         Assert.Contains("alias g", aliased.Message);
     }
 

@@ -39,8 +39,8 @@ public class AttentionTests
         var kBits = Bits(Math.Sqrt(3), out var k);
         var vBits = Bits(1, out var v);
         var doBits = Bits(1, out var dout);
-        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
-        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, window);
+        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, heads, 128, window);
+        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, heads, 128, window);
 
         IAttentionKernels attention = flash ? new FlashAttention(TestGpu.Kernels) : new AttentionNaive(TestGpu.Kernels);
         using var dQ = Device.Allocate<ushort>(count, "q");
@@ -134,7 +134,7 @@ public class AttentionTests
         var (kBits, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (vBits, v) = Numerics.RandomBf16(r, count, 1);
         var (doBits, dout) = Numerics.RandomBf16(r, count, 1);
-        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, window);
+        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, heads, 128, window);
 
         IAttentionKernels attention = flash ? new FlashAttention(TestGpu.Kernels) : new AttentionNaive(TestGpu.Kernels);
         using var dQ = Device.Allocate<ushort>(count, "q");

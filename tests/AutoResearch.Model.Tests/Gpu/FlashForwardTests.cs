@@ -42,7 +42,7 @@ public class FlashForwardTests
         var (qb, q) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (kb, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
         var (vb, v) = Numerics.RandomBf16(r, count, 1);
-        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
+        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, heads, 128, window);
         var flash = new FlashForward(TestGpu.Kernels);
         var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
         Numerics.AssertClose("o", o, oRef, 1e-2, seed);

@@ -333,10 +333,11 @@ public class KernelOpTests
         int rows = batch * seqLen * heads, seed = rows + heads;
         var r = new Random(seed);
         var (xBits, x) = Numerics.RandomBf16(r, rows * 128L, 2);
-        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, rows, heads, seqLen);
+        var cosSin = Rotary.CosSinTable(seqLen);
+        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, cosSin, rows, heads, seqLen, 128);
 
         var rotary = new Rotary(TestGpu.Kernels);
-        using var table = Upload(Rotary.CosSinTable(seqLen), "cos_sin");
+        using var table = Upload(cosSin, "cos_sin");
         using var dX = Upload(xBits, "x");
         using var dRstd = Poisoned<float>(rows, "rstd");
         rotary.Forward(dX.Pointer, table.Pointer, rows, heads, seqLen, dRstd.Pointer, Stream);
@@ -347,7 +348,7 @@ public class KernelOpTests
 
         // Backward from the kernel's own y and rstd (as the model uses them) against the reference at the same x.
         var (dyBits, dy) = Numerics.RandomBf16(r, rows * 128L);
-        var dxRef = CpuOps.RotaryQkNormBackward(x, dy, rows, heads, seqLen);
+        var dxRef = CpuOps.RotaryQkNormBackward(x, dy, cosSin, rows, heads, seqLen, 128);
         using var dDy = Upload(dyBits, "dy");
         rotary.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, table.Pointer, rows, heads, seqLen, Stream);
         Stream.Synchronize();
@@ -380,7 +381,7 @@ public class KernelOpTests
         var ids = Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
         var (veBits, ve) = Numerics.RandomBf16(r, vocab * heads * 128);
         var (vBits, v) = Numerics.RandomBf16(r, n * heads * 128);
-        var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, c);
+        var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, 128, c);
 
         var gate = new ValueGate(TestGpu.Kernels);
         using var dX = Upload(xBits, "x");
@@ -395,7 +396,7 @@ public class KernelOpTests
         Numerics.AssertClose("gate", dGate.ToArray(), gateRef, 1e-4, seed);
 
         var (dvBits, dv) = Numerics.RandomBf16(r, n * heads * 128);
-        var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
+        var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, 128, c, vocab);
         using var dDv = Upload(dvBits, "dv");
         using var dDve = Upload(new float[vocab * heads * 128], "dve");
         using var dDwg = Upload(new float[heads * 32], "dwg");

@@ -23,4 +23,32 @@ public class GpuGptParityTests
         Assert.Equal(fusedMlp && GpuGpt.UsesFusedMlp(TestGpu.Device.Properties, shape, batch), result.FusedMlp);
         Assert.True(result.Passed, $"seed {seed}, {shape.Describe()}:\n{result.Describe()}");
     }
+
+    /// <summary>The knobs' shapes at T 256: each knob moved away from the baseline, alone or together.</summary>
+    [GpuTheory]
+    [InlineData("head 64", 2, 128, 64, 0, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("GQA 4 on 1", 2, 256, 128, 1, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("head 64, GQA 8 on 2", 2, 256, 64, 2, "relu2", 4.0, "SL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("gelu fused", 2, 128, 128, 0, "gelu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("gelu cuBLAS", 2, 128, 128, 0, "gelu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", false)]
+    [InlineData("swiglu", 2, 128, 128, 0, "swiglu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("MLP ratio 2", 2, 128, 128, 0, "relu2", 2.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("MLP ratio 2.5: hidden 640, off the fused GEMM tiles (cuBLAS)", 2, 128, 128, 0, "relu2", 2.5, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("no soft cap, rotary base 500k, value embeddings everywhere", 2, 128, 128, 0, "relu2", 4.0, "SSSL", 0, 0.0, 500000.0, "all", true)]
+    [InlineData("all long, no value embeddings", 3, 128, 128, 0, "relu2", 4.0, "L", 0, 15.0, 10000.0, "none", true)]
+    [InlineData("all short, window 40", 3, 128, 128, 0, "relu2", 4.0, "S", 40, 15.0, 10000.0, "V-", true)]
+    [InlineData("width 1280, 10 heads (more than the old 8)", 2, 640, 128, 0, "relu2", 4.0, "SL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("width 2048 in heads of 64 with GQA", 1, 2048, 64, 8, "relu2", 4.0, "L", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("depth 12", 12, 32, 128, 0, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    public void Gpu_matches_the_cpu_reference_for_every_knob(string name, int depth, int aspect, int headDim, int kvHeads, string activation, double mlpRatio,
+        string windows, int shortWindow, double softCap, double rotaryBase, string valueEmbeds, bool fusedMlp)
+    {
+        const int seqLen = 256, batch = 1, vocab = 512;
+        var shape = ModelShape.FromKnobs(depth, aspect, windows, vocab, seqLen, headDim, kvHeads, mlpRatio, Activations.Parse(activation), softCap,
+            rotaryBase, shortWindow, valueEmbeds);
+        int seed = 1000 + name.Length;
+        var result = ModelParity.Run(shape, batch, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, fusedMlp);
+        Assert.Equal(fusedMlp && GpuGpt.UsesFusedMlp(TestGpu.Device.Properties, shape, batch), result.FusedMlp);
+        Assert.True(result.Passed, $"{name} (seed {seed}), {shape.Describe()}:\n{result.Describe()}");
+    }
 }

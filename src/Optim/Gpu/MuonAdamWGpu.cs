@@ -93,6 +93,23 @@ public sealed class MuonAdamWGpu : IDisposable
             StepMuon(group, lrMultiplier, muonMomentum, muonWeightDecay);
     }
 
+    /// <summary>The AdamW launch of <see cref="Step"/> alone (the step count advances; the Muon groups are untouched): what a
+    /// benchmark times as one call.</summary>
+    public void StepAdamW(float lrMultiplier)
+    {
+        _step++;
+        StepAdam(lrMultiplier);
+    }
+
+    /// <summary>The Muon update of the one shape group of rows × cols matrices, as <see cref="Step"/> runs it (the step count
+    /// does not advance): what a benchmark times as one call.</summary>
+    public void StepMuonGroup(int rows, int cols, float lrMultiplier, float muonMomentum, float muonWeightDecay)
+    {
+        var group = _muonGroups.Find(g => g.Rows == rows && g.Cols == cols)
+            ?? throw new ArgumentException($"no Muon group of {rows}×{cols} matrices; the groups are {string.Join(", ", _muonGroups.Select(g => $"{g.Rows}×{g.Cols}"))}");
+        StepMuon(group, lrMultiplier, muonMomentum, muonWeightDecay);
+    }
+
     private void StepAdam(float lrMultiplier)
     {
         for (int i = 0; i < _adamTensors.Count; i++)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool, carry .device, packed with the bench project and, for the refusal test, its tests):
-#   bash ../shared/device/pack.sh bench/AutoResearch.Bench.csproj tests/AutoResearch.Bench.Tests/AutoResearch.Bench.Tests.csproj
+# On the GPU machine (device tool, carry .device), packed with the bench's tests, whose output holds the bench too (13 MB):
+#   bash ../shared/device/pack.sh tests/AutoResearch.Bench.Tests/AutoResearch.Bench.Tests.csproj
 #   bash bench/device/kernels.sh [--short] [bench options...]
 # runs the kernel benchmarks (bench/Kernels: every family, each kernel checked against the CPU reference before it is timed)
 # and writes $OUT/kernels.md: the device, then one markdown table per family (BenchmarkDotNet's GitHub exporter), and
@@ -8,7 +8,8 @@
 # configuration with 3 warm-ups and 10 timed iterations (about 3 minutes on an H200, most of it the CPU checks and a cold
 # kernel cache); --short the baselines with 1 + 3. Options after it go to the bench: --filter '*RmsNorm*' for one family,
 # --before DIR for a before/after table (DIR a kernels/ folder from another commit, carried along), --configs a,b.
-# When AutoResearch.Bench.Tests is packed, it runs first (the GPU test that breaks rmsnorm_backward and sees it refused).
+# AutoResearch.Bench.Tests runs first (with the GPU test that breaks rmsnorm_backward and sees it refused); packing
+# bench/AutoResearch.Bench.csproj alone skips it.
 set -uo pipefail
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 artifacts=/tmp/bench-artifacts; rm -rf "$artifacts"

@@ -36,7 +36,7 @@ public class TrainCommandTests
         Assert.Contains("Name=Value", train, StringComparison.Ordinal);
         Assert.Contains("--set Depth=12", train, StringComparison.Ordinal);
         Assert.Contains("autoresearch knobs", train, StringComparison.Ordinal);
-        foreach (var command in new[] { ProfileCommand.Create() })
+        foreach (var command in new[] { ProfileCommand.Create(), ParityCommand.Create() })
             Assert.Contains("--set", Help(command), StringComparison.Ordinal);
     }
 

@@ -121,7 +121,8 @@ public static class TrainCommand
             var loop = new TrainingLoop(trainer, h, output);
             try
             {
-                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache);
+                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache,
+                    Convert.ToHexStringLower(tokenizerHash));
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {

@@ -164,4 +164,20 @@ public class KnobTests
         var spec = ParameterInitializer.LikeSpec(tiny, 6)["transformer.h.0.attn.c_q.weight"];
         Assert.Equal(spec, FirstWeights(6));
     }
+
+    [Fact]
+    public void Program_md_lists_every_knob_with_its_default()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "program.md")))
+            root = Path.GetDirectoryName(root) ?? throw new FileNotFoundException("program.md not found above the test folder");
+        var lines = File.ReadAllLines(Path.Combine(root, "program.md"));
+        foreach (var knob in Knobs.All)
+        {
+            var row = lines.FirstOrDefault(l => l.StartsWith($"| `{knob.Name}` |", StringComparison.Ordinal));
+            Assert.True(row is not null, $"program.md has no row for the knob {knob.Name} (a table row starting | `{knob.Name}` |)");
+            Assert.Contains($"| {knob.Default} |", row, StringComparison.Ordinal);
+        }
+        Assert.Contains("--set", string.Join('\n', lines), StringComparison.Ordinal);
+    }
 }

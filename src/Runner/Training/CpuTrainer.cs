@@ -19,13 +19,13 @@ public sealed class CpuTrainer : ITrainer
     private readonly Dictionary<string, double[]> _gradients = new(StringComparer.Ordinal);
     private double _lossSum;
 
-    /// <summary>Builds the model with SPEC §5's initialisation (seed 42, the GPU model's values) and the optimizer.</summary>
-    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings)
+    /// <summary>Builds the model with SPEC §5's initialisation from <paramref name="seed"/> (the GPU model's values for that seed) and the optimizer.</summary>
+    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings, int seed)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         _model = new CpuGpt(shape);
-        _model.InitialiseLikeSpec(42);
+        _model.InitialiseLikeSpec(seed);
         foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
             var p = new ReferenceParameter(name, rows, cols);

@@ -27,10 +27,10 @@ public sealed class GpuTrainer : ITrainer
     }
 
     /// <summary>
-    /// Opens device 0, builds the model with SPEC §5's initialisation (seed 42) and the optimizer. Throws when there is no
-    /// CUDA device (or no driver library), pointing at --device cpu.
+    /// Opens device 0, builds the model with SPEC §5's initialisation from <paramref name="seed"/> and the optimizer. Throws when
+    /// there is no CUDA device (or no driver library), pointing at --device cpu.
     /// </summary>
-    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, string kernelCacheDirectory)
+    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, int seed, string kernelCacheDirectory)
     {
         ArgumentNullException.ThrowIfNull(shape);
         int count;
@@ -53,7 +53,7 @@ public sealed class GpuTrainer : ITrainer
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
-            model.Parameters.InitialiseLikeSpec(42);
+            model.Parameters.InitialiseLikeSpec(seed);
             model.Parameters.RefreshBf16(model.Elementwise, stream);
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
             return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer);

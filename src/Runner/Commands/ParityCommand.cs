@@ -71,7 +71,7 @@ public static class ParityCommand
             using var stream = new CudaStream(device);
             using var blas = new Blas(device, stream);
             using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, new FlashAttention(kernels));
+            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch);
             foreach (var (name, values) in parameters)
                 model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
             model.Parameters.RefreshBf16(model.Elementwise, stream);

@@ -88,7 +88,7 @@ public static class ProfileCommand
         var copy = CopyThroughput.Measure(device, stream);
         device.Memory.ResetPeak();
         double bandwidthRoofline = copy.TerabytesPerSecond * 1e12;
-        IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
+        IAttentionKernels attention = naive ? new AttentionNaive(kernels, shape.HeadDim) : new FlashAttention(kernels, shape.HeadDim);
         using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp);
         model.Parameters.InitialiseLikeSpec(h.Seed);
         model.Parameters.RefreshBf16(model.Elementwise, stream);

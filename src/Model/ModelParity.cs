@@ -20,6 +20,9 @@ public static class ModelParity
     /// <summary>The outcome: both losses and each tensor's relative L2 error of the GPU gradient against the CPU's.</summary>
     public sealed record Result(double CpuLoss, double GpuLoss, IReadOnlyDictionary<string, double> GradientErrors, bool FusedMlp)
     {
+        /// <summary>The lambdas' gradients (one scalar a layer), CPU and GPU, for reports.</summary>
+        public IReadOnlyDictionary<string, (double[] Cpu, float[] Gpu)> Lambdas { get; init; } = new Dictionary<string, (double[], float[])>();
+
         public double LossError => Math.Abs(GpuLoss - CpuLoss) / Math.Max(Math.Abs(CpuLoss), 1e-12);
 
         /// <summary>The worst tensor and its error.</summary>
@@ -34,6 +37,8 @@ public static class ModelParity
         {
             var lines = new List<string> { $"loss cpu {CpuLoss:F6} gpu {GpuLoss:F6} (relative error {LossError:E2}, bound {LossBound:E0})" };
             lines.AddRange(GradientErrors.Where(kv => !(kv.Value <= GradientBound)).Select(kv => $"{kv.Key}: relative error {kv.Value:E3} (bound {GradientBound:E0})"));
+            foreach (var (name, (cpu, gpu)) in Lambdas.Where(kv => !(GradientErrors[kv.Key] <= GradientBound)))
+                lines.Add($"{name}: cpu [{string.Join(", ", cpu.Select(v => v.ToString("E3")))}] gpu [{string.Join(", ", gpu.Select(v => v.ToString("E3")))}]");
             return string.Join('\n', lines);
         }
     }
@@ -42,8 +47,10 @@ public static class ModelParity
     /// Runs one batch of <paramref name="batch"/> rows on both models. <paramref name="fusedMlp"/> false forces the cuBLAS MLP
     /// path; <paramref name="attention"/> defaults to flash attention for the shape's head size.
     /// </summary>
+    /// <param name="lambdaSpread">0: the lambdas at their initial values (1 and 0.1); else each drawn around them, as a trained
+    /// model's are (resid 1 ± spread, x0 0.1 + spread·U[0, 1)).</param>
     public static Result Run(ModelShape shape, int batch, int seed, CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels,
-        bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000)
+        bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000, double lambdaSpread = 0)
     {
         ArgumentNullException.ThrowIfNull(shape);
         var cpu = new CpuGpt(shape);
@@ -54,7 +61,10 @@ public static class ModelParity
             bool zeroInit = name.EndsWith("c_proj.weight", StringComparison.Ordinal) || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
             for (int i = 0; i < values.Length; i++)
             {
-                double v = zeroInit ? (r.NextDouble() * 2 - 1) * 0.02 : values[i];
+                double v = zeroInit ? (r.NextDouble() * 2 - 1) * 0.02
+                    : name == "resid_lambdas" ? values[i] + lambdaSpread * (r.NextDouble() * 2 - 1)
+                    : name == "x0_lambdas" ? values[i] + lambdaSpread * r.NextDouble()
+                    : values[i];
                 values[i] = name.EndsWith("lambdas", StringComparison.Ordinal) ? (float)v : Bf16.Round((float)v);
             }
         }
@@ -80,8 +90,14 @@ public static class ModelParity
         gpu.ForwardBackward(1f / scored);
         double gpuLoss = gpu.ReadLossSum() / scored;
         var errors = new Dictionary<string, double>(StringComparer.Ordinal);
+        var lambdas = new Dictionary<string, (double[], float[])>(StringComparer.Ordinal);
         foreach (var (name, cpuGrad) in cpuGrads)
-            errors[name] = Accuracy.RelativeL2(gpu.Parameters.Download(gpu.Parameters.Gradients, name), cpuGrad);
-        return new Result(cpuLoss, gpuLoss, errors, gpu.FusedMlp);
+        {
+            var gpuGrad = gpu.Parameters.Download(gpu.Parameters.Gradients, name);
+            errors[name] = Accuracy.RelativeL2(gpuGrad, cpuGrad);
+            if (name.EndsWith("lambdas", StringComparison.Ordinal))
+                lambdas[name] = (cpuGrad, gpuGrad);
+        }
+        return new Result(cpuLoss, gpuLoss, errors, gpu.FusedMlp) { Lambdas = lambdas };
     }
 }

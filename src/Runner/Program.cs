@@ -10,6 +10,8 @@ root.Subcommands.Add(ParityCommand.Create());
 root.Subcommands.Add(PrepareCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(KnobsCommand.Create());
+root.Subcommands.Add(AutoResearch.Runner.Sweep.SweepCommand.Create());
 root.Subcommands.Add(SampleCommand.Create());
 root.Subcommands.Add(ResultsCommand.Create());
 root.Subcommands.Add(AnalyzeCommand.Create());

@@ -13,6 +13,20 @@ public sealed class CpuGpt
     /// <summary>The rotary cos/sin table [T, D] (bf16-rounded, <see cref="RotaryTable"/>): the GPU model's values.</summary>
     private readonly float[] _cosSin;
 
+    /// <summary>
+    /// Host bytes a forward and backward of <paramref name="batch"/> rows take, roughly: the parameters with their gradients and an
+    /// optimizer's state (fp64), what the forward keeps per layer, and the logits with their gradient. Used to refuse a
+    /// configuration that cannot fit before it starts.
+    /// </summary>
+    public static long EstimateBytes(ModelShape shape, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = (long)batch * shape.SeqLen, c = shape.ModelDim;
+        long perLayer = n * (10 * c + 3 * (long)shape.KvDim + shape.FcRows + 2L * shape.MlpHidden);
+        long values = shape.ParameterCount * 5 + shape.Depth * perLayer + 4 * n * shape.VocabSize;
+        return values * sizeof(double);
+    }
+
     public CpuGpt(ModelShape shape)
     {
         ArgumentNullException.ThrowIfNull(shape);

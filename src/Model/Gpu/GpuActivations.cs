@@ -84,7 +84,7 @@ public sealed class GpuActivations : IDisposable
         for (int i = 0; i < shape.Depth; i++)
         {
             X[i + 1] = A<ushort>(n * c, $"layer {i} output");
-            M[i] = mixScratch ?? A<ushort>(n * c, $"layer {i} mixed input");
+            M[i] = MixKept ? A<ushort>(n * c, $"layer {i} mixed input") : mixScratch!;
             Rstd1[i] = A<float>(n, $"layer {i} attention norm rstd");
             Q[i] = A<ushort>(n * c, $"layer {i} q");
             K[i] = A<ushort>(n * kvd, $"layer {i} k");

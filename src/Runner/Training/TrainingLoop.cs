@@ -21,9 +21,12 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// <summary>Steps completed: the index of the step an interruption stopped before (or during).</summary>
     public int Step { get; private set; }
 
-    /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
+    /// <summary>
+    /// Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws. A checkpoint
+    /// (<paramref name="savePath"/>) records the shape, the knobs and <paramref name="tokenizerHash"/>.
+    /// </summary>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
-        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null)
+        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(total);
@@ -95,7 +98,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             }
         }
         if (savePath is not null)
-            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues());
+            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues(), Knobs.Values(h), tokenizerHash);
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");

@@ -11,6 +11,8 @@
 # AutoResearch.Bench.Tests runs first (with the GPU test that breaks rmsnorm_backward and sees it refused); packing
 # bench/AutoResearch.Bench.csproj alone skips it.
 set -uo pipefail
+# run.sh picks an app by the first runtimeconfig its glob lists: the tests' folder also holds the bench's, so list in C order.
+export LC_ALL=C
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 artifacts=/tmp/bench-artifacts; rm -rf "$artifacts"
 filter=(--filter 'AutoResearch.Bench.Kernels.*')

@@ -57,9 +57,12 @@ public sealed class CpuGpt
     /// <summary>
     /// Mean cross-entropy over the targets that are not −1, the per-token losses (0 where ignored), and — when
     /// <paramref name="gradients"/> is given — d(gradScale·Σ losses)/dθ added into it (gradScale defaults to 1/scored tokens,
-    /// the gradient of the mean).
+    /// the gradient of the mean). With <paramref name="lambdaTermNorms"/> given, it also receives for each lambda's gradient
+    /// (a sum over all N·C elements of g·x) the root sum of squares of those terms ("resid_lambdas", "x0_lambdas"): the scale
+    /// against which a reduced-precision sum can be judged when the terms cancel.
     /// </summary>
-    public (double Loss, double[] Losses) ForwardBackward(int[] inputs, int[] targets, int batch, Dictionary<string, double[]>? gradients = null, double? gradScale = null)
+    public (double Loss, double[] Losses) ForwardBackward(int[] inputs, int[] targets, int batch, Dictionary<string, double[]>? gradients = null, double? gradScale = null,
+        Dictionary<string, double[]>? lambdaTermNorms = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(targets);
@@ -114,16 +117,24 @@ public sealed class CpuGpt
             Add(g, CpuOps.RmsNormBackward(a.Ms[i], dh, n, c));
 
             // Residual mix: m = resid_lambda·x + x0_lambda·x0
-            double drl = 0, dxl = 0;
+            double drl = 0, dxl = 0, drlSquares = 0, dxlSquares = 0;
             for (long e = 0; e < g.Length; e++)
             {
-                drl += g[e] * a.Xs[i][e];
-                dxl += g[e] * a.X0[e];
+                double tr = g[e] * a.Xs[i][e], tx = g[e] * a.X0[e];
+                drl += tr;
+                dxl += tx;
+                drlSquares += tr * tr;
+                dxlSquares += tx * tx;
                 dx0[e] += xl[i] * g[e];
                 g[e] *= rl[i];
             }
             gr["resid_lambdas"][i] += drl;
             gr["x0_lambdas"][i] += dxl;
+            if (lambdaTermNorms is not null)
+            {
+                (lambdaTermNorms.TryGetValue("resid_lambdas", out var r) ? r : lambdaTermNorms["resid_lambdas"] = new double[depth])[i] = Math.Sqrt(drlSquares);
+                (lambdaTermNorms.TryGetValue("x0_lambdas", out var x) ? x : lambdaTermNorms["x0_lambdas"] = new double[depth])[i] = Math.Sqrt(dxlSquares);
+            }
         }
         Add(dx0, g); // layer 0's input x is x0
         var demb = CpuOps.RmsNormBackward(a.Embedded, dx0, n, c);

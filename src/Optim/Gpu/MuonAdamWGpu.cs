@@ -155,7 +155,8 @@ public sealed class MuonAdamWGpu : IDisposable
                 BiasCorrection2 = (float)(1 - Math.Pow(h.Beta2, _step)),
             };
         }
-        _segments.CopyFrom(_hostSegments);
+        // In stream order: the previous step's launch may still read the table.
+        _segments.CopyFromAsync(_hostSegments, _stream);
         long longest = _adamTensors.Max(t => t.Entry.Count);
         var grid = new Dim3((uint)Math.Clamp((longest + 255) / 256, 1, 2L * _multiprocessors), (uint)_adamTensors.Count);
         _adam.Launch(grid, 256, 0, _stream, _segments.Pointer, _parameters.Master.Pointer, _parameters.Gradients.Pointer,

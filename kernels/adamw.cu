@@ -1,8 +1,10 @@
 // adamw.cu: one fused AdamW step over every Adam-managed tensor (SPEC §6), updating fp32 masters and their bf16 copies.
 //
 //   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  p ← p − (lr/(1−β1^t))·m / (sqrt(v/(1−β2^t)) + eps)
-// adamw_step: segments [count] describe the tensors (offset and length in the flat parameter layout, and their group's lr, betas,
-//   eps, wd and bias corrections for this step); params, grads, m, v [total] fp32 at those offsets; params_bf16 [total] bf16 (written).
+// adamw_step: segments [count] describe the tensors (offset and length in the flat parameter layout, the offset of their moments
+//   in m and v, and their group's lr, betas, eps, wd and bias corrections for this step); params, grads [total] fp32 and
+//   params_bf16 [total] bf16 (written) at the parameter offsets; m, v fp32 at the state offsets (only the Adam tensors have
+//   moments: Muon's matrices keep their own state).
 // Launch: grid (x: blocks per segment, grid-stride inside it; y: segment index), 256 threads.
 #include "common.cuh"
 
@@ -10,6 +12,7 @@ struct AdamSegment
 {
     long long offset;
     long long count;
+    long long state_offset;
     float lr;
     float beta1;
     float beta2;
@@ -28,12 +31,12 @@ extern "C" __global__ void adamw_step(const AdamSegment* __restrict__ segments, 
     const float decay = 1.0f - s.lr * s.weight_decay;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < s.count; i += (long long)gridDim.x * blockDim.x)
     {
-        const long long k = s.offset + i;
+        const long long k = s.offset + i, j = s.state_offset + i;
         const float g = grads[k];
-        const float mk = s.beta1 * m[k] + (1.0f - s.beta1) * g;
-        const float vk = s.beta2 * v[k] + (1.0f - s.beta2) * g * g;
-        m[k] = mk;
-        v[k] = vk;
+        const float mk = s.beta1 * m[j] + (1.0f - s.beta1) * g;
+        const float vk = s.beta2 * v[j] + (1.0f - s.beta2) * g * g;
+        m[j] = mk;
+        v[j] = vk;
         const float p = params[k] * decay - step_size * mk / (sqrtf(vk / s.bias_correction2) + s.eps);
         params[k] = p;
         params_bf16[k] = __float2bfloat16_rn(p);

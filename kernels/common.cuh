@@ -6,6 +6,7 @@
 typedef __nv_bfloat16 bf16;
 
 #define LOG2E 1.4426950408889634f
+#define NEG_INF __int_as_float(0xff800000)
 
 // 2^x in one MUFU instruction (flush-to-zero; 2^−∞ = 0, 2^∞ = ∞).
 __device__ __forceinline__ float fast_exp2(float x)
@@ -44,6 +45,19 @@ __device__ __forceinline__ float block_sum(float v, float* scratch)
     __syncthreads();
     v = lane < warps ? scratch[lane] : 0.0f;
     return warp_sum(v);
+}
+
+// Max over a block (as block_sum); scratch holds 32 floats. Every thread gets the result.
+__device__ __forceinline__ float block_max(float v, float* scratch)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : NEG_INF;
+    return warp_max(v);
 }
 
 // Eight bf16 values moved as one 16-byte access.

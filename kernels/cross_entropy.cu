@@ -6,8 +6,10 @@
 // softcap_cross_entropy: logits [rows, vocab] bf16, targets [rows] int32, losses [rows] fp32 (written),
 //   dlogits [rows, vocab] bf16 (written; pass 0 to skip the gradient, e.g. in evaluation). grad_scale is 1/(scored tokens ·
 //   micro-steps) from the host. The whole T×vocab logits of a batch never exist: the caller runs this per chunk of rows.
+// plain_cross_entropy: the same without a soft cap (the SoftCap knob at 0): z = l, dL/dl = grad_scale·(softmax(l) − onehot),
+//   with the row's maximum as the softmax shift (one more block reduction).
 // sum_f32: out[0] += Σ x (one atomic per block), for the mean loss.
-// Launch: softcap_cross_entropy one 256-thread block per row; sum_f32 any 1-D grid of 256-thread blocks.
+// Launch: softcap_cross_entropy and plain_cross_entropy one 256-thread block per row; sum_f32 any 1-D grid of 256-thread blocks.
 //
 // Rows of up to 8192 logits whose length is a multiple of 8 are read once, 16 bytes at a time, into registers (the soft cap
 // and its exponential evaluated once per logit, three MUFU instructions in all), and the gradient is written 16 bytes at a
@@ -121,6 +123,93 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
             g = logit_grad(p, rj, j == target, grad_scale);
         }
         d[j] = __float2bfloat16_rn(g);
+    }
+}
+
+extern "C" __global__ void plain_cross_entropy(const bf16* __restrict__ logits, const int* __restrict__ targets, int rows, int vocab,
+    float grad_scale, float* __restrict__ losses, bf16* __restrict__ dlogits)
+{
+    __shared__ float scratch[32];
+    const int row = blockIdx.x;
+    if (row >= rows)
+        return;
+    const bf16* l = logits + (long)row * vocab;
+    const int target = targets[row];
+    if ((vocab & 7) == 0 && vocab <= CE_THREADS * CE_CHUNKS * 8 && blockDim.x == CE_THREADS)
+    {
+        // Rows of up to 8192 logits: read once into registers, the maximum, then e = exp(l − max) in place.
+        const int chunks = vocab >> 3;
+        float e[CE_CHUNKS][8];
+        float m = NEG_INF;
+        #pragma unroll
+        for (int i = 0; i < CE_CHUNKS; i++)
+        {
+            const int chunk = threadIdx.x + i * CE_THREADS;
+            if (chunk < chunks)
+            {
+                load8(l + chunk * 8, e[i]);
+                #pragma unroll
+                for (int j = 0; j < 8; j++)
+                    m = fmaxf(m, e[i][j]);
+            }
+        }
+        m = block_max(m, scratch);
+        float s = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < CE_CHUNKS; i++)
+        {
+            if (threadIdx.x + i * CE_THREADS < chunks)
+            {
+                #pragma unroll
+                for (int j = 0; j < 8; j++)
+                {
+                    e[i][j] = fast_exp2((e[i][j] - m) * LOG2E);
+                    s += e[i][j];
+                }
+            }
+        }
+        s = block_sum(s, scratch);
+        if (threadIdx.x == 0)
+            losses[row] = target < 0 ? 0.0f : __logf(s) + m - __bfloat162float(l[target]);
+        if (dlogits == 0)
+            return;
+        bf16* d = dlogits + (long)row * vocab;
+        const float inv_s = 1.0f / s;
+        #pragma unroll
+        for (int i = 0; i < CE_CHUNKS; i++)
+        {
+            const int chunk = threadIdx.x + i * CE_THREADS;
+            if (chunk < chunks)
+            {
+                float g[8];
+                #pragma unroll
+                for (int j = 0; j < 8; j++)
+                    g[j] = target < 0 ? 0.0f : grad_scale * (e[i][j] * inv_s - (chunk * 8 + j == target ? 1.0f : 0.0f));
+                store8(d + chunk * 8, g);
+            }
+        }
+        return;
+    }
+
+    // Other shapes: three passes over the row (maximum, sum, gradient).
+    float m = NEG_INF;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+        m = fmaxf(m, __bfloat162float(l[j]));
+    m = block_max(m, scratch);
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+        s += fast_exp2((__bfloat162float(l[j]) - m) * LOG2E);
+    s = block_sum(s, scratch);
+    if (threadIdx.x == 0)
+        losses[row] = target < 0 ? 0.0f : __logf(s) + m - __bfloat162float(l[target]);
+    if (dlogits == 0)
+        return;
+    bf16* d = dlogits + (long)row * vocab;
+    const float inv_s = 1.0f / s;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+    {
+        const float p = fast_exp2((__bfloat162float(l[j]) - m) * LOG2E) * inv_s;
+        d[j] = __float2bfloat16_rn(target < 0 ? 0.0f : grad_scale * (p - (j == target ? 1.0f : 0.0f)));
     }
 }
 

@@ -1,31 +1,38 @@
-// flash_backward.cu: causal sliding-window attention backward, head dim 128, on Hopper's warpgroup tensor-core instructions
-// (wgmma, bf16 inputs, fp32 accumulation; wgmma.cuh).
+// flash_backward.cu: causal sliding-window attention backward, head size D = HEAD_DIM (64 or 128, compile-time:
+// flash_common.cuh), with grouped-query attention, on Hopper's warpgroup tensor-core instructions (wgmma, bf16 inputs, fp32
+// accumulation; wgmma.cuh).
 //
-// From the forward's q, k, v, o, lse and the output gradient do (all [B, T, H, 128] bf16; lse [B, H, T] fp32):
+// From the forward's q, o, do [B, T, H, D], k, v [B, T, KV, D] (all bf16; query head h reads kv head h / (H / KV)) and
+// lse [B, H, T] fp32:
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
-//   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale.
-// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·128 floats) zeroed.
+//   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale  (dK, dV summed over a kv head's query heads).
+// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·D floats) zeroed.
 //   Launch: one warp per (b, t, h) row, 8 warps per block.
-// flash_attention_backward: one CTA per 128-key block (grid (ceil(T / 128), B·H), 384 threads); it loops over the 64-query
-//   blocks that can see its keys. q, k, v and do arrive through rank-3 tensor maps [B, T, H·128] (tma.cuh; boxes of 64 columns
-//   × 64 query rows or 128 key rows, so rows past T are zero), lse and D as plain pointers.
+// flash_attention_backward: one CTA per 128-key block of one kv head (grid (ceil(T / 128), B·KV), 384 threads); it loops
+//   over the (query head of the group, 64-query block) pairs that can see its keys. q, k, v and do arrive through rank-3
+//   tensor maps [B, T, H·D] or [B, T, KV·D] (tma.cuh; boxes of 64 columns × 64 query rows or 128 key rows, so rows past T
+//   are zero), lse and D as plain pointers.
 //   Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 keys each (240 registers); in warpgroup 2 (24
 //   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V once and of Q and dO per block, every lane
 //   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer. Per query block a math warpgroup
 //   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q
 //   (A from registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the
-//   exponentials), stores dSᵀ with stmatrix, and after a barrier of the two math warpgroups computes its 64 columns of
-//   dQ = dS·K (A read M-major from dSᵀ, all 128 keys). dQ goes to a staging tile in fp32, which the writer adds to the fp32
-//   accumulator with one bulk reduction (cp.reduce.async.bulk). dK and dV stay in registers and are written (bf16) at the end.
+//   exponentials), stores dSᵀ with stmatrix, and after a barrier of the two math warpgroups computes its part of dQ = dS·K
+//   (A read M-major from dSᵀ): with D = 128 its 64 columns over all 128 keys, with D = 64 all 64 columns over its own 64
+//   keys (a partial sum). dQ goes to staging tiles in fp32, which the writer adds to the fp32 accumulator with bulk
+//   reductions (cp.reduce.async.bulk; two partial tiles when D = 64). dK and dV stay in registers and are written (bf16)
+//   at the end.
 //   mbarriers, no CTA-wide barrier in the loop: kv_full; qdo_full[2] (the TMA's bytes and the producer lanes' copies) and
 //   qdo_empty[2] (each math warp, once its products of the block are done); dq_full[2] (each math warp, once its part of
 //   the staging tile is written) and dq_empty[2] (the writer, once the reduction has read it).
-//   Dynamic shared memory BACKWARD_SMEM bytes (sw128 tiles): K and V (128 × 128 bf16 each); two stages of Q and dO (64 × 128
-//   each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead; two dSᵀ buffers (128 keys × 64 queries bf16)
-//   and two dQ staging tiles (64 × 128 fp32), so a warpgroup can start block i while the other still reads block i − 1's.
+//   Dynamic shared memory flash_backward_shared_bytes (BACKWARD_SMEM, read by the launcher; sw128 tiles): K and V (128 × D
+//   bf16 each); two stages of Q and dO (64 × D each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead;
+//   two dSᵀ buffers (128 keys × 64 queries bf16) and two dQ staging stages (64 × 128 fp32 each), so a warpgroup can start
+//   block i while the other still reads block i − 1's.
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
-// dq, dk and dv may be rows of a wider matrix: grad_stride elements from one token's row to the next (H·128 when dense), e.g.
-// one [B·T, 3·H·128] matrix holding dq | dk | dv, so the q, k, v projections' backward is one GEMM.
+// dq, dk and dv may be rows of a wider matrix: grad_stride (finish, dq) and kv_grad_stride (dk, dv) elements from one token's
+// row to the next (H·D and KV·D when dense), e.g. one [B·T, H·D + 2·KV·D] matrix holding dq | dk | dv, so the q, k, v
+// projections' backward is one GEMM.
 #include "tma.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
@@ -36,19 +43,23 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
     if (row >= (long long)batch * seq_len * heads)
         return;
     const int h = row % heads, t = (row / heads) % seq_len, b = row / ((long long)heads * seq_len);
-    // Four consecutive elements per lane: 8-byte loads of o and do, one 16-byte store of zeros.
-    const long long i = row * HEAD + lane * 4;
-    const uint2 ov = *reinterpret_cast<const uint2*>(o + i), dv = *reinterpret_cast<const uint2*>(dout + i);
-    const __nv_bfloat162* op = reinterpret_cast<const __nv_bfloat162*>(&ov);
-    const __nv_bfloat162* dp = reinterpret_cast<const __nv_bfloat162*>(&dv);
+    // D / 32 consecutive elements per lane (4 or 2): one load each of o and do, one store of zeros.
+    constexpr int per_lane = HEAD / 32;
+    const long long i = row * HEAD + lane * per_lane;
     float sum = 0.0f;
-    #pragma unroll
-    for (int p = 0; p < 2; p++)
+    if constexpr (per_lane == 4)
     {
-        const float2 a = __bfloat1622float2(op[p]), c = __bfloat1622float2(dp[p]);
-        sum += a.x * c.x + a.y * c.y;
+        const uint2 ov = *reinterpret_cast<const uint2*>(o + i), dv = *reinterpret_cast<const uint2*>(dout + i);
+        const float2 o0 = unpack_bf16(ov.x), o1 = unpack_bf16(ov.y), d0 = unpack_bf16(dv.x), d1 = unpack_bf16(dv.y);
+        sum = o0.x * d0.x + o0.y * d0.y + o1.x * d1.x + o1.y * d1.y;
+        *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    else
+    {
+        const float2 o0 = unpack_bf16(*reinterpret_cast<const unsigned*>(o + i)), d0 = unpack_bf16(*reinterpret_cast<const unsigned*>(dout + i));
+        sum = o0.x * d0.x + o0.y * d0.y;
+        *reinterpret_cast<float2*>(dq_accum + i) = make_float2(0.0f, 0.0f);
+    }
     sum = warp_sum(sum);
     if (lane == 0)
         d[((long long)b * heads + h) * seq_len + t] = sum;
@@ -58,7 +69,7 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
 extern "C" __global__ void flash_attention_backward_finish(const float* __restrict__ dq_accum, bf16* __restrict__ dq, long long count,
     int seq_len, int heads, long long grad_stride)
 {
-    // count is a multiple of 128 (head dim): four stored elements per thread and step, which are four consecutive columns.
+    // count is a multiple of D: four stored elements per thread and step, which are four consecutive columns.
     const long long quads = count / 4;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < quads; i += (long long)gridDim.x * blockDim.x)
     {
@@ -79,7 +90,12 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 #define BWD_KEYS 128
 #define BWD_QUERIES 64
 #define BWD_THREADS 384
-// Shared layout (bytes from the 1024-aligned base): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging tiles;
+#define BWD_OUT_TILES (HEAD / 8) // 8-column tiles of the dK and dV accumulators
+// dQ staging: with D = 128 each warpgroup writes its 64 columns of one 64 × 128 tile; with D = 64 each writes a whole
+// 64 × 64 partial tile (its 64 keys' share), and the writer reduces both.
+#define BWD_DQ_PARTS (128 / HEAD)
+#define BWD_DQ_STAGE (BWD_DQ_PARTS * BWD_QUERIES * HEAD * 4)
+// Shared layout (bytes from the 1024-aligned base): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging stages;
 // two stages of lse and D (64 each); the mbarriers.
 #define BWD_K 0
 #define BWD_V (BWD_K + BWD_KEYS * HEAD * 2)
@@ -87,14 +103,17 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 #define BWD_DO (BWD_Q + 2 * BWD_QUERIES * HEAD * 2)
 #define BWD_DST (BWD_DO + 2 * BWD_QUERIES * HEAD * 2)
 #define BWD_DQ (BWD_DST + 2 * BWD_KEYS * BWD_QUERIES * 2)
-#define BWD_LSE (BWD_DQ + 2 * BWD_QUERIES * HEAD * 4)
+#define BWD_LSE (BWD_DQ + 2 * BWD_DQ_STAGE)
 #define BWD_BARRIERS (BWD_LSE + 2 * 2 * BWD_QUERIES * 4)
 #define BACKWARD_SMEM (BWD_BARRIERS + 9 * 8 + 1024)
+
+// The launcher sets and passes this much dynamic shared memory.
+extern "C" __constant__ int flash_backward_shared_bytes = BACKWARD_SMEM;
 
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
-    bf16* __restrict__ dv, int batch, int seq_len, int heads, int window, long long grad_stride)
+    bf16* __restrict__ dv, int batch, int seq_len, int heads, int kv_heads, int window, long long kv_grad_stride)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned raw_address = shared_address(smem_raw);
@@ -105,10 +124,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const unsigned kv_full = base + BWD_BARRIERS, qdo_full = kv_full + 8, qdo_empty = qdo_full + 16, dq_full = qdo_empty + 16,
                    dq_empty = dq_full + 16;
     const int k0 = blockIdx.x * BWD_KEYS;
-    const int b = blockIdx.y / heads, h = blockIdx.y % heads;
+    const int b = blockIdx.y / kv_heads, kvh = blockIdx.y % kv_heads, group = heads / kv_heads;
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int first = k0 / BWD_QUERIES, last = min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES;
-    const int blocks = last - first + 1;
+    // Work item i: query head kvh·group + i / blocks, query block first + i mod blocks.
+    const int blocks = last - first + 1, items = group * blocks;
     if (threadIdx.x == 0)
     {
         mbarrier_init(kv_full, 1);
@@ -128,28 +148,28 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
         if (warp_index == 8)
         {
-            // Producer: K and V once, then Q, dO (TMA) and lse, D (a float a lane and array) of each query block, two ahead.
+            // Producer: K and V once, then Q, dO (TMA) and lse, D (a float a lane and array) of each work item, two ahead.
             if (lane == 0)
             {
                 tensormap_prefetch(&map_q);
                 tensormap_prefetch(&map_do);
                 mbarrier_expect_bytes(kv_full, 2 * BWD_KEYS * HEAD * 2);
-                for (int slab = 0; slab < 2; slab++)
+                for (int slab = 0; slab < HEAD_SLABS; slab++)
                 {
-                    tma_load_3d(base + BWD_K + slab * BWD_KEYS * 128, &map_k, h * HEAD + 64 * slab, k0, b, kv_full);
-                    tma_load_3d(base + BWD_V + slab * BWD_KEYS * 128, &map_v, h * HEAD + 64 * slab, k0, b, kv_full);
+                    tma_load_3d(base + BWD_K + slab * BWD_KEYS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, kv_full);
+                    tma_load_3d(base + BWD_V + slab * BWD_KEYS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, kv_full);
                 }
             }
-            const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
-            const float* d_bh = d + ((long long)b * heads + h) * seq_len;
-            for (int i = 0; i < blocks; i++)
+            for (int i = 0; i < items; i++)
             {
-                const int stage = i & 1, q0 = (first + i) * BWD_QUERIES;
+                const int stage = i & 1, h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
+                const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
+                const float* d_bh = d + ((long long)b * heads + h) * seq_len;
                 mbarrier_wait(qdo_empty + 8 * stage, ((i >> 1) & 1) ^ 1);
                 if (lane == 0)
                 {
                     mbarrier_expect_bytes(qdo_full + 8 * stage, 2 * BWD_QUERIES * HEAD * 2);
-                    for (int slab = 0; slab < 2; slab++)
+                    for (int slab = 0; slab < HEAD_SLABS; slab++)
                     {
                         const unsigned offset = stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
                         tma_load_3d(base + BWD_Q + offset, &map_q, h * HEAD + 64 * slab, q0, b, qdo_full + 8 * stage);
@@ -170,14 +190,17 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         }
         else if (warp_index == 9 && lane == 0)
         {
-            // dQ writer: adds each block's staged dQ to the fp32 accumulator, then frees the staging tile.
-            for (int i = 0; i < blocks; i++)
+            // dQ writer: adds each work item's staged dQ (one or two parts) to the fp32 accumulator, then frees the staging.
+            for (int i = 0; i < items; i++)
             {
-                const int buffer = i & 1, q0 = (first + i) * BWD_QUERIES;
+                const int buffer = i & 1, h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
                 mbarrier_wait(dq_full + 8 * buffer, (i >> 1) & 1);
                 const int rows = min(BWD_QUERIES, seq_len - q0);
-                bulk_reduce_add_f32(dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD,
-                                    base + BWD_DQ + buffer * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                for (int part = 0; part < BWD_DQ_PARTS; part++)
+                {
+                    bulk_reduce_add_f32(dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD,
+                                        base + BWD_DQ + buffer * BWD_DQ_STAGE + part * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                }
                 tma_store_commit();
                 tma_store_wait_read();
                 mbarrier_arrive(dq_empty + 8 * buffer);
@@ -188,48 +211,48 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     }
 
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
-    const int wg = warp_index >> 2, warp = warp_index & 3, group = lane >> 2, tig = lane & 3;
+    const int wg = warp_index >> 2, warp = warp_index & 3, group_row = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD);
     const float scale2 = scale * LOG2E;
 
-    float dk_acc[16][4], dv_acc[16][4];
+    float dk_acc[BWD_OUT_TILES][4], dv_acc[BWD_OUT_TILES][4];
     #pragma unroll
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < BWD_OUT_TILES; i++)
     {
         dk_acc[i][0] = dk_acc[i][1] = dk_acc[i][2] = dk_acc[i][3] = 0.0f;
         dv_acc[i][0] = dv_acc[i][1] = dv_acc[i][2] = dv_acc[i][3] = 0.0f;
     }
-    const int key_a = k0 + wg * 64 + warp * 16 + group, key_b = key_a + 8;
+    const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
     // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
     const unsigned k_address = base + BWD_K, v_address = base + BWD_V;
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
     mbarrier_wait(kv_full, 0);
 
-    for (int i = 0; i < blocks; i++)
+    for (int i = 0; i < items; i++)
     {
         const int stage = i & 1;
         const unsigned parity = (i >> 1) & 1;
-        const int q0 = (first + i) * BWD_QUERIES;
+        const int q0 = (first + i % blocks) * BWD_QUERIES;
         const unsigned q_address = base + BWD_Q + stage * BWD_QUERIES * HEAD * 2;
         const unsigned do_address = base + BWD_DO + stage * BWD_QUERIES * HEAD * 2;
         const float* lse_s = reinterpret_cast<const float*>(smem + BWD_LSE + stage * 2 * BWD_QUERIES * 4);
         const float* d_s = lse_s + BWD_QUERIES;
         const unsigned dst_address = base + BWD_DST + stage * BWD_KEYS * BWD_QUERIES * 2;
-        float* dq_stage = reinterpret_cast<float*>(smem + BWD_DQ + stage * BWD_QUERIES * HEAD * 4);
+        float* dq_stage = reinterpret_cast<float*>(smem + BWD_DQ + stage * BWD_DQ_STAGE);
         mbarrier_wait(qdo_full + 8 * stage, parity);
 
         // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
         float st[8][4], dpt[8][4];
         wgmma_fence();
         #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
+        for (int kk = 0; kk < HEAD / 16; kk++)
         {
             const unsigned long long desc_k = wgmma_descriptor(kw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
             wgmma_ss_n64<0, 0>(st, desc_k, kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
         }
         wgmma_commit();
         #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
+        for (int kk = 0; kk < HEAD / 16; kk++)
         {
             const unsigned long long desc_v = wgmma_descriptor(vw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
             wgmma_ss_n64<0, 0>(dpt, desc_v, kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
@@ -269,11 +292,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             accumulator_fragment<8>(pa[kk], st, kk);
-        wgmma_fence_operands_n128(dv_acc);
+        wgmma_fence_operands(dv_acc);
         wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
-            wgmma_rs_n128<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
+            wgmma_rs<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
         wgmma_commit();
         wgmma_wait<1>(); // dPᵀ is done
         wgmma_fence_operands_n64(dpt);
@@ -289,11 +312,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             accumulator_fragment<8>(sa[kk], dpt, kk);
-        wgmma_fence_operands_n128(dk_acc);
+        wgmma_fence_operands(dk_acc);
         wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
-            wgmma_rs_n128<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
+            wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
         wgmma_commit();
 
         // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
@@ -312,29 +335,36 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         fence_async_shared();
         named_barrier(1, 256); // dSᵀ is complete
 
-        // dQ[:, 64·wg ..] (64 queries × 64) = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major).
+        // dQ = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major). D = 128: this warpgroup's 64 columns
+        // (slab wg) over all 128 keys. D = 64: all 64 columns over this warpgroup's 64 keys (a partial sum).
         float dq_acc[8][4];
+        constexpr int dq_steps = HEAD == 128 ? 8 : 4;
+        const int dq_first = HEAD == 128 ? 0 : 4 * wg, dq_slab = HEAD == 128 ? wg : 0;
         wgmma_fence();
         #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
-            wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, wg), kk > 0);
+        for (int j = 0; j < dq_steps; j++)
+        {
+            const int kk = dq_first + j;
+            wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
+        }
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands_n64(dq_acc);
-        wgmma_fence_operands_n128(dv_acc);
-        wgmma_fence_operands_n128(dk_acc);
+        wgmma_fence_operands(dv_acc);
+        wgmma_fence_operands(dk_acc);
         __syncwarp();
         if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
             mbarrier_arrive(qdo_empty + 8 * stage);
-        // dQ of this block to its staging tile (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
+        // dQ of this block to its staging (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
         mbarrier_wait(dq_empty + 8 * stage, parity ^ 1);
-        const int row_a = warp * 16 + group, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
+        float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
+        const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
         #pragma unroll
         for (int dt = 0; dt < 8; dt++)
         {
-            const int c = wg * 64 + dt * 8 + tig * 2;
-            *reinterpret_cast<float2*>(dq_stage + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
-            *reinterpret_cast<float2*>(dq_stage + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
+            const int c = (HEAD == 128 ? wg * 64 : 0) + dt * 8 + tig * 2;
+            *reinterpret_cast<float2*>(dq_part + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
+            *reinterpret_cast<float2*>(dq_part + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
         }
         fence_async_shared();
         __syncwarp();
@@ -342,20 +372,20 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             mbarrier_arrive(dq_full + 8 * stage);
     }
 
-    const long long grad_base = (long long)b * seq_len * grad_stride + (long long)h * HEAD;
+    const long long grad_base = (long long)b * seq_len * kv_grad_stride + (long long)kvh * HEAD;
     #pragma unroll
-    for (int dt = 0; dt < 16; dt++)
+    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
     {
         const int c = dt * 8 + tig * 2;
         if (key_a < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
-            *reinterpret_cast<unsigned*>(dv + grad_base + key_a * grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
+            *reinterpret_cast<unsigned*>(dv + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
         }
         if (key_b < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
-            *reinterpret_cast<unsigned*>(dv + grad_base + key_b * grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
+            *reinterpret_cast<unsigned*>(dv + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
         }
     }
 }

@@ -1,16 +1,29 @@
-// flash_common.cuh: constants and small helpers shared by the flash attention kernels (head dim 128): bf16 packing, shared
+// flash_common.cuh: constants and small helpers shared by the flash attention kernels: the head size, bf16 packing, shared
 // addresses and cp.async copies. The wgmma tiles, descriptors and instructions are in wgmma.cuh.
 #pragma once
 #include "common.cuh"
 
-#define HEAD 128
-#define NEG_INF __int_as_float(0xff800000)
+// The head size, a compile-time constant: the launcher compiles one cubin per size with -DHEAD_DIM=64 or 128 (the model's
+// HeadDim knob). HEAD / 64 slabs of 64 columns make a row of a swizzled tile (wgmma.cuh).
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#if HEAD_DIM != 64 && HEAD_DIM != 128
+#error "the flash attention kernels are built for head sizes 64 and 128"
+#endif
+#define HEAD HEAD_DIM
+#define HEAD_SLABS (HEAD / 64)
 #define LN2 0.6931471805599453f
 
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
 {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<unsigned*>(&v);
+}
+
+__device__ __forceinline__ float2 unpack_bf16(unsigned v)
+{
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
 }
 
 __device__ __forceinline__ unsigned shared_address(const void* p)

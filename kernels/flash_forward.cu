@@ -1,12 +1,16 @@
-// flash_forward.cu: causal sliding-window attention forward, head dim 128, flash style on Hopper's warpgroup tensor-core
-// instructions (wgmma m64n128k16, bf16 inputs, fp32 accumulation; wgmma.cuh). The T×T scores are never stored; key tiles
-// outside [q0 − W, q0 + 127] are skipped.
+// flash_forward.cu: causal sliding-window attention forward, head size D = HEAD_DIM (64 or 128, a compile-time constant:
+// flash_common.cuh), with grouped-query attention, flash style on Hopper's warpgroup tensor-core instructions (wgmma
+// m64n128k16 for the scores, m64nDk16 for P·V, bf16 inputs, fp32 accumulation; wgmma.cuh). The T×T scores are never
+// stored; key tiles outside [q0 − W, q0 + 127] are skipped.
 //
-//   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(128); online softmax in fp32 per row (base 2 inside).
-// flash_attention_forward: q, k, v, o [B, T, H, 128] bf16 (o written); lse [B, H, T] fp32 (natural log of Σ exp(score)).
-//   q, k and v arrive through rank-3 tensor maps [B, T, H·128] (tma.cuh; boxes of 64 columns × 128 rows, rows past T zero).
-// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory FORWARD_SMEM bytes: the Q tile (128 × 128) and
-//   FWD_STAGES stages each of K and V tiles of 128 keys (sw128 layout), and the mbarriers.
+//   query t sees keys s with t − W ≤ s ≤ t; scores = q·k / sqrt(D); online softmax in fp32 per row (base 2 inside).
+// flash_attention_forward: q, o [B, T, H, D] bf16 (o written); k, v [B, T, KV, D] bf16, query head h reading kv head
+//   h / (H / KV); lse [B, H, T] fp32 (natural log of Σ exp(score)).
+//   q, k and v arrive through rank-3 tensor maps [B, T, H·D] and [B, T, KV·D] (tma.cuh; boxes of 64 columns × 128 rows,
+//   rows past T zero).
+// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory flash_forward_shared_bytes (FORWARD_SMEM, read by
+//   the launcher from the module): the Q tile (128 × D) and FWD_STAGES stages each of K and V tiles of 128 keys (sw128
+//   layout), and the mbarriers.
 // Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 query rows (240 registers); thread 256 is the producer
 //   (24 registers), which copies Q and then K_j and V_j into stage j mod FWD_STAGES with TMA once the math warps have
 //   released it (k_full / v_full count the bytes, k_empty / v_empty one arrival a math warp).
@@ -22,11 +26,15 @@
 #define FWD_THREADS 384
 #define FWD_STAGES 2
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
+#define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator
 // Shared layout (bytes from the 1024-aligned base): Q, FWD_STAGES K tiles, FWD_STAGES V tiles, the mbarriers.
 #define FWD_K FWD_TILE_BYTES
 #define FWD_V (FWD_K + FWD_STAGES * FWD_TILE_BYTES)
 #define FWD_BARRIERS (FWD_V + FWD_STAGES * FWD_TILE_BYTES)
 #define FORWARD_SMEM (FWD_BARRIERS + (1 + 4 * FWD_STAGES) * 8 + 1024)
+
+// The launcher sets and passes this much dynamic shared memory.
+extern "C" __constant__ int flash_forward_shared_bytes = FORWARD_SMEM;
 
 // Online softmax of one 64 × 128 score tile (keys k0 ..) in place: masks invisible pairs, updates the running maxima m_row
 // (base-2 units) and sums l_row of this thread's rows row_a, row_b, turns s into P = 2^(score·scale − m), and returns the
@@ -82,12 +90,12 @@ __device__ __forceinline__ void softmax_tile(float s[16][4], float m_row[2], flo
     }
 }
 
-__device__ __forceinline__ void rescale(float acc[16][4], const float correction[2])
+__device__ __forceinline__ void rescale(float acc[FWD_OUT_TILES][4], const float correction[2])
 {
     if (__any_sync(0xffffffffu, correction[0] != 1.0f || correction[1] != 1.0f)) // no row maximum moved: nothing to do
     {
         #pragma unroll
-        for (int dt = 0; dt < 16; dt++)
+        for (int dt = 0; dt < FWD_OUT_TILES; dt++)
         {
             acc[dt][0] *= correction[0];
             acc[dt][1] *= correction[0];
@@ -97,28 +105,28 @@ __device__ __forceinline__ void rescale(float acc[16][4], const float correction
     }
 }
 
-// S = this warpgroup's Q rows · Kᵀ (q_address: the warpgroup's first row in Q's 128-row slabs).
+// S = this warpgroup's Q rows · Kᵀ (q_address: the warpgroup's first row in Q's 128-row slabs), D / 16 k-steps.
 __device__ __forceinline__ void issue_scores(float s[16][4], unsigned q_address, unsigned k_address)
 {
     #pragma unroll
-    for (int kk = 0; kk < 8; kk++)
+    for (int kk = 0; kk < HEAD / 16; kk++)
     {
         const unsigned long long desc_q = wgmma_descriptor(q_address + (kk >> 2) * FWD_ROWS * 128 + (kk & 3) * 32, 16, 1024);
         wgmma_ss_n128<0, 0>(s, desc_q, kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
     }
 }
 
-// acc += P·V, P as bf16 A fragments.
-__device__ __forceinline__ void issue_pv(float acc[16][4], const unsigned pa[8][4], unsigned v_address)
+// acc (64 × D) += P·V over the tile's 128 keys, P as bf16 A fragments.
+__device__ __forceinline__ void issue_pv(float (&acc)[FWD_OUT_TILES][4], const unsigned pa[8][4], unsigned v_address)
 {
     #pragma unroll
     for (int kk = 0; kk < 8; kk++)
-        wgmma_rs_n128<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
+        wgmma_rs<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
 }
 
 extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_forward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, bf16* __restrict__ o, float* __restrict__ lse,
-    int batch, int seq_len, int heads, int window)
+    int batch, int seq_len, int heads, int kv_heads, int window)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // Tiles must start at 1024-byte boundaries of the shared window for the hardware swizzle.
@@ -129,7 +137,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
                    k_empty = v_full + 8 * FWD_STAGES, v_empty = k_empty + 8 * FWD_STAGES;
 
     const int q0 = blockIdx.x * FWD_ROWS;
-    const int b = blockIdx.y / heads, h = blockIdx.y % heads;
+    const int b = blockIdx.y / heads, h = blockIdx.y % heads, kvh = h / (heads / kv_heads);
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
     const int first = key_lo / FWD_ROWS, tiles = key_hi / FWD_ROWS - first + 1;
@@ -154,7 +162,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         if (threadIdx.x == 256)
         {
             mbarrier_expect_bytes(q_full, FWD_TILE_BYTES);
-            for (int slab = 0; slab < 2; slab++)
+            for (int slab = 0; slab < HEAD_SLABS; slab++)
                 tma_load_3d(base + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_full);
             for (int j = 0; j < tiles; j++)
             {
@@ -163,12 +171,12 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
                 const int k0 = (first + j) * FWD_ROWS;
                 mbarrier_wait(k_empty + 8 * stage, parity);
                 mbarrier_expect_bytes(k_full + 8 * stage, FWD_TILE_BYTES);
-                for (int slab = 0; slab < 2; slab++)
-                    tma_load_3d(base + FWD_K + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, h * HEAD + 64 * slab, k0, b, k_full + 8 * stage);
+                for (int slab = 0; slab < HEAD_SLABS; slab++)
+                    tma_load_3d(base + FWD_K + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, k_full + 8 * stage);
                 mbarrier_wait(v_empty + 8 * stage, parity);
                 mbarrier_expect_bytes(v_full + 8 * stage, FWD_TILE_BYTES);
-                for (int slab = 0; slab < 2; slab++)
-                    tma_load_3d(base + FWD_V + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, h * HEAD + 64 * slab, k0, b, v_full + 8 * stage);
+                for (int slab = 0; slab < HEAD_SLABS; slab++)
+                    tma_load_3d(base + FWD_V + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, v_full + 8 * stage);
             }
         }
         return;
@@ -177,9 +185,9 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
     const int wg = warp_index >> 2, warp = warp_index & 3, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD) * LOG2E;
-    float acc[16][4], s[16][4];
+    float acc[FWD_OUT_TILES][4], s[16][4];
     #pragma unroll
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < FWD_OUT_TILES; i++)
         acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
     float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
     const int r0 = q0 + wg * 64;
@@ -216,7 +224,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         mbarrier_wait(k_full + 8 * stage, (j / FWD_STAGES) & 1);
         mbarrier_wait(v_full + 8 * previous, ((j - 1) / FWD_STAGES) & 1);
         named_barrier(2 + wg, 256);
-        wgmma_fence_operands_n128(acc);
+        wgmma_fence_operands(acc);
         wgmma_fence();
         issue_scores(s, q_address, base + FWD_K + stage * FWD_TILE_BYTES);
         wgmma_commit();
@@ -230,7 +238,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
             mbarrier_arrive(k_empty + 8 * stage);
         softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
         wgmma_wait<0>();
-        wgmma_fence_operands_n128(acc);
+        wgmma_fence_operands(acc);
         __syncwarp();
         if (lane == 0)
             mbarrier_arrive(v_empty + 8 * previous);
@@ -244,14 +252,14 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     const int last = (tiles - 1) % FWD_STAGES;
     mbarrier_wait(v_full + 8 * last, ((tiles - 1) / FWD_STAGES) & 1);
     named_barrier(2 + wg, 256);
-    wgmma_fence_operands_n128(acc);
+    wgmma_fence_operands(acc);
     wgmma_fence();
     issue_pv(acc, pa, base + FWD_V + last * FWD_TILE_BYTES);
     wgmma_commit();
     if (wg == 0)
         asm volatile("bar.arrive 3, 256;\n" ::: "memory");
     wgmma_wait<0>();
-    wgmma_fence_operands_n128(acc);
+    wgmma_fence_operands(acc);
 
     #pragma unroll
     for (int r = 0; r < 2; r++)
@@ -263,7 +271,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
     const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
     #pragma unroll
-    for (int dt = 0; dt < 16; dt++)
+    for (int dt = 0; dt < FWD_OUT_TILES; dt++)
     {
         const int c = dt * 8 + tig * 2;
         if (row_a < seq_len)

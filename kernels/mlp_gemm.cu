@@ -1,9 +1,11 @@
-// mlp_gemm.cu: the MLP's two GEMMs whose other side is relu², with relu² in their epilogue (SPEC §5), so the activation
-// never makes a separate pass through memory.
+// mlp_gemm.cu: the MLP's two GEMMs whose other side is the activation, with the activation in their epilogue (SPEC §5), so
+// it never makes a separate pass through memory: relu² (the baseline) and GELU (tanh form; the Activation knob).
 //
-// mlp_fc_relu_square:        s = relu(r ⊙ x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
-// mlp_proj_input_gradient:   du = r ⊙ (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
-//                                                         s [M, N] the forward's relu² output (relu(u) = sqrt(s)), du [M, N]
+// mlp_fc_relu_square:             s = relu(r ⊙ x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
+// mlp_proj_input_gradient:        du = r ⊙ (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
+//                                                              s [M, N] the forward's relu² output (relu(u) = sqrt(s)), du [M, N]
+// mlp_fc_gelu:                    u = r ⊙ x·Wᵀ and s = gelu(u), both written (the backward needs u)
+// mlp_proj_input_gradient_gelu:   du = r ⊙ (g·W) ⊙ gelu'(u), from the forward's u (du may replace u in place)
 // r [M] fp32 scales the rows (null: 1). With r = the MLP norm's rstd and x the norm's input, the forward is relu²(norm(x)·Wᵀ)
 // without norm(x) in memory, and the gradient leaves rstd·du for a weight gradient against x and a norm backward that takes
 // its dy pre-scaled (rmsnorm.cu). Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256,
@@ -12,9 +14,10 @@
 // Operands arrive through tensor maps (TMA, 128-byte swizzle), encoded by the host:
 //   map_x:   x or g,  box {64 (K), 128 (M)}
 //   map_w:   fc: W [N, K], box {64 (K), 256 (N)};  proj: W [K, N], box {64 (N), 64 (K)}
-//   map_s:   s (gradient only), box {64 (N), 64 (M)}
+//   map_s:   what the gradient's epilogue reads: s (relu²) or u (GELU), box {64 (N), 64 (M)}
 //   map_out: s or du, box {64 (N), 64 (M)}
-// Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, MLP_GEMM_SHARED
+//   map_u:   u (the GELU forward only), box {64 (N), 64 (M)}
+// Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, mlp_gemm_shared_bytes
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
@@ -23,8 +26,13 @@
 // "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256 half into its own swizzled shared
 // tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
 // tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
-// ldmatrix and replaces it in place.
+// ldmatrix and replaces it in place. The GELU forward stores its tile twice: u, then (once the TMA has read it) s.
 #include "tma.cuh"
+
+#define ACT_RELU2 0
+#define ACT_GELU 1
+#define GELU_K 0.7978845608028654f // sqrt(2/π)
+#define GELU_A 0.044715f
 
 #define GEMM_BM 128
 #define GEMM_BN 256
@@ -40,10 +48,8 @@
 // 1024 bytes of slack: the dynamic shared window is aligned up to the swizzle's 1024-byte period.
 #define MLP_GEMM_SHARED (GEMM_BARRIER_OFFSET + 16 * 8 + 1024)
 
-__device__ __forceinline__ float2 unpack_bf16(unsigned v)
-{
-    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
-}
+// The launcher sets and passes this much dynamic shared memory.
+extern "C" __constant__ int mlp_gemm_shared_bytes = MLP_GEMM_SHARED;
 
 // √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
 // path (a call, which also costs the accumulators their registers).
@@ -54,12 +60,30 @@ __device__ __forceinline__ float fast_sqrt(float x)
     return y;
 }
 
-// W_N_MAJOR: W is [K, N] (else [N, K]). GATE false: s = relu(acc)². GATE true: du = acc·2·sqrt(s), s loaded into the
-// epilogue tile.
-template <bool W_N_MAJOR, bool GATE>
-__device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
-                                         const TensorMap* map_out, const float* __restrict__ row_scale, int m, int n, int k)
+// tanh in one MUFU instruction (max relative error ~2^-11, below the bf16 output's rounding).
+__device__ __forceinline__ float fast_tanh(float x)
 {
+    float y;
+    asm("tanh.approx.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// gelu'(u) of the tanh form: 0.5·(1 + t) + 0.5·u·(1 − t²)·k·(1 + 3a·u²), t = tanh(k·(u + a·u³)).
+__device__ __forceinline__ float gelu_derivative(float u)
+{
+    const float t = fast_tanh(GELU_K * fmaf(GELU_A * u * u, u, u));
+    return 0.5f * (1.0f + t) + 0.5f * u * (1.0f - t * t) * GELU_K * fmaf(3.0f * GELU_A, u * u, 1.0f);
+}
+
+// GRADIENT false (the fc GEMM): W is [N, K]; ACT_RELU2: s = relu(acc)²; ACT_GELU: u = acc and s = gelu(acc) (map_u, map_out).
+// GRADIENT true (c_proj's input gradient): W is [K, N]; du = acc·act'(t) with t the tile map_s loads into the epilogue tile
+// (relu²: s, act' = 2·sqrt(s); GELU: u, act' = gelu'(u)).
+template <bool GRADIENT, int ACT>
+__device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
+                                         const TensorMap* map_out, const TensorMap* map_u, const float* __restrict__ row_scale,
+                                         int m, int n, int k)
+{
+    constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     extern __shared__ unsigned char shared_raw[];
     unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<size_t>(shared_raw) + 1023) & ~size_t(1023));
     const unsigned base = shared_address(shared);
@@ -138,7 +162,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     // Math warpgroup wg: rows 64·wg .. 64·wg + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-    const int row = 16 * (warp & 3) + (lane >> 2), col = 2 * (lane & 3);
     const unsigned half_address = base + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
     float acc[32][4];
     int stage = 0;
@@ -197,6 +220,31 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         // Four 8 × 8 matrices at a time (columns 8j .. 8j + 15, rows r and r + 8 of the warp's 16): lane L addresses row
         // L mod 8 of matrix L / 8, and holds the fragment words the accumulator layout gives it.
         const int q = lane >> 3, q_row = 16 * (warp & 3) + 8 * (q & 1) + (lane & 7), q_col = 8 * (q >> 1);
+        if (!GATE && ACT == ACT_GELU)
+        {
+            // u first: the tile, then its store, which must have read the tile before s overwrites it.
+            #pragma unroll
+            for (int j = 0; j < GEMM_BN / 8; j += 2)
+            {
+                const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
+                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                             ::"r"(address), "r"(pack_bf16(acc[j][0] * scale_lo, acc[j][1] * scale_lo)),
+                               "r"(pack_bf16(acc[j][2] * scale_hi, acc[j][3] * scale_hi)),
+                               "r"(pack_bf16(acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo)),
+                               "r"(pack_bf16(acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi)) : "memory");
+            }
+            fence_async_shared();
+            named_barrier(1 + wg, 128);
+            if (tid == 0)
+            {
+                #pragma unroll
+                for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                    tma_store(map_u, half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
+                tma_store_commit();
+                tma_store_wait_read();
+            }
+            named_barrier(1 + wg, 128);
+        }
         #pragma unroll
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
@@ -212,11 +260,19 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 for (int i = 0; i < 4; i++)
                 {
                     const float2 sv = unpack_bf16(sw[i]);
-                    v[2 * i] *= 2.0f * fast_sqrt(sv.x);
-                    v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
+                    if (ACT == ACT_RELU2)
+                    {
+                        v[2 * i] *= 2.0f * fast_sqrt(sv.x);
+                        v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
+                    }
+                    else
+                    {
+                        v[2 * i] *= gelu_derivative(sv.x);
+                        v[2 * i + 1] *= gelu_derivative(sv.y);
+                    }
                 }
             }
-            else
+            else if (ACT == ACT_RELU2)
             {
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
@@ -224,6 +280,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                     v[i] = fmaxf(v[i], 0.0f);
                     v[i] *= v[i];
                 }
+            }
+            else
+            {
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    v[i] = 0.5f * v[i] * (1.0f + fast_tanh(GELU_K * fmaf(GELU_A * v[i] * v[i], v[i], v[i])));
             }
             asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
                          ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
@@ -252,7 +314,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
                    const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
-    mlp_gemm<false, false>(&map_x, &map_w, nullptr, &map_out, row_scale, m, n, k);
+    mlp_gemm<false, ACT_RELU2>(&map_x, &map_w, nullptr, &map_out, nullptr, row_scale, m, n, k);
 }
 
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
@@ -260,5 +322,20 @@ mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_co
                         const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, const float* row_scale,
                         int m, int n, int k)
 {
-    mlp_gemm<true, true>(&map_g, &map_w, &map_s, &map_out, row_scale, m, n, k);
+    mlp_gemm<true, ACT_RELU2>(&map_g, &map_w, &map_s, &map_out, nullptr, row_scale, m, n, k);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+mlp_fc_gelu(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w, const __grid_constant__ TensorMap map_u,
+            const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
+{
+    mlp_gemm<false, ACT_GELU>(&map_x, &map_w, nullptr, &map_out, &map_u, row_scale, m, n, k);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
+                             const __grid_constant__ TensorMap map_u, const __grid_constant__ TensorMap map_out, const float* row_scale,
+                             int m, int n, int k)
+{
+    mlp_gemm<true, ACT_GELU>(&map_g, &map_w, &map_u, &map_out, nullptr, row_scale, m, n, k);
 }

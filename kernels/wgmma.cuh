@@ -175,6 +175,26 @@ __device__ __forceinline__ void wgmma_fence_operands_n128(float d[16][4])
         asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
 }
 
+// The instruction for an accumulator's width, so code written for any head size picks n64 or n128 from the array it holds
+// (NT = 8 or 16 tiles of 8 columns).
+template <int trans_b, int NT>
+__device__ __forceinline__ void wgmma_rs(float (&d)[NT][4], const unsigned a[4], unsigned long long desc_b, int scale_d)
+{
+    static_assert(NT == 8 || NT == 16, "accumulators of 64 or 128 columns");
+    if constexpr (NT == 8)
+        wgmma_rs_n64<trans_b>(d, a, desc_b, scale_d);
+    else
+        wgmma_rs_n128<trans_b>(d, a, desc_b, scale_d);
+}
+
+template <int NT>
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[NT][4])
+{
+    #pragma unroll
+    for (int j = 0; j < NT; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
+}
+
 // D (64 × 256, fp32) += A · B with A and B in shared memory (descriptors); scale_d 0 starts from zero. The GEMM kernels'
 // instruction: 128 accumulator registers a thread.
 template <int trans_a, int trans_b>

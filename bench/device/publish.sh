@@ -3,12 +3,13 @@
 #   bash bench/device/publish.sh [--out DIR] [--no-runtime] [--corpus FILE] PROJECT...
 # PROJECT is a project folder (src/Runner, tests/AutoResearch.Model.Tests, ...). DIR (default artifacts/gpu-host) then holds
 # one folder per project, published for linux-x64 (the kernels' .cu sources travel with the binaries), the .NET runtime this
-# SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, and with --corpus
+# SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, kernels.sh, and with --corpus
 # the text to prepare from (as corpus.txt.xz or corpus.txt). Copy DIR to the GPU host (rsync -a, scp -r) and run there, e.g.
 #   bash gpu-host/run.sh AutoResearch.Runner doctor
 #   bash gpu-host/run.sh AutoResearch.Model.Tests            # an xunit v3 test project is an executable
 #   bash gpu-host/gpu-check.sh AutoResearch.Model.Tests      # test projects, then `profile`
 #   bash gpu-host/train-run.sh                               # prepare --from the corpus, the full train, a short warm one
+#   bash gpu-host/kernels.sh --short                         # the kernel benchmarks (publish tests/AutoResearch.Bench.Tests)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=artifacts/gpu-host
@@ -49,5 +50,5 @@ if [ -n "$corpus" ]; then
     *) cp "$corpus" "$out/corpus.txt" ;;
   esac
 fi
-cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh "$out/"
+cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh "$out/"
 du -sh "$out"

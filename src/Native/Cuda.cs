@@ -56,6 +56,8 @@ public static unsafe partial class Cuda
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuModuleUnload(IntPtr hmod);
     [LibraryImport(NativeLibraries.Cuda, StringMarshalling = StringMarshalling.Utf8)]
     public static partial CUresult cuModuleGetFunction(out IntPtr hfunc, IntPtr hmod, string name);
+    [LibraryImport(NativeLibraries.Cuda, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial CUresult cuModuleGetGlobal_v2(out ulong dptr, out nuint bytes, IntPtr hmod, string name);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuFuncSetAttribute(IntPtr hfunc, CUfunction_attribute attrib, int value);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuFuncGetAttribute(out int pi, CUfunction_attribute attrib, IntPtr hfunc);
     [LibraryImport(NativeLibraries.Cuda)]

@@ -33,6 +33,25 @@ public sealed unsafe class CudaModule : IDisposable
         return new CudaKernel(_device, f, kernelName);
     }
 
+    /// <summary>
+    /// The value of a 32-bit integer the module exports (<c>extern "C" __constant__ int name = ...;</c>): how a kernel file
+    /// tells its launcher a size it computes at compile time (e.g. its dynamic shared memory), so the host never mirrors it.
+    /// </summary>
+    public int ReadInt32(string name)
+    {
+        ObjectDisposedException.ThrowIf(_handle == IntPtr.Zero, this);
+        _device.MakeCurrent();
+        var status = Cuda.cuModuleGetGlobal_v2(out ulong address, out nuint bytes, _handle, name);
+        if (status == CUresult.CUDA_ERROR_NOT_FOUND)
+            throw new InvalidOperationException($"module {Name} exports no '{name}' (declare it extern \"C\" __constant__ int)");
+        status.Check($"cuModuleGetGlobal_v2({Name}, {name})");
+        if (bytes != sizeof(int))
+            throw new InvalidOperationException($"'{name}' in module {Name} has {bytes} bytes; an int32 was expected");
+        int value;
+        Cuda.cuMemcpyDtoH_v2(&value, address, sizeof(int)).Check();
+        return value;
+    }
+
     public void Dispose()
     {
         var h = Interlocked.Exchange(ref _handle, IntPtr.Zero);

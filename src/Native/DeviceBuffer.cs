@@ -84,6 +84,20 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         Cuda.cuMemcpyDtoD_v2(Pointer, source.Pointer, (nuint)Bytes).Check();
     }
 
+    /// <summary>
+    /// Host-to-device copy from ordinary (pageable) memory, ordered on <paramref name="stream"/>: the driver stages the values
+    /// before returning, so <paramref name="source"/> may be reused at once, and the device write happens after the work queued
+    /// before it on the stream (a plain <see cref="CopyFrom(ReadOnlySpan{T})"/> is ordered only against the legacy stream).
+    /// </summary>
+    public void CopyFromAsync(ReadOnlySpan<T> source, CudaStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        CheckLength(source.Length);
+        _device.MakeCurrent();
+        fixed (T* p = source)
+            Cuda.cuMemcpyHtoDAsync_v2(Pointer, p, (nuint)Bytes, stream.Handle).Check();
+    }
+
     /// <summary>Asynchronous host-to-device copy from pinned memory on <paramref name="stream"/>.</summary>
     public void CopyFromAsync(PinnedHostBuffer<T> source, CudaStream stream)
     {

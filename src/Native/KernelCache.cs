@@ -38,6 +38,9 @@ public sealed class KernelCache : IDisposable
     /// <summary>The kernels/ folder next to the running binaries.</summary>
     public static string DefaultKernelDirectory => Path.Combine(AppContext.BaseDirectory, "kernels");
 
+    /// <summary>The device the kernels are compiled for (launchers size their grids from its multiprocessor count).</summary>
+    public CudaDevice Device => _device;
+
     public string KernelDirectory { get; }
 
     public string CacheDirectory { get; }

@@ -15,6 +15,8 @@ public static class CommandLineRoot
         root.Subcommands.Add(PrepareCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(KnobsCommand.Create());
+        root.Subcommands.Add(Sweep.SweepCommand.Create());
         root.Subcommands.Add(SampleCommand.Create());
         root.Subcommands.Add(ResultsCommand.Create());
         root.Subcommands.Add(AnalyzeCommand.Create());

@@ -1,8 +1,14 @@
+using AutoResearch.Model;
+using AutoResearch.Optim;
+
 namespace AutoResearch.Runner;
 
 /// <summary>
-/// The knobs of one experiment: what an agent changes between runs. Defaults are the SPEC baseline (§5, §6, §7).
-/// Change a default here, or override per run: <c>Hyperparameters.Default with { Depth = 12 }</c>.
+/// The knobs of one experiment: what an agent changes between runs. Defaults are the SPEC baseline (§5, §6, §7). Change a
+/// default here, or override per run without editing code: <c>train --set Depth=12 --set HeadDim=64</c> (<see cref="Knobs"/>;
+/// <c>autoresearch knobs</c> lists them), or in code <c>Hyperparameters.Default with { Depth = 12 }</c>. Every knob reaches the
+/// model through <see cref="Shape"/> (one <see cref="ModelShape"/>: the CPU reference, the GPU model and its kernels' compile-time
+/// constants), the optimizer through <see cref="Optimizer"/>, or the loop and schedules directly.
 /// The evaluation contract (sequence length, time budget, eval tokens, vocabulary) is NOT here: see ExperimentConstants.
 /// </summary>
 public sealed record Hyperparameters
@@ -11,41 +17,59 @@ public sealed record Hyperparameters
     public static Hyperparameters Default { get; } = new();
 
     // ---- model shape (SPEC §5) ----
-    /// <summary>DEPTH: number of transformer layers.</summary>
+    [Knob("Transformer layers", "1..64")]
     public int Depth { get; init; } = 8;
-    /// <summary>ASPECT_RATIO: model_dim = roundup(Depth × AspectRatio, HeadDim).</summary>
+    [Knob("Width = roundup(Depth × AspectRatio, HeadDim)", $"width ≤ 4096")]
     public int AspectRatio { get; init; } = 64;
-    /// <summary>HEAD_DIM: size of one attention head.</summary>
+    [Knob("Size of one attention head", "64 or 128")]
     public int HeadDim { get; init; } = 128;
-    /// <summary>WINDOW_PATTERN: per layer, repeated; S = half context, L = full context (last layer is always L).</summary>
+    [Knob("Key/value heads (grouped-query attention); 0 = as many as the query heads", "0 or a divisor of the heads")]
+    public int KvHeads { get; init; }
+    [Knob("MLP hidden width as a multiple of the model width (⅔ of it for swiglu), rounded to 64", "(0, 16]")]
+    public double MlpRatio { get; init; } = 4;
+    [Knob("MLP activation", "relu2, gelu (tanh form), swiglu")]
+    public string Activation { get; init; } = "relu2";
+    [Knob("Per-layer attention windows: S short, L whole context, repeated; the last layer is always L", "a string of S and L")]
     public string WindowPattern { get; init; } = "SSSL";
+    [Knob("Tokens an S layer sees back; 0 = half the context (1024)", "0..T")]
+    public int ShortWindow { get; init; }
+    [Knob("Layers with a gated value embedding: alternate (every other, ending with the last), all, none, or a V/- pattern repeated", "alternate, all, none, [V-]+")]
+    public string ValueEmbeds { get; init; } = "alternate";
+    [Knob("Logit soft cap z → cap·tanh(z/cap); 0 = off", "≥ 0")]
+    public double SoftCap { get; init; } = 15;
+    [Knob("Rotary embedding base θ (inv_freq = θ^(−2j/HeadDim))", "> 1")]
+    public double RotaryBase { get; init; } = 10000;
 
     // ---- batch (SPEC §7) ----
-    /// <summary>TOTAL_BATCH_SIZE: tokens per optimizer step (2^19).</summary>
+    [Knob("Tokens per optimizer step (2^19)", "a multiple of DeviceBatchSize × T")]
     public int TotalBatchSize { get; init; } = 1 << 19;
-    /// <summary>DEVICE_BATCH_SIZE: rows of MAX_SEQ_LEN tokens per micro-step.</summary>
+    [Knob("Rows of T tokens per micro-step (--device-batch)", "≥ 1, what fits in memory")]
     public int DeviceBatchSize { get; init; } = 128;
 
     // ---- optimizer (SPEC §6) ----
-    /// <summary>EMBEDDING_LR: AdamW lr of wte and the value-embedding tables (scaled by (model_dim/768)^-0.5).</summary>
+    [Knob("AdamW lr of wte and the value embeddings (× (width/768)^-0.5)", "≥ 0")]
     public double EmbeddingLr { get; init; } = 0.6;
-    /// <summary>UNEMBEDDING_LR: AdamW lr of lm_head (scaled by (model_dim/768)^-0.5).</summary>
+    [Knob("AdamW lr of lm_head (× (width/768)^-0.5)", "≥ 0")]
     public double UnembeddingLr { get; init; } = 0.004;
-    /// <summary>MATRIX_LR: Muon lr of every matrix in the blocks.</summary>
+    [Knob("Muon lr of every matrix in the blocks", "≥ 0")]
     public double MatrixLr { get; init; } = 0.04;
-    /// <summary>SCALAR_LR: AdamW lr of x0_lambda (resid_lambda uses 0.01 × this); not scaled.</summary>
+    [Knob("AdamW lr of x0_lambdas (resid_lambdas: 0.01 × this); not scaled", "≥ 0")]
     public double ScalarLr { get; init; } = 0.5;
-    /// <summary>ADAM_BETAS: (beta1, beta2) of the AdamW groups.</summary>
-    public (double Beta1, double Beta2) AdamBetas { get; init; } = (0.8, 0.95);
-    /// <summary>WEIGHT_DECAY: Muon cautious weight decay at progress 0 (decays linearly to 0 at progress 1).</summary>
+    [Knob("AdamW beta1", "[0, 1)")]
+    public double AdamBeta1 { get; init; } = 0.8;
+    [Knob("AdamW beta2", "[0, 1)")]
+    public double AdamBeta2 { get; init; } = 0.95;
+    [Knob("Muon cautious weight decay at progress 0 (falls linearly to 0)", "≥ 0")]
     public double WeightDecay { get; init; } = 0.2;
+    [Knob("Seed of the initial weights", "any integer")]
+    public int Seed { get; init; } = 42;
 
     // ---- schedule (SPEC §7), as fractions of the time budget ----
-    /// <summary>WARMUP_RATIO: fraction of the budget spent ramping the lr up linearly.</summary>
+    [Knob("Fraction of the budget ramping the lr up", "[0, 1]")]
     public double WarmupRatio { get; init; }
-    /// <summary>WARMDOWN_RATIO: final fraction of the budget over which the lr falls linearly to FinalLrFrac.</summary>
+    [Knob("Final fraction of the budget over which the lr falls to FinalLrFrac", "[0, 1]")]
     public double WarmdownRatio { get; init; } = 0.5;
-    /// <summary>FINAL_LR_FRAC: lr multiplier reached at progress 1.</summary>
+    [Knob("lr multiplier reached at the end", "≥ 0")]
     public double FinalLrFrac { get; init; }
 
     /// <summary>model_dim = roundup(Depth × AspectRatio, HeadDim); 512 for the baseline.</summary>
@@ -54,24 +78,49 @@ public sealed record Hyperparameters
     /// <summary>Attention heads = ModelDim / HeadDim; 4 for the baseline.</summary>
     public int NumHeads => ModelDim / HeadDim;
 
+    /// <summary>The deepest model the knobs accept (the sweep covers up to 32).</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>The model these knobs describe, for a vocabulary and T (the shape knobs are checked there too).</summary>
+    public ModelShape Shape(int vocabSize, int seqLen)
+        => ModelShape.FromKnobs(Depth, AspectRatio, WindowPattern, vocabSize, seqLen, HeadDim, KvHeads, MlpRatio, Model.Activations.Parse(Activation),
+            SoftCap, RotaryBase, ShortWindow, ValueEmbeds);
+
+    /// <summary>The optimizer's settings from these knobs (SPEC §6).</summary>
+    public OptimizerSettings Optimizer(int modelDim)
+        => new(modelDim, UnembeddingLr, EmbeddingLr, ScalarLr, MatrixLr, AdamBeta1, AdamBeta2);
+
     /// <summary>Checks every knob for a usable value; throws naming the knob and what was expected.</summary>
     public Hyperparameters Validate()
     {
-        Require(Depth > 0, nameof(Depth), Depth, "a positive layer count");
+        Require(Depth is >= 1 and <= MaxDepth, nameof(Depth), Depth, $"1..{MaxDepth} layers");
         Require(AspectRatio > 0, nameof(AspectRatio), AspectRatio, "a positive integer");
-        Require(HeadDim > 0 && HeadDim % 2 == 0, nameof(HeadDim), HeadDim, "a positive even integer (rotary splits heads in halves)");
+        Require(ModelShape.SupportedHeadDims.Contains(HeadDim), nameof(HeadDim), HeadDim,
+            $"one of {string.Join(", ", ModelShape.SupportedHeadDims)} (the attention kernels' head sizes; 256 is not built: its tiles would not fit in shared memory at speed)");
+        Require((long)Depth * AspectRatio <= ModelShape.MaxModelDim, "Depth × AspectRatio", $"{Depth} × {AspectRatio}",
+            $"a width of at most {ModelShape.MaxModelDim}");
+        Require(KvHeads >= 0 && (KvHeads == 0 || (KvHeads <= NumHeads && NumHeads % KvHeads == 0)), nameof(KvHeads), KvHeads,
+            $"0 (as many as the heads) or a divisor of the {NumHeads} heads");
+        Require(MlpRatio > 0 && MlpRatio <= 16, nameof(MlpRatio), MlpRatio, "a number in (0, 16]");
+        Require(Model.Activations.Names.Contains(Activation.ToLowerInvariant()), nameof(Activation), Activation,
+            $"one of {string.Join(", ", Model.Activations.Names)}");
         Require(!string.IsNullOrEmpty(WindowPattern) && WindowPattern.AsSpan().IndexOfAnyExcept("SL") < 0,
             nameof(WindowPattern), WindowPattern, "a non-empty string of 'S' and 'L'");
+        Require(ShortWindow >= 0, nameof(ShortWindow), ShortWindow, "0 (half the context) or a positive token count");
+        ModelShape.ValueEmbeddingLayers(ValueEmbeds, Depth); // throws naming the knob
+        Require(SoftCap >= 0 && double.IsFinite(SoftCap), nameof(SoftCap), SoftCap, "0 (off) or a positive cap");
+        Require(RotaryBase > 1 && double.IsFinite(RotaryBase), nameof(RotaryBase), RotaryBase, "a finite number above 1");
         Require(TotalBatchSize > 0, nameof(TotalBatchSize), TotalBatchSize, "a positive token count");
-        Require(DeviceBatchSize > 0, nameof(DeviceBatchSize), DeviceBatchSize, "a positive row count");
-        Require(EmbeddingLr >= 0 && UnembeddingLr >= 0 && MatrixLr >= 0 && ScalarLr >= 0,
-            "learning rates", $"{EmbeddingLr}, {UnembeddingLr}, {MatrixLr}, {ScalarLr}", "non-negative values");
-        Require(AdamBetas.Beta1 is >= 0 and < 1 && AdamBetas.Beta2 is >= 0 and < 1, nameof(AdamBetas), AdamBetas, "betas in [0, 1)");
-        Require(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "a non-negative value");
+        Require(DeviceBatchSize > 0, nameof(DeviceBatchSize), DeviceBatchSize, "a positive row count (--device-batch)");
+        foreach (var (name, lr) in new[] { (nameof(EmbeddingLr), EmbeddingLr), (nameof(UnembeddingLr), UnembeddingLr), (nameof(MatrixLr), MatrixLr), (nameof(ScalarLr), ScalarLr) })
+            Require(lr >= 0 && double.IsFinite(lr), name, lr, "a finite non-negative learning rate");
+        Require(AdamBeta1 is >= 0 and < 1, nameof(AdamBeta1), AdamBeta1, "a beta in [0, 1)");
+        Require(AdamBeta2 is >= 0 and < 1, nameof(AdamBeta2), AdamBeta2, "a beta in [0, 1)");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite non-negative value");
         Require(WarmupRatio is >= 0 and <= 1, nameof(WarmupRatio), WarmupRatio, "a fraction in [0, 1]");
         Require(WarmdownRatio is >= 0 and <= 1, nameof(WarmdownRatio), WarmdownRatio, "a fraction in [0, 1]");
         Require(WarmupRatio + WarmdownRatio <= 1, "WarmupRatio + WarmdownRatio", WarmupRatio + WarmdownRatio, "at most 1");
-        Require(FinalLrFrac >= 0, nameof(FinalLrFrac), FinalLrFrac, "a non-negative value");
+        Require(FinalLrFrac >= 0 && double.IsFinite(FinalLrFrac), nameof(FinalLrFrac), FinalLrFrac, "a finite non-negative value");
         return this;
     }
 

@@ -61,6 +61,20 @@ public class CliTests
     }
 
     [Fact]
+    public void Profile_refuses_unknown_or_unsupported_knobs_before_touching_a_device()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--set", "Nope=1"));
+        Assert.Contains("unknown knob 'Nope'", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--set", "HeadDim=96"));
+        Assert.Contains("HeadDim = 96", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--depth", "4", "--set", "Depth=6"));
+        Assert.Contains("--depth 4 and --set Depth=6 disagree", e.Message, StringComparison.Ordinal);
+        // The shape is built for the profile's T: a short window beyond it is refused too.
+        e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--seq-len", "256", "--set", "ShortWindow=512"));
+        Assert.Contains("ShortWindow = 512", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Results_add_writes_a_row_from_the_command_line()
     {
         using var folder = new TempFolder();

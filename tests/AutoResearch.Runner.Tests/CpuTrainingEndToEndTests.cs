@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using AutoResearch.Data;
+using AutoResearch.Model;
+using AutoResearch.Model.Checkpoint;
 using AutoResearch.Runner.Experiment;
 using AutoResearch.Runner.Training;
 using AutoResearch.Testing;
@@ -105,6 +107,46 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.True(exit == 0, stderr);
         Assert.Equal("The Congress" + a + "\n", stdout);
         Assert.Contains("sample: depth 2, width 128, vocabulary 8192", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cpu_train_with_knobs_records_them_and_sample_runs_the_checkpoint_with_its_own_shape()
+    {
+        Assert.Equal(0, run.ExitCode);
+        using var folder = new TempFolder();
+        string checkpoint = folder.File("knobbed.safetensors");
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1", "--seq-len", "32",
+            "--set", "HeadDim=64", "--set", "KvHeads=1", "--set", "Activation=swiglu", "--set", "ValueEmbeds=all", "--set", "SoftCap=0",
+            "--set", "WindowPattern=L", "--set", "seed=3", "--save", checkpoint);
+        Assert.True(exit == 0, $"exit {exit}: {stderr}\n{stdout}");
+        Assert.Contains("shape: depth 2, width 128, 2 query / 1 kv heads of 64, MLP swiglu 320, windows LL", stdout, StringComparison.Ordinal);
+        Assert.Contains("HeadDim=64 KvHeads=1 Activation=swiglu WindowPattern=L ValueEmbeds=all SoftCap=0", stdout, StringComparison.Ordinal);
+        Assert.Contains("Seed=3", stdout, StringComparison.Ordinal);
+        Assert.NotNull(RunSummary.ParseLog(stdout, "knobbed cpu run"));
+
+        var info = ModelCheckpoint.ReadInfo(checkpoint);
+        var shape = info.Shape!;
+        Assert.Equal((64, 2, 1, Activation.SwiGlu, 0.0, 32), (shape.HeadDim, shape.Heads, shape.KvHeads, shape.Activation, shape.SoftCap, shape.SeqLen));
+        Assert.Equal([true, true], shape.HasValueEmbedding);
+        Assert.Equal(("swiglu", "3", "4"), (info.Knobs["Activation"], info.Knobs["Seed"], info.Knobs["DeviceBatchSize"]));
+        string cacheHash = Convert.ToHexStringLower(AutoResearch.Data.Tokenizer.TokenizerFiles.ContentHash(new CachePaths(run.Cache).Tokenizer));
+        Assert.Equal(cacheHash, info.TokenizerHash);
+
+        // sample takes T and the shape from the checkpoint, and refuses a --seq-len that contradicts it.
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", checkpoint, "--prompt", "The", "--tokens", "3", "--cache", run.Cache);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("sample: depth 2, width 128, vocabulary 8192, T 32", stderr, StringComparison.Ordinal);
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", checkpoint, "--prompt", "The", "--seq-len", "64", "--cache", run.Cache);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"--seq-len 64 contradicts checkpoint '{checkpoint}': it was trained with T 32", stderr, StringComparison.Ordinal);
+
+        // The same weights recorded as made with another tokenizer: refused, naming both.
+        string other = folder.File("other-tokenizer.safetensors"), otherHash = new('0', 64);
+        ModelCheckpoint.Save(other, shape, ModelCheckpoint.Load(checkpoint, shape), info.Knobs, otherHash);
+        var request = new SampleCommand.Request(other, "The", 3, 0, 0, 1, SeqLen: null, WindowPattern: null, new CachePaths(run.Cache));
+        var e = Assert.Throws<InvalidDataException>(() => SampleCommand.Run(request, TextWriter.Null, TestContext.Current.CancellationToken));
+        Assert.Contains(otherHash, e.Message, StringComparison.Ordinal);
+        Assert.Contains(cacheHash, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -8,7 +8,8 @@ namespace AutoResearch.Runner.Tests;
 
 public class ParityCommandTests
 {
-    private static (string Checkpoint, string Tokens, CpuGpt Model, int[] Rows) Setup(ModelShape shape, int batch, int seed)
+    private static (string Checkpoint, string Tokens, CpuGpt Model, int[] Rows) Setup(ModelShape shape, int batch, int seed,
+        IReadOnlyDictionary<string, string>? knobs = null)
     {
         var dir = TestGpu.NewTempDirectory("parity");
         var model = new CpuGpt(shape);
@@ -25,7 +26,7 @@ public class ParityCommandTests
             }
         }
         var checkpoint = Path.Combine(dir, "model.safetensors");
-        ModelCheckpoint.Save(checkpoint, shape, model.Parameters);
+        ModelCheckpoint.Save(checkpoint, shape, model.Parameters, knobs);
         var rows = new int[batch * (shape.SeqLen + 1)];
         for (int i = 0; i < rows.Length; i++)
             rows[i] = r.Next(shape.VocabSize);
@@ -59,6 +60,68 @@ public class ParityCommandTests
         Assert.Equal((float)expected, written["loss"].Values[0], 5);
         foreach (var (name, g) in grads)
             Numerics.AssertClose(name, written[name].Values, g, 1e-6, 21);
+    }
+
+    /// <summary>Head size 64, one kv head, swiglu: a shape the baseline's rules cannot guess from the tensors.</summary>
+    private static readonly ModelShape Knobbed = ModelShape.FromKnobs(2, 64, "SL", 50, 8, headDim: 64, kvHeads: 1, activation: Activation.SwiGlu);
+
+    private static double CpuLoss(CpuGpt model, int[] rows, int batch, int seqLen)
+    {
+        var inputs = new int[batch * seqLen];
+        var targets = new int[batch * seqLen];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < seqLen; t++)
+            {
+                inputs[b * seqLen + t] = rows[b * (seqLen + 1) + t];
+                targets[b * seqLen + t] = rows[b * (seqLen + 1) + t + 1];
+            }
+        }
+        return model.ForwardBackward(inputs, targets, batch).Loss;
+    }
+
+    [Fact]
+    public void Parity_takes_the_recorded_shape_and_refuses_options_that_contradict_it()
+    {
+        var knobs = Knobs.Values(Hyperparameters.Default with { HeadDim = 64, KvHeads = 1, Activation = "swiglu", WindowPattern = "SL" });
+        var (checkpoint, tokens, model, rows) = Setup(Knobbed, 2, 23, knobs);
+        var output = Path.Combine(Path.GetDirectoryName(checkpoint)!, "grads.safetensors");
+
+        // No options: T, windows, head size, kv heads and activation all come from the checkpoint.
+        var (loss, _) = ParityCommand.Run(checkpoint, tokens, output, onCpu: true);
+        Assert.Equal(CpuLoss(model, rows, 2, 8), loss, 6);
+        // Options that agree are accepted (any case, any spelling of the same number).
+        Assert.Equal(loss, ParityCommand.Run(checkpoint, tokens, output, true, 8, "SSL", ["headdim=64", "SoftCap=15.0", "Activation=SwiGLU"]).Loss);
+
+        var e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, seqLen: 16));
+        Assert.Contains($"--seq-len 16 contradicts checkpoint '{checkpoint}': it was trained with T 8", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, windowPattern: "L"));
+        Assert.Contains("--window-pattern L contradicts", e.Message, StringComparison.Ordinal);
+        Assert.Contains("trained as SL, the pattern gives LL", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, sets: ["HeadDim=128"]));
+        Assert.Contains("--set HeadDim=128 contradicts", e.Message, StringComparison.Ordinal);
+        Assert.Contains("trained with HeadDim=64", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parity_reads_an_older_checkpoint_by_the_baseline_rules_or_as_set_describes_it()
+    {
+        var (checkpoint, tokens, model, rows) = Setup(Knobbed, 2, 24);
+        // What an older train --save wrote: the tensors alone.
+        SafeTensors.Write(checkpoint, SafeTensors.Read(checkpoint).Values.ToList(), new Dictionary<string, string> { ["format"] = "pt" });
+        var output = Path.Combine(Path.GetDirectoryName(checkpoint)!, "grads.safetensors");
+
+        // Heads of 128 cannot hold these k and v: the tensor and both shapes are named.
+        var e = Assert.Throws<InvalidDataException>(() => ParityCommand.Run(checkpoint, tokens, output, true, 8, "SL"));
+        Assert.Contains("transformer.h.0.attn.c_k.weight", e.Message, StringComparison.Ordinal);
+        Assert.Contains("[64, 128]", e.Message, StringComparison.Ordinal);
+
+        var (loss, _) = ParityCommand.Run(checkpoint, tokens, output, true, 8, "SL", ["HeadDim=64", "KvHeads=1", "Activation=swiglu"]);
+        Assert.Equal(CpuLoss(model, rows, 2, 8), loss, 6);
+
+        // The tensors fix the depth.
+        var depth = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, 8, "SL", ["Depth=3", "HeadDim=64"]));
+        Assert.Contains("--set Depth=3 contradicts", depth.Message, StringComparison.Ordinal);
     }
 
     [Fact]

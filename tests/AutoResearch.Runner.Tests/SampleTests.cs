@@ -75,7 +75,7 @@ public class SampleTests
         for (int t = 0; t < T; t++)
         {
             var row = logits.AsSpan(t * V, V);
-            Assert.All(row.ToArray(), z => Assert.InRange(z, -CpuGpt.LogitSoftcap, CpuGpt.LogitSoftcap));
+            Assert.All(row.ToArray(), z => Assert.InRange(z, -shape.SoftCap, shape.SoftCap));
             double max = row.ToArray().Max();
             double logSum = max + Math.Log(row.ToArray().Sum(z => Math.Exp(z - max)));
             Assert.Equal(losses[t], logSum - row[targets[t]], 1e-9);

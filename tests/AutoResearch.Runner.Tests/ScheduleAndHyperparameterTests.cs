@@ -13,7 +13,7 @@ public class ScheduleAndHyperparameterTests
         Assert.Equal(524_288, h.TotalBatchSize);
         Assert.Equal(128, h.DeviceBatchSize);
         Assert.Equal((0.6, 0.004, 0.04, 0.5), (h.EmbeddingLr, h.UnembeddingLr, h.MatrixLr, h.ScalarLr));
-        Assert.Equal((0.8, 0.95), h.AdamBetas);
+        Assert.Equal((0.8, 0.95), (h.AdamBeta1, h.AdamBeta2));
         Assert.Equal((0.2, 0.0, 0.5, 0.0), (h.WeightDecay, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac));
         Assert.Equal(512, h.ModelDim);
         Assert.Equal(4, h.NumHeads);

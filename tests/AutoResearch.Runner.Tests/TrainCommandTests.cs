@@ -29,6 +29,18 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public void Train_help_says_how_to_set_a_knob_and_where_they_are_listed()
+    {
+        string train = Help(TrainCommand.Create());
+        Assert.Contains("--set", train, StringComparison.Ordinal);
+        Assert.Contains("Name=Value", train, StringComparison.Ordinal);
+        Assert.Contains("--set Depth=12", train, StringComparison.Ordinal);
+        Assert.Contains("autoresearch knobs", train, StringComparison.Ordinal);
+        foreach (var command in new[] { ProfileCommand.Create(), ParityCommand.Create() })
+            Assert.Contains("--set", Help(command), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Out_of_memory_names_the_allocation_the_free_memory_and_a_smaller_device_batch()
     {
         var e = new DeviceOutOfMemoryException("activations", 3L << 30, 1L << 30, 80L << 30);

@@ -1,3 +1,4 @@
+using AutoResearch.Native;
 using Xunit;
 
 namespace AutoResearch.Testing;
@@ -30,21 +31,7 @@ public static class Numerics
     }
 
     /// <summary>‖actual − expected‖ / ‖expected‖ in fp64; NaN or infinity anywhere in actual gives +∞.</summary>
-    public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
-    {
-        if (actual.Length != expected.Length)
-            throw new ArgumentException($"length mismatch: {actual.Length} vs {expected.Length}");
-        double diff = 0, norm = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            if (!float.IsFinite(actual[i]))
-                return double.PositiveInfinity;
-            double d = actual[i] - expected[i];
-            diff += d * d;
-            norm += expected[i] * expected[i];
-        }
-        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), double.Epsilon);
-    }
+    public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected) => Accuracy.RelativeL2(actual, expected);
 
     /// <summary>Asserts the relative error is within <paramref name="tolerance"/>, naming the tensor, the error and the seed.</summary>
     public static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double tolerance, int seed)

@@ -73,24 +73,8 @@ public static class SafeTensors
 
     public static Dictionary<string, SafeTensor> Read(string path)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 8)
-            throw new InvalidDataException($"'{path}' is not a safetensors file: {bytes.Length} bytes, too short for the 8-byte header length");
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (headerLength > (ulong)(bytes.Length - 8))
-            throw new InvalidDataException($"'{path}': the header claims {headerLength} bytes but the file has {bytes.Length - 8} after the length (truncated?)");
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))?.AsObject()
-                ?? throw new InvalidDataException($"'{path}': the header is not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{path}': the header is not valid JSON ({e.Message})", e);
-        }
+        var bytes = ReadFile(path);
+        var (header, headerLength) = ParseHeader(path, bytes);
         var data = bytes.AsSpan(8 + (int)headerLength);
         var result = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
         foreach (var (name, node) in header)
@@ -131,5 +115,63 @@ public static class SafeTensors
             }
         }
         return result;
+    }
+
+    /// <summary>The header's <c>__metadata__</c> (string to string; empty when there is none), without reading the tensors' data.</summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        byte[] bytes;
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
+        using (var stream = File.OpenRead(path))
+        {
+            Span<byte> length = stackalloc byte[8];
+            if (stream.Length < 8 || stream.ReadAtLeast(length, 8, throwOnEndOfStream: false) < 8)
+                throw new InvalidDataException($"'{path}' is not a safetensors file: {stream.Length} bytes, too short for the 8-byte header length");
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(length);
+            if (headerLength > (ulong)(stream.Length - 8))
+                throw new InvalidDataException($"'{path}': the header claims {headerLength} bytes but the file has {stream.Length - 8} after the length (truncated?)");
+            bytes = new byte[8 + (int)headerLength];
+            length.CopyTo(bytes);
+            stream.ReadExactly(bytes.AsSpan(8));
+        }
+        var (header, _) = ParseHeader(path, bytes);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (header["__metadata__"] is JsonObject meta)
+        {
+            foreach (var (key, value) in meta)
+            {
+                result[key] = value is JsonValue v && v.TryGetValue(out string? text) ? text
+                    : throw new InvalidDataException($"'{path}': metadata entry '{key}' is not a string");
+            }
+        }
+        return result;
+    }
+
+    private static byte[] ReadFile(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
+        return File.ReadAllBytes(path);
+    }
+
+    /// <summary>The JSON header of a file's bytes (at least the length and the header) and its length.</summary>
+    private static (JsonObject Header, int Length) ParseHeader(string path, byte[] bytes)
+    {
+        if (bytes.Length < 8)
+            throw new InvalidDataException($"'{path}' is not a safetensors file: {bytes.Length} bytes, too short for the 8-byte header length");
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (headerLength > (ulong)(bytes.Length - 8))
+            throw new InvalidDataException($"'{path}': the header claims {headerLength} bytes but the file has {bytes.Length - 8} after the length (truncated?)");
+        try
+        {
+            var header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))?.AsObject()
+                ?? throw new InvalidDataException($"'{path}': the header is not a JSON object");
+            return (header, (int)headerLength);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"'{path}': the header is not valid JSON ({e.Message})", e);
+        }
     }
 }

@@ -4,16 +4,36 @@ namespace AutoResearch.Model.Cpu;
 /// The GPT of SPEC §5 on the CPU in fp64, without autograd: <see cref="ForwardBackward"/> runs the forward keeping what the
 /// backward needs, the loss, and (when gradients are asked for) the explicit backward, op by op from <see cref="CpuOps"/>.
 /// It is the oracle of the GPU model and trains tiny models where there is no GPU. Parameters are named and shaped as in
-/// <see cref="ModelShape.ParameterShapes"/>; B rows of T tokens, N = B·T, C width, F = 4C, H heads of 128.
+/// <see cref="ModelShape.ParameterShapes"/>; B rows of T tokens, N = B·T, C width, H query heads and KV key/value heads of D
+/// (grouped-query attention), the MLP's hidden width and activation, the soft cap and the rotary base all from the
+/// <see cref="ModelShape"/>.
 /// </summary>
 public sealed class CpuGpt
 {
+    /// <summary>The rotary cos/sin table [T, D] (bf16-rounded, <see cref="RotaryTable"/>): the GPU model's values.</summary>
+    private readonly float[] _cosSin;
+
+    /// <summary>
+    /// Host bytes a forward and backward of <paramref name="batch"/> rows take, roughly: the parameters with their gradients and an
+    /// optimizer's state (fp64), what the forward keeps per layer, and the logits with their gradient. Used to refuse a
+    /// configuration that cannot fit before it starts.
+    /// </summary>
+    public static long EstimateBytes(ModelShape shape, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = (long)batch * shape.SeqLen, c = shape.ModelDim;
+        long perLayer = n * (10 * c + 3 * (long)shape.KvDim + shape.FcRows + 2L * shape.MlpHidden);
+        long values = shape.ParameterCount * 5 + shape.Depth * perLayer + 4 * n * shape.VocabSize;
+        return values * sizeof(double);
+    }
+
     public CpuGpt(ModelShape shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         Shape = shape;
         foreach (var (name, rows, cols) in shape.ParameterShapes())
             Parameters[name] = new double[(long)rows * cols];
+        _cosSin = RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase);
     }
 
     public ModelShape Shape { get; }
@@ -32,28 +52,30 @@ public sealed class CpuGpt
     public Dictionary<string, double[]> NewGradients()
         => Parameters.ToDictionary(kv => kv.Key, kv => new double[kv.Value.Length], StringComparer.Ordinal);
 
-    /// <summary>The cap of the logits' soft cap (SPEC §5): z → cap·tanh(z/cap).</summary>
-    public const double LogitSoftcap = 15;
-
-    private string W(int i, string name) => $"transformer.h.{i}.{name}.weight";
+    private static string W(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
     /// <summary>
     /// Mean cross-entropy over the targets that are not −1, the per-token losses (0 where ignored), and — when
     /// <paramref name="gradients"/> is given — d(gradScale·Σ losses)/dθ added into it (gradScale defaults to 1/scored tokens,
-    /// the gradient of the mean).
+    /// the gradient of the mean). With <paramref name="lambdaTermNorms"/> given, it also receives for each lambda's gradient
+    /// (a sum over all N·C elements of g·x) the root sum of squares of those terms ("resid_lambdas", "x0_lambdas"): the scale
+    /// against which a reduced-precision sum can be judged when the terms cancel.
     /// </summary>
-    public (double Loss, double[] Losses) ForwardBackward(int[] inputs, int[] targets, int batch, Dictionary<string, double[]>? gradients = null, double? gradScale = null)
+    public (double Loss, double[] Losses) ForwardBackward(int[] inputs, int[] targets, int batch, Dictionary<string, double[]>? gradients = null, double? gradScale = null,
+        Dictionary<string, double[]>? lambdaTermNorms = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(targets);
-        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        var s = Shape;
+        int t = s.SeqLen, n = batch * t, c = s.ModelDim, kv = s.KvDim, f = s.MlpHidden, fc = s.FcRows, v = s.VocabSize, depth = s.Depth;
+        int h = s.Heads, kvh = s.KvHeads, d = s.HeadDim;
         if (inputs.Length != n || targets.Length != n)
             throw new ArgumentException($"expected {n} inputs and targets (B {batch} × T {t}); got {inputs.Length} and {targets.Length}");
         var p = Parameters;
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];
-        var (embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits) = Forward(inputs, batch);
-        var losses = CpuOps.SoftcapCrossEntropy(logits, targets, n, v, LogitSoftcap);
+        var a = Forward(inputs, batch);
+        var losses = CpuOps.SoftcapCrossEntropy(a.Logits, targets, n, v, s.SoftCap);
         int scored = targets.Count(x => x >= 0);
         double loss = scored == 0 ? 0 : losses.Sum() / scored;
         if (gradients is null)
@@ -61,53 +83,61 @@ public sealed class CpuGpt
 
         // ---- backward ----
         var gr = gradients;
-        var dlogits = CpuOps.SoftcapCrossEntropyBackward(logits, targets, n, v, LogitSoftcap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
-        CpuOps.LinearBackwardWeight(dlogits, hf, n, c, v, gr["lm_head.weight"]);
-        var g = CpuOps.RmsNormBackward(xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
+        var dlogits = CpuOps.SoftcapCrossEntropyBackward(a.Logits, targets, n, v, s.SoftCap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
+        CpuOps.LinearBackwardWeight(dlogits, a.Hf, n, c, v, gr["lm_head.weight"]);
+        var g = CpuOps.RmsNormBackward(a.Xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
         var dx0 = new double[(long)n * c];
         for (int i = depth - 1; i >= 0; i--)
         {
-            // MLP: x_out = x_mid + relu²(norm(x_mid)·Wfcᵀ)·Wprojᵀ
-            CpuOps.LinearBackwardWeight(g, ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
-            var du = CpuOps.ReluSquareBackward(us[i], CpuOps.LinearBackwardInput(g, p[W(i, "mlp.c_proj")], n, f, c));
-            CpuOps.LinearBackwardWeight(du, h2s[i], n, c, f, gr[W(i, "mlp.c_fc")]);
-            Add(g, CpuOps.RmsNormBackward(xmids[i], CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, f), n, c));
+            // MLP: x_out = x_mid + act(norm(x_mid)·Wfcᵀ)·Wprojᵀ
+            CpuOps.LinearBackwardWeight(g, a.Ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
+            var du = CpuOps.ActivateBackward(s.Activation, a.Us[i], CpuOps.LinearBackwardInput(g, p[W(i, "mlp.c_proj")], n, f, c), n, f);
+            CpuOps.LinearBackwardWeight(du, a.H2s[i], n, c, fc, gr[W(i, "mlp.c_fc")]);
+            Add(g, CpuOps.RmsNormBackward(a.Xmids[i], CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc), n, c));
 
-            // Attention: x_mid = m + attention(norm(m))·Woᵀ
-            CpuOps.LinearBackwardWeight(g, os[i], n, c, c, gr[W(i, "attn.c_proj")]);
+            // Attention: x_mid = m + attention(norm(m))·Woᵀ; q [N, C] = H heads, k and v [N, KvDim] = KV heads, of D each
+            CpuOps.LinearBackwardWeight(g, a.Os[i], n, c, c, gr[W(i, "attn.c_proj")]);
             var dout = CpuOps.LinearBackwardInput(g, p[W(i, "attn.c_proj")], n, c, c);
-            var (dq, dk, dv) = CpuOps.AttentionBackward(qs[i], ks[i], vs[i], dout, batch, t, h, Shape.Windows[i]);
-            dq = CpuOps.RotaryQkNormBackward(qPre[i], dq, n * h, h, t);
-            dk = CpuOps.RotaryQkNormBackward(kPre[i], dk, n * h, h, t);
-            CpuOps.LinearBackwardWeight(dq, h1s[i], n, c, c, gr[W(i, "attn.c_q")]);
-            CpuOps.LinearBackwardWeight(dk, h1s[i], n, c, c, gr[W(i, "attn.c_k")]);
-            CpuOps.LinearBackwardWeight(dv, h1s[i], n, c, c, gr[W(i, "attn.c_v")]);
+            var (dq, dk, dv) = CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
+            dq = CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d);
+            dk = CpuOps.RotaryQkNormBackward(a.KPre[i], dk, _cosSin, n * kvh, kvh, t, d);
+            CpuOps.LinearBackwardWeight(dq, a.H1s[i], n, c, c, gr[W(i, "attn.c_q")]);
+            CpuOps.LinearBackwardWeight(dk, a.H1s[i], n, c, kv, gr[W(i, "attn.c_k")]);
+            CpuOps.LinearBackwardWeight(dv, a.H1s[i], n, c, kv, gr[W(i, "attn.c_v")]);
             var dh = CpuOps.LinearBackwardInput(dq, p[W(i, "attn.c_q")], n, c, c);
-            Add(dh, CpuOps.LinearBackwardInput(dk, p[W(i, "attn.c_k")], n, c, c));
-            Add(dh, CpuOps.LinearBackwardInput(dv, p[W(i, "attn.c_v")], n, c, c));
-            if (Shape.HasValueEmbedding[i])
+            Add(dh, CpuOps.LinearBackwardInput(dk, p[W(i, "attn.c_k")], n, c, kv));
+            Add(dh, CpuOps.LinearBackwardInput(dv, p[W(i, "attn.c_v")], n, c, kv));
+            if (s.HasValueEmbedding[i])
             {
-                var (dve, dwg, dhGate) = CpuOps.ValueGateBackward(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], dv, n, h, c, v);
+                var (dve, dwg, dhGate) = CpuOps.ValueGateBackward(a.H1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], dv, n, kvh, d, c, v);
                 Add(gr[$"value_embeds.{i}.weight"], dve);
                 Add(gr[W(i, "attn.ve_gate")], dwg);
                 Add(dh, dhGate);
             }
-            Add(g, CpuOps.RmsNormBackward(ms[i], dh, n, c));
+            Add(g, CpuOps.RmsNormBackward(a.Ms[i], dh, n, c));
 
             // Residual mix: m = resid_lambda·x + x0_lambda·x0
-            double drl = 0, dxl = 0;
+            double drl = 0, dxl = 0, drlSquares = 0, dxlSquares = 0;
             for (long e = 0; e < g.Length; e++)
             {
-                drl += g[e] * xs[i][e];
-                dxl += g[e] * x0[e];
+                double tr = g[e] * a.Xs[i][e], tx = g[e] * a.X0[e];
+                drl += tr;
+                dxl += tx;
+                drlSquares += tr * tr;
+                dxlSquares += tx * tx;
                 dx0[e] += xl[i] * g[e];
                 g[e] *= rl[i];
             }
             gr["resid_lambdas"][i] += drl;
             gr["x0_lambdas"][i] += dxl;
+            if (lambdaTermNorms is not null)
+            {
+                (lambdaTermNorms.TryGetValue("resid_lambdas", out var r) ? r : lambdaTermNorms["resid_lambdas"] = new double[depth])[i] = Math.Sqrt(drlSquares);
+                (lambdaTermNorms.TryGetValue("x0_lambdas", out var x) ? x : lambdaTermNorms["x0_lambdas"] = new double[depth])[i] = Math.Sqrt(dxlSquares);
+            }
         }
         Add(dx0, g); // layer 0's input x is x0
-        var demb = CpuOps.RmsNormBackward(embedded, dx0, n, c);
+        var demb = CpuOps.RmsNormBackward(a.Embedded, dx0, n, c);
         var dwte = gr["transformer.wte.weight"];
         for (int i = 0; i < n; i++)
         {
@@ -118,8 +148,8 @@ public sealed class CpuGpt
     }
 
     /// <summary>
-    /// The soft-capped logits (cap·tanh(z/cap), the distribution the loss scores) of every position, [B·T, V]: what sampling
-    /// draws the next token from. Causal: position t sees tokens 0..t only.
+    /// The soft-capped logits (cap·tanh(z/cap), or z without a cap: the distribution the loss scores) of every position,
+    /// [B·T, V]: what sampling draws the next token from. Causal: position t sees tokens 0..t only.
     /// </summary>
     public double[] Logits(int[] inputs, int batch)
     {
@@ -129,18 +159,20 @@ public sealed class CpuGpt
             throw new ArgumentException($"expected {n} inputs (B {batch} × T {Shape.SeqLen}); got {inputs.Length}");
         var logits = Forward(inputs, batch).Logits;
         for (long e = 0; e < logits.Length; e++)
-            logits[e] = LogitSoftcap * Math.Tanh(logits[e] / LogitSoftcap);
+            logits[e] = CpuOps.SoftCap(logits[e], Shape.SoftCap);
         return logits;
     }
 
     /// <summary>What the forward keeps for the backward, in the order the forward makes it; per-layer arrays indexed by layer.</summary>
-    private sealed record Activations(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
+    private sealed record ForwardState(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
         double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[] Hf, double[] Logits);
 
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
-    private Activations Forward(int[] inputs, int batch)
+    private ForwardState Forward(int[] inputs, int batch)
     {
-        int t = Shape.SeqLen, n = batch * t, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, v = Shape.VocabSize, depth = Shape.Depth;
+        var s = Shape;
+        int t = s.SeqLen, n = batch * t, c = s.ModelDim, kv = s.KvDim, f = s.MlpHidden, fc = s.FcRows, v = s.VocabSize, depth = s.Depth;
+        int h = s.Heads, kvh = s.KvHeads, d = s.HeadDim;
         var p = Parameters;
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];
@@ -170,25 +202,25 @@ public sealed class CpuGpt
                 m[e] = rl[i] * xs[i][e] + xl[i] * x0[e];
             ms[i] = m;
             h1s[i] = CpuOps.RmsNorm(m, n, c).Y;
-            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);
-            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, c);
-            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, c);
-            if (Shape.HasValueEmbedding[i])
-                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, h, c).V;
-            qs[i] = CpuOps.RotaryQkNorm(qPre[i], n * h, h, t).Y;
-            ks[i] = CpuOps.RotaryQkNorm(kPre[i], n * h, h, t).Y;
-            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, Shape.Windows[i]).O;
+            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);   // [N, H·D]
+            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, kv);  // [N, KV·D]
+            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, kv);    // [N, KV·D]
+            if (s.HasValueEmbedding[i])
+                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, kvh, d, c).V;
+            qs[i] = CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d).Y;
+            ks[i] = CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d).Y;
+            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O;
             var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
             xmids[i] = m.Select((value, e) => value + proj[e]).ToArray();
             h2s[i] = CpuOps.RmsNorm(xmids[i], n, c).Y;
-            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, f);
-            ss[i] = CpuOps.ReluSquare(us[i]);
+            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, fc);     // [N, FcRows]
+            ss[i] = CpuOps.Activate(s.Activation, us[i], n, f);               // [N, MlpHidden]
             var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
             xs[i + 1] = xmids[i].Select((value, e) => value + mlp[e]).ToArray();
         }
         var hf = CpuOps.RmsNorm(xs[depth], n, c).Y;
         var logits = CpuOps.Linear(hf, p["lm_head.weight"], n, c, v);
-        return new Activations(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits);
+        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits);
     }
 
     private static void Add(double[] target, double[] source)

@@ -42,52 +42,76 @@ public static class CpuOps
         return dx;
     }
 
-    // ---- Rotary (halves a, b; a' = a cos + b sin, b' = −a sin + b cos) then RMSNorm, per 128-vector; t = (row / heads) mod T ----
-    public static double[] Rotate(double[] x, int rows, int heads, int seqLen, bool inverse = false)
+    // ---- Rotary then QK-norm, per head vector of D values: rows = B·T·heads, t = (row / heads) mod T ----
+    // cosSin [≥T, D] is RotaryTable.CosSin (bf16-rounded values): cos θ_j at [t, j], sin θ_j at [t, D/2 + j], j < D/2.
+
+    /// <summary>
+    /// Halves a = x[0:D/2], b = x[D/2:D] of each row: a' = a·cos θ + b·sin θ, b' = −a·sin θ + b·cos θ. With
+    /// <paramref name="transpose"/> the transposed map (a = a'·cos θ − b'·sin θ, b = a'·sin θ + b'·cos θ): the backward. With the
+    /// rounded table cos² + sin² is not exactly 1, so that is the transpose of the rotation, not quite its inverse.
+    /// </summary>
+    public static double[] Rotate(double[] x, float[] cosSin, int rows, int heads, int seqLen, int headDim, bool transpose = false)
     {
+        CheckRotary(x, cosSin, rows, heads, seqLen, headDim);
+        int half = headDim / 2;
         var y = new double[x.Length];
         for (int r = 0; r < rows; r++)
         {
             int t = r / heads % seqLen;
-            for (int j = 0; j < 64; j++)
+            for (int j = 0; j < half; j++)
             {
-                double angle = t * Math.Pow(10000, -2.0 * j / 128);
-                double cos = Math.Cos(angle), sin = inverse ? -Math.Sin(angle) : Math.Sin(angle);
-                double a = x[r * 128 + j], b = x[r * 128 + 64 + j];
-                y[r * 128 + j] = a * cos + b * sin;
-                y[r * 128 + 64 + j] = -a * sin + b * cos;
+                double cos = cosSin[t * headDim + j], sin = cosSin[t * headDim + half + j];
+                if (transpose)
+                    sin = -sin;
+                double a = x[r * headDim + j], b = x[r * headDim + half + j];
+                y[r * headDim + j] = a * cos + b * sin;
+                y[r * headDim + half + j] = -a * sin + b * cos;
             }
         }
         return y;
     }
 
-    public static (double[] Y, double[] Rstd) RotaryQkNorm(double[] x, int rows, int heads, int seqLen)
-        => RmsNorm(Rotate(x, rows, heads, seqLen), rows, 128);
+    /// <summary>y = norm(rotate(x)) per row of D; the rstd of each row.</summary>
+    public static (double[] Y, double[] Rstd) RotaryQkNorm(double[] x, float[] cosSin, int rows, int heads, int seqLen, int headDim)
+        => RmsNorm(Rotate(x, cosSin, rows, heads, seqLen, headDim), rows, headDim);
 
-    public static double[] RotaryQkNormBackward(double[] x, double[] dy, int rows, int heads, int seqLen)
+    /// <summary>dx from dy: the norm's backward at the rotated x, then the transposed rotation with the same table values.</summary>
+    public static double[] RotaryQkNormBackward(double[] x, double[] dy, float[] cosSin, int rows, int heads, int seqLen, int headDim)
     {
-        var rotated = Rotate(x, rows, heads, seqLen);
-        var dRotated = RmsNormBackward(rotated, dy, rows, 128);
-        // The rotation is orthogonal: its transpose is the rotation by −θ.
-        return Rotate(dRotated, rows, heads, seqLen, inverse: true);
+        var rotated = Rotate(x, cosSin, rows, heads, seqLen, headDim);
+        var dRotated = RmsNormBackward(rotated, dy, rows, headDim);
+        return Rotate(dRotated, cosSin, rows, heads, seqLen, headDim, transpose: true);
     }
 
-    // ---- Value-embedding gate: g = 2·sigmoid(x[:, :32]·wgᵀ); v += g·ve[ids] per head ----
-    public static (double[] V, double[] Gate) ValueGate(double[] x, double[] wg, int[] ids, double[] ve, double[] v, int n, int heads, int c)
+    private static void CheckRotary(double[] x, float[] cosSin, int rows, int heads, int seqLen, int headDim)
     {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(cosSin);
+        if (headDim <= 0 || headDim % 2 != 0)
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "the head size must be positive and even (rotary splits it in halves)");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        CheckLength(nameof(x), x.Length, (long)rows * headDim);
+        if (cosSin.Length < (long)seqLen * headDim)
+            throw new ArgumentException($"the rotary table holds {cosSin.Length} values; T {seqLen} × D {headDim} = {(long)seqLen * headDim} needed", nameof(cosSin));
+    }
+
+    // ---- Value-embedding gate per kv head: g = 2·sigmoid(x[:, :32]·wgᵀ) [n, KV]; v += g·ve[ids] ----
+    // x [n, C], wg [KV, 32], ve [V, KV·D], v [n, KV·D]
+
+    public static (double[] V, double[] Gate) ValueGate(double[] x, double[] wg, int[] ids, double[] ve, double[] v, int n, int kvHeads, int headDim, int c)
+    {
+        CheckValueGate(x, wg, ids, nameof(v), v, n, kvHeads, headDim, c);
         var outV = (double[])v.Clone();
-        var gate = new double[n * heads];
+        var gate = new double[n * kvHeads];
         for (int i = 0; i < n; i++)
         {
-            for (int h = 0; h < heads; h++)
+            for (int h = 0; h < kvHeads; h++)
             {
-                double z = 0;
-                for (int j = 0; j < 32; j++)
-                    z += x[i * c + j] * wg[h * 32 + j];
-                double g = 2 / (1 + Math.Exp(-z));
-                gate[i * heads + h] = g;
-                for (int d = 0; d < 128; d++)
-                    outV[(i * heads + h) * 128 + d] += g * ve[(ids[i] * heads + h) * 128 + d];
+                double g = 2 * Sigmoid(GateLogit(x, wg, i, h, c));
+                gate[i * kvHeads + h] = g;
+                int row = (i * kvHeads + h) * headDim, table = (ids[i] * kvHeads + h) * headDim;
+                for (int d = 0; d < headDim; d++)
+                    outV[row + d] += g * ve[table + d];
             }
         }
         return (outV, gate);
@@ -95,150 +119,263 @@ public static class CpuOps
 
     /// <summary>Gradients of Σ dv·v_out with respect to ve, wg and x (the v input's gradient is dv itself).</summary>
     public static (double[] Dve, double[] Dwg, double[] Dx) ValueGateBackward(double[] x, double[] wg, int[] ids, double[] ve, double[] dv,
-        int n, int heads, int c, int vocab)
+        int n, int kvHeads, int headDim, int c, int vocab)
     {
-        var dve = new double[vocab * heads * 128];
-        var dwg = new double[heads * 32];
+        CheckValueGate(x, wg, ids, nameof(dv), dv, n, kvHeads, headDim, c);
+        var dve = new double[vocab * kvHeads * headDim];
+        var dwg = new double[kvHeads * GateWidth];
         var dx = new double[n * c];
         for (int i = 0; i < n; i++)
         {
-            for (int h = 0; h < heads; h++)
+            for (int h = 0; h < kvHeads; h++)
             {
-                double z = 0;
-                for (int j = 0; j < 32; j++)
-                    z += x[i * c + j] * wg[h * 32 + j];
-                double s = 1 / (1 + Math.Exp(-z));
+                double s = Sigmoid(GateLogit(x, wg, i, h, c));
                 double g = 2 * s, dg = 0;
-                for (int d = 0; d < 128; d++)
+                int row = (i * kvHeads + h) * headDim, table = (ids[i] * kvHeads + h) * headDim;
+                for (int d = 0; d < headDim; d++)
                 {
-                    double grad = dv[(i * heads + h) * 128 + d];
-                    dve[(ids[i] * heads + h) * 128 + d] += g * grad;
-                    dg += grad * ve[(ids[i] * heads + h) * 128 + d];
+                    dve[table + d] += g * dv[row + d];
+                    dg += dv[row + d] * ve[table + d];
                 }
                 double dz = dg * 2 * s * (1 - s);
-                for (int j = 0; j < 32; j++)
+                for (int j = 0; j < GateWidth; j++)
                 {
-                    dwg[h * 32 + j] += dz * x[i * c + j];
-                    dx[i * c + j] += dz * wg[h * 32 + j];
+                    dwg[h * GateWidth + j] += dz * x[i * c + j];
+                    dx[i * c + j] += dz * wg[h * GateWidth + j];
                 }
             }
         }
         return (dve, dwg, dx);
     }
 
-    // ---- relu² ----
+    private const int GateWidth = ModelShape.ValueGateWidth;
+
+    private static double GateLogit(double[] x, double[] wg, int i, int h, int c)
+    {
+        double z = 0;
+        for (int j = 0; j < GateWidth; j++)
+            z += x[i * c + j] * wg[h * GateWidth + j];
+        return z;
+    }
+
+    private static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
+
+    private static void CheckValueGate(double[] x, double[] wg, int[] ids, string vName, double[] v, int n, int kvHeads, int headDim, int c)
+    {
+        if (c < GateWidth)
+            throw new ArgumentOutOfRangeException(nameof(c), c, $"the gate reads the first {GateWidth} channels: the width must be at least {GateWidth}");
+        CheckLength(nameof(x), x.Length, (long)n * c);
+        CheckLength(nameof(wg), wg.Length, (long)kvHeads * GateWidth);
+        CheckLength(nameof(ids), ids.Length, n);
+        CheckLength(vName, v.Length, (long)n * kvHeads * headDim);
+    }
+
+    // ---- MLP activations s = act(u): relu² and gelu element-wise (u [n, h]); swiglu u [n, 2h] = [gate | up] → s [n, h] ----
+
+    /// <summary>s = act(u) for the model's activation; u is [n, hidden] ([n, 2·hidden] for swiglu).</summary>
+    public static double[] Activate(Activation activation, double[] u, int n, int hidden) => activation switch
+    {
+        Activation.Relu2 => ReluSquare(u),
+        Activation.Gelu => Gelu(u),
+        Activation.SwiGlu => SwiGlu(u, n, hidden),
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "no CPU reference for this activation"),
+    };
+
+    /// <summary>du from ds = dL/ds, the same shape as u.</summary>
+    public static double[] ActivateBackward(Activation activation, double[] u, double[] ds, int n, int hidden) => activation switch
+    {
+        Activation.Relu2 => ReluSquareBackward(u, ds),
+        Activation.Gelu => GeluBackward(u, ds),
+        Activation.SwiGlu => SwiGluBackward(u, ds, n, hidden),
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "no CPU reference for this activation"),
+    };
+
+    // relu²: s = max(u, 0)²
     public static double[] ReluSquare(double[] u) => u.Select(v => v > 0 ? v * v : 0).ToArray();
 
     public static double[] ReluSquareBackward(double[] u, double[] ds) => u.Select((v, i) => ds[i] * 2 * Math.Max(v, 0)).ToArray();
 
-    // ---- soft cap + cross-entropy per row: z = cap·tanh(l/cap), loss = lse(z) − z[target] (0 for target −1) ----
+    // gelu, tanh form: s = 0.5·u·(1 + tanh(k·(u + 0.044715·u³))), k = √(2/π)
+    private const double GeluK = 0.7978845608028654, GeluCubic = 0.044715;
+
+    public static double[] Gelu(double[] u) => u.Select(v => 0.5 * v * (1 + Math.Tanh(GeluK * (v + GeluCubic * v * v * v)))).ToArray();
+
+    /// <summary>ds/du = 0.5·(1 + th) + 0.5·u·(1 − th²)·k·(1 + 3·0.044715·u²), th = tanh(k·(u + 0.044715·u³)).</summary>
+    public static double[] GeluBackward(double[] u, double[] ds) => u.Select((v, i) =>
+    {
+        double th = Math.Tanh(GeluK * (v + GeluCubic * v * v * v));
+        return ds[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GeluK * (1 + 3 * GeluCubic * v * v));
+    }).ToArray();
+
+    // swiglu: per row, gate = u[0..h), up = u[h..2h); s = silu(gate)·up, silu(x) = x·sigmoid(x)
+    public static double[] SwiGlu(double[] u, int n, int hidden)
+    {
+        CheckLength(nameof(u), u.Length, 2L * n * hidden);
+        var s = new double[n * hidden];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < hidden; j++)
+            {
+                double gate = u[i * 2 * hidden + j], up = u[i * 2 * hidden + hidden + j];
+                s[i * hidden + j] = gate * Sigmoid(gate) * up;
+            }
+        }
+        return s;
+    }
+
+    /// <summary>du [n, 2h] from ds [n, h]: d gate = ds·up·σ(gate)·(1 + gate·(1 − σ(gate))), d up = ds·silu(gate).</summary>
+    public static double[] SwiGluBackward(double[] u, double[] ds, int n, int hidden)
+    {
+        CheckLength(nameof(u), u.Length, 2L * n * hidden);
+        CheckLength(nameof(ds), ds.Length, (long)n * hidden);
+        var du = new double[u.Length];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < hidden; j++)
+            {
+                double gate = u[i * 2 * hidden + j], up = u[i * 2 * hidden + hidden + j], sig = Sigmoid(gate), g = ds[i * hidden + j];
+                du[i * 2 * hidden + j] = g * up * sig * (1 + gate * (1 - sig));
+                du[i * 2 * hidden + hidden + j] = g * gate * sig;
+            }
+        }
+        return du;
+    }
+
+    // ---- soft cap + cross-entropy per row: z = cap·tanh(l/cap) (cap 0: z = l), loss = lse(z) − z[target] (0 for target −1) ----
+
+    /// <summary>z = cap·tanh(l/cap); a cap of 0 leaves the logit as it is.</summary>
+    public static double SoftCap(double logit, double cap) => cap == 0 ? logit : cap * Math.Tanh(logit / cap);
+
     public static double[] SoftcapCrossEntropy(double[] logits, int[] targets, int rows, int vocab, double cap)
     {
+        CheckCap(cap);
         var losses = new double[rows];
+        var z = new double[vocab];
         for (int r = 0; r < rows; r++)
         {
             if (targets[r] < 0)
                 continue;
-            var z = new double[vocab];
-            double max = double.NegativeInfinity;
-            for (int j = 0; j < vocab; j++)
-            {
-                z[j] = cap * Math.Tanh(logits[r * vocab + j] / cap);
-                max = Math.Max(max, z[j]);
-            }
-            double sum = 0;
-            for (int j = 0; j < vocab; j++)
-                sum += Math.Exp(z[j] - max);
-            losses[r] = max + Math.Log(sum) - z[targets[r]];
+            double lse = CappedLogSumExp(logits, r, vocab, cap, z);
+            losses[r] = lse - z[targets[r]];
         }
         return losses;
     }
 
-    /// <summary>d(scale·Σ losses)/dlogits.</summary>
+    /// <summary>d(scale·Σ losses)/dlogits: (softmax(z) − onehot)·dz/dl, dz/dl = 1 − (z/cap)² (1 without a cap).</summary>
     public static double[] SoftcapCrossEntropyBackward(double[] logits, int[] targets, int rows, int vocab, double cap, double scale)
     {
+        CheckCap(cap);
         var d = new double[rows * vocab];
+        var z = new double[vocab];
         for (int r = 0; r < rows; r++)
         {
             if (targets[r] < 0)
                 continue;
-            var z = new double[vocab];
-            double max = double.NegativeInfinity;
+            double lse = CappedLogSumExp(logits, r, vocab, cap, z);
             for (int j = 0; j < vocab; j++)
             {
-                z[j] = cap * Math.Tanh(logits[r * vocab + j] / cap);
-                max = Math.Max(max, z[j]);
-            }
-            double sum = 0;
-            for (int j = 0; j < vocab; j++)
-                sum += Math.Exp(z[j] - max);
-            for (int j = 0; j < vocab; j++)
-            {
-                double p = Math.Exp(z[j] - max) / sum;
-                double t = z[j] / cap;
-                d[r * vocab + j] = scale * (p - (j == targets[r] ? 1 : 0)) * (1 - t * t);
+                double p = Math.Exp(z[j] - lse);
+                double slope = cap == 0 ? 1 : 1 - (z[j] / cap) * (z[j] / cap);
+                d[r * vocab + j] = scale * (p - (j == targets[r] ? 1 : 0)) * slope;
             }
         }
         return d;
     }
 
-    // ---- causal sliding-window attention, head dim 128: query t sees keys t − W ≤ s ≤ t; [B, T, H, 128] layouts ----
-    public static (double[] O, double[] Lse) Attention(double[] q, double[] k, double[] v, int batch, int seqLen, int heads, int window)
+    /// <summary>z = the capped logits of row r (into <paramref name="z"/>); returns log Σ exp z.</summary>
+    private static double CappedLogSumExp(double[] logits, int r, int vocab, double cap, double[] z)
     {
+        double max = double.NegativeInfinity;
+        for (int j = 0; j < vocab; j++)
+        {
+            z[j] = SoftCap(logits[r * vocab + j], cap);
+            max = Math.Max(max, z[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < vocab; j++)
+            sum += Math.Exp(z[j] - max);
+        return max + Math.Log(sum);
+    }
+
+    private static void CheckCap(double cap)
+    {
+        if (!(cap >= 0) || double.IsInfinity(cap))
+            throw new ArgumentOutOfRangeException(nameof(cap), cap, "the soft cap must be 0 (off) or a positive finite number");
+    }
+
+    // ---- causal sliding-window attention with grouped-query heads: query t sees keys t − W ≤ s ≤ t, scale 1/sqrt(D) ----
+    // q, o [B, T, H, D]; k, v [B, T, KV, D]; query head h reads kv head h / (H/KV); lse [B, H, T]
+
+    public static (double[] O, double[] Lse) Attention(double[] q, double[] k, double[] v, int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
+    {
+        CheckAttention(q, k, v, batch, seqLen, heads, kvHeads, headDim);
         var o = new double[q.Length];
         var lse = new double[batch * heads * seqLen];
+        int group = heads / kvHeads;
         Parallel.For(0, batch * heads, bh =>
         {
-            int b = bh / heads, h = bh % heads;
+            int b = bh / heads, h = bh % heads, kvh = h / group;
             var p = new double[seqLen];
             for (int t = 0; t < seqLen; t++)
             {
                 int first = Math.Max(0, t - window);
-                lse[(b * heads + h) * seqLen + t] = SoftmaxRow(q, k, b, t, h, first, seqLen, heads, p);
+                lse[(b * heads + h) * seqLen + t] = SoftmaxRow(q, k, b, t, h, kvh, first, seqLen, heads, kvHeads, headDim, p);
+                int row = Index(b, t, h, seqLen, heads, headDim);
                 for (int s = first; s <= t; s++)
                 {
-                    for (int d = 0; d < 128; d++)
-                        o[Index(b, t, h, d, seqLen, heads)] += p[s] * v[Index(b, s, h, d, seqLen, heads)];
+                    int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                    for (int d = 0; d < headDim; d++)
+                        o[row + d] += p[s] * v[key + d];
                 }
             }
         });
         return (o, lse);
     }
 
-    /// <summary>Gradients of Σ dout·o with respect to q, k and v.</summary>
+    /// <summary>Gradients of Σ dout·o with respect to q, k and v; dk and dv sum over the query heads of each kv head's group.</summary>
     public static (double[] Dq, double[] Dk, double[] Dv) AttentionBackward(double[] q, double[] k, double[] v, double[] dout,
-        int batch, int seqLen, int heads, int window)
+        int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
     {
+        CheckAttention(q, k, v, batch, seqLen, heads, kvHeads, headDim);
+        CheckLength(nameof(dout), dout.Length, q.Length);
         var dq = new double[q.Length];
-        var dk = new double[q.Length];
-        var dv = new double[q.Length];
-        double scale = 1 / Math.Sqrt(128);
-        Parallel.For(0, batch * heads, bh =>
+        var dk = new double[k.Length];
+        var dv = new double[v.Length];
+        double scale = 1 / Math.Sqrt(headDim);
+        int group = heads / kvHeads;
+        // One task per (b, kv head): the query heads of a group add into the same dk, dv rows.
+        Parallel.For(0, batch * kvHeads, bkv =>
         {
-            int b = bh / heads, h = bh % heads;
+            int b = bkv / kvHeads, kvh = bkv % kvHeads;
             var p = new double[seqLen];
             var dp = new double[seqLen];
-            for (int t = 0; t < seqLen; t++)
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
             {
-                int first = Math.Max(0, t - window);
-                SoftmaxRow(q, k, b, t, h, first, seqLen, heads, p);
-                double pdp = 0;
-                for (int s = first; s <= t; s++)
+                for (int t = 0; t < seqLen; t++)
                 {
-                    double dot = 0;
-                    for (int d = 0; d < 128; d++)
-                        dot += dout[Index(b, t, h, d, seqLen, heads)] * v[Index(b, s, h, d, seqLen, heads)];
-                    dp[s] = dot;
-                    pdp += p[s] * dot;
-                }
-                for (int s = first; s <= t; s++)
-                {
-                    double ds = p[s] * (dp[s] - pdp) * scale;
-                    for (int d = 0; d < 128; d++)
+                    int first = Math.Max(0, t - window);
+                    SoftmaxRow(q, k, b, t, h, kvh, first, seqLen, heads, kvHeads, headDim, p);
+                    int row = Index(b, t, h, seqLen, heads, headDim);
+                    double pdp = 0;
+                    for (int s = first; s <= t; s++)
                     {
-                        dv[Index(b, s, h, d, seqLen, heads)] += p[s] * dout[Index(b, t, h, d, seqLen, heads)];
-                        dq[Index(b, t, h, d, seqLen, heads)] += ds * k[Index(b, s, h, d, seqLen, heads)];
-                        dk[Index(b, s, h, d, seqLen, heads)] += ds * q[Index(b, t, h, d, seqLen, heads)];
+                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                        double dot = 0;
+                        for (int d = 0; d < headDim; d++)
+                            dot += dout[row + d] * v[key + d];
+                        dp[s] = dot;
+                        pdp += p[s] * dot;
+                    }
+                    for (int s = first; s <= t; s++)
+                    {
+                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                        double ds = p[s] * (dp[s] - pdp) * scale;
+                        for (int d = 0; d < headDim; d++)
+                        {
+                            dv[key + d] += p[s] * dout[row + d];
+                            dq[row + d] += ds * k[key + d];
+                            dk[key + d] += ds * q[row + d];
+                        }
                     }
                 }
             }
@@ -247,16 +384,18 @@ public static class CpuOps
     }
 
     /// <summary>
-    /// p[s] = softmax over s in [first, t] of q_t·k_s / sqrt(128) for one (b, h); returns the row's log-sum-exp.
+    /// p[s] = softmax over s in [first, t] of q[b, t, h]·k[b, s, kvh] / sqrt(D); returns the row's log-sum-exp.
     /// </summary>
-    private static double SoftmaxRow(double[] q, double[] k, int b, int t, int h, int first, int seqLen, int heads, double[] p)
+    private static double SoftmaxRow(double[] q, double[] k, int b, int t, int h, int kvh, int first, int seqLen, int heads, int kvHeads, int headDim, double[] p)
     {
-        double scale = 1 / Math.Sqrt(128), max = double.NegativeInfinity;
+        double scale = 1 / Math.Sqrt(headDim), max = double.NegativeInfinity;
+        int row = Index(b, t, h, seqLen, heads, headDim);
         for (int s = first; s <= t; s++)
         {
+            int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
             double dot = 0;
-            for (int d = 0; d < 128; d++)
-                dot += q[Index(b, t, h, d, seqLen, heads)] * k[Index(b, s, h, d, seqLen, heads)];
+            for (int d = 0; d < headDim; d++)
+                dot += q[row + d] * k[key + d];
             p[s] = dot * scale;
             max = Math.Max(max, p[s]);
         }
@@ -268,7 +407,24 @@ public static class CpuOps
         return max + Math.Log(sum);
     }
 
-    private static int Index(int b, int t, int h, int d, int seqLen, int heads) => ((b * seqLen + t) * heads + h) * 128 + d;
+    /// <summary>Start of the D values of head h at (b, t) in a [B, T, heads, D] array.</summary>
+    private static int Index(int b, int t, int h, int seqLen, int heads, int headDim) => ((b * seqLen + t) * heads + h) * headDim;
+
+    private static void CheckAttention(double[] q, double[] k, double[] v, int batch, int seqLen, int heads, int kvHeads, int headDim)
+    {
+        if (kvHeads < 1 || heads < 1 || heads % kvHeads != 0)
+            throw new ArgumentException($"{heads} query heads and {kvHeads} kv heads: the kv heads must divide the query heads");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        CheckLength(nameof(q), q.Length, (long)batch * seqLen * heads * headDim);
+        CheckLength(nameof(k), k.Length, (long)batch * seqLen * kvHeads * headDim);
+        CheckLength(nameof(v), v.Length, (long)batch * seqLen * kvHeads * headDim);
+    }
+
+    private static void CheckLength(string name, long actual, long expected)
+    {
+        if (actual != expected)
+            throw new ArgumentException($"{name} holds {actual} values; its shape needs {expected}", name);
+    }
 
     // ---- linear layer y = x·Wᵀ, W stored out × in ----
     public static double[] Linear(double[] x, double[] w, int n, int inFeatures, int outFeatures)

@@ -4,8 +4,8 @@ namespace AutoResearch.Model.Gpu;
 
 /// <summary>
 /// Launcher for the tensor-core flash attention: the forward of kernels/flash_forward.cu and the backward of
-/// kernels/flash_backward.cu (prepare D and the fp32 dq accumulator, one CTA per key block, then dq to bf16).
-/// The attention the model uses.
+/// kernels/flash_backward.cu (prepare D and the fp32 dq accumulator, one CTA per key block and kv head, then dq to bf16), both
+/// compiled for one head size (-DHEAD_DIM = 64 or 128), any grouping of query heads onto kv heads. The attention the model uses.
 /// </summary>
 public sealed class FlashAttention : IAttentionKernels
 {
@@ -14,63 +14,83 @@ public sealed class FlashAttention : IAttentionKernels
     private const int QueryBlock = 64;
     /// <summary>Threads per backward CTA: two math warpgroups and one for the TMA producer and the dQ writer.</summary>
     private const int BackwardThreads = 384;
-    /// <summary>K and V (128 × 128 bf16 each), two stages each of Q and dO (64 × 128 bf16), two dSᵀ buffers (128 × 64 bf16), two dQ
-    /// staging tiles (64 × 128 fp32), two stages of lse and D (64 fp32 each), nine mbarriers, and 1 KB to align the tiles to 1024
-    /// bytes (BACKWARD_SMEM in the kernel).</summary>
-    private const int BackwardSharedBytes = 2 * KeyBlock * 128 * 2 + 4 * QueryBlock * 128 * 2 + 2 * KeyBlock * QueryBlock * 2
-        + 2 * QueryBlock * 128 * 4 + 4 * QueryBlock * 4 + 9 * 8 + 1024;
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
     private readonly CudaKernel _backward;
     private readonly CudaKernel _finish;
+    private readonly int _backwardSharedBytes;
+    private readonly int _multiprocessors;
 
-    public FlashAttention(KernelCache kernels)
+    public FlashAttention(KernelCache kernels, int headDim = 128)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        _forward = new FlashForward(kernels);
-        var module = kernels.Load("flash_backward.cu");
+        CheckHeadDim(headDim);
+        HeadDim = headDim;
+        _forward = new FlashForward(kernels, headDim);
+        var module = kernels.Load("flash_backward.cu", [$"-DHEAD_DIM={headDim}"]);
         _prepare = module.GetKernel("flash_attention_backward_prepare");
         _backward = module.GetKernel("flash_attention_backward");
         _finish = module.GetKernel("flash_attention_backward_finish");
-        _backward.SetMaxDynamicSharedMemory(BackwardSharedBytes);
+        // K, V, two stages of Q, dO, lse and D, two dSᵀ buffers, two dQ staging stages, the mbarriers (BACKWARD_SMEM).
+        _backwardSharedBytes = module.ReadInt32("flash_backward_shared_bytes");
+        _backward.SetMaxDynamicSharedMemory(_backwardSharedBytes);
+        _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 
-    /// <summary>D [B, H, T] and the dq accumulator [B, H, T, 128] (each row's columns permuted: dq_column in kernels/common.cuh),
+    public int HeadDim { get; }
+
+    /// <summary>The head sizes the kernels are built for, or an error naming the knob.</summary>
+    internal static void CheckHeadDim(int headDim)
+    {
+        if (!ModelShape.SupportedHeadDims.Contains(headDim))
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"the flash attention kernels are built for head sizes {string.Join(", ", ModelShape.SupportedHeadDims)} (the HeadDim knob)");
+    }
+
+    internal static void CheckHeads(int heads, int kvHeads)
+    {
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0)
+            throw new ArgumentException($"attention needs kv heads dividing the query heads; got {heads} query and {kvHeads} kv heads (the KvHeads knob)");
+    }
+
+    /// <summary>D [B, H, T] and the dq accumulator [B, H, T, D] (each row's columns permuted: dq_column in kernels/common.cuh),
     /// both fp32; the accumulator starts at a 256-byte boundary (the kernels access it 16 bytes at a time).</summary>
-    public long BackwardScratchBytes(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * ModelShape.HeadDim;
+    public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads)
+        => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * HeadDim;
 
     private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;
 
-    public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o, ulong lse, CudaStream stream)
-        => _forward.Forward(q, k, v, batch, seqLen, heads, window, o, lse, stream);
+    public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int kvHeads, int window, ulong o, ulong lse, CudaStream stream)
+        => _forward.Forward(q, k, v, batch, seqLen, heads, kvHeads, window, o, lse, stream);
 
-    /// <summary>The fp32 dq accumulator inside <paramref name="scratch"/>: [B, H, T, 128], each row's columns permuted (dq_column
+    /// <summary>The fp32 dq accumulator inside <paramref name="scratch"/>: [B, H, T, D], each row's columns permuted (dq_column
     /// in kernels/common.cuh).</summary>
     private static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
 
     /// <summary>The backward; with <paramref name="leaveDqAccumulated"/>, dq stays in the fp32 accumulator (whose address it
     /// returns) and dq is not written.</summary>
-    public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int window,
+    public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
-        long gradStride = gradRowStride == 0 ? (long)heads * ModelShape.HeadDim : gradRowStride;
+        CheckHeads(heads, kvHeads);
+        long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
+        long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
-        long columns = (long)heads * ModelShape.HeadDim;
         ReadOnlySpan<TensorMap> maps =
         [
-            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, QueryBlock, 64),
-            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, columns, KeyBlock, 64),
-            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, columns, KeyBlock, 64),
-            TensorMap.Bf16SwizzledBatched(dout, batch, seqLen, columns, QueryBlock, 64),
+            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
+            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, (long)kvHeads * HeadDim, KeyBlock, 64),
+            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, (long)kvHeads * HeadDim, KeyBlock, 64),
+            TensorMap.Bf16SwizzledBatched(dout, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
         ];
-        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * heads)), BackwardThreads, BackwardSharedBytes, stream,
-            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, window, gradStride);
+        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * kvHeads)), BackwardThreads, _backwardSharedBytes, stream,
+            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, kvHeads, window, kvStride);
         if (leaveDqAccumulated)
             return dqAccum;
-        _finish.Launch(KernelLaunch.ElementwiseBlocks(rows * ModelShape.HeadDim), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, rows * ModelShape.HeadDim, seqLen, heads, gradStride);
+        long count = rows * HeadDim;
+        _finish.Launch(KernelLaunch.ElementwiseBlocks(count, _multiprocessors), KernelLaunch.RowBlock, 0, stream, dqAccum, dq, count, seqLen, heads, qStride);
         return 0;
     }
 }

@@ -2,7 +2,7 @@ using AutoResearch.Native;
 
 namespace AutoResearch.Model.Gpu;
 
-/// <summary>Launcher for kernels/flash_forward.cu: the wgmma flash attention forward (head dim 128, sm_90a).</summary>
+/// <summary>Launcher for kernels/flash_forward.cu: the wgmma flash attention forward (sm_90a), for one head size (-DHEAD_DIM).</summary>
 public sealed class FlashForward
 {
     /// <summary>Query rows per CTA (two warpgroups of 64) and keys per tile.</summary>
@@ -11,33 +11,35 @@ public sealed class FlashForward
     /// <summary>Threads per CTA: two math warpgroups and one whose first thread is the TMA producer.</summary>
     private const int Threads = 384;
 
-    /// <summary>K and V tiles in flight (FWD_STAGES in the kernel).</summary>
-    private const int Stages = 2;
-
-    /// <summary>The Q tile and <see cref="Stages"/> each of the K and V tiles, 128 rows × 128 bf16 each (sw128 layout), the
-    /// mbarriers, and 1 KB to align the tiles to 1024 bytes (FORWARD_SMEM in the kernel).</summary>
-    public const int SharedBytes = (1 + 2 * Stages) * Tile * 128 * 2 + (1 + 4 * Stages) * 8 + 1024;
-
     private readonly CudaKernel _forward;
 
-    public FlashForward(KernelCache kernels)
+    public FlashForward(KernelCache kernels, int headDim)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        _forward = kernels.Load("flash_forward.cu").GetKernel("flash_attention_forward");
+        FlashAttention.CheckHeadDim(headDim);
+        HeadDim = headDim;
+        var module = kernels.Load("flash_forward.cu", [$"-DHEAD_DIM={headDim}"]);
+        _forward = module.GetKernel("flash_attention_forward");
+        SharedBytes = module.ReadInt32("flash_forward_shared_bytes");
         _forward.SetMaxDynamicSharedMemory(SharedBytes);
     }
 
-    public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int window, ulong o /* [B, T, H, 128] bf16 */,
-        ulong lse /* [B, H, T] fp32 */, CudaStream stream)
+    public int HeadDim { get; }
+
+    /// <summary>The Q tile, the stages of K and V tiles and the mbarriers (the kernel's FORWARD_SMEM, read from the module).</summary>
+    public int SharedBytes { get; }
+
+    public void Forward(ulong q /* [B, T, H, D] bf16 */, ulong k /* [B, T, KV, D] bf16 */, ulong v /* [B, T, KV, D] bf16 */, int batch, int seqLen,
+        int heads, int kvHeads, int window, ulong o /* [B, T, H, D] bf16 */, ulong lse /* [B, H, T] fp32 */, CudaStream stream)
     {
-        long columns = (long)heads * ModelShape.HeadDim;
+        FlashAttention.CheckHeads(heads, kvHeads);
         ReadOnlySpan<TensorMap> maps =
         [
-            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, columns, Tile, 64),
-            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, columns, Tile, 64),
-            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, columns, Tile, 64),
+            TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, Tile, 64),
+            TensorMap.Bf16SwizzledBatched(k, batch, seqLen, (long)kvHeads * HeadDim, Tile, 64),
+            TensorMap.Bf16SwizzledBatched(v, batch, seqLen, (long)kvHeads * HeadDim, Tile, 64),
         ];
         _forward.Launch(new Dim3(Dim3.Blocks(seqLen, Tile), (uint)(batch * heads)), Threads, SharedBytes, stream, maps, o, lse, batch,
-            seqLen, heads, window);
+            seqLen, heads, kvHeads, window);
     }
 }

@@ -7,7 +7,8 @@ namespace AutoResearch.Model.Gpu;
 /// <see cref="GpuActivations"/>, <see cref="Loss"/> runs the chunked head (final norm already applied, lm_head, soft cap,
 /// cross-entropy, and when training the head's backward chunk by chunk, so the logits of a whole batch never exist), and
 /// <see cref="Backward"/> walks the layers in reverse. Gradients accumulate (+=) into <see cref="GpuParameters.Gradients"/>.
-/// Everything runs on one stream, in order. Shapes: N = B·T tokens, C model width, F = 4C, H heads of 128, V vocabulary.
+/// Everything runs on one stream, in order. Shapes: N = B·T tokens, C model width, F the MLP's hidden width, H query and KV
+/// key/value heads of D, V vocabulary; the kernels are compiled for the shape's head size and kv-head count.
 /// </summary>
 public sealed class GpuGpt : IDisposable
 {
@@ -18,7 +19,7 @@ public sealed class GpuGpt : IDisposable
     private readonly Rotary _rotary;
     private readonly ValueGate _gate;
     private readonly IAttentionKernels _attention;
-    private readonly ReluSquare _relu;
+    private readonly MlpActivation _activation;
     private readonly MlpGemm? _mlpGemm;
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
@@ -42,33 +43,35 @@ public sealed class GpuGpt : IDisposable
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(shape);
-        if (shape.ModelDim != shape.Heads * ModelShape.HeadDim)
-            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {ModelShape.HeadDim}", nameof(shape));
+        if (shape.ModelDim != shape.Heads * shape.HeadDim)
+            throw new ArgumentException($"model width {shape.ModelDim} must be heads ({shape.Heads}) × {shape.HeadDim}", nameof(shape));
         _stream = stream;
         Shape = shape;
         _linear = new Linear(blas);
         _embedding = new Embedding(kernels);
         _norm = new RmsNorm(kernels);
-        _rotary = new Rotary(kernels);
-        _gate = new ValueGate(kernels);
-        _attention = attention ?? new FlashAttention(kernels);
-        _relu = new ReluSquare(kernels);
-        if (fusedMlp && MlpGemm.Supports(device.Properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpDim))
+        _rotary = new Rotary(kernels, shape.HeadDim);
+        _gate = new ValueGate(kernels, shape.HeadDim, shape.KvHeads);
+        _attention = attention ?? new FlashAttention(kernels, shape.HeadDim);
+        if (_attention.HeadDim != shape.HeadDim)
+            throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
+        _activation = new MlpActivation(kernels);
+        if (fusedMlp && UsesFusedMlp(device.Properties, shape, batch))
             _mlpGemm = new MlpGemm(kernels, device.Properties);
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
-        Activations = new GpuActivations(device, shape, batch, headChunkRows, _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads),
-            fusedMlp: _mlpGemm is not null);
-        _cosSin = device.Allocate<float>((long)shape.SeqLen * ModelShape.HeadDim, "rotary cos/sin table");
-        _cosSin.CopyFrom(Rotary.CosSinTable(shape.SeqLen));
+        Activations = new GpuActivations(device, shape, batch, headChunkRows,
+            _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null);
+        _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
+        _cosSin.CopyFrom(RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase));
         _profiler = new StreamProfiler(device, stream);
-        long square = (long)shape.ModelDim * shape.ModelDim;
+        long qSize = (long)shape.ModelDim * shape.ModelDim, kvSize = (long)shape.KvDim * shape.ModelDim;
         for (int i = 0; i < shape.Depth; i++)
         {
             long qOffset = Parameters[Layer(i, "attn.c_q")].Offset;
-            if (Parameters[Layer(i, "attn.c_k")].Offset != qOffset + square || Parameters[Layer(i, "attn.c_v")].Offset != qOffset + 2 * square)
-                throw new InvalidOperationException($"layer {i}: c_q, c_k and c_v must follow each other in the parameter layout (one [3C, C] weight)");
+            if (Parameters[Layer(i, "attn.c_k")].Offset != qOffset + qSize || Parameters[Layer(i, "attn.c_v")].Offset != qOffset + qSize + kvSize)
+                throw new InvalidOperationException($"layer {i}: c_q, c_k and c_v must follow each other in the parameter layout (one [C + 2·KV·D, C] weight)");
         }
         _stagedInputs = [new(device, Activations.Inputs.Length), new(device, Activations.Inputs.Length)];
         _stagedTargets = [new(device, Activations.Targets.Length), new(device, Activations.Targets.Length)];
@@ -86,18 +89,41 @@ public sealed class GpuGpt : IDisposable
 
     public Elementwise Elementwise => _elementwise;
 
-    /// <summary>Whether the MLP runs its GEMMs with relu² in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus a relu² pass.</summary>
+    /// <summary>Whether the MLP runs its GEMMs with the activation in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus an activation pass.</summary>
     public bool FusedMlp => _mlpGemm is not null;
+
+    /// <summary>Whether this shape's MLP takes our GEMMs with the activation in the epilogue: relu² or GELU, on Hopper, the tile shapes.</summary>
+    public static bool UsesFusedMlp(DeviceProperties properties, ModelShape shape, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return MlpGemm.SupportsActivation(shape.Activation) && MlpGemm.Supports(properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden);
+    }
+
+    /// <summary>
+    /// Device bytes the model of this shape and batch allocates: parameters (fp32 masters and gradients, bf16 copies) and the
+    /// activations (<see cref="GpuActivations.EstimateBytes"/>), the rotary table; not the optimizer's state or the libraries'
+    /// workspaces.
+    /// </summary>
+    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long parameters = shape.ParameterShapes().Sum(p => ((long)p.Rows * p.Cols + 63) / 64 * 64);
+        long attentionScratch = ((long)batch * shape.SeqLen * shape.Heads * sizeof(float) + 255) / 256 * 256
+            + 4L * batch * shape.SeqLen * shape.Heads * shape.HeadDim;
+        bool fused = fusedMlp && UsesFusedMlp(properties, shape, batch);
+        return parameters * (4 + 4 + 2) + GpuActivations.EstimateBytes(shape, batch, headChunkRows, attentionScratch, fused)
+            + 4L * shape.SeqLen * shape.HeadDim;
+    }
 
     private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
 
     /// <summary>Matrix FLOPs of causal sliding-window attention: 4·128 per (query, visible key) forward, 2.5× that backward.</summary>
-    public static double AttentionFlops(int batch, int seqLen, int heads, int window, bool backward)
+    public static double AttentionFlops(int batch, int seqLen, int heads, int headDim, int window, bool backward)
     {
         double pairs = 0;
         for (int t = 0; t < seqLen; t++)
             pairs += Math.Min(t, window) + 1;
-        double forward = 4.0 * ModelShape.HeadDim * pairs * batch * heads;
+        double forward = 4.0 * headDim * pairs * batch * heads;
         return backward ? 2.5 * forward : forward;
     }
 
@@ -109,8 +135,8 @@ public sealed class GpuGpt : IDisposable
         var a = Activations;
         var p = Parameters;
         var prof = _profiler;
-        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
-        long nc = (long)n * c;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
+        long nc = (long)n * c, nkv = (long)n * kvd;
         using (prof.Region("embedding + norm", bytes: 6.0 * nc))
         {
             _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
@@ -124,45 +150,51 @@ public sealed class GpuGpt : IDisposable
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
                     a.M[i].Pointer, h1, a.Rstd1[i].Pointer, _stream);
             }
-            using (prof.Region("GEMM q k v", Gemm(n, c, c) * 3))
+            using (prof.Region("GEMM q k v", Gemm(n, c + 2 * kvd, c)))
             {
                 _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, c, a.K[i].Pointer);
-                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, c, a.V[i].Pointer);
+                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
+                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
             {
-                using (prof.Region("value gate", bytes: 6.0 * nc))
+                using (prof.Region("value gate", bytes: 6.0 * nkv))
                 {
                     _gate.Forward(h1, p.Bf16Of(Layer(i, "attn.ve_gate")), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"),
-                        n, h, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
+                        n, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
                 }
             }
-            using (prof.Region("rotary + QK-norm", bytes: 8.0 * nc))
+            using (prof.Region("rotary + QK-norm", bytes: 4.0 * (nc + nkv)))
             {
                 _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
-                _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdK[i].Pointer, _stream);
+                _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
             }
-            using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: false)))
-                _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
+            using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: false)))
+                _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, kv, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
             using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
             if (_mlpGemm is not null)
             {
-                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (relu²(rstd ⊙ x_mid·W_fcᵀ)).
+                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u.
                 using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
                     _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
-                using (prof.Region("GEMM mlp fc + norm + relu²", Gemm(n, f, c)))
-                    _mlpGemm.FcReluSquare(a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer);
+                using (prof.Region($"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
+                {
+                    _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
+                        a.U[i]?.Pointer ?? 0);
+                }
             }
             else
             {
+                // u = h2·W_fcᵀ: into the scratch for relu² (whose backward needs only s), else kept per layer.
+                ulong u = a.U[i]?.Pointer ?? a.MlpScratch!.Pointer;
+                int fcRows = Shape.FcRows;
                 using (prof.Region("rmsnorm", bytes: 4.0 * nc))
                     _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed!.Pointer, a.Rstd2[i].Pointer, _stream);
-                using (prof.Region("GEMM mlp fc", Gemm(n, f, c)))
-                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.MlpHidden!.Pointer);
-                using (prof.Region("relu²", bytes: 4.0 * n * f))
-                    _relu.Forward(a.MlpHidden.Pointer, (long)n * f, a.S[i].Pointer, _stream);
+                using (prof.Region("GEMM mlp fc", Gemm(n, fcRows, c)))
+                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, fcRows, u);
+                using (prof.Region(Shape.Activation.Name(), bytes: 2.0 * n * (fcRows + f)))
+                    _activation.Forward(Shape.Activation, u, n, f, a.S[i].Pointer, _stream);
             }
             using (prof.Region("GEMM mlp proj (+residual)", Gemm(n, c, f)))
                 _linear.Forward(a.S[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
@@ -192,7 +224,8 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("GEMM lm_head", Gemm(rows, v, c)))
                 _linear.Forward(hChunk, p.Bf16Of("lm_head.weight"), rows, c, v, a.Logits.Pointer, ElementType.Bf16);
             using (prof.Region("soft cap + cross-entropy", bytes: (train ? 4.0 : 2.0) * rows * v))
-                _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream);
+                _crossEntropy.Forward(a.Logits.Pointer, a.Targets.At(start), rows, v, gradScale, a.Losses.At(start), train ? a.DLogits.Pointer : 0, _stream,
+                    (float)Shape.SoftCap);
             if (train)
             {
                 using (prof.Region("GEMM lm_head backward", 2 * Gemm(rows, v, c)))
@@ -211,8 +244,9 @@ public sealed class GpuGpt : IDisposable
         var a = Activations;
         var p = Parameters;
         var prof = _profiler;
-        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpDim, h = Shape.Heads, t = Shape.SeqLen;
-        long nc = (long)n * c;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
+        int fcRows = Shape.FcRows, qkv = Shape.QkvDim;
+        long nc = (long)n * c, nkv = (long)n * kvd;
         using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
             _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, a.GBf16.Pointer);
         a.DX0.FillBytes(0, _stream);
@@ -225,29 +259,34 @@ public sealed class GpuGpt : IDisposable
             ulong du, normedInput;
             if (_mlpGemm is not null)
             {
-                // du = rstd ⊙ dL/du replaces s in place (s is dead after the weight gradient above). Then dW_fc += duᵀ·x_mid
-                // (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm backward takes pre-scaled: h2 never exists.
-                du = a.S[i].Pointer;
+                // du = rstd ⊙ dL/du replaces what the activation kept in place (s for relu², u for GELU; dead after the weight
+                // gradient above). Then dW_fc += duᵀ·x_mid (= (dL/du)ᵀ·h2) and dh2' = du·W_fc = rstd·dh2, which the norm
+                // backward takes pre-scaled: h2 never exists.
+                du = a.U[i]?.Pointer ?? a.S[i].Pointer;
                 normedInput = a.XMid[i].Pointer;
-                using (prof.Region("GEMM mlp proj input gradient + relu² backward", Gemm(n, c, f)))
-                    _mlpGemm.ProjInputGradient(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), a.S[i].Pointer, n, c, f, du, _stream, a.Rstd2[i].Pointer);
+                using (prof.Region($"GEMM mlp proj input gradient + {Shape.Activation.Name()} backward", Gemm(n, c, f)))
+                    _mlpGemm.ProjInputGradient(Shape.Activation, a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), du, n, c, f, du, _stream, a.Rstd2[i].Pointer);
             }
             else
             {
-                du = a.DMlp!.Pointer;
+                // ds = g·W_proj into the scratch; du from what the activation kept: s for relu² (du in the scratch, in place),
+                // the pre-activation for GELU and SwiGLU (du replaces it in place).
+                ulong ds = a.MlpScratch!.Pointer;
+                ulong kept = a.U[i]?.Pointer ?? a.S[i].Pointer;
+                du = a.U[i]?.Pointer ?? ds;
                 normedInput = a.Normed!.Pointer;
                 using (prof.Region("GEMM mlp proj input gradient", Gemm(n, c, f)))
-                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, du, ElementType.Bf16, accumulate: false);
-                using (prof.Region("relu² backward", bytes: 6.0 * n * f))
-                    _relu.Backward(a.S[i].Pointer, du, (long)n * f, du, _stream);
+                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, ds, ElementType.Bf16, accumulate: false);
+                using (prof.Region($"{Shape.Activation.Name()} backward", bytes: 2.0 * n * (f + 2 * fcRows)))
+                    _activation.Backward(Shape.Activation, kept, ds, n, f, du, _stream);
                 using (prof.Region("norm recompute", bytes: 4.0 * nc))
                     _norm.Apply(a.XMid[i].Pointer, a.Rstd2[i].Pointer, n, c, normedInput, _stream);
             }
-            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, f)))
+            using (prof.Region("GEMM mlp fc backward", 2 * Gemm(n, c, fcRows)))
             {
-                _linear.BackwardWeight(du, normedInput, n, c, f, p.GradientOf(Layer(i, "mlp.c_fc")));
+                _linear.BackwardWeight(du, normedInput, n, c, fcRows, p.GradientOf(Layer(i, "mlp.c_fc")));
                 // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
-                _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.DH.Pointer, ElementType.Bf16, accumulate: false);
+                _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, fcRows, a.DH.Pointer, ElementType.Bf16, accumulate: false);
             }
             using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
             {
@@ -263,15 +302,15 @@ public sealed class GpuGpt : IDisposable
             }
             // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
             ulong dqAccumulator;
-            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.Windows[i], backward: true)))
+            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                    a.Batch, t, h, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
+                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
             }
-            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 12.0 : 14.0) * nc))
+            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + 6.0 * nkv))
             {
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
-                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride);
+                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
             }
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)
@@ -279,19 +318,19 @@ public sealed class GpuGpt : IDisposable
                 using (prof.Region("norm recompute", bytes: 4.0 * nc))
                     _norm.Apply(a.M[i].Pointer, a.Rstd1[i].Pointer, n, c, h1, _stream);
             }
-            using (prof.Region("GEMM q k v backward", 6 * Gemm(n, c, c)))
+            using (prof.Region("GEMM q k v backward", 2 * Gemm(n, qkv, c)))
             {
-                // c_q, c_k, c_v are adjacent C × C tensors (checked at construction): one [3C, C] weight, like dq | dk | dv one
-                // [N, 3C] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
-                _linear.BackwardWeight(a.DQKV.Pointer, h1, n, c, 3 * c, p.GradientOf(Layer(i, "attn.c_q")));
-                _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, 3 * c, a.DH.Pointer, ElementType.F32, accumulate: false);
+                // c_q, c_k, c_v are adjacent tensors (checked at construction): one [C + 2·KV·D, C] weight, like dq | dk | dv one
+                // [N, C + 2·KV·D] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
+                _linear.BackwardWeight(a.DQKV.Pointer, h1, n, c, qkv, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, qkv, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
             {
-                using (prof.Region("value gate backward", bytes: 8.0 * nc))
+                using (prof.Region("value gate backward", bytes: 8.0 * nkv))
                 {
                     _gate.Backward(a.Gate[i]!.Pointer, a.DV, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), h1,
-                        p.Bf16Of(Layer(i, "attn.ve_gate")), n, h, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
+                        p.Bf16Of(Layer(i, "attn.ve_gate")), n, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
                         a.DH.Pointer, _stream, a.DQKVRowStride);
                 }
             }

@@ -10,9 +10,12 @@ internal static class KernelLaunch
 
     public const int RowsPerBlock = RowBlock / 32;
 
-    /// <summary>Blocks for a grid-stride elementwise kernel: enough to fill the GPU, never more than the work.</summary>
-    public static uint ElementwiseBlocks(long count, int perThread = 1)
-        => (uint)Math.Clamp((count / perThread + RowBlock - 1) / RowBlock, 1, 132 * 16);
+    /// <summary>Blocks for a grid-stride elementwise kernel: enough to fill the GPU (16 a multiprocessor), never more than the work.</summary>
+    public static uint ElementwiseBlocks(long count, int multiprocessors, int perThread = 1)
+        => (uint)Math.Clamp((count / perThread + RowBlock - 1) / RowBlock, 1, 16L * multiprocessors);
+
+    /// <summary>The multiprocessor count of the device a kernel cache compiles for.</summary>
+    public static int Multiprocessors(KernelCache kernels) => kernels.Device.Properties.MultiprocessorCount;
 
     public static uint RowBlocks(long rows) => Dim3.Blocks(rows, RowsPerBlock);
 

@@ -3,12 +3,13 @@ using AutoResearch.Native;
 namespace AutoResearch.Model.Gpu;
 
 /// <summary>
-/// Launcher for kernels/mlp_gemm.cu: the MLP's GEMMs with relu² in their epilogue (our wgmma + TMA kernels, sm_90). The
+/// Launcher for kernels/mlp_gemm.cu: the MLP's GEMMs with the activation (relu², GELU) in their epilogue (our wgmma + TMA
+/// kernels, sm_90). For relu² the
 /// forward's s = relu(r ⊙ x·W_fcᵀ)² and the backward's du = r ⊙ (g·W_proj) ⊙ 2·sqrt(s) each replace a cuBLAS GEMM plus an
 /// element-wise pass over the [N, 4C] activation (2 of the 3 passes' bytes saved); the optional row scale r lets the MLP's
 /// norm ride along (x = the norm's input, r = its rstd). Shapes: tokens a multiple of
 /// <see cref="TileRows"/>, the hidden width of <see cref="TileColumns"/>, the model width of <see cref="KStep"/>
-/// (<see cref="Supports"/>); elsewhere the model keeps cuBLAS and kernels/relu_square.cu.
+/// (<see cref="Supports"/>), and the relu² activation; elsewhere the model keeps cuBLAS and kernels/mlp_activation.cu.
 /// </summary>
 public sealed class MlpGemm
 {
@@ -16,14 +17,15 @@ public sealed class MlpGemm
     public const int TileColumns = 256;
     public const int KStep = 64;
     public const int Threads = 384;
-    private const int Stages = 3;
 
     /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 16 mbarriers,
-    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel).</summary>
-    public const int SharedBytes = Stages * (TileRows + TileColumns) * KStep * 2 + 2 * 64 * TileColumns * 2 + 16 * 8 + 1024;
+    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel, read from the module).</summary>
+    public int SharedBytes { get; }
 
     private readonly CudaKernel _fc;
     private readonly CudaKernel _proj;
+    private readonly CudaKernel _fcGelu;
+    private readonly CudaKernel _projGelu;
     private readonly int _multiprocessors;
 
     public MlpGemm(KernelCache kernels, DeviceProperties properties)
@@ -35,8 +37,11 @@ public sealed class MlpGemm
         var module = kernels.Load("mlp_gemm.cu");
         _fc = module.GetKernel("mlp_fc_relu_square");
         _proj = module.GetKernel("mlp_proj_input_gradient");
-        _fc.SetMaxDynamicSharedMemory(SharedBytes);
-        _proj.SetMaxDynamicSharedMemory(SharedBytes);
+        _fcGelu = module.GetKernel("mlp_fc_gelu");
+        _projGelu = module.GetKernel("mlp_proj_input_gradient_gelu");
+        SharedBytes = module.ReadInt32("mlp_gemm_shared_bytes");
+        foreach (var kernel in new[] { _fc, _proj, _fcGelu, _projGelu })
+            kernel.SetMaxDynamicSharedMemory(SharedBytes);
         _multiprocessors = properties.MultiprocessorCount;
     }
 
@@ -53,13 +58,31 @@ public sealed class MlpGemm
         return properties.ComputeMajor == 9 && ShapeProblem(tokens, width, hidden) is null;
     }
 
+    /// <summary>The activations the epilogues compute: relu² and GELU (SwiGLU's gate pairs columns a tile does not hold).</summary>
+    public static bool SupportsActivation(Activation activation) => activation is Activation.Relu2 or Activation.Gelu;
+
     /// <summary>
-    /// s[n, hidden] = relu(r ⊙ x[n, width]·W[hidden, width]ᵀ)², bf16 in and out, fp32 accumulation; r = <paramref name="rowScale"/>
-    /// [n] fp32, or 1 when 0. With x the MLP norm's input and r its rstd this is relu²(norm(x)·Wᵀ).
+    /// The fc GEMM with the activation in its epilogue, bf16 in and out, fp32 accumulation, u = r ⊙ x[n, width]·W[hidden, width]ᵀ
+    /// with r = <paramref name="rowScale"/> [n] fp32 (1 when 0): relu² writes s = relu(u)² only; GELU writes u (into
+    /// <paramref name="u"/>, kept for the backward) and s = gelu(u). With x the MLP norm's input and r its rstd, u = norm(x)·Wᵀ.
     /// </summary>
-    public void FcReluSquare(ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream, ulong rowScale = 0)
+    public void Fc(Activation activation, ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream, ulong rowScale = 0, ulong u = 0)
     {
-        Check(n, width, hidden);
+        Check(n, width, hidden, activation);
+        if (activation == Activation.Gelu)
+        {
+            if (u == 0 || u == s)
+                throw new ArgumentException("the GELU fc GEMM writes u and s: pass a separate u buffer.", nameof(u));
+            ReadOnlySpan<TensorMap> geluMaps =
+            [
+                TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
+                TensorMap.Bf16Swizzled(w, hidden, width, TileColumns, KStep),
+                TensorMap.Bf16Swizzled(u, n, hidden, 64, 64),
+                TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
+            ];
+            _fcGelu.Launch(Grid(n, hidden), Threads, SharedBytes, stream, geluMaps, rowScale, (int)n, hidden, width);
+            return;
+        }
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
@@ -70,23 +93,25 @@ public sealed class MlpGemm
     }
 
     /// <summary>
-    /// du[n, hidden] = r ⊙ (g[n, width]·W[width, hidden]) ⊙ 2·sqrt(s[n, hidden]): the input gradient of c_proj (W stored out × in)
-    /// through relu², from the forward's s, rows scaled by r = <paramref name="rowScale"/> [n] fp32 (1 when 0). du may be s
-    /// itself (each tile's s is in shared memory before its du is stored); it may not alias g.
+    /// du[n, hidden] = r ⊙ (g[n, width]·W[width, hidden]) ⊙ act'(·): the input gradient of c_proj (W stored out × in) through the
+    /// activation, from what the forward kept (<paramref name="kept"/>: s for relu², act' = 2·sqrt(s); u for GELU), rows scaled by
+    /// r = <paramref name="rowScale"/> [n] fp32 (1 when 0). du may be <paramref name="kept"/> itself (each tile of it is in shared
+    /// memory before its du is stored); it may not alias g.
     /// </summary>
-    public void ProjInputGradient(ulong g, ulong w, ulong s, long n, int width, int hidden, ulong du, CudaStream stream, ulong rowScale = 0)
+    public void ProjInputGradient(Activation activation, ulong g, ulong w, ulong kept, long n, int width, int hidden, ulong du, CudaStream stream,
+        ulong rowScale = 0)
     {
-        Check(n, width, hidden);
+        Check(n, width, hidden, activation);
         if (du == g)
             throw new ArgumentException("du may not alias g (g is read by later tiles while du is stored).", nameof(du));
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(g, n, width, TileRows, KStep),
             TensorMap.Bf16Swizzled(w, width, hidden, 64, 64),
-            TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
+            TensorMap.Bf16Swizzled(kept, n, hidden, 64, 64),
             TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
         ];
-        _proj.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
+        (activation == Activation.Gelu ? _projGelu : _proj).Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
     }
 
     private uint Grid(long n, int hidden)
@@ -109,9 +134,11 @@ public sealed class MlpGemm
         return null;
     }
 
-    private static void Check(long n, int width, int hidden)
+    private static void Check(long n, int width, int hidden, Activation activation)
     {
         if (ShapeProblem(n, width, hidden) is { } problem)
             throw new ArgumentException($"the fused MLP GEMM needs {problem}.");
+        if (!SupportsActivation(activation))
+            throw new ArgumentException($"the fused MLP GEMM computes relu² and GELU; {activation.Name()} runs on cuBLAS and mlp_activation.cu.", nameof(activation));
     }
 }

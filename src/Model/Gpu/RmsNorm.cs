@@ -11,6 +11,7 @@ public sealed class RmsNorm
     private readonly CudaKernel _mixBackward;
     private readonly CudaKernel _apply;
     private readonly CudaKernel _normMixBackward;
+    private readonly int _multiprocessors;
 
     /// <summary>Widest row the fused <see cref="NormMixBackward"/> takes (features kept in registers).</summary>
     public const int FusedBackwardMaxWidth = 1024;
@@ -25,6 +26,7 @@ public sealed class RmsNorm
         _mixBackward = module.GetKernel("residual_mix_backward");
         _apply = module.GetKernel("rmsnorm_apply");
         _normMixBackward = module.GetKernel("rmsnorm_mix_backward");
+        _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 
     /// <summary>y = norm(x), rstd kept for backward. With y = 0 only rstd is written (for a GEMM that applies the norm as a row
@@ -71,7 +73,7 @@ public sealed class RmsNorm
     public void MixBackward(ulong g /* [n, c] fp32 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
         long count, ulong dx /* [n, c] fp32 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
         ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
-        => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count), KernelLaunch.RowBlock, 0, stream,
+        => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count, _multiprocessors), KernelLaunch.RowBlock, 0, stream,
             g, x, x0, residLambdas, x0Lambdas, layer, dx, dxBf16, dx0, dResidLambdas, dX0Lambdas, count);
 
     /// <summary>
@@ -95,7 +97,7 @@ public sealed class RmsNorm
             return;
         }
         // A bounded grid (the lambdas' sums take one atomic per block); each warp strides over rows.
-        uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 132 * 8);
+        uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 8u * (uint)_multiprocessors);
         _normMixBackward.Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
             dx0, dResidLambdas, dX0Lambdas, dxBf16, n, c);
     }

@@ -2,48 +2,59 @@ using AutoResearch.Native;
 
 namespace AutoResearch.Model.Gpu;
 
-/// <summary>Launcher for kernels/value_gate.cu: v += 2·sigmoid(x[:, :32]·Wgᵀ)·VE[ids] per head, and its gradients.</summary>
+/// <summary>
+/// Launcher for kernels/value_gate.cu: v += 2·sigmoid(x[:, :32]·Wgᵀ)·VE[ids] per kv head, and its gradients; compiled for one
+/// head size and kv-head count (-DHEAD_DIM, -DGATE_HEADS), so any number of heads a model has works.
+/// </summary>
 public sealed class ValueGate
 {
-    public const int GateWidth = 32;
-    public const int MaxHeads = 8;
+    public const int GateWidth = ModelShape.ValueGateWidth;
 
     private readonly CudaKernel _forward;
     private readonly CudaKernel _backward;
+    private readonly int _multiprocessors;
 
-    public ValueGate(KernelCache kernels)
+    public ValueGate(KernelCache kernels, int headDim, int kvHeads)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load("value_gate.cu");
+        if (!ModelShape.SupportedHeadDims.Contains(headDim))
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"the value gate kernels are built for head sizes {string.Join(", ", ModelShape.SupportedHeadDims)}");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        HeadDim = headDim;
+        KvHeads = kvHeads;
+        var module = kernels.Load("value_gate.cu", [$"-DHEAD_DIM={headDim}", $"-DGATE_HEADS={kvHeads}"]);
         _forward = module.GetKernel("value_gate_forward");
         _backward = module.GetKernel("value_gate_backward");
+        _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 
-    public void Forward(ulong x /* [n, c] bf16 */, ulong wg /* [heads, 32] bf16 */, ulong ids /* [n] int32 */, ulong ve /* [vocab, heads·128] bf16 */,
-        int n, int heads, int c, ulong v /* [n, heads·128] bf16, updated */, ulong gate /* [n, heads] fp32 */, CudaStream stream)
+    public int HeadDim { get; }
+
+    public int KvHeads { get; }
+
+    public void Forward(ulong x /* [n, c] bf16 */, ulong wg /* [KV, 32] bf16 */, ulong ids /* [n] int32 */, ulong ve /* [vocab, KV·D] bf16 */,
+        int n, int c, ulong v /* [n, KV·D] bf16, updated */, ulong gate /* [n, KV] fp32 */, CudaStream stream)
     {
-        Check(heads, c);
-        _forward.Launch(KernelLaunch.RowBlocks((long)n * heads), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, heads, c);
+        Check(c);
+        _forward.Launch(KernelLaunch.RowBlocks((long)n * KvHeads), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, c);
     }
 
     /// <summary>dve += g·dv (scatter), dwg += Σ dz·x, dx[:, :32] += Σ_h dz·wg; all fp32, accumulated.</summary>
-    public void Backward(ulong gate /* [n, heads] fp32 */, ulong dv /* [n, heads·128] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
-        int n, int heads, int c, ulong dve /* [vocab, heads·128] fp32 */, ulong dwg /* [heads, 32] fp32 */, ulong dx /* [n, c] fp32 */, CudaStream stream,
+    public void Backward(ulong gate /* [n, KV] fp32 */, ulong dv /* [n, KV·D] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
+        int n, int c, ulong dve /* [vocab, KV·D] fp32 */, ulong dwg /* [KV, 32] fp32 */, ulong dx /* [n, c] fp32 */, CudaStream stream,
         int dvRowStride = 0)
     {
-        Check(heads, c);
+        Check(c);
         KernelLaunch.RequireAligned(dve, 16, nameof(dve));
-        KernelLaunch.RequireAligned(dv, 8, nameof(dv));
-        if (dvRowStride % 4 != 0)
-            throw new ArgumentException($"dvRowStride must be a multiple of 4 (8-byte reads), got {dvRowStride}.", nameof(dvRowStride));
-        _backward.Launch(Math.Min(KernelLaunch.RowBlocks(n), 132u * 16), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg, dve, dwg, dx, n, heads, c,
-            (long)(dvRowStride == 0 ? heads * 128 : dvRowStride));
+        KernelLaunch.RequireAligned(dv, 2 * HeadDim / 32, nameof(dv));
+        if (dvRowStride % (HeadDim / 32) != 0)
+            throw new ArgumentException($"dvRowStride must be a multiple of {HeadDim / 32} (vector reads of a lane's features), got {dvRowStride}.", nameof(dvRowStride));
+        _backward.Launch(Math.Min(KernelLaunch.RowBlocks(n), 16u * (uint)_multiprocessors), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg,
+            dve, dwg, dx, n, c, (long)(dvRowStride == 0 ? KvHeads * HeadDim : dvRowStride));
     }
 
-    private static void Check(int heads, int c)
+    private static void Check(int c)
     {
-        if (heads < 1 || heads > MaxHeads)
-            throw new ArgumentOutOfRangeException(nameof(heads), heads, $"the value gate kernels take 1..{MaxHeads} heads");
         if (c < GateWidth)
             throw new ArgumentOutOfRangeException(nameof(c), c, $"the model width must be at least the gate width {GateWidth}");
     }

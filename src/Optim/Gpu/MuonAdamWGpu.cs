@@ -32,9 +32,11 @@ public sealed class MuonAdamWGpu : IDisposable
     private readonly DeviceBuffer<AdamSegment> _segments;
     private readonly AdamSegment[] _hostSegments;
     private int _step;
+    private readonly int _multiprocessors;
 
     public MuonAdamWGpu(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuParameters parameters, OptimizerSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(settings);
@@ -43,6 +45,7 @@ public sealed class MuonAdamWGpu : IDisposable
         _blas = blas;
         _parameters = parameters;
         _settings = settings;
+        _multiprocessors = device.Properties.MultiprocessorCount;
         var adam = kernels.Load("adamw.cu");
         _adam = adam.GetKernel("adamw_step");
         var muon = kernels.Load("muon.cu");
@@ -54,6 +57,7 @@ public sealed class MuonAdamWGpu : IDisposable
         _update = muon.GetKernel("muon_update");
 
         var muonByShape = new Dictionary<(int, int), List<GpuParameters.Entry>>();
+        long adamElements = 0;
         foreach (var entry in parameters.Entries)
         {
             var group = settings.GroupOf(entry.Name);
@@ -65,17 +69,38 @@ public sealed class MuonAdamWGpu : IDisposable
             }
             else
             {
-                _adamTensors.Add(new AdamTensor(entry, group));
+                _adamTensors.Add(new AdamTensor(entry, group, adamElements));
+                adamElements += (entry.Count + 63) / 64 * 64;
             }
         }
-        _adamM = device.Allocate<float>(parameters.TotalElements, "AdamW first moments");
-        _adamV = device.Allocate<float>(parameters.TotalElements, "AdamW second moments");
+        _adamM = device.Allocate<float>(adamElements, "AdamW first moments");
+        _adamV = device.Allocate<float>(adamElements, "AdamW second moments");
         _adamM.Fill(0f);
         _adamV.Fill(0f);
         _hostSegments = new AdamSegment[_adamTensors.Count];
         _segments = device.Allocate<AdamSegment>(_adamTensors.Count, "AdamW segments");
         foreach (var ((rows, cols), entries) in muonByShape)
             _muonGroups.Add(new MuonGroup(device, rows, cols, entries));
+    }
+
+    /// <summary>
+    /// Device bytes of the optimizer's state and work space for a model of this shape: the moments of the Adam tensors (8 bytes an
+    /// element) and each Muon shape group's buffers (<see cref="MuonGroup.Bytes"/>).
+    /// </summary>
+    public static long EstimateBytes(Model.ModelShape shape, OptimizerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(settings);
+        long adam = 0;
+        var groups = new Dictionary<(int Rows, int Cols), int>();
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
+        {
+            if (settings.GroupOf(name) == ParameterGroup.Muon)
+                groups[(rows, cols)] = groups.GetValueOrDefault((rows, cols)) + 1;
+            else
+                adam += ((long)rows * cols + 63) / 64 * 64;
+        }
+        return 2 * sizeof(float) * adam + groups.Sum(g => MuonGroup.Bytes(g.Key.Rows, g.Key.Cols, g.Value));
     }
 
     /// <summary>Steps taken so far (the AdamW bias corrections use it).</summary>
@@ -93,6 +118,23 @@ public sealed class MuonAdamWGpu : IDisposable
             StepMuon(group, lrMultiplier, muonMomentum, muonWeightDecay);
     }
 
+    /// <summary>The AdamW launch of <see cref="Step"/> alone (the step count advances; the Muon groups are untouched): what a
+    /// benchmark times as one call.</summary>
+    public void StepAdamW(float lrMultiplier)
+    {
+        _step++;
+        StepAdam(lrMultiplier);
+    }
+
+    /// <summary>The Muon update of the one shape group of rows × cols matrices, as <see cref="Step"/> runs it (the step count
+    /// does not advance): what a benchmark times as one call.</summary>
+    public void StepMuonGroup(int rows, int cols, float lrMultiplier, float muonMomentum, float muonWeightDecay)
+    {
+        var group = _muonGroups.Find(g => g.Rows == rows && g.Cols == cols)
+            ?? throw new ArgumentException($"no Muon group of {rows}×{cols} matrices; the groups are {string.Join(", ", _muonGroups.Select(g => $"{g.Rows}×{g.Cols}"))}");
+        StepMuon(group, lrMultiplier, muonMomentum, muonWeightDecay);
+    }
+
     private void StepAdam(float lrMultiplier)
     {
         for (int i = 0; i < _adamTensors.Count; i++)
@@ -103,6 +145,7 @@ public sealed class MuonAdamWGpu : IDisposable
             {
                 Offset = t.Entry.Offset,
                 Count = t.Entry.Count,
+                StateOffset = t.StateOffset,
                 Lr = (float)(h.LearningRate * lrMultiplier),
                 Beta1 = (float)h.Beta1,
                 Beta2 = (float)h.Beta2,
@@ -112,9 +155,10 @@ public sealed class MuonAdamWGpu : IDisposable
                 BiasCorrection2 = (float)(1 - Math.Pow(h.Beta2, _step)),
             };
         }
-        _segments.CopyFrom(_hostSegments);
+        // In stream order: the previous step's launch may still read the table.
+        _segments.CopyFromAsync(_hostSegments, _stream);
         long longest = _adamTensors.Max(t => t.Entry.Count);
-        var grid = new Dim3((uint)Math.Clamp((longest + 255) / 256, 1, 264), (uint)_adamTensors.Count);
+        var grid = new Dim3((uint)Math.Clamp((longest + 255) / 256, 1, 2L * _multiprocessors), (uint)_adamTensors.Count);
         _adam.Launch(grid, 256, 0, _stream, _segments.Pointer, _parameters.Master.Pointer, _parameters.Gradients.Pointer,
             _adamM.Pointer, _adamV.Pointer, _parameters.Bf16Copies.Pointer);
     }
@@ -179,14 +223,16 @@ public sealed class MuonAdamWGpu : IDisposable
             g.Dispose();
     }
 
-    private sealed record AdamTensor(GpuParameters.Entry Entry, ParameterGroup Group);
+    /// <summary>An Adam tensor, its group, and where its moments start in the Adam state (which holds only Adam tensors).</summary>
+    private sealed record AdamTensor(GpuParameters.Entry Entry, ParameterGroup Group, long StateOffset);
 
-    /// <summary>Matches the AdamSegment struct of kernels/adamw.cu (48 bytes).</summary>
+    /// <summary>Matches the AdamSegment struct of kernels/adamw.cu (56 bytes).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct AdamSegment
     {
         public long Offset;
         public long Count;
+        public long StateOffset;
         public float Lr;
         public float Beta1;
         public float Beta2;
@@ -200,6 +246,13 @@ public sealed class MuonAdamWGpu : IDisposable
     /// <summary>Device state and work space of one shape group: momentum, NorMuon second moments, the iteration buffers.</summary>
     private sealed class MuonGroup : IDisposable
     {
+        /// <summary>What the constructor below allocates for <paramref name="count"/> matrices of rows × cols.</summary>
+        public static long Bytes(int rows, int cols, int count)
+        {
+            long size = (long)rows * cols, gram = (long)Math.Min(rows, cols) * Math.Min(rows, cols), length = Math.Max(rows, cols);
+            return count * (sizeof(long) + size * (4 + 4 + 2 + 2) + gram * (2 + 2) + sizeof(float) + length * 3 * sizeof(float));
+        }
+
         public MuonGroup(CudaDevice device, int rows, int cols, List<GpuParameters.Entry> entries)
         {
             Rows = rows;

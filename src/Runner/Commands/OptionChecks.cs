@@ -15,8 +15,19 @@ public static class OptionChecks
         ArgumentNullException.ThrowIfNull(option);
         option.Validators.Add(r =>
         {
-            int value = r.GetValueOrDefault<int>();
-            if (value < 1)
+            if (TryValue(r, out int value) && value < 1)
+                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
+        });
+        return option;
+    }
+
+    /// <summary>At least 1 when given (a count whose default comes from elsewhere).</summary>
+    public static Option<int?> AtLeastOne(this Option<int?> option)
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        option.Validators.Add(r =>
+        {
+            if (TryValue(r, out int? given) && given is { } value && value < 1)
                 r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
         });
         return option;
@@ -28,8 +39,7 @@ public static class OptionChecks
         ArgumentNullException.ThrowIfNull(option);
         option.Validators.Add(r =>
         {
-            long value = r.GetValueOrDefault<long>();
-            if (value < 1)
+            if (TryValue(r, out long value) && value < 1)
                 r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
         });
         return option;
@@ -41,11 +51,25 @@ public static class OptionChecks
         ArgumentNullException.ThrowIfNull(option);
         option.Validators.Add(r =>
         {
-            double value = r.GetValueOrDefault<double>();
-            if (!IsPositiveFinite(value))
+            if (TryValue(r, out double value) && !IsPositiveFinite(value))
                 r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be a positive, finite number of {unit}; got {value}"));
         });
         return option;
+    }
+
+    /// <summary>The option's value; false when it did not convert (that error is reported already, naming the value).</summary>
+    private static bool TryValue<T>(System.CommandLine.Parsing.OptionResult result, out T value)
+    {
+        try
+        {
+            value = result.GetValueOrDefault<T>();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = default!;
+            return false;
+        }
     }
 
     /// <summary>True for a number above 0 that is neither infinite nor NaN.</summary>

@@ -11,7 +11,8 @@ namespace AutoResearch.Runner;
 /// <summary>
 /// `autoresearch parity`: the loss and every parameter's gradient for a given checkpoint and token batch, written as
 /// safetensors ("loss" plus the parameter names), on the GPU or with --device cpu on the fp64 reference, so any other
-/// implementation can be compared with ours.
+/// implementation can be compared with ours. The shape comes from the checkpoint (<see cref="CheckpointShape"/>); for an
+/// older checkpoint that does not record it, --seq-len, --window-pattern and --set describe it.
 /// </summary>
 public static class ParityCommand
 {
@@ -22,29 +23,36 @@ public static class ParityCommand
         var output = new Option<FileInfo>("--out") { Description = "Where to write the loss and gradients (.safetensors)", Required = true };
         var device = new Option<string>("--device") { Description = "gpu or cpu", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
-        var seqLen = new Option<int>("--seq-len") { Description = "T: tokens per row before the extra target token", DefaultValueFactory = _ => 2048 }.AtLeastOne();
-        var pattern = new Option<string>("--window-pattern") { Description = "Attention windows per layer (S half, L full; the last layer is L)", DefaultValueFactory = _ => "SSSL" };
+        var seqLen = new Option<int?>("--seq-len") { Description = "T: tokens per row before the extra target token (default: the checkpoint's; 2048 for one that does not record it)" }.AtLeastOne();
+        var pattern = new Option<string?>("--window-pattern") { Description = $"Attention windows per layer (S short, L full; the last layer is L; default: the checkpoint's; {Hyperparameters.Default.WindowPattern} for one that does not record it)" };
+        var set = KnobOptions.CreateSetOption();
+        set.Description = "Describe a checkpoint that does not record its shape: --set Name=Value, repeatable (e.g. --set HeadDim=64 --set KvHeads=2); "
+            + "for one that does, a value other than the recorded one is refused. `autoresearch knobs` lists the knobs";
         var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch (GPU or --device cpu).")
         {
-            checkpoint, tokens, output, device, seqLen, pattern,
+            checkpoint, tokens, output, device, seqLen, pattern, set,
         };
         command.SetAction(parse =>
         {
             var (loss, _) = Run(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
-                parse.GetValue(device) == "cpu", parse.GetValue(seqLen), parse.GetValue(pattern)!);
+                parse.GetValue(device) == "cpu", parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []);
             Console.WriteLine($"loss {loss:F6}; gradients written to {parse.GetRequiredValue(output).FullName}");
             return 0;
         });
         return command;
     }
 
-    /// <summary>Computes and writes the loss and gradients; returns the loss and the gradients (by name, fp32).</summary>
-    public static (double Loss, Dictionary<string, float[]> Gradients) Run(string checkpointPath, string tokensPath, string outputPath, bool onCpu, int seqLen, string windowPattern)
+    /// <summary>
+    /// Computes and writes the loss and gradients; returns the loss and the gradients (by name, fp32). seqLen, windowPattern
+    /// and sets: null or empty to take the checkpoint's (see <see cref="CheckpointShape"/>). The shape is settled before any GPU work.
+    /// </summary>
+    public static (double Loss, Dictionary<string, float[]> Gradients) Run(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
+        int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null)
     {
         var tensors = SafeTensors.Read(checkpointPath);
-        var shape = ModelCheckpoint.InferShape(tensors, checkpointPath, seqLen, windowPattern);
+        var shape = CheckpointShape.Resolve(checkpointPath, tensors, ModelCheckpoint.ReadInfo(checkpointPath), seqLen, windowPattern, sets ?? []);
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
-        var (inputs, targets, batch) = ReadTokens(tokensPath, seqLen, shape.VocabSize);
+        var (inputs, targets, batch) = ReadTokens(tokensPath, shape.SeqLen, shape.VocabSize);
         double loss;
         var gradients = new Dictionary<string, float[]>(StringComparer.Ordinal);
         if (onCpu)
@@ -63,7 +71,7 @@ public static class ParityCommand
             using var stream = new CudaStream(device);
             using var blas = new Blas(device, stream);
             using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, new FlashAttention(kernels));
+            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch);
             foreach (var (name, values) in parameters)
                 model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
             model.Parameters.RefreshBf16(model.Elementwise, stream);

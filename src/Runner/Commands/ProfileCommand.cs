@@ -1,19 +1,18 @@
 using System.CommandLine;
 using System.Globalization;
 using AutoResearch.Data;
-using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
-using AutoResearch.Optim;
 using AutoResearch.Optim.Gpu;
+using AutoResearch.Runner.Experiment;
 using AutoResearch.Runner.Training;
 
 namespace AutoResearch.Runner;
 
 /// <summary>
-/// `autoresearch profile`: times one training micro-step (forward, loss, backward) and one optimizer step of the baseline
-/// model on random tokens with device events, op by op, against the rooflines (bf16 GEMM ~800 TFLOP/s on an H100 or H200;
-/// memory: a device-to-device copy timed on this device first, ~3 TB/s on an H100, ~4.3 on an H200), and reports the
+/// `autoresearch profile`: times one training micro-step (forward, loss, backward) and one optimizer step of the experiment's
+/// model (the knobs of <see cref="Hyperparameters"/>, with --set overrides) on random tokens with device events, op by op,
+/// against the rooflines (bf16 GEMM ~800 TFLOP/s on an H100 or H200; memory: a device-to-device copy timed on this device first, ~3 TB/s on an H100, ~4.3 on an H200), and reports the
 /// peak device memory. This is the benchmark behind the model's and optimizer's performance figures.
 /// </summary>
 public static class ProfileCommand
@@ -22,8 +21,8 @@ public static class ProfileCommand
 
     public static Command Create()
     {
-        var batch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (B)", DefaultValueFactory = _ => 128 };
-        var depth = new Option<int>("--depth") { Description = "Layers", DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (B; the knob DeviceBatchSize)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
+        var depth = new Option<int>("--depth") { Description = "Layers (the knob Depth)", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
         var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
         var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
@@ -45,14 +44,26 @@ public static class ProfileCommand
         {
             Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
         };
+        var set = KnobOptions.CreateSetOption();
         RequireAtLeastOne(candidates);
         RequireAtLeastOne(headChunk);
-        var command = new Command("profile", "Time a training micro-step and an optimizer step of the baseline model op by op (GPU), with rooflines and peak memory.")
+        var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
+            + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, set,
         };
-        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(depth), parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive),
-            parse.GetValue(candidates), parse.GetValue(headChunk), parse.GetValue(zipf), parse.GetValue(cublasMlp)));
+        command.SetAction(parse =>
+        {
+            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+            var shortcuts = new List<KnobOptions.Shortcut>();
+            if (Given(depth))
+                shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
+            if (Given(batch))
+                shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
+            var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
+            return Run(h, parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive), parse.GetValue(candidates), parse.GetValue(headChunk),
+                parse.GetValue(zipf), parse.GetValue(cublasMlp));
+        });
         return command;
     }
 
@@ -63,9 +74,12 @@ public static class ProfileCommand
                 r.AddError($"{option.Name} must be at least 1");
         });
 
-    private static int Run(int batch, int depth, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens,
-        bool cublasMlp)
+    private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp)
     {
+        // The experiment's shape and optimizer from the knobs, checked before the device is touched.
+        var shape = h.Shape(ExperimentConstants.VocabSize, seqLen);
+        var settings = h.Optimizer(shape.ModelDim);
+        int batch = h.DeviceBatchSize;
         using var device = CudaDevice.Open(0);
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream) { TuneCandidates = gemmCandidates };
@@ -74,12 +88,11 @@ public static class ProfileCommand
         var copy = CopyThroughput.Measure(device, stream);
         device.Memory.ResetPeak();
         double bandwidthRoofline = copy.TerabytesPerSecond * 1e12;
-        var shape = ModelShape.FromKnobs(depth, 64, "SSSL", 8192, seqLen);
-        IAttentionKernels attention = naive ? new AttentionNaive(kernels) : new FlashAttention(kernels);
+        IAttentionKernels attention = naive ? new AttentionNaive(kernels, shape.HeadDim) : new FlashAttention(kernels, shape.HeadDim);
         using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp);
-        model.Parameters.InitialiseLikeSpec(42);
+        model.Parameters.InitialiseLikeSpec(h.Seed);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
-        using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, new OptimizerSettings(shape.ModelDim));
+        using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);
         var random = new Random(1);
         int n = batch * seqLen;
         var inputs = new int[n];
@@ -91,8 +104,10 @@ public static class ProfileCommand
             targets[i] = draw();
         }
         model.Upload(inputs, targets);
-        Console.WriteLine($"model: depth {depth}, width {shape.ModelDim}, heads {shape.Heads}, windows {string.Join(' ', shape.Windows)}, "
-            + $"{model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
+        Console.WriteLine($"shape: {shape.Describe()}");
+        if (Knobs.Changed(h) is { Count: > 0 } changed)
+            Console.WriteLine($"knobs: {string.Join(' ', changed)}");
+        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
             + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}");
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
             + $"(a {copy.Bytes >> 20} MiB device-to-device copy here, median {copy.MedianMilliseconds:F3} ms of {copy.Iterations})");

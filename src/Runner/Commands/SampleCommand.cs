@@ -10,12 +10,13 @@ namespace AutoResearch.Runner;
 /// <summary>
 /// `autoresearch sample`: text from a checkpoint (train --save) with the fp64 CPU reference forward, one token at a time:
 /// the prompt after a BOS token, then up to --tokens tokens drawn by <see cref="TokenSampler"/>, stopping early at a BOS (the
-/// end of a document). Fine for tiny models; a baseline-size checkpoint works but is slow.
+/// end of a document). Fine for tiny models; a baseline-size checkpoint works but is slow. The model's shape, T included, comes
+/// from the checkpoint (<see cref="CheckpointShape"/>); a checkpoint made with another tokenizer than the cache's is refused.
 /// </summary>
 public static class SampleCommand
 {
-    /// <summary>What one `sample` generates.</summary>
-    public sealed record Request(string CheckpointPath, string Prompt, int Tokens, double Temperature, int TopK, int Seed, int SeqLen, string WindowPattern, CachePaths Cache);
+    /// <summary>What one `sample` generates. SeqLen and WindowPattern: null to take the checkpoint's (the baseline's for an older checkpoint).</summary>
+    public sealed record Request(string CheckpointPath, string Prompt, int Tokens, double Temperature, int TopK, int Seed, int? SeqLen, string? WindowPattern, CachePaths Cache);
 
     public static Command Create()
     {
@@ -25,8 +26,8 @@ public static class SampleCommand
         var temperature = new Option<double>("--temperature") { Description = "Softmax temperature; 0 = greedy (always the most likely token)", DefaultValueFactory = _ => 0.8 };
         var topK = new Option<int>("--top-k") { Description = "Draw among the k most likely tokens only; 0 = all", DefaultValueFactory = _ => 50 };
         var seed = new Option<int>("--seed") { Description = "Random seed: the same seed gives the same text", DefaultValueFactory = _ => 42 };
-        var seqLen = new Option<int>("--seq-len") { Description = "T the model was trained with: its context and attention windows (2048 on the GPU; train --device cpu prints its T)", DefaultValueFactory = _ => 2048 };
-        var pattern = new Option<string>("--window-pattern") { Description = "Attention windows per layer as trained (S half, L full; the last layer is L)", DefaultValueFactory = _ => Hyperparameters.Default.WindowPattern };
+        var seqLen = new Option<int?>("--seq-len") { Description = "T the model was trained with (default: the checkpoint's; 2048 for a checkpoint that does not record it)" };
+        var pattern = new Option<string?>("--window-pattern") { Description = $"Attention windows per layer as trained (S short, L full; the last layer is L; default: the checkpoint's, {Hyperparameters.Default.WindowPattern} for one that does not record it)" };
         var cache = new Option<string?>("--cache") { Description = "Cache folder whose tokenizer/ the model was trained with (see prepare)" };
         var command = new Command("sample", "Generate text from a checkpoint (train --save) on the CPU: --prompt, --tokens, --temperature (0 = greedy), --top-k, --seed.")
         {
@@ -35,7 +36,7 @@ public static class SampleCommand
         command.SetAction((parse, cancel) =>
         {
             var request = new Request(parse.GetValue(checkpoint)!, parse.GetValue(prompt)!, parse.GetValue(tokens), parse.GetValue(temperature), parse.GetValue(topK),
-                parse.GetValue(seed), parse.GetValue(seqLen), parse.GetValue(pattern)!, CachePaths.From(parse.GetValue(cache)));
+                parse.GetValue(seed), parse.GetValue(seqLen), parse.GetValue(pattern), CachePaths.From(parse.GetValue(cache)));
             string text = Run(request, Console.Error, cancel);
             Console.WriteLine(request.Prompt + text);
             return Task.FromResult(0);
@@ -59,8 +60,18 @@ public static class SampleCommand
         if (!File.Exists(request.CheckpointPath))
             throw new FileNotFoundException($"checkpoint '{request.CheckpointPath}' does not exist: write one with `autoresearch train --save PATH`", request.CheckpointPath);
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
+        var info = ModelCheckpoint.ReadInfo(request.CheckpointPath);
+        if (info.TokenizerHash is { } trainedWith)
+        {
+            string cacheHash = Convert.ToHexStringLower(TokenizerFiles.ContentHash(request.Cache.Tokenizer));
+            if (!string.Equals(trainedWith, cacheHash, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidDataException($"checkpoint '{request.CheckpointPath}' was trained with the tokenizer {trainedWith}, but the tokenizer in "
+                    + $"{request.Cache.Tokenizer} is {cacheHash}: pass the --cache it was trained with");
+            }
+        }
         var tensors = SafeTensors.Read(request.CheckpointPath);
-        var shape = ModelCheckpoint.InferShape(tensors, request.CheckpointPath, request.SeqLen, request.WindowPattern);
+        var shape = CheckpointShape.Resolve(request.CheckpointPath, tensors, info, request.SeqLen, request.WindowPattern, []);
         if (shape.VocabSize != tokenizer.VocabSize)
             throw new InvalidDataException($"checkpoint '{request.CheckpointPath}' has a vocabulary of {shape.VocabSize} tokens but the tokenizer in {request.Cache.Tokenizer} has {tokenizer.VocabSize}: pass the --cache it was trained with");
         var parameters = ModelCheckpoint.Load(request.CheckpointPath, shape);
@@ -68,11 +79,11 @@ public static class SampleCommand
         var ids = new List<int> { tokenizer.BosId };
         ids.AddRange(tokenizer.Encode(request.Prompt));
         // Causal attention: padding after the context changes nothing before it, so one model of the longest context serves every step.
-        int context = Math.Min(request.SeqLen, ids.Count + request.Tokens - 1);
+        int context = Math.Min(shape.SeqLen, ids.Count + request.Tokens - 1);
         var model = new CpuGpt(shape with { SeqLen = context });
         foreach (var (name, values) in parameters)
             model.Parameters[name] = values;
-        log.WriteLine($"sample: depth {shape.Depth}, width {shape.ModelDim}, vocabulary {shape.VocabSize}, T {request.SeqLen}; "
+        log.WriteLine($"sample: depth {shape.Depth}, width {shape.ModelDim}, vocabulary {shape.VocabSize}, T {shape.SeqLen}; "
             + $"temperature {request.Temperature}, top-k {request.TopK}, seed {request.Seed}; CPU fp64 reference");
 
         var random = new Random(request.Seed);

@@ -6,9 +6,9 @@ using AutoResearch.Data.Shards;
 using AutoResearch.Data.Tokenizer;
 using AutoResearch.Model;
 using AutoResearch.Native;
+using AutoResearch.Optim;
 using AutoResearch.Runner.Experiment;
 using AutoResearch.Runner.Training;
-using OptimizerSettings = AutoResearch.Optim.OptimizerSettings;
 
 namespace AutoResearch.Runner;
 
@@ -37,9 +37,12 @@ public static class TrainCommand
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
         var device = new Option<string>("--device") { Description = "gpu, or cpu for a tiny run of a reduced configuration on the fp64 CPU reference", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
-        var command = new Command("train", "Train for the time budget (GPU, or a tiny CPU run with --device cpu), evaluate val_bpb and print the summary block.")
+        var set = KnobOptions.CreateSetOption();
+        var command = new Command("train", "Train for the time budget (GPU, or a tiny CPU run with --device cpu), evaluate val_bpb and print the summary block. "
+            + "Any knob of src/Runner/Hyperparameters.cs can be set for one run with --set Name=Value (repeatable; `autoresearch knobs` lists them); "
+            + "--depth, --device-batch and --total-batch are shortcuts for Depth, DeviceBatchSize and TotalBatchSize.")
         {
-            budget, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device,
+            budget, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device, set,
         };
         command.SetAction((parse, token) =>
         {
@@ -47,17 +50,22 @@ public static class TrainCommand
             bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
             if (!onCpu && Given(seqLen))
                 throw new ArgumentException($"--seq-len is for --device cpu only: the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract)");
-            // Each knob: the value given, else the GPU baseline, or with --device cpu the reduced configuration.
+            // Each knob: the value given (a shortcut or --set), else the GPU baseline, or with --device cpu the reduced configuration.
             int t = Given(seqLen) ? parse.GetValue(seqLen) : onCpu ? CpuTrainingDefaults.SeqLen : ExperimentConstants.MaxSeqLen;
-            int rows = Given(deviceBatch) ? parse.GetValue(deviceBatch) : onCpu ? CpuTrainingDefaults.DeviceBatch : Hyperparameters.Default.DeviceBatchSize;
-            var h = Hyperparameters.Default with
-            {
-                Depth = Given(depth) ? parse.GetValue(depth) : onCpu ? CpuTrainingDefaults.Depth : Hyperparameters.Default.Depth,
-                DeviceBatchSize = rows,
-                TotalBatchSize = Given(totalBatch) ? parse.GetValue(totalBatch) : onCpu ? rows * t : Hyperparameters.Default.TotalBatchSize,
-            };
+            var start = onCpu ? Hyperparameters.Default with { Depth = CpuTrainingDefaults.Depth, DeviceBatchSize = CpuTrainingDefaults.DeviceBatch } : Hyperparameters.Default;
+            var shortcuts = new List<KnobOptions.Shortcut>();
+            if (Given(depth))
+                shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
+            if (Given(deviceBatch))
+                shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(deviceBatch)}"));
+            if (Given(totalBatch))
+                shortcuts.Add(new("--total-batch", nameof(Hyperparameters.TotalBatchSize), $"{parse.GetValue(totalBatch)}"));
+            var sets = parse.GetValue(set) ?? [];
+            var h = KnobOptions.Resolve(start, shortcuts, sets);
+            if (onCpu && !Given(totalBatch) && !KnobOptions.Sets(sets, nameof(Hyperparameters.TotalBatchSize)))
+                h = (h with { TotalBatchSize = h.DeviceBatchSize * t }).Validate(); // the CPU default: one micro-batch per step
             long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
-            var request = new Request(h.Validate(), onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save));
+            var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save));
             return Task.FromResult(Run(request, Console.Out, Console.Error, token));
         });
         return command;
@@ -78,6 +86,7 @@ public static class TrainCommand
         if (!request.OnCpu && t != ExperimentConstants.MaxSeqLen)
             throw new ArgumentException($"the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract), not {t}");
         TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, h.DeviceBatchSize, t); // a batch that does not divide fails before anything loads
+        h.Shape(ExperimentConstants.VocabSize, t); // so does a shape the knobs cannot build (e.g. ShortWindow beyond T)
         if (!OptionChecks.IsPositiveFinite(request.BudgetSeconds))
             throw new ArgumentException($"--time-budget must be a positive, finite number of seconds; got {request.BudgetSeconds}");
         if (request.EvalTokens < 1)
@@ -85,16 +94,20 @@ public static class TrainCommand
         using var cacheLock = CacheLock.ForReading(request.Cache); // no prepare replaces the data during the run
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
         // Pre-tokenized shards (prepare writes them; the loader writes any that are missing or stale on its first pass).
-        var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, TokenizerFiles.ContentHash(request.Cache.Tokenizer));
+        var tokenizerHash = TokenizerFiles.ContentHash(request.Cache.Tokenizer);
+        var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, tokenizerHash);
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
         TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, validationShard, tokenCache);
 
-        var shape = ModelShape.FromKnobs(h.Depth, h.AspectRatio, h.WindowPattern, tokenizer.VocabSize, t);
-        var settings = new OptimizerSettings(shape.ModelDim, h.UnembeddingLr, h.EmbeddingLr, h.ScalarLr, h.MatrixLr, h.AdamBetas.Beta1, h.AdamBetas.Beta2);
+        var shape = h.Shape(tokenizer.VocabSize, t);
+        var settings = h.Optimizer(shape.ModelDim);
+        output.WriteLine($"shape: {shape.Describe()}");
+        if (Knobs.Changed(h) is { Count: > 0 } changed)
+            output.WriteLine($"knobs: {string.Join(' ', changed)} (the rest at their defaults)");
         if (request.OnCpu)
         {
             output.WriteLine($"cpu: a reduced configuration on the fp64 CPU reference, not comparable with GPU runs: depth {h.Depth}, width {shape.ModelDim} "
-                + $"({shape.Heads} head of {ModelShape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
+                + $"({shape.Heads} head of {shape.HeadDim}), T {t}, {h.DeviceBatchSize} rows per micro-batch, {h.TotalBatchSize} tokens per step, "
                 + $"vocabulary {shape.VocabSize}, {request.EvalTokens} evaluation tokens");
             if (request.SavePath is not null)
                 output.WriteLine($"cpu: sample the saved weights with `autoresearch sample --checkpoint {request.SavePath} --seq-len {t} --prompt ...`");
@@ -102,9 +115,7 @@ public static class TrainCommand
         ITrainer trainer;
         try
         {
-            trainer = request.OnCpu
-                ? new CpuTrainer(shape, h.DeviceBatchSize, settings, cancel)
-                : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, request.Cache.Kernels);
+            trainer = CreateTrainer(request, shape, settings, cancel);
         }
         catch (DeviceOutOfMemoryException e)
         {
@@ -115,7 +126,8 @@ public static class TrainCommand
             var loop = new TrainingLoop(trainer, h, output) { AssumedFlopsPerSecond = request.OnCpu ? DataRepetition.CpuFlopsPerSecond : DataRepetition.GpuFlopsPerSecond };
             try
             {
-                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache);
+                return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache,
+                    Convert.ToHexStringLower(tokenizerHash));
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -130,6 +142,16 @@ public static class TrainCommand
                 throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize), e);
             }
         }
+    }
+
+    /// <summary>The model and optimizer of the request's device, initialised from the Seed knob.</summary>
+    public static ITrainer CreateTrainer(Request request, ModelShape shape, OptimizerSettings settings, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var h = request.Hyperparameters;
+        return request.OnCpu
+            ? new CpuTrainer(shape, h.DeviceBatchSize, settings, h.Seed, cancel)
+            : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, h.Seed, request.Cache.Kernels);
     }
 
     /// <summary>The allocation that failed, what was free, and the knob to turn: a smaller --device-batch (or --depth at 1 row).</summary>

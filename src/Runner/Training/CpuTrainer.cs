@@ -21,15 +21,16 @@ public sealed class CpuTrainer : ITrainer
     private readonly CancellationToken _cancel;
     private double _lossSum;
 
-    /// <summary>Builds the model with SPEC §5's initialisation (seed 42, the GPU model's values) and the optimizer.</summary>
+    /// <summary>Builds the model with SPEC §5's initialisation from <paramref name="seed"/> (the GPU model's values for that seed) and the optimizer.</summary>
     /// <param name="cancel">Abandons a forward and backward in flight (it throws <see cref="OperationCanceledException"/>).</param>
-    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings, CancellationToken cancel = default)
+    public CpuTrainer(ModelShape shape, int batch, OptimizerSettings settings, int seed, CancellationToken cancel = default)
     {
         _cancel = cancel;
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        CheckMemory(shape, batch, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         _model = new CpuGpt(shape);
-        _model.InitialiseLikeSpec(42);
+        _model.InitialiseLikeSpec(seed);
         foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
             var p = new ReferenceParameter(name, rows, cols);
@@ -40,6 +41,18 @@ public sealed class CpuTrainer : ITrainer
         }
         _optimizer = new MuonAdamWReference(_parameters, settings);
         Batch = batch;
+    }
+
+    /// <summary>Refuses, before anything is allocated, a shape and batch whose host-memory estimate exceeds what is available.</summary>
+    public static void CheckMemory(ModelShape shape, int batch, long availableBytes)
+    {
+        long need = CpuGpt.EstimateBytes(shape, batch);
+        if (need > availableBytes)
+        {
+            throw new InvalidOperationException(
+                $"the CPU reference of this model ({shape.Describe()}) at --device-batch {batch} needs about {need / 1e9:F1} GB of memory; "
+                + $"{availableBytes / 1e9:F1} GB are available: lower --device-batch, --seq-len or the model's size (--depth, --set AspectRatio=...)");
+        }
     }
 
     public ModelShape Shape => _model.Shape;

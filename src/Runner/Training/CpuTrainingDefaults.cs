@@ -2,8 +2,8 @@ namespace AutoResearch.Runner.Training;
 
 /// <summary>
 /// The reduced configuration of `train --device cpu`, small enough for the fp64 reference to take tens of steps in ~20 s on a
-/// couple of cores. Width is roundup(depth × 64, 128) = 128: one head of 128, the only head size the model has.
-/// Each value is the default of its option with --device cpu; the options override it.
+/// couple of cores. Width is roundup(depth × 64, HeadDim) = 128: one head of 128 (two of 64 with --set HeadDim=64).
+/// Each value is the default of its option with --device cpu; the options, or --set on the knob, override it.
 /// </summary>
 public static class CpuTrainingDefaults
 {

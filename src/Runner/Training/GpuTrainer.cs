@@ -27,10 +27,10 @@ public sealed class GpuTrainer : ITrainer
     }
 
     /// <summary>
-    /// Opens device 0, builds the model with SPEC §5's initialisation (seed 42) and the optimizer. Throws when there is no
-    /// CUDA device (or no driver library), pointing at --device cpu.
+    /// Opens device 0, builds the model with SPEC §5's initialisation from <paramref name="seed"/> and the optimizer. Throws when
+    /// there is no CUDA device (or no driver library), pointing at --device cpu.
     /// </summary>
-    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, string kernelCacheDirectory)
+    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, int seed, string kernelCacheDirectory)
     {
         ArgumentNullException.ThrowIfNull(shape);
         int count;
@@ -49,11 +49,12 @@ public sealed class GpuTrainer : ITrainer
         try
         {
             var gpu = Own(owned, CudaDevice.Open(0));
+            CheckMemory(gpu, shape, batch, settings);
             var stream = Own(owned, new CudaStream(gpu));
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
-            model.Parameters.InitialiseLikeSpec(42);
+            model.Parameters.InitialiseLikeSpec(seed);
             model.Parameters.RefreshBf16(model.Elementwise, stream);
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
             return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer);
@@ -64,6 +65,41 @@ public sealed class GpuTrainer : ITrainer
                 owned[i].Dispose();
             throw;
         }
+    }
+
+    /// <summary>Bytes beyond the model's and optimizer's buffers: the CUDA context, cuBLAS workspaces, the kernels' modules.</summary>
+    public const long WorkspaceBytes = 2L << 30;
+
+    /// <summary>The device bytes a run of this shape and batch allocates, estimated before any allocation.</summary>
+    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, OptimizerSettings settings)
+        => GpuGpt.EstimateBytes(properties, shape, batch) + MuonAdamWGpu.EstimateBytes(shape, settings) + WorkspaceBytes;
+
+    /// <summary>
+    /// Refuses, before anything is allocated, a shape and batch whose estimate exceeds the device's free memory, naming
+    /// --device-batch and the largest batch that would fit.
+    /// </summary>
+    public static void CheckMemory(CudaDevice gpu, ModelShape shape, int batch, OptimizerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(gpu);
+        var (free, total) = gpu.MemoryInfo();
+        long need = EstimateBytes(gpu.Properties, shape, batch, settings);
+        if (need <= free)
+            return;
+        int fits = 0;
+        for (int b = batch - 1; b >= 1; b = b > 16 ? b - b / 8 : b - 1)
+        {
+            if (EstimateBytes(gpu.Properties, shape, b, settings) <= free)
+            {
+                fits = b;
+                break;
+            }
+        }
+        string advice = fits > 0
+            ? $"lower --device-batch (about {fits} rows fit; the total batch stays the same with more accumulation steps if it divides)"
+            : "even --device-batch 1 does not fit: make the model smaller (Depth, AspectRatio, MlpRatio)";
+        throw new InvalidOperationException(
+            $"--device-batch {batch} with this model ({shape.Describe()}) needs about {need / 1e9:F1} GB of device memory; the GPU has "
+            + $"{free / 1e9:F1} GB free of {total / 1e9:F1} GB: {advice}");
     }
 
     /// <summary>
@@ -82,6 +118,29 @@ public sealed class GpuTrainer : ITrainer
     }
 
     public ModelShape Shape => _model.Shape;
+
+    /// <summary>Whether the MLP runs on our GEMMs with the activation in the epilogue (else cuBLAS plus an activation pass).</summary>
+    public bool FusedMlp => _model.FusedMlp;
+
+    /// <summary>
+    /// The median time of one micro-step (forward, loss, backward) on uniformly random tokens, from device events: 2 warm-ups,
+    /// then <paramref name="steps"/> timed. Gradients accumulate into the model's (call <see cref="BeginStep"/> after).
+    /// </summary>
+    public double MedianMicroStepMilliseconds(int steps, int seed = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(steps);
+        var random = new Random(seed);
+        int n = _model.Activations.Tokens;
+        var inputs = new int[n];
+        var targets = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            inputs[i] = random.Next(Shape.VocabSize);
+            targets[i] = random.Next(Shape.VocabSize);
+        }
+        _model.Upload(inputs, targets);
+        return EventTiming.MedianMilliseconds(_gpu, _stream, () => _model.ForwardBackward(1f / n), warmups: 2, iterations: steps);
+    }
 
     public int Batch => _model.Activations.Batch;
 

@@ -28,9 +28,12 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// </summary>
     public double AssumedFlopsPerSecond { get; init; } = DataRepetition.GpuFlopsPerSecond;
 
-    /// <summary>Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws.</summary>
+    /// <summary>
+    /// Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws. A checkpoint
+    /// (<paramref name="savePath"/>) records the shape, the knobs and <paramref name="tokenizerHash"/>.
+    /// </summary>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
-        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null)
+        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(total);
@@ -116,7 +119,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         output.Write(summary.Format());
         // After the summary: a checkpoint that cannot be written (the disk filled up during the run) fails the command, not the result.
         if (savePath is not null)
-            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues());
+            ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues(), Knobs.Values(h), tokenizerHash);
         return 0;
     }
 

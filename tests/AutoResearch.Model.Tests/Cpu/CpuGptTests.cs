@@ -33,23 +33,53 @@ public class CpuGptTests
         return (inputs, targets);
     }
 
-    [Fact]
-    public void Every_parameter_gradient_matches_finite_differences()
+    /// <summary>
+    /// The knobs' shapes, each tiny (T 8, vocabulary 20) and named, so a failing case says which. Width 128 = 2 heads of 64
+    /// unless noted.
+    /// </summary>
+    internal static ModelShape Named(string name) => name switch
     {
-        const int seed = 314, batch = 2;
-        var model = new CpuGpt(Tiny);
+        "baseline" => Tiny,                                                                          // 1 head of 128, windows 4 and 8
+        "head64-gqa" => ModelShape.FromKnobs(2, 128, "SL", 20, 8, headDim: 64, kvHeads: 2),           // width 256: 4 query heads on 2 kv heads
+        "mqa-all-L" => ModelShape.FromKnobs(2, 64, "L", 20, 8, headDim: 64, kvHeads: 1),              // one kv head, whole context everywhere
+        "swiglu" => ModelShape.FromKnobs(2, 64, "SL", 20, 8, headDim: 64, activation: Activation.SwiGlu),
+        "gelu-ratio2" => ModelShape.FromKnobs(2, 64, "SL", 20, 8, headDim: 64, mlpRatio: 2, activation: Activation.Gelu),
+        "no-softcap" => ModelShape.FromKnobs(2, 64, "SL", 20, 8, headDim: 64, kvHeads: 1, softCap: 0),
+        "all-S-window3" => ModelShape.FromKnobs(3, 40, "S", 20, 8, headDim: 64, shortWindow: 3),      // S S L, S = 3 tokens
+        "ve-all-base100" => ModelShape.FromKnobs(2, 64, "SL", 20, 8, headDim: 64, kvHeads: 1, rotaryBase: 100, valueEmbeds: "all"),
+        "ve-none" => ModelShape.FromKnobs(2, 64, "SL", 20, 8, valueEmbeds: "none"),
+        _ => throw new ArgumentException($"no test shape '{name}'", nameof(name)),
+    };
+
+    [Theory]
+    [InlineData("baseline")]
+    [InlineData("head64-gqa")]
+    [InlineData("mqa-all-L")]
+    [InlineData("swiglu")]
+    [InlineData("gelu-ratio2")]
+    [InlineData("no-softcap")]
+    [InlineData("all-S-window3")]
+    [InlineData("ve-all-base100")]
+    [InlineData("ve-none")]
+    public void Every_parameter_gradient_matches_finite_differences(string shapeName)
+    {
+        const int batch = 2;
+        var shape = Named(shapeName);
+        int seed = 314 + shapeName.Length;
+        var model = new CpuGpt(shape);
         Randomise(model, seed);
         var r = new Random(seed);
-        var (inputs, targets) = Batch(r, batch, Tiny.SeqLen, Tiny.VocabSize);
+        var (inputs, targets) = Batch(r, batch, shape.SeqLen, shape.VocabSize);
         var grads = model.NewGradients();
         model.ForwardBackward(inputs, targets, batch, grads);
-        Assert.Equal(Tiny.ParameterShapes().Count, grads.Count);
-        foreach (var (name, values) in model.Parameters)
+        Assert.Equal(shape.ParameterShapes().Count, grads.Count);
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
+            var values = model.Parameters[name];
             var grad = grads[name];
             // Embedding rows of tokens that never occur have zero gradient: sample the ones that are used.
             var candidates = name.Contains("wte", StringComparison.Ordinal) || name.StartsWith("value_embeds", StringComparison.Ordinal)
-                ? Enumerable.Range(0, values.Length).Where(i => inputs.Contains(i / Tiny.ModelDim)).ToArray()
+                ? Enumerable.Range(0, values.Length).Where(i => inputs.Contains(i / cols)).ToArray()
                 : Enumerable.Range(0, values.Length).ToArray();
             for (int s = 0; s < 4; s++)
             {
@@ -63,9 +93,68 @@ public class CpuGptTests
                 values[i] = keep;
                 double numeric = (up - down) / (2 * step);
                 double error = Math.Abs(numeric - grad[i]) / Math.Max(1e-6, Math.Abs(numeric) + Math.Abs(grad[i]));
-                Assert.True(error < 1e-5, $"{name}[{i}]: analytic {grad[i]:E6} vs numeric {numeric:E6} (seed {seed})");
+                Assert.True(error < 1e-5, $"{shapeName}: {name}[{i}] of [{rows}, {cols}]: analytic {grad[i]:E6} vs numeric {numeric:E6} (seed {seed})");
             }
         }
+    }
+
+    [Fact]
+    public void Grouped_query_model_equals_the_full_model_with_each_kv_head_repeated()
+    {
+        // 4 query heads on 2 kv heads against 4 kv heads whose k, v weights, gates and value embeddings repeat each kv head twice.
+        const int seed = 271, batch = 2;
+        var grouped = Named("ve-all-base100");
+        var full = grouped with { KvHeads = grouped.Heads };
+        var a = new CpuGpt(grouped);
+        Randomise(a, seed);
+        var b = new CpuGpt(full);
+        int d = grouped.HeadDim, group = grouped.GroupSize, c = grouped.ModelDim;
+        foreach (var (name, values) in a.Parameters)
+        {
+            var target = b.Parameters[name];
+            if (target.Length == values.Length)
+            {
+                values.CopyTo(target, 0);
+                continue;
+            }
+            // Rows per kv head: D rows of c_k, c_v ([KvDim, C]); 1 row of ve_gate ([KV, 32]); D columns of each value-embedding row ([V, KvDim]).
+            bool perColumn = name.StartsWith("value_embeds", StringComparison.Ordinal);
+            int width = name.EndsWith("ve_gate.weight", StringComparison.Ordinal) ? 32 : perColumn ? d : d * c;
+            int outer = perColumn ? grouped.VocabSize : 1, inner = values.Length / outer;
+            for (int o = 0; o < outer; o++)
+            {
+                for (int h = 0; h < full.KvHeads; h++)
+                    Array.Copy(values, o * inner + h / group * width, target, o * inner * group + h * width, width);
+            }
+        }
+        var (inputs, targets) = Batch(new Random(seed), batch, grouped.SeqLen, grouped.VocabSize);
+        var (lossA, lossesA) = a.ForwardBackward(inputs, targets, batch);
+        var (lossB, lossesB) = b.ForwardBackward(inputs, targets, batch);
+        Assert.Equal(lossB, lossA, 12);
+        for (int i = 0; i < lossesA.Length; i++)
+            Assert.Equal(lossesB[i], lossesA[i], 12);
+    }
+
+    [Fact]
+    public void Soft_cap_zero_leaves_the_logits_uncapped()
+    {
+        const int seed = 272;
+        var capped = Named("head64-gqa");
+        var model = new CpuGpt(capped);
+        Randomise(model, seed);
+        var lmHead = model.Parameters["lm_head.weight"];
+        for (int i = 0; i < lmHead.Length; i++)
+            lmHead[i] *= 40; // logits well beyond the cap of 15
+        var (inputs, _) = Batch(new Random(seed), 1, capped.SeqLen, capped.VocabSize);
+        var uncapped = new CpuGpt(capped with { SoftCap = 0 });
+        foreach (var (name, values) in model.Parameters)
+            values.CopyTo(uncapped.Parameters[name], 0);
+        var z = model.Logits(inputs, 1);
+        var raw = uncapped.Logits(inputs, 1);
+        Assert.Contains(raw, l => Math.Abs(l) > 15);
+        Assert.All(z, l => Assert.InRange(l, -15, 15));
+        for (int i = 0; i < z.Length; i++)
+            Assert.Equal(15 * Math.Tanh(raw[i] / 15), z[i], 10);
     }
 
     [Fact]

@@ -76,4 +76,68 @@ public class SafeTensorsTests
         Assert.Equal(model.Parameters["x0_lambdas"].Select(v => (double)(float)v), loaded["x0_lambdas"]);
         File.Delete(path);
     }
+
+    [Fact]
+    public void Checkpoint_records_every_shape_field_the_knobs_and_the_tokenizer_hash()
+    {
+        var shape = ModelShape.FromKnobs(3, 64, "SL", 30, 8, headDim: 64, kvHeads: 1, mlpRatio: 3, activation: Activation.SwiGlu, softCap: 0,
+            rotaryBase: 500000, shortWindow: 3, valueEmbeds: "V-");
+        var model = new AutoResearch.Model.Cpu.CpuGpt(shape);
+        model.InitialiseLikeSpec(2);
+        var path = TempFile();
+        var knobs = new Dictionary<string, string> { ["HeadDim"] = "64", ["Activation"] = "swiglu" };
+        ModelCheckpoint.Save(path, shape, model.Parameters, knobs, "ab12");
+
+        var info = ModelCheckpoint.ReadInfo(path);
+        var read = info.Shape!;
+        Assert.Equal(ModelCheckpoint.ShapeToJson(shape), ModelCheckpoint.ShapeToJson(read));
+        Assert.Equal((3, 192, 3, 1, 64), (read.Depth, read.ModelDim, read.Heads, read.KvHeads, read.HeadDim));
+        Assert.Equal((shape.MlpHidden, Activation.SwiGlu, 0.0, 500000.0, 30, 8), (read.MlpHidden, read.Activation, read.SoftCap, read.RotaryBase, read.VocabSize, read.SeqLen));
+        Assert.Equal([3, 8, 8], read.Windows);
+        Assert.Equal([true, false, true], read.HasValueEmbedding);
+        Assert.Equal(knobs, info.Knobs);
+        Assert.Equal("ab12", info.TokenizerHash);
+        Assert.Equal(shape.ParameterShapes(), read.ParameterShapes());
+        File.Delete(path);
+    }
+
+    [Fact]
+    public void Checkpoint_without_metadata_is_read_by_the_baseline_rules()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 30, 8, valueEmbeds: "all");
+        var model = new AutoResearch.Model.Cpu.CpuGpt(shape);
+        model.InitialiseLikeSpec(3);
+        var path = TempFile();
+        ModelCheckpoint.Save(path, shape, model.Parameters);
+        // What an older train --save wrote: the same tensors, no shape, knobs or tokenizer in the metadata.
+        var tensors = SafeTensors.Read(path);
+        SafeTensors.Write(path, tensors.Values.ToList(), new Dictionary<string, string> { ["format"] = "pt" });
+
+        var info = ModelCheckpoint.ReadInfo(path);
+        Assert.Null(info.Shape);
+        Assert.Empty(info.Knobs);
+        Assert.Null(info.TokenizerHash);
+        var inferred = ModelCheckpoint.InferShape(SafeTensors.Read(path), path, 8, "SL");
+        Assert.Equal(ModelCheckpoint.ShapeToJson(shape), ModelCheckpoint.ShapeToJson(inferred));
+
+        // A width that heads of 128 cannot make is named with the head size.
+        var narrow = ModelShape.FromKnobs(2, 32, "SL", 30, 8, headDim: 64);
+        var narrowModel = new AutoResearch.Model.Cpu.CpuGpt(narrow);
+        ModelCheckpoint.Save(path, narrow, narrowModel.Parameters);
+        var e = Assert.Throws<InvalidDataException>(() => ModelCheckpoint.InferShape(SafeTensors.Read(path), path, 8, "SL"));
+        Assert.Contains("width 64 is not a multiple of the head size 128", e.Message, StringComparison.Ordinal);
+        File.Delete(path);
+    }
+
+    [Fact]
+    public void Checkpoint_with_a_broken_shape_record_names_the_field()
+    {
+        var path = TempFile();
+        SafeTensors.Write(path, [new SafeTensor("resid_lambdas", "F32", [1], [1f])],
+            new Dictionary<string, string> { [ModelCheckpoint.ShapeKey] = """{"depth": 1, "model_dim": 128}""" });
+        var e = Assert.Throws<InvalidDataException>(() => ModelCheckpoint.ReadInfo(path));
+        Assert.Contains("'heads'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        File.Delete(path);
+    }
 }

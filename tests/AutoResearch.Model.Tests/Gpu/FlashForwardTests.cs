@@ -30,41 +30,48 @@ public class FlashForwardTests
     }
 
     [GpuTheory]
-    [InlineData(2, 256, 2, 64)]
-    [InlineData(1, 200, 3, 77)]
-    [InlineData(1, 130, 1, 500)]
-    [InlineData(1, 64, 2, 0)]
-    public void Flash_forward_matches_the_fp64_reference(int batch, int seqLen, int heads, int window)
+    [InlineData(2, 256, 2, 2, 128, 64)]
+    [InlineData(1, 200, 3, 3, 128, 77)]
+    [InlineData(1, 130, 1, 1, 128, 500)]
+    [InlineData(1, 64, 2, 2, 128, 0)]
+    [InlineData(2, 256, 4, 4, 64, 64)]
+    [InlineData(1, 200, 6, 3, 64, 1000)]
+    [InlineData(1, 300, 4, 1, 128, 150)]
+    public void Flash_forward_matches_the_fp64_reference(int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
     {
-        int seed = 5000 + seqLen * 3 + window;
+        int seed = 5000 + seqLen * 3 + window + heads + kvHeads + headDim;
         var r = new Random(seed);
-        long count = (long)batch * seqLen * heads * 128;
-        var (qb, q) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
-        var (kb, k) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
-        var (vb, v) = Numerics.RandomBf16(r, count, 1);
-        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, window);
-        var flash = new FlashForward(TestGpu.Kernels);
-        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
+        long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
+        var (qb, q) = Numerics.RandomBf16(r, countQ, Math.Sqrt(3));
+        var (kb, k) = Numerics.RandomBf16(r, countKv, Math.Sqrt(3));
+        var (vb, v) = Numerics.RandomBf16(r, countKv, 1);
+        var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, kvHeads, headDim, window);
+        var flash = new FlashForward(TestGpu.Kernels, headDim);
+        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, kvHeads, window, po, pl, TestGpu.Stream), qb, kb, vb,
+            (long)batch * heads * seqLen);
         Numerics.AssertClose("o", o, oRef, 1e-2, seed);
         Numerics.AssertClose("lse", lse, lseRef, 1e-4, seed);
     }
 
     [GpuTheory]
-    [InlineData(1024)]
-    [InlineData(2048)]
-    public void Flash_forward_matches_the_naive_kernel_at_the_baseline_shape(int window)
+    [InlineData(1024, 4, 4, 128)]
+    [InlineData(2048, 4, 4, 128)]
+    [InlineData(1024, 8, 2, 64)]
+    public void Flash_forward_matches_the_naive_kernel_at_the_baseline_sequence_length(int window, int heads, int kvHeads, int headDim)
     {
-        const int batch = 2, seqLen = 2048, heads = 4;
-        int seed = 6000 + window;
+        const int batch = 2, seqLen = 2048;
+        int seed = 6000 + window + heads + kvHeads + headDim;
         var r = new Random(seed);
-        long count = (long)batch * seqLen * heads * 128;
-        var (qb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
-        var (kb, _) = Numerics.RandomBf16(r, count, Math.Sqrt(3));
-        var (vb, _) = Numerics.RandomBf16(r, count, 1);
-        var flash = new FlashForward(TestGpu.Kernels);
-        var naive = new AttentionNaive(TestGpu.Kernels);
-        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
-        var (oNaive, lseNaive) = Run((pq, pk, pv, po, pl) => naive.Forward(pq, pk, pv, batch, seqLen, heads, window, po, pl, TestGpu.Stream), qb, kb, vb, (long)batch * heads * seqLen);
+        long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
+        var (qb, _) = Numerics.RandomBf16(r, countQ, Math.Sqrt(3));
+        var (kb, _) = Numerics.RandomBf16(r, countKv, Math.Sqrt(3));
+        var (vb, _) = Numerics.RandomBf16(r, countKv, 1);
+        var flash = new FlashForward(TestGpu.Kernels, headDim);
+        var naive = new AttentionNaive(TestGpu.Kernels, headDim);
+        var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, kvHeads, window, po, pl, TestGpu.Stream), qb, kb, vb,
+            (long)batch * heads * seqLen);
+        var (oNaive, lseNaive) = Run((pq, pk, pv, po, pl) => naive.Forward(pq, pk, pv, batch, seqLen, heads, kvHeads, window, po, pl, TestGpu.Stream), qb, kb, vb,
+            (long)batch * heads * seqLen);
         Numerics.AssertClose("o vs naive", o, oNaive.Select(x => (double)x).ToArray(), 1e-2, seed);
         Numerics.AssertClose("lse vs naive", lse, lseNaive.Select(x => (double)x).ToArray(), 1e-4, seed);
     }

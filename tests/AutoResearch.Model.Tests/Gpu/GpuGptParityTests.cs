@@ -1,15 +1,13 @@
-using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
-using AutoResearch.Native;
 using AutoResearch.Testing;
 using Xunit;
 
 namespace AutoResearch.Model.Tests.Gpu;
 
 /// <summary>
-/// The whole GPU model against the fp64 CPU reference: the loss and every parameter's gradient for one batch, from the same
-/// weights (rounded to bf16 first, as the GPU reads them). The GPU keeps bf16 activations between ops (SPEC §5), so the
-/// tolerance is bf16-sized: 1e-2 relative for the loss, 5e-2 relative L2 per gradient tensor.
+/// The whole GPU model against the fp64 CPU reference (<see cref="ModelParity"/>): the loss and every parameter's gradient for
+/// one batch, from the same weights, within bf16-sized bounds (1e-2 relative for the loss, 5e-2 relative L2 per gradient
+/// tensor), for the baseline and the shapes the knobs reach.
 /// </summary>
 [Trait("Category", "GPU")]
 public class GpuGptParityTests
@@ -21,51 +19,36 @@ public class GpuGptParityTests
     public void Gpu_loss_and_every_gradient_match_the_cpu_reference(int depth, int aspect, int seqLen, int batch, int vocab, int seed, bool fusedMlp)
     {
         var shape = ModelShape.FromKnobs(depth, aspect, "SSSL", vocab, seqLen);
-        var cpu = new CpuGpt(shape);
-        cpu.InitialiseLikeSpec(seed);
-        var r = new Random(seed);
-        foreach (var (name, values) in cpu.Parameters)
-        {
-            bool zeroInit = name.EndsWith("c_proj.weight", StringComparison.Ordinal) || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
-            for (int i = 0; i < values.Length; i++)
-            {
-                // Zero-initialised tensors get small random values so their gradients (and those behind them) are exercised.
-                double v = zeroInit ? (r.NextDouble() * 2 - 1) * 0.02 : values[i];
-                values[i] = name.EndsWith("lambdas", StringComparison.Ordinal) ? (float)v : Bf16.Round((float)v);
-            }
-        }
-        int n = batch * seqLen;
-        var inputs = new int[n];
-        var targets = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            inputs[i] = r.Next(vocab);
-            targets[i] = i % 97 == 5 ? -1 : r.Next(vocab);
-        }
-        var cpuGrads = cpu.NewGradients();
-        var (cpuLoss, _) = cpu.ForwardBackward(inputs, targets, batch, cpuGrads);
-        int scored = targets.Count(t => t >= 0);
+        var result = ModelParity.Run(shape, batch, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, fusedMlp);
+        Assert.Equal(fusedMlp && GpuGpt.UsesFusedMlp(TestGpu.Device.Properties, shape, batch), result.FusedMlp);
+        Assert.True(result.Passed, $"seed {seed}, {shape.Describe()}:\n{result.Describe()}");
+    }
 
-        using var gpu = new GpuGpt(TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, shape, batch, new FlashAttention(TestGpu.Kernels), headChunkRows: 1000,
-            fusedMlp: fusedMlp);
-        Assert.Equal(fusedMlp && MlpGemm.Supports(TestGpu.Device.Properties, batch * seqLen, shape.ModelDim, shape.MlpDim), gpu.FusedMlp);
-        foreach (var (name, values) in cpu.Parameters)
-            gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
-        gpu.Parameters.RefreshBf16(gpu.Elementwise, TestGpu.Stream);
-        gpu.Parameters.ZeroGradients(TestGpu.Stream);
-        gpu.Upload(inputs, targets);
-        gpu.ResetLossSum();
-        gpu.ForwardBackward(1f / scored);
-        double gpuLoss = gpu.ReadLossSum() / scored;
-        Numerics.AssertClose("loss", [(float)gpuLoss], [cpuLoss], 1e-2, seed);
-        var failures = new List<string>();
-        foreach (var (name, cpuGrad) in cpuGrads)
-        {
-            var gpuGrad = gpu.Parameters.Download(gpu.Parameters.Gradients, name);
-            double error = Numerics.RelativeError(gpuGrad, cpuGrad);
-            if (!(error <= 5e-2))
-                failures.Add($"{name}: relative error {error:E3}");
-        }
-        Assert.True(failures.Count == 0, $"gradients off (seed {seed}, cpu loss {cpuLoss:F5}, gpu loss {gpuLoss:F5}):\n" + string.Join('\n', failures));
+    /// <summary>The knobs' shapes at T 256: each knob moved away from the baseline, alone or together.</summary>
+    [GpuTheory]
+    [InlineData("head 64", 2, 128, 64, 0, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("GQA 4 on 1", 2, 256, 128, 1, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("head 64, GQA 8 on 2", 2, 256, 64, 2, "relu2", 4.0, "SL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("gelu fused", 2, 128, 128, 0, "gelu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("gelu cuBLAS", 2, 128, 128, 0, "gelu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", false)]
+    [InlineData("swiglu", 2, 128, 128, 0, "swiglu", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("MLP ratio 2", 2, 128, 128, 0, "relu2", 2.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("MLP ratio 2.5: hidden 640, off the fused GEMM tiles (cuBLAS)", 2, 128, 128, 0, "relu2", 2.5, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("no soft cap, rotary base 500k, value embeddings everywhere", 2, 128, 128, 0, "relu2", 4.0, "SSSL", 0, 0.0, 500000.0, "all", true)]
+    [InlineData("all long, no value embeddings", 3, 128, 128, 0, "relu2", 4.0, "L", 0, 15.0, 10000.0, "none", true)]
+    [InlineData("all short, window 40", 3, 128, 128, 0, "relu2", 4.0, "S", 40, 15.0, 10000.0, "V-", true)]
+    [InlineData("width 1280, 10 heads (more than the old 8)", 2, 640, 128, 0, "relu2", 4.0, "SL", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("width 2048 in heads of 64 with GQA", 1, 2048, 64, 8, "relu2", 4.0, "L", 0, 15.0, 10000.0, "alternate", true)]
+    [InlineData("depth 12", 12, 32, 128, 0, "relu2", 4.0, "SSSL", 0, 15.0, 10000.0, "alternate", true)]
+    public void Gpu_matches_the_cpu_reference_for_every_knob(string name, int depth, int aspect, int headDim, int kvHeads, string activation, double mlpRatio,
+        string windows, int shortWindow, double softCap, double rotaryBase, string valueEmbeds, bool fusedMlp)
+    {
+        const int seqLen = 256, batch = 1, vocab = 512;
+        var shape = ModelShape.FromKnobs(depth, aspect, windows, vocab, seqLen, headDim, kvHeads, mlpRatio, Activations.Parse(activation), softCap,
+            rotaryBase, shortWindow, valueEmbeds);
+        int seed = 1000 + name.Length;
+        var result = ModelParity.Run(shape, batch, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, fusedMlp);
+        Assert.Equal(fusedMlp && GpuGpt.UsesFusedMlp(TestGpu.Device.Properties, shape, batch), result.FusedMlp);
+        Assert.True(result.Passed, $"{name} (seed {seed}), {shape.Describe()}:\n{result.Describe()}");
     }
 }

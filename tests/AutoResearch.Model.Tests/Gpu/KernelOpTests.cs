@@ -326,81 +326,97 @@ public class KernelOpTests
     }
 
     [GpuTheory]
-    [InlineData(2, 256, 2)]
-    [InlineData(1, 2048, 4)]
-    public void Rotary_qknorm_forward_and_backward_match_reference(int batch, int seqLen, int heads)
+    [InlineData(2, 256, 2, 128, 10000.0)]
+    [InlineData(1, 2048, 4, 128, 10000.0)]
+    [InlineData(2, 256, 3, 64, 10000.0)]
+    [InlineData(1, 2048, 8, 64, 500000.0)]
+    [InlineData(1, 300, 2, 128, 100.0)]
+    public void Rotary_qknorm_forward_and_backward_match_reference(int batch, int seqLen, int heads, int headDim, double rotaryBase)
     {
-        int rows = batch * seqLen * heads, seed = rows + heads;
+        int rows = batch * seqLen * heads, seed = rows + heads + headDim;
         var r = new Random(seed);
-        var (xBits, x) = Numerics.RandomBf16(r, rows * 128L, 2);
-        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, rows, heads, seqLen);
+        var (xBits, x) = Numerics.RandomBf16(r, (long)rows * headDim, 2);
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, rotaryBase);
+        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, cosSin, rows, heads, seqLen, headDim);
 
-        var rotary = new Rotary(TestGpu.Kernels);
-        using var table = Upload(Rotary.CosSinTable(seqLen), "cos_sin");
+        var rotary = new Rotary(TestGpu.Kernels, headDim);
+        using var table = Upload(cosSin, "cos_sin");
         using var dX = Upload(xBits, "x");
         using var dRstd = Poisoned<float>(rows, "rstd");
         rotary.Forward(dX.Pointer, table.Pointer, rows, heads, seqLen, dRstd.Pointer, Stream);
         Stream.Synchronize();
-        var y = AsFloat(dX);
-        Numerics.AssertClose("y", y, yRef, 1e-2, seed);
+        Numerics.AssertClose("y", AsFloat(dX), yRef, 1e-2, seed);
         Numerics.AssertClose("rstd", dRstd.ToArray(), rstdRef, 1e-4, seed);
 
         // Backward from the kernel's own y and rstd (as the model uses them) against the reference at the same x.
-        var (dyBits, dy) = Numerics.RandomBf16(r, rows * 128L);
-        var dxRef = CpuOps.RotaryQkNormBackward(x, dy, rows, heads, seqLen);
+        var (dyBits, dy) = Numerics.RandomBf16(r, (long)rows * headDim);
+        var dxRef = CpuOps.RotaryQkNormBackward(x, dy, cosSin, rows, heads, seqLen, headDim);
         using var dDy = Upload(dyBits, "dy");
         rotary.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, table.Pointer, rows, heads, seqLen, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("dx", AsFloat(dDy), dxRef, 2e-2, seed);
 
-        // The same gradient read from the flash backward's fp32 dq accumulator: [B, H, T, 128], column c of query t at
+        // The same gradient read from the flash backward's fp32 dq accumulator: [B, H, T, D], column c of query t at
         // c XOR 8·(t mod 8); the result goes to a poisoned dy.
-        var accumulator = new float[rows * 128L];
+        var accumulator = new float[(long)rows * headDim];
         for (int row = 0; row < rows; row++)
         {
             int t = row / heads % seqLen, b = row / heads / seqLen, h = row % heads;
-            long baseIndex = (((long)b * heads + h) * seqLen + t) * 128;
-            for (int col = 0; col < 128; col++)
-                accumulator[baseIndex + (col ^ ((t & 7) << 3))] = (float)dy[row * 128L + col];
+            long baseIndex = (((long)b * heads + h) * seqLen + t) * headDim;
+            for (int col = 0; col < headDim; col++)
+                accumulator[baseIndex + (col ^ ((t & 7) << 3))] = (float)dy[(long)row * headDim + col];
         }
         using var dAccumulator = Upload(accumulator, "dq accumulator");
-        using var dOut = Poisoned<ushort>(rows * 128L, "dx from the accumulator");
+        using var dOut = Poisoned<ushort>((long)rows * headDim, "dx from the accumulator");
         rotary.Backward(dX.Pointer, dRstd.Pointer, dOut.Pointer, table.Pointer, rows, heads, seqLen, Stream, dyAccumulator: dAccumulator.Pointer);
         Stream.Synchronize();
         Numerics.AssertClose("dx from the accumulator", AsFloat(dOut), dxRef, 2e-2, seed);
     }
 
-    [GpuFact]
-    public void Value_gate_forward_and_backward_match_reference()
+    [GpuTheory]
+    [InlineData(3000, 4, 128, 512)]
+    [InlineData(2000, 16, 128, 2048)]   // more than the old limit of 8 heads
+    [InlineData(2500, 8, 64, 512)]
+    [InlineData(1500, 32, 64, 2048)]    // width 2048 in heads of 64
+    [InlineData(1000, 1, 64, 256)]      // grouped-query attention down to one kv head
+    public void Value_gate_forward_and_backward_match_reference(int n, int kvHeads, int headDim, int c)
     {
-        const int n = 3000, heads = 4, c = 512, vocab = 300, seed = 88;
+        const int vocab = 300;
+        int seed = 88 + kvHeads * 7 + headDim;
         var r = new Random(seed);
-        var (xBits, x) = Numerics.RandomBf16(r, n * c);
-        var (wgBits, wg) = Numerics.RandomBf16(r, heads * 32, 0.5);
+        int kvDim = kvHeads * headDim;
+        var (xBits, x) = Numerics.RandomBf16(r, (long)n * c);
+        var (wgBits, wg) = Numerics.RandomBf16(r, kvHeads * 32, 0.5);
         var ids = Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
-        var (veBits, ve) = Numerics.RandomBf16(r, vocab * heads * 128);
-        var (vBits, v) = Numerics.RandomBf16(r, n * heads * 128);
-        var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, heads, c);
+        var (veBits, ve) = Numerics.RandomBf16(r, (long)vocab * kvDim);
+        var (vBits, v) = Numerics.RandomBf16(r, (long)n * kvDim);
+        var (vRef, gateRef) = CpuOps.ValueGate(x, wg, ids, ve, v, n, kvHeads, headDim, c);
 
-        var gate = new ValueGate(TestGpu.Kernels);
+        var gate = new ValueGate(TestGpu.Kernels, headDim, kvHeads);
         using var dX = Upload(xBits, "x");
         using var dWg = Upload(wgBits, "wg");
         using var dIds = Upload(ids, "ids");
         using var dVe = Upload(veBits, "ve");
         using var dV = Upload(vBits, "v");
-        using var dGate = Poisoned<float>(n * heads, "gate");
-        gate.Forward(dX.Pointer, dWg.Pointer, dIds.Pointer, dVe.Pointer, n, heads, c, dV.Pointer, dGate.Pointer, Stream);
+        using var dGate = Poisoned<float>((long)n * kvHeads, "gate");
+        gate.Forward(dX.Pointer, dWg.Pointer, dIds.Pointer, dVe.Pointer, n, c, dV.Pointer, dGate.Pointer, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("v", AsFloat(dV), vRef, 1e-2, seed);
         Numerics.AssertClose("gate", dGate.ToArray(), gateRef, 1e-4, seed);
 
-        var (dvBits, dv) = Numerics.RandomBf16(r, n * heads * 128);
-        var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, heads, c, vocab);
-        using var dDv = Upload(dvBits, "dv");
-        using var dDve = Upload(new float[vocab * heads * 128], "dve");
-        using var dDwg = Upload(new float[heads * 32], "dwg");
-        using var dDx = Upload(new float[n * c], "dx");
-        gate.Backward(dGate.Pointer, dDv.Pointer, dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, heads, c, dDve.Pointer, dDwg.Pointer, dDx.Pointer, Stream);
+        // Backward with dv as the last part of a dq | dk | dv row (stride 2·kvDim + c), as the model passes it.
+        int stride = c + 2 * kvDim;
+        var (dvBits, dv) = Numerics.RandomBf16(r, (long)n * kvDim);
+        var rows = new ushort[(long)n * stride];
+        for (int i = 0; i < n; i++)
+            Array.Copy(dvBits, (long)i * kvDim, rows, (long)i * stride + c + kvDim, kvDim);
+        var (dveRef, dwgRef, dxRef) = CpuOps.ValueGateBackward(x, wg, ids, ve, dv, n, kvHeads, headDim, c, vocab);
+        using var dRows = Upload(rows, "dq | dk | dv");
+        using var dDve = Upload(new float[(long)vocab * kvDim], "dve");
+        using var dDwg = Upload(new float[kvHeads * 32], "dwg");
+        using var dDx = Upload(new float[(long)n * c], "dx");
+        gate.Backward(dGate.Pointer, dRows.At(c + kvDim), dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDve.Pointer, dDwg.Pointer,
+            dDx.Pointer, Stream, stride);
         Stream.Synchronize();
         Numerics.AssertClose("dve", dDve.ToArray(), dveRef, 1e-4, seed);
         Numerics.AssertClose("dwg", dDwg.ToArray(), dwgRef, 1e-4, seed);
@@ -439,15 +455,18 @@ public class KernelOpTests
     }
 
     [GpuTheory]
-    [InlineData(256, 128, 512, false, 1)]      // one block takes all 4 tiles
-    [InlineData(384, 64, 256, true, 0)]
-    [InlineData(1024, 512, 2048, false, 0)]
-    [InlineData(1024, 512, 2048, true, 7)]     // 64 tiles over 7 blocks: 9 or 10 each, the pipeline's phases carried across tiles
-    [InlineData(4096, 128, 2048, true, 0)]     // more tiles (256) than multiprocessors
-    public void Mlp_gemms_with_relu_square_epilogues_match_reference(int n, int width, int hidden, bool rowScaled, int maxBlocks)
+    [InlineData(Activation.Relu2, 256, 128, 512, false, 1)]      // one block takes all 4 tiles
+    [InlineData(Activation.Relu2, 384, 64, 256, true, 0)]
+    [InlineData(Activation.Relu2, 1024, 512, 2048, false, 0)]
+    [InlineData(Activation.Relu2, 1024, 512, 2048, true, 7)]     // 64 tiles over 7 blocks: 9 or 10 each, the pipeline's phases carried across tiles
+    [InlineData(Activation.Relu2, 4096, 128, 2048, true, 0)]     // more tiles (256) than multiprocessors
+    [InlineData(Activation.Gelu, 256, 128, 512, false, 1)]
+    [InlineData(Activation.Gelu, 1024, 512, 2048, true, 7)]
+    [InlineData(Activation.Gelu, 4096, 128, 2048, true, 0)]
+    public void Mlp_gemms_with_activation_epilogues_match_reference(Activation activation, int n, int width, int hidden, bool rowScaled, int maxBlocks)
     {
         Assert.SkipUnless(MlpGemm.Supports(Device.Properties, n, width, hidden), "the fused MLP GEMMs need an sm_90 GPU");
-        int seed = n + 7 * width + 13 * hidden;
+        int seed = n + 7 * width + 13 * hidden + (int)activation;
         var r = new Random(seed);
         var (xBits, x) = Numerics.RandomBf16(r, (long)n * width);
         var (wFcBits, wFc) = Numerics.RandomBf16(r, (long)hidden * width, 0.2);
@@ -458,7 +477,8 @@ public class KernelOpTests
         double Scale(long i) => rowScaled ? scale[i / hidden] : 1.0;
         var u = CpuOps.Linear(x, wFc, n, width, hidden).Select((v, i) => v * Scale(i)).ToArray();
         var ds = CpuOps.LinearBackwardInput(g, wProj, n, hidden, width);
-        var duRef = CpuOps.ReluSquareBackward(u, ds).Select((v, i) => v * Scale(i)).ToArray();
+        var duRef = CpuOps.ActivateBackward(activation, u, ds, n, hidden).Select((v, i) => v * Scale(i)).ToArray();
+        bool gelu = activation == Activation.Gelu;
 
         var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties) { MaxBlocks = maxBlocks };
         long count = (long)n * hidden, guard = 4096;
@@ -468,23 +488,35 @@ public class KernelOpTests
         using var dWProj = Upload(wProjBits, "W_proj");
         // One guard tile past each output: the TMA stores must write exactly the matrix.
         using var dS = Poisoned<ushort>(count + guard, "s");
+        using var dU = Poisoned<ushort>(count + guard, "u");
         using var dDu = Poisoned<ushort>(count + guard, "du");
         using var dScale = Upload(scale, "row scale");
         ulong rowScale = rowScaled ? dScale.Pointer : 0;
-        mlp.FcReluSquare(dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
-        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dDu.Pointer, Stream, rowScale);
+        ulong kept = gelu ? dU.Pointer : dS.Pointer; // what the gradient's epilogue reads
+        mlp.Fc(activation, dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale, gelu ? dU.Pointer : 0);
+        mlp.ProjInputGradient(activation, dG.Pointer, dWProj.Pointer, kept, n, width, hidden, dDu.Pointer, Stream, rowScale);
         Stream.Synchronize();
         var s = dS.ToArray();
         var du = dDu.ToArray();
-        Numerics.AssertClose("s", Bf16.ToFloat(s[..(int)count]), CpuOps.ReluSquare(u), 1e-2, seed);
+        Numerics.AssertClose("s", Bf16.ToFloat(s[..(int)count]), CpuOps.Activate(activation, u, n, hidden), 1e-2, seed);
         Numerics.AssertClose("du", Bf16.ToFloat(du[..(int)count]), duRef, 1e-2, seed);
         Assert.All(s[(int)count..], v => Assert.Equal(0xFFFF, v));
         Assert.All(du[(int)count..], v => Assert.Equal(0xFFFF, v));
+        var uOut = dU.ToArray();
+        if (gelu)
+        {
+            Numerics.AssertClose("u", Bf16.ToFloat(uOut[..(int)count]), u, 1e-2, seed);
+            Assert.All(uOut[(int)count..], v => Assert.Equal(0xFFFF, v));
+        }
+        else
+        {
+            Assert.All(uOut, v => Assert.Equal(0xFFFF, v)); // relu² writes no u
+        }
 
-        // In place, as the model runs it: du replaces s.
-        mlp.ProjInputGradient(dG.Pointer, dWProj.Pointer, dS.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale);
+        // In place, as the model runs it: du replaces what the activation kept.
+        mlp.ProjInputGradient(activation, dG.Pointer, dWProj.Pointer, kept, n, width, hidden, kept, Stream, rowScale);
         Stream.Synchronize();
-        Assert.Equal(du, dS.ToArray());
+        Assert.Equal(du[..(int)count], (gelu ? dU : dS).ToArray()[..(int)count]);
     }
 
     [GpuFact]
@@ -492,46 +524,64 @@ public class KernelOpTests
     {
         Assert.SkipUnless(Device.Properties.ComputeMajor == 9, "the fused MLP GEMMs need an sm_90 GPU");
         var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties);
-        var e = Assert.Throws<ArgumentException>(() => mlp.FcReluSquare(0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
+        var e = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.Relu2, 0x1000, 0x1000, 200, 128, 512, 0x1000, Stream));
         Assert.Contains("multiple of 128", e.Message);
+        var gated = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.SwiGlu, 0x1000, 0x1000, 256, 128, 512, 0x1000, Stream));
+        Assert.Contains("swiglu", gated.Message);
+        var noU = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.Gelu, 0x1000, 0x1000, 256, 128, 512, 0x1000, Stream));
+        Assert.Contains("separate u", noU.Message);
         Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
-        var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
+        var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(Activation.Relu2, 0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
         Assert.Contains("alias g", aliased.Message);
     }
 
-    [GpuFact]
-    public void Relu_square_forward_and_backward_match_reference()
+    [GpuTheory]
+    [InlineData(Activation.Relu2, 512, 2048)]
+    [InlineData(Activation.Gelu, 512, 2048)]
+    [InlineData(Activation.SwiGlu, 512, 1344)]
+    [InlineData(Activation.SwiGlu, 77, 64)]
+    public void Mlp_activation_passes_match_reference(Activation activation, int n, int hidden)
     {
-        const int count = 1 << 20, seed = 111;
+        int seed = 111 + (int)activation * 31 + hidden;
         var r = new Random(seed);
-        var (uBits, u) = Numerics.RandomBf16(r, count, 3);
-        var (dsBits, ds) = Numerics.RandomBf16(r, count);
-        var relu = new ReluSquare(TestGpu.Kernels);
+        int inputWidth = activation.IsGated() ? 2 * hidden : hidden;
+        var (uBits, u) = Numerics.RandomBf16(r, (long)n * inputWidth, 3);
+        var (dsBits, ds) = Numerics.RandomBf16(r, (long)n * hidden);
+        var sRef = CpuOps.Activate(activation, u, n, hidden);
+        var duRef = CpuOps.ActivateBackward(activation, u, ds, n, hidden);
+        var kernels = new MlpActivation(TestGpu.Kernels);
         using var dU = Upload(uBits, "u");
-        using var dS = Poisoned<ushort>(count, "s");
+        using var dS = Poisoned<ushort>((long)n * hidden, "s");
         using var dDs = Upload(dsBits, "ds");
-        relu.Forward(dU.Pointer, count, dS.Pointer, Stream);
-        relu.Backward(dS.Pointer, dDs.Pointer, count, dDs.Pointer, Stream); // from the output s, in place, as the model does
+        kernels.Forward(activation, dU.Pointer, n, hidden, dS.Pointer, Stream);
         Stream.Synchronize();
-        Numerics.AssertClose("s", AsFloat(dS), CpuOps.ReluSquare(u), 1e-2, seed);
-        Numerics.AssertClose("du", AsFloat(dDs), CpuOps.ReluSquareBackward(u, ds), 1e-2, seed);
+        Numerics.AssertClose("s", AsFloat(dS), sRef, 1e-2, seed);
+        // In place as the model runs it: relu² from its output s into ds; the others from u into u.
+        ulong kept = MlpActivation.KeepsPreActivation(activation) ? dU.Pointer : dS.Pointer;
+        ulong du = MlpActivation.KeepsPreActivation(activation) ? dU.Pointer : dDs.Pointer;
+        kernels.Backward(activation, kept, dDs.Pointer, n, hidden, du, Stream);
+        Stream.Synchronize();
+        Numerics.AssertClose("du", AsFloat(MlpActivation.KeepsPreActivation(activation) ? dU : dDs), duRef, 2e-2, seed);
     }
 
     [GpuTheory]
-    [InlineData(64, 8192)]
-    [InlineData(33, 1000)]
-    [InlineData(17, 1001)]
-    [InlineData(5, 12000)]
-    public void Softcap_cross_entropy_matches_reference_and_skips_ignored_rows(int rows, int vocab)
+    [InlineData(64, 8192, 15.0)]
+    [InlineData(33, 1000, 15.0)]
+    [InlineData(17, 1001, 15.0)]
+    [InlineData(5, 12000, 15.0)]
+    [InlineData(64, 8192, 30.0)]
+    [InlineData(64, 8192, 0.0)]   // no soft cap: plain cross-entropy
+    [InlineData(17, 1001, 0.0)]
+    public void Softcap_cross_entropy_matches_reference_and_skips_ignored_rows(int rows, int vocab, double cap)
     {
-        int seed = rows * 7 + vocab;
+        int seed = rows * 7 + vocab + (int)cap;
         var r = new Random(seed);
         var (logits, logitsD) = Numerics.RandomBf16(r, (long)rows * vocab, 25);
         var targets = Enumerable.Range(0, rows).Select(i => i % 5 == 3 ? -1 : r.Next(vocab)).ToArray();
         int scored = targets.Count(t => t >= 0);
         double scale = 1.0 / (scored * 2);
-        var lossRef = CpuOps.SoftcapCrossEntropy(logitsD, targets, rows, vocab, 15);
-        var gradRef = CpuOps.SoftcapCrossEntropyBackward(logitsD, targets, rows, vocab, 15, scale);
+        var lossRef = CpuOps.SoftcapCrossEntropy(logitsD, targets, rows, vocab, cap);
+        var gradRef = CpuOps.SoftcapCrossEntropyBackward(logitsD, targets, rows, vocab, cap, scale);
 
         var ce = new CrossEntropy(TestGpu.Kernels);
         using var dLogits = Upload(logits, "logits");
@@ -539,7 +589,7 @@ public class KernelOpTests
         using var dLosses = Poisoned<float>(rows, "losses");
         using var dGrad = Poisoned<ushort>((long)rows * vocab, "dlogits");
         using var dTotal = Upload(new float[1], "total");
-        ce.Forward(dLogits.Pointer, dTargets.Pointer, rows, vocab, (float)scale, dLosses.Pointer, dGrad.Pointer, Stream);
+        ce.Forward(dLogits.Pointer, dTargets.Pointer, rows, vocab, (float)scale, dLosses.Pointer, dGrad.Pointer, Stream, (float)cap);
         ce.Sum(dLosses.Pointer, rows, dTotal.Pointer, Stream);
         Stream.Synchronize();
         Numerics.AssertClose("losses", dLosses.ToArray(), lossRef, 1e-5, seed);
@@ -548,7 +598,7 @@ public class KernelOpTests
 
         // Evaluation: no gradient buffer, the losses alone.
         using var evalLosses = Poisoned<float>(rows, "eval losses");
-        ce.Forward(dLogits.Pointer, dTargets.Pointer, rows, vocab, 0f, evalLosses.Pointer, 0, Stream);
+        ce.Forward(dLogits.Pointer, dTargets.Pointer, rows, vocab, 0f, evalLosses.Pointer, 0, Stream, (float)cap);
         Stream.Synchronize();
         Numerics.AssertClose("eval losses", evalLosses.ToArray(), lossRef, 1e-5, seed);
     }

@@ -1,0 +1,75 @@
+using AutoResearch.Bench.Workbench;
+using AutoResearch.Model.Gpu;
+using BenchmarkDotNet.Attributes;
+
+namespace AutoResearch.Bench.Kernels;
+
+/// <summary>
+/// kernels/flash_backward.cu at B × T tokens, for each head size, grouping and window. <see cref="Backward"/> is the model's
+/// call: flash_attention_backward_prepare (D, the zeroed dq accumulator) and flash_attention_backward, dk and dv written as
+/// rows of one dq | dk | dv matrix, dq left in the fp32 accumulator for the rotary backward. <see cref="BackwardWithDq"/> adds
+/// flash_attention_backward_finish (dq to bf16) and writes dense tensors. o and lse come from the flash forward. Checked
+/// against the fp64 reference at B 2, T 512 (<see cref="AttentionBenchmark"/>); tensor-core work (2.5× the forward's FLOPs).
+/// Run: <c>bench --filter '*FlashBackwardBenchmarks*'</c>.
+/// </summary>
+public class FlashBackwardBenchmarks : AttentionBenchmark
+{
+    private FlashAttention _flash = null!;
+    private ulong _grads, _scratch;
+
+    [ParamsSource(nameof(Configs))]
+    public override string Config { get; set; } = "baseline";
+
+    public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "head64", "gqa2");
+
+    [Params(128)]
+    public override int B { get; set; } = 128;
+
+    [Params(2048)]
+    public override int T { get; set; } = 2048;
+
+    private int QWidth => Shape.Heads * Shape.HeadDim;
+
+    private int RowStride => QWidth + 2 * Shape.KvDim;
+
+    protected override void Open() => _flash = new FlashAttention(KernelFiles, Shape.HeadDim);
+
+    private KernelWork SetUpTiming()
+    {
+        AllocateInputs();
+        _grads = Buffers.Allocate<ushort>((long)B * T * RowStride, "dq | dk | dv").Pointer;
+        _scratch = Buffers.Allocate<byte>(_flash.BackwardScratchBytes(B, T, Shape.Heads, Shape.KvHeads), "backward scratch").Pointer;
+        Device.Synchronize();
+        _flash.Forward(Q, K, V, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, O, Lse, Stream);
+        return KernelWork.Attention(B, T, Shape.Heads, Shape.HeadDim, WindowTokens, backward: true);
+    }
+
+    [GlobalSetup(Target = nameof(Backward))]
+    public void SetupBackward()
+        => Prepare(nameof(Backward), () => CheckBackward("flash_attention_backward_prepare + flash_attention_backward", _flash, asTheModelCalls: true), SetUpTiming);
+
+    /// <summary>As the model calls it: strided dq | dk | dv rows, dq left in the fp32 accumulator.</summary>
+    [Benchmark]
+    public void Backward()
+    {
+        Begin();
+        _flash.Backward(Q, K, V, O, DOut, Lse, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, _grads, _grads + 2UL * (ulong)QWidth,
+            _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(BackwardWithDq))]
+    public void SetupBackwardWithDq()
+        => Prepare(nameof(BackwardWithDq), () => CheckBackward("flash_attention_backward (+ prepare, finish)", _flash, asTheModelCalls: false), SetUpTiming);
+
+    /// <summary>Dense dq, dk, dv, with dq written in bf16 by the finish kernel.</summary>
+    [Benchmark]
+    public void BackwardWithDq()
+    {
+        long tokens = (long)B * T;
+        Begin();
+        _flash.Backward(Q, K, V, O, DOut, Lse, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, _grads, _grads + (ulong)(2 * tokens * QWidth),
+            _grads + (ulong)(2 * tokens * (QWidth + Shape.KvDim)), _scratch, Stream);
+        End();
+    }
+}

@@ -1,0 +1,65 @@
+using System.CommandLine;
+using AutoResearch.Runner.Sweep;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+/// <summary>The sweep's configurations and its command line (the GPU stages run on a device only).</summary>
+public class SweepTests
+{
+    private static int Invoke(params string[] args)
+    {
+        var root = new RootCommand("test");
+        root.Subcommands.Add(SweepCommand.Create());
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter(), EnableDefaultExceptionHandler = false });
+    }
+
+    [Fact]
+    public void The_built_in_sweep_spans_the_knobs_and_every_configuration_builds()
+    {
+        var configs = SweepConfig.Defaults;
+        Assert.True(configs.Count >= 12);
+        Assert.Equal(configs.Count, configs.Select(c => c.Name).Distinct().Count());
+        var shapes = configs.Select(c => c.Knobs(2048).Shape(8192, 2048)).ToArray();
+        Assert.Contains(shapes, s => s.HeadDim == 64);
+        Assert.Contains(shapes, s => s.KvHeads < s.Heads);
+        Assert.Contains(shapes, s => s.ModelDim == 2048);
+        Assert.Contains(shapes, s => s.Depth == 2);
+        Assert.Contains(shapes, s => s.Depth == 32);
+        foreach (var activation in Enum.GetValues<Model.Activation>())
+            Assert.Contains(shapes, s => s.Activation == activation);
+        Assert.Contains(shapes, s => s.Windows.All(w => w == 2048));
+        Assert.Contains(shapes, s => s.Windows[..^1].All(w => w == 256));
+        Assert.Contains(shapes, s => s.MlpHidden == 2 * s.ModelDim);
+        // One micro-batch a step, so a short train is quick.
+        Assert.All(configs, c => Assert.Equal(c.DeviceBatch * 2048, c.Knobs(2048).TotalBatchSize));
+    }
+
+    [Fact]
+    public void A_configuration_line_parses_its_knobs_and_rows()
+    {
+        var c = SweepConfig.Parse("wide: AspectRatio=256 KvHeads=4 @32");
+        Assert.Equal("wide", c.Name);
+        Assert.Equal(["AspectRatio=256", "KvHeads=4"], c.Sets);
+        Assert.Equal(32, c.DeviceBatch);
+        Assert.Equal(1024, c.Knobs(2048).ModelDim / 2); // width 2048
+        Assert.Throws<FormatException>(() => SweepConfig.Parse("no colon here"));
+        Assert.Throws<FormatException>(() => SweepConfig.Parse("bad: Depth=4 @0"));
+    }
+
+    [Fact]
+    public void Unknown_names_and_bad_knobs_are_refused_before_any_gpu_work()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--only", "nope"));
+        Assert.Contains("no configuration named nope", e.Message);
+        Assert.Contains("baseline", e.Message);
+        using var folder = new TempFolder();
+        string file = Path.Combine(folder.Path, "configs.txt");
+        File.WriteAllText(file, "# a comment\nfine: Depth=4\nbroken: HeadDim=96\n");
+        e = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--configs", file));
+        Assert.Contains("'broken'", e.Message);
+        Assert.Contains("HeadDim", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--steps", "0"));
+        Assert.Contains("--steps", e.Message);
+    }
+}

@@ -1,29 +1,70 @@
 using AutoResearch.Hub;
 
-// autoresearch-hub --urls http://127.0.0.1:8080 --data DIR
+// autoresearch-hub --data DIR [--urls URL] [--public-dashboard]   |   autoresearch-hub revoke AGENT --data DIR
+const string Usage = """
+    autoresearch-hub: the shared hub of many agents (SPEC §11): an HTTP API for commits (git bundles) and posts, and a dashboard at /.
+
+    usage:
+      autoresearch-hub --data DIR [--urls URL] [--public-dashboard]
+      autoresearch-hub revoke AGENT --data DIR
+
+    options:
+      --data DIR            folder for the hub's state: hub.db (SQLite), repo.git (bare repository), tmp/ (required)
+      --urls URL            address to listen on (default http://127.0.0.1:8080; several separated by ';')
+      --public-dashboard    serve the dashboard to anyone (default: it needs an agent's key, like every API read)
+      -h, --help            this text
+
+    revoke AGENT            revokes an agent's key for good (its commits and posts stay); works while the server runs
+    Stops on SIGTERM or Ctrl-C.
+    """;
 string urls = "http://127.0.0.1:8080";
-string? data = null;
+string? data = null, revoke = null;
+bool publicDashboard = false;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
         case "--urls" when i + 1 < args.Length: urls = args[++i]; break;
         case "--data" when i + 1 < args.Length: data = args[++i]; break;
+        case "--public-dashboard": publicDashboard = true; break;
+        case "revoke" when i == 0 && args.Length > 1: revoke = args[++i]; break;
         case "-h" or "--help":
-            Console.WriteLine("autoresearch-hub --urls http://127.0.0.1:8080 --data DIR\n  Serves the hub API (SPEC §11) and a dashboard at /; state (SQLite + bare git repo) lives in DIR.");
+            Console.WriteLine(Usage);
             return 0;
         default:
-            Console.Error.WriteLine($"autoresearch-hub: unknown argument '{args[i]}' (expected --urls URL --data DIR)");
-            return 1;
+            Console.Error.WriteLine($"autoresearch-hub: unknown or incomplete argument '{args[i]}'\n\n{Usage}");
+            return 2;
     }
 }
 if (data is null)
 {
-    Console.Error.WriteLine("autoresearch-hub: --data DIR is required (the folder holding hub.db and repo.git)");
+    Console.Error.WriteLine("autoresearch-hub: --data DIR is required (the folder holding hub.db and repo.git); --help for usage");
+    return 2;
+}
+string dataDirectory = Path.GetFullPath(data);
+if (revoke is not null)
+{
+    using var store = new HubStore(Path.Combine(dataDirectory, "hub.db"), TimeProvider.System);
+    if (!store.Revoke(revoke))
+    {
+        Console.Error.WriteLine($"autoresearch-hub: no agent '{revoke}' with a live key in {dataDirectory}");
+        return 1;
+    }
+    Console.WriteLine($"revoked the key of agent '{revoke}'");
+    return 0;
+}
+WebApplication app;
+try
+{
+    app = HubServer.Build(new HubOptions { DataDirectory = dataDirectory, PublicDashboard = publicDashboard }, urls);
+    await app.StartAsync();
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+{
+    Console.Error.WriteLine($"autoresearch-hub: could not start: {e.Message}");
     return 1;
 }
-var app = HubServer.Build(new HubOptions { DataDirectory = Path.GetFullPath(data) }, urls);
-await app.StartAsync();
-Console.WriteLine($"hub: serving {string.Join(", ", app.Urls)} with data in {Path.GetFullPath(data)}");
+Console.WriteLine($"hub: serving {string.Join(", ", app.Urls)} (pid {Environment.ProcessId}) with data in {dataDirectory}"
+    + (publicDashboard ? "; dashboard public" : "; dashboard needs a key"));
 await app.WaitForShutdownAsync();
 return 0;

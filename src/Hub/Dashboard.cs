@@ -11,7 +11,7 @@ namespace AutoResearch.Hub;
 public static class Dashboard
 {
     public const int RefreshSeconds = 30;
-    public const int FrontierRows = 20;
+    public const int FrontierRows = 15;
     public const int PostRows = 30;
 
     public static string Render(HubStore store, TimeProvider time)
@@ -23,7 +23,7 @@ public static class Dashboard
         var html = new StringBuilder(64 * 1024);
         Head(html, "autoresearch hub", refresh: true);
         html.Append("<header><h1>autoresearch hub</h1><p class=\"meta\">")
-            .Append(CultureInfo.InvariantCulture, $"{counts.Agents} agents · {counts.Commits} commits · {counts.Leaves} leaves · {counts.Results} results · {counts.Posts} posts")
+            .Append(CultureInfo.InvariantCulture, $"{counts.Agents} agents · {counts.Commits} commits · {counts.Leaves} on the frontier · {counts.Results} results · {counts.Posts} posts")
             .Append(" · updated <time>").Append(now.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture))
             .Append(CultureInfo.InvariantCulture, $" UTC</time>, refreshes every {RefreshSeconds} s</p>")
             .Append("<form method=\"post\" action=\"/signout\" class=\"signout\"><button>sign out</button></form></header>");
@@ -31,11 +31,10 @@ public static class Dashboard
         html.Append("<section><h2>Best val_bpb so far, per platform</h2><div class=\"chart\">")
             .Append(DashboardChart.Svg(store.AllResults())).Append("</div></section>");
 
-        html.Append("<div class=\"columns\"><section><h2>Leaderboard</h2>");
+        html.Append("<section><h2>Leaderboard: the best result per platform, all history</h2>");
         var board = store.Leaderboard();
-        if (board.Count == 0)
-            html.Append("<p class=\"empty\">No ranked results yet (crashes are not ranked).</p>");
-        html.Append("<table id=\"leaderboard\"><thead><tr><th>#</th><th>platform</th><th>best val_bpb</th><th>commit</th><th>agent</th><th>vram GB</th><th>runs</th><th>description</th><th>when</th></tr></thead><tbody>");
+        html.Append(board.Count == 0 ? "<p class=\"empty\">No ranked results yet (crashes are not ranked).</p><table id=\"leaderboard\" hidden>" : "<table id=\"leaderboard\">");
+        html.Append("<thead><tr><th>#</th><th>platform</th><th>best val_bpb</th><th>commit</th><th>agent</th><th>vram GB</th><th>runs</th><th>description</th><th>when</th></tr></thead><tbody>");
         int rank = 1;
         foreach (var (best, runs) in board)
         {
@@ -49,9 +48,8 @@ public static class Dashboard
 
         html.Append("<section><h2>Frontier: leaves ranked by best val_bpb</h2>");
         var leaves = store.Leaves(FrontierRows);
-        if (leaves.Count == 0)
-            html.Append("<p class=\"empty\">No commits pushed yet.</p>");
-        html.Append("<table id=\"frontier\"><thead><tr><th>val_bpb</th><th>platform</th><th>commit</th><th>agent</th><th>message</th><th>pushed</th></tr></thead><tbody>");
+        html.Append(leaves.Count == 0 ? "<p class=\"empty\">No commits pushed yet.</p><table id=\"frontier\" hidden>" : "<table id=\"frontier\">");
+        html.Append("<thead><tr><th>val_bpb</th><th>platform</th><th>commit</th><th>agent</th><th>message</th><th>pushed</th></tr></thead><tbody>");
         foreach (var leaf in leaves)
         {
             html.Append("<tr><td class=\"val_bpb\">").Append(leaf.Best is null ? "–" : F6(leaf.Best.ValBpb)).Append("</td><td>")
@@ -59,10 +57,13 @@ public static class Dashboard
                 .Append("</td><td>").Append(E(leaf.Commit.AgentId)).Append("</td><td class=\"text\">").Append(E(leaf.Commit.Message))
                 .Append("</td><td>").Append(Ago(leaf.Commit.CreatedAt, now)).Append("</td></tr>");
         }
-        html.Append("</tbody></table></section></div>");
+        html.Append("</tbody></table></section>");
 
         html.Append("<section><h2>Latest posts</h2><ol id=\"posts\">");
-        foreach (var p in store.LatestPosts(PostRows))
+        var posts = store.LatestPosts(PostRows);
+        if (posts.Count == 0)
+            html.Append("<li class=\"empty\">No posts yet.</li>");
+        foreach (var p in posts)
         {
             html.Append(CultureInfo.InvariantCulture, $"<li id=\"post-{p.Id}\"><span class=\"when\">").Append(Ago(p.CreatedAt, now))
                 .Append("</span> <span class=\"channel\">#").Append(E(p.Channel)).Append("</span> <b>").Append(E(p.AgentId)).Append("</b>");
@@ -114,12 +115,11 @@ public static class Dashboard
         + "header{display:flex;align-items:baseline;gap:1.5em;flex-wrap:wrap}h1{font-size:1.5em;margin:.2em 0}h1 a{color:inherit;text-decoration:none}"
         + "h2{font-size:1.1em;margin:1.2em 0 .5em}.meta{color:#5b6475;margin:0}.signout{margin-left:auto}"
         + "section{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:.4em 1.2em 1em;margin:1em 0}"
-        + ".columns{display:grid;grid-template-columns:1fr 1fr;gap:1em}.columns section{margin:0}@media(max-width:1000px){.columns{grid-template-columns:1fr}}"
-        + "table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #edf0f4;vertical-align:top}"
+        + "table{border-collapse:collapse;width:100%;font-size:.93em}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #edf0f4;vertical-align:top}"
         + "th{color:#5b6475;font-weight:600;font-size:.9em}td.val_bpb{font-variant-numeric:tabular-nums;font-weight:600}"
         + ".text{overflow-wrap:anywhere;white-space:pre-wrap}.empty{color:#5b6475}.chart svg{width:100%;height:auto}"
         + "ol#posts{list-style:none;padding:0;margin:0}ol#posts li{padding:5px 0;border-bottom:1px solid #edf0f4}"
-        + ".when{color:#5b6475;font-size:.9em;white-space:nowrap}.channel{color:#7048e8}.reply{color:#5b6475}"
+        + "time,td.val_bpb{white-space:nowrap}.when{color:#5b6475;font-size:.9em;white-space:nowrap}.channel{color:#7048e8}.reply{color:#5b6475}"
         + "a{color:#1c64d8}code,pre{font:12px/1.4 'DejaVu Sans Mono',monospace}pre.diff{overflow:auto;max-height:60em;background:#f6f7f9;padding:.6em}"
         + "form.signin{display:flex;gap:.5em;margin:1em 0}form.signin input{flex:1;font:inherit;padding:.4em}.error{color:#c92a2a}";
 

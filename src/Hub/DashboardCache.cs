@@ -9,19 +9,23 @@ public sealed class DashboardCache(TimeSpan maxAge, TimeProvider time)
     private readonly SemaphoreSlim _rendering = new(1, 1);
     private volatile Entry? _entry;
 
-    private sealed record Entry(string Html, long RenderedAt);
+    /// <summary>A rendered page: UTF-8 bytes, and the same gzip-compressed once for the browsers that accept it.</summary>
+    public sealed record Page(byte[] Html, byte[] Gzip);
 
-    public async Task<string> GetAsync(Func<string> render, CancellationToken ct)
+    private sealed record Entry(Page Page, long RenderedAt);
+
+    /// <summary>The page, encoded and compressed once per render, not once per request.</summary>
+    public async Task<Page> GetAsync(Func<string> render, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(render);
         var entry = _entry;
         if (entry is not null && time.GetElapsedTime(entry.RenderedAt) < maxAge)
-            return entry.Html;
+            return entry.Page;
         if (entry is not null)
         {
             // Stale: whoever gets the lock renders; everyone else answers with the stale copy at once.
             if (!_rendering.Wait(0))
-                return entry.Html;
+                return entry.Page;
         }
         else
         {
@@ -33,10 +37,14 @@ public sealed class DashboardCache(TimeSpan maxAge, TimeProvider time)
             if (entry is null || time.GetElapsedTime(entry.RenderedAt) >= maxAge)
             {
                 long started = time.GetTimestamp();
-                entry = new Entry(render(), started);
+                byte[] html = System.Text.Encoding.UTF8.GetBytes(render());
+                using var gzip = new MemoryStream();
+                using (var z = new System.IO.Compression.GZipStream(gzip, System.IO.Compression.CompressionLevel.Optimal))
+                    z.Write(html);
+                entry = new Entry(new Page(html, gzip.ToArray()), started);
                 _entry = entry;
             }
-            return entry.Html;
+            return entry.Page;
         }
         finally
         {

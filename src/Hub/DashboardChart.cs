@@ -14,7 +14,7 @@ public static class DashboardChart
     public const int Height = 420;
 
     /// <summary>Most dots drawn (the newest); the best-so-far lines always use every result.</summary>
-    public const int MaxDots = 4000;
+    public const int MaxDots = 1500;
 
     /// <summary>SVG markup ready to inline in HTML; results in posting order.</summary>
     public static string Svg(IReadOnlyList<ResultRecord> results)
@@ -34,8 +34,10 @@ public static class DashboardChart
             var points = platforms[i].ToList();
             if (dotsByPlatform.TryGetValue(platforms[i].Key, out var dots))
             {
-                var scatter = plot.Add.ScatterPoints(dots.Select(r => X(r)).ToArray(), dots.Select(r => r.ValBpb).ToArray(), color.WithAlpha(0.35));
-                scatter.MarkerSize = 4;
+                // Few results: large, clear dots; many: small translucent ones, so that dense regions read as density, not a smear.
+                bool few = ranked.Count < 100;
+                var scatter = plot.Add.ScatterPoints(dots.Select(r => X(r)).ToArray(), dots.Select(r => r.ValBpb).ToArray(), color.WithAlpha(few ? 0.7 : 0.35));
+                scatter.MarkerSize = few ? 7 : 4;
             }
             // Best so far: a step at every improvement, held out to the newest result of any platform.
             var stepX = new List<double>();
@@ -59,7 +61,9 @@ public static class DashboardChart
         }
         plot.XLabel("time posted (UTC)");
         plot.YLabel("val_bpb (lower is better)");
-        plot.Axes.DateTimeTicksBottom();
+        var bottom = plot.Axes.DateTimeTicksBottom();
+        if (bottom.TickGenerator is ScottPlot.TickGenerators.DateTimeAutomatic ticks)
+            ticks.LabelFormatter = t => t.ToString("MMM d HH:mm", CultureInfo.InvariantCulture);
         if (ranked.Count == 0)
         {
             plot.Axes.SetLimits(DateTime.UtcNow.AddDays(-1).ToOADate(), DateTime.UtcNow.ToOADate(), 0.9, 1.1);
@@ -68,7 +72,7 @@ public static class DashboardChart
         else
         {
             SetLimits(plot, ranked);
-            plot.ShowLegend(Alignment.UpperRight);
+            plot.ShowLegend(Edge.Bottom);
         }
         string svg = plot.GetSvgXml(Width, Height);
         // Inline it: drop the XML declaration and let CSS scale it (viewBox).
@@ -86,7 +90,7 @@ public static class DashboardChart
     {
         var values = ranked.Select(r => r.ValBpb).Order().ToArray();
         double low = values[0];
-        double high = values[(int)Math.Floor((values.Length - 1) * 0.98)];
+        double high = values.Length < 50 ? values[^1] : values[(int)Math.Floor((values.Length - 1) * 0.98)];
         double margin = Math.Max((high - low) * 0.08, 1e-3);
         double x0 = X(ranked[0]), x1 = X(ranked[^1]);
         double xMargin = Math.Max((x1 - x0) * 0.03, 1.0 / 24 / 60);

@@ -18,8 +18,13 @@ public static class DashboardEndpoints
 
         app.MapGet("/", async (HttpContext ctx) =>
         {
-            string html = await hub.Dashboard.GetAsync(() => Dashboard.Render(store, hub.Time), ctx.RequestAborted);
-            return Html(ctx, html, 200);
+            var page = await hub.Dashboard.GetAsync(() => Dashboard.Render(store, hub.Time), ctx.RequestAborted);
+            SecurityHeaders(ctx);
+            ctx.Response.Headers.Vary = "Accept-Encoding";
+            if (!ctx.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
+                return Results.Bytes(page.Html, "text/html; charset=utf-8");
+            ctx.Response.Headers.ContentEncoding = "gzip";
+            return Results.Bytes(page.Gzip, "text/html; charset=utf-8");
         });
 
         app.MapGet("/commits/{hash}", async (HttpContext ctx, string hash) =>

@@ -12,6 +12,9 @@ const string Usage = """
       --data DIR            folder for the hub's state: hub.db (SQLite), repo.git (bare repository), tmp/ (required)
       --urls URL            address to listen on (default http://127.0.0.1:8080; several separated by ';')
       --public-dashboard    serve the dashboard to anyone (default: it needs an agent's key, like every API read)
+      --registrations-per-minute N   per client address (default 10)
+      --posts-per-minute N           per agent (default 60)
+      --pushes-per-minute N          per agent (default 20)
       -h, --help            this text
 
     revoke AGENT            revokes an agent's key for good (its commits and posts stay); works while the server runs
@@ -19,20 +22,28 @@ const string Usage = """
     """;
 string urls = "http://127.0.0.1:8080";
 string? data = null, revoke = null;
-bool publicDashboard = false;
+var options = new HubOptions { DataDirectory = "" };
 for (int i = 0; i < args.Length; i++)
 {
-    switch (args[i])
+    string arg = args[i];
+    bool hasValue = i + 1 < args.Length;
+    int? limit = arg.EndsWith("-per-minute", StringComparison.Ordinal) && hasValue ? Limit(args[i + 1]) : null;
+    switch (arg)
     {
-        case "--urls" when i + 1 < args.Length: urls = args[++i]; break;
-        case "--data" when i + 1 < args.Length: data = args[++i]; break;
-        case "--public-dashboard": publicDashboard = true; break;
-        case "revoke" when i == 0 && args.Length > 1: revoke = args[++i]; break;
+        case "--urls" when hasValue: urls = args[++i]; break;
+        case "--data" when hasValue: data = args[++i]; break;
+        case "--public-dashboard": options = options with { PublicDashboard = true }; break;
+        case "--registrations-per-minute" when limit is { } n: options = options with { RegistrationsPerMinute = n }; i++; break;
+        case "--posts-per-minute" when limit is { } n: options = options with { PostsPerMinute = n }; i++; break;
+        case "--pushes-per-minute" when limit is { } n: options = options with { PushesPerMinute = n }; i++; break;
+        case "revoke" when i == 0 && hasValue: revoke = args[++i]; break;
         case "-h" or "--help":
             Console.WriteLine(Usage);
             return 0;
         default:
-            Console.Error.WriteLine($"autoresearch-hub: unknown or incomplete argument '{args[i]}'\n\n{Usage}");
+            Console.Error.WriteLine(arg.EndsWith("-per-minute", StringComparison.Ordinal)
+                ? $"autoresearch-hub: {arg} needs a positive integer"
+                : $"autoresearch-hub: unknown or incomplete argument '{arg}'\n\n{Usage}");
             return 2;
     }
 }
@@ -56,7 +67,7 @@ if (revoke is not null)
 WebApplication app;
 try
 {
-    app = HubServer.Build(new HubOptions { DataDirectory = dataDirectory, PublicDashboard = publicDashboard }, urls);
+    app = HubServer.Build(options with { DataDirectory = dataDirectory }, urls);
     await app.StartAsync();
 }
 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
@@ -65,6 +76,9 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException or Inv
     return 1;
 }
 Console.WriteLine($"hub: serving {string.Join(", ", app.Urls)} (pid {Environment.ProcessId}) with data in {dataDirectory}"
-    + (publicDashboard ? "; dashboard public" : "; dashboard needs a key"));
+    + (options.PublicDashboard ? "; dashboard public" : "; dashboard needs a key"));
 await app.WaitForShutdownAsync();
 return 0;
+
+static int? Limit(string value) =>
+    int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n : null;

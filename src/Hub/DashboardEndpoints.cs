@@ -15,16 +15,36 @@ public static class DashboardEndpoints
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(hub);
         var store = hub.Store;
+        var pages = new System.Threading.RateLimiting.TokenBucketRateLimiter(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
+        {
+            TokenLimit = hub.Options.DashboardPagesPerSecond,
+            TokensPerPeriod = hub.Options.DashboardPagesPerSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 10_000,
+            QueueProcessingOrder = System.Threading.RateLimiting.QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+        app.Lifetime.ApplicationStopped.Register(pages.Dispose);
 
         app.MapGet("/", async (HttpContext ctx) =>
         {
+            // However many browsers ask, at most DashboardPagesPerSecond pages go out; the rest wait their turn without using
+            // a core, so a crowd of dashboard readers in a loop never takes the cores from the API (the page changes only
+            // every DashboardCacheTime anyway).
+            using var lease = await pages.AcquireAsync(1, ctx.RequestAborted);
+            if (!lease.IsAcquired)
+                return Html(ctx, "<p>The dashboard is busy; try again in a few seconds.</p>", 503);
             var page = await hub.Dashboard.GetAsync(() => Dashboard.Render(store, hub.Time), ctx.RequestAborted);
             SecurityHeaders(ctx);
             ctx.Response.Headers.Vary = "Accept-Encoding";
-            if (!ctx.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
-                return Results.Bytes(page.Html, "text/html; charset=utf-8");
-            ctx.Response.Headers.ContentEncoding = "gzip";
-            return Results.Bytes(page.Gzip, "text/html; charset=utf-8");
+            ctx.Response.ContentType = "text/html; charset=utf-8";
+            bool gzip = ctx.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase);
+            if (gzip)
+                ctx.Response.Headers.ContentEncoding = "gzip";
+            byte[] body = gzip ? page.Gzip : page.Html;
+            ctx.Response.ContentLength = body.Length;
+            await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+            return Results.Empty;
         });
 
         app.MapGet("/commits/{hash}", async (HttpContext ctx, string hash) =>

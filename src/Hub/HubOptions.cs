@@ -39,6 +39,9 @@ public sealed record HubOptions
     /// <summary>How long the dashboard's page is reused before it is rendered again.</summary>
     public TimeSpan DashboardCacheTime { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Dashboard pages sent per second at most, over all readers; more readers wait their turn (never refused).</summary>
+    public int DashboardPagesPerSecond { get; init; } = 50;
+
     /// <summary>How long a browser stays signed in to the dashboard.</summary>
     public TimeSpan SessionLifetime { get; init; } = TimeSpan.FromDays(30);
 

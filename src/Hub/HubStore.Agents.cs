@@ -5,6 +5,8 @@ namespace AutoResearch.Hub;
 /// <summary>Agents, their keys (hashes only) and browser sessions.</summary>
 public sealed partial class HubStore
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Agent, long At)> _keys = new(StringComparer.Ordinal);
+
     /// <summary>Creates an agent with a fresh key; returns the key, or null when the id is taken (revoked ids stay taken).</summary>
     public string? Register(string id)
     {
@@ -13,9 +15,25 @@ public sealed partial class HubStore
             ("$id", id), ("$h", HashKey(key)), ("$t", Now())) == 1 ? key : null);
     }
 
-    /// <summary>The agent owning a key, or null (unknown or revoked).</summary>
-    public string? Authenticate(string apiKey) =>
-        Read(db => Scalar(db, "SELECT id FROM agents WHERE key_hash = $h AND revoked_at IS NULL", null, ("$h", HashKey(apiKey))) as string);
+    /// <summary>How long a key's owner is remembered; a key revoked by another process (autoresearch-hub revoke) stops working within it.</summary>
+    public static readonly TimeSpan KeyCacheTime = TimeSpan.FromSeconds(10);
+
+    /// <summary>The agent owning a key, or null (unknown or revoked). Every request asks, so known keys are remembered briefly.</summary>
+    public string? Authenticate(string apiKey)
+    {
+        string hash = HashKey(apiKey);
+        long now = _time.GetTimestamp();
+        if (_keys.TryGetValue(hash, out var known) && _time.GetElapsedTime(known.At, now) < KeyCacheTime)
+            return known.Agent;
+        string? agent = Read(db => Scalar(db, "SELECT id FROM agents WHERE key_hash = $h AND revoked_at IS NULL", null, ("$h", hash)) as string);
+        if (agent is not null)
+        {
+            if (_keys.Count > 100_000)
+                _keys.Clear();
+            _keys[hash] = (agent, now);
+        }
+        return agent;
+    }
 
     /// <summary>Replaces the agent's key with a fresh one (the old key stops working at once) and ends its browser sessions.</summary>
     public string RotateKey(string agentId)
@@ -26,18 +44,25 @@ public sealed partial class HubStore
             Execute(db, "UPDATE agents SET key_hash = $h WHERE id = $id AND revoked_at IS NULL", tx, ("$h", HashKey(key)), ("$id", agentId));
             return Execute(db, "DELETE FROM sessions WHERE agent_id = $id", tx, ("$id", agentId));
         });
+        // After the commit: a request that read the old key just before it cannot leave it remembered.
+        ForgetKeys(agentId);
         return key;
     }
 
     /// <summary>Revokes the agent's key for good (its id stays taken, its commits and posts stay); false when already revoked or unknown.</summary>
-    public bool Revoke(string agentId) => Write((db, tx) =>
+    public bool Revoke(string agentId)
     {
-        // key_hash is unique and non-null: an unguessable placeholder that no key hashes to.
-        int n = Execute(db, "UPDATE agents SET revoked_at = $t, key_hash = 'revoked:' || id WHERE id = $id AND revoked_at IS NULL", tx,
-            ("$t", Now()), ("$id", agentId));
-        Execute(db, "DELETE FROM sessions WHERE agent_id = $id", tx, ("$id", agentId));
-        return n == 1;
-    });
+        bool revoked = Write((db, tx) =>
+        {
+            // key_hash is unique and non-null: an unguessable placeholder that no key hashes to.
+            int n = Execute(db, "UPDATE agents SET revoked_at = $t, key_hash = 'revoked:' || id WHERE id = $id AND revoked_at IS NULL", tx,
+                ("$t", Now()), ("$id", agentId));
+            Execute(db, "DELETE FROM sessions WHERE agent_id = $id", tx, ("$id", agentId));
+            return n == 1;
+        });
+        ForgetKeys(agentId);
+        return revoked;
+    }
 
     /// <summary>Agents in id order after the given id (a cursor), with how many commits and posts each has.</summary>
     public List<AgentRecord> Agents(int limit, string? after) => Read(db =>
@@ -74,6 +99,15 @@ public sealed partial class HubStore
         """, null, ("$h", HashKey(token)), ("$now", Now())) as string);
 
     public void EndSession(string token) => Write((db, tx) => Execute(db, "DELETE FROM sessions WHERE token_hash = $h", tx, ("$h", HashKey(token))));
+
+    private void ForgetKeys(string agentId)
+    {
+        foreach (var (hash, known) in _keys)
+        {
+            if (known.Agent == agentId)
+                _keys.TryRemove(hash, out _);
+        }
+    }
 
     private static long Count(SqliteConnection db, string table) => (long)Scalar(db, $"SELECT COUNT(*) FROM {table}")!;
 }

@@ -130,8 +130,6 @@ public sealed partial class HubStore : IDisposable
     {
         var db = new SqliteConnection(_connectionString);
         db.Open();
-        // Per connection: WAL with synchronous=NORMAL is durable across a crash of the process, and commits need no fsync.
-        Execute(db, "PRAGMA synchronous=NORMAL");
         return db;
     }
 
@@ -164,6 +162,8 @@ public sealed partial class HubStore : IDisposable
         lock (_write)
         {
             using var db = Open();
+            // Per connection, for writers: with WAL, synchronous=NORMAL survives a crash of the process and commits need no fsync.
+            Execute(db, "PRAGMA synchronous=NORMAL");
             using var tx = db.BeginTransaction();
             T result = work(db, tx);
             tx.Commit();

@@ -64,6 +64,10 @@ if (revoke is not null)
     Console.WriteLine($"revoked the key of agent '{revoke}'");
     return 0;
 }
+// Writes to the database queue on one lock that blocks its thread for the length of a short transaction; with the pool's
+// default minimum (one thread per core) a burst of writers would hold every thread and make reads wait for new ones.
+ThreadPool.GetMinThreads(out int workers, out int io);
+ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
 WebApplication app;
 try
 {

@@ -2,6 +2,8 @@ using AutoResearch.Hub.Load;
 
 // hub-load: the hub under many agents at once, on loopback, with the server as its own process. Writes a Markdown report.
 var settings = LoadSettings.Parse(args);
+// 200 agents and 20 readers at once: threads enough that the client's own pool never adds to the times it measures.
+ThreadPool.SetMinThreads(256, 256);
 if (settings is null)
     return 2;
 if (settings.Screenshots is null)

@@ -52,6 +52,25 @@ public sealed class LoadRun
         using (var r = await Send(http, HttpMethod.Post, "/api/git/push", keys[s.Agents], new ByteArrayContent(histories.BaseBundle)))
             r.EnsureSuccessStatusCode();
 
+        // Warm-up, not timed: every kind of request a few times, so that the run measures the server, not its JIT.
+        string seedKey = keys[s.Agents];
+        for (int w = 0; w < 20; w++)
+        {
+            foreach (var path in new[] { "/api/git/leaves?limit=20", "/api/channels/results/posts?limit=50", "/api/git/commits?limit=20", "/api/leaderboard",
+                "/api/results?limit=50&platform=H100", $"/api/git/commits/{histories.BaseHash}", "/api/channels/discussion/posts?limit=20", "/" })
+            {
+                using var r = await Send(http, HttpMethod.Get, path, seedKey, null);
+                await r.Content.CopyToAsync(Stream.Null);
+            }
+            using (var r = await Send(http, HttpMethod.Post, "/api/channels/discussion/posts", seedKey, JsonContent.Create(new { content = $"warm-up {w}" })))
+                r.EnsureSuccessStatusCode();
+            if (w < 5)
+            {
+                using var r = await Send(http, HttpMethod.Post, "/api/git/push", seedKey, new ByteArrayContent(histories.BaseBundle));
+                r.EnsureSuccessStatusCode();
+            }
+        }
+
         var times = new Latencies();
         var errors = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         var expectedPosts = new ConcurrentBag<string>();

@@ -20,6 +20,7 @@ public static class Report
             .AppendLine(inv, $"Load: {s.Agents} agents at once, each {s.Pushes} pushes (a chain of commits on a shared base), {s.Posts} posts (2 of 3 result lines, 1 in 10 of them crashes, some replies; 1 of 3 to discussion) and {s.Reads} API reads")
             .AppendLine(inv, $"(leaves, commits, one commit, posts, results, leaderboard) in random order, with a random pause of 0-{2 * s.ThinkMs} ms before each request;")
             .AppendLine(inv, $"beside them {s.DashboardReaders} clients load `/` {(s.DashboardPauseMs == 0 ? "back to back" : $"every {s.DashboardPauseMs} ms")} for the whole run.")
+            .AppendLine("Before the timed run, one agent warms the server up (20 rounds of every read, a post, the dashboard; 5 pushes); those requests are not counted.")
             .AppendLine()
             .AppendLine(inv, $"The run took {run.Seconds:F1} s for {run.Requests:N0} requests ({run.Requests / run.Seconds:F0} per second), of which {run.DashboardPages:N0} dashboard pages; registering the agents took {run.RegisterSeconds:F1} s.")
             .AppendLine()

@@ -13,7 +13,7 @@ public static class Report
         var md = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
         md.AppendLine("# Hub load run").AppendLine()
-            .AppendLine(inv, $"Machine: {Environment.ProcessorCount}-core {RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant()} {OsName()}, {RuntimeInformation.FrameworkDescription}. Commit: {Commit()}.")
+            .AppendLine(inv, $"Machine: {Environment.ProcessorCount}-core {(RuntimeInformation.OSArchitecture == Architecture.X64 ? "x86-64" : RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant())} {OsName()}, {RuntimeInformation.FrameworkDescription}. Commit: {Commit()}.")
             .AppendLine("Server: `autoresearch-hub` as its own process on 127.0.0.1 (default limits, registrations per address raised for one loopback address);")
             .AppendLine("the load generator is another process on the same cores. Made by `dotnet run -c Release --project tests/AutoResearch.Hub.Load -- --out bench/results/hub-load.md`.")
             .AppendLine()

@@ -38,9 +38,9 @@ public sealed partial class LeaderboardTests
         Assert.Equal(HttpStatusCode.Created, await PostResult(c, "commit:abc1234 platform:H100 val_bpb:0.991000 vram_gb:44.0 | baseline"));
         Assert.Equal(HttpStatusCode.Created, await PostResult(c, "commit:bcd2345 platform:H100 val_bpb:0.000000 vram_gb:0.0 | OOM, crashed"));
         Assert.Equal(HttpStatusCode.Created, await PostResult(c, "commit:cde3456 platform:H100 val_bpb:0.950000 vram_gb:44.0 status:crash | diverged at the end"));
-        Assert.Equal(HttpStatusCode.BadRequest, await PostResult(c, "commit:def4567 platform:H100 val_bpb:-1.000000 vram_gb:44.0 | negative"));
         var board = await DashboardLeaderboard(c);
         Assert.Equal("0.991000", board["H100"]);
+        Assert.Equal(HttpStatusCode.BadRequest, await PostResult(c, "commit:def4567 platform:H100 val_bpb:-1.000000 vram_gb:44.0 | negative"));
         var api = JsonDocument.Parse(await c.GetStringAsync("/api/leaderboard", Ct)).RootElement;
         Assert.Equal(0.991, api[0].GetProperty("best").GetProperty("val_bpb").GetDouble(), 1e-9);
         Assert.Equal(1, api[0].GetProperty("runs").GetInt32());

@@ -92,6 +92,7 @@ public sealed class PushQuarantineTests
             using var r = await Push(c, broken);
             Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
         }
+        Assert.Equal(before, RepositoryBytes(hub));
         // A damaged middle, a truncated pack and a pack missing objects: refused the same way.
         byte[] damaged = (byte[])good.Clone();
         damaged[good.Length / 2] ^= 0xFF;

@@ -57,16 +57,31 @@ public static class HubCommand
         var urls = new Option<string>("--urls") { Description = "Address to listen on", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var data = new Option<string>("--data") { Description = "Folder for the hub's state (hub.db, repo.git); created if missing", Required = true };
         var publicDashboard = new Option<bool>("--public-dashboard") { Description = "Serve the dashboard at / to anyone (default: it needs an agent's key)" };
+        var limits = new[] { "registrations", "posts", "pushes" }.Select(what => new Option<int?>($"--{what}-per-minute")
+        {
+            Description = what == "registrations" ? "Registrations per client address a minute (default 10)" : $"{char.ToUpperInvariant(what[0])}{what[1..]} per agent a minute (default {(what == "posts" ? 60 : 20)})",
+        }).ToArray();
         var command = new Command("serve", "Run the hub server (the autoresearch-hub executable, which needs the ASP.NET Core runtime) until SIGTERM or Ctrl-C.")
         {
             urls, data, publicDashboard,
         };
+        foreach (var limit in limits)
+            command.Options.Add(limit);
         command.SetAction(parse =>
         {
             var (file, prefix) = LocateServer();
             var args = new List<string>(prefix) { "--urls", parse.GetValue(urls)!, "--data", parse.GetValue(data)! };
             if (parse.GetValue(publicDashboard))
                 args.Add("--public-dashboard");
+            foreach (var limit in limits)
+            {
+                if (parse.GetValue(limit) is { } n)
+                {
+                    if (n < 1)
+                        throw new ArgumentException($"{limit.Name}: expected a positive integer, got {n}");
+                    args.AddRange([limit.Name, n.ToString(CultureInfo.InvariantCulture)]);
+                }
+            }
             return HubServerProcess.Run(file, args);
         });
         return command;

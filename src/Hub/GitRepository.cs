@@ -6,6 +6,7 @@ namespace AutoResearch.Hub;
 /// <summary>
 /// The hub's bare repository, driven through the `git` executable with argument lists (never a shell).
 /// Every commit the hub knows keeps a ref refs/hub/&lt;hash&gt; so that it survives gc and can be bundled alone.
+/// Pushes arrive through a quarantine (see <see cref="Quarantine"/>): nothing reaches objects/ or refs/ before it is checked.
 /// </summary>
 public sealed class GitRepository
 {
@@ -13,90 +14,168 @@ public sealed class GitRepository
 
     public GitRepository(string path)
     {
-        _path = path;
-        if (!Directory.Exists(Path.Combine(path, "objects")))
+        _path = Path.GetFullPath(path);
+        RunAsync(["--version"], CancellationToken.None, checkExit: true, inRepo: false).GetAwaiter().GetResult();
+        if (!Directory.Exists(Path.Combine(_path, "objects")))
         {
-            Directory.CreateDirectory(path);
-            Run(["init", "--bare", "--quiet", path], checkExit: true, inRepo: false);
+            Directory.CreateDirectory(_path);
+            RunAsync(["init", "--bare", "--quiet", _path], CancellationToken.None, checkExit: true, inRepo: false).GetAwaiter().GetResult();
         }
     }
 
     /// <summary>A commit read from the repository: full hash, parents, subject line.</summary>
     public sealed record CommitInfo(string Hash, string[] Parents, string Message);
 
-    /// <summary>Verifies a bundle against this repository (prerequisites present, well formed); returns its tip hashes or null.</summary>
-    public string[]? VerifyBundle(string bundlePath)
-    {
-        var verify = Run(["bundle", "verify", "--quiet", bundlePath]);
-        if (verify.ExitCode != 0)
-            return null;
-        var heads = Run(["bundle", "list-heads", bundlePath]);
-        if (heads.ExitCode != 0)
-            return null;
-        var tips = new List<string>();
-        foreach (var line in heads.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            string hash = line.Split(' ')[0];
-            if (hash.Length == 40 && HubValidation.IsHash(hash))
-                tips.Add(hash);
-        }
-        return tips.Count == 0 ? null : [.. tips];
-    }
+    public string ObjectsDirectory => Path.Combine(_path, "objects");
 
     /// <summary>
-    /// Stores the bundle's objects, returns the commits it brought that had no ref yet (oldest first), and pins them with refs;
-    /// null (and no ref changed) when the pack is damaged or a tip is not a commit.
+    /// Indexes the bundle's pack strictly into a fresh object directory under quarantineRoot, with the repository's objects as
+    /// an alternate, then checks that everything reachable from the tips, down to the prerequisites, is present and that
+    /// every tip is a commit (brought by the bundle, or one the hub has: isKnown). Returns the quarantine (its commits oldest first) or throws <see cref="BundleRejectedException"/>;
+    /// on rejection the quarantine directory is already gone.
     /// </summary>
-    public List<CommitInfo>? Unbundle(string bundlePath, string[] tips)
+    public async Task<Quarantine> ReceiveAsync(string bundlePath, BundleHeader header, string quarantineRoot, Func<string, bool> isKnown, CancellationToken ct)
     {
-        // verify checks the header and prerequisites; a damaged pack only shows when it is indexed here.
-        if (Run(["bundle", "unbundle", bundlePath]).ExitCode != 0)
-            return null;
-        foreach (var tip in tips)
+        string dir = Path.Combine(quarantineRoot, "quarantine-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(dir, "pack"));
+        try
         {
-            var type = Run(["cat-file", "-t", tip]);
-            if (type.ExitCode != 0 || type.Output.Trim() != "commit")
-                return null;
+            var env = new Dictionary<string, string>
+            {
+                ["GIT_OBJECT_DIRECTORY"] = dir,
+                ["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = ObjectsDirectory,
+            };
+            // --strict: every object well formed and every object it names present (in the pack or the repository).
+            using (var pack = File.OpenRead(bundlePath))
+            {
+                pack.Seek(header.PackOffset, SeekOrigin.Begin);
+                var index = await RunAsync(["index-pack", "--strict", "--fix-thin", "--stdin"], ct, env: env, stdin: pack);
+                if (index.ExitCode != 0)
+                    throw new BundleRejectedException($"the bundle's pack is damaged or incomplete: {LastLine(index.Error)}");
+            }
+            var range = new List<string>(header.Tips);
+            if (header.Prerequisites.Length > 0)
+            {
+                range.Add("--not");
+                range.AddRange(header.Prerequisites);
+            }
+            // Connectivity: every commit, tree and blob from the tips down to the prerequisites must be there.
+            var walk = await RunAsync(["rev-list", "--objects", "--quiet", .. range], ct, env: env);
+            if (walk.ExitCode != 0)
+                throw new BundleRejectedException($"the bundle's history is not connected to commits the hub has: {LastLine(walk.Error)}");
+            var log = await RunAsync(["log", "--reverse", "--format=%H%x1f%P%x1f%s%x1e", .. range], ct, env: env);
+            if (log.ExitCode != 0)
+                throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(log.Error)}");
+            var commits = new List<CommitInfo>();
+            foreach (var record in log.Output.Split('\x1e', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var fields = record.Trim('\n').Split('\x1f');
+                if (fields.Length >= 3)
+                    commits.Add(new CommitInfo(fields[0], fields[1].Split(' ', StringSplitOptions.RemoveEmptyEntries), fields[2]));
+            }
+            // Every tip must be a commit: one the bundle brought (log lists it) or one the hub had (isKnown).
+            var listed = commits.Select(c => c.Hash).ToHashSet(StringComparer.Ordinal);
+            foreach (var tip in header.Tips)
+            {
+                if (!listed.Contains(tip) && !isKnown(tip))
+                    throw new BundleRejectedException($"bundle ref {tip} is not a commit");
+            }
+            return new Quarantine(this, dir, commits);
         }
-        // Commits reachable from the new tips but from no existing hub ref: exactly the new ones.
-        var args = new List<string> { "log", "--reverse", "--format=%H%x1f%P%x1f%s%x1e" };
-        args.AddRange(tips);
-        args.Add("--not");
-        args.Add("--glob=refs/hub/*");
-        var log = Run(args, checkExit: true);
-        var commits = new List<CommitInfo>();
-        foreach (var record in log.Output.Split('\x1e', StringSplitOptions.RemoveEmptyEntries))
+        catch
         {
-            var fields = record.Trim('\n').Split('\x1f');
-            if (fields.Length < 3)
+            DeleteDirectory(dir);
+            throw;
+        }
+    }
+
+    /// <summary>Moves the quarantined objects into the repository (packs before their indexes) and pins the commits with refs.</summary>
+    internal async Task AcceptAsync(string quarantineDirectory, IReadOnlyList<CommitInfo> commits, CancellationToken ct)
+    {
+        string packs = Path.Combine(ObjectsDirectory, "pack");
+        Directory.CreateDirectory(packs);
+        // A reader sees a pack only through its .idx, so the .idx goes last.
+        var files = Directory.GetFiles(Path.Combine(quarantineDirectory, "pack"))
+            .Where(f => !Path.GetFileName(f).StartsWith("tmp_", StringComparison.Ordinal))
+            .OrderBy(f => f.EndsWith(".idx", StringComparison.Ordinal) ? 1 : 0).ToList();
+        foreach (var f in files)
+            File.Move(f, Path.Combine(packs, Path.GetFileName(f)), overwrite: true);
+        foreach (var sub in Directory.GetDirectories(quarantineDirectory))
+        {
+            string name = Path.GetFileName(sub);
+            if (name.Length != 2)
                 continue;
-            commits.Add(new CommitInfo(fields[0], fields[1].Split(' ', StringSplitOptions.RemoveEmptyEntries), fields[2]));
+            string target = Path.Combine(ObjectsDirectory, name);
+            Directory.CreateDirectory(target);
+            foreach (var f in Directory.GetFiles(sub))
+                File.Move(f, Path.Combine(target, Path.GetFileName(f)), overwrite: true);
         }
         var refs = new StringBuilder();
         foreach (var c in commits)
-            refs.Append("create refs/hub/").Append(c.Hash).Append(' ').Append(c.Hash).Append('\n');
+            refs.Append("update refs/hub/").Append(c.Hash).Append(' ').Append(c.Hash).Append('\n');
         if (refs.Length > 0)
-            Run(["update-ref", "--stdin"], checkExit: true, stdin: refs.ToString());
-        return commits;
+            await RunAsync(["update-ref", "--stdin"], ct, checkExit: true, stdinText: refs.ToString());
     }
 
     /// <summary>Writes a bundle holding a known commit (full hash) and its history to bundlePath.</summary>
-    public void CreateBundle(string fullHash, string bundlePath) =>
-        Run(["bundle", "create", "--quiet", bundlePath, "refs/hub/" + fullHash], checkExit: true);
+    public Task CreateBundleAsync(string fullHash, string bundlePath, CancellationToken ct) =>
+        RunAsync(["bundle", "create", "--quiet", bundlePath, "refs/hub/" + fullHash], ct, checkExit: true);
 
     /// <summary>The unified diff between two known commits (full hashes).</summary>
-    public string Diff(string fromHash, string toHash) =>
-        Run(["diff", "--no-color", "--no-ext-diff", fromHash, toHash, "--"], checkExit: true).Output;
+    public async Task<string> DiffAsync(string fromHash, string toHash, CancellationToken ct) =>
+        (await RunAsync(["diff", "--no-color", "--no-ext-diff", fromHash, toHash, "--"], ct, checkExit: true)).Output;
 
-    private (int ExitCode, string Output, string Error) Run(IReadOnlyList<string> args, bool checkExit = false, bool inRepo = true, string? stdin = null)
+    /// <summary>
+    /// Lets git pack loose objects and many small packs when it judges it worth doing (run off the request path). Refs stay
+    /// loose: packing them would take locks that a concurrent push's update-ref needs.
+    /// </summary>
+    public Task CollectGarbageIfNeededAsync(CancellationToken ct) => RunAsync(["-c", "gc.packRefs=false", "gc", "--auto", "--quiet"], ct, checkExit: true);
+
+    /// <summary>Size of every file in the repository, in bytes (tests and the health endpoint).</summary>
+    public long SizeBytes() => new DirectoryInfo(_path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+
+    internal static void DeleteDirectory(string dir)
     {
-        var psi = new ProcessStartInfo("git")
+        try
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left for the start-up sweep of the temporary folder.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static readonly string? Nice = File.Exists("/usr/bin/nice") ? "/usr/bin/nice" : null;
+
+    private static string LastLine(string error)
+    {
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length == 0 ? "git gave no reason" : lines[^1];
+    }
+
+    private async Task<(int ExitCode, string Output, string Error)> RunAsync(IReadOnlyList<string> args, CancellationToken ct, bool checkExit = false, bool inRepo = true,
+        Dictionary<string, string>? env = null, Stream? stdin = null, string? stdinText = null)
+    {
+        // git's work (indexing packs, walking history) runs 10 steps nicer than the server, so that the cores go to the
+        // request threads first: reads never wait behind pushes. `nice` is relative to the server's own priority.
+        var psi = new ProcessStartInfo(Nice ?? "git")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = stdin is not null,
+            RedirectStandardInput = stdin is not null || stdinText is not null,
             UseShellExecute = false,
         };
+        if (Nice is not null)
+        {
+            psi.ArgumentList.Add("-n");
+            psi.ArgumentList.Add("10");
+            psi.ArgumentList.Add("git");
+        }
         if (inRepo)
         {
             psi.ArgumentList.Add("--git-dir");
@@ -108,16 +187,40 @@ public sealed class GitRepository
         psi.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
         psi.Environment["GIT_CONFIG_GLOBAL"] = "/dev/null";
         psi.Environment["GIT_TERMINAL_PROMPT"] = "0";
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start git: is it installed and on PATH?");
-        if (stdin is not null)
+        if (env is not null)
         {
-            p.StandardInput.Write(stdin);
-            p.StandardInput.Close();
+            foreach (var (k, v) in env)
+                psi.Environment[k] = v;
         }
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start git: is it installed and on PATH?");
         var errTask = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        string error = errTask.GetAwaiter().GetResult();
+        var outTask = p.StandardOutput.ReadToEndAsync();
+        if (psi.RedirectStandardInput)
+        {
+            try
+            {
+                if (stdin is not null)
+                    await stdin.CopyToAsync(p.StandardInput.BaseStream, ct);
+                else
+                    await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
+                p.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // git stopped reading (it rejected the input): its exit code and stderr say why.
+            }
+        }
+        try
+        {
+            await p.WaitForExitAsync(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw;
+        }
+        string output = await outTask;
+        string error = await errTask;
         if (checkExit && p.ExitCode != 0)
             throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
         return (p.ExitCode, output, error);

@@ -6,214 +6,180 @@ using Microsoft.Data.Sqlite;
 namespace AutoResearch.Hub;
 
 /// <summary>
-/// The hub's state in one SQLite file: agents (API keys stored only as SHA-256 hashes), channels, posts, commits.
-/// One connection behind a lock: every call is a short statement, and serialising them makes concurrent writers lose nothing.
+/// The hub's state in one SQLite file in WAL mode: agents (API keys stored only as SHA-256 hashes), sessions, channels,
+/// posts, the results parsed from posts, commits with their parent links and a leaf flag, push sizes and rate counters.
+/// Every call opens its own pooled connection, so reads never wait behind each other or behind a writer (WAL);
+/// writes are serialised by one in-process lock so that none of them ever meets SQLITE_BUSY.
+/// The store is split by topic: HubStore.Agents.cs, HubStore.Posts.cs, HubStore.Commits.cs, HubStore.Limits.cs.
 /// </summary>
-public sealed class HubStore : IDisposable
+public sealed partial class HubStore : IDisposable
 {
-    private readonly SqliteConnection _db;
-    private readonly Lock _lock = new();
+    private const int SchemaVersion = 2;
+
+    private readonly string _connectionString;
+    private readonly Lock _write = new();
     private readonly TimeProvider _time;
 
     public HubStore(string databasePath, TimeProvider time)
     {
         _time = time;
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = false }.ToString());
-        _db.Open();
-        Execute("""
-            PRAGMA journal_mode=WAL;
-            PRAGMA synchronous=NORMAL;
-            CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS channels (name TEXT PRIMARY KEY, description TEXT NOT NULL, created_at TEXT NOT NULL);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        using var db = Open();
+        Execute(db, "PRAGMA journal_mode=WAL;");
+        Migrate(db);
+    }
+
+    /// <summary>SHA-256 of a secret, hex: keys and session tokens are 256 random bits, so a plain hash makes a stolen database useless.</summary>
+    public static string HashKey(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+
+    /// <summary>A new secret: 256 random bits as 64 hex digits.</summary>
+    public static string NewSecret() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>Answers when the database can be read (GET /api/health).</summary>
+    public bool IsHealthy()
+    {
+        using var db = Open();
+        return Scalar(db, "SELECT 1") is long one && one == 1;
+    }
+
+    public void Dispose() => SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+
+    private void Migrate(SqliteConnection db)
+    {
+        long version = (long)Scalar(db, "PRAGMA user_version")!;
+        if (version >= SchemaVersion)
+            return;
+        bool old = Scalar(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'") is not null;
+        using var tx = db.BeginTransaction();
+        if (old)
+        {
+            // Version 1 (before results, replies, revocation and the leaf flag): add the columns, then backfill below.
+            Execute(db, """
+                ALTER TABLE agents ADD COLUMN revoked_at TEXT;
+                ALTER TABLE channels ADD COLUMN created_by TEXT;
+                ALTER TABLE posts ADD COLUMN reply_to INTEGER;
+                ALTER TABLE commits ADD COLUMN is_leaf INTEGER NOT NULL DEFAULT 1;
+                """, tx);
+        }
+        Execute(db, """
+            CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);
+            CREATE TABLE IF NOT EXISTS sessions (token_hash TEXT PRIMARY KEY, agent_id TEXT NOT NULL, expires_at TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS channels (name TEXT PRIMARY KEY, description TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT);
             CREATE TABLE IF NOT EXISTS posts (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL REFERENCES channels(name),
-                agent_id TEXT NOT NULL, content TEXT NOT NULL, created_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS commits (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, parents TEXT NOT NULL,
-                agent_id TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL);
+                agent_id TEXT NOT NULL, content TEXT NOT NULL, created_at TEXT NOT NULL, reply_to INTEGER);
             CREATE INDEX IF NOT EXISTS posts_by_channel ON posts(channel, id);
-            INSERT OR IGNORE INTO channels VALUES ('results', 'one line per experiment: commit:<7> platform:<gpu> val_bpb:<v> vram_gb:<v> | <description>', '1970-01-01T00:00:00Z');
-            INSERT OR IGNORE INTO channels VALUES ('discussion', 'ideas, questions, plans', '1970-01-01T00:00:00Z');
-            """);
+            CREATE INDEX IF NOT EXISTS posts_by_reply ON posts(reply_to, id) WHERE reply_to IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS results (post_id INTEGER PRIMARY KEY, commit_prefix TEXT NOT NULL, commit7 TEXT NOT NULL,
+                platform TEXT NOT NULL, val_bpb REAL NOT NULL, vram_gb REAL NOT NULL, status TEXT NOT NULL, agent_id TEXT NOT NULL,
+                description TEXT NOT NULL, created_at TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS results_by_commit ON results(commit7);
+            CREATE INDEX IF NOT EXISTS results_ranked ON results(platform, val_bpb) WHERE status <> 'crash';
+            CREATE TABLE IF NOT EXISTS commits (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, parents TEXT NOT NULL,
+                agent_id TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, is_leaf INTEGER NOT NULL DEFAULT 1);
+            CREATE INDEX IF NOT EXISTS commits_leaves ON commits(seq) WHERE is_leaf = 1;
+            CREATE TABLE IF NOT EXISTS commit_parents (child TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (child, parent)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS commit_children ON commit_parents(parent, child);
+            CREATE TABLE IF NOT EXISTS pushes (id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, bytes INTEGER NOT NULL, created_at TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS pushes_by_agent ON pushes(agent_id, created_at);
+            CREATE TABLE IF NOT EXISTS rate_counters (key TEXT PRIMARY KEY, win INTEGER NOT NULL, count INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT OR IGNORE INTO channels VALUES ('results', 'one line per experiment: commit:<7> platform:<gpu> val_bpb:<v> vram_gb:<v> | <description>', '1970-01-01T00:00:00.000Z', NULL);
+            INSERT OR IGNORE INTO channels VALUES ('discussion', 'ideas, questions, plans', '1970-01-01T00:00:00.000Z', NULL);
+            """, tx);
+        if (old)
+            Backfill(db, tx);
+        Execute(db, $"PRAGMA user_version = {SchemaVersion}", tx);
+        tx.Commit();
     }
 
-    /// <summary>SHA-256 of the key, hex: keys are 256 random bits, so a plain hash is enough to make a stolen database useless.</summary>
-    public static string HashKey(string apiKey) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)));
-
-    /// <summary>Creates an agent with a fresh key; returns the key, or null when the id is taken.</summary>
-    public string? Register(string id)
+    /// <summary>From a version-1 database: parent links and leaf flags from commits.parents, results from the results channel.</summary>
+    private static void Backfill(SqliteConnection db, SqliteTransaction tx)
     {
-        string key = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        lock (_lock)
+        var links = new List<(string Child, string Parent)>();
+        using (var cmd = Command(db, "SELECT hash, parents FROM commits", tx))
+        using (var r = cmd.ExecuteReader())
         {
-            using var cmd = Command("INSERT OR IGNORE INTO agents VALUES ($id, $h, $t)", ("$id", id), ("$h", HashKey(key)), ("$t", Now()));
-            return cmd.ExecuteNonQuery() == 1 ? key : null;
-        }
-    }
-
-    /// <summary>The agent owning a key, or null.</summary>
-    public string? Authenticate(string apiKey)
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT id FROM agents WHERE key_hash = $h", ("$h", HashKey(apiKey)));
-            return cmd.ExecuteScalar() as string;
-        }
-    }
-
-    public bool CreateChannel(string name, string description)
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("INSERT OR IGNORE INTO channels VALUES ($n, $d, $t)", ("$n", name), ("$d", description), ("$t", Now()));
-            return cmd.ExecuteNonQuery() == 1;
-        }
-    }
-
-    public bool ChannelExists(string name)
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT 1 FROM channels WHERE name = $n", ("$n", name));
-            return cmd.ExecuteScalar() is not null;
-        }
-    }
-
-    public List<(string Name, string Description)> Channels()
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT name, description FROM channels ORDER BY name");
-            using var r = cmd.ExecuteReader();
-            var list = new List<(string, string)>();
-            while (r.Read())
-                list.Add((r.GetString(0), r.GetString(1)));
-            return list;
-        }
-    }
-
-    public PostRecord AddPost(string channel, string agentId, string content)
-    {
-        string now = Now();
-        lock (_lock)
-        {
-            using var cmd = Command("INSERT INTO posts (channel, agent_id, content, created_at) VALUES ($c, $a, $x, $t) RETURNING id",
-                ("$c", channel), ("$a", agentId), ("$x", content), ("$t", now));
-            long id = (long)cmd.ExecuteScalar()!;
-            return new PostRecord(id, channel, agentId, content, now);
-        }
-    }
-
-    /// <summary>The newest posts of a channel, newest first.</summary>
-    public List<PostRecord> Posts(string channel, int limit)
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT id, channel, agent_id, content, created_at FROM posts WHERE channel = $c ORDER BY id DESC LIMIT $l",
-                ("$c", channel), ("$l", limit));
-            return ReadPosts(cmd);
-        }
-    }
-
-    /// <summary>The newest posts of every channel, newest first (the dashboard).</summary>
-    public List<PostRecord> LatestPosts(int limit)
-    {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT id, channel, agent_id, content, created_at FROM posts ORDER BY id DESC LIMIT $l", ("$l", limit));
-            return ReadPosts(cmd);
-        }
-    }
-
-    /// <summary>Records commits (oldest first); a hash already known is kept as it was.</summary>
-    public void AddCommits(IEnumerable<GitRepository.CommitInfo> commits, string agentId)
-    {
-        string now = Now();
-        lock (_lock)
-        {
-            using var tx = _db.BeginTransaction();
-            foreach (var c in commits)
-            {
-                using var cmd = Command("INSERT OR IGNORE INTO commits (hash, parents, agent_id, message, created_at) VALUES ($h, $p, $a, $m, $t)",
-                    ("$h", c.Hash), ("$p", string.Join(' ', c.Parents)), ("$a", agentId), ("$m", c.Message), ("$t", now));
-                cmd.Transaction = tx;
-                cmd.ExecuteNonQuery();
-            }
-            tx.Commit();
-        }
-    }
-
-    /// <summary>The full hash of a known commit from a 7–40 digit prefix; null when unknown or ambiguous.</summary>
-    public string? ResolveCommit(string prefix)
-    {
-        lock (_lock)
-        {
-            // prefix is validated hex, so it carries no LIKE wildcards.
-            using var cmd = Command("SELECT hash FROM commits WHERE hash LIKE $p || '%' LIMIT 2", ("$p", prefix));
-            using var r = cmd.ExecuteReader();
-            string? found = null;
-            int n = 0;
             while (r.Read())
             {
-                found = r.GetString(0);
-                n++;
+                foreach (var p in r.GetString(1).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    links.Add((r.GetString(0), p));
             }
-            return n == 1 ? found : null;
         }
-    }
-
-    public List<CommitRecord> Commits(int limit) =>
-        QueryCommits("SELECT hash, parents, agent_id, message, created_at FROM commits ORDER BY seq DESC LIMIT $l", ("$l", limit));
-
-    /// <summary>Commits no other commit names as a parent, newest first.</summary>
-    public List<CommitRecord> Leaves() => QueryCommits("""
-        SELECT hash, parents, agent_id, message, created_at FROM commits c
-        WHERE NOT EXISTS (SELECT 1 FROM commits k WHERE ' ' || k.parents || ' ' LIKE '% ' || c.hash || ' %')
-        ORDER BY seq DESC
-        """);
-
-    public List<CommitRecord> Children(string fullHash) => QueryCommits("""
-        SELECT hash, parents, agent_id, message, created_at FROM commits
-        WHERE ' ' || parents || ' ' LIKE '% ' || $h || ' %' ORDER BY seq
-        """, ("$h", fullHash));
-
-    public void Dispose() => _db.Dispose();
-
-    private List<CommitRecord> QueryCommits(string sql, params (string, object)[] args)
-    {
-        lock (_lock)
+        foreach (var (child, parent) in links)
+            Execute(db, "INSERT OR IGNORE INTO commit_parents VALUES ($c, $p)", tx, ("$c", child), ("$p", parent));
+        Execute(db, "UPDATE commits SET is_leaf = NOT EXISTS (SELECT 1 FROM commit_parents WHERE parent = commits.hash)", tx);
+        var posts = new List<(long Id, string Agent, string Content, string Time)>();
+        using (var cmd = Command(db, "SELECT id, agent_id, content, created_at FROM posts WHERE channel = 'results'", tx))
+        using (var r = cmd.ExecuteReader())
         {
-            using var cmd = Command(sql, args);
-            using var r = cmd.ExecuteReader();
-            var list = new List<CommitRecord>();
             while (r.Read())
-                list.Add(new CommitRecord(r.GetString(0), r.GetString(1).Split(' ', StringSplitOptions.RemoveEmptyEntries),
-                    r.GetString(2), r.GetString(3), r.GetString(4)));
-            return list;
+                posts.Add((r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3)));
+        }
+        foreach (var (id, agent, content, time) in posts)
+        {
+            if (ResultLine.TryParse(content, out var line))
+                InsertResult(db, tx, id, agent, line!, time);
         }
     }
 
-    private static List<PostRecord> ReadPosts(SqliteCommand cmd)
+    private SqliteConnection Open()
     {
-        using var r = cmd.ExecuteReader();
-        var list = new List<PostRecord>();
-        while (r.Read())
-            list.Add(new PostRecord(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)));
-        return list;
+        var db = new SqliteConnection(_connectionString);
+        db.Open();
+        return db;
     }
 
-    private SqliteCommand Command(string sql, params (string Name, object Value)[] args)
+    private static SqliteCommand Command(SqliteConnection db, string sql, SqliteTransaction? tx = null, params (string Name, object? Value)[] args)
     {
-        var cmd = _db.CreateCommand();
+        var cmd = db.CreateCommand();
         cmd.CommandText = sql;
+        cmd.Transaction = tx;
         foreach (var (name, value) in args)
-            cmd.Parameters.AddWithValue(name, value);
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         return cmd;
     }
 
-    private void Execute(string sql)
+    private static int Execute(SqliteConnection db, string sql, SqliteTransaction? tx = null, params (string Name, object? Value)[] args)
     {
-        using var cmd = Command(sql);
-        cmd.ExecuteNonQuery();
+        using var cmd = Command(db, sql, tx, args);
+        return cmd.ExecuteNonQuery();
     }
 
-    private string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+    private static object? Scalar(SqliteConnection db, string sql, SqliteTransaction? tx = null, params (string Name, object? Value)[] args)
+    {
+        using var cmd = Command(db, sql, tx, args);
+        var value = cmd.ExecuteScalar();
+        return value is DBNull ? null : value;
+    }
+
+    /// <summary>Runs a write under the writer lock, in one transaction.</summary>
+    private T Write<T>(Func<SqliteConnection, SqliteTransaction, T> work)
+    {
+        lock (_write)
+        {
+            using var db = Open();
+            // Per connection, for writers: with WAL, synchronous=NORMAL survives a crash of the process and commits need no fsync.
+            Execute(db, "PRAGMA synchronous=NORMAL");
+            using var tx = db.BeginTransaction();
+            T result = work(db, tx);
+            tx.Commit();
+            return result;
+        }
+    }
+
+    /// <summary>Runs a read on its own connection (WAL: a consistent snapshot that never waits for the writer).</summary>
+    private T Read<T>(Func<SqliteConnection, T> work)
+    {
+        using var db = Open();
+        return work(db);
+    }
+
+    private string Now() => FormatTime(_time.GetUtcNow());
+
+    /// <summary>Times are stored as sortable UTC text with milliseconds.</summary>
+    public static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 }

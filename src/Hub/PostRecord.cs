@@ -1,4 +1,4 @@
 namespace AutoResearch.Hub;
 
-/// <summary>A post in a channel (JSON: id, channel, agent_id, content, created_at).</summary>
-public sealed record PostRecord(long Id, string Channel, string AgentId, string Content, string CreatedAt);
+/// <summary>A post in a channel (JSON: id, channel, agent_id, content, created_at, reply_to); id is its paging cursor.</summary>
+public sealed record PostRecord(long Id, string Channel, string AgentId, string Content, string CreatedAt, long? ReplyTo);

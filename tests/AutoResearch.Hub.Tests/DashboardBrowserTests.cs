@@ -13,12 +13,13 @@ public sealed class DashboardBrowserTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task Dashboard_shows_the_best_val_bpb_per_platform_from_result_posts()
+    public async Task Dashboard_signs_in_with_a_key_and_shows_the_best_val_bpb_per_platform()
     {
         if (!File.Exists(ChromiumPath))
             Assert.Skip($"{ChromiumPath} is missing: install Debian's chromium (.ci/hub-deps.sh does)");
         await using var hub = await TestHub.StartAsync();
-        using var c = hub.Client(await hub.RegisterAsync("alice"));
+        string key = await hub.RegisterAsync("alice");
+        using var c = hub.Client(key);
         var rng = new Random(7);
         var best = new Dictionary<string, double>();
         foreach (var platform in new[] { "H100", "A100" })
@@ -42,19 +43,35 @@ public sealed class DashboardBrowserTests
             Headless = true,
             Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
         });
-        var page = await browser.NewPageAsync();
+        var context = await browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        // Without a key the browser gets the sign-in form (401), and signs in once with its key.
         var response = await page.GotoAsync(hub.BaseAddress.ToString());
         Assert.NotNull(response);
-        Assert.Equal(200, response.Status);
-        var rows = await page.Locator("#leaderboard tr").AllInnerTextsAsync();
-        Assert.Equal(3, rows.Count); // header + 2 platforms
+        Assert.Equal(401, response.Status);
+        Assert.Equal(0, await page.Locator("#leaderboard").CountAsync());
+        await page.FillAsync("#key", key);
+        await page.ClickAsync("#signin");
+        await page.WaitForSelectorAsync("#leaderboard");
+        Assert.Equal(hub.BaseAddress.ToString(), page.Url);
+        var cookie = Assert.Single(await context.CookiesAsync());
+        Assert.Equal("hub_session", cookie.Name);
+        Assert.True(cookie.HttpOnly);
+        Assert.Equal(SameSiteAttribute.Strict, cookie.SameSite);
+        Assert.DoesNotContain(key, cookie.Value, StringComparison.Ordinal);
+
+        var rows = await page.Locator("#leaderboard tbody tr").AllInnerTextsAsync();
+        Assert.Equal(2, rows.Count);
         foreach (var (platform, bpb) in best)
         {
             string text = await page.Locator("#leaderboard tr", new() { Has = page.Locator($"td.platform:text-is('{platform}')") }).Locator("td.val_bpb").InnerTextAsync();
             Assert.Equal(bpb.ToString("F6", System.Globalization.CultureInfo.InvariantCulture), text);
         }
-        Assert.Equal(10, await page.Locator("#progress circle").CountAsync());
-        // Post text is escaped, never markup.
+        // The chart has a legend entry per platform; post text is escaped, never markup.
+        string chart = await page.Locator("#progress").InnerHTMLAsync();
+        Assert.Contains("H100", chart, StringComparison.Ordinal);
+        Assert.Contains("A100", chart, StringComparison.Ordinal);
         Assert.Equal(0, await page.Locator("#posts b:text-is('bold')").CountAsync());
+        Assert.Equal(10, await page.Locator("#posts a.commit").CountAsync());
     }
 }

@@ -23,6 +23,33 @@ public sealed class GitWorkspace : IDisposable
         return Git("rev-parse", "HEAD").Trim();
     }
 
+    /// <summary>Writes a binary file, commits it, returns the new commit's full hash.</summary>
+    public string CommitBytes(string file, byte[] content, string message)
+    {
+        File.WriteAllBytes(System.IO.Path.Combine(Path, file), content);
+        Git("add", file);
+        Git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "--quiet", "-m", message);
+        return Git("rev-parse", "HEAD").Trim();
+    }
+
+    /// <summary>A pack of exactly the given objects (no others they name), as `git pack-objects --stdout` writes it.</summary>
+    public byte[] PackObjects(params string[] objects)
+    {
+        var psi = new ProcessStartInfo("git") { WorkingDirectory = Path, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "pack-objects", "--stdout", "-q" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Write(string.Join('\n', objects) + "\n");
+        p.StandardInput.Close();
+        using var buffer = new MemoryStream();
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.BaseStream.CopyTo(buffer);
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"git pack-objects failed: {err.Result}");
+        return buffer.ToArray();
+    }
+
     /// <summary>Bundles the given revisions (e.g. "main" or "a..main") and returns the bytes.</summary>
     public byte[] Bundle(params string[] revs)
     {

@@ -53,12 +53,20 @@ public static class Knobs
         var result = start;
         foreach (var assignment in assignments)
         {
-            int eq = assignment.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0)
-                throw new ArgumentException($"--set '{assignment}': expected Name=Value, e.g. --set Depth=12");
-            result = With(result, assignment[..eq], assignment[(eq + 1)..]);
+            var (name, value) = Split(assignment);
+            result = With(result, name, value);
         }
         return result;
+    }
+
+    /// <summary>"Name=Value" split at the first '='; anything else is an error showing the expected form.</summary>
+    public static (string Name, string Value) Split(string assignment)
+    {
+        ArgumentNullException.ThrowIfNull(assignment);
+        int eq = assignment.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0)
+            throw new ArgumentException($"--set '{assignment}': expected Name=Value, e.g. --set Depth=12");
+        return (assignment[..eq].Trim(), assignment[(eq + 1)..].Trim());
     }
 
     /// <summary>A copy of <paramref name="h"/> with one knob set from text.</summary>

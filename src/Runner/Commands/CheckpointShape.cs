@@ -39,7 +39,7 @@ public static class CheckpointShape
             }
             foreach (var assignment in sets)
             {
-                var (name, value) = KnobOptions.Split(assignment);
+                var (name, value) = Knobs.Split(assignment);
                 var knobName = Knobs.Find(name).Name;
                 if (!info.Knobs.TryGetValue(knobName, out var trained))
                 {

@@ -35,7 +35,7 @@ public static class KnobOptions
         var given = shortcuts.ToList();
         foreach (var assignment in assignments)
         {
-            var (name, value) = Split(assignment);
+            var (name, value) = Knobs.Split(assignment);
             var knob = Knobs.Find(name);
             foreach (var shortcut in given.Where(s => s.Knob == knob.Name))
             {
@@ -51,17 +51,7 @@ public static class KnobOptions
     public static bool Sets(IReadOnlyList<string> assignments, string knob)
     {
         ArgumentNullException.ThrowIfNull(assignments);
-        return assignments.Any(a => Knobs.Find(Split(a).Name).Name == knob);
-    }
-
-    /// <summary>"Name=Value" split at the first '='; anything else is an error showing the expected form.</summary>
-    public static (string Name, string Value) Split(string assignment)
-    {
-        ArgumentNullException.ThrowIfNull(assignment);
-        int eq = assignment.IndexOf('=', StringComparison.Ordinal);
-        if (eq <= 0)
-            throw new ArgumentException($"--set '{assignment}': expected Name=Value, e.g. --set Depth=12");
-        return (assignment[..eq].Trim(), assignment[(eq + 1)..].Trim());
+        return assignments.Any(a => Knobs.Find(Knobs.Split(a).Name).Name == knob);
     }
 
     /// <summary>A knob's value as the registry writes it (so 0.50 and 0.5, or SwiGLU and swiglu, compare equal).</summary>

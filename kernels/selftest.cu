@@ -6,8 +6,15 @@
 // scale_bf16:             out[i] = bf16(float(in[i]) * s): checks that cuda_bf16.h is reachable from NVRTC.
 // hopper_probe:           writes 1 when compiled for an arch-specific Hopper target (sm_90a: wgmma reachable), else 0.
 //                         Launch with one warpgroup (128 threads): wgmma.fence is .sync.aligned, every lane must run it.
+// selftest_exported_value: a compile-time value the module exports (= SELFTEST_VALUE, default 7), read by the launcher
+//                         side with CudaModule.ReadInt32, as the kernels export their shared-memory sizes.
 // All outputs are written (=), never accumulated.
 #include <cuda_bf16.h>
+
+#ifndef SELFTEST_VALUE
+#define SELFTEST_VALUE 7
+#endif
+extern "C" __constant__ int selftest_exported_value = SELFTEST_VALUE;
 
 extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n)
 {

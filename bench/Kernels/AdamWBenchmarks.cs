@@ -21,10 +21,10 @@ public class AdamWBenchmarks : OptimizerBenchmark
     [GlobalSetup(Target = nameof(Step))]
     public void SetupStep()
     {
-        var settings = Settings;
         Prepare(nameof(Step), () => CheckStep("adamw_step", 1201, e => Settings.GroupOf(e.Name) != ParameterGroup.Muon, o => o.StepAdamW(LrMultiplier), 1e-4), () =>
         {
             AllocateModel();
+            var settings = Settings; // the shape is known once Prepare has built it
             return KernelWork.AdamW(Parameters.Entries.Where(e => settings.GroupOf(e.Name) != ParameterGroup.Muon).Sum(e => e.Count));
         });
     }

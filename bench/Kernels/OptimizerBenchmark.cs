@@ -25,7 +25,7 @@ public abstract class OptimizerBenchmark : KernelBenchmark
 
     protected MuonAdamWGpu Optimizer => _optimizer ?? throw new InvalidOperationException("the optimizer is set up with the timing");
 
-    protected OptimizerSettings Settings => new(Shape.ModelDim);
+    protected OptimizerSettings Settings => new((Shape ?? throw new InvalidOperationException("the optimizer settings follow the shape, which Prepare builds first")).ModelDim);
 
     protected override void Open()
     {

@@ -23,7 +23,7 @@ public static class BenchConfigs
         ("width1024", ["AspectRatio=128"]),      // 8 heads of 128
         ("width2048", ["AspectRatio=256"]),      // 16 heads of 128
         ("gelu", ["Activation=gelu"]),
-        ("swiglu", ["Activation=swiglu"]),       // c_fc has 2·1344 rows, hidden 1344
+        ("swiglu", ["Activation=swiglu"]),       // c_fc has 2·1408 rows, hidden 1408
         ("nocap", ["SoftCap=0"]),                // plain cross-entropy
     ];
 

@@ -59,14 +59,21 @@ public static class KernelTimings
 
     public static Entry? Find(string key) => Entries.TryGetValue(key, out var e) ? e : null;
 
-    /// <summary>The key of a running benchmark: its type, the method timed and its BenchmarkDotNet parameters' values.</summary>
+    /// <summary>
+    /// The key of a running benchmark: its type, the method timed and its BenchmarkDotNet parameters' values. In process,
+    /// BenchmarkDotNet runs an emitted subclass of the benchmark (in a dynamic assembly), so the type is the first one up the
+    /// hierarchy that was not emitted: the family class the summary's case names.
+    /// </summary>
     public static string KeyOf(object benchmark, string method)
     {
         ArgumentNullException.ThrowIfNull(benchmark);
-        var parameters = benchmark.GetType().GetProperties()
+        var type = benchmark.GetType();
+        while (type.Assembly.IsDynamic && type.BaseType is { } parent)
+            type = parent;
+        var parameters = type.GetProperties()
             .Where(p => p.IsDefined(typeof(ParamsAttribute), true) || p.IsDefined(typeof(ParamsSourceAttribute), true) || p.IsDefined(typeof(ParamsAllValuesAttribute), true))
             .Select(p => (p.Name, p.GetValue(benchmark)));
-        return Key(benchmark.GetType(), method, parameters);
+        return Key(type, method, parameters);
     }
 
     /// <summary>The key of a case in the summary.</summary>

@@ -6,7 +6,9 @@ namespace AutoResearch.Model;
 /// <item><see cref="Relu2"/>: s = relu(u)², the reference's; hidden = MlpRatio·C.</item>
 /// <item><see cref="Gelu"/>: s = 0.5·u·(1 + tanh(√(2/π)·(u + 0.044715·u³))) (the tanh form); hidden = MlpRatio·C.</item>
 /// <item><see cref="SwiGlu"/>: c_fc yields [gate | up] (2·hidden rows: gate first), s = silu(gate) ⊙ up; hidden =
-/// ⅔·MlpRatio·C rounded to 64, so the MLP keeps about the parameters of the others (3·hidden·C ≈ 2·MlpRatio·C²).</item>
+/// ⅔·MlpRatio·C rounded to 128, so the MLP keeps about the parameters of the others (3·hidden·C ≈ 2·MlpRatio·C²), and c_fc's
+/// 2·hidden rows and c_proj's hidden columns fall on whole 128- and 256-wide GEMM tiles (1408 at width 512, where 64 gave
+/// 1344 = 10.5 tiles of 128).</item>
 /// </list>
 /// </summary>
 public enum Activation
@@ -39,10 +41,12 @@ public static class Activations
     /// <summary>Whether c_fc produces two halves (gate, up) per hidden unit.</summary>
     public static bool IsGated(this Activation activation) => activation == Activation.SwiGlu;
 
-    /// <summary>The hidden width for a model width and ratio: ratio·width rounded to a multiple of 64 (⅔ of that for the gated one).</summary>
+    /// <summary>The hidden width for a model width and ratio: ratio·width rounded to a multiple of 64 (for the gated one, ⅔ of
+    /// that rounded to a multiple of 128).</summary>
     public static int HiddenWidth(this Activation activation, int modelDim, double mlpRatio)
     {
+        int multiple = activation.IsGated() ? 128 : 64;
         double hidden = mlpRatio * modelDim * (activation.IsGated() ? 2.0 / 3.0 : 1.0);
-        return (int)Math.Max(64, Math.Round(hidden / 64) * 64);
+        return (int)Math.Max(multiple, Math.Round(hidden / multiple) * multiple);
     }
 }

@@ -38,12 +38,19 @@ public sealed unsafe class CudaModule : IDisposable
     /// tells its launcher a size it computes at compile time (e.g. its dynamic shared memory), so the host never mirrors it.
     /// </summary>
     public int ReadInt32(string name)
+        => TryReadInt32(name) ?? throw new InvalidOperationException($"module {Name} exports no '{name}' (declare it extern \"C\" __constant__ int)");
+
+    /// <summary>
+    /// As <see cref="ReadInt32(string)"/>, or null when the module does not export <paramref name="name"/>: for a launcher
+    /// that also runs an older version of its kernel file (the kernel benchmarks' before/after), which predates the value.
+    /// </summary>
+    public int? TryReadInt32(string name)
     {
         ObjectDisposedException.ThrowIf(_handle == IntPtr.Zero, this);
         _device.MakeCurrent();
         var status = Cuda.cuModuleGetGlobal_v2(out ulong address, out nuint bytes, _handle, name);
         if (status == CUresult.CUDA_ERROR_NOT_FOUND)
-            throw new InvalidOperationException($"module {Name} exports no '{name}' (declare it extern \"C\" __constant__ int)");
+            return null;
         status.Check($"cuModuleGetGlobal_v2({Name}, {name})");
         if (bytes != sizeof(int))
             throw new InvalidOperationException($"'{name}' in module {Name} has {bytes} bytes; an int32 was expected");

@@ -25,7 +25,7 @@ public sealed record Hyperparameters
     public int HeadDim { get; init; } = 128;
     [Knob("Key/value heads (grouped-query attention); 0 = as many as the query heads", "0 or a divisor of the heads")]
     public int KvHeads { get; init; }
-    [Knob("MLP hidden width as a multiple of the model width (⅔ of it for swiglu), rounded to 64", "(0, 16]")]
+    [Knob("MLP hidden width as a multiple of the model width (⅔ of it for swiglu), rounded to 64 (128 for swiglu)", "(0, 16]")]
     public double MlpRatio { get; init; } = 4;
     [Knob("MLP activation", "relu2, gelu (tanh form), swiglu")]
     public string Activation { get; init; } = "relu2";

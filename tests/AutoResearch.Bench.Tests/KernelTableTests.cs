@@ -26,7 +26,8 @@ public class KernelTableTests
         Assert.Equal((8, 64), (BenchConfigs.Shape("head64").Heads, BenchConfigs.Shape("head64").HeadDim));
         Assert.Equal((4, 2), (BenchConfigs.Shape("gqa2").Heads, BenchConfigs.Shape("gqa2").KvHeads));
         Assert.Equal((2048, 16, 8192), (BenchConfigs.Shape("width2048").ModelDim, BenchConfigs.Shape("width2048").Heads, BenchConfigs.Shape("width2048").MlpHidden));
-        Assert.Equal(Activation.SwiGlu, BenchConfigs.Shape("swiglu").Activation);
+        var swiglu = BenchConfigs.Shape("swiglu"); // ⅔·4·512 = 1365.3, to the nearest multiple of 128
+        Assert.Equal((Activation.SwiGlu, 1408, 2816), (swiglu.Activation, swiglu.MlpHidden, swiglu.FcRows));
         Assert.Equal(0, BenchConfigs.Shape("nocap").SoftCap);
         Assert.Throws<ArgumentException>(() => BenchConfigs.Shape("head32"));
     }

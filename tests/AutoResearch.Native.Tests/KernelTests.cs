@@ -108,6 +108,18 @@ public class KernelTests
     }
 
     [GpuFact]
+    public void A_value_the_module_exports_is_read_and_a_missing_one_is_null_or_a_named_error()
+    {
+        const int value = 1234; // not the file's default (7): the -D option reaches the build and its cached cubin
+        var module = TestGpu.Kernels.Load("selftest.cu", [$"-DSELFTEST_VALUE={value}"]);
+        Assert.Equal(value, module.ReadInt32("selftest_exported_value"));
+        Assert.Equal(value, module.TryReadInt32("selftest_exported_value"));
+        Assert.Null(module.TryReadInt32("no_such_value"));
+        var e = Assert.Throws<InvalidOperationException>(() => module.ReadInt32("no_such_value"));
+        Assert.Contains("no_such_value", e.Message);
+    }
+
+    [GpuFact]
     public void Missing_kernel_name_is_a_clear_error()
     {
         var module = TestGpu.Kernels.Load("selftest.cu");

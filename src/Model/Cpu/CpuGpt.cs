@@ -1,3 +1,5 @@
+using AutoResearch.Native;
+
 namespace AutoResearch.Model.Cpu;
 
 /// <summary>
@@ -37,6 +39,31 @@ public sealed class CpuGpt
     }
 
     public ModelShape Shape { get; }
+
+    /// <summary>
+    /// When set, every activation the GPU model stores in bf16 is rounded to bf16 here too, at the same points (the forward's
+    /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
+    /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient and the bf16 copies of the
+    /// residual gradient, dout, dq/dk/dv and the MLP's gradients that feed the matrix products). Everything between those
+    /// points stays fp64. Off (the default), the model is fp64 throughout: the function itself, as finite differences see it.
+    /// On, it is the reference a bf16 GPU model is held to when errors would otherwise compound over many layers
+    /// (<see cref="ModelParity"/>): the two then differ only by the kernels' own arithmetic, not by where they round.
+    /// </summary>
+    public bool RoundActivationsToBf16 { get; set; }
+
+    /// <summary>Rounds <paramref name="values"/> to bf16 in place when <see cref="RoundActivationsToBf16"/> is set; returns them.</summary>
+    private double[] R(double[] values)
+    {
+        if (RoundActivationsToBf16)
+        {
+            for (long e = 0; e < values.Length; e++)
+                values[e] = Bf16.Round((float)values[e]);
+        }
+        return values;
+    }
+
+    /// <summary>The bf16 copy of a gradient that feeds a matrix product (the array itself when not rounding).</summary>
+    private double[] RoundedCopy(double[] values) => RoundActivationsToBf16 ? R((double[])values.Clone()) : values;
 
     /// <summary>Values by reference name (fp64, row-major out × in).</summary>
     public Dictionary<string, double[]> Parameters { get; } = new(StringComparer.Ordinal);
@@ -83,24 +110,28 @@ public sealed class CpuGpt
 
         // ---- backward ----
         var gr = gradients;
-        var dlogits = CpuOps.SoftcapCrossEntropyBackward(a.Logits, targets, n, v, s.SoftCap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored));
+        var dlogits = R(CpuOps.SoftcapCrossEntropyBackward(a.Logits, targets, n, v, s.SoftCap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored)));
         CpuOps.LinearBackwardWeight(dlogits, a.Hf, n, c, v, gr["lm_head.weight"]);
         var g = CpuOps.RmsNormBackward(a.Xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
         var dx0 = new double[(long)n * c];
         for (int i = depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + act(norm(x_mid)·Wfcᵀ)·Wprojᵀ
-            CpuOps.LinearBackwardWeight(g, a.Ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
-            var du = CpuOps.ActivateBackward(s.Activation, a.Us[i], CpuOps.LinearBackwardInput(g, p[W(i, "mlp.c_proj")], n, f, c), n, f);
+            var gb = RoundedCopy(g);
+            CpuOps.LinearBackwardWeight(gb, a.Ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
+            var du = R(CpuOps.ActivateBackward(s.Activation, a.Us[i], R(CpuOps.LinearBackwardInput(gb, p[W(i, "mlp.c_proj")], n, f, c)), n, f));
             CpuOps.LinearBackwardWeight(du, a.H2s[i], n, c, fc, gr[W(i, "mlp.c_fc")]);
             Add(g, CpuOps.RmsNormBackward(a.Xmids[i], CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc), n, c));
 
             // Attention: x_mid = m + attention(norm(m))·Woᵀ; q [N, C] = H heads, k and v [N, KvDim] = KV heads, of D each
-            CpuOps.LinearBackwardWeight(g, a.Os[i], n, c, c, gr[W(i, "attn.c_proj")]);
-            var dout = CpuOps.LinearBackwardInput(g, p[W(i, "attn.c_proj")], n, c, c);
+            gb = RoundedCopy(g);
+            CpuOps.LinearBackwardWeight(gb, a.Os[i], n, c, c, gr[W(i, "attn.c_proj")]);
+            var dout = R(CpuOps.LinearBackwardInput(gb, p[W(i, "attn.c_proj")], n, c, c));
             var (dq, dk, dv) = CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
-            dq = CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d);
-            dk = CpuOps.RotaryQkNormBackward(a.KPre[i], dk, _cosSin, n * kvh, kvh, t, d);
+            // dq reaches the rotary backward in fp32 (the flash backward's accumulator), dk and dv in bf16.
+            dq = R(CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d));
+            dk = R(CpuOps.RotaryQkNormBackward(a.KPre[i], R(dk), _cosSin, n * kvh, kvh, t, d));
+            R(dv);
             CpuOps.LinearBackwardWeight(dq, a.H1s[i], n, c, c, gr[W(i, "attn.c_q")]);
             CpuOps.LinearBackwardWeight(dk, a.H1s[i], n, c, kv, gr[W(i, "attn.c_k")]);
             CpuOps.LinearBackwardWeight(dv, a.H1s[i], n, c, kv, gr[W(i, "attn.c_v")]);
@@ -180,7 +211,7 @@ public sealed class CpuGpt
         var embedded = new double[(long)n * c];
         for (int i = 0; i < n; i++)
             Array.Copy(p["transformer.wte.weight"], (long)inputs[i] * c, embedded, (long)i * c, c);
-        var x0 = CpuOps.RmsNorm(embedded, n, c).Y;
+        var x0 = R(CpuOps.RmsNorm(embedded, n, c).Y);
         var xs = new double[depth + 1][];
         var ms = new double[depth][];
         var h1s = new double[depth][];
@@ -200,26 +231,26 @@ public sealed class CpuGpt
             var m = new double[(long)n * c];
             for (long e = 0; e < m.Length; e++)
                 m[e] = rl[i] * xs[i][e] + xl[i] * x0[e];
-            ms[i] = m;
-            h1s[i] = CpuOps.RmsNorm(m, n, c).Y;
-            qPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c);   // [N, H·D]
-            kPre[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, kv);  // [N, KV·D]
-            vs[i] = CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, kv);    // [N, KV·D]
+            ms[i] = R(m);
+            h1s[i] = R(CpuOps.RmsNorm(m, n, c).Y);
+            qPre[i] = R(CpuOps.Linear(h1s[i], p[W(i, "attn.c_q")], n, c, c));   // [N, H·D]
+            kPre[i] = R(CpuOps.Linear(h1s[i], p[W(i, "attn.c_k")], n, c, kv));  // [N, KV·D]
+            vs[i] = R(CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, kv));    // [N, KV·D]
             if (s.HasValueEmbedding[i])
-                vs[i] = CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, kvh, d, c).V;
-            qs[i] = CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d).Y;
-            ks[i] = CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d).Y;
-            os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O;
+                vs[i] = R(CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, kvh, d, c).V);
+            qs[i] = R(CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d).Y);
+            ks[i] = R(CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d).Y);
+            os[i] = R(CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O);
             var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
-            xmids[i] = m.Select((value, e) => value + proj[e]).ToArray();
-            h2s[i] = CpuOps.RmsNorm(xmids[i], n, c).Y;
-            us[i] = CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, fc);     // [N, FcRows]
-            ss[i] = CpuOps.Activate(s.Activation, us[i], n, f);               // [N, MlpHidden]
+            xmids[i] = R(m.Select((value, e) => value + proj[e]).ToArray()); // the residual added in the GEMM, rounded once
+            h2s[i] = R(CpuOps.RmsNorm(xmids[i], n, c).Y);
+            us[i] = R(CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, fc));     // [N, FcRows]
+            ss[i] = R(CpuOps.Activate(s.Activation, us[i], n, f));               // [N, MlpHidden]
             var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
-            xs[i + 1] = xmids[i].Select((value, e) => value + mlp[e]).ToArray();
+            xs[i + 1] = R(xmids[i].Select((value, e) => value + mlp[e]).ToArray());
         }
-        var hf = CpuOps.RmsNorm(xs[depth], n, c).Y;
-        var logits = CpuOps.Linear(hf, p["lm_head.weight"], n, c, v);
+        var hf = R(CpuOps.RmsNorm(xs[depth], n, c).Y);
+        var logits = R(CpuOps.Linear(hf, p["lm_head.weight"], n, c, v));
         return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits);
     }
 

@@ -20,14 +20,32 @@ public sealed class Rotary
         var module = kernels.Load("rotary.cu", [$"-DHEAD_DIM={headDim}"]);
         _forward = module.GetKernel("rotary_qknorm_forward");
         _backward = module.GetKernel("rotary_qknorm_backward");
+        // The kernel file says how many vectors a 256-thread block covers; a version of it from before that export (the
+        // kernel benchmarks' --before) took one vector per warp.
+        RowsPerBlock = module.TryReadInt32("rotary_rows_per_block") ?? KernelLaunch.RowsPerBlock;
     }
 
     public int HeadDim { get; }
 
+    /// <summary>Vectors (rows of D) one block of <see cref="KernelLaunch.RowBlock"/> threads handles.</summary>
+    public int RowsPerBlock { get; }
+
+    private uint Blocks(int rows) => Dim3.Blocks(rows, RowsPerBlock);
+
+    // 16-byte loads and stores of every vector.
+    private static void RequireAligned(ulong pointer, string name)
+    {
+        if (pointer % 16 != 0)
+            throw new ArgumentException($"{name} must be 16-byte aligned for the rotary kernels; got 0x{pointer:x}", name);
+    }
+
     /// <summary>x ← norm(rotate(x)) per (token, head) vector; rstd kept for backward. rows = B·T·heads.</summary>
     public void Forward(ulong x /* [B·T, heads, D] bf16, in place */, ulong cosSin /* [T, D] fp32 */, int rows, int heads, int seqLen,
         ulong rstd /* [B·T·heads] fp32 */, CudaStream stream)
-        => _forward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, x, cosSin, rstd, rows, heads, seqLen);
+    {
+        RequireAligned(x, nameof(x));
+        _forward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, x, cosSin, rstd, rows, heads, seqLen);
+    }
 
     /// <summary>dy ← dL/dx from dy = dL/dy, the forward output y and rstd.</summary>
     /// <param name="dyRowStride">Elements from one token's row of dy to the next (0: dense, heads·D).</param>
@@ -35,6 +53,12 @@ public sealed class Rotary
     /// (returned by <see cref="IAttentionKernels.Backward"/>) instead of dy; the result still goes to dy.</param>
     public void Backward(ulong y /* [B·T, heads, D] bf16 */, ulong rstd /* [B·T·heads] fp32 */, ulong dy /* [B·T, heads, D] bf16, in place */,
         ulong cosSin, int rows, int heads, int seqLen, CudaStream stream, int dyRowStride = 0, ulong dyAccumulator = 0)
-        => _backward.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen,
+    {
+        RequireAligned(y, nameof(y));
+        RequireAligned(dy, nameof(dy));
+        if (dyRowStride != 0)
+            KernelLaunch.RequireMultipleOf8(dyRowStride, nameof(dyRowStride));
+        _backward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen,
             (long)(dyRowStride == 0 ? heads * HeadDim : dyRowStride), dyAccumulator);
+    }
 }

@@ -1,4 +1,6 @@
 using AutoResearch.Model.Cpu;
+using AutoResearch.Native;
+using AutoResearch.Testing;
 using Xunit;
 
 namespace AutoResearch.Model.Tests.Cpu;
@@ -167,6 +169,36 @@ public class CpuGptTests
         var (loss, losses) = model.ForwardBackward(inputs, targets, 2);
         Assert.InRange(loss, Math.Log(300) - 0.05, Math.Log(300) + 0.05);
         Assert.Equal(0, losses[3]); // an ignored target
+    }
+
+    [Fact]
+    public void Rounding_activations_to_bf16_moves_the_loss_and_gradients_by_bf16_amounts_and_every_stored_value_onto_bf16()
+    {
+        var shape = ModelShape.FromKnobs(depth: 2, aspectRatio: 64, windowPattern: "SL", vocabSize: 40, seqLen: 16, headDim: 64, activation: Activation.SwiGlu,
+            softCap: 0);
+        var exact = new CpuGpt(shape);
+        Randomise(exact, 21);
+        var rounded = new CpuGpt(shape) { RoundActivationsToBf16 = true };
+        foreach (var (name, values) in exact.Parameters)
+            values.CopyTo(rounded.Parameters[name], 0);
+        var (inputs, targets) = Batch(new Random(22), 2, shape.SeqLen, shape.VocabSize);
+        var exactGrads = exact.NewGradients();
+        var roundedGrads = rounded.NewGradients();
+        double exactLoss = exact.ForwardBackward(inputs, targets, 2, exactGrads).Loss;
+        double roundedLoss = rounded.ForwardBackward(inputs, targets, 2, roundedGrads).Loss;
+
+        // The loss moves, by about bf16's relative precision (2⁻⁸), not more.
+        Assert.NotEqual(exactLoss, roundedLoss);
+        Assert.InRange(Math.Abs(roundedLoss - exactLoss) / exactLoss, 1e-7, 1e-2);
+        foreach (var (name, g) in exactGrads.Where(kv => !kv.Key.EndsWith("lambdas", StringComparison.Ordinal))) // sums of cancelling terms: see ModelParity
+        {
+            double error = Numerics.RelativeError(Array.ConvertAll(roundedGrads[name], v => (float)v), g);
+            Assert.True(error is > 1e-6 and < 5e-2, $"{name}: relative L2 {error:E2} between the rounded and the exact model's gradient");
+        }
+
+        // The logits the rounded model scores (no soft cap here) are bf16 values, the exact model's are not.
+        Assert.All(rounded.Logits(inputs, 2), z => Assert.Equal(Bf16.Round((float)z), z));
+        Assert.Contains(exact.Logits(inputs, 2), z => Bf16.Round((float)z) != z);
     }
 
     [Fact]

@@ -51,4 +51,21 @@ public class GpuGptParityTests
         Assert.Equal(fusedMlp && GpuGpt.UsesFusedMlp(TestGpu.Device.Properties, shape, batch), result.FusedMlp);
         Assert.True(result.Passed, $"{name} (seed {seed}), {shape.Describe()}:\n{result.Describe()}");
     }
+
+    /// <summary>
+    /// Depth 32: bf16 storage of the activations alone moves the top layers' q and k gradients by about 5 % from the fp64
+    /// reference (CPU against CPU), so deep models are held to the reference that rounds where the GPU stores bf16, and the GPU
+    /// must be closer to it than to the fp64 one.
+    /// </summary>
+    [GpuFact]
+    public void A_32_layer_model_matches_the_reference_that_rounds_where_the_gpu_stores_bf16()
+    {
+        var shape = ModelShape.FromKnobs(32, 8, "SSSL", 512, 128); // width 256: 2 heads of 128, T 128
+        const int seed = 3232;
+        var rounded = ModelParity.Run(shape, 1, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, roundedReference: true);
+        Assert.True(rounded.Passed, $"seed {seed}, {shape.Describe()}:\n{rounded.Describe()}");
+        var exact = ModelParity.Run(shape, 1, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels);
+        Assert.True(rounded.Worst.Error < exact.Worst.Error,
+            $"worst gradient error against the rounding reference {rounded.Worst.Error:E2} ({rounded.Worst.Name}), against fp64 {exact.Worst.Error:E2} ({exact.Worst.Name})");
+    }
 }

@@ -331,6 +331,7 @@ public class KernelOpTests
     [InlineData(2, 256, 3, 64, 10000.0)]
     [InlineData(1, 2048, 8, 64, 500000.0)]
     [InlineData(1, 300, 2, 128, 100.0)]
+    [InlineData(1, 301, 3, 64, 10000.0)]   // rows (903) that end inside a warp: the lanes past the end still join the shuffles
     public void Rotary_qknorm_forward_and_backward_match_reference(int batch, int seqLen, int heads, int headDim, double rotaryBase)
     {
         int rows = batch * seqLen * heads, seed = rows + heads + headDim;
@@ -538,7 +539,7 @@ public class KernelOpTests
     [GpuTheory]
     [InlineData(Activation.Relu2, 512, 2048)]
     [InlineData(Activation.Gelu, 512, 2048)]
-    [InlineData(Activation.SwiGlu, 512, 1344)]
+    [InlineData(Activation.SwiGlu, 512, 1408)]
     [InlineData(Activation.SwiGlu, 77, 64)]
     public void Mlp_activation_passes_match_reference(Activation activation, int n, int hidden)
     {

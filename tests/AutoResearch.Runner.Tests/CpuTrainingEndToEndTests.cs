@@ -119,7 +119,7 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
             "--set", "HeadDim=64", "--set", "KvHeads=1", "--set", "Activation=swiglu", "--set", "ValueEmbeds=all", "--set", "SoftCap=0",
             "--set", "WindowPattern=L", "--set", "seed=3", "--save", checkpoint);
         Assert.True(exit == 0, $"exit {exit}: {stderr}\n{stdout}");
-        Assert.Contains("shape: depth 2, width 128, 2 query / 1 kv heads of 64, MLP swiglu 320, windows LL", stdout, StringComparison.Ordinal);
+        Assert.Contains("shape: depth 2, width 128, 2 query / 1 kv heads of 64, MLP swiglu 384, windows LL", stdout, StringComparison.Ordinal);
         Assert.Contains("HeadDim=64 KvHeads=1 Activation=swiglu WindowPattern=L ValueEmbeds=all SoftCap=0", stdout, StringComparison.Ordinal);
         Assert.Contains("Seed=3", stdout, StringComparison.Ordinal);
         Assert.NotNull(RunSummary.ParseLog(stdout, "knobbed cpu run"));

@@ -182,8 +182,8 @@ public static class SweepCommand
             string knobs = r.Config.Sets.Count == 0 ? "defaults" : string.Join(" ", r.Config.Sets);
             string heads = $"{s.Heads}/{s.KvHeads} × {s.HeadDim}";
             string mlp = $"{s.Activation.Name()} {s.MlpHidden}{(r.Error is null ? r.FusedMlp ? " fused" : " cuBLAS" : "")}";
-            string parity = r.Parity is null ? "-" : $"{(r.Parity.Passed ? "pass" : "FAIL")} {r.Parity.LossError:E1} / {r.Parity.Worst.Error:E1}";
-            string fp64 = r.Fp64Parity is null ? "-" : $"{r.Fp64Parity.Worst.Error:E1}";
+            string parity = r.Parity is null ? "-" : $"{(r.Parity.Passed ? "pass" : "FAIL")} {r.Parity.LossError:0.0E+0} / {r.Parity.Worst.Error:0.0E+0}";
+            string fp64 = r.Fp64Parity is null ? "-" : $"{r.Fp64Parity.Worst.Error:0.0E+0}";
             string train = r.Train is null ? "-" : $"{r.Train.NumSteps} steps, val_bpb {r.Train.ValBpb:F3}";
             if (r.Error is not null)
             {

@@ -9,13 +9,23 @@
 //                 column (rows < cols, over rows)   v_mean [count, L] fp32, L = rows or cols
 // normuon_scales: one block per matrix: ‖X‖ = sqrt(n·Σ v_mean), s2 ← β2·s2 + (1−β2)·v_mean, r = 1/sqrt(max(s2, 1e-10)),
 //                 ‖X r‖ = sqrt(Σ n·v_mean·r²), scale[k, l] = r·‖X‖ / max(‖X r‖, 1e-10)      s2, scale [count, L] fp32
-// muon_update:    X = x·scale (per row or column);  mask = (X·p ≥ 0);  p ← p − lr_eff·X − lr_eff·wd·p·mask;  bf16 copy written
+// muon_update:    X = x·scale (per row or column);  mask = (X·p ≥ 0);  p ← p − lr·X − lr_decay·p·mask;  bf16 copy written
+//                 (lr = lr_eff, lr_decay = lr_eff·wd from the host)
+// With `reference` set (the Precision knob's reference mode), the roundings of the reference: u is rounded to bf16 before
+// its norm; the norm, the denominator's steps and x = u / (‖u‖·1.02 + 1e-6) are bf16; the scale and X = x·scale are bf16,
+// lr·X is formed in bf16 (lr = bf16(lr_eff), lr_decay = bf16(bf16(lr_eff)·bf16(wd)) from the host), the decay term and the
+// sum in fp32.
 // Launch: grid-stride 1-D grids of 256 threads for the element-wise kernels with blockIdx.y = matrix index;
 //         normuon_scales one 256-thread block per matrix.
 #include "common.cuh"
 
+__device__ __forceinline__ float round_bf16(float x)
+{
+    return __bfloat162float(__float2bfloat16_rn(x));
+}
+
 extern "C" __global__ void muon_momentum(const long long* __restrict__ offsets, const float* __restrict__ grads, float* __restrict__ buf,
-    float* __restrict__ work, float* __restrict__ sumsq, float momentum, long long size)
+    float* __restrict__ work, float* __restrict__ sumsq, float momentum, long long size, int reference)
 {
     __shared__ float scratch[32];
     const int k = blockIdx.y;
@@ -28,7 +38,9 @@ extern "C" __global__ void muon_momentum(const long long* __restrict__ offsets, 
         const float gi = g[i];
         const float bi = momentum * b[i] + (1.0f - momentum) * gi;
         b[i] = bi;
-        const float ui = (1.0f - momentum) * gi + momentum * bi;
+        float ui = (1.0f - momentum) * gi + momentum * bi;
+        if (reference)
+            ui = round_bf16(ui);
         u[i] = ui;
         local += ui * ui;
     }
@@ -37,9 +49,17 @@ extern "C" __global__ void muon_momentum(const long long* __restrict__ offsets, 
         atomicAdd(sumsq + k, local);
 }
 
-extern "C" __global__ void muon_normalize(const float* __restrict__ work, const float* __restrict__ sumsq, bf16* __restrict__ x, long long size)
+extern "C" __global__ void muon_normalize(const float* __restrict__ work, const float* __restrict__ sumsq, bf16* __restrict__ x, long long size,
+    int reference)
 {
     const int k = blockIdx.y;
+    if (reference)
+    {
+        const float denominator = round_bf16(round_bf16(round_bf16(sqrtf(sumsq[k])) * round_bf16(1.02f)) + 1e-6f);
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
+            x[k * size + i] = __float2bfloat16_rn(work[k * size + i] / denominator);
+        return;
+    }
     const float inv = 1.0f / (sqrtf(sumsq[k]) * 1.02f + 1e-6f);
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
         x[k * size + i] = __float2bfloat16_rn(work[k * size + i] * inv);
@@ -110,7 +130,7 @@ extern "C" __global__ void normuon_scales(const float* __restrict__ v_mean, floa
 }
 
 extern "C" __global__ void muon_update(const long long* __restrict__ offsets, const bf16* __restrict__ x, const float* __restrict__ scale,
-    int per_row, int rows, int cols, float lr_eff, float weight_decay, float* __restrict__ params, bf16* __restrict__ params_bf16)
+    int per_row, int rows, int cols, float lr, float lr_decay, float* __restrict__ params, bf16* __restrict__ params_bf16, int reference)
 {
     const int k = blockIdx.y;
     const long long size = (long long)rows * cols;
@@ -119,10 +139,11 @@ extern "C" __global__ void muon_update(const long long* __restrict__ offsets, co
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
     {
         const int l = per_row ? (int)(i / cols) : (int)(i % cols);
-        const float xv = __bfloat162float(x[k * size + i]) * scale[(long long)k * length + l];
+        const float xi = __bfloat162float(x[k * size + i]), si = scale[(long long)k * length + l];
+        const float xv = reference ? round_bf16(xi * round_bf16(si)) : xi * si;
         float p = params[base + i];
         const float mask = xv * p >= 0.0f ? 1.0f : 0.0f;
-        p = p - lr_eff * xv - lr_eff * weight_decay * p * mask;
+        p = reference ? p - (round_bf16(lr * xv) + lr_decay * p * mask) : p - lr * xv - lr_decay * p * mask;
         params[base + i] = p;
         params_bf16[base + i] = __float2bfloat16_rn(p);
     }

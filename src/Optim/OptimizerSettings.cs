@@ -13,7 +13,8 @@ public sealed record OptimizerSettings(
     double AdamBeta1 = 0.8,
     double AdamBeta2 = 0.95,
     double MuonBeta2 = 0.95,
-    double AdamEps = 1e-10)
+    double AdamEps = 1e-10,
+    OptimizerPrecision Precision = OptimizerPrecision.Fp32)
 {
     /// <summary>One Adam group's hyperparameters.</summary>
     public readonly record struct AdamHyper(double LearningRate, double Beta1, double Beta2, double Eps, double WeightDecay);

@@ -61,6 +61,8 @@ public sealed record Hyperparameters
     public double AdamBeta2 { get; init; } = 0.95;
     [Knob("Muon cautious weight decay at progress 0 (falls linearly to 0)", "≥ 0")]
     public double WeightDecay { get; init; } = 0.2;
+    [Knob("Where the optimizer rounds: fp32 (fp32 masters and moments, the Muon update in fp32) or reference (the reference's: bf16 wte and value embeddings with bf16 Adam moments, the bf16 Muon update with bf16 lr and weight decay); docs/precision.md", "fp32, reference")]
+    public string Precision { get; init; } = "fp32";
     [Knob("Seed of the initial weights", "any integer")]
     public int Seed { get; init; } = 42;
 
@@ -88,7 +90,7 @@ public sealed record Hyperparameters
 
     /// <summary>The optimizer's settings from these knobs (SPEC §6).</summary>
     public OptimizerSettings Optimizer(int modelDim)
-        => new(modelDim, UnembeddingLr, EmbeddingLr, ScalarLr, MatrixLr, AdamBeta1, AdamBeta2);
+        => new(modelDim, UnembeddingLr, EmbeddingLr, ScalarLr, MatrixLr, AdamBeta1, AdamBeta2, Precision: OptimizerPrecisions.Parse(Precision));
 
     /// <summary>Checks every knob for a usable value; throws naming the knob and what was expected.</summary>
     public Hyperparameters Validate()
@@ -116,6 +118,8 @@ public sealed record Hyperparameters
             Require(lr >= 0 && double.IsFinite(lr), name, lr, "a finite non-negative learning rate");
         Require(AdamBeta1 is >= 0 and < 1, nameof(AdamBeta1), AdamBeta1, "a beta in [0, 1)");
         Require(AdamBeta2 is >= 0 and < 1, nameof(AdamBeta2), AdamBeta2, "a beta in [0, 1)");
+        Require(OptimizerPrecisions.Names.Contains(Precision.Trim().ToLowerInvariant()), nameof(Precision), Precision,
+            $"one of {string.Join(", ", OptimizerPrecisions.Names)}");
         Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite non-negative value");
         Require(WarmupRatio is >= 0 and <= 1, nameof(WarmupRatio), WarmupRatio, "a fraction in [0, 1]");
         Require(WarmdownRatio is >= 0 and <= 1, nameof(WarmdownRatio), WarmdownRatio, "a fraction in [0, 1]");

@@ -110,6 +110,22 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     }
 
     [Fact]
+    public void Cpu_train_with_a_step_budget_runs_that_many_steps_in_reference_precision()
+    {
+        Assert.Equal(0, run.ExitCode);
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--steps", "13", "--seq-len", "32",
+            "--set", "Precision=reference");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}\n{stdout}");
+        Assert.Contains("budget 13 steps", stdout, StringComparison.Ordinal);
+        Assert.Contains("Precision=reference", stdout, StringComparison.Ordinal);
+        Assert.Equal(13, RunSummary.ParseLog(stdout, "step-budget cpu run")!.NumSteps);
+
+        var both = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--steps", "13", "--time-budget", "5");
+        Assert.NotEqual(0, both.ExitCode);
+        Assert.Contains("--steps and --time-budget exclude each other", both.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Cpu_train_with_knobs_records_them_and_sample_runs_the_checkpoint_with_its_own_shape()
     {
         Assert.Equal(0, run.ExitCode);

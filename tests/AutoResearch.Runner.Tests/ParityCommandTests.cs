@@ -162,4 +162,98 @@ public class ParityCommandTests
         foreach (var (name, g) in cpuGrads)
             Numerics.AssertClose(name, gpuGrads[name], g.Select(v => (double)v).ToArray(), 5e-2, 22);
     }
+
+    [Fact]
+    public void Cpu_train_steps_run_the_model_and_optimizer_with_the_schedules_of_each_step()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, model, rows) = Setup(shape, 4, 31);
+        var output = Path.Combine(Path.GetDirectoryName(checkpoint)!, "steps.safetensors");
+        var (losses, weights) = ParityCommand.RunTrainSteps(checkpoint, tokens, output, onCpu: true, steps: 2, progressStep: 0.75, sets: ["MatrixLr=0.02"]);
+
+        // By hand: rows 0–1 then 2–3; step 0 at progress 0 (lr × 1, wd 0.2, momentum 0.85), step 1 at progress 0.75
+        // (halfway down the warm-down: lr × 0.5, wd 0.05, momentum of step 1).
+        model.RoundActivationsToBf16 = true; // as the command's CPU path rounds
+        var reference = shape.ParameterShapes().Select(p => new Optim.Reference.ReferenceParameter(p.Name, p.Rows, p.Cols)).ToList();
+        foreach (var p in reference)
+        {
+            model.Parameters[p.Name].CopyTo(p.Value, 0);
+            model.Parameters[p.Name] = p.Value;
+        }
+        var optimizer = new Optim.Reference.MuonAdamWReference(reference, new Optim.OptimizerSettings(shape.ModelDim, MatrixLearningRate: 0.02)) { RoundLikeGpu = true };
+        var gradients = reference.ToDictionary(p => p.Name, p => p.Gradient, StringComparer.Ordinal);
+        var expectedLosses = new double[2];
+        foreach (var (step, lr, wd) in new[] { (0, 1.0, 0.2), (1, 0.5, 0.05) })
+        {
+            foreach (var g in gradients.Values)
+                Array.Clear(g);
+            var part = rows[(step * 2 * 9)..((step + 1) * 2 * 9)];
+            var inputs = Enumerable.Range(0, 16).Select(i => part[i / 8 * 9 + i % 8]).ToArray();
+            var targets = Enumerable.Range(0, 16).Select(i => part[i / 8 * 9 + i % 8 + 1]).ToArray();
+            expectedLosses[step] = model.ForwardBackward(inputs, targets, 2, gradients).Loss;
+            optimizer.Step(lr, Optim.TrainingSchedule.MuonMomentum(step), wd);
+        }
+        Assert.Equal(expectedLosses[0], losses[0], 9);
+        Assert.Equal(expectedLosses[1], losses[1], 9);
+        var written = SafeTensors.Read(output);
+        Assert.Equal(expectedLosses.Select(l => (float)l), written["losses"].Values);
+        Assert.Equal("0.75", SafeTensors.ReadMetadata(output)["progress_step"]);
+        foreach (var p in reference)
+        {
+            Numerics.AssertClose(p.Name, weights[p.Name], p.Value, 1e-6, 31);
+            Assert.Equal(weights[p.Name], written[p.Name].Values);
+        }
+        Assert.NotEqual(SafeTensors.Read(checkpoint)["transformer.h.0.attn.c_q.weight"].Values, weights["transformer.h.0.attn.c_q.weight"]);
+    }
+
+    [Fact]
+    public void Reference_precision_keeps_the_embeddings_on_the_bf16_grid_and_bad_step_options_are_refused()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 3, 32);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+        var (_, weights) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "ref.safetensors"), true, 3, sets: ["Precision=reference"]);
+        Assert.Equal("reference", SafeTensors.ReadMetadata(Path.Combine(dir, "ref.safetensors"))["precision"]);
+        foreach (var name in new[] { "transformer.wte.weight", "value_embeds.1.weight" })
+            Assert.All(weights[name], v => Assert.Equal(AutoResearch.Native.Bf16.Round(v), v));
+        var (_, fp32) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "fp32.safetensors"), true, 3);
+        Assert.Contains(fp32["transformer.wte.weight"], v => AutoResearch.Native.Bf16.Round(v) != v);
+        // The comparison of two runs' weight changes: a run agrees with itself; the two precisions move the same way, not by the same amounts everywhere.
+        Assert.All(ParityCommand.CompareSteps(checkpoint, Path.Combine(dir, "ref.safetensors"), Path.Combine(dir, "ref.safetensors")),
+            r => Assert.Equal((1.0, 1.0), (Math.Round(r.Cosine, 12), r.NormRatio)));
+        var across = ParityCommand.CompareSteps(checkpoint, Path.Combine(dir, "fp32.safetensors"), Path.Combine(dir, "ref.safetensors"));
+        Assert.All(across, r => Assert.True(r.Cosine > 0.5, $"{r.Name}: cosine {r.Cosine}"));
+
+        var e = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 2));
+        Assert.Contains("holds 3 rows, which do not split evenly into 2 steps", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "x.safetensors")));
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 3, sets: ["Precision=bf16"]));
+        Assert.Contains("Precision", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 3, sets: ["HeadDim=64"]));
+        Assert.Contains("--set HeadDim=64", e.Message, StringComparison.Ordinal); // a shape knob: the checkpoint's shape stands
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", Path.Combine(dir, "y.safetensors"),
+            "--device", "cpu", "--progress-step", "0.1");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--progress-step applies to --train-steps only", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "y.safetensors")));
+    }
+
+    [GpuTheory]
+    [InlineData("reference")]
+    [InlineData("fp32")]
+    public void Gpu_train_steps_move_every_tensor_as_the_cpu_does(string precision)
+    {
+        var shape = ModelShape.FromKnobs(2, 128, "SL", 256, 128);
+        var (checkpoint, tokens, _, _) = Setup(shape, 3, 33);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+        var (cpuLosses, _) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "cpu.safetensors"), true, 3, 0.3, sets: [$"Precision={precision}"]);
+        var (gpuLosses, _) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "gpu.safetensors"), false, 3, 0.3, sets: [$"Precision={precision}"]);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(cpuLosses[i], gpuLosses[i], 1e-2 * cpuLosses[i]);
+        var rows = ParityCommand.CompareSteps(checkpoint, Path.Combine(dir, "cpu.safetensors"), Path.Combine(dir, "gpu.safetensors"));
+        Assert.Equal(SafeTensors.Read(checkpoint).Count, rows.Count);
+        foreach (var r in rows)
+            Assert.True(r.Agrees, $"{precision}: {r.Name}: cosine {r.Cosine:F4}, norm ratio {r.NormRatio:F4} of the weight change, GPU against CPU");
+    }
 }

@@ -120,4 +120,22 @@ public class TrainingClockTests
         Assert.Throws<ArgumentOutOfRangeException>(() => clock.CompleteStep(-1));
         Assert.Throws<ArgumentOutOfRangeException>(() => clock.CompleteStep(double.NaN));
     }
+
+    [Fact]
+    public void A_step_budget_runs_exactly_its_steps_with_progress_following_the_step()
+    {
+        var clock = new TrainingClock(1000, 1e6, budgetSeconds: 0.001) { StepBudget = 20 };
+        var progress = new List<double>();
+        bool stop = false;
+        while (!stop)
+        {
+            progress.Add(clock.Progress);
+            stop = clock.CompleteStep(1.0); // each step far over the time budget: the steps, not the clock, decide
+        }
+        Assert.Equal(20, clock.Step);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => i / 20.0), progress);
+        Assert.Equal(9, clock.CountedSteps); // steps 11–19 are counted for the MFU
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TrainingClock(1000, 1e6) { StepBudget = 0 });
+    }
 }
+

@@ -9,7 +9,9 @@ namespace AutoResearch.Optim.Gpu;
 /// wte, value embeddings, the two lambda vectors), and Muon for the block matrices, processed per shape as one batch:
 /// Nesterov momentum, Frobenius normalisation, five Polar Express iterations as strided-batched bf16 cuBLASLt GEMMs (XᵀX
 /// for tall matrices, XXᵀ otherwise), NorMuon variance reduction, cautious weight decay. The fp32 masters and their bf16
-/// copies are updated in the same pass. Gradients are read, never cleared (the trainer zeroes them).
+/// copies are updated in the same pass. Gradients are read, never cleared (the trainer zeroes them). The settings' precision
+/// (<see cref="OptimizerPrecision"/>) picks where it rounds; in reference precision the constructor rounds the bf16 parameters'
+/// masters (wte, the value embeddings) to bf16.
 /// </summary>
 public sealed class MuonAdamWGpu : IDisposable
 {
@@ -71,6 +73,8 @@ public sealed class MuonAdamWGpu : IDisposable
             {
                 _adamTensors.Add(new AdamTensor(entry, group, adamElements));
                 adamElements += (entry.Count + 63) / 64 * 64;
+                if (settings.Precision.HasBf16Parameters(group)) // reference precision: a bf16 parameter from the start
+                    parameters.Upload(entry.Name, Array.ConvertAll(parameters.Download(parameters.Master, entry.Name), Bf16.Round));
             }
         }
         _adamM = device.Allocate<float>(adamElements, "AdamW first moments");
@@ -153,6 +157,7 @@ public sealed class MuonAdamWGpu : IDisposable
                 WeightDecay = (float)h.WeightDecay,
                 BiasCorrection1 = (float)(1 - Math.Pow(h.Beta1, _step)),
                 BiasCorrection2 = (float)(1 - Math.Pow(h.Beta2, _step)),
+                Bf16Parameter = _settings.Precision.HasBf16Parameters(t.Group) ? 1 : 0,
             };
         }
         // In stream order: the previous step's launch may still read the table.
@@ -166,12 +171,13 @@ public sealed class MuonAdamWGpu : IDisposable
     private void StepMuon(MuonGroup g, float lrMultiplier, float momentum, float weightDecay)
     {
         long size = (long)g.Rows * g.Cols;
+        int reference = _settings.Precision == OptimizerPrecision.Reference ? 1 : 0;
         uint blocks = (uint)Math.Clamp((size + 255) / 256, 1, 256);
         var grid = new Dim3(blocks, (uint)g.Count);
         g.SumSquares.FillBytes(0, _stream);
         _momentum.Launch(grid, 256, 0, _stream, g.Offsets.Pointer, _parameters.Gradients.Pointer, g.Momentum.Pointer, g.Work.Pointer,
-            g.SumSquares.Pointer, momentum, size);
-        _normalize.Launch(grid, 256, 0, _stream, g.Work.Pointer, g.SumSquares.Pointer, g.X.Pointer, size);
+            g.SumSquares.Pointer, momentum, size, reference);
+        _normalize.Launch(grid, 256, 0, _stream, g.Work.Pointer, g.SumSquares.Pointer, g.X.Pointer, size, reference);
 
         ulong x = g.X.Pointer, next = g.XNext.Pointer;
         foreach (var (a, b, c) in PolarExpress.Coefficients)
@@ -188,8 +194,11 @@ public sealed class MuonAdamWGpu : IDisposable
             _colStats.Launch(Dim3.Blocks((long)g.Count * g.Cols, 256), 256, 0, _stream, x, g.VMean.Pointer, g.Count, g.Rows, g.Cols);
         _scales.Launch((uint)g.Count, 256, 0, _stream, g.VMean.Pointer, g.SecondMoment.Pointer, g.Scale.Pointer, length, n, (float)_settings.MuonBeta2);
         float lrEff = (float)(_settings.MuonLearningRate * lrMultiplier * Math.Sqrt(Math.Max(1.0, (double)g.Rows / g.Cols)));
-        _update.Launch(grid, 256, 0, _stream, g.Offsets.Pointer, x, g.Scale.Pointer, perRow ? 1 : 0, g.Rows, g.Cols, lrEff, weightDecay,
-            _parameters.Master.Pointer, _parameters.Bf16Copies.Pointer);
+        // Reference precision: lr and wd rounded to bf16 (and their product), as the reference casts them to the update's dtype.
+        float lr = reference == 1 ? Bf16.Round(lrEff) : lrEff;
+        float lrDecay = reference == 1 ? Bf16.Round(Bf16.Round(lrEff) * Bf16.Round(weightDecay)) : lrEff * weightDecay;
+        _update.Launch(grid, 256, 0, _stream, g.Offsets.Pointer, x, g.Scale.Pointer, perRow ? 1 : 0, g.Rows, g.Cols, lr, lrDecay,
+            _parameters.Master.Pointer, _parameters.Bf16Copies.Pointer, reference);
     }
 
     /// <summary>A = gram(X); B = b·A + c·A²; X' = a·X + X·B (tall) or a·X + B·X (wide), batched over the group, in bf16.</summary>
@@ -240,7 +249,7 @@ public sealed class MuonAdamWGpu : IDisposable
         public float WeightDecay;
         public float BiasCorrection1;
         public float BiasCorrection2;
-        public float Pad;
+        public int Bf16Parameter;
     }
 
     /// <summary>Device state and work space of one shape group: momentum, NorMuon second moments, the iteration buffers.</summary>

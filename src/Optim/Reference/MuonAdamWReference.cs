@@ -6,7 +6,9 @@ namespace AutoResearch.Optim.Reference;
 /// The CPU reference of one MuonAdamW step (SPEC §6), in fp64, written for reading rather than speed: the oracle the GPU
 /// optimizer is tested against, and the optimizer of the tiny CPU training run. With <see cref="RoundLikeGpu"/> the
 /// orthogonalisation rounds to bf16 where the GPU does (the normalised input and every GEMM output), so the two agree to
-/// bf16 precision; without it, everything is exact fp64.
+/// bf16 precision; without it, everything is exact fp64. With the settings' <see cref="OptimizerPrecision.Reference"/> it also
+/// rounds where the reference does (bf16 embedding parameters, gradients and moments; the bf16 Muon normalisation, scale
+/// and update), whatever <see cref="RoundLikeGpu"/> says about the orthogonalisation.
 /// </summary>
 public sealed class MuonAdamWReference
 {
@@ -23,6 +25,12 @@ public sealed class MuonAdamWReference
         _settings = settings;
         foreach (var p in parameters)
         {
+            // Reference precision: wte and the value embeddings are bf16 parameters from the start.
+            if (settings.Precision.HasBf16Parameters(settings.GroupOf(p.Name)))
+            {
+                for (int i = 0; i < p.Value.Length; i++)
+                    p.Value[i] = Bf16.Round((float)p.Value[i]);
+            }
             if (settings.GroupOf(p.Name) == ParameterGroup.Muon)
             {
                 _momentum[p.Name] = new double[p.Value.Length];
@@ -58,43 +66,57 @@ public sealed class MuonAdamWReference
             }
             else
             {
-                AdamStep(p, _settings.Adam(group), lrMultiplier);
+                AdamStep(p, _settings.Adam(group), lrMultiplier, _settings.Precision.HasBf16Parameters(group));
             }
         }
         LastMask = (decayed, spared);
     }
 
-    private void AdamStep(ReferenceParameter p, OptimizerSettings.AdamHyper h, double lrMultiplier)
+    /// <summary>AdamW; for a bf16 parameter (<paramref name="bf16"/>) the gradient, both moments and the new value are rounded to
+    /// bf16 as they are stored, the arithmetic between them exact.</summary>
+    private void AdamStep(ReferenceParameter p, OptimizerSettings.AdamHyper h, double lrMultiplier, bool bf16)
     {
+        double B(double x) => bf16 ? Bf16.Round((float)x) : x;
         double lr = h.LearningRate * lrMultiplier;
         double bc1 = 1 - Math.Pow(h.Beta1, StepCount), bc2 = 1 - Math.Pow(h.Beta2, StepCount);
         var m = _adamM[p.Name];
         var v = _adamV[p.Name];
         for (int i = 0; i < p.Value.Length; i++)
         {
-            double g = p.Gradient[i];
-            p.Value[i] *= 1 - lr * h.WeightDecay;
-            m[i] = h.Beta1 * m[i] + (1 - h.Beta1) * g;
-            v[i] = h.Beta2 * v[i] + (1 - h.Beta2) * g * g;
-            p.Value[i] -= lr / bc1 * m[i] / (Math.Sqrt(v[i] / bc2) + h.Eps);
+            double g = B(p.Gradient[i]);
+            m[i] = B(h.Beta1 * m[i] + (1 - h.Beta1) * g);
+            v[i] = B(h.Beta2 * v[i] + (1 - h.Beta2) * g * g);
+            p.Value[i] = B(p.Value[i] * (1 - lr * h.WeightDecay) - lr / bc1 * m[i] / (Math.Sqrt(v[i] / bc2) + h.Eps));
         }
     }
 
     private (long Decayed, long Spared) MuonStep(ReferenceParameter p, double lrMultiplier, double mu, double weightDecay)
     {
         int rows = p.Rows, cols = p.Cols;
+        bool reference = _settings.Precision == OptimizerPrecision.Reference;
+        double B(double v) => reference ? Bf16.Round((float)v) : v;
         var buf = _momentum[p.Name];
         var u = new double[p.Value.Length];
         double sumSquares = 0;
         for (int i = 0; i < u.Length; i++)
         {
             buf[i] = mu * buf[i] + (1 - mu) * p.Gradient[i];
-            u[i] = (1 - mu) * p.Gradient[i] + mu * buf[i];
+            u[i] = B((1 - mu) * p.Gradient[i] + mu * buf[i]); // reference: X = u.bfloat16() before the norm
             sumSquares += u[i] * u[i];
         }
-        double inv = 1 / (Math.Sqrt(sumSquares) * 1.02 + 1e-6);
-        var x = u.Select(v => Round(v * inv)).ToArray();
-        x = Orthogonalise(x, rows, cols, RoundLikeGpu);
+        double[] x;
+        if (reference)
+        {
+            // X / (‖X‖·1.02 + 1e-6) on a bf16 X: the norm, each step of the denominator and the quotient are bf16.
+            double denominator = B(B(B(Math.Sqrt(sumSquares)) * B(1.02)) + 1e-6);
+            x = u.Select(v => B(v / denominator)).ToArray();
+        }
+        else
+        {
+            double inv = 1 / (Math.Sqrt(sumSquares) * 1.02 + 1e-6);
+            x = u.Select(v => Round(v * inv)).ToArray();
+        }
+        x = Orthogonalise(x, rows, cols, RoundLikeGpu || reference);
 
         // NorMuon: per row when rows ≥ cols, per column otherwise.
         bool perRow = rows >= cols;
@@ -118,19 +140,21 @@ public sealed class MuonAdamWReference
         double factor = Math.Sqrt(n * sumV) / Math.Max(Math.Sqrt(sumVr), 1e-10);
 
         double lrEff = _settings.MuonLearningRate * lrMultiplier * Math.Sqrt(Math.Max(1.0, (double)rows / cols));
+        // Reference: lr and wd as bf16, the scale and X·scale bf16, lr·X bf16; (lr·wd) bf16 times the fp32 p stays fp32.
+        double lrUpdate = B(lrEff), lrDecay = reference ? B(B(lrEff) * B(weightDecay)) : lrEff * weightDecay;
         long decayed = 0, spared = 0;
         for (int i = 0; i < rows; i++)
         {
             for (int j = 0; j < cols; j++)
             {
                 int k = i * cols + j;
-                double xv = x[k] * r[perRow ? i : j] * factor;
+                double xv = B(x[k] * B(r[perRow ? i : j] * factor));
                 bool decay = xv * p.Value[k] >= 0;
                 if (decay)
                     decayed++;
                 else
                     spared++;
-                p.Value[k] = p.Value[k] - lrEff * xv - (decay ? lrEff * weightDecay * p.Value[k] : 0);
+                p.Value[k] = p.Value[k] - (B(lrUpdate * xv) + (decay ? lrDecay * p.Value[k] : 0));
             }
         }
         return (decayed, spared);

@@ -5,6 +5,9 @@ using AutoResearch.Model.Checkpoint;
 using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
+using AutoResearch.Optim;
+using AutoResearch.Optim.Gpu;
+using AutoResearch.Optim.Reference;
 
 namespace AutoResearch.Runner;
 
@@ -12,7 +15,9 @@ namespace AutoResearch.Runner;
 /// `autoresearch parity`: the loss and every parameter's gradient for a given checkpoint and token batch, written as
 /// safetensors ("loss" plus the parameter names), on the GPU or with --device cpu on the fp64 reference, so any other
 /// implementation can be compared with ours. The shape comes from the checkpoint (<see cref="CheckpointShape"/>); for an
-/// older checkpoint that does not record it, --seq-len, --window-pattern and --set describe it.
+/// older checkpoint that does not record it, --seq-len, --window-pattern and --set describe it. With --train-steps K it runs
+/// K whole training steps instead (forward, backward, optimizer: <see cref="RunTrainSteps"/>) and writes the final weights and
+/// the per-step losses.
 /// </summary>
 public static class ParityCommand
 {
@@ -28,12 +33,51 @@ public static class ParityCommand
         var set = KnobOptions.CreateSetOption();
         set.Description = "Describe a checkpoint that does not record its shape: --set Name=Value, repeatable (e.g. --set HeadDim=64 --set KvHeads=2); "
             + "for one that does, a value other than the recorded one is refused. `autoresearch knobs` lists the knobs";
-        var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch (GPU or --device cpu).")
+        set.Description += ". With --train-steps, the optimizer's knobs (learning rates, betas, WeightDecay, Precision, the schedule ratios) "
+            + "may be set too; they start from the checkpoint's recorded values";
+        var trainSteps = new Option<int?>("--train-steps")
         {
-            checkpoint, tokens, output, device, seqLen, pattern, set,
+            Description = "Run K whole training steps (forward, backward, optimizer) instead: the token rows split evenly into K steps of one "
+                + "micro-batch each; write the final weights (reference names) and the per-step losses ('losses')",
+        }.AtLeastOne();
+        var progressStep = new Option<double>("--progress-step")
+        {
+            Description = "With --train-steps: step i runs the schedules (lr multiplier, Muon weight decay) at progress i × this, and the Muon momentum of step i",
+            DefaultValueFactory = _ => 0,
+        };
+        var against = new Option<FileInfo?>("--against")
+        {
+            Description = "With --train-steps: another run's output (e.g. --device cpu's) to compare with: per tensor, the cosine and the norm ratio of the "
+                + "weight change from the checkpoint; exits 1 when a tensor's cosine is below 0.99 or its norm ratio is off by more than 2 %",
+        };
+        var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch, or with --train-steps K the weights after K training steps (GPU or --device cpu).")
+        {
+            checkpoint, tokens, output, device, seqLen, pattern, set, trainSteps, progressStep, against,
         };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(trainSteps) is int k)
+            {
+                var losses = RunTrainSteps(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
+                    parse.GetValue(device) == "cpu", k, parse.GetValue(progressStep), parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []).Losses;
+                Console.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)))}; "
+                    + $"weights after {k} steps written to {parse.GetRequiredValue(output).FullName}");
+                if (parse.GetValue(against) is { } other)
+                {
+                    var rows = CompareSteps(parse.GetRequiredValue(checkpoint).FullName, other.FullName, parse.GetRequiredValue(output).FullName);
+                    Console.WriteLine($"weight change against {other.FullName} (cosine ≥ {MinCosine}, norm ratio within {MaxNormRatioError:P0}):");
+                    foreach (var r in rows)
+                        Console.WriteLine($"  {r.Name,-40} cosine {r.Cosine:F5}  norm ratio {r.NormRatio:F4}{(r.Agrees ? "" : "  <-- off")}");
+                    Console.WriteLine($"{rows.Count(r => r.Agrees)} of {rows.Count} tensors agree; worst cosine {rows.Min(r => r.Cosine):F5}, "
+                        + $"norm ratios {rows.Min(r => r.NormRatio):F4}–{rows.Max(r => r.NormRatio):F4}");
+                    return rows.All(r => r.Agrees) ? 0 : 1;
+                }
+                return 0;
+            }
+            if (parse.GetResult(against) is { Implicit: false })
+                throw new ArgumentException("--against applies to --train-steps only");
+            if (parse.GetResult(progressStep) is { Implicit: false })
+                throw new ArgumentException("--progress-step applies to --train-steps only");
             var (loss, _) = Run(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
                 parse.GetValue(device) == "cpu", parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []);
             Console.WriteLine($"loss {loss:F6}; gradients written to {parse.GetRequiredValue(output).FullName}");
@@ -89,6 +133,155 @@ public static class ParityCommand
             output.Add(new SafeTensor(name, "F32", cols == 1 && name.EndsWith("lambdas", StringComparison.Ordinal) ? [rows] : [rows, cols], gradients[name]));
         SafeTensors.Write(outputPath, output, new Dictionary<string, string> { ["device"] = onCpu ? "cpu" : "gpu" });
         return (loss, gradients);
+    }
+
+    /// <summary>The knobs that set the optimizer and the schedules, not the shape: what --set may change with --train-steps.</summary>
+    public static IReadOnlySet<string> TrainingKnobs { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        nameof(Hyperparameters.EmbeddingLr), nameof(Hyperparameters.UnembeddingLr), nameof(Hyperparameters.MatrixLr), nameof(Hyperparameters.ScalarLr),
+        nameof(Hyperparameters.AdamBeta1), nameof(Hyperparameters.AdamBeta2), nameof(Hyperparameters.WeightDecay), nameof(Hyperparameters.Precision),
+        nameof(Hyperparameters.WarmupRatio), nameof(Hyperparameters.WarmdownRatio), nameof(Hyperparameters.FinalLrFrac),
+    };
+
+    /// <summary>
+    /// K training steps from a checkpoint: the token rows split evenly into K micro-batches, step i on rows [i·B/K, (i+1)·B/K)
+    /// with the mean loss over its scored targets, the lr multiplier and Muon weight decay at progress min(i × progressStep, 1)
+    /// and the Muon momentum of step i (SPEC §7), then the optimizer (the GPU's, or on the CPU the fp64 reference model and
+    /// optimizer rounding to bf16 where the GPU stores bf16: <see cref="CpuGpt.RoundActivationsToBf16"/>, and the
+    /// orthogonalisation like the GPU). Writes the final weights under the reference names and "losses" [K]; returns both.
+    /// </summary>
+    public static (double[] Losses, Dictionary<string, float[]> Weights) RunTrainSteps(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
+        int steps, double progressStep = 0, int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        if (!(progressStep >= 0) || double.IsInfinity(progressStep))
+            throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
+        var all = sets ?? [];
+        var trainingSets = all.Where(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)).ToList();
+        var shapeSets = all.Except(trainingSets).ToList();
+        var tensors = SafeTensors.Read(checkpointPath);
+        var info = ModelCheckpoint.ReadInfo(checkpointPath);
+        var shape = CheckpointShape.Resolve(checkpointPath, tensors, info, seqLen, windowPattern, shapeSets);
+        var h = Hyperparameters.Default;
+        foreach (var (name, value) in info.Knobs.Where(kv => TrainingKnobs.Contains(kv.Key)))
+            h = Knobs.With(h, name, value);
+        h = Knobs.Apply(h, trainingSets).Validate();
+        var settings = h.Optimizer(shape.ModelDim);
+        var parameters = ModelCheckpoint.Load(checkpointPath, shape);
+        var (inputs, targets, rows) = ReadTokens(tokensPath, shape.SeqLen, shape.VocabSize);
+        if (rows % steps != 0)
+            throw new ArgumentException($"--train-steps {steps}: token file '{tokensPath}' holds {rows} rows, which do not split evenly into {steps} steps");
+        int batch = rows / steps, n = batch * shape.SeqLen;
+        var schedule = Enumerable.Range(0, steps).Select(i =>
+        {
+            double progress = Math.Min(i * progressStep, 1.0);
+            return (Lr: TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac),
+                Momentum: TrainingSchedule.MuonMomentum(i), Decay: TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
+        }).ToArray();
+        var losses = new double[steps];
+        var weights = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        if (onCpu)
+        {
+            // The CPU rounds where the GPU stores bf16 (activations, the orthogonalisation), as the reference does too.
+            var model = new CpuGpt(shape) { RoundActivationsToBf16 = true };
+            var reference = new List<ReferenceParameter>();
+            foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
+            {
+                var p = new ReferenceParameter(name, rowsOf, cols);
+                parameters[name].CopyTo(p.Value, 0);
+                reference.Add(p);
+            }
+            var optimizer = new MuonAdamWReference(reference, settings) { RoundLikeGpu = true };
+            foreach (var p in reference)
+                model.Parameters[p.Name] = p.Value; // one array: the optimizer updates what the model reads
+            for (int i = 0; i < steps; i++)
+            {
+                var gradients = reference.ToDictionary(p => p.Name, p => p.Gradient, StringComparer.Ordinal);
+                foreach (var g in gradients.Values)
+                    Array.Clear(g);
+                losses[i] = model.ForwardBackward(inputs[(i * n)..((i + 1) * n)], targets[(i * n)..((i + 1) * n)], batch, gradients).Loss;
+                optimizer.Step(schedule[i].Lr, schedule[i].Momentum, schedule[i].Decay);
+            }
+            foreach (var p in reference)
+                weights[p.Name] = Array.ConvertAll(p.Value, v => (float)v);
+        }
+        else
+        {
+            using var device = CudaDevice.Open(0);
+            using var stream = new CudaStream(device);
+            using var blas = new Blas(device, stream);
+            using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
+            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch);
+            foreach (var (name, values) in parameters)
+                model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
+            using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);
+            model.Parameters.RefreshBf16(model.Elementwise, stream);
+            for (int i = 0; i < steps; i++)
+            {
+                var stepTargets = targets[(i * n)..((i + 1) * n)];
+                int scored = stepTargets.Count(t => t >= 0);
+                model.Parameters.ZeroGradients(stream);
+                model.Upload(inputs[(i * n)..((i + 1) * n)], stepTargets);
+                model.ResetLossSum();
+                model.ForwardBackward(1f / scored);
+                losses[i] = model.ReadLossSum() / scored;
+                optimizer.Step((float)schedule[i].Lr, (float)schedule[i].Momentum, (float)schedule[i].Decay);
+            }
+            stream.Synchronize();
+            foreach (var (name, _, _) in shape.ParameterShapes())
+                weights[name] = model.Parameters.Download(model.Parameters.Master, name);
+        }
+        var output = new List<SafeTensor> { new("losses", "F32", [steps], Array.ConvertAll(losses, l => (float)l)) };
+        foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
+            output.Add(new SafeTensor(name, "F32", cols == 1 && name.EndsWith("lambdas", StringComparison.Ordinal) ? [rowsOf] : [rowsOf, cols], weights[name]));
+        SafeTensors.Write(outputPath, output, new Dictionary<string, string>
+        {
+            ["device"] = onCpu ? "cpu" : "gpu",
+            ["train_steps"] = steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["progress_step"] = progressStep.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["precision"] = settings.Precision.Name(),
+        });
+        return (losses, weights);
+    }
+
+    public const double MinCosine = 0.99;
+
+    public const double MaxNormRatioError = 0.02;
+
+    /// <summary>One tensor's weight change in two --train-steps outputs from one checkpoint.</summary>
+    public sealed record StepComparison(string Name, double Cosine, double NormRatio)
+    {
+        public bool Agrees => Cosine >= MinCosine && Math.Abs(NormRatio - 1) <= MaxNormRatioError;
+    }
+
+    /// <summary>
+    /// Per tensor of the checkpoint, the weight change in <paramref name="actualPath"/> against that in <paramref name="expectedPath"/>
+    /// (both written by --train-steps from <paramref name="checkpointPath"/>): the cosine of the two changes and ‖actual‖/‖expected‖.
+    /// </summary>
+    public static IReadOnlyList<StepComparison> CompareSteps(string checkpointPath, string expectedPath, string actualPath)
+    {
+        var start = SafeTensors.Read(checkpointPath);
+        var expected = SafeTensors.Read(expectedPath);
+        var actual = SafeTensors.Read(actualPath);
+        var rows = new List<StepComparison>();
+        foreach (var (name, initial) in start)
+        {
+            if (!expected.TryGetValue(name, out var e) || !actual.TryGetValue(name, out var a))
+                throw new InvalidDataException($"tensor '{name}' of checkpoint '{checkpointPath}' is missing from '{(expected.ContainsKey(name) ? actualPath : expectedPath)}'");
+            var s0 = initial.Values;
+            if (e.Values.Length != s0.Length || a.Values.Length != s0.Length)
+                throw new InvalidDataException($"tensor '{name}' has {s0.Length} values in the checkpoint, {e.Values.Length} and {a.Values.Length} in the outputs");
+            double dot = 0, ee = 0, aa = 0;
+            for (int i = 0; i < s0.Length; i++)
+            {
+                double de = e.Values[i] - s0[i], da = a.Values[i] - s0[i];
+                dot += de * da;
+                ee += de * de;
+                aa += da * da;
+            }
+            rows.Add(new StepComparison(name, ee == 0 && aa == 0 ? 1 : dot / Math.Sqrt(ee * aa), ee == 0 ? (aa == 0 ? 1 : double.PositiveInfinity) : Math.Sqrt(aa / ee)));
+        }
+        return rows;
     }
 
     /// <summary>Rows of T+1 int32 tokens: inputs = row[0..T), targets = row[1..T].</summary>

@@ -23,7 +23,11 @@ public static class TrainCommand
     public const int InterruptedExitCode = 130;
 
     /// <summary>What one `train` runs: the knobs, the device and the run's own settings.</summary>
-    public sealed record Request(Hyperparameters Hyperparameters, bool OnCpu, int SeqLen, double BudgetSeconds, long EvalTokens, CachePaths Cache, string? SavePath);
+    public sealed record Request(Hyperparameters Hyperparameters, bool OnCpu, int SeqLen, double BudgetSeconds, long EvalTokens, CachePaths Cache, string? SavePath)
+    {
+        /// <summary>--steps: exactly this many steps, the schedules following the step instead of the clock.</summary>
+        public int? Steps { get; init; }
+    }
 
     public static Command Create()
     {
@@ -34,6 +38,7 @@ public static class TrainCommand
         var evalTokens = new Option<long>("--eval-tokens") { Description = $"Validation tokens scored at the end (default {ExperimentConstants.EvalTokens}; {CpuTrainingDefaults.EvalTokens} with --device cpu)" }.AtLeastOne();
         var seqLen = new Option<int>("--seq-len") { Description = $"Tokens per row, --device cpu only (default {CpuTrainingDefaults.SeqLen}; the GPU run is fixed at {ExperimentConstants.MaxSeqLen}, the evaluation contract)" }.AtLeastOne();
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
+        var steps = new Option<int?>("--steps") { Description = "Run exactly N optimizer steps, the schedules following step / N instead of the clock (an equal-step comparison of two configurations of different speed); --time-budget is then not used" }.AtLeastOne();
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
         var device = new Option<string>("--device") { Description = "gpu, or cpu for a tiny run of a reduced configuration on the fp64 CPU reference", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
@@ -42,7 +47,7 @@ public static class TrainCommand
             + "Any knob of src/Runner/Hyperparameters.cs can be set for one run with --set Name=Value (repeatable; `autoresearch knobs` lists them); "
             + "--depth, --device-batch and --total-batch are shortcuts for Depth, DeviceBatchSize and TotalBatchSize.")
         {
-            budget, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device, set,
+            budget, steps, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device, set,
         };
         command.SetAction((parse, token) =>
         {
@@ -65,7 +70,9 @@ public static class TrainCommand
             if (onCpu && !Given(totalBatch) && !KnobOptions.Sets(sets, nameof(Hyperparameters.TotalBatchSize)))
                 h = (h with { TotalBatchSize = h.DeviceBatchSize * t }).Validate(); // the CPU default: one micro-batch per step
             long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
-            var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save));
+            if (Given(steps) && Given(budget))
+                throw new ArgumentException("--steps and --time-budget exclude each other: --steps N runs N steps whatever they take");
+            var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save)) { Steps = parse.GetValue(steps) };
             return Task.FromResult(Run(request, Console.Out, Console.Error, token));
         });
         return command;
@@ -127,7 +134,7 @@ public static class TrainCommand
             try
             {
                 return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache,
-                    Convert.ToHexStringLower(tokenizerHash));
+                    Convert.ToHexStringLower(tokenizerHash), request.Steps);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {

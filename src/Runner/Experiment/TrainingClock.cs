@@ -31,6 +31,17 @@ public sealed class TrainingClock
         this.peakFlopsPerSecond = peakFlopsPerSecond;
     }
 
+    /// <summary>
+    /// When set, training runs exactly this many optimizer steps and <see cref="Progress"/> is step / StepBudget: the
+    /// schedules then depend on the step, not the clock, so two runs of different speed take the same steps (an equal-step
+    /// comparison). The time budget is then not a stopping rule; the counted seconds still give the MFU.
+    /// </summary>
+    public int? StepBudget
+    {
+        get;
+        init => field = value is null or > 0 ? value : throw new ArgumentOutOfRangeException(nameof(StepBudget), value, "a step budget must be at least 1 step");
+    }
+
     /// <summary>Index of the step about to run (0 before the first); after training, the number of steps run.</summary>
     public int Step { get; private set; }
 
@@ -43,11 +54,13 @@ public sealed class TrainingClock
     /// <summary>Time budget in seconds.</summary>
     public double BudgetSeconds => budgetSeconds;
 
-    /// <summary>min(training_seconds / budget, 1): read before the step.</summary>
-    public double Progress => Math.Min(TrainingSeconds / budgetSeconds, 1.0);
+    /// <summary>min(training_seconds / budget, 1), or step / StepBudget: read before the step.</summary>
+    public double Progress => StepBudget is { } steps ? Math.Min((double)Step / steps, 1.0) : Math.Min(TrainingSeconds / budgetSeconds, 1.0);
 
-    /// <summary>Budget left, never negative.</summary>
-    public double RemainingSeconds => Math.Max(0, budgetSeconds - TrainingSeconds);
+    /// <summary>Budget left, never negative (with a step budget: the seconds the remaining steps take at the mean step so far).</summary>
+    public double RemainingSeconds => StepBudget is { } steps
+        ? CountedSteps > 0 ? TrainingSeconds / CountedSteps * Math.Max(0, steps - Step) : 0
+        : Math.Max(0, budgetSeconds - TrainingSeconds);
 
     /// <summary>Whether a step's time counts towards the budget: steps 0–10 do not.</summary>
     public static bool IsCounted(int step) => step >= ExperimentConstants.UncountedSteps;
@@ -64,6 +77,8 @@ public sealed class TrainingClock
             CountedSteps++;
         }
         Step = step + 1;
+        if (StepBudget is { } steps)
+            return Step >= steps;
         return IsCounted(step) && TrainingSeconds >= budgetSeconds;
     }
 

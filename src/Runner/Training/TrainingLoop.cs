@@ -32,8 +32,10 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws. A checkpoint
     /// (<paramref name="savePath"/>) records the shape, the knobs and <paramref name="tokenizerHash"/>.
     /// </summary>
+    /// <param name="stepBudget">When set, exactly this many steps with progress = step / stepBudget (<see cref="TrainingClock.StepBudget"/>);
+    /// <paramref name="budgetSeconds"/> then only sizes the repeated-data estimate.</param>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
-        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null)
+        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null, int? stepBudget = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(total);
@@ -43,7 +45,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         int tokensPerMicroBatch = b * t;
         int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, b, t);
         output.WriteLine($"model: {trainer.ParameterCount / 1e6:F1} M parameters, depth {shape.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
-            + $"= {accumulation} × {b} × {t}; budget {budgetSeconds} s; {trainer.DeviceNote}");
+            + $"= {accumulation} × {b} × {t}; budget {(stepBudget is { } n ? $"{n} steps" : $"{budgetSeconds} s")}; {trainer.DeviceNote}");
 
         var (dataTokens, estimated) = DataRepetition.TrainingTokens(trainShards, tokenCache);
         double flopsPerToken = shape.FlopsPerToken();
@@ -53,7 +55,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             output.WriteLine(repeated);
 
         using var loader = new PackedLoader(trainShards, tokenizer, b, t, tokenCache: tokenCache);
-        var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds);
+        var clock = new TrainingClock(h.TotalBatchSize, flopsPerToken, budgetSeconds) { StepBudget = stepBudget };
         var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
         var targets = new int[tokensPerMicroBatch];

@@ -62,7 +62,7 @@ public sealed record Hyperparameters
     [Knob("Muon cautious weight decay at progress 0 (falls linearly to 0)", "≥ 0")]
     public double WeightDecay { get; init; } = 0.2;
     [Knob("Where the optimizer rounds: fp32 (fp32 masters and moments, the Muon update in fp32) or reference (the reference's: bf16 wte and value embeddings with bf16 Adam moments, the bf16 Muon update with bf16 lr and weight decay); docs/precision.md", "fp32, reference")]
-    public string Precision { get; init; } = "fp32";
+    public string Precision { get; init; } = "reference";
     [Knob("Seed of the initial weights", "any integer")]
     public int Seed { get; init; } = 42;
 

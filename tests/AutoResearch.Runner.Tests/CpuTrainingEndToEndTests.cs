@@ -110,14 +110,14 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     }
 
     [Fact]
-    public void Cpu_train_with_a_step_budget_runs_that_many_steps_in_reference_precision()
+    public void Cpu_train_with_a_step_budget_runs_that_many_steps_in_fp32_precision()
     {
         Assert.Equal(0, run.ExitCode);
         var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--steps", "13", "--seq-len", "32",
-            "--set", "Precision=reference");
+            "--set", "Precision=fp32");
         Assert.True(exit == 0, $"exit {exit}: {stderr}\n{stdout}");
         Assert.Contains("budget 13 steps", stdout, StringComparison.Ordinal);
-        Assert.Contains("Precision=reference", stdout, StringComparison.Ordinal);
+        Assert.Contains("Precision=fp32", stdout, StringComparison.Ordinal); // not the default (reference): listed among the knobs set
         Assert.Equal(13, RunSummary.ParseLog(stdout, "step-budget cpu run")!.NumSteps);
 
         var both = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--steps", "13", "--time-budget", "5");

@@ -32,6 +32,7 @@ public class KnobTests
         ["AdamBeta1"] = "0.9",
         ["AdamBeta2"] = "0.99",
         ["WeightDecay"] = "0.1",
+        ["Precision"] = "fp32",
         ["Seed"] = "7",
         ["WarmupRatio"] = "0.1",
         ["WarmdownRatio"] = "0.3",

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using AutoResearch.Data;
 using System.Runtime.InteropServices;
+using AutoResearch.Model;
 using AutoResearch.Model.Checkpoint;
 using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
@@ -111,22 +112,10 @@ public static class ParityCommand
         }
         else
         {
-            using var device = CudaDevice.Open(0);
-            using var stream = new CudaStream(device);
-            using var blas = new Blas(device, stream);
-            using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch);
-            foreach (var (name, values) in parameters)
-                model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
-            model.Parameters.RefreshBf16(model.Elementwise, stream);
-            model.Parameters.ZeroGradients(stream);
-            model.Upload(inputs, targets);
-            model.ResetLossSum();
-            int scored = targets.Count(t => t >= 0);
-            model.ForwardBackward(1f / scored);
-            loss = model.ReadLossSum() / scored;
+            using var gpu = new GpuRun(shape, batch, parameters);
+            loss = gpu.LossAndGradients(inputs, targets);
             foreach (var (name, _, _) in shape.ParameterShapes())
-                gradients[name] = model.Parameters.Download(model.Parameters.Gradients, name);
+                gradients[name] = gpu.Model.Parameters.Download(gpu.Model.Parameters.Gradients, name);
         }
         var output = new List<SafeTensor> { new("loss", "F32", [1], [(float)loss]) };
         foreach (var (name, rows, cols) in shape.ParameterShapes())
@@ -207,29 +196,17 @@ public static class ParityCommand
         }
         else
         {
-            using var device = CudaDevice.Open(0);
-            using var stream = new CudaStream(device);
-            using var blas = new Blas(device, stream);
-            using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-            using var model = new GpuGpt(device, stream, blas, kernels, shape, batch);
-            foreach (var (name, values) in parameters)
-                model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
-            using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);
-            model.Parameters.RefreshBf16(model.Elementwise, stream);
+            using var gpu = new GpuRun(shape, batch, parameters);
+            // In reference precision the optimizer rounds the bf16 parameters' masters; their bf16 copies are those values already.
+            using var optimizer = new MuonAdamWGpu(gpu.Device, gpu.Stream, gpu.Blas, gpu.Kernels, gpu.Model.Parameters, settings);
             for (int i = 0; i < steps; i++)
             {
-                var stepTargets = targets[(i * n)..((i + 1) * n)];
-                int scored = stepTargets.Count(t => t >= 0);
-                model.Parameters.ZeroGradients(stream);
-                model.Upload(inputs[(i * n)..((i + 1) * n)], stepTargets);
-                model.ResetLossSum();
-                model.ForwardBackward(1f / scored);
-                losses[i] = model.ReadLossSum() / scored;
+                losses[i] = gpu.LossAndGradients(inputs[(i * n)..((i + 1) * n)], targets[(i * n)..((i + 1) * n)]);
                 optimizer.Step((float)schedule[i].Lr, (float)schedule[i].Momentum, (float)schedule[i].Decay);
             }
-            stream.Synchronize();
+            gpu.Stream.Synchronize();
             foreach (var (name, _, _) in shape.ParameterShapes())
-                weights[name] = model.Parameters.Download(model.Parameters.Master, name);
+                weights[name] = gpu.Model.Parameters.Download(gpu.Model.Parameters.Master, name);
         }
         var output = new List<SafeTensor> { new("losses", "F32", [steps], Array.ConvertAll(losses, l => (float)l)) };
         foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
@@ -282,6 +259,48 @@ public static class ParityCommand
             rows.Add(new StepComparison(name, ee == 0 && aa == 0 ? 1 : dot / Math.Sqrt(ee * aa), ee == 0 ? (aa == 0 ? 1 : double.PositiveInfinity) : Math.Sqrt(aa / ee)));
         }
         return rows;
+    }
+
+    /// <summary>The GPU model of one parity run on device 0, with the checkpoint's weights uploaded (and their bf16 copies).</summary>
+    private sealed class GpuRun : IDisposable
+    {
+        public GpuRun(ModelShape shape, int batch, IReadOnlyDictionary<string, double[]> parameters)
+        {
+            Device = CudaDevice.Open(0);
+            Stream = new CudaStream(Device);
+            Blas = new Blas(Device, Stream);
+            Kernels = new KernelCache(Device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
+            Model = new GpuGpt(Device, Stream, Blas, Kernels, shape, batch);
+            foreach (var (name, values) in parameters)
+                Model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
+            Model.Parameters.RefreshBf16(Model.Elementwise, Stream);
+        }
+
+        public CudaDevice Device { get; }
+        public CudaStream Stream { get; }
+        public Blas Blas { get; }
+        public KernelCache Kernels { get; }
+        public GpuGpt Model { get; }
+
+        /// <summary>The mean loss over the scored targets of one batch, its gradients (zeroed first) left in the parameters' gradients.</summary>
+        public double LossAndGradients(int[] inputs, int[] targets)
+        {
+            int scored = targets.Count(t => t >= 0);
+            Model.Parameters.ZeroGradients(Stream);
+            Model.Upload(inputs, targets);
+            Model.ResetLossSum();
+            Model.ForwardBackward(1f / scored);
+            return Model.ReadLossSum() / scored;
+        }
+
+        public void Dispose()
+        {
+            Model.Dispose();
+            Kernels.Dispose();
+            Blas.Dispose();
+            Stream.Dispose();
+            Device.Dispose();
+        }
     }
 
     /// <summary>Rows of T+1 int32 tokens: inputs = row[0..T), targets = row[1..T].</summary>

@@ -223,6 +223,10 @@ public class ParityCommandTests
             r => Assert.Equal((1.0, 1.0), (Math.Round(r.Cosine, 12), r.NormRatio)));
         var across = ParityCommand.CompareSteps(checkpoint, Path.Combine(dir, "fp32.safetensors"), Path.Combine(dir, "ref.safetensors"));
         Assert.All(across, r => Assert.True(r.Cosine > 0.5, $"{r.Name}: cosine {r.Cosine}"));
+        // A gradient file (plain parity) has the same tensor names but no weights: refused, not compared.
+        ParityCommand.Run(checkpoint, tokens, Path.Combine(dir, "grads.safetensors"), true);
+        var notSteps = Assert.Throws<InvalidDataException>(() => ParityCommand.CompareSteps(checkpoint, Path.Combine(dir, "ref.safetensors"), Path.Combine(dir, "grads.safetensors")));
+        Assert.Contains("was not written by parity --train-steps", notSteps.Message, StringComparison.Ordinal);
 
         var e = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 2));
         Assert.Contains("holds 3 rows, which do not split evenly into 2 steps", e.Message, StringComparison.Ordinal);

@@ -41,7 +41,8 @@ public sealed class CpuGpt
     public ModelShape Shape { get; }
 
     /// <summary>
-    /// When set, every activation the GPU model stores in bf16 is rounded to bf16 here too, at the same points (the forward's
+    /// When set, the weights are read as bf16 (all but the lambdas: <see cref="Weights"/>), and every activation the GPU model
+    /// stores in bf16 is rounded to bf16 here too, at the same points (the forward's
     /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
     /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient and the bf16 copies of the
     /// residual gradient, dout, dq/dk/dv and the MLP's gradients that feed the matrix products). Everything between those
@@ -60,6 +61,19 @@ public sealed class CpuGpt
                 values[e] = Bf16.Round((float)values[e]);
         }
         return values;
+    }
+
+    /// <summary>
+    /// The weights the model reads: <see cref="Parameters"/>, or with <see cref="RoundActivationsToBf16"/> their bf16 values (all but
+    /// the lambdas, which stay fp32), as the GPU reads its bf16 copies of the fp32 masters. Gradients still go to the callers'
+    /// arrays; only what the forward and backward multiply by is rounded.
+    /// </summary>
+    private Dictionary<string, double[]> Weights()
+    {
+        if (!RoundActivationsToBf16)
+            return Parameters;
+        return Parameters.ToDictionary(kv => kv.Key,
+            kv => kv.Key.EndsWith("lambdas", StringComparison.Ordinal) ? kv.Value : R((double[])kv.Value.Clone()), StringComparer.Ordinal);
     }
 
     /// <summary>The bf16 copy of a gradient that feeds a matrix product (the array itself when not rounding).</summary>
@@ -98,10 +112,10 @@ public sealed class CpuGpt
         int h = s.Heads, kvh = s.KvHeads, d = s.HeadDim;
         if (inputs.Length != n || targets.Length != n)
             throw new ArgumentException($"expected {n} inputs and targets (B {batch} × T {t}); got {inputs.Length} and {targets.Length}");
-        var p = Parameters;
+        var p = Weights();
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];
-        var a = Forward(inputs, batch);
+        var a = Forward(inputs, batch, p);
         var losses = CpuOps.SoftcapCrossEntropy(a.Logits, targets, n, v, s.SoftCap);
         int scored = targets.Count(x => x >= 0);
         double loss = scored == 0 ? 0 : losses.Sum() / scored;
@@ -188,7 +202,7 @@ public sealed class CpuGpt
         int n = batch * Shape.SeqLen;
         if (inputs.Length != n)
             throw new ArgumentException($"expected {n} inputs (B {batch} × T {Shape.SeqLen}); got {inputs.Length}");
-        var logits = Forward(inputs, batch).Logits;
+        var logits = Forward(inputs, batch, Weights()).Logits;
         for (long e = 0; e < logits.Length; e++)
             logits[e] = CpuOps.SoftCap(logits[e], Shape.SoftCap);
         return logits;
@@ -199,12 +213,11 @@ public sealed class CpuGpt
         double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[] Hf, double[] Logits);
 
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
-    private ForwardState Forward(int[] inputs, int batch)
+    private ForwardState Forward(int[] inputs, int batch, Dictionary<string, double[]> p)
     {
         var s = Shape;
         int t = s.SeqLen, n = batch * t, c = s.ModelDim, kv = s.KvDim, f = s.MlpHidden, fc = s.FcRows, v = s.VocabSize, depth = s.Depth;
         int h = s.Heads, kvh = s.KvHeads, d = s.HeadDim;
-        var p = Parameters;
         var rl = p["resid_lambdas"];
         var xl = p["x0_lambdas"];
 

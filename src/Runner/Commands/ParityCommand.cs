@@ -237,6 +237,14 @@ public static class ParityCommand
     /// </summary>
     public static IReadOnlyList<StepComparison> CompareSteps(string checkpointPath, string expectedPath, string actualPath)
     {
+        foreach (var path in new[] { expectedPath, actualPath })
+        {
+            if (!SafeTensors.ReadMetadata(path).ContainsKey("train_steps"))
+                throw new InvalidDataException($"'{path}' was not written by parity --train-steps (its metadata has no train_steps): it holds no weights to compare");
+        }
+        var (expectedSteps, actualSteps) = (SafeTensors.ReadMetadata(expectedPath)["train_steps"], SafeTensors.ReadMetadata(actualPath)["train_steps"]);
+        if (expectedSteps != actualSteps)
+            throw new InvalidDataException($"'{expectedPath}' holds the weights after {expectedSteps} steps, '{actualPath}' after {actualSteps}");
         var start = SafeTensors.Read(checkpointPath);
         var expected = SafeTensors.Read(expectedPath);
         var actual = SafeTensors.Read(actualPath);

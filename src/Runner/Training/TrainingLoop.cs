@@ -50,7 +50,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         var (dataTokens, estimated) = DataRepetition.TrainingTokens(trainShards, tokenCache);
         double flopsPerToken = shape.FlopsPerToken();
         var repeated = DataRepetition.StartWarning(dataTokens, estimated,
-            DataRepetition.ExpectedTokens(h.TotalBatchSize, budgetSeconds, flopsPerToken, AssumedFlopsPerSecond), AssumedFlopsPerSecond / flopsPerToken);
+            stepBudget is { } steps ? (double)steps * h.TotalBatchSize : DataRepetition.ExpectedTokens(h.TotalBatchSize, budgetSeconds, flopsPerToken, AssumedFlopsPerSecond),
+            AssumedFlopsPerSecond / flopsPerToken);
         if (repeated is not null)
             output.WriteLine(repeated);
 

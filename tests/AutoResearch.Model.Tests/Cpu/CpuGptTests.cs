@@ -196,6 +196,13 @@ public class CpuGptTests
             Assert.True(error is > 1e-6 and < 5e-2, $"{name}: relative L2 {error:E2} between the rounded and the exact model's gradient");
         }
 
+        // It reads the weights as bf16 (the lambdas as they are): the same model with its weights rounded beforehand gives the same loss.
+        var preRounded = new CpuGpt(shape) { RoundActivationsToBf16 = true };
+        foreach (var (name, values) in exact.Parameters)
+            preRounded.Parameters[name] = name.EndsWith("lambdas", StringComparison.Ordinal) ? (double[])values.Clone() : values.Select(v => (double)Bf16.Round((float)v)).ToArray();
+        Assert.Equal(roundedLoss, preRounded.ForwardBackward(inputs, targets, 2).Loss);
+        Assert.Equal(exact.Parameters["transformer.h.0.attn.c_q.weight"], rounded.Parameters["transformer.h.0.attn.c_q.weight"]); // its own values untouched
+
         // The logits the rounded model scores (no soft cap here) are bf16 values, the exact model's are not.
         Assert.All(rounded.Logits(inputs, 2), z => Assert.Equal(Bf16.Round((float)z), z));
         Assert.Contains(exact.Logits(inputs, 2), z => Bf16.Round((float)z) != z);

@@ -12,7 +12,7 @@ namespace AutoResearch.Bench.Kernels;
 /// losses (<see cref="LossSum"/>). Checked on 64 rows (every fifth target ignored) against the fp64 reference. Memory-bound.
 /// Run: <c>bench --filter '*CrossEntropyBenchmarks*'</c>.
 /// </summary>
-public class CrossEntropyBenchmarks : KernelBenchmark
+public class CrossEntropyBenchmarks : TokenKernelBenchmark
 {
     private const int CheckRows = 64, Vocab = BenchConfigs.VocabSize;
 
@@ -23,14 +23,6 @@ public class CrossEntropyBenchmarks : KernelBenchmark
     public override string Config { get; set; } = "baseline";
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "nocap");
-
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
 
     /// <summary>Rows of one chunk of the head (GpuGpt's default).</summary>
     private int Rows => Math.Min(GpuGpt.DefaultHeadChunkRows, B * T);

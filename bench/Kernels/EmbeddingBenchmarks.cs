@@ -11,7 +11,7 @@ namespace AutoResearch.Bench.Kernels;
 /// increment against the fp64 sum. Memory-bound; the scatter's table (16–64 MB) mostly stays in L2. Run:
 /// <c>bench --filter '*EmbeddingBenchmarks*'</c>.
 /// </summary>
-public class EmbeddingBenchmarks : KernelBenchmark
+public class EmbeddingBenchmarks : TokenKernelBenchmark
 {
     private const int CheckTokens = 4096, Vocab = BenchConfigs.VocabSize;
 
@@ -23,17 +23,7 @@ public class EmbeddingBenchmarks : KernelBenchmark
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "width1024", "width2048");
 
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
-
     private int N => B * T;
-
-    private int C => Shape.ModelDim;
 
     protected override void Open() => _embedding = new Embedding(KernelFiles);
 

@@ -12,7 +12,7 @@ namespace AutoResearch.Bench.Kernels;
 /// SwiGLU (s = silu(gate)·up from [gate | up], backward into both halves). Checked on 512 rows of the same width against the
 /// fp64 reference. Memory-bound. Run: <c>bench --filter '*MlpActivationBenchmarks*'</c>.
 /// </summary>
-public class MlpActivationBenchmarks : KernelBenchmark
+public class MlpActivationBenchmarks : TokenKernelBenchmark
 {
     private const int CheckRows = 512;
 
@@ -23,14 +23,6 @@ public class MlpActivationBenchmarks : KernelBenchmark
     public override string Config { get; set; } = "baseline";
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "gelu", "swiglu");
-
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
 
     private long N => (long)B * T;
 

@@ -19,7 +19,7 @@ namespace AutoResearch.Bench.Kernels;
 /// Checked on a slice of the rows (1024 at width 512, down to 128 at width 2048: the fp64 products cost N·C·F) with the full
 /// width and hidden size. Tensor-core work (2·N·C·F FLOPs, the same for both ways). Run: <c>bench --filter '*MlpGemmBenchmarks*'</c>.
 /// </summary>
-public class MlpGemmBenchmarks : KernelBenchmark
+public class MlpGemmBenchmarks : TokenKernelBenchmark
 {
     private MlpGemm _mlp = null!;
     private MlpActivation _activation = null!;
@@ -31,17 +31,7 @@ public class MlpGemmBenchmarks : KernelBenchmark
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "gelu", "width1024", "width2048");
 
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
-
     private long N => (long)B * T;
-
-    private int C => Shape.ModelDim;
 
     private int F => Shape.MlpHidden;
 

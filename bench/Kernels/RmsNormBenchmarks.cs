@@ -15,7 +15,7 @@ namespace AutoResearch.Bench.Kernels;
 /// (more than the fused backward's bounded grid has warps) of the same width. Memory-bound: TB/s against the copy.
 /// Run: <c>bench --filter '*RmsNormBenchmarks*'</c>.
 /// </summary>
-public class RmsNormBenchmarks : KernelBenchmark
+public class RmsNormBenchmarks : TokenKernelBenchmark
 {
     private const int CheckRows = 9001, Layer = 1, Depth = 2;
     private static readonly float[] ResidLambdas = [1.0f, 0.93f], X0Lambdas = [0.1f, -0.27f];
@@ -28,17 +28,7 @@ public class RmsNormBenchmarks : KernelBenchmark
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "width1024", "width2048");
 
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
-
     private int N => B * T;
-
-    private int C => Shape.ModelDim;
 
     protected override void Open() => _norm = new RmsNorm(KernelFiles);
 

@@ -14,7 +14,7 @@ namespace AutoResearch.Bench.Kernels;
 /// dq | dk | dv matrix, writing both into that matrix. Checked at B 2 and the full T against the fp64 reference with the
 /// same bf16-rounded cos/sin table. Memory-bound. Run: <c>bench --filter '*RotaryBenchmarks*'</c>.
 /// </summary>
-public class RotaryBenchmarks : KernelBenchmark
+public class RotaryBenchmarks : TokenKernelBenchmark
 {
     private const int CheckBatch = 2;
 
@@ -25,14 +25,6 @@ public class RotaryBenchmarks : KernelBenchmark
     public override string Config { get; set; } = "baseline";
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "head64", "gqa2");
-
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
 
     private int H => Shape.Heads;
 

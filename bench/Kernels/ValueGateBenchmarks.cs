@@ -12,7 +12,7 @@ namespace AutoResearch.Bench.Kernels;
 /// from its rows of the dq | dk | dv matrix. Checked on 4096 tokens of the same shape (accumulated outputs start from random
 /// values, and what the kernel added is compared). Memory-bound. Run: <c>bench --filter '*ValueGateBenchmarks*'</c>.
 /// </summary>
-public class ValueGateBenchmarks : KernelBenchmark
+public class ValueGateBenchmarks : TokenKernelBenchmark
 {
     private const int CheckTokens = 4096, Vocab = BenchConfigs.VocabSize, GateWidth = ValueGate.GateWidth;
 
@@ -24,17 +24,7 @@ public class ValueGateBenchmarks : KernelBenchmark
 
     public static IEnumerable<string> Configs => KernelBenchOptions.Current.ConfigsFor("baseline", "head64", "gqa2");
 
-    [Params(128)]
-    public int B { get; set; } = 128;
-
-    [Params(2048)]
-    public int T { get; set; } = 2048;
-
-    protected override int SeqLen => T;
-
     private int N => B * T;
-
-    private int C => Shape.ModelDim;
 
     private int KV => Shape.KvHeads;
 

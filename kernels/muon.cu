@@ -55,7 +55,7 @@ extern "C" __global__ void muon_normalize(const float* __restrict__ work, const 
     const int k = blockIdx.y;
     if (reference)
     {
-        const float denominator = round_bf16(round_bf16(round_bf16(sqrtf(sumsq[k])) * round_bf16(1.02f)) + 1e-6f);
+        const float denominator = round_bf16(round_bf16(round_bf16(sqrtf(sumsq[k])) * 1.02f) + 1e-6f);
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
             x[k * size + i] = __float2bfloat16_rn(work[k * size + i] / denominator);
         return;

@@ -86,7 +86,7 @@ public class ReferencePrecisionTests
         // By hand: Nesterov from a zero buffer, u to bf16, the bf16 norm and quotient.
         var u = g.Select(gi => B((1 - mu) * gi + mu * ((1 - mu) * gi))).ToArray();
         double norm = B(Math.Sqrt(u.Sum(x => x * x)));
-        double denominator = B(B(norm * B(1.02)) + 1e-6);
+        double denominator = B(B(norm * 1.02) + 1e-6); // 1.02 itself unrounded
         var x = MuonAdamWReference.Orthogonalise(u.Select(v => B(v / denominator)).ToArray(), rows, cols, roundLikeGpu: true);
         // NorMuon from a zero second moment (β2 = 0.95).
         bool perRow = rows >= cols;

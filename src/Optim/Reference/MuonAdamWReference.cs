@@ -107,8 +107,9 @@ public sealed class MuonAdamWReference
         double[] x;
         if (reference)
         {
-            // X / (‖X‖·1.02 + 1e-6) on a bf16 X: the norm, each step of the denominator and the quotient are bf16.
-            double denominator = B(B(B(Math.Sqrt(sumSquares)) * B(1.02)) + 1e-6);
+            // X / (‖X‖·1.02 + 1e-6) on a bf16 X: the norm, each step of the denominator and the quotient are bf16; the constant
+            // 1.02 is not (PyTorch multiplies a bf16 tensor by a Python number in fp32).
+            double denominator = B(B(B(Math.Sqrt(sumSquares)) * 1.02) + 1e-6);
             x = u.Select(v => B(v / denominator)).ToArray();
         }
         else

@@ -1,24 +1,21 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text;
 
 namespace AutoResearch.Native;
 
 /// <summary>
 /// Compiles each kernel file once per (source and the kernel folder's headers, options, GPU architecture, NVRTC version)
-/// for the device's own architecture, keeps the cubin on disk under the cache folder, and loads it from there on later
-/// starts. Modules are also kept in memory, so a file is loaded once per process.
+/// for the device's own architecture, keeps the cubin on disk under the cache folder (<see cref="Store"/>), and loads it from
+/// there on later starts. Modules are also kept in memory, so a file is loaded once per process. A model that lists its files
+/// first (<see cref="CompileAhead"/>) has the missing ones compiled at once, and each load then waits only for its own file.
 /// </summary>
 public sealed class KernelCache : IDisposable
 {
     private readonly CudaDevice _device;
     private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new();
-    private readonly string _headerDigest;
-    private readonly (int Major, int Minor) _nvrtcVersion;
-    private long _compiled;
     private long _diskHits;
-    private long _compileTicks;
+    private long _aheadHits;
+    private long _aheadWaitTicks;
     private long _loadTicks;
 
     /// <param name="kernelDirectory">Folder holding the .cu (and .cuh) files; see <see cref="DefaultKernelDirectory"/>.</param>
@@ -26,13 +23,8 @@ public sealed class KernelCache : IDisposable
     public KernelCache(CudaDevice device, string kernelDirectory, string cacheDirectory)
     {
         ArgumentNullException.ThrowIfNull(device);
-        if (!Directory.Exists(kernelDirectory))
-            throw new DirectoryNotFoundException($"kernel folder '{kernelDirectory}' does not exist (the .cu files ship beside the binaries under kernels/).");
         _device = device;
-        KernelDirectory = Path.GetFullPath(kernelDirectory);
-        CacheDirectory = cacheDirectory;
-        _nvrtcVersion = NvrtcCompiler.Version();
-        _headerDigest = DigestHeaders(kernelDirectory);
+        Store = new CubinStore(device.Properties.GpuArchitecture, kernelDirectory, cacheDirectory);
     }
 
     /// <summary>The kernels/ folder next to the running binaries.</summary>
@@ -41,126 +33,86 @@ public sealed class KernelCache : IDisposable
     /// <summary>The device the kernels are compiled for (launchers size their grids from its multiprocessor count).</summary>
     public CudaDevice Device => _device;
 
-    public string KernelDirectory { get; }
+    /// <summary>The cubins on disk, and the compiler.</summary>
+    public CubinStore Store { get; }
 
-    public string CacheDirectory { get; }
+    public string KernelDirectory => Store.KernelDirectory;
 
-    /// <summary>Files compiled by NVRTC in this process.</summary>
-    public long Compiled => Interlocked.Read(ref _compiled);
+    public string CacheDirectory => Store.CacheDirectory;
 
-    /// <summary>Files loaded from a cubin already on disk.</summary>
+    /// <summary>Files compiled for this process: by NVRTC in it, and by <see cref="CompileAhead"/>'s workers.</summary>
+    public long Compiled => Store.Compiled + Store.CompiledAhead;
+
+    /// <summary>Files loaded from a cubin that was on disk before this process asked for it.</summary>
     public long DiskHits => Interlocked.Read(ref _diskHits);
 
-    /// <summary>Time spent in NVRTC.</summary>
-    public TimeSpan CompileTime => TimeSpan.FromTicks(Interlocked.Read(ref _compileTicks));
+    /// <summary>Files loaded from a cubin <see cref="CompileAhead"/> compiled.</summary>
+    public long AheadHits => Interlocked.Read(ref _aheadHits);
+
+    /// <summary>Time loads spent waiting for <see cref="CompileAhead"/>'s compiles: what the compiles still cost the caller.</summary>
+    public TimeSpan AheadWaitTime => TimeSpan.FromTicks(Interlocked.Read(ref _aheadWaitTicks));
+
+    /// <summary>Time spent in NVRTC in this process, summed over threads.</summary>
+    public TimeSpan CompileTime => Store.CompileTime;
 
     /// <summary>Time spent reading cubins and loading modules.</summary>
     public TimeSpan LoadTime => TimeSpan.FromTicks(Interlocked.Read(ref _loadTicks));
 
     /// <summary>The options every kernel is compiled with, for this device.</summary>
-    public IReadOnlyList<string> BaseOptions(IReadOnlyList<string>? extra)
-    {
-        var options = new List<string>
-        {
-            $"--gpu-architecture={_device.Properties.GpuArchitecture}",
-            "--std=c++17",
-            "--device-as-default-execution-space",
-            "-lineinfo",
-            $"--include-path={KernelDirectory}",
-        };
-        var toolkitInclude = ToolkitIncludeDirectory();
-        if (toolkitInclude is not null)
-            options.Add($"--include-path={toolkitInclude}");
-        if (extra is not null)
-            options.AddRange(extra);
-        return options;
-    }
+    public IReadOnlyList<string> BaseOptions(IReadOnlyList<string>? extra) => Store.BaseOptions(extra);
+
+    /// <summary>
+    /// Starts compiling, at once and in the background, every file of <paramref name="sources"/> whose cubin is missing (see
+    /// <see cref="CubinStore.CompileAhead"/>); <paramref name="worker"/> null compiles in this process's threads.
+    /// </summary>
+    public Task<IReadOnlyList<Exception>> CompileAhead(IEnumerable<KernelSource> sources, KernelCompileWorker? worker = null, int parallelism = 0)
+        => Store.CompileAhead(sources, worker, parallelism);
 
     /// <summary>Loads the module for <paramref name="fileName"/> (e.g. "attention.cu"), compiling it if no cubin is cached.</summary>
     public CudaModule Load(string fileName, IReadOnlyList<string>? extraOptions = null)
+        => Load(new KernelSource(fileName, extraOptions ?? []));
+
+    /// <summary>Loads the module of <paramref name="source"/>, compiling it if no cubin is cached.</summary>
+    public CudaModule Load(KernelSource source)
     {
-        var path = Path.Combine(KernelDirectory, fileName);
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"kernel source '{path}' does not exist.", path);
-        var source = File.ReadAllText(path);
-        var options = BaseOptions(extraOptions);
-        var key = CacheKey(source, options);
-        return _modules.GetOrAdd(key, _ => new Lazy<CudaModule>(() => LoadOrCompile(fileName, source, options, key))).Value;
+        var job = Store.Job(source);
+        return _modules.GetOrAdd(job.Key, _ => new Lazy<CudaModule>(() => LoadOrCompile(job))).Value;
     }
 
     /// <summary>The digest that names a cubin: the source, the headers beside it, the options, the architecture and NVRTC's version.</summary>
-    public string CacheKey(string source, IReadOnlyList<string> options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var text = new StringBuilder()
-            .Append("source\n").Append(source).Append('\n')
-            .Append("headers\n").Append(_headerDigest).Append('\n')
-            .Append("options\n").AppendJoin('\n', options).Append('\n')
-            .Append("arch\n").Append(_device.Properties.GpuArchitecture).Append('\n')
-            .Append("nvrtc\n").Append(_nvrtcVersion.Major).Append('.').Append(_nvrtcVersion.Minor);
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..24];
-    }
+    public string CacheKey(string source, IReadOnlyList<string> options) => Store.CacheKey(source, options);
 
     /// <summary>The cubin file a key maps to.</summary>
-    public string CubinPath(string fileName, string key)
-        => Path.Combine(CacheDirectory, $"{Path.GetFileNameWithoutExtension(fileName)}-{_device.Properties.GpuArchitecture}-{key}.cubin");
+    public string CubinPath(string fileName, string key) => Store.CubinPath(fileName, key);
 
-    private CudaModule LoadOrCompile(string fileName, string source, IReadOnlyList<string> options, string key)
+    private CudaModule LoadOrCompile(KernelCompileJob job)
     {
-        var cubinPath = CubinPath(fileName, key);
         var watch = Stopwatch.StartNew();
-        byte[]? image = null;
-        if (File.Exists(cubinPath))
+        bool ahead = Store.WaitForAhead(job.Key, out var failure);
+        if (ahead)
         {
-            image = File.ReadAllBytes(cubinPath);
-            Interlocked.Increment(ref _diskHits);
+            Interlocked.Add(ref _aheadWaitTicks, watch.Elapsed.Ticks);
+            watch.Restart();
+        }
+        byte[] image;
+        if (File.Exists(job.CubinPath))
+        {
+            image = File.ReadAllBytes(job.CubinPath);
+            Interlocked.Increment(ref ahead && failure is null ? ref _aheadHits : ref _diskHits);
         }
         else
         {
-            // The program is named by its full path: NVRTC looks for a quoted #include first in the folder of
-            // that name, so a relative name ("kernels/x.cu") would take headers from the working directory's
-            // kernels/ folder (another checkout's) instead of the ones beside the source, which the key digests.
-            var output = NvrtcCompiler.Compile(source, Path.Combine(KernelDirectory, fileName), options);
-            image = output.Cubin;
-            Interlocked.Add(ref _compileTicks, watch.Elapsed.Ticks);
-            Interlocked.Increment(ref _compiled);
-            WriteAtomically(cubinPath, image);
+            // Not cached, or the ahead compile failed: compile here, so that a compile error carries NVRTC's log.
+            image = Store.Compile(job);
             watch.Restart();
         }
-        var module = new CudaModule(_device, image, fileName);
+        var module = new CudaModule(_device, image, job.FileName);
         Interlocked.Add(ref _loadTicks, watch.Elapsed.Ticks);
         return module;
     }
 
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, path, overwrite: true);
-    }
-
-    private static string DigestHeaders(string directory)
-    {
-        var builder = new StringBuilder();
-        foreach (var header in Directory.GetFiles(directory, "*.cuh", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-            builder.Append(Path.GetRelativePath(directory, header)).Append('\n').Append(File.ReadAllText(header)).Append('\n');
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(builder.ToString())));
-    }
-
     /// <summary>CUDA's include folder for headers such as cuda_bf16.h: <c>$CUDA_HOME/include</c> or /usr/local/cuda/include, when present.</summary>
-    public static string? ToolkitIncludeDirectory()
-    {
-        foreach (var root in new[] { Environment.GetEnvironmentVariable("CUDA_HOME"), Environment.GetEnvironmentVariable("CUDA_PATH"), "/usr/local/cuda" })
-        {
-            if (string.IsNullOrWhiteSpace(root))
-                continue;
-            var include = Path.Combine(root, "include");
-            if (File.Exists(Path.Combine(include, "cuda_bf16.h")))
-                return include;
-        }
-        return null;
-    }
+    public static string? ToolkitIncludeDirectory() => CubinStore.ToolkitIncludeDirectory();
 
     public void Dispose()
     {

@@ -21,6 +21,7 @@ public static class CommandLineRoot
         root.Subcommands.Add(ResultsCommand.Create());
         root.Subcommands.Add(AnalyzeCommand.Create());
         root.Subcommands.Add(HubCommand.Create());
+        root.Subcommands.Add(CompileKernelCommand.Create());
         return root;
     }
 }

@@ -10,12 +10,15 @@ public sealed class AttentionNaive : IAttentionKernels
     private readonly CudaKernel _finish;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source(int headDim) => new("attention_naive.cu", [$"-DHEAD_DIM={headDim}"]);
+
     public AttentionNaive(KernelCache kernels, int headDim = 128)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         FlashAttention.CheckHeadDim(headDim);
         HeadDim = headDim;
-        var module = kernels.Load("attention_naive.cu", [$"-DHEAD_DIM={headDim}"]);
+        var module = kernels.Load(Source(headDim));
         _forward = module.GetKernel("naive_attention_forward");
         _backward = module.GetKernel("naive_attention_backward");
         _finish = module.GetKernel("naive_attention_finish");

@@ -16,10 +16,13 @@ public sealed class CrossEntropy
     private readonly CudaKernel _sum;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("cross_entropy.cu");
+
     public CrossEntropy(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load("cross_entropy.cu");
+        var module = kernels.Load(Source());
         _loss = module.GetKernel("softcap_cross_entropy");
         _plainLoss = module.GetKernel("plain_cross_entropy");
         _sum = module.GetKernel("sum_f32");

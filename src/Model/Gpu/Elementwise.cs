@@ -8,10 +8,13 @@ public sealed class Elementwise
     private readonly CudaKernel _cast;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("elementwise.cu");
+
     public Elementwise(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        _cast = kernels.Load("elementwise.cu").GetKernel("cast_f32_to_bf16");
+        _cast = kernels.Load(Source()).GetKernel("cast_f32_to_bf16");
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 

@@ -8,10 +8,13 @@ public sealed class Embedding
     private readonly CudaKernel _forward;
     private readonly CudaKernel _backward;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("embedding.cu");
+
     public Embedding(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load("embedding.cu");
+        var module = kernels.Load(Source());
         _forward = module.GetKernel("embedding_forward");
         _backward = module.GetKernel("embedding_backward");
     }

@@ -22,13 +22,19 @@ public sealed class FlashAttention : IAttentionKernels
     private readonly int _backwardSharedBytes;
     private readonly int _multiprocessors;
 
+    /// <summary>The backward's kernel file and options.</summary>
+    public static KernelSource BackwardSource(int headDim) => new("flash_backward.cu", [$"-DHEAD_DIM={headDim}"]);
+
+    /// <summary>Every kernel file and options this launcher loads: the forward's and the backward's.</summary>
+    public static IReadOnlyList<KernelSource> Sources(int headDim) => [FlashForward.Source(headDim), BackwardSource(headDim)];
+
     public FlashAttention(KernelCache kernels, int headDim = 128)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         CheckHeadDim(headDim);
         HeadDim = headDim;
         _forward = new FlashForward(kernels, headDim);
-        var module = kernels.Load("flash_backward.cu", [$"-DHEAD_DIM={headDim}"]);
+        var module = kernels.Load(BackwardSource(headDim));
         _prepare = module.GetKernel("flash_attention_backward_prepare");
         _backward = module.GetKernel("flash_attention_backward");
         _finish = module.GetKernel("flash_attention_backward_finish");

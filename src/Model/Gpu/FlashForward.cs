@@ -13,12 +13,15 @@ public sealed class FlashForward
 
     private readonly CudaKernel _forward;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source(int headDim) => new("flash_forward.cu", [$"-DHEAD_DIM={headDim}"]);
+
     public FlashForward(KernelCache kernels, int headDim)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         FlashAttention.CheckHeadDim(headDim);
         HeadDim = headDim;
-        var module = kernels.Load("flash_forward.cu", [$"-DHEAD_DIM={headDim}"]);
+        var module = kernels.Load(Source(headDim));
         _forward = module.GetKernel("flash_attention_forward");
         SharedBytes = module.ReadInt32("flash_forward_shared_bytes");
         _forward.SetMaxDynamicSharedMemory(SharedBytes);

@@ -78,6 +78,27 @@ public sealed class GpuGpt : IDisposable
         _stagedCopied = [new(device), new(device)];
     }
 
+    /// <summary>
+    /// Every kernel file the constructor loads for this shape and batch (with the flash attention, as the constructor builds
+    /// it unless given other attention kernels): what <see cref="KernelCache.CompileAhead"/> is handed, so that a cold kernel
+    /// cache compiles them all at once rather than one constructor at a time.
+    /// </summary>
+    public static IReadOnlyList<KernelSource> KernelSources(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp = true)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        var sources = new List<KernelSource>
+        {
+            Embedding.Source(), RmsNorm.Source(), Rotary.Source(shape.HeadDim), ValueGate.Source(shape.HeadDim, shape.KvHeads),
+        };
+        sources.AddRange(FlashAttention.Sources(shape.HeadDim));
+        sources.Add(MlpActivation.Source());
+        if (fusedMlp && UsesFusedMlp(properties, shape, batch))
+            sources.Add(MlpGemm.Source());
+        sources.Add(CrossEntropy.Source());
+        sources.Add(Elementwise.Source());
+        return sources;
+    }
+
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
     public StreamProfiler Profiler => _profiler;
 

@@ -17,10 +17,13 @@ public sealed class MlpActivation
     private readonly CudaKernel _swigluBackward;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("mlp_activation.cu");
+
     public MlpActivation(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load("mlp_activation.cu");
+        var module = kernels.Load(Source());
         _relu2Forward = module.GetKernel("relu2_forward");
         _relu2Backward = module.GetKernel("relu2_backward");
         _geluForward = module.GetKernel("gelu_forward");

@@ -28,13 +28,16 @@ public sealed class MlpGemm
     private readonly CudaKernel _projGelu;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("mlp_gemm.cu");
+
     public MlpGemm(KernelCache kernels, DeviceProperties properties)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(properties);
         if (properties.ComputeMajor != 9)
             throw new NotSupportedException($"the fused MLP GEMMs need an sm_90 GPU (wgmma, TMA); this one is compute {properties.ComputeMajor}.{properties.ComputeMinor}.");
-        var module = kernels.Load("mlp_gemm.cu");
+        var module = kernels.Load(Source());
         _fc = module.GetKernel("mlp_fc_relu_square");
         _proj = module.GetKernel("mlp_proj_input_gradient");
         _fcGelu = module.GetKernel("mlp_fc_gelu");

@@ -16,10 +16,13 @@ public sealed class RmsNorm
     /// <summary>Widest row the fused <see cref="NormMixBackward"/> takes (features kept in registers).</summary>
     public const int FusedBackwardMaxWidth = 1024;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source() => new("rmsnorm.cu");
+
     public RmsNorm(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load("rmsnorm.cu");
+        var module = kernels.Load(Source());
         _forward = module.GetKernel("rmsnorm_forward");
         _mixForward = module.GetKernel("residual_mix_rmsnorm_forward");
         _backward = module.GetKernel("rmsnorm_backward");

@@ -11,13 +11,16 @@ public sealed class Rotary
     private readonly CudaKernel _forward;
     private readonly CudaKernel _backward;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source(int headDim) => new("rotary.cu", [$"-DHEAD_DIM={headDim}"]);
+
     public Rotary(KernelCache kernels, int headDim)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         if (!ModelShape.SupportedHeadDims.Contains(headDim))
             throw new ArgumentOutOfRangeException(nameof(headDim), headDim, $"the rotary kernels are built for head sizes {string.Join(", ", ModelShape.SupportedHeadDims)}");
         HeadDim = headDim;
-        var module = kernels.Load("rotary.cu", [$"-DHEAD_DIM={headDim}"]);
+        var module = kernels.Load(Source(headDim));
         _forward = module.GetKernel("rotary_qknorm_forward");
         _backward = module.GetKernel("rotary_qknorm_backward");
         // The kernel file says how many vectors a 256-thread block covers; a version of it from before that export (the

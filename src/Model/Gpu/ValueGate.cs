@@ -14,6 +14,9 @@ public sealed class ValueGate
     private readonly CudaKernel _backward;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    public static KernelSource Source(int headDim, int kvHeads) => new("value_gate.cu", [$"-DHEAD_DIM={headDim}", $"-DGATE_HEADS={kvHeads}"]);
+
     public ValueGate(KernelCache kernels, int headDim, int kvHeads)
     {
         ArgumentNullException.ThrowIfNull(kernels);
@@ -22,7 +25,7 @@ public sealed class ValueGate
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
         HeadDim = headDim;
         KvHeads = kvHeads;
-        var module = kernels.Load("value_gate.cu", [$"-DHEAD_DIM={headDim}", $"-DGATE_HEADS={kvHeads}"]);
+        var module = kernels.Load(Source(headDim, kvHeads));
         _forward = module.GetKernel("value_gate_forward");
         _backward = module.GetKernel("value_gate_backward");
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);

@@ -36,6 +36,9 @@ public sealed class MuonAdamWGpu : IDisposable
     private int _step;
     private readonly int _multiprocessors;
 
+    /// <summary>The kernel files the optimizer loads: AdamW's, then Muon's (<see cref="KernelCache.CompileAhead"/>).</summary>
+    public static IReadOnlyList<KernelSource> KernelSources { get; } = [new("adamw.cu"), new("muon.cu")];
+
     public MuonAdamWGpu(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, GpuParameters parameters, OptimizerSettings settings)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -48,9 +51,9 @@ public sealed class MuonAdamWGpu : IDisposable
         _parameters = parameters;
         _settings = settings;
         _multiprocessors = device.Properties.MultiprocessorCount;
-        var adam = kernels.Load("adamw.cu");
+        var adam = kernels.Load(KernelSources[0]);
         _adam = adam.GetKernel("adamw_step");
-        var muon = kernels.Load("muon.cu");
+        var muon = kernels.Load(KernelSources[1]);
         _momentum = muon.GetKernel("muon_momentum");
         _normalize = muon.GetKernel("muon_normalize");
         _rowStats = muon.GetKernel("normuon_row_stats");

@@ -1,14 +1,19 @@
 using System.CommandLine;
 using AutoResearch.Data;
 using System.Diagnostics;
+using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
+using AutoResearch.Optim.Gpu;
+using AutoResearch.Runner.Experiment;
+using AutoResearch.Runner.Training;
 
 namespace AutoResearch.Runner;
 
 /// <summary>
 /// `autoresearch doctor`: what this machine has for training. Prints the GPU, driver, CUDA, NVRTC and cuBLAS versions and
 /// memory; compiles a test kernel cold (in a private folder) and from the cache; loads the project's kernels through the
-/// real kernel cache (the second start must compile nothing); times a bf16 GEMM at the model's shapes.
+/// real kernel cache (the second start must compile nothing); times a bf16 GEMM at the model's shapes; with --compile-timing,
+/// times the baseline run's kernel files compiled cold one at a time, in threads and in processes.
 /// Exits non-zero, with one paragraph saying what is missing, when there is no usable GPU or library.
 /// </summary>
 public static class DoctorCommand
@@ -19,15 +24,19 @@ public static class DoctorCommand
         var gemmN = new Option<int>("--gemm-n") { Description = "Output features of the benchmark GEMM", DefaultValueFactory = _ => 2048 };
         var gemmK = new Option<int>("--gemm-k") { Description = "Input features of the benchmark GEMM", DefaultValueFactory = _ => 512 };
         var skipGemm = new Option<bool>("--skip-gemm") { Description = "Skip the GEMM and copy timings" };
+        var compileTiming = new Option<bool>("--compile-timing")
+        {
+            Description = "Also compile the baseline run's kernel files cold three ways (one at a time, in threads, in processes) and time each",
+        };
         var command = new Command("doctor", "Report the GPU, driver, CUDA/NVRTC/cuBLAS versions and memory; compile a test kernel (cold and cached) and time a bf16 GEMM.")
         {
-            gemmM, gemmN, gemmK, skipGemm,
+            gemmM, gemmN, gemmK, skipGemm, compileTiming,
         };
-        command.SetAction(parse => Run(parse.GetValue(gemmM), parse.GetValue(gemmN), parse.GetValue(gemmK), parse.GetValue(skipGemm)));
+        command.SetAction(parse => Run(parse.GetValue(gemmM), parse.GetValue(gemmN), parse.GetValue(gemmK), parse.GetValue(skipGemm), parse.GetValue(compileTiming)));
         return command;
     }
 
-    private static int Run(int m, int n, int k, bool skipGemm)
+    private static int Run(int m, int n, int k, bool skipGemm, bool compileTiming)
     {
         CudaDevice device;
         try
@@ -80,6 +89,8 @@ public static class DoctorCommand
                 Line("cuBLAS", $"{Blas.FormatVersion(blas.CublasVersion)}; cuBLASLt {Blas.FormatVersion(Blas.CublasLtVersion)}");
                 CheckTestKernel(device);
                 CheckProjectKernels(device);
+                if (compileTiming)
+                    TimeColdCompiles(device);
                 if (!skipGemm)
                 {
                     foreach (var useLt in new[] { false, true })
@@ -134,6 +145,63 @@ public static class DoctorCommand
             cache.Load(file!);
         Line("Kernels", $"{files.Count} file(s) from {cache.CacheDirectory}: compiled {cache.Compiled}, cache hits {cache.DiskHits}; "
             + $"total {watch.Elapsed.TotalMilliseconds:F1} ms (compile {cache.CompileTime.TotalMilliseconds:F0} ms, load {cache.LoadTime.TotalMilliseconds:F1} ms)");
+    }
+
+    /// <summary>
+    /// The kernel files of a baseline run (<see cref="GpuGpt.KernelSources"/> and the optimizer's), compiled into empty folders
+    /// three ways: one after another in this process, all at once in threads, all at once in processes of their own (what
+    /// `train` does on a cold cache). The wall time of each is what a cold start pays, less what it overlaps.
+    /// </summary>
+    private static void TimeColdCompiles(CudaDevice device)
+    {
+        var shape = Hyperparameters.Default.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
+        var sources = GpuGpt.KernelSources(device.Properties, shape, Hyperparameters.Default.DeviceBatchSize).Concat(MuonAdamWGpu.KernelSources).ToList();
+        var processes = KernelCompileProcesses.Worker();
+        var ways = new List<(string Name, Func<CubinStore, TimeSpan> Run)>
+        {
+            ("one at a time", store => Timed(() => { foreach (var source in sources) store.Compile(store.Job(source)); })),
+            ("threads", store => Timed(() => Check(store.CompileAhead(sources).GetAwaiter().GetResult()))),
+        };
+        if (processes is not null)
+            ways.Add(("processes", store => Timed(() => Check(store.CompileAhead(sources, processes).GetAwaiter().GetResult()))));
+        var parts = new List<string>();
+        foreach (var (name, run) in ways)
+        {
+            var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");
+            try
+            {
+                parts.Add($"{name} {run(new CubinStore(device.Properties.GpuArchitecture, KernelCache.DefaultKernelDirectory, temp)).TotalSeconds:F2} s");
+            }
+            finally
+            {
+                TryDelete(temp);
+            }
+        }
+        Line("Cold compile", $"{sources.Count} files ({Environment.ProcessorCount} processors): {string.Join(", ", parts)}");
+
+        static TimeSpan Timed(Action action)
+        {
+            var watch = Stopwatch.StartNew();
+            action();
+            return watch.Elapsed;
+        }
+
+        static void Check(IReadOnlyList<Exception> failures)
+        {
+            if (failures.Count > 0)
+                throw new InvalidOperationException($"{failures.Count} kernel file(s) failed to compile: {failures[0].Message}", failures[0]);
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
     }
 
     private static void Line(string key, string value) => Console.WriteLine($"{key + ":",-13}{value}");

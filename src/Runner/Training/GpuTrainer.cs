@@ -50,9 +50,12 @@ public sealed class GpuTrainer : ITrainer
         {
             var gpu = Own(owned, CudaDevice.Open(0));
             CheckMemory(gpu, shape, batch, settings);
+            // A cold cache compiles every file at once, in processes of their own, while the rest is set up; each constructor
+            // below then waits only for its own files.
+            var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
+            _ = kernels.CompileAhead([.. GpuGpt.KernelSources(gpu.Properties, shape, batch), .. MuonAdamWGpu.KernelSources], KernelCompileProcesses.Worker());
             var stream = Own(owned, new CudaStream(gpu));
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
-            var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
             model.Parameters.InitialiseLikeSpec(seed);
             model.Parameters.RefreshBf16(model.Elementwise, stream);
@@ -148,7 +151,9 @@ public sealed class GpuTrainer : ITrainer
 
     public double PeakMemoryMegabytes => _gpu.Memory.PeakMegabytes;
 
-    public string DeviceNote => $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}";
+    public string DeviceNote => _kernels.AheadHits == 0
+        ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
+        : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them), cached {_kernels.DiskHits}";
 
     public void Synchronize() => _stream.Synchronize();
 

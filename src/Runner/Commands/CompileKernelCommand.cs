@@ -1,0 +1,42 @@
+using System.CommandLine;
+using AutoResearch.Native;
+
+namespace AutoResearch.Runner;
+
+/// <summary>
+/// `autoresearch compile-kernel`: compiles one kernel source, read from standard input, with NVRTC and writes the cubin.
+/// The worker behind <see cref="Training.KernelCompileProcesses"/>: a run with a cold kernel cache starts one per file, so the
+/// files compile side by side whether or not NVRTC runs the compiles of one process in parallel. Errors go to standard error
+/// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error.
+/// </summary>
+public static class CompileKernelCommand
+{
+    public static Command Create()
+    {
+        var name = new Option<string>("--name") { Description = "The source's full path: NVRTC's name for it, where quoted includes are looked for first", Required = true };
+        var output = new Option<string>("--out") { Description = "Where the cubin goes (written to a temporary name, then renamed)", Required = true };
+        var options = new Argument<string[]>("options") { Description = "NVRTC options, after --", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("compile-kernel",
+            "Compile one kernel source, read from standard input, to a cubin with NVRTC (what train starts once per file on a cold kernel cache). "
+            + "Example: autoresearch compile-kernel --name $PWD/kernels/rotary.cu --out rotary.cubin -- --gpu-architecture=sm_90a -DHEAD_DIM=128 < kernels/rotary.cu")
+        {
+            name, output, options,
+        };
+        command.SetAction(parse =>
+        {
+            var source = Console.In.ReadToEnd();
+            try
+            {
+                var cubin = NvrtcCompiler.Compile(source, parse.GetValue(name)!, parse.GetValue(options) ?? []).Cubin;
+                CubinStore.WriteAtomically(parse.GetValue(output)!, cubin);
+                return 0;
+            }
+            catch (NvrtcCompileException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 1;
+            }
+        });
+        return command;
+    }
+}

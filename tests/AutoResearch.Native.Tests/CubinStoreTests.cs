@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Native.Tests;
+
+/// <summary>The cubin store on the CPU: the ahead compile's bookkeeping with a stand-in worker, then real NVRTC where it loads.</summary>
+public class CubinStoreTests
+{
+    private static readonly byte[] ElfMagic = [0x7F, (byte)'E', (byte)'L', (byte)'F'];
+
+    /// <summary>A kernel folder holding <paramref name="files"/> (name, text) and an empty cache folder.</summary>
+    private static (string Kernels, string Cache) Folders(params (string Name, string Text)[] files)
+    {
+        var kernels = TestGpu.NewTempDirectory("cubin-src");
+        foreach (var (name, text) in files)
+            File.WriteAllText(Path.Combine(kernels, name), text);
+        return (kernels, TestGpu.NewTempDirectory("cubin-cache"));
+    }
+
+    /// <summary>A store whose NVRTC version is given, so no NVRTC is loaded: for workers that do not compile.</summary>
+    private static CubinStore Bookkeeping(string kernels, string cache) => new("sm_90a", kernels, cache, (13, 0));
+
+    private static void WriteStandIn(KernelCompileJob job) => CubinStore.WriteAtomically(job.CubinPath, [1, 2, 3, (byte)job.FileName[0]]);
+
+    [Fact]
+    public async Task Compile_ahead_compiles_each_missing_file_once_and_skips_the_cached_ones()
+    {
+        var (kernels, cache) = Folders(("a.cu", "// a"), ("b.cu", "// b"), ("c.cu", "// c"));
+        var store = Bookkeeping(kernels, cache);
+        WriteStandIn(store.Job(new KernelSource("c.cu"))); // already cached
+        var compiled = new ConcurrentBag<string>();
+        void Worker(KernelCompileJob job, CancellationToken cancel)
+        {
+            compiled.Add(job.FileName + string.Concat(job.Options.Where(o => o.StartsWith("-D", StringComparison.Ordinal))));
+            WriteStandIn(job);
+        }
+
+        var failures = await store.CompileAhead(
+            [new("a.cu"), new("b.cu"), new("a.cu"), new("c.cu"), new("b.cu", ["-DX=1"]), new("b.cu", ["-DX=1"])], Worker, cancel: TestContext.Current.CancellationToken);
+
+        Assert.Empty(failures);
+        Assert.Equal(["a.cu", "b.cu", "b.cu-DX=1"], compiled.Order(StringComparer.Ordinal));
+        Assert.Equal(3, store.CompiledAhead);
+        Assert.Equal(0, store.Compiled);
+        foreach (var source in new KernelSource[] { new("a.cu"), new("b.cu"), new("b.cu", ["-DX=1"]) })
+        {
+            var job = store.Job(source);
+            Assert.True(File.Exists(job.CubinPath), source.ToString());
+            Assert.True(store.WaitForAhead(job.Key, out var failure));
+            Assert.Null(failure);
+        }
+        Assert.False(store.WaitForAhead(store.Job(new KernelSource("c.cu")).Key, out _)); // was on disk: never started
+
+        // Asked again (same process or a later one): everything is on disk, nothing starts.
+        compiled.Clear();
+        Assert.Empty(await store.CompileAhead([new("a.cu"), new("b.cu")], Worker, cancel: TestContext.Current.CancellationToken));
+        Assert.Empty(await Bookkeeping(kernels, cache).CompileAhead([new("a.cu"), new("b.cu"), new("c.cu")], Worker, cancel: TestContext.Current.CancellationToken));
+        Assert.Empty(compiled);
+    }
+
+    [Fact]
+    public async Task At_most_the_given_number_compile_at_once_the_longest_sources_first()
+    {
+        var files = Enumerable.Range(0, 6).Select(i => ($"k{i}.cu", "//" + new string('x', 10 * ((i * 7) % 6 + 1)))).ToArray();
+        var (kernels, cache) = Folders(files);
+        int running = 0, most = 0;
+        var order = new ConcurrentQueue<int>();
+        void Worker(KernelCompileJob job, CancellationToken cancel)
+        {
+            order.Enqueue(job.Source.Length);
+            int now = Interlocked.Increment(ref running);
+            InterlockedMax(ref most, now);
+            Thread.Sleep(60);
+            Interlocked.Decrement(ref running);
+            WriteStandIn(job);
+        }
+
+        var sources = files.Select(f => new KernelSource(f.Item1)).ToList();
+        Assert.Empty(await Bookkeeping(kernels, cache).CompileAhead(sources, Worker, parallelism: 2, cancel: TestContext.Current.CancellationToken));
+        Assert.Equal(2, most);
+
+        // One at a time: the order is the sources' lengths, longest first (the long compiles start before the short ones).
+        var (kernels1, cache1) = Folders(files);
+        order.Clear();
+        most = 0;
+        Assert.Empty(await Bookkeeping(kernels1, cache1).CompileAhead(sources, Worker, parallelism: 1, cancel: TestContext.Current.CancellationToken));
+        Assert.Equal(1, most);
+        Assert.Equal(order.OrderDescending(), order);
+        Assert.Equal(6, order.Distinct().Count());
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task A_failed_compile_is_returned_not_thrown_and_leaves_no_cubin()
+    {
+        var (kernels, cache) = Folders(("good.cu", "// good"), ("bad.cu", "// bad"), ("silent.cu", "// silent"));
+        var store = Bookkeeping(kernels, cache);
+        void Worker(KernelCompileJob job, CancellationToken cancel)
+        {
+            if (job.FileName == "bad.cu")
+                throw new InvalidOperationException("bad.cu(1): error: stand-in failure");
+            if (job.FileName == "good.cu")
+                WriteStandIn(job);
+            // silent.cu: returns without writing anything
+        }
+
+        var task = store.CompileAhead([new("good.cu"), new("bad.cu"), new("silent.cu")], Worker, cancel: TestContext.Current.CancellationToken);
+        var failures = await task;
+
+        Assert.Equal(TaskStatus.RanToCompletion, task.Status);
+        Assert.Equal(2, failures.Count);
+        Assert.Contains(failures, f => f.Message.Contains("stand-in failure", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Message.Contains("silent.cu", StringComparison.Ordinal) && f.Message.Contains("without writing", StringComparison.Ordinal));
+        Assert.Equal(1, store.CompiledAhead);
+        var bad = store.Job(new KernelSource("bad.cu"));
+        Assert.True(store.WaitForAhead(bad.Key, out var failure));
+        Assert.NotNull(failure);
+        Assert.False(File.Exists(bad.CubinPath));
+        Assert.Empty(Directory.GetFiles(cache, "*.tmp"));
+    }
+
+    [Fact]
+    public void A_missing_source_names_its_path()
+    {
+        var (kernels, cache) = Folders();
+        var e = Assert.Throws<FileNotFoundException>(() => Bookkeeping(kernels, cache).Job(new KernelSource("nowhere.cu")));
+        Assert.Contains(Path.Combine(Path.GetFullPath(kernels), "nowhere.cu"), e.Message, StringComparison.Ordinal);
+    }
+
+    private const string AddSource = "extern \"C\" __global__ void add(const float* a, float* b, int n)\n"
+        + "{ int i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) b[i] += a[i] * SCALE; }\n";
+
+    [NvrtcFact]
+    public async Task Nvrtc_compiles_ahead_in_threads_to_cubins_and_a_broken_source_fails_with_its_log()
+    {
+        var (kernels, cache) = Folders(("add.cu", AddSource), ("broken.cu", "extern \"C\" __global__ void broken() { undeclared_name = 1; }\n"));
+        var store = new CubinStore(NvrtcFactAttribute.PortableArchitecture, kernels, cache);
+        var two = new KernelSource("add.cu", ["-DSCALE=2.0f"]);
+        var three = new KernelSource("add.cu", ["-DSCALE=3.0f"]);
+
+        var failures = await store.CompileAhead([two, three, new("broken.cu")], cancel: TestContext.Current.CancellationToken);
+
+        Assert.Equal(2, store.CompiledAhead);
+        var failure = Assert.Single(failures);
+        var log = Assert.IsType<NvrtcCompileException>(failure);
+        Assert.Contains("undeclared_name", log.Log, StringComparison.Ordinal);
+        var cubins = new[] { two, three }.Select(s => File.ReadAllBytes(store.Job(s).CubinPath)).ToList();
+        Assert.All(cubins, c => Assert.Equal(ElfMagic, c.Take(4)));
+        Assert.NotEqual(cubins[0], cubins[1]); // the options reached NVRTC: the constants differ
+
+        // The same file compiled whole by the caller (into another cache) gives the same cubin as the ahead compile.
+        var alone = new CubinStore(NvrtcFactAttribute.PortableArchitecture, kernels, TestGpu.NewTempDirectory("cubin-cache"));
+        Assert.Equal(cubins[0], alone.Compile(alone.Job(two)));
+        Assert.Equal(1, alone.Compiled);
+        Assert.Equal(0, alone.CompiledAhead);
+    }
+}

@@ -62,7 +62,8 @@ public static class ModelParity
         bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000, double lambdaSpread = 0, bool roundedReference = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        var (cpu, inputs, targets) = Reference(shape, batch, seed, lambdaSpread, roundedReference);
+        var (cpu, inputs, targets) = Reference(shape, batch, seed, lambdaSpread, roundedReference,
+            followFusedMlp: fusedMlp && GpuGpt.UsesFusedMlp(device.Properties, shape, batch));
         var cpuGrads = cpu.NewGradients();
         var termNorms = new Dictionary<string, double[]>(StringComparer.Ordinal);
         var (cpuLoss, _) = cpu.ForwardBackward(inputs, targets, batch, cpuGrads, lambdaTermNorms: termNorms);
@@ -101,10 +102,11 @@ public static class ModelParity
     /// small random values, everything but the lambdas rounded to bf16) and one batch of random tokens (every 97th target
     /// ignored).
     /// </summary>
-    public static (CpuGpt Cpu, int[] Inputs, int[] Targets) Reference(ModelShape shape, int batch, int seed, double lambdaSpread = 0, bool roundedReference = false)
+    public static (CpuGpt Cpu, int[] Inputs, int[] Targets) Reference(ModelShape shape, int batch, int seed, double lambdaSpread = 0, bool roundedReference = false,
+        bool followFusedMlp = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        var cpu = new CpuGpt(shape) { RoundActivationsToBf16 = roundedReference };
+        var cpu = new CpuGpt(shape) { RoundActivationsToBf16 = roundedReference, FollowFusedMlp = followFusedMlp };
         cpu.InitialiseLikeSpec(seed);
         var r = new Random(seed);
         foreach (var (name, values) in cpu.Parameters)

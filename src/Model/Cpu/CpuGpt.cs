@@ -45,12 +45,26 @@ public sealed class CpuGpt
     /// stores in bf16 is rounded to bf16 here too, at the same points (the forward's
     /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
     /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient and the bf16 copies of the
-    /// residual gradient, dout, dq/dk/dv and the MLP's gradients that feed the matrix products). Everything between those
+    /// residual gradient, dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
+    /// for the MLP as the GPU's fused GEMMs round with <see cref="FollowFusedMlp"/>). Everything between those
     /// points stays fp64. Off (the default), the model is fp64 throughout: the function itself, as finite differences see it.
     /// On, it is the reference a bf16 GPU model is held to when errors would otherwise compound over many layers
     /// (<see cref="ModelParity"/>): the two then differ only by the kernels' own arithmetic, not by where they round.
     /// </summary>
     public bool RoundActivationsToBf16 { get; set; }
+
+    /// <summary>
+    /// With <see cref="RoundActivationsToBf16"/>, round the MLP where the GPU's fused MLP GEMMs (<c>MlpGemm</c>: relu² and GELU on
+    /// Hopper) round, rather than where cuBLAS and the separate activation pass do: the forward forms u = rstd ⊙ x_mid·W_fcᵀ
+    /// unrounded and rounds only s = act(u) (and u itself for GELU, which the backward reads); the backward rounds only
+    /// du' = rstd ⊙ (g·W_proj) ⊙ act' (relu²'s act' = 2·sqrt(s) from the rounded s), takes dW_fc against x_mid, and rounds
+    /// dh2' = du'·W_fc, which the norm backward takes scaled by rstd. The same function; other rounding points.
+    /// </summary>
+    public bool FollowFusedMlp { get; set; }
+
+    private bool FusedRounding => RoundActivationsToBf16 && FollowFusedMlp && s_fusedActivations.Contains(Shape.Activation);
+
+    private static readonly Activation[] s_fusedActivations = [Activation.Relu2, Activation.Gelu];
 
     /// <summary>Rounds <paramref name="values"/> to bf16 in place when <see cref="RoundActivationsToBf16"/> is set; returns them.</summary>
     private double[] R(double[] values)
@@ -133,9 +147,25 @@ public sealed class CpuGpt
             // MLP: x_out = x_mid + act(norm(x_mid)·Wfcᵀ)·Wprojᵀ
             var gb = RoundedCopy(g);
             CpuOps.LinearBackwardWeight(gb, a.Ss[i], n, f, c, gr[W(i, "mlp.c_proj")]);
-            var du = R(CpuOps.ActivateBackward(s.Activation, a.Us[i], R(CpuOps.LinearBackwardInput(gb, p[W(i, "mlp.c_proj")], n, f, c)), n, f));
-            CpuOps.LinearBackwardWeight(du, a.H2s[i], n, c, fc, gr[W(i, "mlp.c_fc")]);
-            Add(g, CpuOps.RmsNormBackward(a.Xmids[i], CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc), n, c));
+            if (FusedRounding)
+            {
+                var du = FusedActivationBackward(CpuOps.LinearBackwardInput(gb, p[W(i, "mlp.c_proj")], n, f, c), a.Us[i], a.Ss[i], a.Rstd2s[i], n, f);
+                CpuOps.LinearBackwardWeight(du, a.Xmids[i], n, c, fc, gr[W(i, "mlp.c_fc")]);
+                var dh2 = R(CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc)); // rstd·dh2, bf16 out of the GEMM
+                for (int r = 0; r < n; r++)
+                {
+                    for (int j = 0; j < c; j++)
+                        dh2[(long)r * c + j] /= a.Rstd2s[i][r];
+                }
+                Add(g, CpuOps.RmsNormBackward(a.Xmids[i], dh2, n, c));
+            }
+            else
+            {
+                var du = R(CpuOps.ActivateBackward(s.Activation, a.Us[i], R(CpuOps.LinearBackwardInput(gb, p[W(i, "mlp.c_proj")], n, f, c)), n, f));
+                CpuOps.LinearBackwardWeight(du, a.H2s[i], n, c, fc, gr[W(i, "mlp.c_fc")]);
+                // dh2 leaves the GEMM in bf16 on the GPU too.
+                Add(g, CpuOps.RmsNormBackward(a.Xmids[i], R(CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc)), n, c));
+            }
 
             // Attention: x_mid = m + attention(norm(m))·Woᵀ; q [N, C] = H heads, k and v [N, KvDim] = KV heads, of D each
             gb = RoundedCopy(g);
@@ -210,7 +240,8 @@ public sealed class CpuGpt
 
     /// <summary>What the forward keeps for the backward, in the order the forward makes it; per-layer arrays indexed by layer.</summary>
     private sealed record ForwardState(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
-        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[] Hf, double[] Logits);
+        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[][] Rstd2s,
+        double[] Hf, double[] Logits);
 
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
     private ForwardState Forward(int[] inputs, int batch, Dictionary<string, double[]> p)
@@ -238,6 +269,7 @@ public sealed class CpuGpt
         var h2s = new double[depth][];
         var us = new double[depth][];
         var ss = new double[depth][];
+        var rstd2s = new double[depth][];
         xs[0] = x0;
         for (int i = 0; i < depth; i++)
         {
@@ -256,15 +288,53 @@ public sealed class CpuGpt
             os[i] = R(CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O);
             var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
             xmids[i] = R(m.Select((value, e) => value + proj[e]).ToArray()); // the residual added in the GEMM, rounded once
-            h2s[i] = R(CpuOps.RmsNorm(xmids[i], n, c).Y);
-            us[i] = R(CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, fc));     // [N, FcRows]
-            ss[i] = R(CpuOps.Activate(s.Activation, us[i], n, f));               // [N, MlpHidden]
+            if (FusedRounding)
+            {
+                // u = rstd ⊙ x_mid·W_fcᵀ in the GEMM's fp32 accumulator; h2 is never formed (dW_fc is taken against x_mid).
+                var (_, rstd) = CpuOps.RmsNorm(xmids[i], n, c);
+                var u = CpuOps.Linear(xmids[i], p[W(i, "mlp.c_fc")], n, c, fc);
+                for (int r = 0; r < n; r++)
+                {
+                    for (int j = 0; j < fc; j++)
+                        u[(long)r * fc + j] *= rstd[r];
+                }
+                rstd2s[i] = rstd;
+                h2s[i] = xmids[i];
+                ss[i] = R(CpuOps.Activate(s.Activation, u, n, f));
+                us[i] = R(u); // GELU's backward reads the stored bf16 u
+            }
+            else
+            {
+                h2s[i] = R(CpuOps.RmsNorm(xmids[i], n, c).Y);
+                us[i] = R(CpuOps.Linear(h2s[i], p[W(i, "mlp.c_fc")], n, c, fc));     // [N, FcRows]
+                ss[i] = R(CpuOps.Activate(s.Activation, us[i], n, f));               // [N, MlpHidden]
+            }
             var mlp = CpuOps.Linear(ss[i], p[W(i, "mlp.c_proj")], n, f, c);
             xs[i + 1] = R(xmids[i].Select((value, e) => value + mlp[e]).ToArray());
         }
         var hf = R(CpuOps.RmsNorm(xs[depth], n, c).Y);
         var logits = R(CpuOps.Linear(hf, p["lm_head.weight"], n, c, v));
-        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, hf, logits);
+        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, rstd2s, hf, logits);
+    }
+
+    /// <summary>
+    /// The fused gradient epilogue: du' = bf16(rstd ⊙ ds ⊙ act'), act' from what the forward stored in bf16 (relu²: 2·sqrt(s);
+    /// GELU: gelu'(u)), ds = g·W_proj unrounded (the GEMM's accumulator).
+    /// </summary>
+    private double[] FusedActivationBackward(double[] ds, double[] u, double[] sKept, double[] rstd, int n, int hidden)
+    {
+        for (int r = 0; r < n; r++)
+        {
+            for (int j = 0; j < hidden; j++)
+                ds[(long)r * hidden + j] *= rstd[r];
+        }
+        if (Shape.Activation == Activation.Relu2)
+        {
+            for (long e = 0; e < ds.Length; e++)
+                ds[e] *= 2 * Math.Sqrt(sKept[e]);
+            return R(ds);
+        }
+        return R(CpuOps.ActivateBackward(Shape.Activation, u, ds, n, hidden));
     }
 
     private static void Add(double[] target, double[] source)

@@ -54,6 +54,10 @@ public sealed class MlpGemm
     /// </summary>
     public int MaxBlocks { get; set; }
 
+    /// <summary>Whether the kernels would run for this shape and activation on a Hopper GPU (the device aside).</summary>
+    public static bool SupportsOnHopper(Activation activation, long tokens, int width, int hidden)
+        => SupportsActivation(activation) && ShapeProblem(tokens, width, hidden) is null;
+
     /// <summary>Whether the kernels run on this device (Hopper: wgmma and TMA) for this shape.</summary>
     public static bool Supports(DeviceProperties properties, long tokens, int width, int hidden)
     {

@@ -172,7 +172,12 @@ public static class ParityCommand
         if (onCpu)
         {
             // The CPU rounds where the GPU stores bf16 (activations, the orthogonalisation), as the reference does too.
-            var model = new CpuGpt(shape) { RoundActivationsToBf16 = true };
+            // Rounded where the GPU model would round on a Hopper GPU: the fused MLP GEMMs where they take the shape.
+            var model = new CpuGpt(shape)
+            {
+                RoundActivationsToBf16 = true,
+                FollowFusedMlp = MlpGemm.SupportsOnHopper(shape.Activation, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden),
+            };
             var reference = new List<ReferenceParameter>();
             foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
             {

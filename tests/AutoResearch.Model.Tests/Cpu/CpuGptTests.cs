@@ -208,6 +208,44 @@ public class CpuGptTests
         Assert.Contains(exact.Logits(inputs, 2), z => Bf16.Round((float)z) != z);
     }
 
+    [Theory]
+    [InlineData(Activation.Relu2)]
+    [InlineData(Activation.Gelu)]
+    public void Rounding_like_the_fused_mlp_stays_within_bf16_of_the_exact_model_and_rounds_elsewhere_than_the_cublas_path(Activation activation)
+    {
+        var shape = ModelShape.FromKnobs(depth: 2, aspectRatio: 64, windowPattern: "SL", vocabSize: 40, seqLen: 16, headDim: 64, activation: activation);
+        var exact = new CpuGpt(shape);
+        Randomise(exact, 23);
+        var (inputs, targets) = Batch(new Random(24), 2, shape.SeqLen, shape.VocabSize);
+        var exactGrads = exact.NewGradients();
+        double exactLoss = exact.ForwardBackward(inputs, targets, 2, exactGrads).Loss;
+        (double Loss, Dictionary<string, double[]> Grads) Run(bool round, bool fused)
+        {
+            var model = new CpuGpt(shape) { RoundActivationsToBf16 = round, FollowFusedMlp = fused };
+            foreach (var (name, values) in exact.Parameters)
+                values.CopyTo(model.Parameters[name], 0);
+            var grads = model.NewGradients();
+            return (model.ForwardBackward(inputs, targets, 2, grads).Loss, grads);
+        }
+
+        // Without the rounding the flag changes nothing: the function is the same.
+        var unrounded = Run(round: false, fused: true);
+        Assert.Equal(exactLoss, unrounded.Loss);
+        Assert.All(exactGrads, kv => Assert.Equal(kv.Value, unrounded.Grads[kv.Key]));
+
+        var fused = Run(round: true, fused: true);
+        var cublas = Run(round: true, fused: false);
+        Assert.InRange(Math.Abs(fused.Loss - exactLoss) / exactLoss, 1e-7, 1e-2);
+        bool anyMlpDiffers = false;
+        foreach (var (name, g) in exactGrads.Where(kv => !kv.Key.EndsWith("lambdas", StringComparison.Ordinal)))
+        {
+            double error = Numerics.RelativeError(Array.ConvertAll(fused.Grads[name], v => (float)v), g);
+            Assert.True(error is > 1e-6 and < 5e-2, $"{name}: relative L2 {error:E2} between the fused-rounding and the exact model's gradient");
+            anyMlpDiffers |= name.Contains("mlp.c_fc", StringComparison.Ordinal) && !fused.Grads[name].AsSpan().SequenceEqual(cublas.Grads[name]);
+        }
+        Assert.True(anyMlpDiffers, "the fused rounding should round the MLP elsewhere than the cuBLAS path");
+    }
+
     [Fact]
     public void Wrong_batch_size_is_a_clear_error()
     {

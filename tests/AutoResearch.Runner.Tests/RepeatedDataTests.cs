@@ -34,10 +34,14 @@ public partial class RepeatedDataTests
 
         public void BeginStep() => _lossSum = 0;
 
-        public void ForwardBackward(int[] inputs, int[] targets, float gradScale)
+        private int _uploaded;
+
+        public void Upload(int[] inputs, int[] targets) => _uploaded = targets.Length;
+
+        public void ForwardBackward(float gradScale)
         {
             Thread.Sleep(3);
-            _lossSum += 2.0 * targets.Length;
+            _lossSum += 2.0 * _uploaded;
         }
 
         public double ReadLossSum() => _lossSum;

@@ -19,6 +19,8 @@ public sealed class CpuTrainer : ITrainer
     private readonly List<ReferenceParameter> _parameters = [];
     private readonly Dictionary<string, double[]> _gradients = new(StringComparer.Ordinal);
     private readonly CancellationToken _cancel;
+    private int[]? _inputs; // the batch Upload gave (copies: the loop refills its arrays at once)
+    private int[]? _targets;
     private double _lossSum;
 
     /// <summary>Builds the model with SPEC §5's initialisation from <paramref name="seed"/> (the GPU model's values for that seed) and the optimizer.</summary>
@@ -76,8 +78,18 @@ public sealed class CpuTrainer : ITrainer
         _lossSum = 0;
     }
 
-    public void ForwardBackward(int[] inputs, int[] targets, float gradScale)
+    public void Upload(int[] inputs, int[] targets)
     {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(targets);
+        _inputs = (int[])inputs.Clone();
+        _targets = (int[])targets.Clone();
+    }
+
+    public void ForwardBackward(float gradScale)
+    {
+        var inputs = _inputs ?? throw new InvalidOperationException("ForwardBackward before any Upload");
+        var targets = _targets!;
         var (_, losses) = Abandonable(() => _model.ForwardBackward(inputs, targets, Batch, _gradients, gradScale));
         _lossSum += losses.Sum();
     }

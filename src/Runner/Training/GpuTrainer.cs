@@ -163,19 +163,14 @@ public sealed class GpuTrainer : ITrainer
         _model.ResetLossSum();
     }
 
-    public void ForwardBackward(int[] inputs, int[] targets, float gradScale)
-    {
-        _model.Upload(inputs, targets);
-        _model.ForwardBackward(gradScale);
-    }
+    public void Upload(int[] inputs, int[] targets) => _model.Upload(inputs, targets);
+
+    public void ForwardBackward(float gradScale) => _model.ForwardBackward(gradScale);
 
     public double ReadLossSum() => _model.ReadLossSum();
 
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
-    {
-        _optimizer.Step((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
-        _stream.Synchronize();
-    }
+        => _optimizer.Step((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
 
     public void Evaluate(int[] inputs, int[] targets, float[] losses)
     {

@@ -28,13 +28,20 @@ public interface ITrainer : IDisposable
     /// <summary>Zeroes the gradients and the accumulated loss sum: the start of an optimizer step.</summary>
     void BeginStep();
 
-    /// <summary>One micro-step: forward, loss and backward; gradients of gradScale·Σ losses and the loss sum accumulate.</summary>
-    void ForwardBackward(int[] inputs, int[] targets, float gradScale);
+    /// <summary>
+    /// Queues one micro-batch's token ids for the next <see cref="ForwardBackward"/>, behind the work already queued: it returns
+    /// without waiting for the device, and the arrays may be refilled at once. The loop uploads the next batch while the device
+    /// still runs the current one.
+    /// </summary>
+    void Upload(int[] inputs, int[] targets);
 
-    /// <summary>The loss sum accumulated since <see cref="BeginStep"/> (waits for the device).</summary>
+    /// <summary>One micro-step on the batch last uploaded: forward, loss and backward; gradients of gradScale·Σ losses and the loss sum accumulate.</summary>
+    void ForwardBackward(float gradScale);
+
+    /// <summary>The loss sum accumulated since <see cref="BeginStep"/> (waits for the device, the queued optimizer step included).</summary>
     double ReadLossSum();
 
-    /// <summary>One MuonAdamW step with the schedules' values; returns when the device is done.</summary>
+    /// <summary>Queues one MuonAdamW step with the schedules' values (<see cref="ReadLossSum"/> and <see cref="Synchronize"/> wait for it).</summary>
     void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay);
 
     /// <summary>Forward and loss without gradients: the per-token losses (nats) into <paramref name="losses"/>.</summary>

@@ -60,7 +60,11 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         var ema = new DebiasedEma();
         var inputs = new int[tokensPerMicroBatch];
         var targets = new int[tokensPerMicroBatch];
-        int epoch = 1;
+        // Each micro-batch is read and uploaded while the device runs the one before (the reference's loop also fetches its
+        // next batch right after each backward); the first of a step while the device runs the previous optimizer step. So
+        // between the synchronisation that starts a step's clock and its first kernel there is no host work left.
+        var (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
+        int epoch = stagedEpoch;
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
@@ -72,22 +76,23 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             long scoredTotal = 0;
             for (int micro = 0; micro < accumulation; micro++)
             {
-                var (rows, e) = loader.Next();
-                epoch = e;
-                int scored = Split(rows, b, t, inputs, targets);
-                loader.Return(rows);
-                trainer.ForwardBackward(inputs, targets, 1f / (scored * accumulation));
+                trainer.ForwardBackward(1f / (scored * accumulation));
                 scoredTotal += scored;
+                epoch = stagedEpoch;
+                if (micro + 1 < accumulation)
+                    (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
             }
-            double loss = trainer.ReadLossSum() / scoredTotal;
+            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac);
+            trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
+            // The next step's first batch (one batch more than the run uses, after its last step).
+            (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
+            double loss = trainer.ReadLossSum() / scoredTotal; // waits for the device: the step ends here
             if (TrainingClock.IsFastFail(loss))
             {
                 output.WriteLine();
                 output.WriteLine("FAIL");
                 return FastFailExitCode;
             }
-            double lrMultiplier = TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac);
-            trainer.Step(lrMultiplier, TrainingSchedule.MuonMomentum(step), TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
             bool stop = clock.CompleteStep(stepSeconds);
             Step = clock.Step;
@@ -124,6 +129,16 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         if (savePath is not null)
             ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues(), Knobs.Values(h), tokenizerHash);
         return 0;
+    }
+
+    /// <summary>Reads the next micro-batch, splits it into <paramref name="inputs"/> and <paramref name="targets"/> and uploads it; its scored targets and epoch.</summary>
+    private (long Scored, int Epoch) UploadNext(PackedLoader loader, int batch, int seqLen, int[] inputs, int[] targets)
+    {
+        var (rows, epoch) = loader.Next();
+        int scored = Split(rows, batch, seqLen, inputs, targets);
+        loader.Return(rows);
+        trainer.Upload(inputs, targets);
+        return (scored, epoch);
     }
 
     /// <summary>Rows of T+1 → inputs row[0..T) and targets row[1..T]; returns how many targets are scored.</summary>

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using AutoResearch.Data.Loading;
+using AutoResearch.Data.Shards;
+using AutoResearch.Data.Tokenizer;
+using AutoResearch.Model;
+using AutoResearch.Runner.Training;
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+/// <summary>
+/// The order in which the loop drives a trainer: every batch is uploaded while the device still runs the work before it (the
+/// first of a step while the optimizer runs), nothing but the synchronisation sits between a step's clock start and its first
+/// micro-step, and the batches still reach the model in the loader's order.
+/// </summary>
+public class TrainingLoopOrderTests
+{
+    /// <summary>Records each call; a micro-step takes the batch uploaded last, as the GPU trainer's stream does.</summary>
+    private sealed class RecordingTrainer(ModelShape shape, int batch) : ITrainer
+    {
+        private long _uploaded;
+        private double _lossSum;
+
+        public List<string> Calls { get; } = [];
+
+        /// <summary>A digest of each batch a micro-step ran on, in order.</summary>
+        public List<long> Consumed { get; } = [];
+
+        public ModelShape Shape => shape;
+        public int Batch => batch;
+        public long ParameterCount => 1000;
+        public double PeakMemoryMegabytes => 0;
+        public string DeviceNote => "recording";
+
+        public void Synchronize() => Calls.Add("sync");
+
+        public void BeginStep()
+        {
+            Calls.Add("begin");
+            _lossSum = 0;
+        }
+
+        public void Upload(int[] inputs, int[] targets)
+        {
+            Calls.Add("upload");
+            _uploaded = Digest(inputs);
+        }
+
+        public void ForwardBackward(float gradScale)
+        {
+            Calls.Add("micro");
+            Consumed.Add(_uploaded);
+            Thread.Sleep(2);
+            _lossSum += 2.0 * batch * shape.SeqLen;
+        }
+
+        public double ReadLossSum()
+        {
+            Calls.Add("loss");
+            return _lossSum;
+        }
+
+        public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay) => Calls.Add("optimizer");
+
+        public void Evaluate(int[] inputs, int[] targets, float[] losses) => Array.Fill(losses, 1f);
+
+        public IReadOnlyDictionary<string, double[]> ParameterValues() => new Dictionary<string, double[]>();
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private static long Digest(ReadOnlySpan<int> tokens)
+    {
+        long digest = 17;
+        foreach (int token in tokens)
+            digest = digest * 1_000_003 + token;
+        return digest;
+    }
+
+    [Fact]
+    public void Batches_are_uploaded_ahead_and_reach_the_model_in_the_loaders_order()
+    {
+        var folder = TestGpu.NewTempDirectory("loop-order");
+        var texts = Enumerable.Range(0, 300).Select(i => $"document {i} tells of {i % 7} foxes and {i % 5} dogs").ToList();
+        var train = Path.Combine(folder, ParquetShards.FileName(0));
+        ParquetShards.Write(train, texts);
+        var validation = Path.Combine(folder, ParquetShards.FileName(ParquetShards.ValidationIndex));
+        ParquetShards.Write(validation, texts.Take(8).ToList());
+        var tokenizer = BpeTrainer.Train(texts, 300);
+        var shape = ModelShape.FromKnobs(1, 64, "L", tokenizer.VocabSize, 16);
+        var h = Hyperparameters.Default with { Depth = 1, DeviceBatchSize = 2, TotalBatchSize = 64 }; // 2 micro-steps a step
+        using var trainer = new RecordingTrainer(shape, 2);
+        var loop = new TrainingLoop(trainer, h, new StringWriter()) { AssumedFlopsPerSecond = 10_000 * shape.FlopsPerToken() };
+
+        int exit = loop.Run(tokenizer, [train], validation, budgetSeconds: 0.1, evalTokens: 32, savePath: null, Stopwatch.StartNew(),
+            TestContext.Current.CancellationToken);
+
+        Assert.Equal(0, exit);
+        int steps = loop.Step;
+        Assert.True(steps > 11, $"{steps} steps");
+        // One batch uploaded before the first step; then each step: its clock starts after the synchronisation, the micro-steps
+        // run back to back with the next batch uploaded between them, the optimizer is queued, the next step's first batch is
+        // uploaded, and only then is the loss read (the wait for the device).
+        string[] step = ["sync", "begin", "micro", "upload", "micro", "optimizer", "upload", "loss"];
+        Assert.Equal(["upload", .. Enumerable.Repeat(step, steps).SelectMany(s => s)], trainer.Calls);
+
+        // The same batches, in the same order, as the loader hands them out.
+        using var loader = new PackedLoader([train], tokenizer, 2, shape.SeqLen);
+        var expected = new List<long>();
+        for (int i = 0; i < trainer.Consumed.Count; i++)
+        {
+            var (rows, _) = loader.Next();
+            var inputs = new int[2 * shape.SeqLen];
+            for (int r = 0; r < 2; r++)
+                Array.Copy(rows, r * (shape.SeqLen + 1), inputs, r * shape.SeqLen, shape.SeqLen);
+            loader.Return(rows);
+            expected.Add(Digest(inputs));
+        }
+        Assert.Equal(expected, trainer.Consumed);
+        Assert.Equal(2 * steps, trainer.Consumed.Count);
+        Directory.Delete(folder, recursive: true);
+    }
+}

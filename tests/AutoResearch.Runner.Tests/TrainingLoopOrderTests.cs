@@ -20,6 +20,8 @@ public class TrainingLoopOrderTests
     private sealed class RecordingTrainer(ModelShape shape, int batch) : ITrainer
     {
         private long _uploaded;
+        private int[]? _uploadedTargets;
+        private readonly Queue<float[]> _evaluations = new();
         private double _lossSum;
 
         public List<string> Calls { get; } = [];
@@ -45,6 +47,7 @@ public class TrainingLoopOrderTests
         {
             Calls.Add("upload");
             _uploaded = Digest(inputs);
+            _uploadedTargets = (int[])targets.Clone();
         }
 
         public void ForwardBackward(float gradScale)
@@ -63,7 +66,17 @@ public class TrainingLoopOrderTests
 
         public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay) => Calls.Add("optimizer");
 
-        public void Evaluate(int[] inputs, int[] targets, float[] losses) => Array.Fill(losses, 1f);
+        public void QueueEvaluation()
+        {
+            Calls.Add("queue");
+            _evaluations.Enqueue(LossesFor(_uploadedTargets!));
+        }
+
+        public void TakeEvaluation(float[] losses)
+        {
+            Calls.Add("take");
+            _evaluations.Dequeue().CopyTo(losses, 0);
+        }
 
         public IReadOnlyDictionary<string, double[]> ParameterValues() => new Dictionary<string, double[]>();
 
@@ -71,6 +84,9 @@ public class TrainingLoopOrderTests
         {
         }
     }
+
+    /// <summary>A stand-in loss per token that depends on the token, so scoring a batch's losses against another's targets shows.</summary>
+    private static float[] LossesFor(int[] targets) => Array.ConvertAll(targets, t => 0.5f + t % 7);
 
     private static long Digest(ReadOnlySpan<int> tokens)
     {
@@ -93,9 +109,11 @@ public class TrainingLoopOrderTests
         var shape = ModelShape.FromKnobs(1, 64, "L", tokenizer.VocabSize, 16);
         var h = Hyperparameters.Default with { Depth = 1, DeviceBatchSize = 2, TotalBatchSize = 64 }; // 2 micro-steps a step
         using var trainer = new RecordingTrainer(shape, 2);
-        var loop = new TrainingLoop(trainer, h, new StringWriter()) { AssumedFlopsPerSecond = 10_000 * shape.FlopsPerToken() };
+        var output = new StringWriter();
+        var loop = new TrainingLoop(trainer, h, output) { AssumedFlopsPerSecond = 10_000 * shape.FlopsPerToken() };
+        const int evalBatches = 5;
 
-        int exit = loop.Run(tokenizer, [train], validation, budgetSeconds: 0.1, evalTokens: 32, savePath: null, Stopwatch.StartNew(),
+        int exit = loop.Run(tokenizer, [train], validation, budgetSeconds: 0.1, evalTokens: evalBatches * 32, savePath: null, Stopwatch.StartNew(),
             TestContext.Current.CancellationToken);
 
         Assert.Equal(0, exit);
@@ -105,7 +123,9 @@ public class TrainingLoopOrderTests
         // run back to back with the next batch uploaded between them, the optimizer is queued, the next step's first batch is
         // uploaded, and only then is the loss read (the wait for the device).
         string[] step = ["sync", "begin", "micro", "upload", "micro", "optimizer", "upload", "loss"];
-        Assert.Equal(["upload", .. Enumerable.Repeat(step, steps).SelectMany(s => s)], trainer.Calls);
+        // The evaluation: two batches in flight, the next uploaded and queued before the one before is taken.
+        string[] evaluation = ["upload", "queue", .. Enumerable.Repeat<string[]>(["upload", "queue", "take"], evalBatches - 1).SelectMany(s => s), "take"];
+        Assert.Equal(["upload", .. Enumerable.Repeat(step, steps).SelectMany(s => s), .. evaluation], trainer.Calls);
 
         // The same batches, in the same order, as the loader hands them out.
         using var loader = new PackedLoader([train], tokenizer, 2, shape.SeqLen);
@@ -121,6 +141,23 @@ public class TrainingLoopOrderTests
         }
         Assert.Equal(expected, trainer.Consumed);
         Assert.Equal(2 * steps, trainer.Consumed.Count);
+
+        // Each batch's losses are scored against its own targets: val_bpb as the validation batches give it directly.
+        var bpb = new Data.Evaluation.BpbAccumulator(tokenizer.TokenBytes.ToArray());
+        using (var reader = new PackedLoader([validation], tokenizer, 2, shape.SeqLen))
+        {
+            for (int i = 0; i < evalBatches; i++)
+            {
+                var (rows, _) = reader.Next();
+                var targets = new int[2 * shape.SeqLen];
+                for (int r = 0; r < 2; r++)
+                    Array.Copy(rows, r * (shape.SeqLen + 1) + 1, targets, r * shape.SeqLen, shape.SeqLen);
+                reader.Return(rows);
+                bpb.Add(LossesFor(targets), targets);
+            }
+        }
+        Assert.Contains($"val_bpb:          {bpb.BitsPerByte.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)}", output.ToString(),
+            StringComparison.Ordinal);
         Directory.Delete(folder, recursive: true);
     }
 }

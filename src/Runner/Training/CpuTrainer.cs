@@ -19,6 +19,7 @@ public sealed class CpuTrainer : ITrainer
     private readonly List<ReferenceParameter> _parameters = [];
     private readonly Dictionary<string, double[]> _gradients = new(StringComparer.Ordinal);
     private readonly CancellationToken _cancel;
+    private readonly Queue<float[]> _evaluations = new();
     private int[]? _inputs; // the batch Upload gave (copies: the loop refills its arrays at once)
     private int[]? _targets;
     private double _lossSum;
@@ -98,12 +99,19 @@ public sealed class CpuTrainer : ITrainer
 
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay) => _optimizer.Step(lrMultiplier, muonMomentum, muonWeightDecay);
 
-    public void Evaluate(int[] inputs, int[] targets, float[] losses)
+    public void QueueEvaluation()
+    {
+        var inputs = _inputs ?? throw new InvalidOperationException("QueueEvaluation before any Upload");
+        var (_, perToken) = Abandonable(() => _model.ForwardBackward(inputs, _targets!, Batch));
+        _evaluations.Enqueue(Array.ConvertAll(perToken, v => (float)v));
+    }
+
+    public void TakeEvaluation(float[] losses)
     {
         ArgumentNullException.ThrowIfNull(losses);
-        var (_, perToken) = Abandonable(() => _model.ForwardBackward(inputs, targets, Batch));
-        for (int i = 0; i < losses.Length; i++)
-            losses[i] = (float)perToken[i];
+        if (!_evaluations.TryDequeue(out var taken))
+            throw new InvalidOperationException("no evaluation is queued");
+        taken.CopyTo(losses, 0);
     }
 
     public IReadOnlyDictionary<string, double[]> ParameterValues() => _model.Parameters;

@@ -15,6 +15,11 @@ public sealed class GpuTrainer : ITrainer
     private readonly KernelCache _kernels;
     private readonly GpuGpt _model;
     private readonly MuonAdamWGpu _optimizer;
+    // Queued evaluations: their per-token losses land in these pinned buffers in turn, each with an event after its copy.
+    private readonly PinnedHostBuffer<float>[] _evaluationLosses;
+    private readonly CudaEvent[] _evaluationDone;
+    private long _evaluationsQueued;
+    private long _evaluationsTaken;
 
     private GpuTrainer(CudaDevice gpu, CudaStream stream, Blas blas, KernelCache kernels, GpuGpt model, MuonAdamWGpu optimizer)
     {
@@ -24,6 +29,9 @@ public sealed class GpuTrainer : ITrainer
         _kernels = kernels;
         _model = model;
         _optimizer = optimizer;
+        int tokens = model.Activations.Tokens;
+        _evaluationLosses = [new(gpu, tokens), new(gpu, tokens)];
+        _evaluationDone = [new(gpu), new(gpu)];
     }
 
     /// <summary>
@@ -172,13 +180,25 @@ public sealed class GpuTrainer : ITrainer
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
         => _optimizer.Step((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
 
-    public void Evaluate(int[] inputs, int[] targets, float[] losses)
+    public void QueueEvaluation()
     {
-        _model.Upload(inputs, targets);
+        if (_evaluationsQueued - _evaluationsTaken >= _evaluationLosses.Length)
+            throw new InvalidOperationException($"{_evaluationLosses.Length} evaluations are already waiting to be taken");
+        int slot = (int)(_evaluationsQueued++ % _evaluationLosses.Length);
         _model.Forward();
         _model.Loss(0f);
-        _stream.Synchronize();
-        _model.Activations.Losses.CopyTo(losses);
+        _model.Activations.Losses.CopyToAsync(_evaluationLosses[slot], _stream);
+        _evaluationDone[slot].Record(_stream);
+    }
+
+    public void TakeEvaluation(float[] losses)
+    {
+        ArgumentNullException.ThrowIfNull(losses);
+        if (_evaluationsTaken == _evaluationsQueued)
+            throw new InvalidOperationException("no evaluation is queued");
+        int slot = (int)(_evaluationsTaken++ % _evaluationLosses.Length);
+        _evaluationDone[slot].Synchronize();
+        _evaluationLosses[slot].Span.CopyTo(losses);
     }
 
     public IReadOnlyDictionary<string, double[]> ParameterValues()
@@ -186,6 +206,10 @@ public sealed class GpuTrainer : ITrainer
 
     public void Dispose()
     {
+        foreach (var buffer in _evaluationLosses)
+            buffer.Dispose();
+        foreach (var done in _evaluationDone)
+            done.Dispose();
         _optimizer.Dispose();
         _model.Dispose();
         _kernels.Dispose();

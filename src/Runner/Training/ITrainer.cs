@@ -44,8 +44,17 @@ public interface ITrainer : IDisposable
     /// <summary>Queues one MuonAdamW step with the schedules' values (<see cref="ReadLossSum"/> and <see cref="Synchronize"/> wait for it).</summary>
     void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay);
 
-    /// <summary>Forward and loss without gradients: the per-token losses (nats) into <paramref name="losses"/>.</summary>
-    void Evaluate(int[] inputs, int[] targets, float[] losses);
+    /// <summary>
+    /// Queues the evaluation (forward and loss, no gradients) of the batch last uploaded and the copy of its per-token losses;
+    /// returns at once. At most <see cref="EvaluationsInFlight"/> may wait to be taken.
+    /// </summary>
+    void QueueEvaluation();
+
+    /// <summary>Waits for the oldest queued evaluation and copies its per-token losses (nats) into <paramref name="losses"/>.</summary>
+    void TakeEvaluation(float[] losses);
+
+    /// <summary>How many queued evaluations may wait to be taken.</summary>
+    int EvaluationsInFlight => 2;
 
     /// <summary>The parameters by reference name (fp64, from the fp32 master weights on the GPU), for checkpoints.</summary>
     IReadOnlyDictionary<string, double[]> ParameterValues();

@@ -103,21 +103,29 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         }
         output.WriteLine();
 
-        // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes.
+        // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes. Pipelined: the
+        // device evaluates one batch while the host reads and uploads the next and scores the one before.
         var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
         var losses = new float[tokensPerMicroBatch];
         using (var validation = new PackedLoader([validationShard], tokenizer, b, t, tokenCache: tokenCache))
         {
             long batches = Math.Max(1, evalTokens / tokensPerMicroBatch);
+            var queuedTargets = new Queue<int[]>();
             for (long i = 0; i < batches; i++)
             {
                 cancel.ThrowIfCancellationRequested();
                 var (rows, _) = validation.Next();
-                Split(rows, b, t, inputs, targets);
+                var batchTargets = new int[tokensPerMicroBatch];
+                Split(rows, b, t, inputs, batchTargets);
                 validation.Return(rows);
-                trainer.Evaluate(inputs, targets, losses);
-                bpb.Add(losses, targets);
+                trainer.Upload(inputs, batchTargets);
+                trainer.QueueEvaluation();
+                queuedTargets.Enqueue(batchTargets);
+                if (queuedTargets.Count == trainer.EvaluationsInFlight)
+                    Score(trainer, losses, queuedTargets.Dequeue(), bpb);
             }
+            while (queuedTargets.Count > 0)
+                Score(trainer, losses, queuedTargets.Dequeue(), bpb);
         }
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
@@ -129,6 +137,13 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         if (savePath is not null)
             ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues(), Knobs.Values(h), tokenizerHash);
         return 0;
+    }
+
+    /// <summary>Takes the oldest queued evaluation and adds its losses over <paramref name="batchTargets"/> to <paramref name="bpb"/>.</summary>
+    private static void Score(ITrainer trainer, float[] losses, int[] batchTargets, BpbAccumulator bpb)
+    {
+        trainer.TakeEvaluation(losses);
+        bpb.Add(losses, batchTargets);
     }
 
     /// <summary>Reads the next micro-batch, splits it into <paramref name="inputs"/> and <paramref name="targets"/> and uploads it; its scored targets and epoch.</summary>

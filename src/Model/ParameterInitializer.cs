@@ -13,26 +13,47 @@ public static class ParameterInitializer
         ArgumentNullException.ThrowIfNull(shape);
         var r = new Random(seed);
         double s = Math.Sqrt(3) / Math.Sqrt(shape.ModelDim);
-        double Normal(double std) => std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
         var result = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        // One draw sequence over the tensors in order; each tensor's kind is settled once, not per element (the baseline's
+        // 50 M values are on the start-up's path).
         foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
             var values = new double[(long)rows * cols];
-            bool zero = name.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) || name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)
-                || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
-            for (long i = 0; i < values.Length; i++)
+            switch (KindOf(name))
             {
-                values[i] = name switch
-                {
-                    "transformer.wte.weight" => Normal(1),
-                    "lm_head.weight" => Normal(0.001),
-                    "resid_lambdas" => 1,
-                    "x0_lambdas" => 0.1,
-                    _ => zero ? 0 : (r.NextDouble() * 2 - 1) * s,
-                };
+                case Kind.Normal:
+                    double std = name == "lm_head.weight" ? 0.001 : 1;
+                    for (long i = 0; i < values.Length; i++)
+                        values[i] = std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
+                    break;
+                case Kind.Uniform:
+                    for (long i = 0; i < values.Length; i++)
+                        values[i] = (r.NextDouble() * 2 - 1) * s;
+                    break;
+                case Kind.Constant:
+                    Array.Fill(values, name == "resid_lambdas" ? 1.0 : name == "x0_lambdas" ? 0.1 : 0.0);
+                    break;
             }
             result[name] = values;
         }
         return result;
+    }
+
+    private enum Kind
+    {
+        Normal,
+        Uniform,
+        Constant,
+    }
+
+    /// <summary>wte and lm_head normal; the projections, the value gates and the lambdas constant (no draws); the rest uniform.</summary>
+    private static Kind KindOf(string name)
+    {
+        if (name is "transformer.wte.weight" or "lm_head.weight")
+            return Kind.Normal;
+        if (name is "resid_lambdas" or "x0_lambdas" || name.EndsWith("attn.c_proj.weight", StringComparison.Ordinal)
+            || name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal) || name.EndsWith("ve_gate.weight", StringComparison.Ordinal))
+            return Kind.Constant;
+        return Kind.Uniform;
     }
 }

@@ -95,10 +95,25 @@ public sealed class GpuParameters : IDisposable
     /// SPEC §5's initialisation from <paramref name="seed"/> (<see cref="ParameterInitializer"/>, the same values as the CPU
     /// reference's), uploaded to the masters; call <see cref="RefreshBf16"/> after.
     /// </summary>
-    public void InitialiseLikeSpec(int seed)
+    public void InitialiseLikeSpec(int seed) => Initialise(InitialValues(Shape, seed));
+
+    /// <summary>
+    /// SPEC §5's initial values as the masters take them (fp32), drawn on the host: what <see cref="InitialiseLikeSpec"/> uploads,
+    /// for a caller that draws them on another thread while the device is set up.
+    /// </summary>
+    public static Dictionary<string, float[]> InitialValues(ModelShape shape, int seed)
+        => ParameterInitializer.LikeSpec(shape, seed).ToDictionary(kv => kv.Key, kv => Array.ConvertAll(kv.Value, v => (float)v), StringComparer.Ordinal);
+
+    /// <summary>Uploads <paramref name="values"/> (every tensor, by reference name) to the masters; call <see cref="RefreshBf16"/> after.</summary>
+    public void Initialise(IReadOnlyDictionary<string, float[]> values)
     {
-        foreach (var (name, values) in ParameterInitializer.LikeSpec(Shape, seed))
-            Upload(name, values.Select(v => (float)v).ToArray());
+        ArgumentNullException.ThrowIfNull(values);
+        foreach (var entry in Entries)
+        {
+            if (!values.TryGetValue(entry.Name, out var tensor))
+                throw new ArgumentException($"no initial values for {entry.Name}", nameof(values));
+            Upload(entry.Name, tensor);
+        }
     }
 
     /// <summary>bf16 copies ← fp32 masters, for every tensor (after an optimizer step or an upload).</summary>

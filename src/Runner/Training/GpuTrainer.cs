@@ -53,6 +53,8 @@ public sealed class GpuTrainer : ITrainer
         if (count == 0)
             throw new InvalidOperationException(NoDeviceMessage);
 
+        // The initial weights are drawn on the host (about a second at the baseline) while the device is set up.
+        var initialValues = Task.Run(() => GpuParameters.InitialValues(shape, seed));
         var owned = new List<IDisposable>();
         try
         {
@@ -65,7 +67,7 @@ public sealed class GpuTrainer : ITrainer
             var stream = Own(owned, new CudaStream(gpu));
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
-            model.Parameters.InitialiseLikeSpec(seed);
+            model.Parameters.Initialise(initialValues.GetAwaiter().GetResult());
             model.Parameters.RefreshBf16(model.Elementwise, stream);
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
             return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer);

@@ -46,7 +46,8 @@ public sealed class CpuGpt
     /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
     /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient and the bf16 copies of the
     /// residual gradient, dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
-    /// for the MLP as the GPU's fused GEMMs round with <see cref="FollowFusedMlp"/>). Everything between those
+    /// for the MLP as the GPU's fused GEMMs round with <see cref="FollowFusedMlp"/>), and the attention rounds P and dS as the
+    /// flash kernels do (<see cref="CpuOps.AttentionLikeFlash"/>). Everything between those
     /// points stays fp64. Off (the default), the model is fp64 throughout: the function itself, as finite differences see it.
     /// On, it is the reference a bf16 GPU model is held to when errors would otherwise compound over many layers
     /// (<see cref="ModelParity"/>): the two then differ only by the kernels' own arithmetic, not by where they round.
@@ -171,7 +172,9 @@ public sealed class CpuGpt
             gb = RoundedCopy(g);
             CpuOps.LinearBackwardWeight(gb, a.Os[i], n, c, c, gr[W(i, "attn.c_proj")]);
             var dout = R(CpuOps.LinearBackwardInput(gb, p[W(i, "attn.c_proj")], n, c, c));
-            var (dq, dk, dv) = CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
+            var (dq, dk, dv) = RoundActivationsToBf16
+                ? CpuOps.AttentionBackwardLikeFlash(a.Qs[i], a.Ks[i], a.Vs[i], a.Os[i], a.Lses[i], dout, batch, t, h, kvh, d, s.Windows[i])
+                : CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
             // dq reaches the rotary backward in fp32 (the flash backward's accumulator), dk and dv in bf16.
             dq = R(CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d));
             dk = R(CpuOps.RotaryQkNormBackward(a.KPre[i], R(dk), _cosSin, n * kvh, kvh, t, d));
@@ -240,7 +243,7 @@ public sealed class CpuGpt
 
     /// <summary>What the forward keeps for the backward, in the order the forward makes it; per-layer arrays indexed by layer.</summary>
     private sealed record ForwardState(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
-        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[][] Rstd2s,
+        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Lses, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[][] Rstd2s,
         double[] Hf, double[] Logits);
 
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
@@ -270,6 +273,7 @@ public sealed class CpuGpt
         var us = new double[depth][];
         var ss = new double[depth][];
         var rstd2s = new double[depth][];
+        var lses = new double[depth][];
         xs[0] = x0;
         for (int i = 0; i < depth; i++)
         {
@@ -285,7 +289,17 @@ public sealed class CpuGpt
                 vs[i] = R(CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, kvh, d, c).V);
             qs[i] = R(CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d).Y);
             ks[i] = R(CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d).Y);
-            os[i] = R(CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O);
+            if (RoundActivationsToBf16)
+            {
+                // The flash forward's own roundings (P in bf16 tile by tile); its lse feeds the backward, as on the GPU.
+                var (o, lse) = CpuOps.AttentionLikeFlash(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]);
+                os[i] = R(o);
+                lses[i] = lse;
+            }
+            else
+            {
+                os[i] = CpuOps.Attention(qs[i], ks[i], vs[i], batch, t, h, kvh, d, s.Windows[i]).O;
+            }
             var proj = CpuOps.Linear(os[i], p[W(i, "attn.c_proj")], n, c, c);
             xmids[i] = R(m.Select((value, e) => value + proj[e]).ToArray()); // the residual added in the GEMM, rounded once
             if (FusedRounding)
@@ -314,7 +328,7 @@ public sealed class CpuGpt
         }
         var hf = R(CpuOps.RmsNorm(xs[depth], n, c).Y);
         var logits = R(CpuOps.Linear(hf, p["lm_head.weight"], n, c, v));
-        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, xmids, h2s, us, ss, rstd2s, hf, logits);
+        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, lses, xmids, h2s, us, ss, rstd2s, hf, logits);
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using AutoResearch.Native;
+
 namespace AutoResearch.Model.Cpu;
 
 /// <summary>
@@ -375,6 +377,127 @@ public static class CpuOps
                             dv[key + d] += p[s] * dout[row + d];
                             dq[row + d] += ds * k[key + d];
                             dk[key + d] += ds * q[row + d];
+                        }
+                    }
+                }
+            }
+        });
+        return (dq, dk, dv);
+    }
+
+    /// <summary>Keys per tile of the flash kernels: a query row's keys are visited in tiles aligned to multiples of this.</summary>
+    public const int FlashKeyTile = 128;
+
+    /// <summary>
+    /// <see cref="Attention"/> with the roundings of the flash forward (kernels/flash_forward.cu): keys in tiles of
+    /// <see cref="FlashKeyTile"/> aligned to multiples of it, an online softmax in base 2 whose running maximum moves tile by
+    /// tile, each tile's P = 2^(score·scale·log2 e − m) rounded to bf16 for P·V while the row sum takes it unrounded, and the
+    /// output o = acc / l. Exact arithmetic between those points (the kernel's is fp32); o itself is left for the caller to
+    /// round.
+    /// </summary>
+    /// <param name="round">false: the same tiles and formulas without the roundings, which is <see cref="Attention"/> (how the tests
+    /// check the emulation itself).</param>
+    public static (double[] O, double[] Lse) AttentionLikeFlash(double[] q, double[] k, double[] v, int batch, int seqLen, int heads, int kvHeads, int headDim,
+        int window, bool round = true)
+    {
+        CheckAttention(q, k, v, batch, seqLen, heads, kvHeads, headDim);
+        var o = new double[q.Length];
+        var lse = new double[batch * heads * seqLen];
+        int group = heads / kvHeads;
+        double scale2 = Math.Log2(Math.E) / Math.Sqrt(headDim);
+        Parallel.For(0, batch * heads, bh =>
+        {
+            int b = bh / heads, h = bh % heads, kvh = h / group;
+            var acc = new double[headDim];
+            var scores = new double[FlashKeyTile];
+            for (int t = 0; t < seqLen; t++)
+            {
+                int first = Math.Max(0, t - window), row = Index(b, t, h, seqLen, heads, headDim);
+                Array.Clear(acc);
+                double m = double.NegativeInfinity, l = 0;
+                for (int k0 = first / FlashKeyTile * FlashKeyTile; k0 <= t; k0 += FlashKeyTile)
+                {
+                    int lo = Math.Max(k0, first), hi = Math.Min(k0 + FlashKeyTile - 1, t);
+                    double tileMax = double.NegativeInfinity;
+                    for (int s = lo; s <= hi; s++)
+                    {
+                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                        double dot = 0;
+                        for (int d = 0; d < headDim; d++)
+                            dot += q[row + d] * k[key + d];
+                        scores[s - k0] = dot;
+                        tileMax = Math.Max(tileMax, dot);
+                    }
+                    double mNew = Math.Max(m, tileMax * scale2), correction = Math.Pow(2, m - mNew);
+                    l *= correction;
+                    for (int d = 0; d < headDim; d++)
+                        acc[d] *= correction;
+                    m = mNew;
+                    for (int s = lo; s <= hi; s++)
+                    {
+                        double pExact = Math.Pow(2, scores[s - k0] * scale2 - m);
+                        double pRounded = round ? Bf16.Round((float)pExact) : pExact; // the A operand of P·V
+                        l += pExact;
+                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                        for (int d = 0; d < headDim; d++)
+                            acc[d] += pRounded * v[key + d];
+                    }
+                }
+                for (int d = 0; d < headDim; d++)
+                    o[row + d] = acc[d] / l;
+                lse[(b * heads + h) * seqLen + t] = (m + Math.Log2(l)) * Math.Log(2);
+            }
+        });
+        return (o, lse);
+    }
+
+    /// <summary>
+    /// <see cref="AttentionBackward"/> with the roundings of the flash backward (kernels/flash_backward.cu): P = exp(score·scale −
+    /// lse) from the forward's <paramref name="lse"/>, D_t = Σ_d o·dO from the forward's (bf16) <paramref name="o"/>, P rounded to
+    /// bf16 for dV = Pᵀ·dO and dS = P ∘ (dO·Vᵀ − D) rounded to bf16 for dQ = dS·K·scale and dK = dSᵀ·Q·scale. dq, dk and dv are
+    /// left for the caller to round.
+    /// </summary>
+    /// <param name="round">false: the same formulas without the roundings, which is <see cref="AttentionBackward"/> when o and lse
+    /// are the exact forward's.</param>
+    public static (double[] Dq, double[] Dk, double[] Dv) AttentionBackwardLikeFlash(double[] q, double[] k, double[] v, double[] o, double[] lse, double[] dout,
+        int batch, int seqLen, int heads, int kvHeads, int headDim, int window, bool round = true)
+    {
+        CheckAttention(q, k, v, batch, seqLen, heads, kvHeads, headDim);
+        CheckLength(nameof(dout), dout.Length, q.Length);
+        CheckLength(nameof(o), o.Length, q.Length);
+        CheckLength(nameof(lse), lse.Length, (long)batch * heads * seqLen);
+        var dq = new double[q.Length];
+        var dk = new double[k.Length];
+        var dv = new double[v.Length];
+        double scale = 1 / Math.Sqrt(headDim);
+        int group = heads / kvHeads;
+        Parallel.For(0, batch * kvHeads, bkv =>
+        {
+            int b = bkv / kvHeads, kvh = bkv % kvHeads;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+            {
+                for (int t = 0; t < seqLen; t++)
+                {
+                    int first = Math.Max(0, t - window), row = Index(b, t, h, seqLen, heads, headDim);
+                    double rowLse = lse[(b * heads + h) * seqLen + t], dRow = 0;
+                    for (int d = 0; d < headDim; d++)
+                        dRow += o[row + d] * dout[row + d];
+                    for (int s = first; s <= t; s++)
+                    {
+                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
+                        double score = 0, dp = 0;
+                        for (int d = 0; d < headDim; d++)
+                        {
+                            score += q[row + d] * k[key + d];
+                            dp += dout[row + d] * v[key + d];
+                        }
+                        double p = Math.Exp(score * scale - rowLse);
+                        double pRounded = round ? Bf16.Round((float)p) : p, ds = round ? Bf16.Round((float)(p * (dp - dRow))) : p * (dp - dRow);
+                        for (int d = 0; d < headDim; d++)
+                        {
+                            dv[key + d] += pRounded * dout[row + d];
+                            dq[row + d] += ds * k[key + d] * scale;
+                            dk[key + d] += ds * q[row + d] * scale;
                         }
                     }
                 }

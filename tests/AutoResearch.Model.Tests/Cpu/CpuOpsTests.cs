@@ -10,6 +10,9 @@ public class CpuOpsTests
 
     private static double[] Random(Random r, int count, double scale = 1) => Enumerable.Range(0, count).Select(_ => (r.NextDouble() * 2 - 1) * scale).ToArray();
 
+    private static double RelativeL2(double[] actual, double[] expected)
+        => Math.Sqrt(actual.Select((a, i) => (a - expected[i]) * (a - expected[i])).Sum() / expected.Sum(e => e * e));
+
     private static double Dot(double[] a, double[] b) => a.Select((v, i) => v * b[i]).Sum();
 
     /// <summary>Checks d(Σ w·f(x))/dx[i] against the analytic gradient at a sample of indices.</summary>
@@ -246,6 +249,42 @@ public class CpuOpsTests
         CheckGradient("attention dq", q, p => Dot(w, CpuOps.Attention(p, k, v, batch, seqLen, heads, kvHeads, headDim, window).O), dq, seed);
         CheckGradient("attention dk", k, p => Dot(w, CpuOps.Attention(q, p, v, batch, seqLen, heads, kvHeads, headDim, window).O), dk, seed);
         CheckGradient("attention dv", v, p => Dot(w, CpuOps.Attention(q, k, p, batch, seqLen, heads, kvHeads, headDim, window).O), dv, seed);
+    }
+
+    /// <summary>
+    /// The flash kernels' emulation: without its roundings it is the exact attention (so the tiles of 128 keys, the running
+    /// maximum in base 2 and D = Σ o·dO are the same function); with them, P and dS on the bf16 grid move the results by
+    /// bf16-sized amounts and leave lse (which takes P unrounded) as it was. T 300 with window 200 spans three tiles, so the
+    /// running maximum moves within a row.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 2, 64, 200)]
+    [InlineData(4, 2, 64, 300)]
+    public void Flash_emulation_is_the_attention_without_its_roundings_and_bf16_close_with_them(int heads, int kvHeads, int headDim, int window)
+    {
+        const int batch = 1, seqLen = 300;
+        var r = new Random(131 + heads + window);
+        var q = Random(r, batch * seqLen * heads * headDim, 1.5);
+        var k = Random(r, batch * seqLen * kvHeads * headDim, 1.5);
+        var v = Random(r, batch * seqLen * kvHeads * headDim);
+        var dout = Random(r, batch * seqLen * heads * headDim);
+        var (o, lse) = CpuOps.Attention(q, k, v, batch, seqLen, heads, kvHeads, headDim, window);
+        var (dq, dk, dv) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
+
+        var (oTiled, lseTiled) = CpuOps.AttentionLikeFlash(q, k, v, batch, seqLen, heads, kvHeads, headDim, window, round: false);
+        Assert.True(RelativeL2(oTiled, o) < 1e-12, "tiled forward");
+        Assert.True(RelativeL2(lseTiled, lse) < 1e-12, "tiled lse");
+        var (dqTiled, dkTiled, dvTiled) = CpuOps.AttentionBackwardLikeFlash(q, k, v, o, lse, dout, batch, seqLen, heads, kvHeads, headDim, window, round: false);
+        Assert.True(RelativeL2(dqTiled, dq) < 1e-10, "dq from D = Σ o·dO");
+        Assert.True(RelativeL2(dkTiled, dk) < 1e-10, "dk");
+        Assert.True(RelativeL2(dvTiled, dv) < 1e-10, "dv");
+
+        var (oRounded, lseRounded) = CpuOps.AttentionLikeFlash(q, k, v, batch, seqLen, heads, kvHeads, headDim, window);
+        Assert.True(RelativeL2(lseRounded, lse) < 1e-12, "lse sums P unrounded");
+        Assert.InRange(RelativeL2(oRounded, o), 1e-5, 4e-3);
+        var (dqRounded, dkRounded, dvRounded) = CpuOps.AttentionBackwardLikeFlash(q, k, v, o, lse, dout, batch, seqLen, heads, kvHeads, headDim, window);
+        foreach (var (name, rounded, exact) in new[] { ("dq", dqRounded, dq), ("dk", dkRounded, dk), ("dv", dvRounded, dv) })
+            Assert.InRange(RelativeL2(rounded, exact), 1e-5, 2e-2);
     }
 
     [Fact]

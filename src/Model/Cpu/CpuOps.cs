@@ -323,12 +323,9 @@ public static class CpuOps
                 int first = Math.Max(0, t - window);
                 lse[(b * heads + h) * seqLen + t] = SoftmaxRow(q, k, b, t, h, kvh, first, seqLen, heads, kvHeads, headDim, p);
                 int row = Index(b, t, h, seqLen, heads, headDim);
+                var orow = o.AsSpan(row, headDim);
                 for (int s = first; s <= t; s++)
-                {
-                    int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-                    for (int d = 0; d < headDim; d++)
-                        o[row + d] += p[s] * v[key + d];
-                }
+                    VectorMath.Axpy(p[s], v.AsSpan(Index(b, s, kvh, seqLen, kvHeads, headDim), headDim), orow);
             }
         });
         return (o, lse);
@@ -359,25 +356,22 @@ public static class CpuOps
                     SoftmaxRow(q, k, b, t, h, kvh, first, seqLen, heads, kvHeads, headDim, p);
                     int row = Index(b, t, h, seqLen, heads, headDim);
                     double pdp = 0;
+                    var doRow = dout.AsSpan(row, headDim);
                     for (int s = first; s <= t; s++)
                     {
-                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-                        double dot = 0;
-                        for (int d = 0; d < headDim; d++)
-                            dot += dout[row + d] * v[key + d];
+                        double dot = VectorMath.Dot(doRow, v.AsSpan(Index(b, s, kvh, seqLen, kvHeads, headDim), headDim));
                         dp[s] = dot;
                         pdp += p[s] * dot;
                     }
+                    var qRow = q.AsSpan(row, headDim);
+                    var dqRow = dq.AsSpan(row, headDim);
                     for (int s = first; s <= t; s++)
                     {
                         int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
                         double ds = p[s] * (dp[s] - pdp) * scale;
-                        for (int d = 0; d < headDim; d++)
-                        {
-                            dv[key + d] += p[s] * dout[row + d];
-                            dq[row + d] += ds * k[key + d];
-                            dk[key + d] += ds * q[row + d];
-                        }
+                        VectorMath.Axpy(p[s], doRow, dv.AsSpan(key, headDim));
+                        VectorMath.Axpy(ds, k.AsSpan(key, headDim), dqRow);
+                        VectorMath.Axpy(ds, qRow, dk.AsSpan(key, headDim));
                     }
                 }
             }
@@ -421,10 +415,7 @@ public static class CpuOps
                     double tileMax = double.NegativeInfinity;
                     for (int s = lo; s <= hi; s++)
                     {
-                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-                        double dot = 0;
-                        for (int d = 0; d < headDim; d++)
-                            dot += q[row + d] * k[key + d];
+                        double dot = VectorMath.Dot(q.AsSpan(row, headDim), k.AsSpan(Index(b, s, kvh, seqLen, kvHeads, headDim), headDim));
                         scores[s - k0] = dot;
                         tileMax = Math.Max(tileMax, dot);
                     }
@@ -438,9 +429,7 @@ public static class CpuOps
                         double pExact = Math.Pow(2, scores[s - k0] * scale2 - m);
                         double pRounded = round ? Bf16.Round((float)pExact) : pExact; // the A operand of P·V
                         l += pExact;
-                        int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-                        for (int d = 0; d < headDim; d++)
-                            acc[d] += pRounded * v[key + d];
+                        VectorMath.Axpy(pRounded, v.AsSpan(Index(b, s, kvh, seqLen, kvHeads, headDim), headDim), acc);
                     }
                 }
                 for (int d = 0; d < headDim; d++)
@@ -479,26 +468,19 @@ public static class CpuOps
                 for (int t = 0; t < seqLen; t++)
                 {
                     int first = Math.Max(0, t - window), row = Index(b, t, h, seqLen, heads, headDim);
-                    double rowLse = lse[(b * heads + h) * seqLen + t], dRow = 0;
-                    for (int d = 0; d < headDim; d++)
-                        dRow += o[row + d] * dout[row + d];
+                    var qRow = q.AsSpan(row, headDim);
+                    var doRow = dout.AsSpan(row, headDim);
+                    var dqRow = dq.AsSpan(row, headDim);
+                    double rowLse = lse[(b * heads + h) * seqLen + t], dRow = VectorMath.Dot(o.AsSpan(row, headDim), doRow);
                     for (int s = first; s <= t; s++)
                     {
                         int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-                        double score = 0, dp = 0;
-                        for (int d = 0; d < headDim; d++)
-                        {
-                            score += q[row + d] * k[key + d];
-                            dp += dout[row + d] * v[key + d];
-                        }
+                        double score = VectorMath.Dot(qRow, k.AsSpan(key, headDim)), dp = VectorMath.Dot(doRow, v.AsSpan(key, headDim));
                         double p = Math.Exp(score * scale - rowLse);
                         double pRounded = round ? Bf16.Round((float)p) : p, ds = round ? Bf16.Round((float)(p * (dp - dRow))) : p * (dp - dRow);
-                        for (int d = 0; d < headDim; d++)
-                        {
-                            dv[key + d] += pRounded * dout[row + d];
-                            dq[row + d] += ds * k[key + d] * scale;
-                            dk[key + d] += ds * q[row + d] * scale;
-                        }
+                        VectorMath.Axpy(pRounded, doRow, dv.AsSpan(key, headDim));
+                        VectorMath.Axpy(ds * scale, k.AsSpan(key, headDim), dqRow);
+                        VectorMath.Axpy(ds * scale, qRow, dk.AsSpan(key, headDim));
                     }
                 }
             }
@@ -513,13 +495,10 @@ public static class CpuOps
     {
         double scale = 1 / Math.Sqrt(headDim), max = double.NegativeInfinity;
         int row = Index(b, t, h, seqLen, heads, headDim);
+        var qRow = q.AsSpan(row, headDim);
         for (int s = first; s <= t; s++)
         {
-            int key = Index(b, s, kvh, seqLen, kvHeads, headDim);
-            double dot = 0;
-            for (int d = 0; d < headDim; d++)
-                dot += q[row + d] * k[key + d];
-            p[s] = dot * scale;
+            p[s] = VectorMath.Dot(qRow, k.AsSpan(Index(b, s, kvh, seqLen, kvHeads, headDim), headDim)) * scale;
             max = Math.Max(max, p[s]);
         }
         double sum = 0;
@@ -553,14 +532,18 @@ public static class CpuOps
     public static double[] Linear(double[] x, double[] w, int n, int inFeatures, int outFeatures)
     {
         var y = new double[(long)n * outFeatures];
-        Parallel.For(0, n, i =>
+        // Four rows at a time, so each row of w is read once for the four.
+        Parallel.For(0, (n + 3) / 4, block =>
         {
+            int i0 = 4 * block, rows = Math.Min(4, n - i0);
+            Span<double> dots = stackalloc double[4];
+            ReadOnlySpan<double> Row(int r) => x.AsSpan((int)((long)(i0 + Math.Min(r, rows - 1)) * inFeatures), inFeatures);
+            ReadOnlySpan<double> x0 = Row(0), x1 = Row(1), x2 = Row(2), x3 = Row(3);
             for (int o = 0; o < outFeatures; o++)
             {
-                double sum = 0;
-                for (int j = 0; j < inFeatures; j++)
-                    sum += x[(long)i * inFeatures + j] * w[(long)o * inFeatures + j];
-                y[(long)i * outFeatures + o] = sum;
+                VectorMath.Dot4(w.AsSpan(o * inFeatures, inFeatures), x0, x1, x2, x3, dots);
+                for (int r = 0; r < rows; r++)
+                    y[(long)(i0 + r) * outFeatures + o] = dots[r];
             }
         });
         return y;
@@ -570,15 +553,18 @@ public static class CpuOps
     public static double[] LinearBackwardInput(double[] dy, double[] w, int n, int inFeatures, int outFeatures)
     {
         var dx = new double[(long)n * inFeatures];
-        Parallel.For(0, n, i =>
+        // Four rows of dx at a time, so each row of w is read once for the four.
+        Parallel.For(0, (n + 3) / 4, block =>
         {
+            int i0 = 4 * block, rows = Math.Min(4, n - i0);
+            var scratch = rows < 4 ? new double[inFeatures] : null; // where the missing rows of a last, short block go
+            Span<double> Row(int r) => r < rows ? dx.AsSpan((int)((long)(i0 + r) * inFeatures), inFeatures) : scratch;
+            double G(int r, int o) => r < rows ? dy[(long)(i0 + r) * outFeatures + o] : 0;
             for (int o = 0; o < outFeatures; o++)
             {
-                double g = dy[(long)i * outFeatures + o];
-                if (g == 0)
-                    continue;
-                for (int j = 0; j < inFeatures; j++)
-                    dx[(long)i * inFeatures + j] += g * w[(long)o * inFeatures + j];
+                double g0 = G(0, o), g1 = G(1, o), g2 = G(2, o), g3 = G(3, o);
+                if (g0 != 0 || g1 != 0 || g2 != 0 || g3 != 0)
+                    VectorMath.Axpy4(g0, g1, g2, g3, w.AsSpan(o * inFeatures, inFeatures), Row(0), Row(1), Row(2), Row(3));
             }
         });
         return dx;
@@ -587,15 +573,18 @@ public static class CpuOps
     /// <summary>dW += dyᵀ·x.</summary>
     public static void LinearBackwardWeight(double[] dy, double[] x, int n, int inFeatures, int outFeatures, double[] dw)
     {
-        Parallel.For(0, outFeatures, o =>
+        // Four rows of dw at a time, so each row of x is read once for the four.
+        Parallel.For(0, (outFeatures + 3) / 4, block =>
         {
+            int o0 = 4 * block, rows = Math.Min(4, outFeatures - o0);
+            var scratch = rows < 4 ? new double[inFeatures] : null;
+            Span<double> Row(int r) => r < rows ? dw.AsSpan((o0 + r) * inFeatures, inFeatures) : scratch;
             for (int i = 0; i < n; i++)
             {
-                double g = dy[(long)i * outFeatures + o];
-                if (g == 0)
-                    continue;
-                for (int j = 0; j < inFeatures; j++)
-                    dw[(long)o * inFeatures + j] += g * x[(long)i * inFeatures + j];
+                long at = (long)i * outFeatures + o0;
+                double g0 = dy[at], g1 = rows > 1 ? dy[at + 1] : 0, g2 = rows > 2 ? dy[at + 2] : 0, g3 = rows > 3 ? dy[at + 3] : 0;
+                if (g0 != 0 || g1 != 0 || g2 != 0 || g3 != 0)
+                    VectorMath.Axpy4(g0, g1, g2, g3, x.AsSpan((int)((long)i * inFeatures), inFeatures), Row(0), Row(1), Row(2), Row(3));
             }
         });
     }

@@ -140,6 +140,32 @@ public static class ProfileCommand
                 breakdown = model.Profiler.Collect();
         }
         double median = EventTiming.Median(stepMs), optMedian = EventTiming.Median(optMs);
+
+        // Whole steps as `train` runs them (TrainingLoop): the device synchronised, the clock started, the micro-steps with
+        // the next batch uploaded between them, the optimizer queued, the next step's first batch uploaded, the loss read
+        // (the wait for the device); host time. Against the parts timed above, this is what the host adds.
+        model.Profiler.Enabled = false;
+        int accumulation = Math.Max(1, h.TotalBatchSize / n);
+        var wholeMs = new List<double>();
+        for (int s = -2; s < steps; s++)
+        {
+            stream.Synchronize();
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            model.Parameters.ZeroGradients(stream);
+            model.ResetLossSum();
+            for (int micro = 0; micro < accumulation; micro++)
+            {
+                model.ForwardBackward(1f / (n * accumulation));
+                if (micro + 1 < accumulation)
+                    model.Upload(inputs, targets);
+            }
+            optimizer.Step(1f, 0.95f, 0.1f);
+            model.Upload(inputs, targets);
+            _ = model.ReadLossSum();
+            if (s >= 0)
+                wholeMs.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        double wholeMedian = EventTiming.Median(wholeMs), parts = accumulation * median + optMedian;
         if (blas.TuneLog.Count > 0)
         {
             Console.WriteLine();
@@ -162,6 +188,8 @@ public static class ProfileCommand
         Console.WriteLine($"micro-step (forward + loss + backward): median {median:F1} ms over {steps} steps (profiled step {profiled:F1} ms); "
             + $"{n / (median * 1e-3) / 1e6:F2} M tokens/s; MFU {flopsPerToken * n / (median * 1e-3) / 989.5e12:P1}");
         Console.WriteLine($"optimizer step: median {optMedian:F2} ms");
+        Console.WriteLine($"whole step as train runs it ({accumulation} micro-steps and the optimizer, host clock): median {wholeMedian:F1} ms over {steps}; "
+            + $"the parts ({accumulation} × micro-step + optimizer step) {parts:F1} ms: the host adds {wholeMedian / parts - 1:P1}");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
         return 0;
     }

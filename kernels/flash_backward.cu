@@ -25,7 +25,7 @@
 //   mbarriers, no CTA-wide barrier in the loop: kv_full; qdo_full[2] (the TMA's bytes and the producer lanes' copies) and
 //   qdo_empty[2] (each math warp, once its products of the block are done); dq_full[2] (each math warp, once its part of
 //   the staging tile is written) and dq_empty[2] (the writer, once the reduction has read it).
-//   Dynamic shared memory flash_backward_shared_bytes (BACKWARD_SMEM, read by the launcher; sw128 tiles): K and V (128 × D
+//   Dynamic shared memory flash_backward_shared_bytes (backward_layout, read by the launcher; sw128 tiles): K and V (128 × D
 //   bf16 each); two stages of Q and dO (64 × D each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead;
 //   two dSᵀ buffers (128 keys × 64 queries bf16) and two dQ staging stages (64 × 128 fp32 each), so a warpgroup can start
 //   block i while the other still reads block i − 1's.
@@ -33,7 +33,7 @@
 // dq, dk and dv may be rows of a wider matrix: grad_stride (finish, dq) and kv_grad_stride (dk, dv) elements from one token's
 // row to the next (H·D and KV·D when dense), e.g. one [B·T, H·D + 2·KV·D] matrix holding dq | dk | dv, so the q, k, v
 // projections' backward is one GEMM.
-#include "tma.cuh"
+#include "pipeline.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
     float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
@@ -95,20 +95,23 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 // 64 × 64 partial tile (its 64 keys' share), and the writer reduces both.
 #define BWD_DQ_PARTS (128 / HEAD)
 #define BWD_DQ_STAGE (BWD_DQ_PARTS * BWD_QUERIES * HEAD * 4)
-// Shared layout (bytes from the 1024-aligned base): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging stages;
-// two stages of lse and D (64 each); the mbarriers.
-#define BWD_K 0
-#define BWD_V (BWD_K + BWD_KEYS * HEAD * 2)
-#define BWD_Q (BWD_V + BWD_KEYS * HEAD * 2)
-#define BWD_DO (BWD_Q + 2 * BWD_QUERIES * HEAD * 2)
-#define BWD_DST (BWD_DO + 2 * BWD_QUERIES * HEAD * 2)
-#define BWD_DQ (BWD_DST + 2 * BWD_KEYS * BWD_QUERIES * 2)
-#define BWD_LSE (BWD_DQ + 2 * BWD_DQ_STAGE)
-#define BWD_BARRIERS (BWD_LSE + 2 * 2 * BWD_QUERIES * 4)
-#define BACKWARD_SMEM (BWD_BARRIERS + 9 * 8 + 1024)
+// Shared layout (pipeline.cuh): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging stages; two stages of lse
+// and D (64 each); the mbarriers kv_full, qdo_full[2], qdo_empty[2], dq_full[2], dq_empty[2].
+namespace backward_layout
+{
+constexpr SharedRegion k() { return first_region(BWD_KEYS * HEAD * 2); }
+constexpr SharedRegion v() { return place_after(k(), BWD_KEYS * HEAD * 2); }
+constexpr SharedRegion q() { return place_after(v(), 2 * BWD_QUERIES * HEAD * 2); }
+constexpr SharedRegion d_out() { return place_after(q(), 2 * BWD_QUERIES * HEAD * 2); }
+constexpr SharedRegion ds_t() { return place_after(d_out(), 2 * BWD_KEYS * BWD_QUERIES * 2); }
+constexpr SharedRegion dq() { return place_after(ds_t(), 2 * BWD_DQ_STAGE); }
+constexpr SharedRegion lse_d() { return place_after(dq(), 2 * 2 * BWD_QUERIES * 4); }
+constexpr SharedRegion barriers() { return place_after(lse_d(), 9 * 8, 8); }
+} // namespace backward_layout
+static_assert(shared_window_bytes(backward_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the backward's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
-extern "C" __constant__ int flash_backward_shared_bytes = BACKWARD_SMEM;
+extern "C" __constant__ int flash_backward_shared_bytes = shared_window_bytes(backward_layout::barriers());
 
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
@@ -116,13 +119,17 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     bf16* __restrict__ dv, int batch, int seq_len, int heads, int kv_heads, int window, long long kv_grad_stride)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const unsigned raw_address = shared_address(smem_raw);
-    unsigned char* smem = smem_raw + (((raw_address + 1023) & ~1023u) - raw_address);
-    const unsigned base = shared_address(smem);
-    // kv_full; qdo_full[2] (the TMA's bytes and the producer warp's 32 lse/D copies); qdo_empty[2] (one arrival a math warp);
-    // dq_full[2] (one a math warp); dq_empty[2] (the dQ writer).
-    const unsigned kv_full = base + BWD_BARRIERS, qdo_full = kv_full + 8, qdo_empty = qdo_full + 16, dq_full = qdo_empty + 16,
-                   dq_empty = dq_full + 16;
+    const unsigned base = aligned_shared_base(smem_raw);
+    unsigned char* smem = smem_raw + (base - shared_address(smem_raw));
+    const unsigned k_address = base + backward_layout::k().offset, v_address = base + backward_layout::v().offset,
+                   q_stages = base + backward_layout::q().offset, do_stages = base + backward_layout::d_out().offset,
+                   dst_stages = base + backward_layout::ds_t().offset, dq_stages = base + backward_layout::dq().offset,
+                   lse_stages = base + backward_layout::lse_d().offset;
+    // kv_full (the TMA's bytes). The Q/dO ring: qdo_full[s] the TMA's bytes and the producer warp's 32 lse/D copies,
+    // qdo_empty[s] one arrival a math warp. The dQ staging ring, filled by the math warps and emptied by the writer:
+    // dq_full[s] one arrival a math warp, dq_empty[s] the writer.
+    const unsigned kv_full = base + backward_layout::barriers().offset;
+    const Pipeline<2> qdo{kv_full + 8, kv_full + 24}, dq{kv_full + 40, kv_full + 56};
     const int k0 = blockIdx.x * BWD_KEYS;
     const int b = blockIdx.y / kv_heads, kvh = blockIdx.y % kv_heads, group = heads / kv_heads;
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -132,13 +139,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     if (threadIdx.x == 0)
     {
         mbarrier_init(kv_full, 1);
-        for (int s = 0; s < 2; s++)
-        {
-            mbarrier_init(qdo_full + 8 * s, 1 + 32);
-            mbarrier_init(qdo_empty + 8 * s, 8);
-            mbarrier_init(dq_full + 8 * s, 8);
-            mbarrier_init(dq_empty + 8 * s, 1);
-        }
+        qdo.init(1 + 32, 8);
+        dq.init(8, 1);
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -156,27 +158,28 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 mbarrier_expect_bytes(kv_full, 2 * BWD_KEYS * HEAD * 2);
                 for (int slab = 0; slab < HEAD_SLABS; slab++)
                 {
-                    tma_load_3d(base + BWD_K + slab * BWD_KEYS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, kv_full);
-                    tma_load_3d(base + BWD_V + slab * BWD_KEYS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, kv_full);
+                    tma_load_3d(k_address + slab * BWD_KEYS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, kv_full);
+                    tma_load_3d(v_address + slab * BWD_KEYS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, kv_full);
                 }
             }
             for (int i = 0; i < items; i++)
             {
-                const int stage = i & 1, h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
+                const auto use = PipelineState<2>::at(i);
+                const int h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
                 const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
                 const float* d_bh = d + ((long long)b * heads + h) * seq_len;
-                mbarrier_wait(qdo_empty + 8 * stage, ((i >> 1) & 1) ^ 1);
+                qdo.acquire(use);
                 if (lane == 0)
                 {
-                    mbarrier_expect_bytes(qdo_full + 8 * stage, 2 * BWD_QUERIES * HEAD * 2);
+                    qdo.expect_bytes(use.stage, 2 * BWD_QUERIES * HEAD * 2);
                     for (int slab = 0; slab < HEAD_SLABS; slab++)
                     {
-                        const unsigned offset = stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
-                        tma_load_3d(base + BWD_Q + offset, &map_q, h * HEAD + 64 * slab, q0, b, qdo_full + 8 * stage);
-                        tma_load_3d(base + BWD_DO + offset, &map_do, h * HEAD + 64 * slab, q0, b, qdo_full + 8 * stage);
+                        const unsigned offset = use.stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
+                        tma_load_3d(q_stages + offset, &map_q, h * HEAD + 64 * slab, q0, b, qdo.full_at(use.stage));
+                        tma_load_3d(do_stages + offset, &map_do, h * HEAD + 64 * slab, q0, b, qdo.full_at(use.stage));
                     }
                 }
-                const unsigned lse_stage = base + BWD_LSE + stage * 2 * BWD_QUERIES * 4;
+                const unsigned lse_stage = lse_stages + use.stage * 2 * BWD_QUERIES * 4;
                 #pragma unroll
                 for (int j = 0; j < 2; j++)
                 {
@@ -185,7 +188,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                     copy_async<4>(lse_stage + row * 4, lse_bh + (valid ? q0 + row : 0), valid);
                     copy_async<4>(lse_stage + (BWD_QUERIES + row) * 4, d_bh + (valid ? q0 + row : 0), valid);
                 }
-                copy_async_arrive(qdo_full + 8 * stage);
+                copy_async_arrive(qdo.full_at(use.stage));
             }
         }
         else if (warp_index == 9 && lane == 0)
@@ -193,17 +196,18 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             // dQ writer: adds each work item's staged dQ (one or two parts) to the fp32 accumulator, then frees the staging.
             for (int i = 0; i < items; i++)
             {
-                const int buffer = i & 1, h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
-                mbarrier_wait(dq_full + 8 * buffer, (i >> 1) & 1);
+                const auto use = PipelineState<2>::at(i);
+                const int h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
+                dq.wait(use);
                 const int rows = min(BWD_QUERIES, seq_len - q0);
                 for (int part = 0; part < BWD_DQ_PARTS; part++)
                 {
                     bulk_reduce_add_f32(dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD,
-                                        base + BWD_DQ + buffer * BWD_DQ_STAGE + part * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                                        dq_stages + use.stage * BWD_DQ_STAGE + part * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
                 }
                 tma_store_commit();
                 tma_store_wait_read();
-                mbarrier_arrive(dq_empty + 8 * buffer);
+                dq.release(use.stage);
             }
             tma_store_wait();
         }
@@ -224,22 +228,20 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     }
     const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
     // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
-    const unsigned k_address = base + BWD_K, v_address = base + BWD_V;
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
     mbarrier_wait(kv_full, 0);
 
     for (int i = 0; i < items; i++)
     {
-        const int stage = i & 1;
-        const unsigned parity = (i >> 1) & 1;
+        const auto use = PipelineState<2>::at(i);
         const int q0 = (first + i % blocks) * BWD_QUERIES;
-        const unsigned q_address = base + BWD_Q + stage * BWD_QUERIES * HEAD * 2;
-        const unsigned do_address = base + BWD_DO + stage * BWD_QUERIES * HEAD * 2;
-        const float* lse_s = reinterpret_cast<const float*>(smem + BWD_LSE + stage * 2 * BWD_QUERIES * 4);
+        const unsigned q_address = q_stages + use.stage * BWD_QUERIES * HEAD * 2;
+        const unsigned do_address = do_stages + use.stage * BWD_QUERIES * HEAD * 2;
+        const float* lse_s = reinterpret_cast<const float*>(smem + backward_layout::lse_d().offset + use.stage * 2 * BWD_QUERIES * 4);
         const float* d_s = lse_s + BWD_QUERIES;
-        const unsigned dst_address = base + BWD_DST + stage * BWD_KEYS * BWD_QUERIES * 2;
-        float* dq_stage = reinterpret_cast<float*>(smem + BWD_DQ + stage * BWD_DQ_STAGE);
-        mbarrier_wait(qdo_full + 8 * stage, parity);
+        const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
+        float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
+        qdo.wait(use);
 
         // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
         float st[8][4], dpt[8][4];
@@ -247,15 +249,13 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         #pragma unroll
         for (int kk = 0; kk < HEAD / 16; kk++)
         {
-            const unsigned long long desc_k = wgmma_descriptor(kw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
-            wgmma_ss_n64<0, 0>(st, desc_k, kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
+            wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
         }
         wgmma_commit();
         #pragma unroll
         for (int kk = 0; kk < HEAD / 16; kk++)
         {
-            const unsigned long long desc_v = wgmma_descriptor(vw_address + (kk >> 2) * BWD_KEYS * 128 + (kk & 3) * 32, 16, 1024);
-            wgmma_ss_n64<0, 0>(dpt, desc_v, kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
+            wgmma_ss_n64<0, 0>(dpt, kmajor_descriptor(vw_address, BWD_KEYS, kk), kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
         }
         wgmma_commit();
         wgmma_wait<1>();
@@ -354,9 +354,9 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         wgmma_fence_operands(dk_acc);
         __syncwarp();
         if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
-            mbarrier_arrive(qdo_empty + 8 * stage);
+            qdo.release(use.stage);
         // dQ of this block to its staging (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
-        mbarrier_wait(dq_empty + 8 * stage, parity ^ 1);
+        dq.acquire(use);
         float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
         const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
         #pragma unroll
@@ -369,7 +369,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         fence_async_shared();
         __syncwarp();
         if (lane == 0)
-            mbarrier_arrive(dq_full + 8 * stage);
+            dq.produced(use.stage);
     }
 
     const long long grad_base = (long long)b * seq_len * kv_grad_stride + (long long)kvh * HEAD;

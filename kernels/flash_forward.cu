@@ -8,33 +8,39 @@
 //   h / (H / KV); lse [B, H, T] fp32 (natural log of Σ exp(score)).
 //   q, k and v arrive through rank-3 tensor maps [B, T, H·D] and [B, T, KV·D] (tma.cuh; boxes of 64 columns × 128 rows,
 //   rows past T zero).
-// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory flash_forward_shared_bytes (FORWARD_SMEM, read by
+// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory flash_forward_shared_bytes (forward_layout, read by
 //   the launcher from the module): the Q tile (128 × D) and FWD_STAGES stages each of K and V tiles of 128 keys (sw128
 //   layout), and the mbarriers.
 // Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 query rows (240 registers); thread 256 is the producer
 //   (24 registers), which copies Q and then K_j and V_j into stage j mod FWD_STAGES with TMA once the math warps have
-//   released it (k_full / v_full count the bytes, k_empty / v_empty one arrival a math warp).
+//   released it: the K and V rings (pipeline.cuh), full[s] counting the bytes, empty[s] one arrival a math warp.
 // Per key tile j a math warpgroup issues S_j = Q·K_jᵀ and P_{j−1}·V_{j−1}, runs the online softmax of S_j while the latter
 //   is still running, then rescales. The two warpgroups take turns to issue their products (named barriers 2 and 3), so
 //   one's softmax runs under the other's products. No product sits under a branch: ptxas serialises every wgmma of a
 //   kernel that has one in a divergent path (C7520), so the first and last tiles are peeled.
 // The backward (flash_backward.cu) needs lse.
 
-#include "tma.cuh"
+#include "pipeline.cuh"
 
 #define FWD_ROWS 128
 #define FWD_THREADS 384
 #define FWD_STAGES 2
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
 #define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator
-// Shared layout (bytes from the 1024-aligned base): Q, FWD_STAGES K tiles, FWD_STAGES V tiles, the mbarriers.
-#define FWD_K FWD_TILE_BYTES
-#define FWD_V (FWD_K + FWD_STAGES * FWD_TILE_BYTES)
-#define FWD_BARRIERS (FWD_V + FWD_STAGES * FWD_TILE_BYTES)
-#define FORWARD_SMEM (FWD_BARRIERS + (1 + 4 * FWD_STAGES) * 8 + 1024)
+
+// Shared layout (pipeline.cuh): Q, FWD_STAGES K tiles, FWD_STAGES V tiles (sw128), then the mbarriers q_full, k_full[s],
+// v_full[s], k_empty[s], v_empty[s].
+namespace forward_layout
+{
+constexpr SharedRegion q() { return first_region(FWD_TILE_BYTES); }
+constexpr SharedRegion k() { return place_after(q(), FWD_STAGES * FWD_TILE_BYTES); }
+constexpr SharedRegion v() { return place_after(k(), FWD_STAGES * FWD_TILE_BYTES); }
+constexpr SharedRegion barriers() { return place_after(v(), (1 + 4 * FWD_STAGES) * 8, 8); }
+} // namespace forward_layout
+static_assert(shared_window_bytes(forward_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the forward's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
-extern "C" __constant__ int flash_forward_shared_bytes = FORWARD_SMEM;
+extern "C" __constant__ int flash_forward_shared_bytes = shared_window_bytes(forward_layout::barriers());
 
 // Online softmax of one 64 × 128 score tile (keys k0 ..) in place: masks invisible pairs, updates the running maxima m_row
 // (base-2 units) and sums l_row of this thread's rows row_a, row_b, turns s into P = 2^(score·scale − m), and returns the
@@ -111,8 +117,7 @@ __device__ __forceinline__ void issue_scores(float s[16][4], unsigned q_address,
     #pragma unroll
     for (int kk = 0; kk < HEAD / 16; kk++)
     {
-        const unsigned long long desc_q = wgmma_descriptor(q_address + (kk >> 2) * FWD_ROWS * 128 + (kk & 3) * 32, 16, 1024);
-        wgmma_ss_n128<0, 0>(s, desc_q, kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
+        wgmma_ss_n128<0, 0>(s, kmajor_descriptor(q_address, FWD_ROWS, kk), kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
     }
 }
 
@@ -129,12 +134,12 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     int batch, int seq_len, int heads, int kv_heads, int window)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    // Tiles must start at 1024-byte boundaries of the shared window for the hardware swizzle.
-    const unsigned raw_address = shared_address(smem_raw);
-    const unsigned base = (raw_address + 1023) & ~1023u;
-    // q_full; k_full[s], v_full[s] (the TMA's bytes); k_empty[s], v_empty[s] (one arrival a math warp).
-    const unsigned q_full = base + FWD_BARRIERS, k_full = q_full + 8, v_full = k_full + 8 * FWD_STAGES,
-                   k_empty = v_full + 8 * FWD_STAGES, v_empty = k_empty + 8 * FWD_STAGES;
+    const unsigned base = aligned_shared_base(smem_raw);
+    const unsigned q_tile = base + forward_layout::q().offset, k_tiles = base + forward_layout::k().offset,
+                   v_tiles = base + forward_layout::v().offset;
+    // q_full (the TMA's bytes); the K and V rings: full[s] the TMA's bytes, empty[s] one arrival a math warp.
+    const unsigned q_full = base + forward_layout::barriers().offset;
+    const Pipeline<FWD_STAGES> k_ring{q_full + 8, q_full + 8 + 16 * FWD_STAGES}, v_ring{q_full + 8 + 8 * FWD_STAGES, q_full + 8 + 24 * FWD_STAGES};
 
     const int q0 = blockIdx.x * FWD_ROWS;
     const int b = blockIdx.y / heads, h = blockIdx.y % heads, kvh = h / (heads / kv_heads);
@@ -144,13 +149,8 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     if (threadIdx.x == 0)
     {
         mbarrier_init(q_full, 1);
-        for (int s = 0; s < FWD_STAGES; s++)
-        {
-            mbarrier_init(k_full + 8 * s, 1);
-            mbarrier_init(v_full + 8 * s, 1);
-            mbarrier_init(k_empty + 8 * s, 8);
-            mbarrier_init(v_empty + 8 * s, 8);
-        }
+        k_ring.init(1, 8);
+        v_ring.init(1, 8);
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -163,20 +163,19 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         {
             mbarrier_expect_bytes(q_full, FWD_TILE_BYTES);
             for (int slab = 0; slab < HEAD_SLABS; slab++)
-                tma_load_3d(base + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_full);
+                tma_load_3d(q_tile + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_full);
             for (int j = 0; j < tiles; j++)
             {
-                const int stage = j % FWD_STAGES;
-                const unsigned parity = ((j / FWD_STAGES) & 1) ^ 1;
+                const auto use = PipelineState<FWD_STAGES>::at(j);
                 const int k0 = (first + j) * FWD_ROWS;
-                mbarrier_wait(k_empty + 8 * stage, parity);
-                mbarrier_expect_bytes(k_full + 8 * stage, FWD_TILE_BYTES);
+                k_ring.acquire(use);
+                k_ring.expect_bytes(use.stage, FWD_TILE_BYTES);
                 for (int slab = 0; slab < HEAD_SLABS; slab++)
-                    tma_load_3d(base + FWD_K + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, k_full + 8 * stage);
-                mbarrier_wait(v_empty + 8 * stage, parity);
-                mbarrier_expect_bytes(v_full + 8 * stage, FWD_TILE_BYTES);
+                    tma_load_3d(k_tiles + use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, k_ring.full_at(use.stage));
+                v_ring.acquire(use);
+                v_ring.expect_bytes(use.stage, FWD_TILE_BYTES);
                 for (int slab = 0; slab < HEAD_SLABS; slab++)
-                    tma_load_3d(base + FWD_V + stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, v_full + 8 * stage);
+                    tma_load_3d(v_tiles + use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, v_ring.full_at(use.stage));
             }
         }
         return;
@@ -192,7 +191,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
     const int r0 = q0 + wg * 64;
     const int row_a = r0 + warp * 16 + group, row_b = row_a + 8;
-    const unsigned q_address = base + wg * 64 * 128;
+    const unsigned q_address = q_tile + wg * 64 * 128;
     unsigned pa[8][4]; // P of the previous tile, bf16 A fragments
     // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
     // products. Warpgroup 0 goes first.
@@ -201,17 +200,17 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     mbarrier_wait(q_full, 0);
 
     // Tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
-    mbarrier_wait(k_full, 0);
+    k_ring.wait(PipelineState<FWD_STAGES>::at(0));
     named_barrier(2 + wg, 256);
     wgmma_fence();
-    issue_scores(s, q_address, base + FWD_K);
+    issue_scores(s, q_address, k_tiles);
     wgmma_commit();
     asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
     wgmma_wait<0>();
     wgmma_fence_operands_n128(s);
     __syncwarp();
     if (lane == 0)
-        mbarrier_arrive(k_empty);
+        k_ring.release(0);
     softmax_tile(s, m_row, l_row, correction, first * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
     #pragma unroll
     for (int kk = 0; kk < 8; kk++)
@@ -220,28 +219,28 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
     for (int j = 1; j < tiles; j++)
     {
-        const int stage = j % FWD_STAGES, previous = (j - 1) % FWD_STAGES;
-        mbarrier_wait(k_full + 8 * stage, (j / FWD_STAGES) & 1);
-        mbarrier_wait(v_full + 8 * previous, ((j - 1) / FWD_STAGES) & 1);
+        const auto use = PipelineState<FWD_STAGES>::at(j), previous = PipelineState<FWD_STAGES>::at(j - 1);
+        k_ring.wait(use);
+        v_ring.wait(previous);
         named_barrier(2 + wg, 256);
         wgmma_fence_operands(acc);
         wgmma_fence();
-        issue_scores(s, q_address, base + FWD_K + stage * FWD_TILE_BYTES);
+        issue_scores(s, q_address, k_tiles + use.stage * FWD_TILE_BYTES);
         wgmma_commit();
-        issue_pv(acc, pa, base + FWD_V + previous * FWD_TILE_BYTES);
+        issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
         wgmma_commit();
         asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
         wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
         wgmma_fence_operands_n128(s);
         __syncwarp();
         if (lane == 0)
-            mbarrier_arrive(k_empty + 8 * stage);
+            k_ring.release(use.stage);
         softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
         wgmma_wait<0>();
         wgmma_fence_operands(acc);
         __syncwarp();
         if (lane == 0)
-            mbarrier_arrive(v_empty + 8 * previous);
+            v_ring.release(previous.stage);
         #pragma unroll
         for (int kk = 0; kk < 8; kk++)
             accumulator_fragment<16>(pa[kk], s, kk);
@@ -249,12 +248,12 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     }
 
     // The last P·V. Warpgroup 1 has no turn to hand on.
-    const int last = (tiles - 1) % FWD_STAGES;
-    mbarrier_wait(v_full + 8 * last, ((tiles - 1) / FWD_STAGES) & 1);
+    const auto last = PipelineState<FWD_STAGES>::at(tiles - 1);
+    v_ring.wait(last);
     named_barrier(2 + wg, 256);
     wgmma_fence_operands(acc);
     wgmma_fence();
-    issue_pv(acc, pa, base + FWD_V + last * FWD_TILE_BYTES);
+    issue_pv(acc, pa, v_tiles + last.stage * FWD_TILE_BYTES);
     wgmma_commit();
     if (wg == 0)
         asm volatile("bar.arrive 3, 256;\n" ::: "memory");

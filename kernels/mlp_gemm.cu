@@ -27,7 +27,7 @@
 // tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
 // tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
 // ldmatrix and replaces it in place. The GELU forward stores its tile twice: u, then (once the TMA has read it) s.
-#include "tma.cuh"
+#include "pipeline.cuh"
 
 #define ACT_RELU2 0
 #define ACT_GELU 1
@@ -43,13 +43,19 @@
 #define GEMM_B_BYTES (GEMM_BN * GEMM_BK * 2)
 #define GEMM_STAGE_BYTES (GEMM_A_BYTES + GEMM_B_BYTES)
 #define GEMM_HALF_BYTES (64 * GEMM_BN * 2)
-#define GEMM_EPILOGUE_OFFSET (GEMM_STAGES * GEMM_STAGE_BYTES)
-#define GEMM_BARRIER_OFFSET (GEMM_EPILOGUE_OFFSET + 2 * GEMM_HALF_BYTES)
-// 1024 bytes of slack: the dynamic shared window is aligned up to the swizzle's 1024-byte period.
-#define MLP_GEMM_SHARED (GEMM_BARRIER_OFFSET + 16 * 8 + 1024)
+
+// Shared layout (pipeline.cuh): GEMM_STAGES stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
+// epilogue tiles (64 × 256 each), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
+namespace gemm_layout
+{
+constexpr SharedRegion stages() { return first_region(GEMM_STAGES * GEMM_STAGE_BYTES); }
+constexpr SharedRegion epilogue() { return place_after(stages(), 2 * GEMM_HALF_BYTES); }
+constexpr SharedRegion barriers() { return place_after(epilogue(), (2 * GEMM_STAGES + 4) * 8, 8); }
+} // namespace gemm_layout
+static_assert(shared_window_bytes(gemm_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the GEMM's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
-extern "C" __constant__ int mlp_gemm_shared_bytes = MLP_GEMM_SHARED;
+extern "C" __constant__ int mlp_gemm_shared_bytes = shared_window_bytes(gemm_layout::barriers());
 
 // √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
 // path (a call, which also costs the accumulators their registers).
@@ -85,25 +91,18 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     extern __shared__ unsigned char shared_raw[];
-    unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<size_t>(shared_raw) + 1023) & ~size_t(1023));
-    const unsigned base = shared_address(shared);
-    const unsigned bars = base + GEMM_BARRIER_OFFSET;
-    // full[s] at bars + 8s, empty[s] at bars + 8(STAGES + s), tile_full[w] and tile_empty[w] after them.
-    const unsigned full = bars, empty = bars + 8 * GEMM_STAGES;
+    const unsigned base = aligned_shared_base(shared_raw);
+    const unsigned epilogue = base + gemm_layout::epilogue().offset, bars = base + gemm_layout::barriers().offset;
+    // The k-block ring: full[s] the TMA's bytes, empty[s] one arrival a math warp. Warpgroup w's epilogue tile (a ring of
+    // one, used once a tile; the gradient's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
+    const Pipeline<GEMM_STAGES> ring{bars, bars + 8 * GEMM_STAGES};
     const unsigned tile_full = bars + 16 * GEMM_STAGES, tile_empty = tile_full + 16;
     const int warp = threadIdx.x >> 5;
     if (threadIdx.x == 0)
     {
-        for (int s = 0; s < GEMM_STAGES; s++)
-        {
-            mbarrier_init(full + 8 * s, 1);
-            mbarrier_init(empty + 8 * s, 8);
-        }
+        ring.init(1, 8);
         for (int w = 0; w < 2; w++)
-        {
-            mbarrier_init(tile_full + 8 * w, 1);
-            mbarrier_init(tile_empty + 8 * w, 1);
-        }
+            Pipeline<1>{tile_full + 8 * w, tile_empty + 8 * w}.init(1, 1);
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -116,16 +115,17 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             return;
         tensormap_prefetch(map_x);
         tensormap_prefetch(map_w);
-        int stage = 0;
-        unsigned phase = 0, tile_phase = 0;
+        PipelineState<GEMM_STAGES> state{0, 0};
+        PipelineState<1> tile_state{0, 0};
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
         {
             const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
             for (int kb = 0; kb < k_blocks; kb++)
             {
-                mbarrier_wait(empty + 8 * stage, phase ^ 1);
-                const unsigned a = base + stage * GEMM_STAGE_BYTES, b = a + GEMM_A_BYTES, bar = full + 8 * stage;
-                mbarrier_expect_bytes(bar, GEMM_STAGE_BYTES);
+                ring.acquire(state);
+                const unsigned a = base + gemm_layout::stages().offset + state.stage * GEMM_STAGE_BYTES, b = a + GEMM_A_BYTES,
+                               bar = ring.full_at(state.stage);
+                ring.expect_bytes(state.stage, GEMM_STAGE_BYTES);
                 tma_load(a, map_x, kb * GEMM_BK, m0, bar);
                 if (W_N_MAJOR)
                 {
@@ -135,24 +135,21 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 }
                 else
                     tma_load(b, map_w, kb * GEMM_BK, n0, bar);
-                if (++stage == GEMM_STAGES)
-                {
-                    stage = 0;
-                    phase ^= 1;
-                }
+                state.advance();
                 // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue.
                 if (GATE && kb == k_blocks - 1)
                 {
                     for (int w = 0; w < 2; w++)
                     {
-                        mbarrier_wait(tile_empty + 8 * w, tile_phase ^ 1);
-                        mbarrier_expect_bytes(tile_full + 8 * w, GEMM_HALF_BYTES);
-                        const unsigned half = base + GEMM_EPILOGUE_OFFSET + w * GEMM_HALF_BYTES;
+                        const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
+                        half_ring.acquire(tile_state);
+                        half_ring.expect_bytes(0, GEMM_HALF_BYTES);
+                        const unsigned half = epilogue + w * GEMM_HALF_BYTES;
                         #pragma unroll
                         for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, tile_full + 8 * w);
+                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
                     }
-                    tile_phase ^= 1;
+                    tile_state.advance();
                 }
             }
         }
@@ -162,10 +159,11 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     // Math warpgroup wg: rows 64·wg .. 64·wg + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-    const unsigned half_address = base + GEMM_EPILOGUE_OFFSET + wg * GEMM_HALF_BYTES;
+    const unsigned half_address = epilogue + wg * GEMM_HALF_BYTES;
+    const Pipeline<1> half_ring{tile_full + 8 * wg, tile_empty + 8 * wg};
     float acc[32][4];
-    int stage = 0;
-    unsigned phase = 0, tile_phase = 0;
+    PipelineState<GEMM_STAGES> state{0, 0};
+    PipelineState<1> tile_state{0, 0};
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
         const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
@@ -176,8 +174,9 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         int previous = 0;
         for (int kb = 0; kb < k_blocks; kb++)
         {
-            mbarrier_wait(full + 8 * stage, phase);
-            const unsigned a = base + stage * GEMM_STAGE_BYTES + wg * 64 * 128, b = base + stage * GEMM_STAGE_BYTES + GEMM_A_BYTES;
+            ring.wait(state);
+            const unsigned stage_address = base + gemm_layout::stages().offset + state.stage * GEMM_STAGE_BYTES;
+            const unsigned a = stage_address + wg * 64 * 128, b = stage_address + GEMM_A_BYTES;
             wgmma_fence();
             #pragma unroll
             for (int kk = 0; kk < GEMM_BK / 16; kk++)
@@ -190,25 +189,21 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             // The products of the block before have finished reading their stage: hand it back.
             wgmma_wait<1>();
             if (kb > 0 && lane == 0)
-                mbarrier_arrive(empty + 8 * previous);
-            previous = stage;
-            if (++stage == GEMM_STAGES)
-            {
-                stage = 0;
-                phase ^= 1;
-            }
+                ring.release(previous);
+            previous = state.stage;
+            state.advance();
         }
         wgmma_wait<0>();
         #pragma unroll
         for (int j = 0; j < 32; j++)
             asm volatile("" : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])::"memory");
         if (lane == 0)
-            mbarrier_arrive(empty + 8 * previous);
+            ring.release(previous);
 
         if (GATE)
         {
-            mbarrier_wait(tile_full + 8 * wg, tile_phase);
-            tile_phase ^= 1;
+            half_ring.wait(tile_state);
+            tile_state.advance();
         }
         else
         {
@@ -302,7 +297,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             if (GATE)
             {
                 tma_store_wait_read();
-                mbarrier_arrive(tile_empty + 8 * wg);
+                half_ring.release(0);
             }
         }
     }

@@ -38,7 +38,7 @@ public sealed class FlashAttention : IAttentionKernels
         _prepare = module.GetKernel("flash_attention_backward_prepare");
         _backward = module.GetKernel("flash_attention_backward");
         _finish = module.GetKernel("flash_attention_backward_finish");
-        // K, V, two stages of Q, dO, lse and D, two dSᵀ buffers, two dQ staging stages, the mbarriers (BACKWARD_SMEM).
+        // K, V, two stages of Q, dO, lse and D, two dSᵀ buffers, two dQ staging stages, the mbarriers (backward_layout in the kernel).
         _backwardSharedBytes = module.ReadInt32("flash_backward_shared_bytes");
         _backward.SetMaxDynamicSharedMemory(_backwardSharedBytes);
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);

@@ -29,7 +29,7 @@ public sealed class FlashForward
 
     public int HeadDim { get; }
 
-    /// <summary>The Q tile, the stages of K and V tiles and the mbarriers (the kernel's FORWARD_SMEM, read from the module).</summary>
+    /// <summary>The Q tile, the stages of K and V tiles and the mbarriers (the kernel's forward_layout, read from the module).</summary>
     public int SharedBytes { get; }
 
     public void Forward(ulong q /* [B, T, H, D] bf16 */, ulong k /* [B, T, KV, D] bf16 */, ulong v /* [B, T, KV, D] bf16 */, int batch, int seqLen,

@@ -18,8 +18,8 @@ public sealed class MlpGemm
     public const int KStep = 64;
     public const int Threads = 384;
 
-    /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 16 mbarriers,
-    /// and 1 KB to align to 1024 bytes (MLP_GEMM_SHARED in the kernel, read from the module).</summary>
+    /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 10 mbarriers,
+    /// and 1 KB to align to 1024 bytes (gemm_layout in the kernel, read from the module).</summary>
     public int SharedBytes { get; }
 
     private readonly CudaKernel _fc;

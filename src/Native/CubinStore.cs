@@ -24,6 +24,7 @@ public sealed class CubinStore
     private long _compiled;
     private long _compileTicks;
     private long _compiledAhead;
+    private long _aheadFailures;
 
     /// <param name="architecture">NVRTC's --gpu-architecture, a real one (e.g. "sm_90a"): the cubin is for it.</param>
     /// <param name="kernelDirectory">Folder holding the .cu (and .cuh) files.</param>
@@ -61,6 +62,9 @@ public sealed class CubinStore
 
     /// <summary>Files <see cref="CompileAhead"/> compiled, by whichever worker.</summary>
     public long CompiledAhead => Interlocked.Read(ref _compiledAhead);
+
+    /// <summary>Files <see cref="CompileAhead"/> failed to compile (not counting cancelled ones): each is compiled again, in-process, when loaded.</summary>
+    public long AheadFailures => Interlocked.Read(ref _aheadFailures);
 
     /// <summary>The options every kernel is compiled with, then <paramref name="extra"/>.</summary>
     public IReadOnlyList<string> BaseOptions(IReadOnlyList<string>? extra)
@@ -191,7 +195,10 @@ public sealed class CubinStore
             cancel.ThrowIfCancellationRequested();
             worker(job, cancel);
             if (!File.Exists(job.CubinPath))
+            {
+                Interlocked.Increment(ref _aheadFailures);
                 return new InvalidOperationException($"the compile of {job.FileName} ended without writing {job.CubinPath}");
+            }
             Interlocked.Increment(ref _compiledAhead);
             return null;
         }
@@ -199,6 +206,8 @@ public sealed class CubinStore
         catch (Exception e)
 #pragma warning restore CA1031
         {
+            if (!cancel.IsCancellationRequested)
+                Interlocked.Increment(ref _aheadFailures);
             return e;
         }
     }
@@ -220,8 +229,15 @@ public sealed class CubinStore
         ArgumentNullException.ThrowIfNull(bytes);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, path, overwrite: true);
+        try
+        {
+            File.WriteAllBytes(temp, bytes);
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temp); // nothing there once moved; a partial file when the write failed
+        }
     }
 
     private static string DigestHeaders(string directory)

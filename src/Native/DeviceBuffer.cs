@@ -53,12 +53,18 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
     /// <summary>The address of element <paramref name="index"/>.</summary>
     public ulong At(long index) => Pointer + (ulong)(index * sizeof(T));
 
+    /// <summary>
+    /// Copies host values in and returns once they are on the device. (A copy from pageable memory returns when the driver has
+    /// staged it, possibly before it lands, and work on a non-blocking stream is not ordered after it: the context is
+    /// synchronised, so any kernel launched afterwards, on any stream, reads the new values.)
+    /// </summary>
     public void CopyFrom(ReadOnlySpan<T> source)
     {
         CheckLength(source.Length);
         _device.MakeCurrent();
         fixed (T* p = source)
             Cuda.cuMemcpyHtoD_v2(Pointer, p, (nuint)Bytes).Check();
+        Cuda.cuCtxSynchronize().Check();
     }
 
     public void CopyTo(Span<T> destination)

@@ -17,6 +17,9 @@ public sealed class KernelCache : IDisposable
     private long _aheadHits;
     private long _aheadWaitTicks;
     private long _loadTicks;
+    // Cancelled at Dispose: compiles started ahead that have not begun are dropped, running ones stopped (a process worker
+    // kills its child).
+    private readonly CancellationTokenSource _stop = new();
 
     /// <param name="kernelDirectory">Folder holding the .cu (and .cuh) files; see <see cref="DefaultKernelDirectory"/>.</param>
     /// <param name="cacheDirectory">Folder for the cubins (the runner passes the cache's <c>kernels/</c>, <c>~/.cache/autoresearch/kernels</c> by default).</param>
@@ -66,7 +69,10 @@ public sealed class KernelCache : IDisposable
     /// <see cref="CubinStore.CompileAhead"/>); <paramref name="worker"/> null compiles in this process's threads.
     /// </summary>
     public Task<IReadOnlyList<Exception>> CompileAhead(IEnumerable<KernelSource> sources, KernelCompileWorker? worker = null, int parallelism = 0)
-        => Store.CompileAhead(sources, worker, parallelism);
+        => Store.CompileAhead(sources, worker, parallelism, _stop.Token);
+
+    /// <summary>Files the compiles started ahead failed on (see <see cref="CubinStore.AheadFailures"/>), each compiled again when loaded.</summary>
+    public long AheadFailures => Store.AheadFailures;
 
     /// <summary>Loads the module for <paramref name="fileName"/> (e.g. "attention.cu"), compiling it if no cubin is cached.</summary>
     public CudaModule Load(string fileName, IReadOnlyList<string>? extraOptions = null)
@@ -116,6 +122,7 @@ public sealed class KernelCache : IDisposable
 
     public void Dispose()
     {
+        _stop.Cancel();
         foreach (var module in _modules.Values)
         {
             if (module.IsValueCreated)

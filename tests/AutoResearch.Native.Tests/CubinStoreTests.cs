@@ -90,6 +90,39 @@ public class CubinStoreTests
         Assert.Equal(6, order.Distinct().Count());
     }
 
+    [Fact]
+    public async Task Cancelled_compiles_are_not_counted_as_failures()
+    {
+        var (kernels, cache) = Folders(("a.cu", "// a"), ("b.cu", "// bb"));
+        var store = Bookkeeping(kernels, cache);
+        using var stop = new CancellationTokenSource();
+        void Worker(KernelCompileJob job, CancellationToken cancel)
+        {
+            stop.Cancel(); // the cache is disposed while the first compile runs
+            cancel.ThrowIfCancellationRequested();
+            WriteStandIn(job);
+        }
+
+        var failures = await store.CompileAhead([new("a.cu"), new("b.cu")], Worker, parallelism: 1, cancel: stop.Token);
+
+        Assert.Equal(2, failures.Count);
+        Assert.All(failures, f => Assert.IsAssignableFrom<OperationCanceledException>(f));
+        Assert.Equal(0, store.AheadFailures);
+        Assert.Equal(0, store.CompiledAhead);
+    }
+
+    [Fact]
+    public void A_write_that_cannot_be_renamed_into_place_leaves_no_temporary_file()
+    {
+        var (_, cache) = Folders(("a.cu", "// a"));
+        var target = Directory.CreateDirectory(Path.Combine(cache, "taken.cubin")).FullName; // a folder where the file should go
+
+        Assert.ThrowsAny<IOException>(() => CubinStore.WriteAtomically(target, [1, 2, 3]));
+
+        Assert.Empty(Directory.GetFiles(cache, "*.tmp"));
+        Assert.True(Directory.Exists(target));
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int seen;
@@ -120,6 +153,7 @@ public class CubinStoreTests
         Assert.Contains(failures, f => f.Message.Contains("stand-in failure", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.Message.Contains("silent.cu", StringComparison.Ordinal) && f.Message.Contains("without writing", StringComparison.Ordinal));
         Assert.Equal(1, store.CompiledAhead);
+        Assert.Equal(2, store.AheadFailures);
         var bad = store.Job(new KernelSource("bad.cu"));
         Assert.True(store.WaitForAhead(bad.Key, out var failure));
         Assert.NotNull(failure);

@@ -83,6 +83,7 @@ public class GpuTrainerTests
 
         // One call at a time, the device synchronised after each.
         var sequential = new List<double>();
+        IReadOnlyDictionary<string, double[]> sequentialWeights, pipelinedWeights;
         using (var trainer = Create())
         {
             for (int step = 0; step < 3; step++)
@@ -99,6 +100,7 @@ public class GpuTrainerTests
                 trainer.Synchronize();
                 sequential.Add(trainer.ReadLossSum());
             }
+            sequentialWeights = trainer.ParameterValues();
         }
 
         // As the loop does it: the next batch uploaded while the device runs the current one, the loss read last.
@@ -121,6 +123,8 @@ public class GpuTrainerTests
                 next++;
                 pipelined.Add(trainer.ReadLossSum());
             }
+            trainer.Synchronize();
+            pipelinedWeights = trainer.ParameterValues(); // after the third queued Step, which no loss above has seen
         }
 
         Assert.All(sequential, l => Assert.True(double.IsFinite(l) && l > 0));
@@ -130,5 +134,16 @@ public class GpuTrainerTests
         for (int step = 1; step < 3; step++)
             Assert.Equal(sequential[step], pipelined[step], sequential[step] * 1e-5);
         Assert.NotEqual(sequential[0], sequential[2]); // the optimizer steps in between changed the model
+        foreach (var (name, expected) in sequentialWeights)
+        {
+            var actual = pipelinedWeights[name];
+            double difference = 0, norm = 0;
+            for (int i = 0; i < expected.Length; i++)
+            {
+                difference += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+                norm += expected[i] * expected[i];
+            }
+            Assert.True(Math.Sqrt(difference) <= 1e-3 * Math.Sqrt(norm), $"{name}: ‖pipelined − sequential‖ = {Math.Sqrt(difference):G3}, ‖sequential‖ = {Math.Sqrt(norm):G3}");
+        }
     }
 }

@@ -38,6 +38,28 @@ public class KernelCompileProcessesTests
     public void A_test_host_has_no_compile_kernel_command_so_no_process_worker()
         => Assert.Null(KernelCompileProcesses.Worker());
 
+    [Fact]
+    public async Task A_cancelled_compile_stops_its_child_process()
+    {
+        if (!File.Exists("/bin/sh"))
+            Assert.Skip("needs /bin/sh to stand in for the compile-kernel child");
+        using var folder = new TempFolder();
+        var kernels = Directory.CreateDirectory(folder.File("kernels")).FullName;
+        File.WriteAllText(Path.Combine(kernels, "slow.cu"), "// slow\n");
+        var marker = folder.File("child-finished");
+        // The stand-in child: works for a second, then leaves a mark. Cancelled before that, it must be gone without a mark.
+        var worker = KernelCompileProcesses.For("/bin/sh", ["-c", $"sleep 1; touch '{marker}'", "sh"]);
+        var source = Path.Combine(kernels, "slow.cu");
+        var job = new KernelCompileJob("slow.cu", source, File.ReadAllText(source), ["--gpu-architecture=sm_90a"], "key", folder.File("slow.cubin"));
+        using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.ThrowsAny<OperationCanceledException>(() => worker(job, stop.Token));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(0.9), $"the cancel took {watch.Elapsed}");
+        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        Assert.False(File.Exists(marker), "the child ran on after its compile was cancelled");
+    }
+
     [NvrtcFact]
     public async Task Worker_processes_write_the_cubins_and_a_broken_file_fails_with_nvrtcs_log()
     {

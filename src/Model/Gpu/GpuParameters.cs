@@ -68,7 +68,10 @@ public sealed class GpuParameters : IDisposable
     /// <summary>Copies host values into a tensor's fp32 master (the bf16 copies follow at <see cref="RefreshBf16"/>).</summary>
     public void Upload(string name, ReadOnlySpan<float> values) => UploadTo(Master, name, values);
 
-    /// <summary>Copies host values into one tensor's slot of a flat buffer with this layout (masters or gradients).</summary>
+    /// <summary>
+    /// Copies host values into one tensor's slot of a flat buffer with this layout (masters or gradients), and returns once
+    /// they are on the device, so that work on any stream reads them (as <see cref="DeviceBuffer{T}.CopyFrom(ReadOnlySpan{T})"/>).
+    /// </summary>
     public unsafe void UploadTo(DeviceBuffer<float> buffer, string name, ReadOnlySpan<float> values)
     {
         ArgumentNullException.ThrowIfNull(buffer);
@@ -78,6 +81,7 @@ public sealed class GpuParameters : IDisposable
         _device.MakeCurrent();
         fixed (float* p = values)
             Cuda.cuMemcpyHtoD_v2(buffer.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
+        Cuda.cuCtxSynchronize().Check();
     }
 
     public unsafe float[] Download(DeviceBuffer<float> buffer, string name)

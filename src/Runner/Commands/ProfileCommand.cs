@@ -84,8 +84,8 @@ public static class ProfileCommand
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream) { TuneCandidates = gemmCandidates };
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-        _ = kernels.CompileAhead([.. GpuGpt.KernelSources(device.Properties, shape, batch, fusedMlp: !cublasMlp), .. MuonAdamWGpu.KernelSources],
-            KernelCompileProcesses.Worker());
+        _ = kernels.CompileAhead([.. GpuGpt.KernelSources(device.Properties, shape, batch, fusedMlp: !cublasMlp), .. MuonAdamWGpu.KernelSources,
+            .. (naive ? [AttentionNaive.Source(shape.HeadDim)] : Array.Empty<KernelSource>())], KernelCompileProcesses.Worker());
         // Timed before the model exists, its 2 GB freed again, so it neither competes for memory nor counts in the peak.
         var copy = CopyThroughput.Measure(device, stream);
         device.Memory.ResetPeak();

@@ -21,7 +21,8 @@ public sealed class GpuTrainer : ITrainer
     private long _evaluationsQueued;
     private long _evaluationsTaken;
 
-    private GpuTrainer(CudaDevice gpu, CudaStream stream, Blas blas, KernelCache kernels, GpuGpt model, MuonAdamWGpu optimizer)
+    private GpuTrainer(CudaDevice gpu, CudaStream stream, Blas blas, KernelCache kernels, GpuGpt model, MuonAdamWGpu optimizer,
+        PinnedHostBuffer<float>[] evaluationLosses, CudaEvent[] evaluationDone)
     {
         _gpu = gpu;
         _stream = stream;
@@ -29,9 +30,8 @@ public sealed class GpuTrainer : ITrainer
         _kernels = kernels;
         _model = model;
         _optimizer = optimizer;
-        int tokens = model.Activations.Tokens;
-        _evaluationLosses = [new(gpu, tokens), new(gpu, tokens)];
-        _evaluationDone = [new(gpu), new(gpu)];
+        _evaluationLosses = evaluationLosses;
+        _evaluationDone = evaluationDone;
     }
 
     /// <summary>
@@ -70,7 +70,10 @@ public sealed class GpuTrainer : ITrainer
             model.Parameters.Initialise(initialValues.GetAwaiter().GetResult());
             model.Parameters.RefreshBf16(model.Elementwise, stream);
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
-            return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer);
+            int tokens = model.Activations.Tokens;
+            PinnedHostBuffer<float>[] evaluationLosses = [Own(owned, new PinnedHostBuffer<float>(gpu, tokens)), Own(owned, new PinnedHostBuffer<float>(gpu, tokens))];
+            CudaEvent[] evaluationDone = [Own(owned, new CudaEvent(gpu)), Own(owned, new CudaEvent(gpu))];
+            return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer, evaluationLosses, evaluationDone);
         }
         catch
         {
@@ -161,9 +164,10 @@ public sealed class GpuTrainer : ITrainer
 
     public double PeakMemoryMegabytes => _gpu.Memory.PeakMegabytes;
 
-    public string DeviceNote => _kernels.AheadHits == 0
+    public string DeviceNote => (_kernels.AheadHits == 0
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
-        : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them), cached {_kernels.DiskHits}";
+        : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them), cached {_kernels.DiskHits}")
+        + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "");
 
     public void Synchronize() => _stream.Synchronize();
 
@@ -208,15 +212,36 @@ public sealed class GpuTrainer : ITrainer
 
     public void Dispose()
     {
-        foreach (var buffer in _evaluationLosses)
-            buffer.Dispose();
-        foreach (var done in _evaluationDone)
-            done.Dispose();
-        _optimizer.Dispose();
-        _model.Dispose();
-        _kernels.Dispose();
-        _blas.Dispose();
-        _stream.Dispose();
-        _gpu.Dispose();
+        // A run stopped mid-evaluation still has a copy into a pinned buffer queued: the stream drains before anything is
+        // freed. After a sticky error the sync throws; everything is freed all the same, each part whatever the others do.
+        try
+        {
+            _stream.Synchronize();
+        }
+        catch (CudaException)
+        {
+        }
+        DisposeAll([.. _evaluationLosses, .. _evaluationDone, _optimizer, _model, _kernels, _blas, _stream, _gpu]);
+    }
+
+    /// <summary>Disposes each in order; the first exception is rethrown once all have been tried.</summary>
+    private static void DisposeAll(IEnumerable<IDisposable> parts)
+    {
+        Exception? first = null;
+        foreach (var part in parts)
+        {
+            try
+            {
+                part.Dispose();
+            }
+#pragma warning disable CA1031 // rethrown below, after the rest are freed
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                first ??= e;
+            }
+        }
+        if (first is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
     }
 }

@@ -49,15 +49,39 @@ public static class KernelCompileProcesses
             start.ArgumentList.Add(option);
         start.Environment["DOTNET_NOLOGO"] = "1";
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {fileName}");
-        var output = process.StandardOutput.ReadToEndAsync(cancel);
-        var error = process.StandardError.ReadToEndAsync(cancel);
-        process.StandardInput.Write(job.Source);
-        process.StandardInput.Close();
-        process.WaitForExitAsync(cancel).GetAwaiter().GetResult();
+        Task<string> output, error;
+        try
+        {
+            output = process.StandardOutput.ReadToEndAsync(cancel);
+            error = process.StandardError.ReadToEndAsync(cancel);
+            process.StandardInput.Write(job.Source);
+            process.StandardInput.Close();
+            process.WaitForExitAsync(cancel).GetAwaiter().GetResult();
+        }
+        catch
+        {
+            // Cancelled (the cache was disposed: a failed set-up, a stopped run) or the pipes broke: the child goes too,
+            // rather than compiling on for a minute with nobody waiting.
+            Stop(process);
+            throw;
+        }
         if (process.ExitCode != 0)
         {
             var message = string.Join('\n', new[] { error.GetAwaiter().GetResult(), output.GetAwaiter().GetResult() }.Where(t => !string.IsNullOrWhiteSpace(t))).Trim();
             throw new InvalidOperationException($"compile-kernel {job.FileName} exited with {process.ExitCode}: {message}");
+        }
+    }
+
+    private static void Stop(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // it ended meanwhile
         }
     }
 

@@ -23,6 +23,26 @@ public static unsafe class NvrtcCompiler
     /// full path when it includes headers). Throws <see cref="NvrtcCompileException"/> with the log.
     /// </summary>
     public static Output Compile(string source, string sourceName, IReadOnlyList<string> options, bool includePtx = false)
+        => Run(source, sourceName, options, program =>
+        {
+            Nvrtc.nvrtcGetCUBINSize(program, out nuint cubinSize).Check();
+            if (cubinSize == 0)
+                throw new InvalidOperationException($"NVRTC produced no cubin for {sourceName}: pass a real architecture (--gpu-architecture=sm_XX), not compute_XX.");
+            var cubin = new byte[(int)cubinSize];
+            fixed (byte* c = cubin)
+                Nvrtc.nvrtcGetCUBIN(program, c).Check();
+            return (cubin, includePtx ? ReadPtx(program) : null);
+        });
+
+    /// <summary>
+    /// Compiles <paramref name="source"/> to PTX only, for any architecture NVRTC knows, virtual ones (compute_90) included: no
+    /// GPU and no cubin needed, e.g. to compare a kernel's instructions before and after a change on a machine without the GPU
+    /// it targets. Throws <see cref="NvrtcCompileException"/> with the log.
+    /// </summary>
+    public static string CompileToPtx(string source, string sourceName, IReadOnlyList<string> options)
+        => Run(source, sourceName, options, program => (Array.Empty<byte>(), (string?)ReadPtx(program))).Ptx!;
+
+    private static Output Run(string source, string sourceName, IReadOnlyList<string> options, Func<IntPtr, (byte[] Cubin, string? Ptx)> read)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
@@ -59,29 +79,22 @@ public static unsafe class NvrtcCompiler
             if (compileStatus == nvrtcResult.NVRTC_ERROR_COMPILATION)
                 throw new NvrtcCompileException(sourceName, log, options);
             compileStatus.Check($"nvrtcCompileProgram({sourceName})");
-
-            Nvrtc.nvrtcGetCUBINSize(program, out nuint cubinSize).Check();
-            if (cubinSize == 0)
-                throw new InvalidOperationException($"NVRTC produced no cubin for {sourceName}: pass a real architecture (--gpu-architecture=sm_XX), not compute_XX.");
-            var cubin = new byte[(int)cubinSize];
-            fixed (byte* c = cubin)
-                Nvrtc.nvrtcGetCUBIN(program, c).Check();
-
-            string? ptx = null;
-            if (includePtx)
-            {
-                Nvrtc.nvrtcGetPTXSize(program, out nuint ptxSize).Check();
-                var ptxBytes = new byte[(int)ptxSize];
-                fixed (byte* p = ptxBytes)
-                    Nvrtc.nvrtcGetPTX(program, p).Check();
-                ptx = Encoding.UTF8.GetString(ptxBytes).TrimEnd('\0');
-            }
+            var (cubin, ptx) = read(program);
             return new Output(cubin, ptx, log);
         }
         finally
         {
             Nvrtc.nvrtcDestroyProgram(ref program).Check();
         }
+    }
+
+    private static string ReadPtx(IntPtr program)
+    {
+        Nvrtc.nvrtcGetPTXSize(program, out nuint ptxSize).Check();
+        var ptxBytes = new byte[(int)ptxSize];
+        fixed (byte* p = ptxBytes)
+            Nvrtc.nvrtcGetPTX(program, p).Check();
+        return Encoding.UTF8.GetString(ptxBytes).TrimEnd('\0');
     }
 
     private static string ReadLog(IntPtr program)

@@ -11,7 +11,8 @@ namespace AutoResearch.Testing;
 [AttributeUsage(AttributeTargets.Method, AllowMultiple = false)]
 public sealed class NvrtcFactAttribute : FactAttribute
 {
-    private static readonly Lazy<string?> Missing = new(() =>
+    /// <summary>Why NVRTC cannot be loaded here, or null when it can.</summary>
+    internal static readonly Lazy<string?> Missing = new(() =>
     {
         try
         {
@@ -38,4 +39,16 @@ public sealed class NvrtcFactAttribute : FactAttribute
     /// the test kernels use nothing newer.
     /// </summary>
     public const string PortableArchitecture = "sm_80";
+}
+
+/// <summary>A theory that needs NVRTC (not a GPU), skipped with the reason where NVRTC cannot be loaded; see <see cref="NvrtcFactAttribute"/>.</summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false)]
+public sealed class NvrtcTheoryAttribute : TheoryAttribute
+{
+    public NvrtcTheoryAttribute([CallerFilePath] string? sourceFilePath = null, [CallerLineNumber] int sourceLineNumber = -1)
+        : base(sourceFilePath, sourceLineNumber)
+    {
+        if (NvrtcFactAttribute.Missing.Value is { } reason)
+            Skip = $"NVRTC cannot be loaded: {reason}";
+    }
 }

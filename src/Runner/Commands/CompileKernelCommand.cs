@@ -7,28 +7,36 @@ namespace AutoResearch.Runner;
 /// `autoresearch compile-kernel`: compiles one kernel source, read from standard input, with NVRTC and writes the cubin.
 /// The worker behind <see cref="Training.KernelCompileProcesses"/>: a run with a cold kernel cache starts one per file, so the
 /// files compile side by side whether or not NVRTC runs the compiles of one process in parallel. Errors go to standard error
-/// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error.
+/// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. With --ptx it writes
+/// the PTX instead, for any architecture (compute_90 needs no GPU): what a kernel change does to the instructions, on a
+/// machine without the GPU.
 /// </summary>
 public static class CompileKernelCommand
 {
     public static Command Create()
     {
         var name = new Option<string>("--name") { Description = "The source's full path: NVRTC's name for it, where quoted includes are looked for first", Required = true };
-        var output = new Option<string>("--out") { Description = "Where the cubin goes (written to a temporary name, then renamed)", Required = true };
+        var output = new Option<string>("--out") { Description = "Where the cubin (or the PTX) goes (written to a temporary name, then renamed)", Required = true };
+        var ptx = new Option<bool>("--ptx")
+        {
+            Description = "Write the PTX instead of a cubin; the architecture may be a virtual one (--gpu-architecture=compute_90), which needs no GPU",
+        };
         var options = new Argument<string[]>("options") { Description = "NVRTC options, after --", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("compile-kernel",
             "Compile one kernel source, read from standard input, to a cubin with NVRTC (what train starts once per file on a cold kernel cache). "
             + "Example: autoresearch compile-kernel --name $PWD/kernels/rotary.cu --out rotary.cubin -- --gpu-architecture=sm_90a -DHEAD_DIM=128 < kernels/rotary.cu")
         {
-            name, output, options,
+            name, output, ptx, options,
         };
         command.SetAction(parse =>
         {
             var source = Console.In.ReadToEnd();
             try
             {
-                var cubin = NvrtcCompiler.Compile(source, parse.GetValue(name)!, parse.GetValue(options) ?? []).Cubin;
-                CubinStore.WriteAtomically(parse.GetValue(output)!, cubin);
+                byte[] image = parse.GetValue(ptx)
+                    ? System.Text.Encoding.UTF8.GetBytes(NvrtcCompiler.CompileToPtx(source, parse.GetValue(name)!, parse.GetValue(options) ?? []))
+                    : NvrtcCompiler.Compile(source, parse.GetValue(name)!, parse.GetValue(options) ?? []).Cubin;
+                CubinStore.WriteAtomically(parse.GetValue(output)!, image);
                 return 0;
             }
             catch (NvrtcCompileException e)

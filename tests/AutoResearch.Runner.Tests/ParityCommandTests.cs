@@ -207,6 +207,43 @@ public class ParityCommandTests
     }
 
     [Fact]
+    public void A_perturbed_run_starts_from_weights_moved_by_the_given_relative_size_and_is_reproducible()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 3, 33);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+
+        // The factors: each weight moved by at most √3 × size, by size in RMS, the same for a seed and other for another.
+        var start = ModelCheckpoint.Load(checkpoint, shape);
+        var moved = start.ToDictionary(kv => kv.Key, kv => (double[])kv.Value.Clone());
+        ParityCommand.Perturb(moved, 1e-3, 5, shape);
+        var relative = start.SelectMany(kv => kv.Value.Zip(moved[kv.Key], (a, b) => a == 0 ? 0 : (b - a) / a)).Where(r => r != 0).ToArray();
+        Assert.All(relative, r => Assert.True(Math.Abs(r) <= Math.Sqrt(3) * 1e-3 * (1 + 1e-4), $"{r}"));
+        Assert.InRange(Math.Sqrt(relative.Average(r => r * r)), 0.9e-3, 1.1e-3);
+        var again = start.ToDictionary(kv => kv.Key, kv => (double[])kv.Value.Clone());
+        ParityCommand.Perturb(again, 1e-3, 5, shape);
+        Assert.All(moved, kv => Assert.Equal(kv.Value, again[kv.Key]));
+
+        // Whole runs: the same perturbation gives the same weights; the comparison with the unperturbed run is close, not exact.
+        string plain = Path.Combine(dir, "plain.safetensors"), p1 = Path.Combine(dir, "p1.safetensors"), p2 = Path.Combine(dir, "p2.safetensors");
+        ParityCommand.RunTrainSteps(checkpoint, tokens, plain, true, 3, sets: ["Precision=reference"]);
+        var (_, w1) = ParityCommand.RunTrainSteps(checkpoint, tokens, p1, true, 3, sets: ["Precision=reference"], perturb: 1e-4, perturbSeed: 2);
+        var (_, w2) = ParityCommand.RunTrainSteps(checkpoint, tokens, p2, true, 3, sets: ["Precision=reference"], perturb: 1e-4, perturbSeed: 2);
+        Assert.All(w1, kv => Assert.Equal(kv.Value, w2[kv.Key]));
+        Assert.Equal("0.0001", SafeTensors.ReadMetadata(p1)["perturb"]);
+        var rows = ParityCommand.CompareSteps(checkpoint, plain, p1);
+        Assert.All(rows, r => Assert.True(r.Cosine > 0.5, $"{r.Name}: cosine {r.Cosine}"));
+        Assert.Contains(rows, r => r.Cosine < 1 - 1e-9);
+
+        Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 3, perturb: -1e-3));
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", Path.Combine(dir, "y.safetensors"),
+            "--device", "cpu", "--perturb", "1e-6");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--perturb and --perturb-seed apply to --train-steps only", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "y.safetensors")));
+    }
+
+    [Fact]
     public void Reference_precision_keeps_the_embeddings_on_the_bf16_grid_and_bad_step_options_are_refused()
     {
         var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);

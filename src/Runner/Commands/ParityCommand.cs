@@ -51,16 +51,24 @@ public static class ParityCommand
             Description = "With --train-steps: another run's output (e.g. --device cpu's) to compare with: per tensor, the cosine and the norm ratio of the "
                 + "weight change from the checkpoint; exits 1 when a tensor's cosine is below 0.99 or its norm ratio is off by more than 2 %",
         };
+        var perturb = new Option<double>("--perturb")
+        {
+            Description = "With --train-steps: multiply every starting weight by 1 + this × u (u uniform, mean 0, RMS 1; --perturb-seed): run it beside "
+                + "an unperturbed run and --against gives the comparison's noise floor, how far two runs apart by this much in their inputs end up",
+            DefaultValueFactory = _ => 0,
+        };
+        var perturbSeed = new Option<int>("--perturb-seed") { Description = "With --perturb: the seed of the factors", DefaultValueFactory = _ => 1 };
         var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch, or with --train-steps K the weights after K training steps (GPU or --device cpu).")
         {
-            checkpoint, tokens, output, device, seqLen, pattern, set, trainSteps, progressStep, against,
+            checkpoint, tokens, output, device, seqLen, pattern, set, trainSteps, progressStep, against, perturb, perturbSeed,
         };
         command.SetAction(parse =>
         {
             if (parse.GetValue(trainSteps) is int k)
             {
                 var losses = RunTrainSteps(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
-                    parse.GetValue(device) == "cpu", k, parse.GetValue(progressStep), parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []).Losses;
+                    parse.GetValue(device) == "cpu", k, parse.GetValue(progressStep), parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? [],
+                    parse.GetValue(perturb), parse.GetValue(perturbSeed)).Losses;
                 Console.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)))}; "
                     + $"weights after {k} steps written to {parse.GetRequiredValue(output).FullName}");
                 if (parse.GetValue(against) is { } other)
@@ -79,6 +87,8 @@ public static class ParityCommand
                 throw new ArgumentException("--against applies to --train-steps only");
             if (parse.GetResult(progressStep) is { Implicit: false })
                 throw new ArgumentException("--progress-step applies to --train-steps only");
+            if (parse.GetResult(perturb) is { Implicit: false } || parse.GetResult(perturbSeed) is { Implicit: false })
+                throw new ArgumentException("--perturb and --perturb-seed apply to --train-steps only");
             var (loss, _) = Run(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
                 parse.GetValue(device) == "cpu", parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []);
             Console.WriteLine($"loss {loss:F6}; gradients written to {parse.GetRequiredValue(output).FullName}");
@@ -140,11 +150,14 @@ public static class ParityCommand
     /// orthogonalisation like the GPU). Writes the final weights under the reference names and "losses" [K]; returns both.
     /// </summary>
     public static (double[] Losses, Dictionary<string, float[]> Weights) RunTrainSteps(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
-        int steps, double progressStep = 0, int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null)
+        int steps, double progressStep = 0, int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null, double perturb = 0,
+        int perturbSeed = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
         if (!(progressStep >= 0) || double.IsInfinity(progressStep))
             throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
+        if (!(perturb >= 0 && perturb < 0.1))
+            throw new ArgumentException($"--perturb must be a relative size in [0, 0.1); got {perturb}");
         var all = sets ?? [];
         var trainingSets = all.Where(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)).ToList();
         var shapeSets = all.Except(trainingSets).ToList();
@@ -157,6 +170,8 @@ public static class ParityCommand
         h = Knobs.Apply(h, trainingSets).Validate();
         var settings = h.Optimizer(shape.ModelDim);
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
+        if (perturb > 0)
+            Perturb(parameters, perturb, perturbSeed, shape);
         var (inputs, targets, rows) = ReadTokens(tokensPath, shape.SeqLen, shape.VocabSize);
         if (rows % steps != 0)
             throw new ArgumentException($"--train-steps {steps}: token file '{tokensPath}' holds {rows} rows, which do not split evenly into {steps} steps");
@@ -222,8 +237,26 @@ public static class ParityCommand
             ["train_steps"] = steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["progress_step"] = progressStep.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["precision"] = settings.Precision.Name(),
+            ["perturb"] = perturb.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
         });
         return (losses, weights);
+    }
+
+    /// <summary>
+    /// w ← w·(1 + size·u) rounded to fp32, u uniform on [−√3, √3] (RMS 1), tensor by tensor in the shape's order from one seed:
+    /// the same factors on the CPU and the GPU.
+    /// </summary>
+    public static void Perturb(IDictionary<string, double[]> parameters, double size, int seed, ModelShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(shape);
+        var random = new Random(seed);
+        foreach (var (name, _, _) in shape.ParameterShapes())
+        {
+            var values = parameters[name];
+            for (int i = 0; i < values.Length; i++)
+                values[i] = (float)(values[i] * (1 + size * Math.Sqrt(3) * (2 * random.NextDouble() - 1))); // fp32, as a checkpoint holds it
+        }
     }
 
     public const double MinCosine = 0.99;

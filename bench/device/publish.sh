@@ -10,6 +10,7 @@
 #   bash gpu-host/gpu-check.sh AutoResearch.Model.Tests      # test projects, then `profile`
 #   bash gpu-host/train-run.sh                               # prepare --from the corpus, the full train, a short warm one
 #   bash gpu-host/kernels.sh --short                         # the kernel benchmarks (publish tests/AutoResearch.Bench.Tests)
+#   bash gpu-host/parity-run.sh                              # the training-step parity, GPU against CPU, and its noise floor
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=artifacts/gpu-host
@@ -50,5 +51,5 @@ if [ -n "$corpus" ]; then
     *) cp "$corpus" "$out/corpus.txt" ;;
   esac
 fi
-cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh "$out/"
+cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh "$out/"
 du -sh "$out"

@@ -175,9 +175,18 @@ public sealed class CpuGpt
             var (dq, dk, dv) = RoundActivationsToBf16
                 ? CpuOps.AttentionBackwardLikeFlash(a.Qs[i], a.Ks[i], a.Vs[i], a.Os[i], a.Lses[i], dout, batch, t, h, kvh, d, s.Windows[i])
                 : CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
-            // dq reaches the rotary backward in fp32 (the flash backward's accumulator), dk and dv in bf16.
-            dq = R(CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d));
-            dk = R(CpuOps.RotaryQkNormBackward(a.KPre[i], R(dk), _cosSin, n * kvh, kvh, t, d));
+            // dq reaches the rotary backward in fp32 (the flash backward's accumulator), dk and dv in bf16. Rounding, the backward
+            // works as the GPU kernel does, from the forward's stored (bf16) output and its rstd rather than from x.
+            if (RoundActivationsToBf16)
+            {
+                dq = R(CpuOps.RotaryQkNormBackwardFromOutput(a.Qs[i], a.QRstds[i], dq, _cosSin, n * h, h, t, d));
+                dk = R(CpuOps.RotaryQkNormBackwardFromOutput(a.Ks[i], a.KRstds[i], R(dk), _cosSin, n * kvh, kvh, t, d));
+            }
+            else
+            {
+                dq = CpuOps.RotaryQkNormBackward(a.QPre[i], dq, _cosSin, n * h, h, t, d);
+                dk = CpuOps.RotaryQkNormBackward(a.KPre[i], dk, _cosSin, n * kvh, kvh, t, d);
+            }
             R(dv);
             CpuOps.LinearBackwardWeight(dq, a.H1s[i], n, c, c, gr[W(i, "attn.c_q")]);
             CpuOps.LinearBackwardWeight(dk, a.H1s[i], n, c, kv, gr[W(i, "attn.c_k")]);
@@ -243,8 +252,8 @@ public sealed class CpuGpt
 
     /// <summary>What the forward keeps for the backward, in the order the forward makes it; per-layer arrays indexed by layer.</summary>
     private sealed record ForwardState(double[] Embedded, double[] X0, double[][] Xs, double[][] Ms, double[][] H1s, double[][] QPre, double[][] KPre,
-        double[][] Qs, double[][] Ks, double[][] Vs, double[][] Os, double[][] Lses, double[][] Xmids, double[][] H2s, double[][] Us, double[][] Ss, double[][] Rstd2s,
-        double[] Hf, double[] Logits);
+        double[][] Qs, double[][] Ks, double[][] QRstds, double[][] KRstds, double[][] Vs, double[][] Os, double[][] Lses, double[][] Xmids, double[][] H2s,
+        double[][] Us, double[][] Ss, double[][] Rstd2s, double[] Hf, double[] Logits);
 
     /// <summary>The forward of SPEC §5 up to the raw logits [N, V], keeping what the backward needs.</summary>
     private ForwardState Forward(int[] inputs, int batch, Dictionary<string, double[]> p)
@@ -265,6 +274,8 @@ public sealed class CpuGpt
         var qPre = new double[depth][];
         var kPre = new double[depth][];
         var qs = new double[depth][];
+        var qRstds = new double[depth][];
+        var kRstds = new double[depth][];
         var ks = new double[depth][];
         var vs = new double[depth][];
         var os = new double[depth][];
@@ -287,8 +298,10 @@ public sealed class CpuGpt
             vs[i] = R(CpuOps.Linear(h1s[i], p[W(i, "attn.c_v")], n, c, kv));    // [N, KV·D]
             if (s.HasValueEmbedding[i])
                 vs[i] = R(CpuOps.ValueGate(h1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], vs[i], n, kvh, d, c).V);
-            qs[i] = R(CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d).Y);
-            ks[i] = R(CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d).Y);
+            (qs[i], qRstds[i]) = CpuOps.RotaryQkNorm(qPre[i], _cosSin, n * h, h, t, d);
+            (ks[i], kRstds[i]) = CpuOps.RotaryQkNorm(kPre[i], _cosSin, n * kvh, kvh, t, d);
+            R(qs[i]);
+            R(ks[i]);
             if (RoundActivationsToBf16)
             {
                 // The flash forward's own roundings (P in bf16 tile by tile); its lse feeds the backward, as on the GPU.
@@ -328,7 +341,7 @@ public sealed class CpuGpt
         }
         var hf = R(CpuOps.RmsNorm(xs[depth], n, c).Y);
         var logits = R(CpuOps.Linear(hf, p["lm_head.weight"], n, c, v));
-        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, vs, os, lses, xmids, h2s, us, ss, rstd2s, hf, logits);
+        return new ForwardState(embedded, x0, xs, ms, h1s, qPre, kPre, qs, ks, qRstds, kRstds, vs, os, lses, xmids, h2s, us, ss, rstd2s, hf, logits);
     }
 
     /// <summary>

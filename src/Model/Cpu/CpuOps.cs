@@ -85,6 +85,29 @@ public static class CpuOps
         return Rotate(dRotated, cosSin, rows, heads, seqLen, headDim, transpose: true);
     }
 
+    /// <summary>
+    /// The same backward from the forward's output y = norm(rotate(x)) and its rstd instead of x, as the GPU kernel computes it
+    /// from the stored (bf16) y: d(rotated) = rstd·(dy − y·mean(dy·y)), then the transposed rotation. Given the exact y and rstd
+    /// it equals <see cref="RotaryQkNormBackward"/>.
+    /// </summary>
+    public static double[] RotaryQkNormBackwardFromOutput(double[] y, double[] rstd, double[] dy, float[] cosSin, int rows, int heads, int seqLen, int headDim)
+    {
+        CheckRotary(y, cosSin, rows, heads, seqLen, headDim);
+        ArgumentNullException.ThrowIfNull(rstd);
+        CheckLength(nameof(rstd), rstd.Length, rows);
+        CheckLength(nameof(dy), dy.Length, (long)rows * headDim);
+        var dRotated = new double[(long)rows * headDim];
+        for (int r = 0; r < rows; r++)
+        {
+            var yRow = y.AsSpan(r * headDim, headDim);
+            var dyRow = dy.AsSpan(r * headDim, headDim);
+            double mean = VectorMath.Dot(dyRow, yRow) / headDim;
+            for (int j = 0; j < headDim; j++)
+                dRotated[r * headDim + j] = rstd[r] * (dyRow[j] - yRow[j] * mean);
+        }
+        return Rotate(dRotated, cosSin, rows, heads, seqLen, headDim, transpose: true);
+    }
+
     private static void CheckRotary(double[] x, float[] cosSin, int rows, int heads, int seqLen, int headDim)
     {
         ArgumentNullException.ThrowIfNull(x);

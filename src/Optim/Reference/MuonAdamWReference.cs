@@ -9,7 +9,9 @@ namespace AutoResearch.Optim.Reference;
 /// orthogonalisation rounds to bf16 where the GPU does (the normalised input and every GEMM output), so the two agree to
 /// bf16 precision; without it, everything is exact fp64. With the settings' <see cref="OptimizerPrecision.Reference"/> it also
 /// rounds where the reference does (bf16 embedding parameters, gradients and moments; the bf16 Muon normalisation, scale
-/// and update), whatever <see cref="RoundLikeGpu"/> says about the orthogonalisation.
+/// and update), whatever <see cref="RoundLikeGpu"/> says about the orthogonalisation. <see cref="RoundLikeGpu"/> also keeps
+/// what the GPU keeps in fp32 (the masters of the other parameters, AdamW's moments there, the Polar Express coefficients) on
+/// the fp32 grid.
 /// </summary>
 public sealed class MuonAdamWReference
 {
@@ -77,7 +79,8 @@ public sealed class MuonAdamWReference
     /// bf16 as they are stored, the arithmetic between them exact.</summary>
     private void AdamStep(ReferenceParameter p, OptimizerSettings.AdamHyper h, double lrMultiplier, bool bf16)
     {
-        double B(double x) => bf16 ? Bf16.Round((float)x) : x;
+        // What the GPU stores in fp32 is rounded to fp32 when following it.
+        double B(double x) => bf16 ? Bf16.Round((float)x) : RoundLikeGpu ? (float)x : x;
         double lr = h.LearningRate * lrMultiplier;
         double bc1 = 1 - Math.Pow(h.Beta1, StepCount), bc2 = 1 - Math.Pow(h.Beta2, StepCount);
         var m = _adamM[p.Name];
@@ -157,6 +160,8 @@ public sealed class MuonAdamWReference
                 else
                     spared++;
                 p.Value[k] = p.Value[k] - (B(lrUpdate * xv) + (decay ? lrDecay * p.Value[k] : 0));
+                if (RoundLikeGpu)
+                    p.Value[k] = (float)p.Value[k]; // the GPU's fp32 master
             }
         }
         return (decayed, spared);
@@ -172,9 +177,13 @@ public sealed class MuonAdamWReference
     {
         ArgumentNullException.ThrowIfNull(x);
         double R(double v) => roundLikeGpu ? Bf16.Round((float)v) : v;
+        // The GPU passes the coefficients to its GEMMs and kernels as fp32.
+        var coefficients = roundLikeGpu
+            ? PolarExpress.Coefficients.Select(t => ((double)(float)t.A, (double)(float)t.B, (double)(float)t.C)).ToArray()
+            : PolarExpress.Coefficients.ToArray();
         bool tall = rows > cols;
         int g = tall ? cols : rows, k = tall ? rows : cols; // Gram size, contraction length
-        foreach (var (a, b, c) in PolarExpress.Coefficients)
+        foreach (var (a, b, c) in coefficients)
         {
             // gram = A·Aᵀ with A = Xᵀ (g × k) when tall, X otherwise: gram[i, j] = Σ_t A[i, t]·A[j, t].
             var rowsOfA = tall ? Transpose(x, rows, cols) : x;

@@ -209,7 +209,8 @@ public static class ParityCommand
                 foreach (var g in gradients.Values)
                     Array.Clear(g);
                 losses[i] = model.ForwardBackward(inputs[(i * n)..((i + 1) * n)], targets[(i * n)..((i + 1) * n)], batch, gradients).Loss;
-                optimizer.Step(schedule[i].Lr, schedule[i].Momentum, schedule[i].Decay);
+                // The schedule's values as the GPU optimizer takes them: fp32.
+                optimizer.Step((float)schedule[i].Lr, (float)schedule[i].Momentum, (float)schedule[i].Decay);
             }
             foreach (var p in reference)
                 weights[p.Name] = Array.ConvertAll(p.Value, v => (float)v);

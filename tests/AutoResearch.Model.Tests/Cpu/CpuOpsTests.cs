@@ -64,6 +64,36 @@ public class CpuOpsTests
     }
 
     [Theory]
+    [InlineData(128, 2)]
+    [InlineData(64, 3)]
+    public void Rotary_qknorm_backward_from_the_output_is_the_backward_and_follows_a_rounded_output(int headDim, int heads)
+    {
+        const int seqLen = 5;
+        int seed = 131 + headDim + heads, rows = 2 * seqLen * heads;
+        var r = new Random(seed);
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, 10000.0);
+        var x = Random(r, rows * headDim);
+        var dy = Random(r, rows * headDim);
+        var (y, rstd) = CpuOps.RotaryQkNorm(x, cosSin, rows, heads, seqLen, headDim);
+        var exact = CpuOps.RotaryQkNormBackward(x, dy, cosSin, rows, heads, seqLen, headDim);
+
+        // From the exact output it is the backward (checked against finite differences above).
+        var fromOutput = CpuOps.RotaryQkNormBackwardFromOutput(y, rstd, dy, cosSin, rows, heads, seqLen, headDim);
+        for (int i = 0; i < exact.Length; i++)
+            Assert.Equal(exact[i], fromOutput[i], 1e-12 * (1 + Math.Abs(exact[i])));
+        // From the output rounded to bf16, as the GPU stores it: close to the backward, not equal to it.
+        var rounded = y.Select(v => (double)AutoResearch.Native.Bf16.Round((float)v)).ToArray();
+        var fromRounded = CpuOps.RotaryQkNormBackwardFromOutput(rounded, rstd, dy, cosSin, rows, heads, seqLen, headDim);
+        double difference = 0, norm = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            difference += (fromRounded[i] - exact[i]) * (fromRounded[i] - exact[i]);
+            norm += exact[i] * exact[i];
+        }
+        Assert.InRange(Math.Sqrt(difference / norm), 1e-6, 1e-2);
+    }
+
+    [Theory]
     [InlineData(64)]
     [InlineData(128)]
     public void Rotary_rotates_by_the_table_values_and_its_transpose_is_the_adjoint(int headDim)

@@ -46,6 +46,38 @@ public sealed class CubinStore
         CacheDirectory = cacheDirectory;
         _nvrtcVersion = nvrtcVersion ?? NvrtcCompiler.Version();
         _headerDigest = DigestHeaders(KernelDirectory);
+        DeleteAbandonedTemporaryFiles(CacheDirectory);
+    }
+
+    /// <summary>
+    /// Temporary cubins (<c>NAME.cubin.PID.GUID.tmp</c>) of processes that no longer run: a compile-kernel child killed while
+    /// writing, a run killed outright. Those of running processes (another run compiling now) are left alone.
+    /// </summary>
+    private static void DeleteAbandonedTemporaryFiles(string cacheDirectory)
+    {
+        if (!Directory.Exists(cacheDirectory))
+            return;
+        foreach (var file in Directory.GetFiles(cacheDirectory, "*.cubin.*.tmp"))
+        {
+            var parts = Path.GetFileName(file).Split('.');
+            if (parts.Length < 4 || !int.TryParse(parts[^3], out int pid) || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+            }
+            catch (ArgumentException)
+            {
+                try
+                {
+                    File.Delete(file); // no such process
+                }
+                catch (IOException)
+                {
+                    // another run removed it first, or it is in use: leave it
+                }
+            }
+        }
     }
 
     public string Architecture { get; }

@@ -54,14 +54,16 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
     public ulong At(long index) => Pointer + (ulong)(index * sizeof(T));
 
     /// <summary>
-    /// Copies host values in and returns once they are on the device. (A copy from pageable memory returns when the driver has
-    /// staged it, possibly before it lands, and work on a non-blocking stream is not ordered after it: the context is
-    /// synchronised, so any kernel launched afterwards, on any stream, reads the new values.)
+    /// Copies host values in and returns once they are on the device. The copy goes on the legacy stream, which work on a
+    /// non-blocking stream is not ordered against either way, and from pageable memory it returns when the driver has staged
+    /// it, possibly before it lands: so the context is synchronised before (no queued kernel still reads or writes the buffer)
+    /// and after (any kernel launched afterwards, on any stream, reads the new values).
     /// </summary>
     public void CopyFrom(ReadOnlySpan<T> source)
     {
         CheckLength(source.Length);
         _device.MakeCurrent();
+        Cuda.cuCtxSynchronize().Check();
         fixed (T* p = source)
             Cuda.cuMemcpyHtoD_v2(Pointer, p, (nuint)Bytes).Check();
         Cuda.cuCtxSynchronize().Check();

@@ -112,6 +112,27 @@ public class CubinStoreTests
     }
 
     [Fact]
+    public void Temporary_cubins_of_processes_that_no_longer_run_are_removed_others_kept()
+    {
+        var (kernels, cache) = Folders(("a.cu", "// a"));
+        Directory.CreateDirectory(cache);
+        // A process id no system hands out (above the Linux maximum of 2^22), this process's own, and one that is not a number.
+        var dead = Path.Combine(cache, $"a-sm_90a-0123.cubin.{(1 << 22) + 17}.0a1b.tmp");
+        var mine = Path.Combine(cache, $"a-sm_90a-0123.cubin.{Environment.ProcessId}.0a1b.tmp");
+        var odd = Path.Combine(cache, "a-sm_90a-0123.cubin.x.0a1b.tmp");
+        var cubin = Path.Combine(cache, "a-sm_90a-0123.cubin");
+        foreach (var f in new[] { dead, mine, odd, cubin })
+            File.WriteAllBytes(f, [1]);
+
+        _ = Bookkeeping(kernels, cache);
+
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(mine));
+        Assert.True(File.Exists(odd));
+        Assert.True(File.Exists(cubin));
+    }
+
+    [Fact]
     public void A_write_that_cannot_be_renamed_into_place_leaves_no_temporary_file()
     {
         var (_, cache) = Folders(("a.cu", "// a"));

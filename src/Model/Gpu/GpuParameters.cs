@@ -79,6 +79,7 @@ public sealed class GpuParameters : IDisposable
         if (values.Length != e.Count)
             throw new ArgumentException($"parameter '{name}' has {e.Rows}×{e.Cols} = {e.Count} elements; {values.Length} were given");
         _device.MakeCurrent();
+        Cuda.cuCtxSynchronize().Check(); // nothing queued still reads or writes the slot
         fixed (float* p = values)
             Cuda.cuMemcpyHtoD_v2(buffer.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
         Cuda.cuCtxSynchronize().Check();

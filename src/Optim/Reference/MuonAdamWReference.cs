@@ -56,6 +56,11 @@ public sealed class MuonAdamWReference
 
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
     {
+        if (RoundLikeGpu)
+        {
+            // The GPU optimizer takes the schedule's values as fp32.
+            (lrMultiplier, muonMomentum, muonWeightDecay) = ((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
+        }
         StepCount++;
         long decayed = 0, spared = 0;
         foreach (var p in _parameters)
@@ -105,6 +110,8 @@ public sealed class MuonAdamWReference
         for (int i = 0; i < u.Length; i++)
         {
             buf[i] = mu * buf[i] + (1 - mu) * p.Gradient[i];
+            if (RoundLikeGpu)
+                buf[i] = (float)buf[i]; // the GPU's fp32 momentum buffer
             u[i] = B((1 - mu) * p.Gradient[i] + mu * buf[i]); // reference: X = u.bfloat16() before the norm
             sumSquares += u[i] * u[i];
         }
@@ -138,6 +145,8 @@ public sealed class MuonAdamWReference
         for (int l = 0; l < length; l++)
         {
             s2[l] = _settings.MuonBeta2 * s2[l] + (1 - _settings.MuonBeta2) * vMean[l];
+            if (RoundLikeGpu)
+                s2[l] = (float)s2[l]; // the GPU's fp32 second moment
             r[l] = 1 / Math.Sqrt(Math.Max(s2[l], 1e-10));
             sumV += vMean[l];
             sumVr += n * vMean[l] * r[l] * r[l];
@@ -147,6 +156,8 @@ public sealed class MuonAdamWReference
         double lrEff = _settings.MuonLearningRate * lrMultiplier * Math.Sqrt(Math.Max(1.0, (double)rows / cols));
         // Reference: lr and wd as bf16, the scale and X·scale bf16, lr·X bf16; (lr·wd) bf16 times the fp32 p stays fp32.
         double lrUpdate = B(lrEff), lrDecay = reference ? B(B(lrEff) * B(weightDecay)) : lrEff * weightDecay;
+        if (RoundLikeGpu && !reference)
+            (lrUpdate, lrDecay) = ((float)lrEff, (float)(lrEff * weightDecay)); // fp32 arguments of the GPU's update kernel
         long decayed = 0, spared = 0;
         for (int i = 0; i < rows; i++)
         {

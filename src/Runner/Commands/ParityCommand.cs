@@ -54,7 +54,9 @@ public static class ParityCommand
         var perturb = new Option<double>("--perturb")
         {
             Description = "With --train-steps: multiply every starting weight by 1 + this × u (u uniform, mean 0, RMS 1; --perturb-seed): run it beside "
-                + "an unperturbed run and --against gives the comparison's noise floor, how far two runs apart by this much in their inputs end up",
+                + "an unperturbed run and --against gives the comparison's noise floor, how far two runs apart by this much in their inputs end up. "
+                + "With Precision=reference the bf16 parameters (wte, the value embeddings) are rounded back to bf16 at the start, which undoes a "
+                + "perturbation smaller than half their rounding step: the fp32 ones carry it",
             DefaultValueFactory = _ => 0,
         };
         var perturbSeed = new Option<int>("--perturb-seed") { Description = "With --perturb: the seed of the factors", DefaultValueFactory = _ => 1 };
@@ -209,8 +211,7 @@ public static class ParityCommand
                 foreach (var g in gradients.Values)
                     Array.Clear(g);
                 losses[i] = model.ForwardBackward(inputs[(i * n)..((i + 1) * n)], targets[(i * n)..((i + 1) * n)], batch, gradients).Loss;
-                // The schedule's values as the GPU optimizer takes them: fp32.
-                optimizer.Step((float)schedule[i].Lr, (float)schedule[i].Momentum, (float)schedule[i].Decay);
+                optimizer.Step(schedule[i].Lr, schedule[i].Momentum, schedule[i].Decay); // as fp32, like the GPU's (RoundLikeGpu)
             }
             foreach (var p in reference)
                 weights[p.Name] = Array.ConvertAll(p.Value, v => (float)v);
@@ -239,6 +240,7 @@ public static class ParityCommand
             ["progress_step"] = progressStep.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["precision"] = settings.Precision.Name(),
             ["perturb"] = perturb.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["perturb_seed"] = perturbSeed.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         return (losses, weights);
     }

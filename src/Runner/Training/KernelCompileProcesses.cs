@@ -79,9 +79,9 @@ public static class KernelCompileProcesses
             if (!process.HasExited)
                 process.Kill(entireProcessTree: true);
         }
-        catch (InvalidOperationException)
+        catch (Exception e) when (e is InvalidOperationException or AggregateException or System.ComponentModel.Win32Exception)
         {
-            // it ended meanwhile
+            // it ended meanwhile, or cannot be killed: the cancellation stands either way
         }
     }
 

@@ -62,10 +62,18 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
     public void CopyFrom(ReadOnlySpan<T> source)
     {
         CheckLength(source.Length);
+        CopyFrom(source, 0);
+    }
+
+    /// <summary>As <see cref="CopyFrom(ReadOnlySpan{T})"/>, into elements [offset, offset + source.Length) of the buffer.</summary>
+    public void CopyFrom(ReadOnlySpan<T> source, long offset)
+    {
+        if (offset < 0 || offset + source.Length > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"'{Owner}' has {Length} elements; {source.Length} from element {offset} do not fit");
         _device.MakeCurrent();
         Cuda.cuCtxSynchronize().Check();
         fixed (T* p = source)
-            Cuda.cuMemcpyHtoD_v2(Pointer, p, (nuint)Bytes).Check();
+            Cuda.cuMemcpyHtoD_v2(At(offset), p, (nuint)(source.Length * sizeof(T))).Check();
         Cuda.cuCtxSynchronize().Check();
     }
 

@@ -70,19 +70,15 @@ public sealed class GpuParameters : IDisposable
 
     /// <summary>
     /// Copies host values into one tensor's slot of a flat buffer with this layout (masters or gradients), and returns once
-    /// they are on the device, so that work on any stream reads them (as <see cref="DeviceBuffer{T}.CopyFrom(ReadOnlySpan{T})"/>).
+    /// they are on the device, so that work on any stream reads them (<see cref="DeviceBuffer{T}.CopyFrom(ReadOnlySpan{T}, long)"/>).
     /// </summary>
-    public unsafe void UploadTo(DeviceBuffer<float> buffer, string name, ReadOnlySpan<float> values)
+    public void UploadTo(DeviceBuffer<float> buffer, string name, ReadOnlySpan<float> values)
     {
         ArgumentNullException.ThrowIfNull(buffer);
         var e = this[name];
         if (values.Length != e.Count)
             throw new ArgumentException($"parameter '{name}' has {e.Rows}×{e.Cols} = {e.Count} elements; {values.Length} were given");
-        _device.MakeCurrent();
-        Cuda.cuCtxSynchronize().Check(); // nothing queued still reads or writes the slot
-        fixed (float* p = values)
-            Cuda.cuMemcpyHtoD_v2(buffer.At(e.Offset), p, (nuint)(e.Count * sizeof(float))).Check();
-        Cuda.cuCtxSynchronize().Check();
+        buffer.CopyFrom(values, e.Offset);
     }
 
     public unsafe float[] Download(DeviceBuffer<float> buffer, string name)

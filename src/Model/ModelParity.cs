@@ -58,8 +58,10 @@ public static class ModelParity
     /// <param name="roundedReference">false: the fp64 reference (the model's function); true: the reference that rounds to bf16
     /// where the GPU stores bf16 (<see cref="CpuGpt.RoundActivationsToBf16"/>), against which deep models, whose bf16 noise
     /// compounds over the layers, are held.</param>
+    /// <param name="recomputeMlp">The GPU model recomputes the MLP activations in the backward (the Recompute knob).</param>
     public static Result Run(ModelShape shape, int batch, int seed, CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels,
-        bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000, double lambdaSpread = 0, bool roundedReference = false)
+        bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000, double lambdaSpread = 0, bool roundedReference = false,
+        bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
         var (cpu, inputs, targets) = Reference(shape, batch, seed, lambdaSpread, roundedReference,
@@ -70,7 +72,7 @@ public static class ModelParity
         int scored = targets.Count(t => t >= 0);
 
 
-        using var gpu = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp);
+        using var gpu = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp, recomputeMlp);
         foreach (var (name, values) in cpu.Parameters)
             gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
         gpu.Parameters.RefreshBf16(gpu.Elementwise, stream);

@@ -1,6 +1,7 @@
 using AutoResearch.Model;
 using AutoResearch.Model.Checkpoint;
 using AutoResearch.Runner.Experiment;
+using AutoResearch.Runner.Training;
 using Spectre.Console;
 using Xunit;
 
@@ -25,6 +26,7 @@ public class KnobTests
         ["RotaryBase"] = "500000",
         ["TotalBatchSize"] = "262144",
         ["DeviceBatchSize"] = "64",
+        ["Recompute"] = "mlp",
         ["EmbeddingLr"] = "0.3",
         ["UnembeddingLr"] = "0.008",
         ["MatrixLr"] = "0.02",
@@ -39,8 +41,10 @@ public class KnobTests
         ["FinalLrFrac"] = "0.1",
     };
 
+    private static readonly Native.DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
+
     /// <summary>
-    /// What a `train` run takes from the knobs, as text: the model shape (GPU T and vocabulary), the optimizer's settings, the
+    /// What a `train` run takes from the knobs, as text: the GPU memory it plans, the model shape (GPU T and vocabulary), the optimizer's settings, the
     /// loop's accumulation steps, the schedules over the run, and the first weights the trainer draws (on a tiny shape, on the
     /// CPU, through the same <see cref="TrainCommand.CreateTrainer"/> the command uses).
     /// </summary>
@@ -56,7 +60,8 @@ public class KnobTests
         var request = new TrainCommand.Request(h, OnCpu: true, SeqLen: 4, BudgetSeconds: 1, EvalTokens: 4, new AutoResearch.Data.CachePaths("unused"), SavePath: null);
         using var trainer = TrainCommand.CreateTrainer(request, tiny, h.Optimizer(tiny.ModelDim));
         var weights = trainer.ParameterValues()["lm_head.weight"].Take(4);
-        return string.Join("\n", ModelCheckpoint.ShapeToJson(shape), settings, $"accumulation {accumulation}, rows {h.DeviceBatchSize}",
+        long gpuBytes = GpuTrainer.EstimateBytes(H200, shape, h.DeviceBatchSize, settings, h.RecomputesMlp);
+        return string.Join("\n", ModelCheckpoint.ShapeToJson(shape), settings, $"accumulation {accumulation}, rows {h.DeviceBatchSize}, GPU bytes {gpuBytes}",
             "lr " + string.Join(' ', lr), "wd " + string.Join(' ', decay), "weights " + string.Join(' ', weights));
     }
 

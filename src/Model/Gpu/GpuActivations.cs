@@ -15,6 +15,17 @@ namespace AutoResearch.Model.Gpu;
 /// (<see cref="MixKept"/> false: the norm-and-mix backward recomputes it from x and x0): that memory keeps h1 of every layer
 /// instead (<see cref="H1"/>), so nothing is recomputed. Rows wider than <see cref="RmsNorm.FusedBackwardMaxWidth"/> keep m,
 /// and h1 of the first F/C layers.
+/// Memory that is dead when a scratch tensor is live holds it, so the plan costs no time:
+/// <list type="bullet">
+/// <item>a layer's s is dead once its MLP backward is done, so the attention backward of the same layer keeps dq | dk | dv and
+/// dO there (<see cref="Dqkv"/>, <see cref="DOf"/>) when they fit (C + C + 2·KV·D ≤ F: the baseline fills it exactly);</item>
+/// <item>the final norm's output lives in the fp32 residual gradient G, which the backward writes first after the head is done
+/// (<see cref="HFinal"/>).</item>
+/// </list>
+/// With <see cref="RecomputeMlp"/> (the Recompute knob), s (and u) of every layer share one buffer: the forward writes it and
+/// the proj GEMM reads it at once, and the backward recomputes it with the same kernels just before the layer's MLP backward,
+/// bit for bit. The embedding's gathered rows (wte[inputs]), needed again only by the last backward op, then live in that
+/// buffer too and are gathered again there (<see cref="EmbeddedRegathered"/>).
 /// <see cref="EstimateBytes"/> sizes the same buffers without allocating, so a shape that cannot fit is refused before any
 /// allocation.
 /// </summary>
@@ -25,16 +36,26 @@ public sealed class GpuActivations : IDisposable
     private readonly int _kvDim;
     private readonly CudaDevice? _device;
 
-    public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp = false)
-        : this(device ?? throw new ArgumentNullException(nameof(device)), shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, countOnly: false)
+    public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp = false,
+        bool recomputeMlp = false)
+        : this(device ?? throw new ArgumentNullException(nameof(device)), shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp,
+            countOnly: false)
     {
     }
 
     /// <summary>The bytes the buffers of this shape and batch take, without allocating them.</summary>
-    public static long EstimateBytes(ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp)
-        => new GpuActivations(null, shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, countOnly: true).Bytes;
+    public static long EstimateBytes(ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp = false)
+        => Plan(shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp).Bytes;
 
-    private GpuActivations(CudaDevice? device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool countOnly)
+    /// <summary>
+    /// The plan of this shape and batch without a device: <see cref="Bytes"/> and where the scratch tensors go
+    /// (<see cref="ScratchInActivation"/>, <see cref="EmbeddedRegathered"/>); it holds no buffers (every buffer and view is empty).
+    /// </summary>
+    public static GpuActivations Plan(ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp = false)
+        => new(null, shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp, countOnly: true);
+
+    private GpuActivations(CudaDevice? device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp,
+        bool countOnly)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
@@ -55,10 +76,18 @@ public sealed class GpuActivations : IDisposable
             _owned.Add(b);
             return b;
         }
+        DeviceView<T> View<T>(DeviceBuffer<T> buffer) where T : unmanaged => countOnly ? default : DeviceView<T>.Of(buffer);
+        // A view of `length` elements `byteOffset` bytes into a buffer A returned (nothing when only counting).
+        DeviceView<T> In<T, TB>(DeviceBuffer<TB> buffer, long byteOffset, long length) where T : unmanaged where TB : unmanaged
+            => countOnly ? default : DeviceView<T>.Inside<TB>(buffer, byteOffset, length);
 
+        RecomputeMlp = recomputeMlp;
         Inputs = A<int>(n, "inputs");
         Targets = A<int>(n, "targets");
-        Embedded = A<ushort>(n * c, "wte[inputs]");
+        // With the recompute, one s (and u) for all layers; wte[inputs] lives there too when it fits (F ≥ C).
+        var sShared = recomputeMlp ? A<ushort>(n * f, $"MLP activation {shape.Activation.Name()} (one for all layers: recomputed in the backward)") : null;
+        EmbeddedRegathered = recomputeMlp && f >= c;
+        Embedded = EmbeddedRegathered ? In<ushort, ushort>(sShared!, 0, n * c) : View(A<ushort>(n * c, "wte[inputs]"));
         Rstd0 = A<float>(n, "rstd of the embedding norm");
         X = new DeviceBuffer<ushort>[shape.Depth + 1];
         X[0] = A<ushort>(n * c, "x0");
@@ -78,6 +107,7 @@ public sealed class GpuActivations : IDisposable
         U = new DeviceBuffer<ushort>?[shape.Depth];
         H1 = new DeviceBuffer<ushort>?[shape.Depth];
         bool keepU = MlpActivation.KeepsPreActivation(shape.Activation);
+        var uShared = recomputeMlp && keepU ? A<ushort>(n * shape.FcRows, "MLP pre-activation (one for all layers: recomputed in the backward)") : null;
         MixKept = !(fusedMlp && c <= RmsNorm.FusedBackwardMaxWidth);
         int keptH1 = !fusedMlp ? 0 : MixKept ? (int)Math.Min(shape.Depth, f / c) : shape.Depth;
         var mixScratch = MixKept ? null : A<ushort>(n * c, "mixed input m (scratch: recomputed in the backward)");
@@ -96,17 +126,18 @@ public sealed class GpuActivations : IDisposable
             Lse[i] = A<float>(n * h, $"layer {i} attention log-sum-exp");
             XMid[i] = A<ushort>(n * c, $"layer {i} residual after attention");
             Rstd2[i] = A<float>(n, $"layer {i} MLP norm rstd");
-            S[i] = A<ushort>(n * f, $"layer {i} MLP activation {shape.Activation.Name()}" + (fusedMlp ? " (its gradient in the backward)" : ""));
-            U[i] = keepU ? A<ushort>(n * shape.FcRows, $"layer {i} MLP pre-activation (its gradient in the backward)") : null;
+            // (Tested on the flag, not on null: counting only, A returns null for every buffer.)
+            S[i] = recomputeMlp ? sShared! : A<ushort>(n * f, $"layer {i} MLP activation {shape.Activation.Name()}" + (fusedMlp ? " (its gradient in the backward)" : ""));
+            U[i] = !keepU ? null : recomputeMlp ? uShared! : A<ushort>(n * shape.FcRows, $"layer {i} MLP pre-activation (its gradient in the backward)");
             H1[i] = i < keptH1 ? A<ushort>(n * c, $"layer {i} attention norm output h1") : null;
         }
-        HFinal = A<ushort>(n * c, "final norm");
         RstdFinal = A<float>(n, "final norm rstd");
         Logits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits chunk (bf16)");
         DLogits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits gradient chunk");
         Losses = A<float>(n, "per-token losses");
         LossSum = A<float>(1, "loss sum");
         G = A<float>(n * c, "residual gradient");
+        HFinal = In<ushort, float>(G, 0, n * c); // dead in G's memory from the head's end to the backward's first write of G
         GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
         DH = A<float>(n * c, "normed-input gradient");
 
@@ -115,10 +146,21 @@ public sealed class GpuActivations : IDisposable
         // The cuBLAS MLP path: relu²'s pre-activation in the forward, and in the backward the gradient at s (and for relu² at
         // u, in place), never live together: one buffer.
         MlpScratch = fusedMlp ? null : A<ushort>(n * f, "MLP relu² pre-activation / gradient at s (scratch)");
-        DQKV = A<ushort>(n * shape.QkvDim, "dq | dk | dv");
         _width = (int)c;
         _kvDim = (int)kvd;
-        DO = A<ushort>(n * c, "attention output gradient");
+        // dq | dk | dv and dO of a layer's attention backward: in that layer's s when both fit (s is dead after the MLP backward),
+        // else one buffer each for all layers.
+        long qkvElements = n * shape.QkvDim, doOffset = AlignedBytes(2 * qkvElements);
+        ScratchInActivation = doOffset + 2 * n * c <= 2 * n * f;
+        _dqkv = new DeviceView<ushort>[shape.Depth];
+        _do = new DeviceView<ushort>[shape.Depth];
+        var dqkv = ScratchInActivation ? null : A<ushort>(qkvElements, "dq | dk | dv");
+        var dO = ScratchInActivation ? null : A<ushort>(n * c, "attention output gradient");
+        for (int i = 0; i < shape.Depth; i++)
+        {
+            _dqkv[i] = ScratchInActivation ? In<ushort, ushort>(S[i], 0, qkvElements) : View(dqkv!);
+            _do[i] = ScratchInActivation ? In<ushort, ushort>(S[i], doOffset, n * c) : View(dO!);
+        }
         DX0 = A<float>(n * c, "x0 gradient");
         AttentionScratch = A<byte>(attentionScratchBytes, "attention backward scratch");
     }
@@ -134,7 +176,8 @@ public sealed class GpuActivations : IDisposable
 
     public DeviceBuffer<int> Inputs { get; }
     public DeviceBuffer<int> Targets { get; }
-    public DeviceBuffer<ushort> Embedded { get; }
+    /// <summary>wte[inputs] [N, C]: its own buffer, or inside the shared s with <see cref="EmbeddedRegathered"/>.</summary>
+    public DeviceView<ushort> Embedded { get; }
     public DeviceBuffer<float> Rstd0 { get; }
     public DeviceBuffer<ushort>[] X { get; }
     public DeviceBuffer<ushort>[] M { get; }
@@ -156,7 +199,8 @@ public sealed class GpuActivations : IDisposable
     public bool MixKept { get; }
     /// <summary>Layers whose h1 = norm(m) is kept from the forward (not null), the others recompute it into <see cref="Normed"/>.</summary>
     public DeviceBuffer<ushort>?[] H1 { get; }
-    public DeviceBuffer<ushort> HFinal { get; }
+    /// <summary>The final norm's output [N, C]: inside <see cref="G"/>'s memory (dead there until the backward's first op writes G).</summary>
+    public DeviceView<ushort> HFinal { get; }
     public DeviceBuffer<float> RstdFinal { get; }
     public DeviceBuffer<ushort> Logits { get; }
     public DeviceBuffer<ushort> DLogits { get; }
@@ -168,18 +212,38 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>? Normed { get; }
     /// <summary>[N, F] scratch of the cuBLAS MLP path (relu²'s pre-activation, then the gradient at s); null with <see cref="MlpGemm"/>.</summary>
     public DeviceBuffer<ushort>? MlpScratch { get; }
+
+    /// <summary>Whether s and u are one buffer for all layers, recomputed in the backward (the Recompute knob).</summary>
+    public bool RecomputeMlp { get; }
+
+    /// <summary>Whether <see cref="Embedded"/> lives in the shared s and must be gathered again before the embedding's backward.</summary>
+    public bool EmbeddedRegathered { get; }
+
+    /// <summary>Whether each layer's dq | dk | dv and dO live in that layer's s (see the class summary).</summary>
+    public bool ScratchInActivation { get; }
+
+    private readonly DeviceView<ushort>[] _dqkv;
+    private readonly DeviceView<ushort>[] _do;
+
     /// <summary>
-    /// [B·T, C + 2·KV·D] bf16: each token's row holds dq, dk, dv side by side (rows <see cref="DQKVRowStride"/> elements apart),
-    /// so the backward of the three projections is one weight-gradient GEMM and one input-gradient GEMM over K = C + 2·KV·D.
+    /// [B·T, C + 2·KV·D] bf16 for layer <paramref name="layer"/>'s backward: each token's row holds dq, dk, dv side by side (rows
+    /// <see cref="DQKVRowStride"/> elements apart), so the backward of the three projections is one weight-gradient GEMM and one
+    /// input-gradient GEMM over K = C + 2·KV·D.
     /// </summary>
-    public DeviceBuffer<ushort> DQKV { get; }
+    public DeviceView<ushort> Dqkv(int layer) => _dqkv[layer];
     public int DQKVRowStride => _width + 2 * _kvDim;
-    public ulong DQ => DQKV.Pointer;
-    public ulong DK => DQKV.At(_width);
-    public ulong DV => DQKV.At(_width + _kvDim);
-    public DeviceBuffer<ushort> DO { get; }
+    public ulong DQ(int layer) => _dqkv[layer].Pointer;
+    public ulong DK(int layer) => _dqkv[layer].At(_width);
+    public ulong DV(int layer) => _dqkv[layer].At(_width + _kvDim);
+
+    /// <summary>The attention output gradient [N, C] of layer <paramref name="layer"/>'s backward.</summary>
+    public DeviceView<ushort> DOf(int layer) => _do[layer];
+
     public DeviceBuffer<float> DX0 { get; }
     public DeviceBuffer<byte> AttentionScratch { get; }
+
+    /// <summary>Byte offsets inside a buffer start on 256-byte boundaries (what the kernels' vector accesses and TMA expect).</summary>
+    private static long AlignedBytes(long bytes) => (bytes + 255) / 256 * 256;
 
     public void Dispose()
     {

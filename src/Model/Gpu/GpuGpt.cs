@@ -38,7 +38,7 @@ public sealed class GpuGpt : IDisposable
     public const int DefaultHeadChunkRows = 8192;
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true)
+        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true, bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -62,7 +62,7 @@ public sealed class GpuGpt : IDisposable
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
         Activations = new GpuActivations(device, shape, batch, headChunkRows,
-            _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null);
+            _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null, recomputeMlp);
         _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase));
         _profiler = new StreamProfiler(device, stream);
@@ -125,14 +125,15 @@ public sealed class GpuGpt : IDisposable
     /// activations (<see cref="GpuActivations.EstimateBytes"/>), the rotary table; not the optimizer's state or the libraries'
     /// workspaces.
     /// </summary>
-    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true)
+    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true,
+        bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
         long parameters = shape.ParameterShapes().Sum(p => ((long)p.Rows * p.Cols + 63) / 64 * 64);
         long attentionScratch = ((long)batch * shape.SeqLen * shape.Heads * sizeof(float) + 255) / 256 * 256
             + 4L * batch * shape.SeqLen * shape.Heads * shape.HeadDim;
         bool fused = fusedMlp && UsesFusedMlp(properties, shape, batch);
-        return parameters * (4 + 4 + 2) + GpuActivations.EstimateBytes(shape, batch, headChunkRows, attentionScratch, fused)
+        return parameters * (4 + 4 + 2) + GpuActivations.EstimateBytes(shape, batch, headChunkRows, attentionScratch, fused, recomputeMlp)
             + 4L * shape.SeqLen * shape.HeadDim;
     }
 
@@ -194,34 +195,54 @@ public sealed class GpuGpt : IDisposable
                 _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, kv, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);
             using (prof.Region("GEMM attn proj (+residual)", Gemm(n, c, c)))
                 _linear.Forward(a.O[i].Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.XMid[i].Pointer, residual: a.M[i].Pointer);
-            if (_mlpGemm is not null)
-            {
-                // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u.
-                using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
-                    _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
-                using (prof.Region($"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
-                {
-                    _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
-                        a.U[i]?.Pointer ?? 0);
-                }
-            }
-            else
-            {
-                // u = h2·W_fcᵀ: into the scratch for relu² (whose backward needs only s), else kept per layer.
-                ulong u = a.U[i]?.Pointer ?? a.MlpScratch!.Pointer;
-                int fcRows = Shape.FcRows;
-                using (prof.Region("rmsnorm", bytes: 4.0 * nc))
-                    _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed!.Pointer, a.Rstd2[i].Pointer, _stream);
-                using (prof.Region("GEMM mlp fc", Gemm(n, fcRows, c)))
-                    _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, fcRows, u);
-                using (prof.Region(Shape.Activation.Name(), bytes: 2.0 * n * (fcRows + f)))
-                    _activation.Forward(Shape.Activation, u, n, f, a.S[i].Pointer, _stream);
-            }
+            MlpActivationForward(i, recompute: false);
             using (prof.Region("GEMM mlp proj (+residual)", Gemm(n, c, f)))
                 _linear.Forward(a.S[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, a.X[i + 1].Pointer, residual: a.XMid[i].Pointer);
         }
         using (prof.Region("rmsnorm", bytes: 4.0 * nc))
             _norm.Forward(a.X[Shape.Depth].Pointer, n, c, a.HFinal.Pointer, a.RstdFinal.Pointer, _stream);
+    }
+
+    /// <summary>
+    /// Layer <paramref name="i"/>'s s = act(norm(x_mid)·W_fcᵀ) (and u where the activation keeps it), from x_mid: in the forward,
+    /// and again in the backward with <see cref="GpuActivations.RecomputeMlp"/> (the same kernels on the same inputs: the same
+    /// bits). The <paramref name="recompute"/>'s regions are named apart from the forward's in the profile.
+    /// </summary>
+    private void MlpActivationForward(int i, bool recompute)
+    {
+        var a = Activations;
+        var p = Parameters;
+        var prof = _profiler;
+        int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden;
+        long nc = (long)n * c;
+        string regionPrefix = recompute ? "recompute: " : "";
+        if (_mlpGemm is not null)
+        {
+            // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u. The
+            // recompute reads the rstd the forward kept.
+            if (!recompute)
+            {
+                using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
+                    _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
+            }
+            using (prof.Region(regionPrefix + $"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
+            {
+                _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
+                    a.U[i]?.Pointer ?? 0);
+            }
+        }
+        else
+        {
+            // u = h2·W_fcᵀ: into the scratch for relu² (whose backward needs only s), else kept per layer.
+            ulong u = a.U[i]?.Pointer ?? a.MlpScratch!.Pointer;
+            int fcRows = Shape.FcRows;
+            using (prof.Region(regionPrefix + "rmsnorm", bytes: 4.0 * nc))
+                _norm.Forward(a.XMid[i].Pointer, n, c, a.Normed!.Pointer, a.Rstd2[i].Pointer, _stream);
+            using (prof.Region(regionPrefix + "GEMM mlp fc", Gemm(n, fcRows, c)))
+                _linear.Forward(a.Normed.Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, fcRows, u);
+            using (prof.Region(regionPrefix + Shape.Activation.Name(), bytes: 2.0 * n * (fcRows + f)))
+                _activation.Forward(Shape.Activation, u, n, f, a.S[i].Pointer, _stream);
+        }
     }
 
     /// <summary>
@@ -274,6 +295,8 @@ public sealed class GpuGpt : IDisposable
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
+            if (a.RecomputeMlp)
+                MlpActivationForward(i, recompute: true);
             using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
                 _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
             // du: the gradient at the fc GEMM's output; normedInput: what dW_fc is taken against.
@@ -319,19 +342,19 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))
             {
                 _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
-                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DO.Pointer, ElementType.Bf16, accumulate: false);
+                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DOf(i).Pointer, ElementType.Bf16, accumulate: false);
             }
             // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
             ulong dqAccumulator;
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
-                dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DO.Pointer, a.Lse[i].Pointer,
-                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ, a.DK, a.DV, a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
+                dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DOf(i).Pointer, a.Lse[i].Pointer,
+                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
             }
             using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + 6.0 * nkv))
             {
-                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ, _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
-                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK, _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
+                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ(i), _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
+                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
             }
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)
@@ -343,14 +366,14 @@ public sealed class GpuGpt : IDisposable
             {
                 // c_q, c_k, c_v are adjacent tensors (checked at construction): one [C + 2·KV·D, C] weight, like dq | dk | dv one
                 // [N, C + 2·KV·D] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
-                _linear.BackwardWeight(a.DQKV.Pointer, h1, n, c, qkv, p.GradientOf(Layer(i, "attn.c_q")));
-                _linear.BackwardInput(a.DQKV.Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, qkv, a.DH.Pointer, ElementType.F32, accumulate: false);
+                _linear.BackwardWeight(a.Dqkv(i).Pointer, h1, n, c, qkv, p.GradientOf(Layer(i, "attn.c_q")));
+                _linear.BackwardInput(a.Dqkv(i).Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, qkv, a.DH.Pointer, ElementType.F32, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
             {
                 using (prof.Region("value gate backward", bytes: 8.0 * nkv))
                 {
-                    _gate.Backward(a.Gate[i]!.Pointer, a.DV, a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), h1,
+                    _gate.Backward(a.Gate[i]!.Pointer, a.DV(i), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), h1,
                         p.Bf16Of(Layer(i, "attn.ve_gate")), n, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
                         a.DH.Pointer, _stream, a.DQKVRowStride);
                 }
@@ -366,6 +389,12 @@ public sealed class GpuGpt : IDisposable
             }
         }
         // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
+        if (a.EmbeddedRegathered)
+        {
+            // wte[inputs] lived in the shared s, overwritten since: gather it again (the bf16 wte has not changed).
+            using (prof.Region("embedding gather (again)", bytes: 4.0 * nc))
+                _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
+        }
         using (prof.Region("embedding backward", bytes: 18.0 * nc))
         {
             // dL/dx0 = DX0 + G, summed as the norm backward reads it (G is also its output).

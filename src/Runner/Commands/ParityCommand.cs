@@ -106,8 +106,9 @@ public static class ParityCommand
     public static (double Loss, Dictionary<string, float[]> Gradients) Run(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
         int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null)
     {
+        var (recomputeMlp, shapeSets) = TakeRecompute(sets ?? []);
         var tensors = SafeTensors.Read(checkpointPath);
-        var shape = CheckpointShape.Resolve(checkpointPath, tensors, ModelCheckpoint.ReadInfo(checkpointPath), seqLen, windowPattern, sets ?? []);
+        var shape = CheckpointShape.Resolve(checkpointPath, tensors, ModelCheckpoint.ReadInfo(checkpointPath), seqLen, windowPattern, shapeSets);
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
         var (inputs, targets, batch) = ReadTokens(tokensPath, shape.SeqLen, shape.VocabSize);
         double loss;
@@ -124,7 +125,7 @@ public static class ParityCommand
         }
         else
         {
-            using var gpu = new GpuRun(shape, batch, parameters);
+            using var gpu = new GpuRun(shape, batch, parameters, recomputeMlp);
             loss = gpu.LossAndGradients(inputs, targets);
             foreach (var (name, _, _) in shape.ParameterShapes())
                 gradients[name] = gpu.Model.Parameters.Download(gpu.Model.Parameters.Gradients, name);
@@ -134,6 +135,17 @@ public static class ParityCommand
             output.Add(new SafeTensor(name, "F32", cols == 1 && name.EndsWith("lambdas", StringComparison.Ordinal) ? [rows] : [rows, cols], gradients[name]));
         SafeTensors.Write(outputPath, output, new Dictionary<string, string> { ["device"] = onCpu ? "cpu" : "gpu" });
         return (loss, gradients);
+    }
+
+    /// <summary>
+    /// The Recompute knob among the --set assignments (it changes where the GPU keeps memory, not the function: the GPU run
+    /// honours it, the CPU ignores it), and the other assignments.
+    /// </summary>
+    private static (bool RecomputeMlp, List<string> Others) TakeRecompute(IReadOnlyList<string> sets)
+    {
+        var recompute = sets.Where(a => Knobs.Find(Knobs.Split(a).Name).Name == nameof(Hyperparameters.Recompute)).ToList();
+        var h = Knobs.Apply(Hyperparameters.Default, recompute).Validate();
+        return (h.RecomputesMlp, sets.Except(recompute).ToList());
     }
 
     /// <summary>The knobs that set the optimizer and the schedules, not the shape: what --set may change with --train-steps.</summary>
@@ -160,7 +172,7 @@ public static class ParityCommand
             throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
         if (!(perturb >= 0 && perturb < 0.1))
             throw new ArgumentException($"--perturb must be a relative size in [0, 0.1); got {perturb}");
-        var all = sets ?? [];
+        var (recomputeMlp, all) = TakeRecompute(sets ?? []);
         var trainingSets = all.Where(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)).ToList();
         var shapeSets = all.Except(trainingSets).ToList();
         var tensors = SafeTensors.Read(checkpointPath);
@@ -218,7 +230,7 @@ public static class ParityCommand
         }
         else
         {
-            using var gpu = new GpuRun(shape, batch, parameters);
+            using var gpu = new GpuRun(shape, batch, parameters, recomputeMlp);
             // In reference precision the optimizer rounds the bf16 parameters' masters; their bf16 copies are those values already.
             using var optimizer = new MuonAdamWGpu(gpu.Device, gpu.Stream, gpu.Blas, gpu.Kernels, gpu.Model.Parameters, settings);
             for (int i = 0; i < steps; i++)
@@ -313,13 +325,13 @@ public static class ParityCommand
     /// <summary>The GPU model of one parity run on device 0, with the checkpoint's weights uploaded (and their bf16 copies).</summary>
     private sealed class GpuRun : IDisposable
     {
-        public GpuRun(ModelShape shape, int batch, IReadOnlyDictionary<string, double[]> parameters)
+        public GpuRun(ModelShape shape, int batch, IReadOnlyDictionary<string, double[]> parameters, bool recomputeMlp)
         {
             Device = CudaDevice.Open(0);
             Stream = new CudaStream(Device);
             Blas = new Blas(Device, Stream);
             Kernels = new KernelCache(Device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-            Model = new GpuGpt(Device, Stream, Blas, Kernels, shape, batch);
+            Model = new GpuGpt(Device, Stream, Blas, Kernels, shape, batch, recomputeMlp: recomputeMlp);
             foreach (var (name, values) in parameters)
                 Model.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
             Model.Parameters.RefreshBf16(Model.Elementwise, Stream);

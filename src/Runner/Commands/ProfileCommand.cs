@@ -91,7 +91,7 @@ public static class ProfileCommand
         device.Memory.ResetPeak();
         double bandwidthRoofline = copy.TerabytesPerSecond * 1e12;
         IAttentionKernels attention = naive ? new AttentionNaive(kernels, shape.HeadDim) : new FlashAttention(kernels, shape.HeadDim);
-        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp);
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp, recomputeMlp: h.RecomputesMlp);
         model.Parameters.InitialiseLikeSpec(h.Seed);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);

@@ -158,7 +158,7 @@ public static class TrainCommand
         var h = request.Hyperparameters;
         return request.OnCpu
             ? new CpuTrainer(shape, h.DeviceBatchSize, settings, h.Seed, cancel)
-            : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, h.Seed, request.Cache.Kernels);
+            : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, h.Seed, request.Cache.Kernels, h.RecomputesMlp);
     }
 
     /// <summary>The allocation that failed, what was free, and the knob to turn: a smaller --device-batch (or --depth at 1 row).</summary>

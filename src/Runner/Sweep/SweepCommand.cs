@@ -116,7 +116,7 @@ public static class SweepCommand
                     log.WriteLine("   " + parity.Describe().Replace("\n", "\n   ", StringComparison.Ordinal));
                 log.WriteLine($"   against the fp64 reference: loss error {fp64.LossError:E2}, worst gradient {fp64.Worst.Name} {fp64.Worst.Error:E2}");
                 summary = ShortTrain(h, settings, log, cancel);
-                using var trainer = GpuTrainer.Create(shape, config.DeviceBatch, h.Optimizer(shape.ModelDim), h.Seed, settings.Cache.Kernels);
+                using var trainer = GpuTrainer.Create(shape, config.DeviceBatch, h.Optimizer(shape.ModelDim), h.Seed, settings.Cache.Kernels, h.RecomputesMlp);
                 microStep = trainer.MedianMicroStepMilliseconds(settings.Steps);
                 peak = trainer.PeakMemoryMegabytes;
                 fused = trainer.FusedMlp;

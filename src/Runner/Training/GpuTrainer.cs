@@ -38,7 +38,8 @@ public sealed class GpuTrainer : ITrainer
     /// Opens device 0, builds the model with SPEC §5's initialisation from <paramref name="seed"/> and the optimizer. Throws when
     /// there is no CUDA device (or no driver library), pointing at --device cpu.
     /// </summary>
-    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, int seed, string kernelCacheDirectory)
+    /// <param name="recomputeMlp">The Recompute knob: each layer's MLP activation recomputed in the backward, not kept.</param>
+    public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, int seed, string kernelCacheDirectory, bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
         int count;
@@ -59,14 +60,14 @@ public sealed class GpuTrainer : ITrainer
         try
         {
             var gpu = Own(owned, CudaDevice.Open(0));
-            CheckMemory(gpu, shape, batch, settings);
+            CheckMemory(gpu, shape, batch, settings, recomputeMlp);
             // A cold cache compiles every file at once, in processes of their own, while the rest is set up; each constructor
             // below then waits only for its own files.
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             _ = kernels.CompileAhead([.. GpuGpt.KernelSources(gpu.Properties, shape, batch), .. MuonAdamWGpu.KernelSources], KernelCompileProcesses.Worker());
             var stream = Own(owned, new CudaStream(gpu));
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
-            var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch));
+            var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch, recomputeMlp: recomputeMlp));
             model.Parameters.Initialise(initialValues.GetAwaiter().GetResult());
             model.Parameters.RefreshBf16(model.Elementwise, stream);
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
@@ -87,35 +88,46 @@ public sealed class GpuTrainer : ITrainer
     public const long WorkspaceBytes = 2L << 30;
 
     /// <summary>The device bytes a run of this shape and batch allocates, estimated before any allocation.</summary>
-    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, OptimizerSettings settings)
-        => GpuGpt.EstimateBytes(properties, shape, batch) + MuonAdamWGpu.EstimateBytes(shape, settings) + WorkspaceBytes;
+    public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, OptimizerSettings settings, bool recomputeMlp = false)
+        => GpuGpt.EstimateBytes(properties, shape, batch, recomputeMlp: recomputeMlp) + MuonAdamWGpu.EstimateBytes(shape, settings) + WorkspaceBytes;
 
     /// <summary>
     /// Refuses, before anything is allocated, a shape and batch whose estimate exceeds the device's free memory, naming
-    /// --device-batch and the largest batch that would fit.
+    /// --device-batch and the largest batch that would fit, and the Recompute knob where it would make the batch fit.
     /// </summary>
-    public static void CheckMemory(CudaDevice gpu, ModelShape shape, int batch, OptimizerSettings settings)
+    public static void CheckMemory(CudaDevice gpu, ModelShape shape, int batch, OptimizerSettings settings, bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(gpu);
         var (free, total) = gpu.MemoryInfo();
-        long need = EstimateBytes(gpu.Properties, shape, batch, settings);
-        if (need <= free)
-            return;
+        if (MemoryRefusal(gpu.Properties, shape, batch, settings, recomputeMlp, free, total) is { } refusal)
+            throw new InvalidOperationException(refusal);
+    }
+
+    /// <summary>What <see cref="CheckMemory"/> says when the run does not fit in <paramref name="freeBytes"/>; null when it fits.</summary>
+    public static string? MemoryRefusal(DeviceProperties properties, ModelShape shape, int batch, OptimizerSettings settings, bool recomputeMlp,
+        long freeBytes, long totalBytes)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long need = EstimateBytes(properties, shape, batch, settings, recomputeMlp);
+        if (need <= freeBytes)
+            return null;
         int fits = 0;
         for (int b = batch - 1; b >= 1; b = b > 16 ? b - b / 8 : b - 1)
         {
-            if (EstimateBytes(gpu.Properties, shape, b, settings) <= free)
+            if (EstimateBytes(properties, shape, b, settings, recomputeMlp) <= freeBytes)
             {
                 fits = b;
                 break;
             }
         }
-        string advice = fits > 0
+        var advice = new List<string>();
+        if (!recomputeMlp && EstimateBytes(properties, shape, batch, settings, recomputeMlp: true) <= freeBytes)
+            advice.Add("--set Recompute=mlp (the MLP activations recomputed in the backward: the same results, a few per cent slower)");
+        advice.Add(fits > 0
             ? $"lower --device-batch (about {fits} rows fit; the total batch stays the same with more accumulation steps if it divides)"
-            : "even --device-batch 1 does not fit: make the model smaller (Depth, AspectRatio, MlpRatio)";
-        throw new InvalidOperationException(
-            $"--device-batch {batch} with this model ({shape.Describe()}) needs about {need / 1e9:F1} GB of device memory; the GPU has "
-            + $"{free / 1e9:F1} GB free of {total / 1e9:F1} GB: {advice}");
+            : "even --device-batch 1 does not fit: make the model smaller (Depth, AspectRatio, MlpRatio)");
+        return $"--device-batch {batch} with this model ({shape.Describe()}) needs about {need / 1e9:F1} GB of device memory; the GPU has "
+            + $"{freeBytes / 1e9:F1} GB free of {totalBytes / 1e9:F1} GB: {string.Join(", or ", advice)}";
     }
 
     /// <summary>

@@ -49,6 +49,8 @@ public class TrainCommandTests
         Assert.Contains("1024.0 MiB free", message, StringComparison.Ordinal);
         Assert.Contains("--device-batch 64", message, StringComparison.Ordinal);
         Assert.Contains("--depth", TrainCommand.OutOfMemoryMessage(e, 1), StringComparison.Ordinal);
+        Assert.Contains("Recompute=mlp", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Recompute", TrainCommand.OutOfMemoryMessage(e, 128, recomputesMlp: true), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -36,10 +36,12 @@ public sealed class GpuActivations : IDisposable
     private readonly int _kvDim;
     private readonly CudaDevice? _device;
 
+    /// <param name="placeScratch">Whether dq | dk | dv, dO and the final norm's output may live in dead buffers (the default);
+    /// false gives each its own buffer: what the placement must not change (tests compare the two).</param>
     public GpuActivations(CudaDevice device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp = false,
-        bool recomputeMlp = false)
+        bool recomputeMlp = false, bool placeScratch = true)
         : this(device ?? throw new ArgumentNullException(nameof(device)), shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp,
-            countOnly: false)
+            countOnly: false, placeScratch)
     {
     }
 
@@ -52,10 +54,10 @@ public sealed class GpuActivations : IDisposable
     /// (<see cref="ScratchInActivation"/>, <see cref="EmbeddedRegathered"/>); it holds no buffers (every buffer and view is empty).
     /// </summary>
     public static GpuActivations Plan(ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp = false)
-        => new(null, shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp, countOnly: true);
+        => new(null, shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp, countOnly: true, placeScratch: true);
 
     private GpuActivations(CudaDevice? device, ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp,
-        bool countOnly)
+        bool countOnly, bool placeScratch)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
@@ -137,7 +139,8 @@ public sealed class GpuActivations : IDisposable
         Losses = A<float>(n, "per-token losses");
         LossSum = A<float>(1, "loss sum");
         G = A<float>(n * c, "residual gradient");
-        HFinal = In<ushort, float>(G, 0, n * c); // dead in G's memory from the head's end to the backward's first write of G
+        // Dead in G's memory from the head's end to the backward's first write of G.
+        HFinal = placeScratch ? In<ushort, float>(G, 0, n * c) : View(A<ushort>(n * c, "final norm output"));
         GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
         DH = A<float>(n * c, "normed-input gradient");
 
@@ -151,7 +154,7 @@ public sealed class GpuActivations : IDisposable
         // dq | dk | dv and dO of a layer's attention backward: in that layer's s when both fit (s is dead after the MLP backward),
         // else one buffer each for all layers.
         long qkvElements = n * shape.QkvDim, doOffset = AlignedBytes(2 * qkvElements);
-        ScratchInActivation = doOffset + 2 * n * c <= 2 * n * f;
+        ScratchInActivation = placeScratch && doOffset + 2 * n * c <= 2 * n * f;
         _dqkv = new DeviceView<ushort>[shape.Depth];
         _do = new DeviceView<ushort>[shape.Depth];
         var dqkv = ScratchInActivation ? null : A<ushort>(qkvElements, "dq | dk | dv");

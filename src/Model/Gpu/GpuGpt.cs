@@ -38,7 +38,8 @@ public sealed class GpuGpt : IDisposable
     public const int DefaultHeadChunkRows = 8192;
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
-        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true, bool recomputeMlp = false)
+        IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true, bool recomputeMlp = false,
+        bool placeScratch = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -62,7 +63,7 @@ public sealed class GpuGpt : IDisposable
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
         Activations = new GpuActivations(device, shape, batch, headChunkRows,
-            _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null, recomputeMlp);
+            _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null, recomputeMlp, placeScratch);
         _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
         _cosSin.CopyFrom(RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase));
         _profiler = new StreamProfiler(device, stream);

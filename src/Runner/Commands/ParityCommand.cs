@@ -145,7 +145,8 @@ public static class ParityCommand
     {
         var recompute = sets.Where(a => Knobs.Find(Knobs.Split(a).Name).Name == nameof(Hyperparameters.Recompute)).ToList();
         var h = Knobs.Apply(Hyperparameters.Default, recompute).Validate();
-        return (h.RecomputesMlp, sets.Except(recompute).ToList());
+        // Where, not Except: a set repeated (the last one wins) must stay repeated.
+        return (h.RecomputesMlp, sets.Where(a => !recompute.Contains(a)).ToList());
     }
 
     /// <summary>The knobs that set the optimizer and the schedules, not the shape: what --set may change with --train-steps.</summary>

@@ -126,7 +126,7 @@ public static class TrainCommand
         }
         catch (DeviceOutOfMemoryException e)
         {
-            throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize), e);
+            throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize, h.RecomputesMlp), e);
         }
         using (trainer)
         {
@@ -146,7 +146,7 @@ public static class TrainCommand
             }
             catch (DeviceOutOfMemoryException e)
             {
-                throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize), e);
+                throw new InvalidOperationException(OutOfMemoryMessage(e, h.DeviceBatchSize, h.RecomputesMlp), e);
             }
         }
     }
@@ -161,13 +161,18 @@ public static class TrainCommand
             : GpuTrainer.Create(shape, h.DeviceBatchSize, settings, h.Seed, request.Cache.Kernels, h.RecomputesMlp);
     }
 
-    /// <summary>The allocation that failed, what was free, and the knob to turn: a smaller --device-batch (or --depth at 1 row).</summary>
-    public static string OutOfMemoryMessage(DeviceOutOfMemoryException e, int deviceBatch)
+    /// <summary>
+    /// The allocation that failed, what was free, and the knobs to turn: --set Recompute=mlp when the activations are all kept,
+    /// a smaller --device-batch (or --depth at 1 row).
+    /// </summary>
+    public static string OutOfMemoryMessage(DeviceOutOfMemoryException e, int deviceBatch, bool recomputesMlp = false)
     {
         ArgumentNullException.ThrowIfNull(e);
         string advice = deviceBatch > 1
             ? $"lower --device-batch (now {deviceBatch}; --device-batch {deviceBatch / 2} keeps the total batch with twice the accumulation steps)"
             : "--device-batch is already 1: lower --depth";
+        if (!recomputesMlp)
+            advice = $"--set Recompute=mlp (the same results in less memory, a few per cent slower), or {advice}";
         return $"{e.Message}: {advice}";
     }
 }

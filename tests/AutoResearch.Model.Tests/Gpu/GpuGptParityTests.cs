@@ -52,6 +52,17 @@ public class GpuGptParityTests
         Assert.True(result.Passed, $"{name} (seed {seed}), {shape.Describe()}:\n{result.Describe()}");
     }
 
+    /// <summary>The Recompute knob against the CPU reference: the recomputed activations are the ones the backward uses.</summary>
+    [GpuTheory]
+    [InlineData(2, 256, 256, 2, 512, 11, true)]
+    [InlineData(2, 256, 256, 2, 512, 12, false)]
+    public void Gpu_with_the_mlp_recomputed_matches_the_cpu_reference(int depth, int aspect, int seqLen, int batch, int vocab, int seed, bool fusedMlp)
+    {
+        var shape = ModelShape.FromKnobs(depth, aspect, "SSSL", vocab, seqLen);
+        var result = ModelParity.Run(shape, batch, seed, TestGpu.Device, TestGpu.Stream, TestGpu.Blas, TestGpu.Kernels, fusedMlp, recomputeMlp: true);
+        Assert.True(result.Passed, $"seed {seed}, {shape.Describe()}, Recompute=mlp:\n{result.Describe()}");
+    }
+
     /// <summary>
     /// Depth 32: bf16 storage of the activations alone moves the top layers' q and k gradients by about 5 % from the fp64
     /// reference (CPU against CPU), so deep models are held to the reference that rounds where the GPU stores bf16, and the GPU

@@ -8,12 +8,19 @@
 //   h / (H / KV); lse [B, H, T] fp32 (natural log of Σ exp(score)).
 //   q, k and v arrive through rank-3 tensor maps [B, T, H·D] and [B, T, KV·D] (tma.cuh; boxes of 64 columns × 128 rows,
 //   rows past T zero).
-// Launch: grid (ceil(T / 128), B·H), 384 threads; dynamic shared memory flash_forward_shared_bytes (forward_layout, read by
-//   the launcher from the module): the Q tile (128 × D) and FWD_STAGES stages each of K and V tiles of 128 keys (sw128
-//   layout), and the mbarriers.
+// Launch: a persistent grid of at most one CTA per SM (the launcher's choice; any size works), 384 threads. The work items are
+//   the (128-query block, b, h) triples, numbered (b, h) major; within a head the blocks run from the last (the longest
+//   rows) to the first, rotated by the head's index so that a CTA taking items c, c + gridDim.x, ... meets every position in
+//   turn (with gridDim.x a multiple of 4 and 16 blocks a head, an unrotated order would give CTA c only 4 of the 16
+//   positions and some CTAs a fifth more keys than others). Consecutive items share a head, so the CTAs running at once
+//   share its K and V in L2. Dynamic shared memory flash_forward_shared_bytes (forward_layout, read by the launcher from
+//   the module): two Q tiles (128 × D: the producer loads the next item's while the current one runs), FWD_STAGES stages
+//   each of K and V tiles of 128 keys (sw128 layout), and the mbarriers.
 // Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 query rows (240 registers); thread 256 is the producer
-//   (24 registers), which copies Q and then K_j and V_j into stage j mod FWD_STAGES with TMA once the math warps have
-//   released it: the K and V rings (pipeline.cuh), full[s] counting the bytes, empty[s] one arrival a math warp.
+//   (24 registers). Three rings (pipeline.cuh), each full[s] counting the TMA's bytes and empty[s] one arrival a math warp:
+//   Q (FWD_Q_SLOTS slots, use n = the CTA's n-th item, released once the item's last S is done) and K and V (FWD_STAGES
+//   stages, use c = the CTA's c-th key tile over all its items, released once the products reading it are done). So the
+//   next item's loads run under the current item's last products and its output stores.
 // Per key tile j a math warpgroup issues S_j = Q·K_jᵀ and P_{j−1}·V_{j−1}, runs the online softmax of S_j while the latter
 //   is still running, then rescales. The two warpgroups take turns to issue their products (named barriers 2 and 3), so
 //   one's softmax runs under the other's products. No product sits under a branch: ptxas serialises every wgmma of a
@@ -25,22 +32,25 @@
 #define FWD_ROWS 128
 #define FWD_THREADS 384
 #define FWD_STAGES 2
+#define FWD_Q_SLOTS 2
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
 #define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator
 
-// Shared layout (pipeline.cuh): Q, FWD_STAGES K tiles, FWD_STAGES V tiles (sw128), then the mbarriers q_full, k_full[s],
-// v_full[s], k_empty[s], v_empty[s].
+// Shared layout (pipeline.cuh): FWD_Q_SLOTS Q tiles, FWD_STAGES K tiles, FWD_STAGES V tiles (sw128), then the mbarriers
+// q_full[slot], q_empty[slot], k_full[s], k_empty[s], v_full[s], v_empty[s].
 namespace forward_layout
 {
-constexpr SharedRegion q() { return first_region(FWD_TILE_BYTES); }
+constexpr SharedRegion q() { return first_region(FWD_Q_SLOTS * FWD_TILE_BYTES); }
 constexpr SharedRegion k() { return place_after(q(), FWD_STAGES * FWD_TILE_BYTES); }
 constexpr SharedRegion v() { return place_after(k(), FWD_STAGES * FWD_TILE_BYTES); }
-constexpr SharedRegion barriers() { return place_after(v(), (1 + 4 * FWD_STAGES) * 8, 8); }
+constexpr SharedRegion barriers() { return place_after(v(), (2 * FWD_Q_SLOTS + 4 * FWD_STAGES) * 8, 8); }
 } // namespace forward_layout
 static_assert(shared_window_bytes(forward_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the forward's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
 extern "C" __constant__ int flash_forward_shared_bytes = shared_window_bytes(forward_layout::barriers());
+// Tells the launcher to size a persistent grid (an older kernel file, without this, takes one CTA per query block and head).
+extern "C" __constant__ int flash_forward_persistent = 1;
 
 // Online softmax of one 64 × 128 score tile (keys k0 ..) in place: masks invisible pairs, updates the running maxima m_row
 // (base-2 units) and sums l_row of this thread's rows row_a, row_b, turns s into P = 2^(score·scale − m), and returns the
@@ -129,26 +139,41 @@ __device__ __forceinline__ void issue_pv(float (&acc)[FWD_OUT_TILES][4], const u
         wgmma_rs<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
 }
 
+// Work item `item` of the persistent grid: its first query row q0 and its (b, h); see the launch notes above.
+__device__ __forceinline__ void forward_item(int item, int q_blocks, int heads, int& q0, int& b, int& h)
+{
+    const int bh = item / q_blocks;
+    q0 = (q_blocks - 1 - (item % q_blocks + bh) % q_blocks) * FWD_ROWS;
+    b = bh / heads;
+    h = bh % heads;
+}
+
+// The key tiles query block q0 reads: `tiles` of them from tile `first`.
+__device__ __forceinline__ void key_tiles(int q0, int window, int seq_len, int& first, int& tiles)
+{
+    const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
+    first = key_lo / FWD_ROWS;
+    tiles = key_hi / FWD_ROWS - first + 1;
+}
+
 extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_forward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, bf16* __restrict__ o, float* __restrict__ lse,
     int batch, int seq_len, int heads, int kv_heads, int window)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
-    const unsigned q_tile = base + forward_layout::q().offset, k_tiles = base + forward_layout::k().offset,
+    const unsigned q_tiles = base + forward_layout::q().offset, k_tiles = base + forward_layout::k().offset,
                    v_tiles = base + forward_layout::v().offset;
-    // q_full (the TMA's bytes); the K and V rings: full[s] the TMA's bytes, empty[s] one arrival a math warp.
-    const unsigned q_full = base + forward_layout::barriers().offset;
-    const Pipeline<FWD_STAGES> k_ring{q_full + 8, q_full + 8 + 16 * FWD_STAGES}, v_ring{q_full + 8 + 8 * FWD_STAGES, q_full + 8 + 24 * FWD_STAGES};
+    const unsigned bars = base + forward_layout::barriers().offset;
+    const Pipeline<FWD_Q_SLOTS> q_ring{bars, bars + 8 * FWD_Q_SLOTS};
+    const Pipeline<FWD_STAGES> k_ring{bars + 16 * FWD_Q_SLOTS, bars + 16 * FWD_Q_SLOTS + 8 * FWD_STAGES},
+                               v_ring{bars + 16 * FWD_Q_SLOTS + 16 * FWD_STAGES, bars + 16 * FWD_Q_SLOTS + 24 * FWD_STAGES};
 
-    const int q0 = blockIdx.x * FWD_ROWS;
-    const int b = blockIdx.y / heads, h = blockIdx.y % heads, kvh = h / (heads / kv_heads);
+    const int q_blocks = (seq_len + FWD_ROWS - 1) / FWD_ROWS, items = q_blocks * batch * heads;
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int key_lo = max(0, q0 - window), key_hi = min(seq_len - 1, q0 + FWD_ROWS - 1);
-    const int first = key_lo / FWD_ROWS, tiles = key_hi / FWD_ROWS - first + 1;
     if (threadIdx.x == 0)
     {
-        mbarrier_init(q_full, 1);
+        q_ring.init(1, 8);
         k_ring.init(1, 8);
         v_ring.init(1, 8);
         mbarrier_init_fence();
@@ -157,25 +182,36 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
 
     if (warp_index >= 8)
     {
-        // Producer (one thread): Q, then K_j and V_j of each key tile into stage j mod FWD_STAGES once it is free.
+        // Producer (one thread): per item, Q into its slot once free, then K_j and V_j of each key tile into their stages.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
         if (threadIdx.x == 256)
         {
-            mbarrier_expect_bytes(q_full, FWD_TILE_BYTES);
-            for (int slab = 0; slab < HEAD_SLABS; slab++)
-                tma_load_3d(q_tile + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_full);
-            for (int j = 0; j < tiles; j++)
+            PipelineState<FWD_Q_SLOTS> q_use{0, 0};
+            PipelineState<FWD_STAGES> kv_use{0, 0};
+            for (int item = blockIdx.x; item < items; item += gridDim.x)
             {
-                const auto use = PipelineState<FWD_STAGES>::at(j);
-                const int k0 = (first + j) * FWD_ROWS;
-                k_ring.acquire(use);
-                k_ring.expect_bytes(use.stage, FWD_TILE_BYTES);
+                int q0, b, h, first, tiles;
+                forward_item(item, q_blocks, heads, q0, b, h);
+                key_tiles(q0, window, seq_len, first, tiles);
+                const int kvh = h / (heads / kv_heads);
+                q_ring.acquire(q_use);
+                q_ring.expect_bytes(q_use.stage, FWD_TILE_BYTES);
                 for (int slab = 0; slab < HEAD_SLABS; slab++)
-                    tma_load_3d(k_tiles + use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, k_ring.full_at(use.stage));
-                v_ring.acquire(use);
-                v_ring.expect_bytes(use.stage, FWD_TILE_BYTES);
-                for (int slab = 0; slab < HEAD_SLABS; slab++)
-                    tma_load_3d(v_tiles + use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, v_ring.full_at(use.stage));
+                    tma_load_3d(q_tiles + q_use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_q, h * HEAD + 64 * slab, q0, b, q_ring.full_at(q_use.stage));
+                q_use.advance();
+                for (int j = 0; j < tiles; j++)
+                {
+                    const int k0 = (first + j) * FWD_ROWS;
+                    k_ring.acquire(kv_use);
+                    k_ring.expect_bytes(kv_use.stage, FWD_TILE_BYTES);
+                    for (int slab = 0; slab < HEAD_SLABS; slab++)
+                        tma_load_3d(k_tiles + kv_use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, k_ring.full_at(kv_use.stage));
+                    v_ring.acquire(kv_use);
+                    v_ring.expect_bytes(kv_use.stage, FWD_TILE_BYTES);
+                    for (int slab = 0; slab < HEAD_SLABS; slab++)
+                        tma_load_3d(v_tiles + kv_use.stage * FWD_TILE_BYTES + slab * FWD_ROWS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, v_ring.full_at(kv_use.stage));
+                    kv_use.advance();
+                }
             }
         }
         return;
@@ -185,105 +221,122 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     const int wg = warp_index >> 2, warp = warp_index & 3, group = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD) * LOG2E;
     float acc[FWD_OUT_TILES][4], s[16][4];
-    #pragma unroll
-    for (int i = 0; i < FWD_OUT_TILES; i++)
-        acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-    float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
-    const int r0 = q0 + wg * 64;
-    const int row_a = r0 + warp * 16 + group, row_b = row_a + 8;
-    const unsigned q_address = q_tile + wg * 64 * 128;
     unsigned pa[8][4]; // P of the previous tile, bf16 A fragments
-    // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
-    // products. Warpgroup 0 goes first.
-    if (wg == 1)
-        asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-    mbarrier_wait(q_full, 0);
-
-    // Tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
-    k_ring.wait(PipelineState<FWD_STAGES>::at(0));
-    named_barrier(2 + wg, 256);
-    wgmma_fence();
-    issue_scores(s, q_address, k_tiles);
-    wgmma_commit();
-    asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
-    wgmma_wait<0>();
-    wgmma_fence_operands_n128(s);
-    __syncwarp();
-    if (lane == 0)
-        k_ring.release(0);
-    softmax_tile(s, m_row, l_row, correction, first * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
-    #pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-        accumulator_fragment<16>(pa[kk], s, kk);
-
-    // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
-    for (int j = 1; j < tiles; j++)
+    PipelineState<FWD_Q_SLOTS> q_use{0, 0};
+    PipelineState<FWD_STAGES> kv_use{0, 0}; // the current key tile's stage and phase, over all of this CTA's items
+    for (int item = blockIdx.x; item < items; item += gridDim.x)
     {
-        const auto use = PipelineState<FWD_STAGES>::at(j), previous = PipelineState<FWD_STAGES>::at(j - 1);
-        k_ring.wait(use);
-        v_ring.wait(previous);
+        int q0, b, h, first, tiles;
+        forward_item(item, q_blocks, heads, q0, b, h);
+        key_tiles(q0, window, seq_len, first, tiles);
+        #pragma unroll
+        for (int i = 0; i < FWD_OUT_TILES; i++)
+            acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+        float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
+        const int r0 = q0 + wg * 64;
+        const int row_a = r0 + warp * 16 + group, row_b = row_a + 8;
+        const unsigned q_address = q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128;
+        // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
+        // products. Warpgroup 0 goes first in every item.
+        if (wg == 1)
+            asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+        q_ring.wait(q_use);
+
+        // Tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
+        k_ring.wait(kv_use);
         named_barrier(2 + wg, 256);
-        wgmma_fence_operands(acc);
         wgmma_fence();
-        issue_scores(s, q_address, k_tiles + use.stage * FWD_TILE_BYTES);
-        wgmma_commit();
-        issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
+        issue_scores(s, q_address, k_tiles + kv_use.stage * FWD_TILE_BYTES);
         wgmma_commit();
         asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
-        wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
+        wgmma_wait<0>();
         wgmma_fence_operands_n128(s);
         __syncwarp();
         if (lane == 0)
-            k_ring.release(use.stage);
-        softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
+            k_ring.release(kv_use.stage);
+        softmax_tile(s, m_row, l_row, correction, first * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
+        #pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            accumulator_fragment<16>(pa[kk], s, kk);
+
+        // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
+        for (int j = 1; j < tiles; j++)
+        {
+            const auto previous = kv_use;
+            kv_use.advance();
+            k_ring.wait(kv_use);
+            v_ring.wait(previous);
+            named_barrier(2 + wg, 256);
+            wgmma_fence_operands(acc);
+            wgmma_fence();
+            issue_scores(s, q_address, k_tiles + kv_use.stage * FWD_TILE_BYTES);
+            wgmma_commit();
+            issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
+            wgmma_commit();
+            asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+            wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
+            wgmma_fence_operands_n128(s);
+            __syncwarp();
+            if (lane == 0)
+                k_ring.release(kv_use.stage);
+            softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
+            wgmma_wait<0>();
+            wgmma_fence_operands(acc);
+            __syncwarp();
+            if (lane == 0)
+                v_ring.release(previous.stage);
+            #pragma unroll
+            for (int kk = 0; kk < 8; kk++)
+                accumulator_fragment<16>(pa[kk], s, kk);
+            rescale(acc, correction);
+        }
+        // Every S of the item is done: Q's slot is free for the item after next.
+        __syncwarp();
+        if (lane == 0)
+            q_ring.release(q_use.stage);
+        q_use.advance();
+
+        // The last P·V. Warpgroup 1 has no turn to hand on.
+        v_ring.wait(kv_use);
+        named_barrier(2 + wg, 256);
+        wgmma_fence_operands(acc);
+        wgmma_fence();
+        issue_pv(acc, pa, v_tiles + kv_use.stage * FWD_TILE_BYTES);
+        wgmma_commit();
+        if (wg == 0)
+            asm volatile("bar.arrive 3, 256;\n" ::: "memory");
         wgmma_wait<0>();
         wgmma_fence_operands(acc);
         __syncwarp();
         if (lane == 0)
-            v_ring.release(previous.stage);
+            v_ring.release(kv_use.stage);
+        kv_use.advance();
+
         #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
-            accumulator_fragment<16>(pa[kk], s, kk);
-        rescale(acc, correction);
-    }
-
-    // The last P·V. Warpgroup 1 has no turn to hand on.
-    const auto last = PipelineState<FWD_STAGES>::at(tiles - 1);
-    v_ring.wait(last);
-    named_barrier(2 + wg, 256);
-    wgmma_fence_operands(acc);
-    wgmma_fence();
-    issue_pv(acc, pa, v_tiles + last.stage * FWD_TILE_BYTES);
-    wgmma_commit();
-    if (wg == 0)
-        asm volatile("bar.arrive 3, 256;\n" ::: "memory");
-    wgmma_wait<0>();
-    wgmma_fence_operands(acc);
-
-    #pragma unroll
-    for (int r = 0; r < 2; r++)
-    {
-        l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
-        l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
-    }
-    const long long row_stride = (long long)heads * HEAD;
-    const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
-    const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
-    #pragma unroll
-    for (int dt = 0; dt < FWD_OUT_TILES; dt++)
-    {
-        const int c = dt * 8 + tig * 2;
-        if (row_a < seq_len)
-            *reinterpret_cast<unsigned*>(o + head_base + (long long)row_a * row_stride + c) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
-        if (row_b < seq_len)
-            *reinterpret_cast<unsigned*>(o + head_base + (long long)row_b * row_stride + c) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
-    }
-    if (tig == 0)
-    {
-        float* l = lse + ((long long)b * heads + h) * seq_len;
-        if (row_a < seq_len)
-            l[row_a] = (m_row[0] + log2f(l_row[0])) * LN2;
-        if (row_b < seq_len)
-            l[row_b] = (m_row[1] + log2f(l_row[1])) * LN2;
+        for (int r = 0; r < 2; r++)
+        {
+            l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
+            l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
+        }
+        const long long row_stride = (long long)heads * HEAD;
+        const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
+        const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
+        #pragma unroll
+        for (int dt = 0; dt < FWD_OUT_TILES; dt++)
+        {
+            const int col = dt * 8 + tig * 2;
+            if (row_a < seq_len)
+                *reinterpret_cast<unsigned*>(o + head_base + (long long)row_a * row_stride + col) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
+            if (row_b < seq_len)
+                *reinterpret_cast<unsigned*>(o + head_base + (long long)row_b * row_stride + col) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
+        }
+        if (tig == 0)
+        {
+            float* l = lse + ((long long)b * heads + h) * seq_len;
+            if (row_a < seq_len)
+                l[row_a] = (m_row[0] + log2f(l_row[0])) * LN2;
+            if (row_b < seq_len)
+                l[row_b] = (m_row[1] + log2f(l_row[1])) * LN2;
+        }
     }
 }

@@ -38,15 +38,31 @@ public class FlashForwardTests
     [InlineData(1, 200, 6, 3, 64, 1000)]
     [InlineData(1, 300, 4, 1, 128, 150)]
     public void Flash_forward_matches_the_fp64_reference(int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
+        => AssertMatchesTheReference(new FlashForward(TestGpu.Kernels, headDim), 5000 + seqLen * 3 + window + heads + kvHeads + headDim, batch, seqLen,
+            heads, kvHeads, window);
+
+    // A persistent grid of a few CTAs, each running many items: the Q slots and the K/V stages are reused across items of
+    // different lengths (one key tile and several), and each CTA's last item ends with stages still in flight.
+    [GpuTheory]
+    [InlineData(1, 2, 640, 4, 2, 128, 200)]
+    [InlineData(3, 2, 640, 4, 2, 128, 200)]
+    [InlineData(2, 1, 1000, 3, 3, 64, 300)]
+    [InlineData(5, 2, 384, 2, 1, 128, 0)]
+    [InlineData(7, 1, 900, 2, 2, 128, 5000)]
+    public void Flash_forward_on_a_few_ctas_matches_the_fp64_reference(int ctas, int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
+        => AssertMatchesTheReference(new FlashForward(TestGpu.Kernels, headDim, maxCtas: ctas), 5500 + ctas * 31 + seqLen + window + heads + headDim, batch,
+            seqLen, heads, kvHeads, window);
+
+    /// <summary><paramref name="flash"/> on fresh random q, k, v (its head size) against <see cref="CpuOps.Attention"/>.</summary>
+    private static void AssertMatchesTheReference(FlashForward flash, int seed, int batch, int seqLen, int heads, int kvHeads, int window)
     {
-        int seed = 5000 + seqLen * 3 + window + heads + kvHeads + headDim;
+        int headDim = flash.HeadDim;
         var r = new Random(seed);
         long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
         var (qb, q) = Numerics.RandomBf16(r, countQ, Math.Sqrt(3));
         var (kb, k) = Numerics.RandomBf16(r, countKv, Math.Sqrt(3));
         var (vb, v) = Numerics.RandomBf16(r, countKv, 1);
         var (oRef, lseRef) = CpuOps.Attention(q, k, v, batch, seqLen, heads, kvHeads, headDim, window);
-        var flash = new FlashForward(TestGpu.Kernels, headDim);
         var (o, lse) = Run((pq, pk, pv, po, pl) => flash.Forward(pq, pk, pv, batch, seqLen, heads, kvHeads, window, po, pl, TestGpu.Stream), qb, kb, vb,
             (long)batch * heads * seqLen);
         Numerics.AssertClose("o", o, oRef, 1e-2, seed);
@@ -57,9 +73,10 @@ public class FlashForwardTests
     [InlineData(1024, 4, 4, 128)]
     [InlineData(2048, 4, 4, 128)]
     [InlineData(1024, 8, 2, 64)]
-    public void Flash_forward_matches_the_naive_kernel_at_the_baseline_sequence_length(int window, int heads, int kvHeads, int headDim)
+    [InlineData(2048, 8, 8, 128, 8)] // 1,024 items: about 8 a CTA on a 132-SM GPU
+    public void Flash_forward_matches_the_naive_kernel_at_the_baseline_sequence_length(int window, int heads, int kvHeads, int headDim, int batch = 2)
     {
-        const int batch = 2, seqLen = 2048;
+        const int seqLen = 2048;
         int seed = 6000 + window + heads + kvHeads + headDim;
         var r = new Random(seed);
         long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by bench/device/publish.sh with src/Runner and the named test projects:
 #   bash gpu-check.sh [--ncu[=KERNEL,KERNEL...]] TestProject...
-# runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile` of the baseline
+# runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile --resources` of the baseline
 # micro-step, and with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
 # kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
 # the two MLP GEMMs with fused epilogues, the soft-capped cross-entropy and the rotary + QK-norm forward and backward).
@@ -18,7 +18,7 @@ for t in "$@"; do
   bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
-bash "$here/run.sh" AutoResearch.Runner profile 2>&1 | tee "$logs/profile.log" | tail -32
+bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
 if [ $ncu = yes ]; then
   n=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
   for k in ${kernels//,/ }; do

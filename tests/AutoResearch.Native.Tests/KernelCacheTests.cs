@@ -39,6 +39,46 @@ public class KernelCacheTests
     }
 
     [GpuFact]
+    public void Resources_list_each_kernel_asked_for_with_its_registers_local_and_shared_memory()
+    {
+        // One kernel with a thread-local array indexed at run time (it must live in local memory), one with a static shared
+        // array of 100 floats, and one never asked for.
+        const string source = """
+            extern "C" __global__ void local_array(float* out, int n)
+            {
+                float staged[64];
+                for (int i = 0; i < 64; i++)
+                    staged[i] = out[i] * (float)(threadIdx.x + i);
+                out[threadIdx.x] = staged[n & 63];
+            }
+            extern "C" __global__ void static_shared(float* out)
+            {
+                __shared__ float tile[100];
+                tile[threadIdx.x % 100] = out[threadIdx.x];
+                __syncthreads();
+                out[threadIdx.x] = tile[(threadIdx.x + 1) % 100];
+            }
+            extern "C" __global__ void never_asked(float* out) { out[0] = 1.0f; }
+            """;
+        var kernels = TestGpu.NewTempDirectory("src");
+        File.WriteAllText(Path.Combine(kernels, "resources.cu"), source);
+        using var cache = new KernelCache(Device, kernels, TestGpu.NewTempDirectory("cache"));
+        var module = cache.Load("resources.cu", ["-DUNUSED=1"]);
+        module.GetKernel("static_shared");
+        module.GetKernel("local_array");
+
+        var rows = cache.Resources();
+
+        Assert.Equal(["local_array", "static_shared"], rows.Select(r => r.Kernel));
+        Assert.All(rows, r => Assert.Equal(("resources.cu", "-DUNUSED=1"), (r.File, r.Options)));
+        Assert.All(rows, r => Assert.InRange(r.Registers, 1, 255));
+        Assert.True(rows[0].LocalBytes >= 64 * sizeof(float), $"local_array: {rows[0].LocalBytes} B of local memory");
+        Assert.Equal(0, rows[1].LocalBytes);
+        Assert.Equal(100 * sizeof(float), rows[1].StaticSharedBytes);
+        Assert.Equal(0, rows[0].StaticSharedBytes);
+    }
+
+    [GpuFact]
     public void Changing_source_options_or_headers_changes_the_key()
     {
         var source = File.ReadAllText(Path.Combine(KernelCache.DefaultKernelDirectory, "selftest.cu"));

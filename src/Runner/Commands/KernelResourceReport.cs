@@ -9,13 +9,14 @@ namespace AutoResearch.Runner;
 /// </summary>
 public static class KernelResourceReport
 {
-    /// <summary>One line: no local memory in any kernel, or which kernels use how much a thread.</summary>
-    public static string LocalMemoryLine(IReadOnlyList<KernelResources> rows)
+    /// <summary>One line: no local memory in any kernel, or which kernels use how much a thread (<paramref name="which"/>: "loaded",
+    /// "of the cubin").</summary>
+    public static string LocalMemoryLine(IReadOnlyList<KernelResources> rows, string which = "loaded")
     {
         ArgumentNullException.ThrowIfNull(rows);
         var local = rows.Where(r => r.LocalBytes > 0).ToList();
         if (local.Count == 0)
-            return $"local memory (register spills): none in the {rows.Count} kernels loaded";
+            return $"local memory (register spills): none in the {rows.Count} kernels {which}";
         return $"local memory (register spills, or arrays indexed at run time) in {local.Count} of {rows.Count} kernels: "
             + string.Join("; ", local.Select(r => $"{r.Kernel} ({Source(r)}) {r.LocalBytes} B a thread"));
     }

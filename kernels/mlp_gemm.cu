@@ -28,7 +28,7 @@
 // tile with stmatrix and stores it with TMA. For the gradient, s's producer loads the tile's s into that tile as soon as the
 // previous tile's stores have read it, early in the tile's products (s comes from memory, not L2, and took ~2 µs a tile when
 // it was queued after the last k-block), and the epilogue reads it with ldmatrix and replaces it in place. The GELU forward
-// stores its tile twice: u, then (once the TMA has read it) s.
+// stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
 #include "pipeline.cuh"
 
 #define ACT_RELU2 0
@@ -246,16 +246,31 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 for (int slab = 0; slab < GEMM_BN / 64; slab++)
                     tma_store(map_u, half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
                 tma_store_commit();
-                tma_store_wait_read();
             }
+            // s = gelu(u) in the accumulators (scaled, as u was) while the store reads the tile: the tanh and the FMAs
+            // overlap the store's wait instead of following it.
+            #pragma unroll
+            for (int j = 0; j < GEMM_BN / 8; j++)
+            {
+                #pragma unroll
+                for (int i = 0; i < 4; i++)
+                {
+                    const float v = acc[j][i] * (i < 2 ? scale_lo : scale_hi);
+                    acc[j][i] = 0.5f * v * (1.0f + fast_tanh(GELU_K * fmaf(GELU_A * v * v, v, v)));
+                }
+            }
+            if (tid == 0)
+                tma_store_wait_read();
             named_barrier(1 + wg, 128);
         }
+        // The GELU forward's accumulators already hold s (above): no scale, no activation here.
+        const float s_lo = !GATE && ACT == ACT_GELU ? 1.0f : scale_lo, s_hi = !GATE && ACT == ACT_GELU ? 1.0f : scale_hi;
         #pragma unroll
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
             const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
-            float v[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
-                          acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
+            float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
+                          acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
             if (GATE)
             {
                 unsigned sw[4];
@@ -285,12 +300,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                     v[i] = fmaxf(v[i], 0.0f);
                     v[i] *= v[i];
                 }
-            }
-            else
-            {
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    v[i] = 0.5f * v[i] * (1.0f + fast_tanh(GELU_K * fmaf(GELU_A * v[i] * v[i], v[i], v[i])));
             }
             asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
                          ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),

@@ -21,12 +21,14 @@
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
-// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers).
+// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer of the k-blocks and, in the gradient, warp
+// 9's first lane the producer of s (their warpgroup keeps 56 registers).
 // Stages of 64 columns of K flow through GEMM_STAGES buffers, each with a "full" mbarrier (the TMA's byte count) and an
 // "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256 half into its own swizzled shared
-// tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
-// tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
-// ldmatrix and replaces it in place. The GELU forward stores its tile twice: u, then (once the TMA has read it) s.
+// tile with stmatrix and stores it with TMA. For the gradient, s's producer loads the tile's s into that tile as soon as the
+// previous tile's stores have read it, early in the tile's products (s comes from memory, not L2, and took ~2 µs a tile when
+// it was queued after the last k-block), and the epilogue reads it with ldmatrix and replaces it in place. The GELU forward
+// stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
 #include "pipeline.cuh"
 
 #define ACT_RELU2 0
@@ -111,12 +113,35 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     if (warp >= 8)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+        if (GATE && threadIdx.x == 288)
+        {
+            // Warp 9's first lane loads each tile's s into the epilogue tiles as soon as the last tile's du stores have read
+            // them, so s (64 KB a tile from memory, ~2 µs at an SM's share of the bandwidth) arrives during the products.
+            tensormap_prefetch(map_s);
+            PipelineState<1> tile_state{0, 0};
+            for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
+            {
+                const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+                for (int w = 0; w < 2; w++)
+                {
+                    const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
+                    half_ring.acquire(tile_state);
+                    half_ring.expect_bytes(0, GEMM_HALF_BYTES);
+                    const unsigned half = epilogue + w * GEMM_HALF_BYTES;
+                    #pragma unroll
+                    for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                        tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
+                }
+                tile_state.advance();
+            }
+            return;
+        }
         if (threadIdx.x != 256)
             return;
+        // Warp 8's first lane loads the k-blocks.
         tensormap_prefetch(map_x);
         tensormap_prefetch(map_w);
         PipelineState<GEMM_STAGES> state{0, 0};
-        PipelineState<1> tile_state{0, 0};
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
         {
             const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
@@ -136,21 +161,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 else
                     tma_load(b, map_w, kb * GEMM_BK, n0, bar);
                 state.advance();
-                // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue.
-                if (GATE && kb == k_blocks - 1)
-                {
-                    for (int w = 0; w < 2; w++)
-                    {
-                        const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
-                        half_ring.acquire(tile_state);
-                        half_ring.expect_bytes(0, GEMM_HALF_BYTES);
-                        const unsigned half = epilogue + w * GEMM_HALF_BYTES;
-                        #pragma unroll
-                        for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
-                    }
-                    tile_state.advance();
-                }
             }
         }
         return;
@@ -236,16 +246,31 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 for (int slab = 0; slab < GEMM_BN / 64; slab++)
                     tma_store(map_u, half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
                 tma_store_commit();
-                tma_store_wait_read();
             }
+            // s = gelu(u) in the accumulators (scaled, as u was) while the store reads the tile: the tanh and the FMAs
+            // overlap the store's wait instead of following it.
+            #pragma unroll
+            for (int j = 0; j < GEMM_BN / 8; j++)
+            {
+                #pragma unroll
+                for (int i = 0; i < 4; i++)
+                {
+                    const float v = acc[j][i] * (i < 2 ? scale_lo : scale_hi);
+                    acc[j][i] = 0.5f * v * (1.0f + fast_tanh(GELU_K * fmaf(GELU_A * v * v, v, v)));
+                }
+            }
+            if (tid == 0)
+                tma_store_wait_read();
             named_barrier(1 + wg, 128);
         }
+        // The GELU forward's accumulators already hold s (above): no scale, no activation here.
+        const float s_lo = !GATE && ACT == ACT_GELU ? 1.0f : scale_lo, s_hi = !GATE && ACT == ACT_GELU ? 1.0f : scale_hi;
         #pragma unroll
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
             const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
-            float v[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
-                          acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
+            float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
+                          acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
             if (GATE)
             {
                 unsigned sw[4];
@@ -275,12 +300,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                     v[i] = fmaxf(v[i], 0.0f);
                     v[i] *= v[i];
                 }
-            }
-            else
-            {
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    v[i] = 0.5f * v[i] * (1.0f + fast_tanh(GELU_K * fmaf(GELU_A * v[i] * v[i], v[i], v[i])));
             }
             asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
                          ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),

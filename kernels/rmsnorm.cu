@@ -144,14 +144,15 @@ __device__ __forceinline__ void load8_dy(const void* dy, const float* dy_add, lo
     }
 }
 
-// A warp's row of c ≤ 32 · NORM_CHUNKS · 8 features into registers (lane's chunks k: features (lane + 32k)·8 ..): the bf16
+// A warp's row of c ≤ 32 · CHUNKS · 8 features into registers (lane's chunks k: features (lane + 32k)·8 ..): the bf16
 // activations into a and the gradient (load8_dy) into d; returns the row's Σ d·a (all lanes).
+template <int CHUNKS>
 __device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, const float* dy_add, int dy_bf16, long base, int c,
-    int lane, float av[NORM_CHUNKS][8], float dv[NORM_CHUNKS][8])
+    int lane, float av[CHUNKS][8], float dv[CHUNKS][8])
 {
     float dot = 0.0f;
     #pragma unroll
-    for (int k = 0; k < NORM_CHUNKS; k++)
+    for (int k = 0; k < CHUNKS; k++)
     {
         const int j = (lane + 32 * k) * 8;
         if (j < c)
@@ -166,8 +167,12 @@ __device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, con
     return warp_sum(dot);
 }
 
+// The backward of the warp's row; rows of c ≤ 32 · CHUNKS · 8 features are read once into registers, wider rows take two
+// passes. A kernel's registers are those of its largest path, so each CHUNKS is its own kernel (below): at width 512 the
+// four-chunk kernel took 96 registers a thread, two 256-thread blocks an SM.
 // dy_add may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
-extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
+template <int CHUNKS>
+__device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
     float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -178,12 +183,12 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
     const float r = rstd[row];
     // a: the factor dy still needs (r, or 1 when it arrives scaled); mean_dot = mean(dy·x̂) either way.
     const float a = dy_scaled ? 1.0f : r;
-    if (c <= 32 * NORM_CHUNKS * 8)
+    if (c <= 32 * CHUNKS * 8)
     {
-        float xv[NORM_CHUNKS][8], gv[NORM_CHUNKS][8];
-        const float mean_dot = load_row_dot(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * a / c;
+        float xv[CHUNKS][8], gv[CHUNKS][8];
+        const float mean_dot = load_row_dot<CHUNKS>(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * a / c;
         #pragma unroll
-        for (int k = 0; k < NORM_CHUNKS; k++)
+        for (int k = 0; k < CHUNKS; k++)
         {
             const int j = (lane + 32 * k) * 8;
             if (j < c)
@@ -234,6 +239,20 @@ extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const fl
     }
 }
 
+// Rows of up to 1024 features in registers, wider ones in two passes (any width).
+extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
+    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
+{
+    rmsnorm_backward_rows<NORM_CHUNKS>(x, rstd, dy, dx, dx_bf16, accumulate, n, c, dy_bf16, dy_add, dy_scaled);
+}
+
+// The same for rows of up to 512 features (the launcher's choice where c ≤ 512).
+extern "C" __global__ void rmsnorm_backward_512(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
+    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
+{
+    rmsnorm_backward_rows<2>(x, rstd, dy, dx, dx_bf16, accumulate, n, c, dy_bf16, dy_add, dy_scaled);
+}
+
 extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
     const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
     float* dx, bf16* __restrict__ dx_bf16, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
@@ -277,7 +296,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
         float dot;
         if (m != nullptr)
-            dot = load_row_dot(m, dy, nullptr, 0, base, c, lane, mv, dv);
+            dot = load_row_dot<NORM_CHUNKS>(m, dy, nullptr, 0, base, c, lane, mv, dv);
         else
         {
             dot = 0.0f;

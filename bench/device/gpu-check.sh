@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by bench/device/publish.sh with src/Runner and the named test projects:
-#   bash gpu-check.sh [--ncu] TestProject...
-# runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile` of the baseline
+#   bash gpu-check.sh [--ncu[=KERNEL,KERNEL...]] TestProject...
+# runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile --resources` of the baseline
 # micro-step, and with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
-# flash attention kernel.
+# kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
+# the two MLP GEMMs with fused epilogues, the soft-capped cross-entropy and the rotary + QK-norm forward and backward).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs}; mkdir -p "$logs"
 ncu=no
-if [ "${1:-}" = "--ncu" ]; then ncu=yes; shift; fi
+kernels=flash_attention_forward,flash_attention_backward,mlp_fc_relu_square,mlp_proj_input_gradient,softcap_cross_entropy,rotary_qknorm_forward,rotary_qknorm_backward
+case "${1:-}" in
+  --ncu) ncu=yes; shift ;;
+  --ncu=*) ncu=yes; kernels=${1#--ncu=}; shift ;;
+esac
 for t in "$@"; do
   bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
-bash "$here/run.sh" AutoResearch.Runner profile 2>&1 | tee "$logs/profile.log" | tail -32
+bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
 if [ $ncu = yes ]; then
   n=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
-  for k in flash_attention_forward flash_attention_backward; do
+  for k in ${kernels//,/ }; do
     $n -k "regex:^$k\$" -c 1 --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
       bash "$here/run.sh" AutoResearch.Runner profile --device-batch 16 --steps 1 > "$logs/ncu-$k.txt" 2>&1

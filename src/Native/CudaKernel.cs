@@ -17,8 +17,15 @@ public readonly unsafe record struct CudaKernel(CudaDevice Device, IntPtr Handle
         return value;
     }
 
-    /// <summary>Registers per thread, as compiled (the resource report).</summary>
+    /// <summary>Registers per thread, as compiled (the resource report); a kernel that moves registers between warpgroups with
+    /// setmaxnreg reports its launch figure.</summary>
     public int Registers => GetAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_NUM_REGS);
+
+    /// <summary>Local memory per thread, as compiled: register spills and arrays the compiler could not keep in registers.</summary>
+    public int LocalBytes => GetAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES);
+
+    /// <summary>Statically declared shared memory per block (the dynamic window comes on top, at launch).</summary>
+    public int StaticSharedBytes => GetAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES);
 
     /// <summary>Launches the kernel on <paramref name="stream"/>; arguments in the kernel's parameter order.</summary>
     public void Launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, params ReadOnlySpan<KernelArg> args)

@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
+
 namespace AutoResearch.Native;
 
 /// <summary>An owned loaded module (<c>cuModuleLoadData</c> on a cubin or PTX image).</summary>
 public sealed unsafe class CudaModule : IDisposable
 {
     private readonly CudaDevice _device;
+    private readonly ConcurrentDictionary<string, CudaKernel> _kernels = new(StringComparer.Ordinal);
     private IntPtr _handle;
 
     public CudaModule(CudaDevice device, ReadOnlySpan<byte> image, string name)
@@ -30,8 +33,13 @@ public sealed unsafe class CudaModule : IDisposable
         if (status == CUresult.CUDA_ERROR_NOT_FOUND)
             throw new InvalidOperationException($"kernel '{kernelName}' is not in module {Name} (is it declared extern \"C\" __global__?)");
         status.Check($"cuModuleGetFunction({Name}, {kernelName})");
-        return new CudaKernel(_device, f, kernelName);
+        var kernel = new CudaKernel(_device, f, kernelName);
+        _kernels.TryAdd(kernelName, kernel);
+        return kernel;
     }
+
+    /// <summary>The kernels asked for so far (<see cref="GetKernel"/>), by name.</summary>
+    public IReadOnlyList<CudaKernel> Kernels => [.. _kernels.Values.OrderBy(k => k.Name, StringComparer.Ordinal)];
 
     /// <summary>
     /// The value of a 32-bit integer the module exports (<c>extern "C" __constant__ int name = ...;</c>): how a kernel file

@@ -13,6 +13,7 @@ public sealed class KernelCache : IDisposable
 {
     private readonly CudaDevice _device;
     private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new();
+    private readonly ConcurrentDictionary<string, KernelSource> _sources = new();
     private long _diskHits;
     private long _aheadHits;
     private long _aheadWaitTicks;
@@ -82,7 +83,25 @@ public sealed class KernelCache : IDisposable
     public CudaModule Load(KernelSource source)
     {
         var job = Store.Job(source);
+        _sources.TryAdd(job.Key, source);
         return _modules.GetOrAdd(job.Key, _ => new Lazy<CudaModule>(() => LoadOrCompile(job))).Value;
+    }
+
+    /// <summary>
+    /// What each kernel asked for so far was compiled to (registers, local memory, static shared memory), by file, options
+    /// and name: the resource report of a compiler's verbose mode, read from the driver, for <c>profile --resources</c>.
+    /// </summary>
+    public IReadOnlyList<KernelResources> Resources()
+    {
+        var rows = new List<KernelResources>();
+        foreach (var (key, module) in _modules)
+        {
+            if (!module.IsValueCreated || !_sources.TryGetValue(key, out var source))
+                continue;
+            foreach (var kernel in module.Value.Kernels)
+                rows.Add(new KernelResources(source.FileName, string.Join(' ', source.Options), kernel.Name, kernel.Registers, kernel.LocalBytes, kernel.StaticSharedBytes));
+        }
+        return [.. rows.OrderBy(r => r.File, StringComparer.Ordinal).ThenBy(r => r.Options, StringComparer.Ordinal).ThenBy(r => r.Kernel, StringComparer.Ordinal)];
     }
 
     /// <summary>The digest that names a cubin: the source, the headers beside it, the options, the architecture and NVRTC's version.</summary>

@@ -39,6 +39,53 @@ public class KernelCacheTests
     }
 
     [GpuFact]
+    public void Resources_list_each_kernel_asked_for_with_its_registers_local_and_shared_memory()
+    {
+        // One kernel with a thread-local array indexed at run time (it must live in local memory), one with a static shared
+        // array of 100 floats, and one never asked for.
+        const string source = """
+            extern "C" __global__ void local_array(float* out, int n)
+            {
+                float staged[64];
+                for (int i = 0; i < 64; i++)
+                    staged[i] = out[i] * (float)(threadIdx.x + i);
+                out[threadIdx.x] = staged[n & 63];
+            }
+            extern "C" __global__ void static_shared(float* out)
+            {
+                __shared__ float tile[100];
+                tile[threadIdx.x % 100] = out[threadIdx.x];
+                __syncthreads();
+                out[threadIdx.x] = tile[(threadIdx.x + 1) % 100];
+            }
+            extern "C" __global__ void never_asked(float* out) { out[0] = 1.0f; }
+            """;
+        var kernels = TestGpu.NewTempDirectory("src");
+        File.WriteAllText(Path.Combine(kernels, "resources.cu"), source);
+        var cacheDir = TestGpu.NewTempDirectory("cache");
+        using var cache = new KernelCache(Device, kernels, cacheDir);
+        var module = cache.Load("resources.cu", ["-DUNUSED=1"]);
+        module.GetKernel("static_shared");
+        module.GetKernel("local_array");
+
+        var rows = cache.Resources();
+
+        Assert.Equal(["local_array", "static_shared"], rows.Select(r => r.Kernel));
+        Assert.All(rows, r => Assert.Equal(("resources.cu", "-DUNUSED=1"), (r.File, r.Options)));
+        Assert.All(rows, r => Assert.InRange(r.Registers, 1, 255));
+        Assert.True(rows[0].LocalBytes >= 64 * sizeof(float), $"local_array: {rows[0].LocalBytes} B of local memory");
+        Assert.Equal(0, rows[1].LocalBytes);
+        // sm_90 cubins count 1 KB more than the array in the section (what the driver reports is checked against the cubin below).
+        Assert.InRange(rows[1].StaticSharedBytes, 100 * sizeof(float), 100 * sizeof(float) + 1024);
+        Assert.Equal(0, rows[0].StaticSharedBytes);
+
+        // The cubin itself says the same, read without the driver (CubinResources: what compile-kernel --resources prints).
+        var fromCubin = CubinResources.Read(File.ReadAllBytes(Assert.Single(Directory.GetFiles(cacheDir, "resources-*.cubin"))), "resources.cu", "-DUNUSED=1");
+        Assert.Equal(["local_array", "never_asked", "static_shared"], fromCubin.Select(r => r.Kernel));
+        Assert.Equal(rows, fromCubin.Where(r => r.Kernel != "never_asked"));
+    }
+
+    [GpuFact]
     public void Changing_source_options_or_headers_changes_the_key()
     {
         var source = File.ReadAllText(Path.Combine(KernelCache.DefaultKernelDirectory, "selftest.cu"));

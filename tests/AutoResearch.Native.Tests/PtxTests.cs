@@ -5,7 +5,7 @@ namespace AutoResearch.Native.Tests;
 
 /// <summary>
 /// Kernels compiled to PTX, which needs NVRTC but no GPU: the Hopper kernels for compute_90 at both head sizes (their
-/// instructions are inline PTX, so this catches a broken edit of them on any machine with NVRTC), and the PTX mode itself.
+/// instructions are inline PTX, so this catches a broken edit of them on any machine with NVRTC),  and the PTX mode itself.
 /// </summary>
 public class PtxTests
 {
@@ -36,23 +36,28 @@ public class PtxTests
     [MemberData(nameof(HopperKernels))]
     public void The_hopper_kernels_compile_to_ptx_for_compute_90(string file, int headDim, string entry)
     {
-        if (NvrtcCompiler.Version() is var (major, minor) && (major, minor).CompareTo((11, 8)) < 0)
-            Assert.Skip($"NVRTC {major}.{minor} predates compute_90 (CUDA 11.8)");
-        var toolkit = KernelCache.ToolkitIncludeDirectory();
-        if (toolkit is null)
-            Assert.Skip("no CUDA include folder with cuda_bf16.h ($CUDA_HOME/include or /usr/local/cuda/include)");
         var path = Path.Combine(KernelCache.DefaultKernelDirectory, file);
 
-        var ptx = NvrtcCompiler.CompileToPtx(File.ReadAllText(path), path,
-        [
-            "--gpu-architecture=compute_90", "--std=c++17", "--device-as-default-execution-space",
-            $"--include-path={KernelCache.DefaultKernelDirectory}", $"--include-path={toolkit}", $"-DHEAD_DIM={headDim}",
-        ]);
+        var ptx = NvrtcCompiler.CompileToPtx(File.ReadAllText(path), path, [.. Compute90Options(), $"-DHEAD_DIM={headDim}"]);
 
         Assert.Contains($".entry {entry}", ptx, StringComparison.Ordinal);
         Assert.Contains("wgmma.mma_async", ptx, StringComparison.Ordinal);
         Assert.Contains("mbarrier.try_wait", ptx, StringComparison.Ordinal);
         // The launchers read the dynamic shared memory size from the module: it is a constant of the file.
         Assert.Matches(@"\.const \.align 4 \.u32 (flash_forward|flash_backward|mlp_gemm)_shared_bytes = \d+;", ptx);
+    }
+
+    private static List<string> Compute90Options()
+    {
+        if (NvrtcCompiler.Version() is var (major, minor) && (major, minor).CompareTo((11, 8)) < 0)
+            Assert.Skip($"NVRTC {major}.{minor} predates compute_90 (CUDA 11.8)");
+        var toolkit = KernelCache.ToolkitIncludeDirectory();
+        if (toolkit is null)
+            Assert.Skip("no CUDA include folder with cuda_bf16.h ($CUDA_HOME/include or /usr/local/cuda/include)");
+        return
+        [
+            "--gpu-architecture=compute_90", "--std=c++17", "--device-as-default-execution-space",
+            $"--include-path={KernelCache.DefaultKernelDirectory}", $"--include-path={toolkit}",
+        ];
     }
 }

@@ -21,6 +21,9 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     [GeneratedRegex(@"^step (\d{5}) .*\| loss: ([0-9.]+) \|")]
     private static partial Regex ProgressPattern();
 
+    [GeneratedRegex(@"overhead \(total − training\): ([0-9.]+) s = start-up ([0-9.]+) s \+ (\d+) uncounted steps ([0-9.]+) s \+ evaluation ([0-9.]+) s \+ other (-?[0-9.]+) s")]
+    private static partial Regex OverheadPattern();
+
     private static List<(int Step, double Loss)> ProgressLosses(string stdout) =>
         stdout.Split(['\r', '\n'])
             .Select(line => ProgressPattern().Match(line))
@@ -48,6 +51,15 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.Equal(0, summary.PeakVramMb);
         Assert.InRange(summary.NumParamsMillions, 3.0, 4.0); // wte, lm_head and one value embedding of 8192 × 128, plus two blocks
         Assert.True(summary.NumSteps > ExperimentConstants.UncountedSteps, $"{summary.NumSteps} steps");
+        // total − training, taken apart: start-up, the uncounted warm-up steps, the evaluation, and little else.
+        var overhead = OverheadPattern().Match(run.Stdout);
+        Assert.True(overhead.Success, $"no overhead line in:\n{run.Stdout}");
+        double Part(int group) => double.Parse(overhead.Groups[group].Value, CultureInfo.InvariantCulture);
+        Assert.Equal(summary.TotalSeconds - summary.TrainingSeconds, Part(1), 0.15);
+        Assert.True(Part(2) > 0 && Part(5) > 0, overhead.Value);
+        Assert.Equal(ExperimentConstants.UncountedSteps, (int)Part(3));
+        Assert.True(Part(4) > 0, overhead.Value);
+        Assert.InRange(Part(6), -0.2, 2.0);
 
         var losses = ProgressLosses(run.Stdout);
         Assert.Equal(summary.NumSteps, losses.Count);
@@ -55,7 +67,7 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         double first = losses[0].Loss, last = losses[^1].Loss;
         Assert.InRange(first, Math.Log(8192) - 0.5, Math.Log(8192) + 0.5); // an untrained model: about ln V
         Assert.True(last < first - 1.0, $"the loss did not fall: first {first}, last {last}");
-        TestContext.Current.TestOutputHelper?.WriteLine($"cpu run: {run.WallSeconds:F1} s wall, loss {first:F3} → {last:F3}\n{summary.Format()}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"cpu run: {run.WallSeconds:F1} s wall, loss {first:F3} → {last:F3}\n{overhead.Value}\n{summary.Format()}");
     }
 
     [Fact]

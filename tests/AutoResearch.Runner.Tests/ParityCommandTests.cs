@@ -118,6 +118,10 @@ public class ParityCommandTests
 
         var (loss, _) = ParityCommand.Run(checkpoint, tokens, output, true, 8, "SL", ["HeadDim=64", "KvHeads=1", "Activation=swiglu"]);
         Assert.Equal(CpuLoss(model, rows, 2, 8), loss, 6);
+        // A knob set again takes the last value, as everywhere: HeadDim=64, not the 128 between (which cannot hold these tensors).
+        var (stepLosses, _) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(Path.GetDirectoryName(checkpoint)!, "steps.safetensors"), true, 2,
+            seqLen: 8, windowPattern: "SL", sets: ["HeadDim=64", "HeadDim=128", "HeadDim=64", "KvHeads=1", "Activation=swiglu"]);
+        Assert.Equal(2, stepLosses.Length);
 
         // The tensors fix the depth.
         var depth = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, 8, "SL", ["Depth=3", "HeadDim=64"]));

@@ -8,6 +8,7 @@ public sealed class RmsNorm
     private readonly CudaKernel _forward;
     private readonly CudaKernel _mixForward;
     private readonly CudaKernel _backward;
+    private readonly CudaKernel _backwardNarrow;
     private readonly CudaKernel _mixBackward;
     private readonly CudaKernel _apply;
     private readonly CudaKernel _normMixBackward;
@@ -15,6 +16,10 @@ public sealed class RmsNorm
 
     /// <summary>Widest row the fused <see cref="NormMixBackward"/> takes (features kept in registers).</summary>
     public const int FusedBackwardMaxWidth = 1024;
+
+    /// <summary>Widest row <see cref="Backward"/> runs on its narrow kernel (rmsnorm_backward_512: two 8-feature chunks a lane
+    /// in registers, 56 registers a thread against the general kernel's 96).</summary>
+    public const int NarrowBackwardWidth = 512;
 
     /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
     public static KernelSource Source() => new("rmsnorm.cu");
@@ -26,6 +31,7 @@ public sealed class RmsNorm
         _forward = module.GetKernel("rmsnorm_forward");
         _mixForward = module.GetKernel("residual_mix_rmsnorm_forward");
         _backward = module.GetKernel("rmsnorm_backward");
+        _backwardNarrow = module.GetKernel("rmsnorm_backward_512");
         _mixBackward = module.GetKernel("residual_mix_backward");
         _apply = module.GetKernel("rmsnorm_apply");
         _normMixBackward = module.GetKernel("rmsnorm_mix_backward");
@@ -65,7 +71,8 @@ public sealed class RmsNorm
         bool dyScaledByRstd = false)
     {
         CheckWidth(c);
-        _backward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
+        // Rows of up to 512 features take the kernel whose registers hold two chunks a lane, not four (twice the blocks an SM).
+        (c <= NarrowBackwardWidth ? _backwardNarrow : _backward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
             dyType == ElementType.Bf16 ? 1 : 0, dyAdd, dyScaledByRstd ? 1 : 0);
     }
 

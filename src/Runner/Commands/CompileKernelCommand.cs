@@ -9,7 +9,8 @@ namespace AutoResearch.Runner;
 /// files compile side by side whether or not NVRTC runs the compiles of one process in parallel. Errors go to standard error
 /// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. With --ptx it writes
 /// the PTX instead, for any architecture (compute_90 needs no GPU): what a kernel change does to the instructions, on a
-/// machine without the GPU.
+/// machine without the GPU; with --resources it prints what each kernel of the cubin was compiled to (registers, local and
+/// static shared memory: <see cref="CubinResources"/>), which needs no GPU either.
 /// </summary>
 public static class CompileKernelCommand
 {
@@ -21,22 +22,40 @@ public static class CompileKernelCommand
         {
             Description = "Write the PTX instead of a cubin; the architecture may be a virtual one (--gpu-architecture=compute_90), which needs no GPU",
         };
+        var resources = new Option<bool>("--resources")
+        {
+            Description = "Also print each kernel's registers a thread, local memory (spills) and static shared memory, read from the cubin (no GPU needed)",
+        };
         var options = new Argument<string[]>("options") { Description = "NVRTC options, after --", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("compile-kernel",
             "Compile one kernel source, read from standard input, to a cubin with NVRTC (what train starts once per file on a cold kernel cache). "
             + "Example: autoresearch compile-kernel --name $PWD/kernels/rotary.cu --out rotary.cubin -- --gpu-architecture=sm_90a -DHEAD_DIM=128 < kernels/rotary.cu")
         {
-            name, output, ptx, options,
+            name, output, ptx, resources, options,
         };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(ptx) && parse.GetValue(resources))
+            {
+                Console.Error.WriteLine("--resources reads a cubin: it does not go with --ptx");
+                return 2;
+            }
             var source = Console.In.ReadToEnd();
+            var nvrtcOptions = parse.GetValue(options) ?? [];
             try
             {
                 byte[] image = parse.GetValue(ptx)
-                    ? System.Text.Encoding.UTF8.GetBytes(NvrtcCompiler.CompileToPtx(source, parse.GetValue(name)!, parse.GetValue(options) ?? []))
-                    : NvrtcCompiler.Compile(source, parse.GetValue(name)!, parse.GetValue(options) ?? []).Cubin;
+                    ? System.Text.Encoding.UTF8.GetBytes(NvrtcCompiler.CompileToPtx(source, parse.GetValue(name)!, nvrtcOptions))
+                    : NvrtcCompiler.Compile(source, parse.GetValue(name)!, nvrtcOptions).Cubin;
                 CubinStore.WriteAtomically(parse.GetValue(output)!, image);
+                if (parse.GetValue(resources))
+                {
+                    // The rows name the file and its -D options (the defines that pick a variant, e.g. -DHEAD_DIM=128).
+                    var rows = CubinResources.Read(image, Path.GetFileName(parse.GetValue(name)!), string.Join(' ', nvrtcOptions.Where(o => o.StartsWith("-D", StringComparison.Ordinal))));
+                    foreach (var line in KernelResourceReport.Table(rows))
+                        Console.WriteLine(line);
+                    Console.WriteLine(KernelResourceReport.LocalMemoryLine(rows, "of the cubin"));
+                }
                 return 0;
             }
             catch (NvrtcCompileException e)

@@ -175,7 +175,7 @@ public static class ParityCommand
             throw new ArgumentException($"--perturb must be a relative size in [0, 0.1); got {perturb}");
         var (recomputeMlp, all) = TakeRecompute(sets ?? []);
         var trainingSets = all.Where(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)).ToList();
-        var shapeSets = all.Except(trainingSets).ToList();
+        var shapeSets = all.Where(a => !trainingSets.Contains(a)).ToList(); // not Except, which drops repeats and so changes which one is last
         var tensors = SafeTensors.Read(checkpointPath);
         var info = ModelCheckpoint.ReadInfo(checkpointPath);
         var shape = CheckpointShape.Resolve(checkpointPath, tensors, info, seqLen, windowPattern, shapeSets);

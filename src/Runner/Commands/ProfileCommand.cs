@@ -44,13 +44,17 @@ public static class ProfileCommand
         {
             Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
         };
+        var resources = new Option<bool>("--resources")
+        {
+            Description = "Also list every kernel loaded with its registers a thread, local memory (spills) and static shared memory, as compiled for this GPU",
+        };
         var set = KnobOptions.CreateSetOption();
         RequireAtLeastOne(candidates);
         RequireAtLeastOne(headChunk);
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, set,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, resources, set,
         };
         command.SetAction(parse =>
         {
@@ -62,7 +66,7 @@ public static class ProfileCommand
                 shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
             var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
             return Run(h, parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive), parse.GetValue(candidates), parse.GetValue(headChunk),
-                parse.GetValue(zipf), parse.GetValue(cublasMlp));
+                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(resources));
         });
         return command;
     }
@@ -74,7 +78,8 @@ public static class ProfileCommand
                 r.AddError($"{option.Name} must be at least 1");
         });
 
-    private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp)
+    private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp,
+        bool listResources)
     {
         // The experiment's shape and optimizer from the knobs, checked before the device is touched.
         var shape = h.Shape(ExperimentConstants.VocabSize, seqLen);
@@ -191,6 +196,14 @@ public static class ProfileCommand
         Console.WriteLine($"whole step as train runs it ({accumulation} micro-steps and the optimizer, host clock): median {wholeMedian:F1} ms over {steps}; "
             + $"the parts ({accumulation} × micro-step + optimizer step) {parts:F1} ms: the host adds {wholeMedian / parts - 1:P1}");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
+        var compiled = kernels.Resources();
+        Console.WriteLine(KernelResourceReport.LocalMemoryLine(compiled));
+        if (listResources)
+        {
+            Console.WriteLine();
+            foreach (var line in KernelResourceReport.Table(compiled))
+                Console.WriteLine(line);
+        }
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using AutoResearch.Data.Evaluation;
 using AutoResearch.Data.Loading;
@@ -27,6 +28,21 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// <see cref="DataRepetition"/>): <see cref="DataRepetition.GpuFlopsPerSecond"/> or <see cref="DataRepetition.CpuFlopsPerSecond"/>.
     /// </summary>
     public double AssumedFlopsPerSecond { get; init; } = DataRepetition.GpuFlopsPerSecond;
+
+    /// <summary>
+    /// What the summary's total − training seconds is made of: start-up (until the first step's clock starts: the device,
+    /// the kernels, the weights, the first batch), the uncounted warm-up steps, the evaluation, and the rest (loaders, the
+    /// gaps between steps).
+    /// </summary>
+    public static string OverheadLine(double totalSeconds, double trainingSeconds, double startupSeconds, int uncountedSteps, double uncountedSeconds,
+        double evaluationSeconds)
+    {
+        double overhead = totalSeconds - trainingSeconds;
+        double other = overhead - startupSeconds - uncountedSeconds - evaluationSeconds;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"overhead (total − training): {overhead:F1} s = start-up {startupSeconds:F1} s + {uncountedSteps} uncounted steps {uncountedSeconds:F1} s "
+            + $"+ evaluation {evaluationSeconds:F1} s + other {other:F1} s");
+    }
 
     /// <summary>
     /// Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws. A checkpoint
@@ -65,12 +81,15 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         // between the synchronisation that starts a step's clock and its first kernel there is no host work left.
         var (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
         int epoch = stagedEpoch;
+        double startupSeconds = 0, uncountedSeconds = 0;
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
             double progress = clock.Progress; // before the step (SPEC §7)
             int step = clock.Step;
             trainer.Synchronize();
+            if (step == 0)
+                startupSeconds = total.Elapsed.TotalSeconds;
             var stepWatch = Stopwatch.StartNew();
             trainer.BeginStep();
             long scoredTotal = 0;
@@ -94,6 +113,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
                 return FastFailExitCode;
             }
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
+            if (!TrainingClock.IsCounted(step))
+                uncountedSeconds += stepSeconds;
             bool stop = clock.CompleteStep(stepSeconds);
             Step = clock.Step;
             output.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
@@ -105,6 +126,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
 
         // Evaluation: a fresh validation loader, evalTokens / (B·T) batches, bpb over the scored target bytes. Pipelined: the
         // device evaluates one batch while the host reads and uploads the next and scores the one before.
+        var evaluationWatch = Stopwatch.StartNew();
         var bpb = new BpbAccumulator(tokenizer.TokenBytes.ToArray());
         var losses = new float[tokensPerMicroBatch];
         using (var validation = new PackedLoader([validationShard], tokenizer, b, t, tokenCache: tokenCache))
@@ -127,9 +149,11 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             while (queuedTargets.Count > 0)
                 Score(trainer, losses, queuedTargets.Dequeue(), bpb);
         }
+        double evaluationSeconds = evaluationWatch.Elapsed.TotalSeconds;
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
+        output.WriteLine(OverheadLine(summary.TotalSeconds, summary.TrainingSeconds, startupSeconds, clock.Step - clock.CountedSteps, uncountedSeconds, evaluationSeconds));
         if (DataRepetition.EndWarning(loader.PassesRead, loader.TokensPerPass) is { } endWarning)
             output.WriteLine(endWarning);
         output.Write(summary.Format());

@@ -14,7 +14,7 @@ namespace AutoResearch.Bench.Tests.Gpu;
 [Collection(BenchOptionsCollection.Name)]
 public class BrokenKernelTests
 {
-    /// <summary>The line of rmsnorm_backward (rows of up to 1024 features) that computes dx: rstd·dy minus the projection.</summary>
+    /// <summary>The line of rmsnorm_backward (rows held in registers, both of its kernels) that computes dx: rstd·dy minus the projection.</summary>
     private const string DxLine = "const float g = a * gv[k][i] - r * r * xv[k][i] * mean_dot;";
 
     [GpuFact]

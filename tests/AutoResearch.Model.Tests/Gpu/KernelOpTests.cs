@@ -34,10 +34,12 @@ public class KernelOpTests
     private static float[] AsFloat(DeviceBuffer<ushort> b) => Bf16.ToFloat(b.ToArray());
 
     [GpuTheory]
-    [InlineData(4096, 512)]
-    [InlineData(1001, 2048)]
+    [InlineData(4096, 512)]    // the narrow backward kernel, both chunks full
+    [InlineData(33, 264)]      // the narrow kernel, its second chunk in one lane only
+    [InlineData(1001, 2048)]   // the general kernel's two-pass loop
     [InlineData(37, 64)]
-    [InlineData(9, 1000)]
+    [InlineData(9, 1000)]      // the general kernel, rows in registers
+    [InlineData(11, 520)]      // just past the narrow kernel's width
     public void RmsNorm_forward_and_backward_match_reference(int n, int c)
     {
         int seed = n * 31 + c;

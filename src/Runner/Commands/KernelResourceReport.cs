@@ -1,0 +1,43 @@
+using System.Globalization;
+using AutoResearch.Native;
+
+namespace AutoResearch.Runner;
+
+/// <summary>
+/// The loaded kernels' compiled resources as `profile` prints them: one line on local memory (spills show there first), and
+/// with --resources a table of every kernel's registers, local and static shared memory.
+/// </summary>
+public static class KernelResourceReport
+{
+    /// <summary>One line: no local memory in any kernel, or which kernels use how much a thread (<paramref name="which"/>: "loaded",
+    /// "of the cubin").</summary>
+    public static string LocalMemoryLine(IReadOnlyList<KernelResources> rows, string which = "loaded")
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var local = rows.Where(r => r.LocalBytes > 0).ToList();
+        if (local.Count == 0)
+            return $"local memory (register spills): none in the {rows.Count} kernels {which}";
+        return $"local memory (register spills, or arrays indexed at run time) in {local.Count} of {rows.Count} kernels: "
+            + string.Join("; ", local.Select(r => $"{r.Kernel} ({Source(r)}) {r.LocalBytes} B a thread"));
+    }
+
+    /// <summary>A header and one row a kernel: name, file and options, registers, local bytes, static shared bytes.</summary>
+    public static IReadOnlyList<string> Table(IReadOnlyList<KernelResources> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        int nameWidth = Math.Max("kernel".Length, rows.Select(r => r.Kernel.Length).DefaultIfEmpty(0).Max());
+        int sourceWidth = Math.Max("file".Length, rows.Select(r => Source(r).Length).DefaultIfEmpty(0).Max());
+        var lines = new List<string>
+        {
+            $"{"kernel".PadRight(nameWidth)}  {"file".PadRight(sourceWidth)}  {"registers",9}  {"local B",7}  {"static shared B",15}",
+        };
+        foreach (var r in rows)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Kernel.PadRight(nameWidth)}  {Source(r).PadRight(sourceWidth)}  {r.Registers,9}  {r.LocalBytes,7}  {r.StaticSharedBytes,15}"));
+        }
+        return lines;
+    }
+
+    private static string Source(KernelResources r) => r.Options.Length == 0 ? r.File : $"{r.File} {r.Options}";
+}

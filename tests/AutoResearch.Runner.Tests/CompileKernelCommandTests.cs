@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using AutoResearch.Testing;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+/// <summary>`compile-kernel --resources`, as a tuner runs it on a machine with NVRTC and no GPU.</summary>
+public class CompileKernelCommandTests
+{
+    private const string Source = """
+        extern "C" __global__ void local_array(float* out, int n)
+        {
+            float staged[64];
+            for (int i = 0; i < 64; i++)
+                staged[i] = out[i] * (float)(threadIdx.x + i);
+            out[threadIdx.x] = staged[n & 63];
+        }
+        extern "C" __global__ void plain(float* out) { out[threadIdx.x] = 1.0f; }
+        """;
+
+    private static (int Exit, string Stdout, string Stderr) CompileKernel(string input, params string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "autoresearch.dll"));
+        start.ArgumentList.Add("compile-kernel");
+        foreach (var a in args)
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        process.StandardInput.Write(input);
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "compile-kernel did not finish in 2 minutes");
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [NvrtcFact]
+    public void Resources_lists_each_kernel_of_the_cubin_and_names_the_one_with_local_memory()
+    {
+        using var folder = new TempFolder();
+        string name = folder.File("probe.cu"), cubin = folder.File("probe.cubin");
+
+        var (exit, stdout, stderr) = CompileKernel(Source, "--resources", "--name", name, "--out", cubin, "--", "--gpu-architecture=sm_80", "-DUNUSED=1");
+
+        Assert.True(exit == 0, stderr);
+        Assert.True(File.Exists(cubin));
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("kernel", lines[0], StringComparison.Ordinal);
+        var local = lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["local_array", "probe.cu", "-DUNUSED=1"], local[..3]); // the -D options label the rows, not the architecture
+        Assert.Equal("256", local[4]);
+        Assert.StartsWith("plain ", lines[2], StringComparison.Ordinal);
+        Assert.Equal("local memory (register spills, or arrays indexed at run time) in 1 of 2 kernels: local_array (probe.cu -DUNUSED=1) 256 B a thread", lines[3]);
+    }
+
+    [Fact]
+    public void Resources_with_ptx_is_refused_before_compiling()
+    {
+        using var folder = new TempFolder();
+
+        var (exit, _, stderr) = CompileKernel(Source, "--resources", "--ptx", "--name", folder.File("probe.cu"), "--out", folder.File("probe.ptx"), "--",
+            "--gpu-architecture=compute_80");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--resources reads a cubin: it does not go with --ptx", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(folder.File("probe.ptx")));
+    }
+}

@@ -11,7 +11,7 @@
 //   dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
 //   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32;
 //   read-modify-write, one warp per token).
-// Launch: forward one warp per (token, kv head), 8 warps per block; backward any 1-D grid of 256-thread blocks, one warp per
+// Launch: forward one warp per (token, kv head), 8 warps per block, v and ve 2·D/32-byte aligned (vector accesses); backward any 1-D grid of 256-thread blocks, one warp per
 // token (grid-stride over tokens; the host sizes the grid from the device's multiprocessor count).
 #include "common.cuh"
 
@@ -23,28 +23,6 @@
 #endif
 #define GATE_WIDTH 32
 #define PER_LANE (HEAD_DIM / 32) // features of a head each lane handles: 4 or 2
-
-extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const bf16* __restrict__ wg, const int* __restrict__ ids,
-    const bf16* __restrict__ ve, bf16* __restrict__ v, float* __restrict__ gate, int n, int c)
-{
-    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (item >= n * GATE_HEADS)
-        return;
-    const int i = item / GATE_HEADS, h = item % GATE_HEADS;
-    const float z = warp_sum(__bfloat162float(x[(long)i * c + lane]) * __bfloat162float(wg[h * GATE_WIDTH + lane]));
-    const float g = 2.0f / (1.0f + __expf(-z));
-    const bf16* e = ve + (long)ids[i] * GATE_HEADS * HEAD_DIM + h * HEAD_DIM;
-    bf16* out = v + (long)i * GATE_HEADS * HEAD_DIM + h * HEAD_DIM;
-    #pragma unroll
-    for (int p = 0; p < PER_LANE; p++)
-    {
-        const int d = lane + 32 * p;
-        out[d] = __float2bfloat16_rn(__bfloat162float(out[d]) + g * __bfloat162float(e[d]));
-    }
-    if (lane == 0)
-        gate[item] = g;
-}
 
 // PER_LANE consecutive bf16 values as floats (one 8- or 4-byte load).
 __device__ __forceinline__ void load_lane(const bf16* p, float out[PER_LANE])
@@ -75,6 +53,43 @@ __device__ __forceinline__ void add_lane(float* p, float g, const float v[PER_LA
         atomicAdd(reinterpret_cast<float4*>(p), make_float4(g * v[0], g * v[1], g * v[2], g * v[3]));
     else
         atomicAdd(reinterpret_cast<float2*>(p), make_float2(g * v[0], g * v[1]));
+}
+
+// PER_LANE consecutive floats as bf16 (one 8- or 4-byte store).
+__device__ __forceinline__ void store_lane(bf16* p, const float in[PER_LANE])
+{
+    __nv_bfloat162 pairs[PER_LANE / 2];
+    #pragma unroll
+    for (int i = 0; i < PER_LANE / 2; i++)
+        pairs[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
+    if constexpr (PER_LANE == 4)
+        *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(pairs);
+    else
+        *reinterpret_cast<unsigned*>(p) = *reinterpret_cast<const unsigned*>(pairs);
+}
+
+// Each lane takes PER_LANE consecutive features of the head (one vector load of ve and of v, one store), and every load is
+// issued before the gate's reduction: a warp's ve row waits on ids[i] only, not on the shuffles.
+extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const bf16* __restrict__ wg, const int* __restrict__ ids,
+    const bf16* __restrict__ ve, bf16* __restrict__ v, float* __restrict__ gate, int n, int c)
+{
+    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (item >= n * GATE_HEADS)
+        return;
+    const int i = item / GATE_HEADS, h = item % GATE_HEADS;
+    bf16* out = v + (long)i * GATE_HEADS * HEAD_DIM + h * HEAD_DIM + lane * PER_LANE;
+    float e[PER_LANE], o[PER_LANE];
+    load_lane(ve + (long)ids[i] * GATE_HEADS * HEAD_DIM + h * HEAD_DIM + lane * PER_LANE, e);
+    load_lane(out, o);
+    const float z = warp_sum(__bfloat162float(x[(long)i * c + lane]) * __bfloat162float(wg[h * GATE_WIDTH + lane]));
+    const float g = 2.0f / (1.0f + __expf(-z));
+    #pragma unroll
+    for (int p = 0; p < PER_LANE; p++)
+        o[p] += g * e[p];
+    store_lane(out, o);
+    if (lane == 0)
+        gate[item] = g;
 }
 
 extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, const bf16* __restrict__ dv, const int* __restrict__ ids,

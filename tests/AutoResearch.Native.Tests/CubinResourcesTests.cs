@@ -11,28 +11,10 @@ namespace AutoResearch.Native.Tests;
 /// </summary>
 public class CubinResourcesTests
 {
-    private const string Source = """
-        extern "C" __global__ void local_array(float* out, int n)
-        {
-            float staged[64];
-            for (int i = 0; i < 64; i++)
-                staged[i] = out[i] * (float)(threadIdx.x + i);
-            out[threadIdx.x] = staged[n & 63];
-        }
-        extern "C" __global__ void static_shared(float* out)
-        {
-            __shared__ float tile[100];
-            tile[threadIdx.x % 100] = out[threadIdx.x];
-            __syncthreads();
-            out[threadIdx.x] = tile[(threadIdx.x + 1) % 100];
-        }
-        extern "C" __global__ void plain(float* out) { out[threadIdx.x] = 1.0f; }
-        """;
-
     [NvrtcFact]
     public void A_compiled_cubin_gives_each_kernels_registers_local_memory_and_shared_memory()
     {
-        var cubin = NvrtcCompiler.Compile(Source, "resources.cu", ["--gpu-architecture=sm_80"]).Cubin;
+        var cubin = NvrtcCompiler.Compile(ProbeKernels.Resources, "resources.cu", ["--gpu-architecture=sm_80"]).Cubin;
 
         var rows = CubinResources.Read(cubin, "resources.cu", "-DX=1");
 

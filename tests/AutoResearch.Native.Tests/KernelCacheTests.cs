@@ -41,27 +41,9 @@ public class KernelCacheTests
     [GpuFact]
     public void Resources_list_each_kernel_asked_for_with_its_registers_local_and_shared_memory()
     {
-        // One kernel with a thread-local array indexed at run time (it must live in local memory), one with a static shared
-        // array of 100 floats, and one never asked for.
-        const string source = """
-            extern "C" __global__ void local_array(float* out, int n)
-            {
-                float staged[64];
-                for (int i = 0; i < 64; i++)
-                    staged[i] = out[i] * (float)(threadIdx.x + i);
-                out[threadIdx.x] = staged[n & 63];
-            }
-            extern "C" __global__ void static_shared(float* out)
-            {
-                __shared__ float tile[100];
-                tile[threadIdx.x % 100] = out[threadIdx.x];
-                __syncthreads();
-                out[threadIdx.x] = tile[(threadIdx.x + 1) % 100];
-            }
-            extern "C" __global__ void never_asked(float* out) { out[0] = 1.0f; }
-            """;
+        // ProbeKernels.Resources: local_array and static_shared are asked for, plain is not.
         var kernels = TestGpu.NewTempDirectory("src");
-        File.WriteAllText(Path.Combine(kernels, "resources.cu"), source);
+        File.WriteAllText(Path.Combine(kernels, "resources.cu"), ProbeKernels.Resources);
         var cacheDir = TestGpu.NewTempDirectory("cache");
         using var cache = new KernelCache(Device, kernels, cacheDir);
         var module = cache.Load("resources.cu", ["-DUNUSED=1"]);
@@ -81,8 +63,8 @@ public class KernelCacheTests
 
         // The cubin itself says the same, read without the driver (CubinResources: what compile-kernel --resources prints).
         var fromCubin = CubinResources.Read(File.ReadAllBytes(Assert.Single(Directory.GetFiles(cacheDir, "resources-*.cubin"))), "resources.cu", "-DUNUSED=1");
-        Assert.Equal(["local_array", "never_asked", "static_shared"], fromCubin.Select(r => r.Kernel));
-        Assert.Equal(rows, fromCubin.Where(r => r.Kernel != "never_asked"));
+        Assert.Equal(["local_array", "plain", "static_shared"], fromCubin.Select(r => r.Kernel));
+        Assert.Equal(rows, fromCubin.Where(r => r.Kernel != "plain"));
     }
 
     [GpuFact]

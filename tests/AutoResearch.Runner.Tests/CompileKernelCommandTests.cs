@@ -7,17 +7,6 @@ namespace AutoResearch.Runner.Tests;
 /// <summary>`compile-kernel --resources`, as a tuner runs it on a machine with NVRTC and no GPU.</summary>
 public class CompileKernelCommandTests
 {
-    private const string Source = """
-        extern "C" __global__ void local_array(float* out, int n)
-        {
-            float staged[64];
-            for (int i = 0; i < 64; i++)
-                staged[i] = out[i] * (float)(threadIdx.x + i);
-            out[threadIdx.x] = staged[n & 63];
-        }
-        extern "C" __global__ void plain(float* out) { out[threadIdx.x] = 1.0f; }
-        """;
-
     private static (int Exit, string Stdout, string Stderr) CompileKernel(string input, params string[] args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -45,7 +34,7 @@ public class CompileKernelCommandTests
         using var folder = new TempFolder();
         string name = folder.File("probe.cu"), cubin = folder.File("probe.cubin");
 
-        var (exit, stdout, stderr) = CompileKernel(Source, "--resources", "--name", name, "--out", cubin, "--", "--gpu-architecture=sm_80", "-DUNUSED=1");
+        var (exit, stdout, stderr) = CompileKernel(ProbeKernels.Resources, "--resources", "--name", name, "--out", cubin, "--", "--gpu-architecture=sm_80", "-DUNUSED=1");
 
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(cubin));
@@ -55,7 +44,8 @@ public class CompileKernelCommandTests
         Assert.Equal(["local_array", "probe.cu", "-DUNUSED=1"], local[..3]); // the -D options label the rows, not the architecture
         Assert.Equal("256", local[4]);
         Assert.StartsWith("plain ", lines[2], StringComparison.Ordinal);
-        Assert.Equal("local memory (register spills, or arrays indexed at run time) in 1 of 2 kernels: local_array (probe.cu -DUNUSED=1) 256 B a thread", lines[3]);
+        Assert.StartsWith("static_shared ", lines[3], StringComparison.Ordinal);
+        Assert.Equal("local memory (register spills, or arrays indexed at run time) in 1 of 3 kernels: local_array (probe.cu -DUNUSED=1) 256 B a thread", lines[4]);
     }
 
     [Fact]
@@ -63,7 +53,7 @@ public class CompileKernelCommandTests
     {
         using var folder = new TempFolder();
 
-        var (exit, _, stderr) = CompileKernel(Source, "--resources", "--ptx", "--name", folder.File("probe.cu"), "--out", folder.File("probe.ptx"), "--",
+        var (exit, _, stderr) = CompileKernel(ProbeKernels.Resources, "--resources", "--ptx", "--name", folder.File("probe.cu"), "--out", folder.File("probe.ptx"), "--",
             "--gpu-architecture=compute_80");
 
         Assert.Equal(2, exit);

@@ -39,6 +39,8 @@ public sealed class ValueGate
         int n, int c, ulong v /* [n, KV·D] bf16, updated */, ulong gate /* [n, KV] fp32 */, CudaStream stream)
     {
         Check(c);
+        KernelLaunch.RequireAligned(v, 2 * HeadDim / 32, nameof(v)); // a lane's features move as one vector
+        KernelLaunch.RequireAligned(ve, 2 * HeadDim / 32, nameof(ve));
         _forward.Launch(KernelLaunch.RowBlocks((long)n * KvHeads), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, c);
     }
 

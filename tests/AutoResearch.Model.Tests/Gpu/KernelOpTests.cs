@@ -525,8 +525,9 @@ public class KernelOpTests
     [GpuTheory]
     [InlineData(2, 256, 512, 512, 128, 0)]     // q of the baseline's heads: 4 heads of 128, two a tile
     [InlineData(3, 128, 256, 256, 64, 0)]      // heads of 64, four a tile
-    [InlineData(2, 384, 512, 256, 128, 3)]     // k with 2 kv heads, 12 tiles over 3 blocks: the pipeline's phases across tiles
-    [InlineData(1, 1024, 128, 768, 64, 5)]     // 12 heads of 64 over 3 column tiles, positions past one sequence of tiles
+    [InlineData(2, 384, 512, 256, 128, 1)]     // k with 2 kv heads, 6 tiles in one block: the pipeline's phases across tiles
+    [InlineData(1, 1024, 128, 768, 64, 5)]     // 12 heads of 64 over 3 column tiles, 24 tiles over 5 blocks
+    [InlineData(2, 192, 256, 256, 128, 0)]     // T 192: the second sequence starts inside a 128-row tile (positions wrap there)
     public void Qk_gemm_with_rotary_and_qk_norm_matches_the_gemm_then_the_rotary_pass(int batch, int seqLen, int width, int outFeatures, int headDim,
         int maxBlocks)
     {

@@ -1,5 +1,7 @@
 // mlp_gemm.cu: the MLP's two GEMMs whose other side is the activation, with the activation in their epilogue (SPEC §5), so
-// it never makes a separate pass through memory: relu² (the baseline) and GELU (tanh form; the Activation knob).
+// it never makes a separate pass through memory: relu² (the baseline) and GELU (tanh form; the Activation knob). The same
+// GEMM also serves the q and k projections, with the rotary embedding and QK-norm in its epilogue (qk_gemm_rotary_norm_*,
+// at the end of the file).
 //
 // mlp_fc_relu_square:             s = relu(r ⊙ x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
 // mlp_proj_input_gradient:        du = r ⊙ (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
@@ -33,6 +35,7 @@
 
 #define ACT_RELU2 0
 #define ACT_GELU 1
+#define ACT_ROTARY 2 // not an activation: the q or k projection's rotary embedding and RMS norm per head (qk_gemm_rotary_norm_*)
 #define GELU_K 0.7978845608028654f // sqrt(2/π)
 #define GELU_A 0.044715f
 
@@ -83,13 +86,85 @@ __device__ __forceinline__ float gelu_derivative(float u)
     return 0.5f * (1.0f + t) + 0.5f * u * (1.0f - t * t) * GELU_K * fmaf(3.0f * GELU_A, u * u, 1.0f);
 }
 
+// The rotary GEMM's epilogue on one thread's accumulators: rows row_lo and row_lo + 8 of the tile (acc[j][0..1] and
+// acc[j][2..3]), columns n0 + 8j + 2·tig (+1). A head's D columns are D/8 consecutive j, its halves D/16 apart, so a thread
+// holds both members of each rotated pair; the sum of squares of a head's row is the thread's part added over the 4 threads
+// of its quad (the lanes sharing lane / 4).
+template <int ROT_D>
+__device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const float* __restrict__ cos_sin, float* __restrict__ rstd,
+                                                     int row_lo, int n0, int n, int seq_len, int tig)
+{
+    constexpr int J = ROT_D / 8, HALF_J = J / 2, HEADS = GEMM_BN / ROT_D;
+    const float* cs_lo = cos_sin + (long)(row_lo % seq_len) * ROT_D;
+    const float* cs_hi = cos_sin + (long)((row_lo + 8) % seq_len) * ROT_D;
+    #pragma unroll
+    for (int j = 0; j < 32; j++)
+    {
+        #pragma unroll
+        for (int i = 0; i < 4; i++)
+            acc[j][i] = __bfloat162float(__float2bfloat16_rn(acc[j][i])); // the GEMM's bf16 output
+    }
+    float sum[HEADS][2];
+    #pragma unroll
+    for (int hh = 0; hh < HEADS; hh++)
+        sum[hh][0] = sum[hh][1] = 0.0f;
+    #pragma unroll
+    for (int jj = 0; jj < HALF_J; jj++)
+    {
+        const int col = 8 * jj + 2 * tig; // in the head's first half; the table's sin is D/2 further
+        const float2 c_lo = *reinterpret_cast<const float2*>(cs_lo + col), s_lo = *reinterpret_cast<const float2*>(cs_lo + ROT_D / 2 + col);
+        const float2 c_hi = *reinterpret_cast<const float2*>(cs_hi + col), s_hi = *reinterpret_cast<const float2*>(cs_hi + ROT_D / 2 + col);
+        const float c[4] = {c_lo.x, c_lo.y, c_hi.x, c_hi.y}, sn[4] = {s_lo.x, s_lo.y, s_hi.x, s_hi.y};
+        #pragma unroll
+        for (int hh = 0; hh < HEADS; hh++)
+        {
+            const int j1 = hh * J + jj, j2 = j1 + HALF_J;
+            #pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                const float a = acc[j1][i], b = acc[j2][i];
+                const float ra = a * c[i] + b * sn[i], rb = -a * sn[i] + b * c[i];
+                acc[j1][i] = ra;
+                acc[j2][i] = rb;
+                sum[hh][i >> 1] += ra * ra + rb * rb;
+            }
+        }
+    }
+    const int heads = n / ROT_D;
+    #pragma unroll
+    for (int hh = 0; hh < HEADS; hh++)
+    {
+        #pragma unroll
+        for (int r = 0; r < 2; r++)
+        {
+            float total = sum[hh][r];
+            total += __shfl_xor_sync(0xffffffffu, total, 1);
+            total += __shfl_xor_sync(0xffffffffu, total, 2);
+            const float inv = rsqrtf(total / (float)ROT_D + RMS_EPS);
+            #pragma unroll
+            for (int j = hh * J; j < hh * J + J; j++)
+            {
+                acc[j][2 * r] *= inv;
+                acc[j][2 * r + 1] *= inv;
+            }
+            if (tig == 0)
+                rstd[(long)(row_lo + 8 * r) * heads + n0 / ROT_D + hh] = inv;
+        }
+    }
+}
+
 // GRADIENT false (the fc GEMM): W is [N, K]; ACT_RELU2: s = relu(acc)²; ACT_GELU: u = acc and s = gelu(acc) (map_u, map_out).
 // GRADIENT true (c_proj's input gradient): W is [K, N]; du = acc·act'(t) with t the tile map_s loads into the epilogue tile
 // (relu²: s, act' = 2·sqrt(s); GELU: u, act' = gelu'(u)).
-template <bool GRADIENT, int ACT>
+// ACT_ROTARY (GRADIENT false, ROT_D the head size): y = norm(rotary(bf16(x·Wᵀ))) per head of ROT_D columns, as
+// rotary.cu's rotary_qknorm_forward computes it from the GEMM's bf16 output: the accumulators are rounded to bf16 first, then
+// each head's halves a, b (columns j and j + D/2) rotated by cos_sin's row t = row mod seq_len, and the head's RMS taken
+// over its D values; rstd[row · (n / D) + head] keeps 1/rms for the backward.
+template <bool GRADIENT, int ACT, int ROT_D = 0>
 __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
                                          const TensorMap* map_out, const TensorMap* map_u, const float* __restrict__ row_scale,
-                                         int m, int n, int k)
+                                         int m, int n, int k, const float* __restrict__ cos_sin = nullptr, float* __restrict__ rstd = nullptr,
+                                         int seq_len = 0)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     extern __shared__ unsigned char shared_raw[];
@@ -209,6 +284,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             asm volatile("" : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])::"memory");
         if (lane == 0)
             ring.release(previous);
+        if constexpr (ACT == ACT_ROTARY)
+            rotary_norm_epilogue<ROT_D>(acc, cos_sin, rstd, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0, n, seq_len, lane & 3);
 
         if (GATE)
         {
@@ -263,8 +340,9 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 tma_store_wait_read();
             named_barrier(1 + wg, 128);
         }
-        // The GELU forward's accumulators already hold s (above): no scale, no activation here.
-        const float s_lo = !GATE && ACT == ACT_GELU ? 1.0f : scale_lo, s_hi = !GATE && ACT == ACT_GELU ? 1.0f : scale_hi;
+        // The GELU forward's accumulators already hold s (above), the rotary GEMM's its output: no scale, no activation here.
+        constexpr bool DONE = !GATE && (ACT == ACT_GELU || ACT == ACT_ROTARY);
+        const float s_lo = DONE ? 1.0f : scale_lo, s_hi = DONE ? 1.0f : scale_hi;
         #pragma unroll
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
@@ -352,4 +430,21 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
                              int m, int n, int k)
 {
     mlp_gemm<true, ACT_GELU>(&map_g, &map_w, &map_u, &map_out, nullptr, row_scale, m, n, k);
+}
+
+// The q or k projection with the rotary embedding and QK-norm in its epilogue (ACT_ROTARY above), for heads of 128 or 64:
+// x [M, K] the normed attention input, W [N, K] (c_q or c_k), y [M, N] bf16 (written, box {64, 64}), rstd [M · N / D] fp32,
+// cos_sin [seq_len, D] (rotary.cu's table). N a multiple of 256 (whole heads in a tile).
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
+                        const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
+{
+    mlp_gemm<false, ACT_ROTARY, 128>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+qk_gemm_rotary_norm_64(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
+                       const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
+{
+    mlp_gemm<false, ACT_ROTARY, 64>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
 }

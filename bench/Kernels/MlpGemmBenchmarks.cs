@@ -15,6 +15,8 @@ namespace AutoResearch.Bench.Kernels;
 /// <see cref="FcCublas"/> = a cuBLASLt GEMM writing u, then the activation pass of kernels/mlp_activation.cu.</item>
 /// <item>proj gradient: <see cref="ProjGradient"/> = r ⊙ (g·W_proj) ⊙ act'(kept) in one kernel (kept: s for relu², u for GELU)
 /// against <see cref="ProjGradientCublas"/> = a cuBLASLt GEMM writing ds, then the activation's backward pass.</item>
+/// <item>q rotary: <see cref="QRotary"/> = the q projection with the rotary embedding and QK-norm in the same GEMM's epilogue
+/// against <see cref="QRotaryCublas"/> = a cuBLASLt GEMM writing q, then kernels/rotary.cu's pass.</item>
 /// </list>
 /// Checked on a slice of the rows (1024 at width 512, down to 128 at width 2048: the fp64 products cost N·C·F) with the full
 /// width and hidden size. Tensor-core work (2·N·C·F FLOPs, the same for both ways). Run: <c>bench --filter '*MlpGemmBenchmarks*'</c>.
@@ -24,7 +26,8 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     private MlpGemm _mlp = null!;
     private MlpActivation _activation = null!;
     private Linear _linear = null!;
-    private ulong _x, _wFc, _rowScale, _s, _u, _g, _wProj, _du, _ds;
+    private Rotary _rotary = null!;
+    private ulong _x, _wFc, _rowScale, _s, _u, _g, _wProj, _du, _ds, _wQ, _q, _rstdQ, _table;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -47,6 +50,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         _mlp = new MlpGemm(KernelFiles, Device.Properties);
         _activation = new MlpActivation(KernelFiles);
         _linear = new Linear(Blas);
+        _rotary = new Rotary(KernelFiles, Shape.HeadDim);
         if (!MlpGemm.SupportsActivation(Act) || !MlpGemm.Supports(Device.Properties, N, C, F))
             throw new NotSupportedException($"the fused MLP GEMMs do not take {Config} ({Act.Name()}, {N} tokens, width {C}, hidden {F}) on this device");
     }
@@ -126,6 +130,46 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         _du = Buffers.Allocate<ushort>(N * F, "du").Pointer;
         _ds = Buffers.Allocate<ushort>(N * F, "ds").Pointer;
         return KernelWork.Gemm(N, C, F);
+    }
+
+    // ---- q with rotary + QK-norm ----
+
+    [GlobalSetup(Target = nameof(QRotary))]
+    public void SetupQRotary() => Prepare(nameof(QRotary), () => CheckQRotary(fused: true), SetUpQRotary);
+
+    /// <summary>The q projection with the rotary embedding and QK-norm in the GEMM's epilogue (the k projection is the same
+    /// kernel with fewer columns).</summary>
+    [Benchmark, BenchmarkCategory("q rotary")]
+    public void QRotary()
+    {
+        Begin();
+        _mlp.QkRotaryNorm(_x, _wQ, N, C, C, Shape.HeadDim, _table, T, _q, _rstdQ, Stream);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(QRotaryCublas))]
+    public void SetupQRotaryCublas() => Prepare(nameof(QRotaryCublas), () => CheckQRotary(fused: false), SetUpQRotary);
+
+    /// <summary>The plain way: the cuBLASLt GEMM into q, then kernels/rotary.cu's pass over it.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory("q rotary")]
+    public void QRotaryCublas()
+    {
+        Begin();
+        _linear.Forward(_x, _wQ, (int)N, C, C, _q);
+        _rotary.Forward(_q, _table, (int)N * Shape.Heads, Shape.Heads, T, _rstdQ, Stream);
+        End();
+    }
+
+    private KernelWork SetUpQRotary()
+    {
+        if (!MlpGemm.SupportsRotary(N, C, C, Shape.HeadDim))
+            throw new NotSupportedException($"the rotary GEMM does not take {Config} (width {C}, heads of {Shape.HeadDim})");
+        _x = Buffers.RandomBf16(N * C, 48, 1, "x").Pointer;
+        _wQ = Buffers.RandomBf16((long)C * C, 49, 0.2, "W_q").Pointer;
+        _table = Buffers.Upload(RotaryTable.CosSin(T, Shape.HeadDim, Shape.RotaryBase), "cos/sin").Pointer;
+        _q = Buffers.Allocate<ushort>(N * C, "q").Pointer;
+        _rstdQ = Buffers.Allocate<float>(N * Shape.Heads, "rstd q").Pointer;
+        return KernelWork.Gemm(N, C, C);
     }
 
     // ---- checks ----
@@ -218,6 +262,41 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
             }
         });
         check.CompareBf16("du", dDu.ToArray(), duRef, 2e-2);
+        return check;
+    }
+
+    private KernelCheck CheckQRotary(bool fused)
+    {
+        int n = CheckRows, c = C, d = Shape.HeadDim, heads = Shape.Heads, t = Math.Min(T, n);
+        var check = new KernelCheck(fused ? $"qk_gemm_rotary_norm_{d}" : "cuBLASLt GEMM + rotary_qknorm_forward", 403,
+            $"{n} rows of {c} → {heads} heads of {d}, positions mod {t}");
+        var r = new Random(check.Seed);
+        var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c);
+        var (wBits, w) = HostRandom.Bf16Values(r, (long)c * c, 0.2);
+        var table = RotaryTable.CosSin(t, d, Shape.RotaryBase);
+        // Both ways round the product to bf16 before the rotation, as the GEMM's output is bf16.
+        var u = CpuOps.Linear(x, w, n, c, c).Select(v => (double)Bf16.Round((float)v)).ToArray();
+        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(u, table, n * heads, heads, t, d);
+        using var s = new DeviceScratch(Device);
+        var dX = s.Upload(xBits, "x");
+        var dW = s.Upload(wBits, "W_q");
+        var dTable = s.Upload(table, "cos/sin");
+        var dQ = s.Poisoned<ushort>((long)n * c, "q");
+        var dRstd = s.Poisoned<float>((long)n * heads, "rstd q");
+        RunForCheck(() =>
+        {
+            if (fused)
+            {
+                _mlp.QkRotaryNorm(dX.Pointer, dW.Pointer, n, c, c, d, dTable.Pointer, t, dQ.Pointer, dRstd.Pointer, Stream);
+            }
+            else
+            {
+                _linear.Forward(dX.Pointer, dW.Pointer, n, c, c, dQ.Pointer);
+                _rotary.Forward(dQ.Pointer, dTable.Pointer, n * heads, heads, t, dRstd.Pointer, Stream);
+            }
+        });
+        check.CompareBf16("q", dQ.ToArray(), yRef, 1e-2);
+        check.Compare("rstd q", dRstd.ToArray(), rstdRef, 1e-3);
         return check;
     }
 }

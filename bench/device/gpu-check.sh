@@ -4,12 +4,13 @@
 # runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile --resources` of the baseline
 # micro-step, and with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
 # kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
-# the two MLP GEMMs with fused epilogues, the soft-capped cross-entropy and the rotary + QK-norm forward and backward).
+# the GEMMs with fused epilogues (the MLP's two, and q with rotary + QK-norm), the soft-capped cross-entropy and the rotary +
+# QK-norm backward).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs}; mkdir -p "$logs"
 ncu=no
-kernels=flash_attention_forward,flash_attention_backward,mlp_fc_relu_square,mlp_proj_input_gradient,softcap_cross_entropy,rotary_qknorm_forward,rotary_qknorm_backward
+kernels=flash_attention_forward,flash_attention_backward,mlp_fc_relu_square,mlp_proj_input_gradient,qk_gemm_rotary_norm_128,softcap_cross_entropy,rotary_qknorm_backward
 case "${1:-}" in
   --ncu) ncu=yes; shift ;;
   --ncu=*) ncu=yes; kernels=${1#--ncu=}; shift ;;

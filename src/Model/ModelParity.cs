@@ -59,6 +59,8 @@ public static class ModelParity
     /// where the GPU stores bf16 (<see cref="CpuGpt.RoundActivationsToBf16"/>), against which deep models, whose bf16 noise
     /// compounds over the layers, are held.</param>
     /// <param name="recomputeMlp">The GPU model recomputes the MLP activations in the backward (the Recompute knob).</param>
+    /// <param name="fusedMlp">true: our GEMMs with fused epilogues wherever the shape takes them (the MLP's, and the q and k
+    /// projections with rotary + QK-norm); false: cuBLAS and separate passes everywhere.</param>
     public static Result Run(ModelShape shape, int batch, int seed, CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels,
         bool fusedMlp = true, IAttentionKernels? attention = null, int headChunkRows = 1000, double lambdaSpread = 0, bool roundedReference = false,
         bool recomputeMlp = false)
@@ -72,7 +74,8 @@ public static class ModelParity
         int scored = targets.Count(t => t >= 0);
 
 
-        using var gpu = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp, recomputeMlp);
+        // fusedMlp false runs every product on cuBLAS: the q and k projections too, with the separate rotary pass.
+        using var gpu = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp, recomputeMlp, fusedQk: fusedMlp);
         foreach (var (name, values) in cpu.Parameters)
             gpu.Parameters.Upload(name, values.Select(v => (float)v).ToArray());
         gpu.Parameters.RefreshBf16(gpu.Elementwise, stream);

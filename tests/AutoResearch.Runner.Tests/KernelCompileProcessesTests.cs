@@ -29,9 +29,11 @@ public class KernelCompileProcessesTests
         var files = sources.Select(s => s.FileName).ToHashSet();
         Assert.Superset(new HashSet<string> { "flash_forward.cu", "flash_backward.cu", "mlp_gemm.cu", "rotary.cu", "adamw.cu", "muon.cu" }, files);
         Assert.Contains(new KernelSource("rotary.cu", [$"-DHEAD_DIM={shape.HeadDim}"]), sources);
-        // A shape the fused MLP does not take (SwiGLU) compiles no mlp_gemm.cu.
+        // A shape the fused MLP does not take (SwiGLU) still compiles mlp_gemm.cu for its q and k projections (rotary in the
+        // epilogue), and none without them.
         var swiglu = (Hyperparameters.Default with { Activation = "swiglu" }).Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
-        Assert.DoesNotContain(GpuGpt.KernelSources(H200, swiglu, Hyperparameters.Default.DeviceBatchSize), s => s.FileName == "mlp_gemm.cu");
+        Assert.Contains(GpuGpt.KernelSources(H200, swiglu, Hyperparameters.Default.DeviceBatchSize), s => s.FileName == "mlp_gemm.cu");
+        Assert.DoesNotContain(GpuGpt.KernelSources(H200, swiglu, Hyperparameters.Default.DeviceBatchSize, fusedQk: false), s => s.FileName == "mlp_gemm.cu");
     }
 
     [Fact]

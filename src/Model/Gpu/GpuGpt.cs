@@ -21,6 +21,8 @@ public sealed class GpuGpt : IDisposable
     private readonly IAttentionKernels _attention;
     private readonly MlpActivation _activation;
     private readonly MlpGemm? _mlpGemm;
+    private readonly MlpGemm? _qkGemm; // the same kernels' q and k projections with rotary + QK-norm in the epilogue
+    private readonly bool _fusedQ, _fusedK;
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<float> _cosSin;
@@ -39,7 +41,7 @@ public sealed class GpuGpt : IDisposable
 
     public GpuGpt(CudaDevice device, CudaStream stream, Blas blas, KernelCache kernels, ModelShape shape, int batch,
         IAttentionKernels? attention = null, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true, bool recomputeMlp = false,
-        bool placeScratch = true)
+        bool placeScratch = true, bool fusedQk = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(kernels);
@@ -57,8 +59,15 @@ public sealed class GpuGpt : IDisposable
         if (_attention.HeadDim != shape.HeadDim)
             throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
         _activation = new MlpActivation(kernels);
-        if (fusedMlp && UsesFusedMlp(device.Properties, shape, batch))
-            _mlpGemm = new MlpGemm(kernels, device.Properties);
+        _fusedQ = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.ModelDim);
+        _fusedK = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.KvHeads * shape.HeadDim);
+        bool mlpFused = fusedMlp && UsesFusedMlp(device.Properties, shape, batch);
+        if (mlpFused || _fusedQ || _fusedK)
+        {
+            var gemm = new MlpGemm(kernels, device.Properties);
+            _mlpGemm = mlpFused ? gemm : null;
+            _qkGemm = _fusedQ || _fusedK ? gemm : null;
+        }
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
@@ -84,7 +93,8 @@ public sealed class GpuGpt : IDisposable
     /// it unless given other attention kernels): what <see cref="KernelCache.CompileAhead"/> is handed, so that a cold kernel
     /// cache compiles them all at once rather than one constructor at a time.
     /// </summary>
-    public static IReadOnlyList<KernelSource> KernelSources(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp = true)
+    public static IReadOnlyList<KernelSource> KernelSources(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp = true,
+        bool fusedQk = true)
     {
         ArgumentNullException.ThrowIfNull(shape);
         var sources = new List<KernelSource>
@@ -93,7 +103,8 @@ public sealed class GpuGpt : IDisposable
         };
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
-        if (fusedMlp && UsesFusedMlp(properties, shape, batch))
+        if ((fusedMlp && UsesFusedMlp(properties, shape, batch))
+            || (fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim))))
             sources.Add(MlpGemm.Source());
         sources.Add(CrossEntropy.Source());
         sources.Add(Elementwise.Source());
@@ -113,6 +124,22 @@ public sealed class GpuGpt : IDisposable
 
     /// <summary>Whether the MLP runs its GEMMs with the activation in the epilogue (<see cref="MlpGemm"/>) rather than cuBLAS plus an activation pass.</summary>
     public bool FusedMlp => _mlpGemm is not null;
+
+    /// <summary>Whether q (<see cref="FusedQ"/>) and k (<see cref="FusedK"/>) come from our GEMM with the rotary embedding and QK-norm in
+    /// its epilogue (<see cref="MlpGemm.QkRotaryNorm"/>) rather than cuBLAS and a rotary pass.</summary>
+    public bool FusedQ => _fusedQ;
+
+    /// <inheritdoc cref="FusedQ"/>
+    public bool FusedK => _fusedK;
+
+    /// <summary>Whether a projection of <paramref name="outFeatures"/> (q: the model width; k: kv heads × head size) takes the rotary
+    /// GEMM: on Hopper, the tile shapes (whole heads in a 256-column tile).</summary>
+    public static bool UsesFusedRotary(DeviceProperties properties, ModelShape shape, int batch, int outFeatures)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        ArgumentNullException.ThrowIfNull(shape);
+        return properties.ComputeMajor == 9 && MlpGemm.SupportsRotary((long)batch * shape.SeqLen, shape.ModelDim, outFeatures, shape.HeadDim);
+    }
 
     /// <summary>Whether this shape's MLP takes our GEMMs with the activation in the epilogue: relu² or GELU, on Hopper, the tile shapes.</summary>
     public static bool UsesFusedMlp(DeviceProperties properties, ModelShape shape, int batch)
@@ -173,10 +200,16 @@ public sealed class GpuGpt : IDisposable
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
                     a.M[i].Pointer, h1, a.Rstd1[i].Pointer, _stream);
             }
-            using (prof.Region("GEMM q k v", Gemm(n, c + 2 * kvd, c)))
+            using (prof.Region(_fusedQ || _fusedK ? "GEMM q k v (+ rotary + QK-norm)" : "GEMM q k v", Gemm(n, c + 2 * kvd, c)))
             {
-                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
+                if (_fusedQ)
+                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSin.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
+                else
+                    _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+                if (_fusedK)
+                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSin.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
+                else
+                    _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
                 _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
@@ -187,10 +220,15 @@ public sealed class GpuGpt : IDisposable
                         n, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
                 }
             }
-            using (prof.Region("rotary + QK-norm", bytes: 4.0 * (nc + nkv)))
+            if (!_fusedQ || !_fusedK)
             {
-                _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
-                _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
+                using (prof.Region("rotary + QK-norm", bytes: 4.0 * ((_fusedQ ? 0 : nc) + (_fusedK ? 0 : nkv))))
+                {
+                    if (!_fusedQ)
+                        _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
+                    if (!_fusedK)
+                        _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
+                }
             }
             using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: false)))
                 _attention.Forward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.Batch, t, h, kv, Shape.Windows[i], a.O[i].Pointer, a.Lse[i].Pointer, _stream);

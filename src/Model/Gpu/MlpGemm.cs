@@ -26,6 +26,7 @@ public sealed class MlpGemm
     private readonly CudaKernel _proj;
     private readonly CudaKernel _fcGelu;
     private readonly CudaKernel _projGelu;
+    private readonly CudaModule _module;
     private readonly int _multiprocessors;
 
     /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
@@ -38,6 +39,7 @@ public sealed class MlpGemm
         if (properties.ComputeMajor != 9)
             throw new NotSupportedException($"the fused MLP GEMMs need an sm_90 GPU (wgmma, TMA); this one is compute {properties.ComputeMajor}.{properties.ComputeMinor}.");
         var module = kernels.Load(Source());
+        _module = module;
         _fc = module.GetKernel("mlp_fc_relu_square");
         _proj = module.GetKernel("mlp_proj_input_gradient");
         _fcGelu = module.GetKernel("mlp_fc_gelu");
@@ -119,6 +121,55 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
         ];
         (activation == Activation.Gelu ? _projGelu : _proj).Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
+    }
+
+    /// <summary>
+    /// Whether <see cref="QkRotaryNorm"/> takes this projection: heads of 64 or 128, tokens a multiple of <see cref="TileRows"/>,
+    /// the projection's width (heads · head size) of <see cref="TileColumns"/> (whole heads in a tile), the model width of
+    /// <see cref="KStep"/>.
+    /// </summary>
+    public static bool SupportsRotary(long tokens, int width, int outFeatures, int headDim)
+        => headDim is 64 or 128 && ShapeProblem(tokens, width, outFeatures) is null;
+
+    /// <summary>
+    /// The q (or k) projection with the rotary embedding and QK-norm in its epilogue: y[n, out] = norm(rotary(bf16(x·Wᵀ))) per
+    /// head of <paramref name="headDim"/> columns, what cuBLAS followed by <see cref="Rotary.Forward"/> computes, in one pass
+    /// (y is never read back). x [n, width] bf16, W [out, width] bf16, y [n, out] bf16, rstd [n · out / headDim] fp32 (1/rms per
+    /// token and head, for the backward), cosSin [seqLen, headDim] fp32 (<see cref="RotaryTable.CosSin"/>); token i is position
+    /// i mod seqLen.
+    /// </summary>
+    public void QkRotaryNorm(ulong x, ulong w, long n, int width, int outFeatures, int headDim, ulong cosSin, int seqLen, ulong y, ulong rstd,
+        CudaStream stream)
+    {
+        if (!SupportsRotary(n, width, outFeatures, headDim))
+        {
+            throw new ArgumentException($"the rotary GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"}; "
+                + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
+        }
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
+        var kernel = RotaryKernel(headDim);
+        ReadOnlySpan<TensorMap> maps =
+        [
+            TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
+            TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep),
+            TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64),
+        ];
+        kernel.Launch(Grid(n, outFeatures), Threads, SharedBytes, stream, maps, cosSin, rstd, (int)n, outFeatures, width, seqLen);
+    }
+
+    private CudaKernel? _rotary128, _rotary64;
+
+    // Loaded when first used, so that a kernel file from before these entries (the benchmarks' before/after) still loads.
+    private CudaKernel RotaryKernel(int headDim)
+    {
+        ref var kernel = ref headDim == 128 ? ref _rotary128 : ref _rotary64;
+        if (kernel is null)
+        {
+            var loaded = _module.GetKernel($"qk_gemm_rotary_norm_{headDim}");
+            loaded.SetMaxDynamicSharedMemory(SharedBytes);
+            kernel = loaded;
+        }
+        return kernel.Value;
     }
 
     private uint Grid(long n, int hidden)

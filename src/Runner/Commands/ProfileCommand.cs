@@ -44,6 +44,10 @@ public static class ProfileCommand
         {
             Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
         };
+        var cublasQk = new Option<bool>("--cublas-qk")
+        {
+            Description = "Run the q and k projections on cuBLAS plus a rotary + QK-norm pass instead of our GEMM with them in the epilogue",
+        };
         var resources = new Option<bool>("--resources")
         {
             Description = "Also list every kernel loaded with its registers a thread, local memory (spills) and static shared memory, as compiled for this GPU",
@@ -54,7 +58,7 @@ public static class ProfileCommand
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, resources, set,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, set,
         };
         command.SetAction(parse =>
         {
@@ -66,7 +70,7 @@ public static class ProfileCommand
                 shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
             var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
             return Run(h, parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive), parse.GetValue(candidates), parse.GetValue(headChunk),
-                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(resources));
+                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(cublasQk), parse.GetValue(resources));
         });
         return command;
     }
@@ -79,7 +83,7 @@ public static class ProfileCommand
         });
 
     private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp,
-        bool listResources)
+        bool cublasQk, bool listResources)
     {
         // The experiment's shape and optimizer from the knobs, checked before the device is touched.
         var shape = h.Shape(ExperimentConstants.VocabSize, seqLen);
@@ -89,14 +93,15 @@ public static class ProfileCommand
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream) { TuneCandidates = gemmCandidates };
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);
-        _ = kernels.CompileAhead([.. GpuGpt.KernelSources(device.Properties, shape, batch, fusedMlp: !cublasMlp), .. MuonAdamWGpu.KernelSources,
+        _ = kernels.CompileAhead([.. GpuGpt.KernelSources(device.Properties, shape, batch, fusedMlp: !cublasMlp, fusedQk: !cublasQk), .. MuonAdamWGpu.KernelSources,
             .. (naive ? [AttentionNaive.Source(shape.HeadDim)] : Array.Empty<KernelSource>())], KernelCompileProcesses.Worker());
         // Timed before the model exists, its 2 GB freed again, so it neither competes for memory nor counts in the peak.
         var copy = CopyThroughput.Measure(device, stream);
         device.Memory.ResetPeak();
         double bandwidthRoofline = copy.TerabytesPerSecond * 1e12;
         IAttentionKernels attention = naive ? new AttentionNaive(kernels, shape.HeadDim) : new FlashAttention(kernels, shape.HeadDim);
-        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp, recomputeMlp: h.RecomputesMlp);
+        using var model = new GpuGpt(device, stream, blas, kernels, shape, batch, attention, headChunkRows, fusedMlp: !cublasMlp, recomputeMlp: h.RecomputesMlp,
+            fusedQk: !cublasQk);
         model.Parameters.InitialiseLikeSpec(h.Seed);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);
@@ -115,7 +120,7 @@ public static class ProfileCommand
         if (Knobs.Changed(h) is { Count: > 0 } changed)
             Console.WriteLine($"knobs: {string.Join(' ', changed)}");
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
-            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}");
+            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}; q, k {(model.FusedQ && model.FusedK ? "GEMM + rotary + QK-norm fused" : model.FusedQ || model.FusedK ? $"GEMM + rotary + QK-norm fused for {(model.FusedQ ? "q" : "k")} only" : "cuBLAS + rotary pass")}");
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
             + $"(a {copy.Bytes >> 20} MiB device-to-device copy here, median {copy.MedianMilliseconds:F3} ms of {copy.Iterations})");
 

@@ -522,6 +522,47 @@ public class KernelOpTests
         Assert.Equal(du[..(int)count], (gelu ? dU : dS).ToArray()[..(int)count]);
     }
 
+    [GpuTheory]
+    [InlineData(2, 256, 512, 512, 128, 0)]     // q of the baseline's heads: 4 heads of 128, two a tile
+    [InlineData(3, 128, 256, 256, 64, 0)]      // heads of 64, four a tile
+    [InlineData(2, 384, 512, 256, 128, 1)]     // k with 2 kv heads, 6 tiles in one block: the pipeline's phases across tiles
+    [InlineData(1, 1024, 128, 768, 64, 5)]     // 12 heads of 64 over 3 column tiles, 24 tiles over 5 blocks
+    [InlineData(2, 192, 256, 256, 128, 0)]     // T 192: the second sequence starts inside a 128-row tile (positions wrap there)
+    public void Qk_gemm_with_rotary_and_qk_norm_matches_the_gemm_then_the_rotary_pass(int batch, int seqLen, int width, int outFeatures, int headDim,
+        int maxBlocks)
+    {
+        long n = (long)batch * seqLen;
+        Assert.SkipUnless(Device.Properties.ComputeMajor == 9 && MlpGemm.SupportsRotary(n, width, outFeatures, headDim), "the rotary GEMM needs an sm_90 GPU");
+        int heads = outFeatures / headDim, seed = (int)n + width + outFeatures + headDim;
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, n * width);
+        var (wBits, w) = Numerics.RandomBf16(r, (long)outFeatures * width, 0.2);
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, 10000.0);
+        // What cuBLAS and rotary.cu compute: the product rounded to bf16, then rotated and normed per head.
+        var u = CpuOps.Linear(x, w, (int)n, width, outFeatures).Select(v => (double)Bf16.Round((float)v)).ToArray();
+        var (yRef, rstdRef) = CpuOps.RotaryQkNorm(u, cosSin, (int)n * heads, heads, seqLen, headDim);
+
+        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties) { MaxBlocks = maxBlocks };
+        long count = n * outFeatures, guard = 4096;
+        using var dX = Upload(xBits, "x");
+        using var dW = Upload(wBits, "W");
+        using var table = Upload(cosSin, "cos_sin");
+        using var dY = Poisoned<ushort>(count + guard, "y");
+        using var dRstd = Poisoned<float>(n * heads + 64, "rstd");
+        mlp.QkRotaryNorm(dX.Pointer, dW.Pointer, n, width, outFeatures, headDim, table.Pointer, seqLen, dY.Pointer, dRstd.Pointer, Stream);
+        Stream.Synchronize();
+
+        var y = dY.ToArray();
+        var rstd = dRstd.ToArray();
+        Numerics.AssertClose("y", Bf16.ToFloat(y[..(int)count]), yRef, 1e-2, seed);
+        Numerics.AssertClose("rstd", rstd[..(int)(n * heads)], rstdRef, 1e-3, seed);
+        Assert.All(y[(int)count..], v => Assert.Equal(0xFFFF, v));
+        Assert.All(rstd[(int)(n * heads)..], v => Assert.True(float.IsNaN(v), "rstd written past its rows"));
+        var e = Assert.Throws<ArgumentException>(() => mlp.QkRotaryNorm(dX.Pointer, dW.Pointer, n, width, 384, headDim, table.Pointer, seqLen, dY.Pointer,
+            dRstd.Pointer, Stream));
+        Assert.Contains("multiple of 256", e.Message, StringComparison.Ordinal); // 384 outputs: heads split across tiles
+    }
+
     [GpuFact]
     public void Mlp_gemm_rejects_shapes_off_its_tiles()
     {

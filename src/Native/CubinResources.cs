@@ -18,8 +18,9 @@ public static class CubinResources
     /// <summary>The .nv.info record holding a function's frame (local memory) size in bytes.</summary>
     public const byte FrameSizeAttribute = 0x11;
 
-    // .nv.info records: a format byte, an attribute byte, then by format nothing (1), one byte (2), two bytes (3), or a
-    // 16-bit size and that many bytes (4); the per-function records used here are format 4 with (symbol index, value).
+    // .nv.info records: a format byte, an attribute byte, then by format two bytes of padding (1), a byte and a byte of
+    // padding (2), two bytes (3), or a 16-bit size and that many bytes (4), so the first three are 4 bytes long; the
+    // per-function records used here are format 4 with (symbol index, value).
     private const byte NoValue = 1, ByteValue = 2, HalfValue = 3, SizedValue = 4;
 
     /// <summary>
@@ -34,7 +35,7 @@ public static class CubinResources
         {
             return ReadElf(cubin, file, options);
         }
-        catch (ArgumentOutOfRangeException e)
+        catch (Exception e) when (e is ArgumentOutOfRangeException or OverflowException or IndexOutOfRangeException)
         {
             throw new InvalidDataException($"{file}: a table of the cubin runs past its end ({cubin.Length} bytes)", e);
         }
@@ -48,6 +49,8 @@ public static class CubinResources
         int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3a..]);
         int count = BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3c..]);
         int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(elf[0x3e..]);
+        if (namesIndex >= count)
+            throw new InvalidDataException($"{file}: the section names are section {namesIndex} of {count}");
         var sections = new Section[count];
         for (int i = 0; i < count; i++)
         {
@@ -76,8 +79,6 @@ public static class CubinResources
                 switch (format)
                 {
                     case NoValue:
-                        at += 2;
-                        break;
                     case ByteValue:
                     case HalfValue:
                         at += 4;

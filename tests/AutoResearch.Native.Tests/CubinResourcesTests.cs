@@ -39,7 +39,7 @@ public class CubinResourcesTests
             info.AddRange(BitConverter.GetBytes(value));
         }
         Sized(CubinResources.RegisterCountAttribute, 1, 40);
-        info.AddRange([1, 0x35]);                    // no value
+        info.AddRange([1, 0x35, 0, 0]);              // no value (padded to 4 bytes)
         info.AddRange([3, 0x1b, 0xff, 0]);           // a 16-bit value
         Sized(CubinResources.FrameSizeAttribute, 1, 16);
         info.AddRange([4, 0x37, 4, 0, 118, 0, 0, 0]); // a sized value of another length
@@ -67,6 +67,14 @@ public class CubinResourcesTests
 
         var badRecord = Elf((".nv.info", [9, 0x2f, 0, 0]));
         Assert.Contains("unknown format 9", Assert.Throws<InvalidDataException>(() => CubinResources.Read(badRecord, "k.cubin")).Message, StringComparison.Ordinal);
+
+        // A section-name index past the table, and a section table beyond 2 GB: refused by name, not an index or overflow error.
+        var badNames = Elf((".text.k1", new byte[32]));
+        BinaryPrimitives.WriteUInt16LittleEndian(badNames.AsSpan(0x3e), 200);
+        Assert.Contains("k.cubin", Assert.Throws<InvalidDataException>(() => CubinResources.Read(badNames, "k.cubin")).Message, StringComparison.Ordinal);
+        var farTable = Elf((".text.k1", new byte[32]));
+        BinaryPrimitives.WriteUInt64LittleEndian(farTable.AsSpan(0x28), 1UL << 40);
+        Assert.Contains("k.cubin", Assert.Throws<InvalidDataException>(() => CubinResources.Read(farTable, "k.cubin")).Message, StringComparison.Ordinal);
     }
 
     // A 64-bit little-endian ELF file with a null section, the named sections, .symtab (symbols 1 and 2: k1 and k2),

@@ -5,7 +5,7 @@ namespace AutoResearch.Native.Tests;
 
 /// <summary>
 /// Kernels compiled to PTX, which needs NVRTC but no GPU: the Hopper kernels for compute_90 at both head sizes (their
-/// instructions are inline PTX, so this catches a broken edit of them on any machine with NVRTC),  and the PTX mode itself.
+/// instructions are inline PTX, so this catches a broken edit of them on any machine with NVRTC), and the PTX mode itself.
 /// </summary>
 public class PtxTests
 {

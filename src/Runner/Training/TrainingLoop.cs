@@ -31,8 +31,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
 
     /// <summary>
     /// What the summary's total − training seconds is made of: start-up (until the first step's clock starts: the device,
-    /// the kernels, the weights, the first batch), the uncounted warm-up steps, the evaluation, and the rest (loaders, the
-    /// gaps between steps).
+    /// the kernels, the weights, the loader, the first batch), the uncounted warm-up steps, the evaluation, and the rest (the
+    /// gaps between steps: progress lines, the clock; the loader's waits are inside the steps).
     /// </summary>
     public static string OverheadLine(double totalSeconds, double trainingSeconds, double startupSeconds, int uncountedSteps, double uncountedSeconds,
         double evaluationSeconds)

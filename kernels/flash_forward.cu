@@ -10,9 +10,10 @@
 //   rows past T zero).
 // Launch: a persistent grid of at most one CTA per SM (the launcher's choice; any size works), 384 threads. The work items are
 //   the (128-query block, b, h) triples, numbered (b, h) major; within a head the blocks run from the last (the longest
-//   rows) to the first, rotated by the head's index so that a CTA taking items c, c + gridDim.x, ... meets every position in
-//   turn (with gridDim.x a multiple of 4 and 16 blocks a head, an unrotated order would give CTA c only 4 of the 16
-//   positions and some CTAs a fifth more keys than others). Consecutive items share a head, so the CTAs running at once
+//   rows) to the first, rotated by the head's index so that a CTA taking items c, c + gridDim.x, ... steps through the
+//   positions over its items (with gridDim.x a multiple of 4 and 16 blocks a head, an unrotated order would give CTA c only 4
+//   of the 16 positions and some CTAs a fifth more keys than others). It balances long runs (the baseline: ~62 items a CTA);
+//   with a few items a CTA (B·H 64 at T 2048: ~8) no order of this kind can give every CTA every length. Consecutive items share a head, so the CTAs running at once
 //   share its K and V in L2. Dynamic shared memory flash_forward_shared_bytes (forward_layout, read by the launcher from
 //   the module): two Q tiles (128 × D: the producer loads the next item's while the current one runs), FWD_STAGES stages
 //   each of K and V tiles of 128 keys (sw128 layout), and the mbarriers.

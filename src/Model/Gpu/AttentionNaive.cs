@@ -27,10 +27,10 @@ public sealed class AttentionNaive : IAttentionKernels
 
     public int HeadDim { get; }
 
+    /// <summary>fp32 dq [B·T, H, D], then dk and dv [B·T, KV, D].</summary>
     /// <summary>The naive kernels leave the keys' rotary backward to <see cref="Rotary.Backward"/>.</summary>
     public bool FusesKeyRotaryBackward => false;
 
-    /// <summary>fp32 dq [B·T, H, D], then dk and dv [B·T, KV, D].</summary>
     public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads)
         => (long)batch * seqLen * (heads + 2L * kvHeads) * HeadDim * sizeof(float);
 

@@ -29,8 +29,6 @@
 //   bf16 each); two stages of Q and dO (64 × D each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead;
 //   two dSᵀ buffers (128 keys × 64 queries bf16) and two dQ staging stages (64 × 128 fp32 each), so a warpgroup can start
 //   block i while the other still reads block i − 1's.
-//   With cos_sin and rstd_k (not null), dk leaves through the keys' rotary embedding and QK-norm backward (see the end of the
-//   kernel), so that the rotary pass handles q only.
 // flash_attention_backward_finish: dq (bf16) = the fp32 accumulator. Any 1-D grid of 256-thread blocks.
 // dq, dk and dv may be rows of a wider matrix: grad_stride (finish, dq) and kv_grad_stride (dk, dv) elements from one token's
 // row to the next (H·D and KV·D when dense), e.g. one [B·T, H·D + 2·KV·D] matrix holding dq | dk | dv, so the q, k, v
@@ -118,8 +116,7 @@ extern "C" __constant__ int flash_backward_shared_bytes = shared_window_bytes(ba
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
-    bf16* __restrict__ dv, int batch, int seq_len, int heads, int kv_heads, int window, long long kv_grad_stride,
-    const float* __restrict__ cos_sin, const float* __restrict__ rstd_k)
+    bf16* __restrict__ dv, int batch, int seq_len, int heads, int kv_heads, int window, long long kv_grad_stride)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -375,67 +372,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             dq.produced(use.stage);
     }
 
-    // With cos_sin, dk leaves through the keys' rotary embedding and QK-norm backward (rotary.cu's rotary_qknorm_backward, which
-    // then skips k): dy = bf16(dk·scale), the value that pass would read; y = this CTA's key tile, still in shared memory (the
-    // forward's rotated, normed k); r = rstd_k [B·T·KV]. dr = r·(dy − y·mean(dy·y)) over the head's D values (a thread's part
-    // plus its quad's), then the inverse rotation of the halves (columns c and c + D/2, tiles dt and dt + D/16 of one thread).
-    float dk_scale = scale;
-    if (cos_sin != nullptr)
-    {
-        dk_scale = 1.0f;
-        const bf16* k_tile = reinterpret_cast<const bf16*>(smem + backward_layout::k().offset);
-        const int local_a = key_a - k0, local_b = local_a + 8;
-        float dot_a = 0.0f, dot_b = 0.0f;
-        #pragma unroll
-        for (int dt = 0; dt < BWD_OUT_TILES; dt++)
-        {
-            const int c = dt * 8 + tig * 2;
-            const float2 ya = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k_tile + sw128(local_a, c, BWD_KEYS)));
-            const float2 yb = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k_tile + sw128(local_b, c, BWD_KEYS)));
-            #pragma unroll
-            for (int e = 0; e < 4; e++)
-                dk_acc[dt][e] = __bfloat162float(__float2bfloat16_rn(dk_acc[dt][e] * scale));
-            dot_a += dk_acc[dt][0] * ya.x + dk_acc[dt][1] * ya.y;
-            dot_b += dk_acc[dt][2] * yb.x + dk_acc[dt][3] * yb.y;
-        }
-        dot_a += __shfl_xor_sync(0xffffffffu, dot_a, 1);
-        dot_a += __shfl_xor_sync(0xffffffffu, dot_a, 2);
-        dot_b += __shfl_xor_sync(0xffffffffu, dot_b, 1);
-        dot_b += __shfl_xor_sync(0xffffffffu, dot_b, 2);
-        const float mean_a = dot_a / (float)HEAD, mean_b = dot_b / (float)HEAD;
-        const float r_a = key_a < seq_len ? rstd_k[((long long)b * seq_len + key_a) * kv_heads + kvh] : 0.0f;
-        const float r_b = key_b < seq_len ? rstd_k[((long long)b * seq_len + key_b) * kv_heads + kvh] : 0.0f;
-        #pragma unroll
-        for (int dt = 0; dt < BWD_OUT_TILES; dt++)
-        {
-            const int c = dt * 8 + tig * 2;
-            const float2 ya = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k_tile + sw128(local_a, c, BWD_KEYS)));
-            const float2 yb = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k_tile + sw128(local_b, c, BWD_KEYS)));
-            dk_acc[dt][0] = r_a * (dk_acc[dt][0] - ya.x * mean_a);
-            dk_acc[dt][1] = r_a * (dk_acc[dt][1] - ya.y * mean_a);
-            dk_acc[dt][2] = r_b * (dk_acc[dt][2] - yb.x * mean_b);
-            dk_acc[dt][3] = r_b * (dk_acc[dt][3] - yb.y * mean_b);
-        }
-        // Positions past T read the table's last row: their dk is never stored.
-        const float* cs_a = cos_sin + (long long)min(key_a, seq_len - 1) * HEAD;
-        const float* cs_b = cos_sin + (long long)min(key_b, seq_len - 1) * HEAD;
-        #pragma unroll
-        for (int dt = 0; dt < BWD_OUT_TILES / 2; dt++)
-        {
-            const int c = dt * 8 + tig * 2, dt2 = dt + BWD_OUT_TILES / 2;
-            const float2 ca = *reinterpret_cast<const float2*>(cs_a + c), sa = *reinterpret_cast<const float2*>(cs_a + HEAD / 2 + c);
-            const float2 cb = *reinterpret_cast<const float2*>(cs_b + c), sb = *reinterpret_cast<const float2*>(cs_b + HEAD / 2 + c);
-            const float cv[4] = {ca.x, ca.y, cb.x, cb.y}, sv[4] = {sa.x, sa.y, sb.x, sb.y};
-            #pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                const float da = dk_acc[dt][e], db = dk_acc[dt2][e];
-                dk_acc[dt][e] = da * cv[e] - db * sv[e];
-                dk_acc[dt2][e] = da * sv[e] + db * cv[e];
-            }
-        }
-    }
-
     const long long grad_base = (long long)b * seq_len * kv_grad_stride + (long long)kvh * HEAD;
     #pragma unroll
     for (int dt = 0; dt < BWD_OUT_TILES; dt++)
@@ -443,12 +379,12 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         const int c = dt * 8 + tig * 2;
         if (key_a < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dk_acc[dt][0] * dk_scale, dk_acc[dt][1] * dk_scale);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
             *reinterpret_cast<unsigned*>(dv + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
         }
         if (key_b < seq_len)
         {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dk_acc[dt][2] * dk_scale, dk_acc[dt][3] * dk_scale);
+            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
             *reinterpret_cast<unsigned*>(dv + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
         }
     }

@@ -23,13 +23,12 @@
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
-// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer of the k-blocks and, in the gradient, warp
-// 9's first lane the producer of s (their warpgroup keeps 56 registers).
+// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers).
 // Stages of 64 columns of K flow through GEMM_STAGES buffers, each with a "full" mbarrier (the TMA's byte count) and an
 // "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256 half into its own swizzled shared
-// tile with stmatrix and stores it with TMA. For the gradient, s's producer loads the tile's s into that tile as soon as the
-// previous tile's stores have read it, early in the tile's products (s comes from memory, not L2, and took ~2 µs a tile when
-// it was queued after the last k-block), and the epilogue reads it with ldmatrix and replaces it in place. The GELU forward
+// tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
+// tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
+// ldmatrix and replaces it in place. The GELU forward
 // stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
 #include "pipeline.cuh"
 
@@ -188,35 +187,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     if (warp >= 8)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
-        if (GATE && threadIdx.x == 288)
-        {
-            // Warp 9's first lane loads each tile's s into the epilogue tiles as soon as the last tile's du stores have read
-            // them, so s (64 KB a tile from memory, ~2 µs at an SM's share of the bandwidth) arrives during the products.
-            tensormap_prefetch(map_s);
-            PipelineState<1> tile_state{0, 0};
-            for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
-            {
-                const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
-                for (int w = 0; w < 2; w++)
-                {
-                    const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
-                    half_ring.acquire(tile_state);
-                    half_ring.expect_bytes(0, GEMM_HALF_BYTES);
-                    const unsigned half = epilogue + w * GEMM_HALF_BYTES;
-                    #pragma unroll
-                    for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                        tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
-                }
-                tile_state.advance();
-            }
-            return;
-        }
         if (threadIdx.x != 256)
             return;
-        // Warp 8's first lane loads the k-blocks.
         tensormap_prefetch(map_x);
         tensormap_prefetch(map_w);
         PipelineState<GEMM_STAGES> state{0, 0};
+        PipelineState<1> tile_state{0, 0};
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
         {
             const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
@@ -236,6 +212,23 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 else
                     tma_load(b, map_w, kb * GEMM_BK, n0, bar);
                 state.advance();
+                // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue. (Loading
+                // it from a second producer thread as soon as the tile is free, early in the products, measured 2 ms slower a
+                // micro-step on the H200: the s loads then compete with the k-blocks'.)
+                if (GATE && kb == k_blocks - 1)
+                {
+                    for (int w = 0; w < 2; w++)
+                    {
+                        const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
+                        half_ring.acquire(tile_state);
+                        half_ring.expect_bytes(0, GEMM_HALF_BYTES);
+                        const unsigned half = epilogue + w * GEMM_HALF_BYTES;
+                        #pragma unroll
+                        for (int slab = 0; slab < GEMM_BN / 64; slab++)
+                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
+                    }
+                    tile_state.advance();
+                }
             }
         }
         return;

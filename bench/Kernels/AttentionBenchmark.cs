@@ -1,5 +1,4 @@
 using AutoResearch.Bench.Workbench;
-using AutoResearch.Model;
 using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
@@ -100,8 +99,7 @@ public abstract class AttentionBenchmark : KernelBenchmark
     /// dq, dk and dv of <paramref name="attention"/>'s backward (from its own forward's o and lse) against
     /// <see cref="CpuOps.AttentionBackward"/>. <paramref name="asTheModelCalls"/>: dq | dk | dv as rows of one
     /// [B·T, H·D + 2·KV·D] matrix and dq left in the fp32 accumulator where the kernels keep one (read back through its column
-    /// permutation), and dk through the keys' rotary + QK-norm backward where the kernels take it (k standing for the forward's
-    /// rotated, normed keys, a random rstd); else three dense tensors, dq written.
+    /// permutation); else three dense tensors, dq written.
     /// </summary>
     protected KernelCheck CheckBackward(string kernel, IAttentionKernels attention, bool asTheModelCalls)
     {
@@ -111,11 +109,6 @@ public abstract class AttentionBenchmark : KernelBenchmark
         var (bits, values) = CheckInputs(check.Seed);
         var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(values[0], values[1], values[2], values[3], b, t, h, kv, d, w);
         long tokens = (long)b * t;
-        bool keysThroughRotary = asTheModelCalls && attention.FusesKeyRotaryBackward;
-        var table = RotaryTable.CosSin(t, d, Shape.RotaryBase);
-        var rstd = HostRandom.Floats(new Random(check.Seed + 1), tokens * kv, 0.5, 2);
-        if (keysThroughRotary)
-            dkRef = CpuOps.RotaryQkNormBackwardFromOutput(values[1], rstd.Select(x => (double)x).ToArray(), dkRef, table, (int)(tokens * kv), kv, t, d);
         int qWidth = h * d, kvWidth = kv * d, stride = asTheModelCalls ? qWidth + 2 * kvWidth : 0;
         using var s = new DeviceScratch(Device);
         var dQ = s.Upload(bits[0], "q");
@@ -125,8 +118,6 @@ public abstract class AttentionBenchmark : KernelBenchmark
         var dO = s.Poisoned<ushort>(bits[0].Length, "o");
         var dLse = s.Poisoned<float>((long)b * h * t, "lse");
         var scratch = s.Allocate<byte>(attention.BackwardScratchBytes(b, t, h, kv), "backward scratch");
-        var dTable = s.Upload(table, "cos/sin");
-        var dRstd = s.Upload(rstd, "rstd k");
         var grads = s.Poisoned<ushort>(asTheModelCalls ? tokens * stride : tokens * (qWidth + 2 * kvWidth), "dq | dk | dv");
         ulong dq = grads.Pointer, dk = grads.At(asTheModelCalls ? qWidth : tokens * qWidth), dv = grads.At(asTheModelCalls ? qWidth + kvWidth : tokens * (qWidth + kvWidth));
         ulong accumulator = 0;
@@ -134,8 +125,7 @@ public abstract class AttentionBenchmark : KernelBenchmark
         {
             attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, b, t, h, kv, w, dO.Pointer, dLse.Pointer, Stream);
             accumulator = attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, b, t, h, kv, w, dq, dk, dv,
-                scratch.Pointer, Stream, stride, leaveDqAccumulated: asTheModelCalls,
-                keyCosSin: keysThroughRotary ? dTable.Pointer : 0, keyRstd: keysThroughRotary ? dRstd.Pointer : 0);
+                scratch.Pointer, Stream, stride, leaveDqAccumulated: asTheModelCalls);
         });
         var all = Bf16.ToFloat(grads.ToArray());
         float[] Rows(long first, int width, int rowStride)
@@ -148,7 +138,7 @@ public abstract class AttentionBenchmark : KernelBenchmark
         float[] dqOut = accumulator != 0 ? FromAccumulator(DeviceScratch.Read<float>(Device, accumulator, tokens * qWidth), b, t, h, d)
             : asTheModelCalls ? Rows(0, qWidth, stride) : Rows(0, qWidth, qWidth);
         check.Compare(accumulator != 0 ? "dq (fp32 accumulator)" : "dq", dqOut, dqRef, 2e-2);
-        check.Compare(keysThroughRotary ? "dk (through the rotary backward)" : "dk", asTheModelCalls ? Rows(qWidth, kvWidth, stride) : Rows(tokens * qWidth, kvWidth, kvWidth), dkRef, 2e-2);
+        check.Compare("dk", asTheModelCalls ? Rows(qWidth, kvWidth, stride) : Rows(tokens * qWidth, kvWidth, kvWidth), dkRef, 2e-2);
         check.Compare("dv", asTheModelCalls ? Rows(qWidth + kvWidth, kvWidth, stride) : Rows(tokens * (qWidth + kvWidth), kvWidth, kvWidth), dvRef, 2e-2);
         return check;
     }

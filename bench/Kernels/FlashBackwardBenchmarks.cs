@@ -1,5 +1,4 @@
 using AutoResearch.Bench.Workbench;
-using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using BenchmarkDotNet.Attributes;
 
@@ -8,16 +7,15 @@ namespace AutoResearch.Bench.Kernels;
 /// <summary>
 /// kernels/flash_backward.cu at B × T tokens, for each head size, grouping and window. <see cref="Backward"/> is the model's
 /// call: flash_attention_backward_prepare (D, the zeroed dq accumulator) and flash_attention_backward, dk and dv written as
-/// rows of one dq | dk | dv matrix, dq left in the fp32 accumulator for the rotary backward, dk through the keys' rotary +
-/// QK-norm backward. <see cref="BackwardWithDq"/> adds flash_attention_backward_finish (dq to bf16), writes dense tensors and
-/// leaves dk as the attention's. o and lse come from the flash forward. Checked
+/// rows of one dq | dk | dv matrix, dq left in the fp32 accumulator for the rotary backward. <see cref="BackwardWithDq"/> adds
+/// flash_attention_backward_finish (dq to bf16) and writes dense tensors. o and lse come from the flash forward. Checked
 /// against the fp64 reference at B 2, T 512 (<see cref="AttentionBenchmark"/>); tensor-core work (2.5× the forward's FLOPs).
 /// Run: <c>bench --filter '*FlashBackwardBenchmarks*'</c>.
 /// </summary>
 public class FlashBackwardBenchmarks : AttentionBenchmark
 {
     private FlashAttention _flash = null!;
-    private ulong _grads, _scratch, _table, _rstdK;
+    private ulong _grads, _scratch;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -41,8 +39,6 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
         AllocateInputs();
         _grads = Buffers.Allocate<ushort>((long)B * T * RowStride, "dq | dk | dv").Pointer;
         _scratch = Buffers.Allocate<byte>(_flash.BackwardScratchBytes(B, T, Shape.Heads, Shape.KvHeads), "backward scratch").Pointer;
-        _table = Buffers.Upload(RotaryTable.CosSin(T, Shape.HeadDim, Shape.RotaryBase), "cos/sin").Pointer;
-        _rstdK = Buffers.Upload(HostRandom.Floats(new Random(51), (long)B * T * Shape.KvHeads, 0.5, 2), "rstd k").Pointer;
         Device.Synchronize();
         _flash.Forward(Q, K, V, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, O, Lse, Stream);
         return KernelWork.Attention(B, T, Shape.Heads, Shape.HeadDim, WindowTokens, backward: true);
@@ -52,14 +48,13 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
     public void SetupBackward()
         => Prepare(nameof(Backward), () => CheckBackward("flash_attention_backward_prepare + flash_attention_backward", _flash, asTheModelCalls: true), SetUpTiming);
 
-    /// <summary>As the model calls it: strided dq | dk | dv rows, dq left in the fp32 accumulator, dk through the keys' rotary
-    /// backward.</summary>
+    /// <summary>As the model calls it: strided dq | dk | dv rows, dq left in the fp32 accumulator.</summary>
     [Benchmark]
     public void Backward()
     {
         Begin();
         _flash.Backward(Q, K, V, O, DOut, Lse, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, _grads, _grads + 2UL * (ulong)QWidth,
-            _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true, keyCosSin: _table, keyRstd: _rstdK);
+            _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true);
         End();
     }
 

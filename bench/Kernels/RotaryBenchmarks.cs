@@ -9,10 +9,9 @@ namespace AutoResearch.Bench.Kernels;
 
 /// <summary>
 /// kernels/rotary.cu (rotary embedding + QK-norm) for each head size and kv-head count, one call = q and k of a layer, as the
-/// model makes it where nothing fuses them (on Hopper the q and k GEMM takes the forward where whole heads fill its tiles, and
-/// the flash backward takes k's backward, so the pass then does q's backward only): <see cref="Forward"/> rotates and
-/// normalises q [N, H, D] and k [N, KV, D] in place (rstd kept); <see cref="Backward"/> takes q's gradient from the flash
-/// backward's fp32 dq accumulator and k's from its rows of the dq | dk | dv matrix, writing both into that matrix. Checked at B 2 and the full T against the fp64 reference with the
+/// model makes it: <see cref="Forward"/> rotates and normalises q [N, H, D] and k [N, KV, D] in place (rstd kept);
+/// <see cref="Backward"/> takes q's gradient from the flash backward's fp32 dq accumulator and k's from its rows of the
+/// dq | dk | dv matrix, writing both into that matrix. Checked at B 2 and the full T against the fp64 reference with the
 /// same bf16-rounded cos/sin table. Memory-bound. Run: <c>bench --filter '*RotaryBenchmarks*'</c>.
 /// </summary>
 public class RotaryBenchmarks : TokenKernelBenchmark

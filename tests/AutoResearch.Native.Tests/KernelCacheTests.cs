@@ -57,14 +57,17 @@ public class KernelCacheTests
         Assert.All(rows, r => Assert.InRange(r.Registers, 1, 255));
         Assert.True(rows[0].LocalBytes >= 64 * sizeof(float), $"local_array: {rows[0].LocalBytes} B of local memory");
         Assert.Equal(0, rows[1].LocalBytes);
-        // sm_90 cubins count 1 KB more than the array in the section (what the driver reports is checked against the cubin below).
-        Assert.InRange(rows[1].StaticSharedBytes, 100 * sizeof(float), 100 * sizeof(float) + 1024);
+        Assert.Equal(100 * sizeof(float), rows[1].StaticSharedBytes);
         Assert.Equal(0, rows[0].StaticSharedBytes);
 
         // The cubin itself says the same, read without the driver (CubinResources: what compile-kernel --resources prints).
         var fromCubin = CubinResources.Read(File.ReadAllBytes(Assert.Single(Directory.GetFiles(cacheDir, "resources-*.cubin"))), "resources.cu", "-DUNUSED=1");
         Assert.Equal(["local_array", "plain", "static_shared"], fromCubin.Select(r => r.Kernel));
-        Assert.Equal(rows, fromCubin.Where(r => r.Kernel != "plain"));
+        // Registers and local memory as the driver reports them; the static shared memory as the cubin's section holds it,
+        // which on sm_90 is 1 KB more than the driver reports (400 B against 1,424 B on an H200).
+        var asked = fromCubin.Where(r => r.Kernel != "plain").ToList();
+        Assert.Equal(rows.Select(r => (r.Kernel, r.Registers, r.LocalBytes)), asked.Select(r => (r.Kernel, r.Registers, r.LocalBytes)));
+        Assert.All(rows.Zip(asked), p => Assert.Contains(p.Second.StaticSharedBytes - p.First.StaticSharedBytes, new[] { 0, 1024 }));
     }
 
     [GpuFact]

@@ -27,9 +27,6 @@ public sealed class AttentionNaive : IAttentionKernels
 
     public int HeadDim { get; }
 
-    /// <summary>The naive kernels leave the keys' rotary backward to <see cref="Rotary.Backward"/>.</summary>
-    public bool FusesKeyRotaryBackward => false;
-
     /// <summary>fp32 dq [B·T, H, D], then dk and dv [B·T, KV, D].</summary>
     public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads)
         => (long)batch * seqLen * (heads + 2L * kvHeads) * HeadDim * sizeof(float);
@@ -42,11 +39,8 @@ public sealed class AttentionNaive : IAttentionKernels
 
     /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        ulong keyCosSin = 0, ulong keyRstd = 0)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
-        if (keyCosSin != 0 || keyRstd != 0)
-            throw new NotSupportedException("the naive attention does not take the keys' rotary backward: run Rotary.Backward on dk.");
         ArgumentNullException.ThrowIfNull(stream);
         FlashAttention.CheckHeads(heads, kvHeads);
         long countQ = (long)batch * seqLen * heads * HeadDim, countKv = (long)batch * seqLen * kvHeads * HeadDim;

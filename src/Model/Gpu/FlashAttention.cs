@@ -73,19 +73,12 @@ public sealed class FlashAttention : IAttentionKernels
     /// in kernels/common.cuh).</summary>
     private static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
 
-    /// <summary>The flash backward takes the keys' rotary + QK-norm backward into its dk epilogue.</summary>
-    public bool FusesKeyRotaryBackward => true;
-
     /// <summary>The backward; with <paramref name="leaveDqAccumulated"/>, dq stays in the fp32 accumulator (whose address it
-    /// returns) and dq is not written; with <paramref name="keyCosSin"/> and <paramref name="keyRstd"/>, dk comes out through
-    /// the keys' rotary embedding and QK-norm backward (<see cref="IAttentionKernels.Backward"/>).</summary>
+    /// returns) and dq is not written.</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        ulong keyCosSin = 0, ulong keyRstd = 0)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
     {
         CheckHeads(heads, kvHeads);
-        if ((keyCosSin == 0) != (keyRstd == 0))
-            throw new ArgumentException("the keys' rotary backward needs both the cos/sin table and the keys' rstd, or neither.", nameof(keyRstd));
         long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
@@ -99,7 +92,7 @@ public sealed class FlashAttention : IAttentionKernels
             TensorMap.Bf16SwizzledBatched(dout, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
         ];
         _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * kvHeads)), BackwardThreads, _backwardSharedBytes, stream,
-            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, kvHeads, window, kvStride, keyCosSin, keyRstd);
+            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, kvHeads, window, kvStride);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

@@ -383,23 +383,17 @@ public sealed class GpuGpt : IDisposable
                 _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
                 _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DOf(i).Pointer, ElementType.Bf16, accumulate: false);
             }
-            // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip);
-            // kernels that can (flash) take the keys' rotary backward into their dk epilogue.
+            // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
             ulong dqAccumulator;
-            bool keysDone = _attention.FusesKeyRotaryBackward;
-            using (prof.Region(keysDone ? "attention backward (+ k rotary backward)" : "attention backward",
-                AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
+            using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DOf(i).Pointer, a.Lse[i].Pointer,
-                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true,
-                    keyCosSin: keysDone ? _cosSin.Pointer : 0, keyRstd: keysDone ? a.RstdK[i].Pointer : 0);
+                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
             }
-            using (prof.Region(keysDone ? "rotary + QK-norm backward (q)" : "rotary + QK-norm backward",
-                bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + (keysDone ? 0 : 6.0 * nkv)))
+            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + 6.0 * nkv))
             {
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ(i), _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
-                if (!keysDone)
-                    _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
+                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
             }
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)

@@ -23,16 +23,8 @@ public interface IAttentionKernels
     /// </summary>
     /// <param name="leaveDqAccumulated">The caller can read dq from an fp32 accumulator (the rotary backward can): kernels that
     /// keep one in <paramref name="scratch"/> may leave dq there instead of writing <paramref name="dq"/>.</param>
-    /// <param name="keyCosSin">With <paramref name="keyRstd"/> (both or neither; only where <see cref="FusesKeyRotaryBackward"/>):
-    /// the rotary cos/sin table [T, D] fp32, and dk is returned through the keys' rotary embedding and QK-norm backward, what
-    /// <see cref="Rotary.Backward"/> would compute from the bf16 dk with y = <paramref name="k"/> (the forward's rotated, normed
-    /// keys) and rstd = <paramref name="keyRstd"/> [B·T·KV] fp32.</param>
     /// <returns>0 when dq was written; else the device address of the fp32 accumulator holding it: [B, H, T, D], each row's
     /// columns permuted (dq_column in kernels/common.cuh).</returns>
     ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        ulong keyCosSin = 0, ulong keyRstd = 0);
-
-    /// <summary>Whether <see cref="Backward"/> takes the keys' rotary + QK-norm backward (keyCosSin, keyRstd).</summary>
-    bool FusesKeyRotaryBackward { get; }
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false);
 }

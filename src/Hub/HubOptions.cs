@@ -47,4 +47,7 @@ public sealed record HubOptions
 
     /// <summary>Where the server logs (requests that failed with 500, with their cause); null: the console.</summary>
     public ILoggerProvider? LoggerProvider { get; init; }
+
+    /// <summary>The clock behind rate limits, quotas, key lifetimes and the dashboard; tests set a clock they move by hand.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 }

@@ -30,7 +30,7 @@ public static class HubServer
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBundleBytes + 1);
         var app = builder.Build();
 
-        var time = TimeProvider.System;
+        var time = options.Time;
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("hub");
         var store = new HubStore(Path.Combine(options.DataDirectory, "hub.db"), time);
         var git = new GitRepository(Path.Combine(options.DataDirectory, "repo.git"));

@@ -80,7 +80,7 @@ public sealed class HubApiTests
     [Fact]
     public async Task Registration_rejects_duplicates_bad_ids_and_is_rate_limited()
     {
-        await using var hub = await TestHub.StartAsync(o => o with { RegistrationsPerMinute = 5 });
+        await using var hub = await TestHub.StartAsync(o => o with { RegistrationsPerMinute = 5, Time = ManualClock.MidMinute() });
         using var c = hub.Client();
         string key = await hub.RegisterAsync("agent-1");
         Assert.Equal(64, key.Length);
@@ -206,7 +206,7 @@ public sealed class HubApiTests
     [Fact]
     public async Task Channels_and_posts_keep_order_limits_and_conflicts()
     {
-        await using var hub = await TestHub.StartAsync(o => o with { MaxPostBytes = 100, PostsPerMinute = 12 });
+        await using var hub = await TestHub.StartAsync(o => o with { MaxPostBytes = 100, PostsPerMinute = 12, Time = ManualClock.MidMinute() });
         using var c = hub.Client(await hub.RegisterAsync("alice"));
         using (var r = await c.PostAsJsonAsync("/api/channels", new { name = "ideas", description = "things to try" }, Ct))
             Assert.Equal(HttpStatusCode.Created, r.StatusCode);

@@ -110,7 +110,9 @@ public sealed class PushQuarantineTests
     [Fact]
     public async Task Pushes_are_rate_limited_and_held_to_a_daily_quota_per_agent()
     {
-        await using var hub = await TestHub.StartAsync(o => o with { PushesPerMinute = 3, PushQuotaBytesPerDay = 64 * 1024 });
+        // The limit counts pushes in each clock minute: a clock that stands still keeps all four in one.
+        var clock = ManualClock.MidMinute();
+        await using var hub = await TestHub.StartAsync(o => o with { PushesPerMinute = 3, PushQuotaBytesPerDay = 64 * 1024, Time = clock });
         using var alice = hub.Client(await hub.RegisterAsync("alice"));
         using var bob = hub.Client(await hub.RegisterAsync("bob"));
         using var ws = new GitWorkspace();
@@ -126,6 +128,10 @@ public sealed class PushQuarantineTests
             Assert.Equal(HttpStatusCode.TooManyRequests, r.StatusCode);
             Assert.Contains("pushes", await r.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         }
+        // The next minute opens a new allowance.
+        clock.Advance(TimeSpan.FromMinutes(1));
+        using (var r = await Push(alice, bundle))
+            Assert.Equal(HttpStatusCode.Created, r.StatusCode);
         // Bob has his own allowance, but 100 KB of incompressible data is over the 64 KB a day quota.
         var rng = new Random(5);
         byte[] blob = new byte[100 * 1024];

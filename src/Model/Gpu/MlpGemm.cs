@@ -157,19 +157,18 @@ public sealed class MlpGemm
         kernel.Launch(Grid(n, outFeatures), Threads, SharedBytes, stream, maps, cosSin, rstd, (int)n, outFeatures, width, seqLen);
     }
 
-    private CudaKernel? _rotary128, _rotary64;
+    private readonly Dictionary<int, CudaKernel> _rotaryKernels = [];
 
     // Loaded when first used, so that a kernel file from before these entries (the benchmarks' before/after) still loads.
     private CudaKernel RotaryKernel(int headDim)
     {
-        ref var kernel = ref headDim == 128 ? ref _rotary128 : ref _rotary64;
-        if (kernel is null)
+        if (!_rotaryKernels.TryGetValue(headDim, out var kernel))
         {
-            var loaded = _module.GetKernel($"qk_gemm_rotary_norm_{headDim}");
-            loaded.SetMaxDynamicSharedMemory(SharedBytes);
-            kernel = loaded;
+            kernel = _module.GetKernel($"qk_gemm_rotary_norm_{headDim}");
+            kernel.SetMaxDynamicSharedMemory(SharedBytes);
+            _rotaryKernels[headDim] = kernel;
         }
-        return kernel.Value;
+        return kernel;
     }
 
     private uint Grid(long n, int hidden)

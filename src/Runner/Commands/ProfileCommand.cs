@@ -120,7 +120,7 @@ public static class ProfileCommand
         if (Knobs.Changed(h) is { Count: > 0 } changed)
             Console.WriteLine($"knobs: {string.Join(' ', changed)}");
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
-            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}; q, k {(model.FusedQ && model.FusedK ? "GEMM + rotary + QK-norm fused" : model.FusedQ || model.FusedK ? $"GEMM + rotary + QK-norm fused for {(model.FusedQ ? "q" : "k")} only" : "cuBLAS + rotary pass")}");
+            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}; {QkPath(model)}");
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
             + $"(a {copy.Bytes >> 20} MiB device-to-device copy here, median {copy.MedianMilliseconds:F3} ms of {copy.Iterations})");
 
@@ -211,6 +211,15 @@ public static class ProfileCommand
         }
         return 0;
     }
+
+    /// <summary>How q and k are made: each by our GEMM with rotary + QK-norm in the epilogue, or by cuBLAS and the rotary pass.</summary>
+    private static string QkPath(GpuGpt model) => (model.FusedQ, model.FusedK) switch
+    {
+        (true, true) => "q, k GEMM + rotary + QK-norm fused",
+        (true, false) => "q GEMM + rotary + QK-norm fused, k cuBLAS + rotary pass",
+        (false, true) => "k GEMM + rotary + QK-norm fused, q cuBLAS + rotary pass",
+        _ => "q, k cuBLAS + rotary pass",
+    };
 
     /// <summary>Token ids 0..count−1 with P(id) ∝ 1/(id + 1).</summary>
     private static Func<int> ZipfSampler(Random random, int count)

@@ -30,6 +30,9 @@
 // tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
 // ldmatrix and replaces it in place. The GELU forward
 // stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
+//
+// Each kernel is a whole GEMM and takes NVRTC seconds: with MLP_GEMM_ONE and MLP_GEMM_ONE_<kernel> defined, the file holds that
+// kernel alone, so a cold start compiles the ones a model uses side by side (MlpGemm.Source(kernel)); with neither, all six.
 #include "pipeline.cuh"
 
 #define ACT_RELU2 0
@@ -395,13 +398,16 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         tma_store_wait();
 }
 
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_fc_relu_square)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
                    const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
     mlp_gemm<false, ACT_RELU2>(&map_x, &map_w, nullptr, &map_out, nullptr, row_scale, m, n, k);
 }
+#endif
 
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_proj_input_gradient)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
                         const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, const float* row_scale,
@@ -409,14 +415,18 @@ mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_co
 {
     mlp_gemm<true, ACT_RELU2>(&map_g, &map_w, &map_s, &map_out, nullptr, row_scale, m, n, k);
 }
+#endif
 
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_fc_gelu)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_gelu(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w, const __grid_constant__ TensorMap map_u,
             const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
     mlp_gemm<false, ACT_GELU>(&map_x, &map_w, nullptr, &map_out, &map_u, row_scale, m, n, k);
 }
+#endif
 
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_proj_input_gradient_gelu)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
                              const __grid_constant__ TensorMap map_u, const __grid_constant__ TensorMap map_out, const float* row_scale,
@@ -424,20 +434,25 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
 {
     mlp_gemm<true, ACT_GELU>(&map_g, &map_w, &map_u, &map_out, nullptr, row_scale, m, n, k);
 }
+#endif
 
 // The q or k projection with the rotary embedding and QK-norm in its epilogue (ACT_ROTARY above), for heads of 128 or 64:
 // x [M, K] the normed attention input, W [N, K] (c_q or c_k), y [M, N] bf16 (written, box {64, 64}), rstd [M · N / D] fp32,
 // cos_sin [seq_len, D] (rotary.cu's table). N a multiple of 256 (whole heads in a tile).
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
                         const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
 {
     mlp_gemm<false, ACT_ROTARY, 128>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
 }
+#endif
 
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 qk_gemm_rotary_norm_64(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
                        const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
 {
     mlp_gemm<false, ACT_ROTARY, 64>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
 }
+#endif

@@ -8,6 +8,13 @@ namespace AutoResearch.Native;
 /// <summary>One compile: what NVRTC is given (the source text, its full path for includes and messages, every option) and where the cubin goes.</summary>
 public sealed record KernelCompileJob(string FileName, string SourcePath, string Source, IReadOnlyList<string> Options, string Key, string CubinPath);
 
+/// <summary>One compile's wall time: the file, every option it was given, and how long it took (start to cubin on disk).</summary>
+public sealed record KernelCompileTime(string FileName, IReadOnlyList<string> Options, TimeSpan Elapsed)
+{
+    /// <summary>The file and the options that tell its compiles apart (the -D defines), e.g. "mlp_gemm.cu -DMLP_GEMM_ONE_mlp_fc_relu_square".</summary>
+    public string Label => string.Join(' ', [FileName, .. Options.Where(o => o.StartsWith("-D", StringComparison.Ordinal))]);
+}
+
 /// <summary>Compiles <paramref name="job"/> and writes its cubin to <see cref="KernelCompileJob.CubinPath"/> (whole or not at all); throws when it cannot.</summary>
 public delegate void KernelCompileWorker(KernelCompileJob job, CancellationToken cancel);
 
@@ -21,6 +28,7 @@ public sealed class CubinStore
     private readonly string _headerDigest;
     private readonly (int Major, int Minor) _nvrtcVersion;
     private readonly ConcurrentDictionary<string, Task<Exception?>> _ahead = new();
+    private readonly ConcurrentQueue<KernelCompileTime> _aheadTimes = new();
     private long _compiled;
     private long _compileTicks;
     private long _compiledAhead;
@@ -94,6 +102,9 @@ public sealed class CubinStore
 
     /// <summary>Files <see cref="CompileAhead"/> compiled, by whichever worker.</summary>
     public long CompiledAhead => Interlocked.Read(ref _compiledAhead);
+
+    /// <summary>Each compile <see cref="CompileAhead"/> ran, with its wall time from start to cubin on disk, in the order they ended.</summary>
+    public IReadOnlyList<KernelCompileTime> AheadTimes => [.. _aheadTimes];
 
     /// <summary>Files <see cref="CompileAhead"/> failed to compile (not counting cancelled ones): each is compiled again, in-process, when loaded.</summary>
     public long AheadFailures => Interlocked.Read(ref _aheadFailures);
@@ -222,10 +233,12 @@ public sealed class CubinStore
 
     private Exception? Run(KernelCompileJob job, KernelCompileWorker worker, CancellationToken cancel)
     {
+        var watch = Stopwatch.StartNew();
         try
         {
             cancel.ThrowIfCancellationRequested();
             worker(job, cancel);
+            _aheadTimes.Enqueue(new KernelCompileTime(job.FileName, job.Options, watch.Elapsed));
             if (!File.Exists(job.CubinPath))
             {
                 Interlocked.Increment(ref _aheadFailures);

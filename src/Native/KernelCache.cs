@@ -59,6 +59,9 @@ public sealed class KernelCache : IDisposable
     /// <summary>Time spent in NVRTC in this process, summed over threads.</summary>
     public TimeSpan CompileTime => Store.CompileTime;
 
+    /// <summary>The longest compile <see cref="CompileAhead"/> ran (what a cold start's compiles cannot be shorter than), or null.</summary>
+    public KernelCompileTime? LongestAheadCompile => Store.AheadTimes.MaxBy(t => t.Elapsed);
+
     /// <summary>Time spent reading cubins and loading modules.</summary>
     public TimeSpan LoadTime => TimeSpan.FromTicks(Interlocked.Read(ref _loadTicks));
 

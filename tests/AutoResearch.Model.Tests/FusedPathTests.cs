@@ -1,5 +1,7 @@
 using AutoResearch.Model.Gpu;
+using System.Text.RegularExpressions;
 using AutoResearch.Native;
+using AutoResearch.Testing;
 using Xunit;
 
 namespace AutoResearch.Model.Tests;
@@ -36,5 +38,43 @@ public class FusedPathTests
         Assert.Contains("mlp_gemm.cu", files);
         Assert.DoesNotContain("mlp_gemm.cu", GpuGpt.KernelSources(H200, swiglu, 1, fusedQk: false).Select(s => s.FileName));
         Assert.DoesNotContain("mlp_gemm.cu", GpuGpt.KernelSources(A100, swiglu, 1).Select(s => s.FileName));
+    }
+
+    [Fact]
+    public void A_model_lists_one_compile_for_each_gemm_kernel_it_uses()
+    {
+        var baseline = ModelShape.FromKnobs(8, 64, "SSSL", 8192, 2048);
+        var gemm = GpuGpt.KernelSources(H200, baseline, 128).Where(s => s.FileName == "mlp_gemm.cu").ToList();
+        Assert.Equal(
+            [["-DMLP_GEMM_ONE", "-DMLP_GEMM_ONE_mlp_fc_relu_square"], ["-DMLP_GEMM_ONE", "-DMLP_GEMM_ONE_mlp_proj_input_gradient"],
+             ["-DMLP_GEMM_ONE", "-DMLP_GEMM_ONE_qk_gemm_rotary_norm_128"]],
+            gemm.Select(s => s.Options.ToArray()));
+        // cuBLAS for the MLP: the rotary GEMM alone; cuBLAS for q and k: the MLP's two alone.
+        Assert.Equal(["qk_gemm_rotary_norm_128"], GpuGpt.KernelSources(H200, baseline, 128, fusedMlp: false).SelectMany(GemmKernel));
+        Assert.Equal(["mlp_fc_relu_square", "mlp_proj_input_gradient"], GpuGpt.KernelSources(H200, baseline, 128, fusedQk: false).SelectMany(GemmKernel));
+
+        var gelu64 = ModelShape.FromKnobs(2, 128, "SSSL", 512, 256, 64, 0, 4.0, Activation.Gelu);
+        Assert.Equal(["mlp_fc_gelu", "mlp_proj_input_gradient_gelu", "qk_gemm_rotary_norm_64"], GpuGpt.KernelSources(H200, gelu64, 1).SelectMany(GemmKernel));
+        Assert.Empty(GpuGpt.KernelSources(A100, gelu64, 1).SelectMany(GemmKernel));
+
+        Assert.Throws<ArgumentException>(() => MlpGemm.Kernels(Activation.SwiGlu, null));
+        Assert.Throws<ArgumentOutOfRangeException>(() => MlpGemm.Kernels(null, 96));
+        Assert.Empty(MlpGemm.Kernels(null, null));
+
+        static IEnumerable<string> GemmKernel(KernelSource s) => s.FileName == "mlp_gemm.cu"
+            ? s.Options.Where(o => o.StartsWith("-DMLP_GEMM_ONE_", StringComparison.Ordinal)).Select(o => o["-DMLP_GEMM_ONE_".Length..])
+            : [];
+    }
+
+    public static TheoryData<string> GemmKernels => new(MlpGemm.Kernels(Activation.Relu2, 128).Concat(MlpGemm.Kernels(Activation.Gelu, 64)));
+
+    [NvrtcTheory]
+    [MemberData(nameof(GemmKernels))]
+    public void Each_gemm_kernel_compiles_alone_from_its_source(string kernel)
+    {
+        var ptx = HopperPtx.Compile(MlpGemm.Source(kernel));
+
+        Assert.Equal([kernel], Regex.Matches(ptx, @"\.entry (\w+)").Select(m => m.Groups[1].Value));
+        Assert.Matches(@"\.const \.align 4 \.u32 mlp_gemm_shared_bytes = \d+;", ptx); // the launcher reads it from each module
     }
 }

@@ -60,6 +60,25 @@ public class CubinStoreTests
     }
 
     [Fact]
+    public async Task Each_ahead_compile_is_timed_under_its_file_and_defines()
+    {
+        var (kernels, cache) = Folders(("a.cu", "// a"), ("b.cu", "// b"));
+        var store = Bookkeeping(kernels, cache);
+        void Worker(KernelCompileJob job, CancellationToken cancel)
+        {
+            Thread.Sleep(job.Options.Contains("-DSLOW") ? 300 : 20);
+            WriteStandIn(job);
+        }
+
+        Assert.Empty(await store.CompileAhead([new("a.cu"), new("b.cu", ["-DSLOW", "-DX=2"])], Worker, cancel: TestContext.Current.CancellationToken));
+
+        var times = store.AheadTimes.OrderBy(t => t.Label, StringComparer.Ordinal).ToList();
+        Assert.Equal(["a.cu", "b.cu -DSLOW -DX=2"], times.Select(t => t.Label)); // the base options (architecture, include paths) left out
+        Assert.True(times[0].Elapsed.TotalMilliseconds >= 20, $"{times[0].Elapsed}");   // each from its start to its cubin on disk
+        Assert.True(times[1].Elapsed.TotalMilliseconds >= 300, $"{times[1].Elapsed}");
+    }
+
+    [Fact]
     public async Task At_most_the_given_number_compile_at_once_the_longest_sources_first()
     {
         var files = Enumerable.Range(0, 6).Select(i => ($"k{i}.cu", "//" + new string('x', 10 * ((i * 7) % 6 + 1)))).ToArray();

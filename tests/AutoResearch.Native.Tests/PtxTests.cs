@@ -38,26 +38,12 @@ public class PtxTests
     {
         var path = Path.Combine(KernelCache.DefaultKernelDirectory, file);
 
-        var ptx = NvrtcCompiler.CompileToPtx(File.ReadAllText(path), path, [.. Compute90Options(), $"-DHEAD_DIM={headDim}"]);
+        var ptx = NvrtcCompiler.CompileToPtx(File.ReadAllText(path), path, [.. HopperPtx.Options(), $"-DHEAD_DIM={headDim}"]);
 
         Assert.Contains($".entry {entry}", ptx, StringComparison.Ordinal);
         Assert.Contains("wgmma.mma_async", ptx, StringComparison.Ordinal);
         Assert.Contains("mbarrier.try_wait", ptx, StringComparison.Ordinal);
         // The launchers read the dynamic shared memory size from the module: it is a constant of the file.
         Assert.Matches(@"\.const \.align 4 \.u32 (flash_forward|flash_backward|mlp_gemm)_shared_bytes = \d+;", ptx);
-    }
-
-    private static List<string> Compute90Options()
-    {
-        if (NvrtcCompiler.Version() is var (major, minor) && (major, minor).CompareTo((11, 8)) < 0)
-            Assert.Skip($"NVRTC {major}.{minor} predates compute_90 (CUDA 11.8)");
-        var toolkit = KernelCache.ToolkitIncludeDirectory();
-        if (toolkit is null)
-            Assert.Skip("no CUDA include folder with cuda_bf16.h ($CUDA_HOME/include or /usr/local/cuda/include)");
-        return
-        [
-            "--gpu-architecture=compute_90", "--std=c++17", "--device-as-default-execution-space",
-            $"--include-path={KernelCache.DefaultKernelDirectory}", $"--include-path={toolkit}",
-        ];
     }
 }

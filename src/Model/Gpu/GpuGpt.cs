@@ -64,7 +64,7 @@ public sealed class GpuGpt : IDisposable
         bool mlpFused = fusedMlp && UsesFusedMlp(device.Properties, shape, batch);
         if (mlpFused || _fusedQ || _fusedK)
         {
-            var gemm = new MlpGemm(kernels, device.Properties);
+            var gemm = new MlpGemm(kernels, device.Properties, MlpGemm.Kernels(mlpFused ? shape.Activation : null, _fusedQ || _fusedK ? shape.HeadDim : null));
             _mlpGemm = mlpFused ? gemm : null;
             _qkGemm = _fusedQ || _fusedK ? gemm : null;
         }
@@ -103,9 +103,9 @@ public sealed class GpuGpt : IDisposable
         };
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
-        if ((fusedMlp && UsesFusedMlp(properties, shape, batch))
-            || (fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim))))
-            sources.Add(MlpGemm.Source());
+        bool mlpFused = fusedMlp && UsesFusedMlp(properties, shape, batch);
+        bool qkFused = fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
+        sources.AddRange(MlpGemm.Kernels(mlpFused ? shape.Activation : null, qkFused ? shape.HeadDim : null).Select(MlpGemm.Source));
         sources.Add(CrossEntropy.Source());
         sources.Add(Elementwise.Source());
         return sources;

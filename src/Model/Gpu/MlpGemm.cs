@@ -18,36 +18,69 @@ public sealed class MlpGemm
     public const int KStep = 64;
     public const int Threads = 384;
 
-    /// <summary>Three stages of A (128 × 64) and B (256 × 64) tiles, the two warpgroups' 64 × 256 epilogue tiles, 10 mbarriers,
-    /// and 1 KB to align to 1024 bytes (gemm_layout in the kernel, read from the module).</summary>
-    public int SharedBytes { get; }
+    /// <summary>The relu² fc GEMM (<see cref="Fc"/>).</summary>
+    public const string FcRelu2 = "mlp_fc_relu_square";
 
-    private readonly CudaKernel _fc;
-    private readonly CudaKernel _proj;
-    private readonly CudaKernel _fcGelu;
-    private readonly CudaKernel _projGelu;
-    private readonly CudaModule _module;
+    /// <summary>The relu² input-gradient GEMM (<see cref="ProjInputGradient"/>).</summary>
+    public const string ProjRelu2 = "mlp_proj_input_gradient";
+
+    /// <summary>The GELU fc GEMM.</summary>
+    public const string FcGelu = "mlp_fc_gelu";
+
+    /// <summary>The GELU input-gradient GEMM.</summary>
+    public const string ProjGelu = "mlp_proj_input_gradient_gelu";
+
+    private readonly KernelCache _kernels;
+    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes)> _loaded = [];
     private readonly int _multiprocessors;
 
-    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    /// <summary>
+    /// The whole file: every kernel in one NVRTC run (<c>compile-kernel</c>, or a kernel folder from before the kernels compiled
+    /// one at a time).
+    /// </summary>
     public static KernelSource Source() => new("mlp_gemm.cu");
 
-    public MlpGemm(KernelCache kernels, DeviceProperties properties)
+    /// <summary>
+    /// The file compiled for one kernel (<c>-DMLP_GEMM_ONE_&lt;kernel&gt;</c>): each kernel of the file is a whole GEMM, and NVRTC
+    /// takes seconds for each, so a cold start compiles the ones a model uses side by side instead of all of them in one run.
+    /// </summary>
+    public static KernelSource Source(string kernel)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(kernel);
+        return new("mlp_gemm.cu", ["-DMLP_GEMM_ONE", $"-DMLP_GEMM_ONE_{kernel}"]);
+    }
+
+    /// <summary>
+    /// The kernels a model loads: the fc and input-gradient GEMMs of <paramref name="mlp"/> (null: its MLP is not ours) and the
+    /// rotary GEMM of <paramref name="rotaryHeadDim"/> (null: q and k are not ours).
+    /// </summary>
+    public static IReadOnlyList<string> Kernels(Activation? mlp, int? rotaryHeadDim)
+    {
+        var names = new List<string>();
+        if (mlp is { } activation)
+        {
+            if (!SupportsActivation(activation))
+                throw new ArgumentException($"the fused MLP GEMMs compute relu² and GELU, not {activation}.", nameof(mlp));
+            names.AddRange(activation == Activation.Gelu ? [FcGelu, ProjGelu] : [FcRelu2, ProjRelu2]);
+        }
+        if (rotaryHeadDim is { } headDim)
+            names.Add(RotaryKernelName(headDim));
+        return names;
+    }
+
+    /// <param name="kernels">Where the kernels compile and load.</param>
+    /// <param name="properties">The device (Hopper).</param>
+    /// <param name="load">Kernels loaded now (<see cref="Kernels"/>: what the model compiled ahead); the others load when first used.</param>
+    public MlpGemm(KernelCache kernels, DeviceProperties properties, IEnumerable<string>? load = null)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(properties);
         if (properties.ComputeMajor != 9)
             throw new NotSupportedException($"the fused MLP GEMMs need an sm_90 GPU (wgmma, TMA); this one is compute {properties.ComputeMajor}.{properties.ComputeMinor}.");
-        var module = kernels.Load(Source());
-        _module = module;
-        _fc = module.GetKernel("mlp_fc_relu_square");
-        _proj = module.GetKernel("mlp_proj_input_gradient");
-        _fcGelu = module.GetKernel("mlp_fc_gelu");
-        _projGelu = module.GetKernel("mlp_proj_input_gradient_gelu");
-        SharedBytes = module.ReadInt32("mlp_gemm_shared_bytes");
-        foreach (var kernel in new[] { _fc, _proj, _fcGelu, _projGelu })
-            kernel.SetMaxDynamicSharedMemory(SharedBytes);
+        _kernels = kernels;
         _multiprocessors = properties.MultiprocessorCount;
+        foreach (var name in load ?? [])
+            Kernel(name);
     }
 
     /// <summary>
@@ -89,7 +122,7 @@ public sealed class MlpGemm
                 TensorMap.Bf16Swizzled(u, n, hidden, 64, 64),
                 TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
             ];
-            _fcGelu.Launch(Grid(n, hidden), Threads, SharedBytes, stream, geluMaps, rowScale, (int)n, hidden, width);
+            Launch(Kernel(FcGelu), Grid(n, hidden), stream, geluMaps, rowScale, (int)n, hidden, width);
             return;
         }
         ReadOnlySpan<TensorMap> maps =
@@ -98,7 +131,7 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(w, hidden, width, TileColumns, KStep),
             TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
         ];
-        _fc.Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
+        Launch(Kernel(FcRelu2), Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
     }
 
     /// <summary>
@@ -120,7 +153,7 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(kept, n, hidden, 64, 64),
             TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
         ];
-        (activation == Activation.Gelu ? _projGelu : _proj).Launch(Grid(n, hidden), Threads, SharedBytes, stream, maps, rowScale, (int)n, hidden, width);
+        Launch(Kernel(activation == Activation.Gelu ? ProjGelu : ProjRelu2), Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
     }
 
     /// <summary>
@@ -147,29 +180,34 @@ public sealed class MlpGemm
                 + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
-        var kernel = RotaryKernel(headDim);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
             TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep),
             TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64),
         ];
-        kernel.Launch(Grid(n, outFeatures), Threads, SharedBytes, stream, maps, cosSin, rstd, (int)n, outFeatures, width, seqLen);
+        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSin, rstd, (int)n, outFeatures, width, seqLen);
     }
 
-    private readonly Dictionary<int, CudaKernel> _rotaryKernels = [];
+    private static string RotaryKernelName(int headDim) => headDim is 64 or 128
+        ? $"qk_gemm_rotary_norm_{headDim}"
+        : throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "the rotary GEMM is built for heads of 64 and 128.");
 
-    // Loaded when first used, so that a kernel file from before these entries (the benchmarks' before/after) still loads.
-    private CudaKernel RotaryKernel(int headDim)
+    // Each kernel from its own compile of the file (Source(name)), its dynamic shared memory read from that module.
+    private (CudaKernel Kernel, int SharedBytes) Kernel(string name)
     {
-        if (!_rotaryKernels.TryGetValue(headDim, out var kernel))
+        if (!_loaded.TryGetValue(name, out var loaded))
         {
-            kernel = _module.GetKernel($"qk_gemm_rotary_norm_{headDim}");
-            kernel.SetMaxDynamicSharedMemory(SharedBytes);
-            _rotaryKernels[headDim] = kernel;
+            var module = _kernels.Load(Source(name));
+            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"));
+            loaded.Kernel.SetMaxDynamicSharedMemory(loaded.SharedBytes);
+            _loaded[name] = loaded;
         }
-        return kernel;
+        return loaded;
     }
+
+    private static void Launch((CudaKernel Kernel, int SharedBytes) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
+        => k.Kernel.Launch(grid, Threads, k.SharedBytes, stream, maps, args);
 
     private uint Grid(long n, int hidden)
     {

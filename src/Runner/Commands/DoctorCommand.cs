@@ -13,7 +13,7 @@ namespace AutoResearch.Runner;
 /// `autoresearch doctor`: what this machine has for training. Prints the GPU, driver, CUDA, NVRTC and cuBLAS versions and
 /// memory; compiles a test kernel cold (in a private folder) and from the cache; loads the project's kernels through the
 /// real kernel cache (the second start must compile nothing); times a bf16 GEMM at the model's shapes; with --compile-timing,
-/// times the baseline run's kernel files compiled cold one at a time, in threads and in processes.
+/// times the baseline run's kernel files compiled cold all at once, in threads and in processes, with each compile's time.
 /// Exits non-zero, with one paragraph saying what is missing, when there is no usable GPU or library.
 /// </summary>
 public static class DoctorCommand
@@ -26,7 +26,7 @@ public static class DoctorCommand
         var skipGemm = new Option<bool>("--skip-gemm") { Description = "Skip the GEMM and copy timings" };
         var compileTiming = new Option<bool>("--compile-timing")
         {
-            Description = "Also compile the baseline run's kernel files cold three ways (one at a time, in threads, in processes) and time each",
+            Description = "Also compile the baseline run's kernel files cold, all at once in threads and in processes, and time each compile",
         };
         var command = new Command("doctor", "Report the GPU, driver, CUDA/NVRTC/cuBLAS versions and memory; compile a test kernel (cold and cached) and time a bf16 GEMM.")
         {
@@ -149,47 +149,51 @@ public static class DoctorCommand
 
     /// <summary>
     /// The kernel files of a baseline run (<see cref="GpuGpt.KernelSources"/> and the optimizer's), compiled into empty folders
-    /// three ways: one after another in this process, all at once in threads, all at once in processes of their own (what
-    /// `train` does on a cold cache). The wall time of each is what a cold start pays, less what it overlaps.
+    /// all at once two ways: in threads of this process, and in processes of their own (what `train` does on a cold cache). The
+    /// wall time of each is what a cold start pays, less what it overlaps; the longest single compiles are its floor. Then
+    /// mlp_gemm.cu compiled whole, every kernel in one NVRTC run, against the kernels compiled one each as the model does.
     /// </summary>
     private static void TimeColdCompiles(CudaDevice device)
     {
         var shape = Hyperparameters.Default.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
         var sources = GpuGpt.KernelSources(device.Properties, shape, Hyperparameters.Default.DeviceBatchSize).Concat(MuonAdamWGpu.KernelSources).ToList();
         var processes = KernelCompileProcesses.Worker();
-        var ways = new List<(string Name, Func<CubinStore, TimeSpan> Run)>
-        {
-            ("one at a time", store => Timed(() => { foreach (var source in sources) store.Compile(store.Job(source)); })),
-            ("threads", store => Timed(() => Check(store.CompileAhead(sources).GetAwaiter().GetResult()))),
-        };
+        var ways = new List<(string Name, KernelCompileWorker? Worker)> { ("threads", null) };
         if (processes is not null)
-            ways.Add(("processes", store => Timed(() => Check(store.CompileAhead(sources, processes).GetAwaiter().GetResult()))));
+            ways.Add(("processes", processes));
         var parts = new List<string>();
-        foreach (var (name, run) in ways)
+        IReadOnlyList<KernelCompileTime> times = [];
+        foreach (var (name, worker) in ways)
         {
-            var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");
-            try
-            {
-                parts.Add($"{name} {run(new CubinStore(device.Properties.GpuArchitecture, KernelCache.DefaultKernelDirectory, temp)).TotalSeconds:F2} s");
-            }
-            finally
-            {
-                TryDelete(temp);
-            }
+            var (elapsed, compiled) = TimedCold(device, sources, worker);
+            parts.Add($"{name} {elapsed.TotalSeconds:F2} s");
+            times = compiled;
         }
         Line("Cold compile", $"{sources.Count} files ({Environment.ProcessorCount} processors): {string.Join(", ", parts)}");
+        Line("Longest", string.Join(", ", times.OrderByDescending(t => t.Elapsed).Take(5).Select(t => $"{t.Label} {t.Elapsed.TotalSeconds:F2} s"))
+            + $" (of {times.Count}, {times.Sum(t => t.Elapsed.TotalSeconds):F1} s in all, {ways[^1].Name})");
+        var whole = TimedCold(device, [MlpGemm.Source()], ways[^1].Worker).Elapsed;
+        Line("mlp_gemm.cu", $"whole, its six kernels in one NVRTC run: {whole.TotalSeconds:F2} s; the model's "
+            + string.Join(", ", times.Where(t => t.FileName == "mlp_gemm.cu").Select(t => $"{t.Options.Last(o => o.StartsWith("-DMLP_GEMM_ONE_", StringComparison.Ordinal))["-DMLP_GEMM_ONE_".Length..]} {t.Elapsed.TotalSeconds:F2} s")));
+    }
 
-        static TimeSpan Timed(Action action)
+    // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time.
+    private static (TimeSpan Elapsed, IReadOnlyList<KernelCompileTime> Times) TimedCold(CudaDevice device, IReadOnlyList<KernelSource> sources, KernelCompileWorker? worker)
+    {
+        var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");
+        try
         {
+            var store = new CubinStore(device.Properties.GpuArchitecture, KernelCache.DefaultKernelDirectory, temp);
             var watch = Stopwatch.StartNew();
-            action();
-            return watch.Elapsed;
-        }
-
-        static void Check(IReadOnlyList<Exception> failures)
-        {
+            var failures = store.CompileAhead(sources, worker).GetAwaiter().GetResult();
+            var elapsed = watch.Elapsed;
             if (failures.Count > 0)
                 throw new InvalidOperationException($"{failures.Count} kernel file(s) failed to compile: {failures[0].Message}", failures[0]);
+            return (elapsed, store.AheadTimes);
+        }
+        finally
+        {
+            TryDelete(temp);
         }
     }
 

@@ -178,8 +178,10 @@ public sealed class GpuTrainer : ITrainer
 
     public string DeviceNote => (_kernels.AheadHits == 0
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
-        : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them), cached {_kernels.DiskHits}")
+        : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")
         + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "");
+
+    private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 
     public void Synchronize() => _stream.Synchronize();
 

@@ -66,6 +66,23 @@ public class FusedPathTests
             : [];
     }
 
+    [Fact]
+    public void Each_gemm_kernel_a_model_asks_for_is_declared_alone_under_its_define()
+    {
+        var text = File.ReadAllText(Path.Combine(KernelCache.DefaultKernelDirectory, "mlp_gemm.cu"));
+        var guarded = Regex.Matches(text, @"#if !defined\(MLP_GEMM_ONE\) \|\| defined\(MLP_GEMM_ONE_(\w+)\)\s*\n(.*?)#endif", RegexOptions.Singleline)
+            .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+        var entries = Regex.Matches(text, @"extern ""C"" __global__ void __launch_bounds__\([^)]*\)\s+(\w+)\(").Select(m => m.Groups[1].Value).ToList();
+
+        Assert.Equal(6, entries.Count);
+        Assert.Equal(entries.Order(StringComparer.Ordinal), guarded.Keys.Order(StringComparer.Ordinal)); // every entry has its guard
+        foreach (var kernel in MlpGemm.Kernels(Activation.Relu2, 128).Concat(MlpGemm.Kernels(Activation.Gelu, 64)))
+        {
+            Assert.True(guarded.TryGetValue(kernel, out var body), $"no guard for {kernel}");
+            Assert.Matches(@"__launch_bounds__\([^)]*\)\s+" + kernel + @"\(", body); // the guard holds the kernel it names
+        }
+    }
+
     public static TheoryData<string> GemmKernels => new(MlpGemm.Kernels(Activation.Relu2, 128).Concat(MlpGemm.Kernels(Activation.Gelu, 64)));
 
     [NvrtcTheory]

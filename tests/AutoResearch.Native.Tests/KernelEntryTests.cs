@@ -18,9 +18,8 @@ public class KernelEntryTests
             .SelectMany(f => Regex.Matches(File.ReadAllText(f), @"extern\s+""C""\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?([A-Za-z_]\w*)\s*\(")
                 .Select(m => m.Groups[1].Value))
             .ToHashSet(StringComparer.Ordinal);
-        // The names the launchers pass to CudaModule.GetKernel: literals, and interpolated names whose one placeholder is a
-        // head size (expanded over 64 and 128, the sizes the kernels are built for). Another placeholder fails the test below,
-        // to be given its values here.
+        // The names the launchers pass to CudaModule.GetKernel as literals. (MlpGemm asks for its kernels by name from one
+        // compile each: FusedPathTests checks those names against mlp_gemm.cu.)
         var sources = Path.Combine(RepositoryRoot(), "src");
         if (!Directory.Exists(sources))
             Assert.Skip($"the sources this test was built from are not here ({sources}): a published copy of the tests");
@@ -32,13 +31,10 @@ public class KernelEntryTests
             var text = File.ReadAllText(f);
             foreach (Match m in Regex.Matches(text, @"GetKernel\(""([A-Za-z0-9_]+)""\)"))
                 asked.Add((Path.GetFileName(f), m.Groups[1].Value));
-            foreach (Match m in Regex.Matches(text, @"GetKernel\(\$""([A-Za-z0-9_]*)\{(\w+)\}([A-Za-z0-9_]*)""\)"))
-            {
-                string[] values = m.Groups[2].Value.Equals("headDim", StringComparison.OrdinalIgnoreCase) ? ["64", "128"] : [$"{{{m.Groups[2].Value}: no values known}}"];
-                asked.AddRange(values.Select(v => (Path.GetFileName(f), m.Groups[1].Value + v + m.Groups[3].Value)));
-            }
+            // An interpolated name cannot be checked here: it fails the test below until its values are given here.
+            foreach (Match m in Regex.Matches(text, @"GetKernel\(\$""([^""]*)""\)"))
+                asked.Add((Path.GetFileName(f), $"{m.Groups[1].Value} (interpolated)"));
         }
-        Assert.Contains(asked, a => a.Name == "qk_gemm_rotary_norm_64"); // an interpolated name, expanded
 
         Assert.True(entries.Count >= 30, $"found only {entries.Count} kernel entries in {KernelCache.DefaultKernelDirectory}: the scan no longer reads them");
         Assert.True(asked.Count >= 30, $"found only {asked.Count} GetKernel names under src/: the scan no longer sees the launchers");

@@ -11,7 +11,7 @@ public sealed record KernelCompileJob(string FileName, string SourcePath, string
 /// <summary>One compile's wall time: the file, every option it was given, and how long it took (start to cubin on disk).</summary>
 public sealed record KernelCompileTime(string FileName, IReadOnlyList<string> Options, TimeSpan Elapsed)
 {
-    /// <summary>The file and the options that tell its compiles apart (the -D defines), e.g. "mlp_gemm.cu -DMLP_GEMM_ONE_mlp_fc_relu_square".</summary>
+    /// <summary>The file and the options that tell its compiles apart (the -D defines), e.g. "rotary.cu -DHEAD_DIM=128".</summary>
     public string Label => string.Join(' ', [FileName, .. Options.Where(o => o.StartsWith("-D", StringComparison.Ordinal))]);
 }
 
@@ -103,7 +103,8 @@ public sealed class CubinStore
     /// <summary>Files <see cref="CompileAhead"/> compiled, by whichever worker.</summary>
     public long CompiledAhead => Interlocked.Read(ref _compiledAhead);
 
-    /// <summary>Each compile <see cref="CompileAhead"/> ran, with its wall time from start to cubin on disk, in the order they ended.</summary>
+    /// <summary>Each compile <see cref="CompileAhead"/> ran that wrote its cubin, with its wall time from start to cubin on disk, in the
+    /// order they ended (with the in-process worker, a compile NVRTC queued behind another counts its wait).</summary>
     public IReadOnlyList<KernelCompileTime> AheadTimes => [.. _aheadTimes];
 
     /// <summary>Files <see cref="CompileAhead"/> failed to compile (not counting cancelled ones): each is compiled again, in-process, when loaded.</summary>
@@ -238,12 +239,12 @@ public sealed class CubinStore
         {
             cancel.ThrowIfCancellationRequested();
             worker(job, cancel);
-            _aheadTimes.Enqueue(new KernelCompileTime(job.FileName, job.Options, watch.Elapsed));
             if (!File.Exists(job.CubinPath))
             {
                 Interlocked.Increment(ref _aheadFailures);
                 return new InvalidOperationException($"the compile of {job.FileName} ended without writing {job.CubinPath}");
             }
+            _aheadTimes.Enqueue(new KernelCompileTime(job.FileName, job.Options, watch.Elapsed));
             Interlocked.Increment(ref _compiledAhead);
             return null;
         }

@@ -129,10 +129,13 @@ public class GpuTrainerTests
 
         Assert.All(sequential, l => Assert.True(double.IsFinite(l) && l > 0));
         // The same values, as reproducible as the device's atomic sums allow (the loss sum's blocks, the embedding gradient's rows
-        // add in whatever order they finish): the first step's loss comes before any update, the later ones after updates.
+        // add in whatever order they finish): the first step's loss comes before any update, so only the sum's order differs. The
+        // later ones come after updates, and Adam's first steps move each embedding element by ±lr with its gradient's sign, which
+        // flips with the order where the gradient is near zero (the 5 % bound on wte below): 2.6e-5 apart seen on an H200. A wrong
+        // batch or a stale weight moves the loss by 1e-3 and more.
         Assert.Equal(sequential[0], pipelined[0], sequential[0] * 1e-6);
         for (int step = 1; step < 3; step++)
-            Assert.Equal(sequential[step], pipelined[step], sequential[step] * 1e-5);
+            Assert.Equal(sequential[step], pipelined[step], sequential[step] * 1e-4);
         Assert.NotEqual(sequential[0], sequential[2]); // the optimizer steps in between changed the model
         foreach (var (name, expected) in sequentialWeights)
         {

@@ -177,19 +177,22 @@ public static class DoctorCommand
             + string.Join(", ", times.Where(t => t.FileName == "mlp_gemm.cu").Select(t => $"{t.Options.Last(o => o.StartsWith("-DMLP_GEMM_ONE_", StringComparison.Ordinal))["-DMLP_GEMM_ONE_".Length..]} {t.Elapsed.TotalSeconds:F2} s")));
     }
 
-    // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time.
+    // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time (labelled
+    // without the nonce). NVRTC 12.9 and later keep a cache of their own, keyed by the source and the options: a define no
+    // earlier compile had (a fresh nonce) makes every compile here a real one, as on a new machine.
     private static (TimeSpan Elapsed, IReadOnlyList<KernelCompileTime> Times) TimedCold(CudaDevice device, IReadOnlyList<KernelSource> sources, KernelCompileWorker? worker)
     {
         var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");
+        string nonce = $"-DAUTORESEARCH_COLD_COMPILE_{Guid.NewGuid():N}";
         try
         {
             var store = new CubinStore(device.Properties.GpuArchitecture, KernelCache.DefaultKernelDirectory, temp);
             var watch = Stopwatch.StartNew();
-            var failures = store.CompileAhead(sources, worker).GetAwaiter().GetResult();
+            var failures = store.CompileAhead(sources.Select(s => s with { Options = [.. s.Options, nonce] }), worker).GetAwaiter().GetResult();
             var elapsed = watch.Elapsed;
             if (failures.Count > 0)
                 throw new InvalidOperationException($"{failures.Count} kernel file(s) failed to compile: {failures[0].Message}", failures[0]);
-            return (elapsed, store.AheadTimes);
+            return (elapsed, [.. store.AheadTimes.Select(t => t with { Options = [.. t.Options.Where(o => o != nonce)] })]);
         }
         finally
         {

@@ -13,7 +13,7 @@ namespace AutoResearch.Runner;
 /// `autoresearch doctor`: what this machine has for training. Prints the GPU, driver, CUDA, NVRTC and cuBLAS versions and
 /// memory; compiles a test kernel cold (in a private folder) and from the cache; loads the project's kernels through the
 /// real kernel cache (the second start must compile nothing); times a bf16 GEMM at the model's shapes; with --compile-timing,
-/// times the baseline run's kernel files compiled cold all at once, in threads and in processes, with each compile's time.
+/// times the baseline run's kernel files compiled cold all at once, as train compiles them, with each compile's time.
 /// Exits non-zero, with one paragraph saying what is missing, when there is no usable GPU or library.
 /// </summary>
 public static class DoctorCommand
@@ -26,7 +26,7 @@ public static class DoctorCommand
         var skipGemm = new Option<bool>("--skip-gemm") { Description = "Skip the GEMM and copy timings" };
         var compileTiming = new Option<bool>("--compile-timing")
         {
-            Description = "Also compile the baseline run's kernel files cold, all at once in threads and in processes, and time each compile",
+            Description = "Also compile the baseline run's kernel files cold, all at once as train does, and time each compile",
         };
         var command = new Command("doctor", "Report the GPU, driver, CUDA/NVRTC/cuBLAS versions and memory; compile a test kernel (cold and cached) and time a bf16 GEMM.")
         {
@@ -148,9 +148,9 @@ public static class DoctorCommand
     }
 
     /// <summary>
-    /// The kernel files of a baseline run (<see cref="GpuGpt.KernelSources"/> and the optimizer's), compiled into empty folders
-    /// all at once two ways: in threads of this process, and in processes of their own (what `train` does on a cold cache). The
-    /// wall time of each is what a cold start pays, less what it overlaps; the longest single compiles are its floor. Then
+    /// The kernel files of a baseline run (<see cref="GpuGpt.KernelSources"/> and the optimizer's), compiled into an empty folder
+    /// all at once, in processes of their own as `train` does on a cold cache (in threads where this process is not the runner).
+    /// The wall time is what a cold start pays, less what it overlaps; the longest single compiles are its floor. Then
     /// mlp_gemm.cu compiled whole, every kernel in one NVRTC run, against the kernels compiled one each as the model does.
     /// </summary>
     private static void TimeColdCompiles(CudaDevice device)
@@ -158,28 +158,21 @@ public static class DoctorCommand
         var shape = Hyperparameters.Default.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
         var sources = GpuGpt.KernelSources(device.Properties, shape, Hyperparameters.Default.DeviceBatchSize).Concat(MuonAdamWGpu.KernelSources).ToList();
         var processes = KernelCompileProcesses.Worker();
-        var ways = new List<(string Name, KernelCompileWorker? Worker)> { ("threads", null) };
-        if (processes is not null)
-            ways.Add(("processes", processes));
-        var parts = new List<string>();
-        IReadOnlyList<KernelCompileTime> times = [];
-        foreach (var (name, worker) in ways)
-        {
-            var (elapsed, compiled) = TimedCold(device, sources, worker);
-            parts.Add($"{name} {elapsed.TotalSeconds:F2} s");
-            times = compiled;
-        }
-        Line("Cold compile", $"{sources.Count} files ({Environment.ProcessorCount} processors): {string.Join(", ", parts)}");
+        // In processes of their own where this is the runner (as train compiles them), else in threads.
+        var (way, worker) = processes is null ? ("threads", (KernelCompileWorker?)null) : ("processes", processes);
+        var (elapsed, times) = TimedCold(device, sources, worker);
+        Line("Cold compile", $"{sources.Count} files in {way} ({Environment.ProcessorCount} processors): {elapsed.TotalSeconds:F2} s");
         Line("Longest", string.Join(", ", times.OrderByDescending(t => t.Elapsed).Take(5).Select(t => $"{t.Label} {t.Elapsed.TotalSeconds:F2} s"))
-            + $" (of {times.Count}, {times.Sum(t => t.Elapsed.TotalSeconds):F1} s in all, {ways[^1].Name})");
-        var whole = TimedCold(device, [MlpGemm.Source()], ways[^1].Worker).Elapsed;
+            + $" (of {times.Count}, {times.Sum(t => t.Elapsed.TotalSeconds):F1} s in all)");
+        var whole = TimedCold(device, [MlpGemm.Source()], worker).Elapsed;
         Line("mlp_gemm.cu", $"whole, its six kernels in one NVRTC run: {whole.TotalSeconds:F2} s; the model's "
             + string.Join(", ", times.Where(t => t.FileName == "mlp_gemm.cu").Select(t => $"{t.Options.Last(o => o.StartsWith("-DMLP_GEMM_ONE_", StringComparison.Ordinal))["-DMLP_GEMM_ONE_".Length..]} {t.Elapsed.TotalSeconds:F2} s")));
     }
 
     // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time (labelled
-    // without the nonce). NVRTC 12.9 and later keep a cache of their own, keyed by the source and the options: a define no
-    // earlier compile had (a fresh nonce) makes every compile here a real one, as on a new machine.
+    // without the nonce). NVRTC can cache compiles itself (from CUDA 12.9; on an H200 with NVRTC 13.0 a repeat of an earlier
+    // compile took a quarter of a second): a define no earlier compile had (a fresh nonce) makes every compile here a real one,
+    // as on a new machine.
     private static (TimeSpan Elapsed, IReadOnlyList<KernelCompileTime> Times) TimedCold(CudaDevice device, IReadOnlyList<KernelSource> sources, KernelCompileWorker? worker)
     {
         var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by bench/device/publish.sh with src/Runner and the named test projects:
-#   bash gpu-check.sh [--ncu[=KERNEL,KERNEL...]] TestProject...
-# runs each test project (summary lines here, full logs under $LOGS, default ./logs), then `profile --resources` of the baseline
-# micro-step, and with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
+#   bash gpu-check.sh [--cold-train] [--ncu[=KERNEL,KERNEL...]] TestProject...
+# With --cold-train it first runs `prepare` (the embedded sample) and a 5-second `train` before anything else has compiled a
+# kernel, so the overhead line shows a new machine's start-up (NVRTC 12.9 and later also cache compiles themselves). Then it
+# runs each test project (summary lines here, full logs under $LOGS, default ./logs), `profile --resources` of the baseline
+# micro-step, `profile ARGS` for each line of $PROFILES (e.g. PROFILES=$'--gemm-pingpong\n--set Recompute=mlp'), and
+# `doctor --compile-timing --skip-gemm`; with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
 # kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
 # the GEMMs with fused epilogues (the MLP's two, and q with rotary + QK-norm), the soft-capped cross-entropy and the rotary +
 # QK-norm backward).
@@ -10,16 +13,38 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs}; mkdir -p "$logs"
 ncu=no
+cold=no
 kernels=flash_attention_forward,flash_attention_backward,mlp_fc_relu_square,mlp_proj_input_gradient,qk_gemm_rotary_norm_128,softcap_cross_entropy,rotary_qknorm_backward
-case "${1:-}" in
-  --ncu) ncu=yes; shift ;;
-  --ncu=*) ncu=yes; kernels=${1#--ncu=}; shift ;;
-esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cold-train) cold=yes; shift ;;
+    --ncu) ncu=yes; shift ;;
+    --ncu=*) ncu=yes; kernels=${1#--ncu=}; shift ;;
+    *) break ;;
+  esac
+done
+if [ $cold = yes ]; then
+  # An unreachable download address: prepare falls back to the embedded sample at once.
+  AUTORESEARCH_DATA_URL=http://127.0.0.1:9/ bash "$here/run.sh" AutoResearch.Runner prepare > "$logs/cold-train.log" 2>&1
+  bash "$here/run.sh" AutoResearch.Runner train --time-budget 5 >> "$logs/cold-train.log" 2>&1
+  tr '\r' '\n' < "$logs/cold-train.log" | grep -E "^(model|overhead|val_bpb|total_seconds|peak)" | head -8
+fi
 for t in "$@"; do
   bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
 bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
+i=0
+while IFS= read -r variant; do
+  [ -n "$variant" ] || continue
+  i=$((i + 1))
+  echo "== profile $variant"
+  # shellcheck disable=SC2086 # the variant's words are profile's arguments
+  bash "$here/run.sh" AutoResearch.Runner profile $variant > "$logs/profile-$i.log" 2>&1
+  grep -E "^(GEMM|attention|micro-step|whole step|peak)" "$logs/profile-$i.log" | head -24
+done <<< "${PROFILES:-}"
+bash "$here/run.sh" AutoResearch.Runner doctor --compile-timing --skip-gemm > "$logs/doctor.log" 2>&1
+grep -E "^(Cold compile|Longest|mlp_gemm)" "$logs/doctor.log"
 if [ $ncu = yes ]; then
   n=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
   for k in ${kernels//,/ }; do

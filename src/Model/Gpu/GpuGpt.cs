@@ -62,9 +62,9 @@ public sealed class GpuGpt : IDisposable
         _fusedQ = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.ModelDim);
         _fusedK = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.KvHeads * shape.HeadDim);
         bool mlpFused = fusedMlp && UsesFusedMlp(device.Properties, shape, batch);
-        if (mlpFused || _fusedQ || _fusedK)
+        if (GemmKernels(device.Properties, shape, batch, fusedMlp, fusedQk) is { Count: > 0 } gemmKernels)
         {
-            var gemm = new MlpGemm(kernels, device.Properties, MlpGemm.Kernels(mlpFused ? shape.Activation : null, _fusedQ || _fusedK ? shape.HeadDim : null));
+            var gemm = new MlpGemm(kernels, device.Properties, gemmKernels);
             _mlpGemm = mlpFused ? gemm : null;
             _qkGemm = _fusedQ || _fusedK ? gemm : null;
         }
@@ -103,12 +103,18 @@ public sealed class GpuGpt : IDisposable
         };
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
-        bool mlpFused = fusedMlp && UsesFusedMlp(properties, shape, batch);
-        bool qkFused = fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
-        sources.AddRange(MlpGemm.Kernels(mlpFused ? shape.Activation : null, qkFused ? shape.HeadDim : null).Select(MlpGemm.Source));
+        sources.AddRange(GemmKernels(properties, shape, batch, fusedMlp, fusedQk).Select(MlpGemm.Source));
         sources.Add(CrossEntropy.Source());
         sources.Add(Elementwise.Source());
         return sources;
+    }
+
+    // Our GEMM kernels this shape and batch take (MlpGemm.Kernels): what the constructor loads and KernelSources lists, decided once.
+    private static IReadOnlyList<string> GemmKernels(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp, bool fusedQk)
+    {
+        bool mlpFused = fusedMlp && UsesFusedMlp(properties, shape, batch);
+        bool qkFused = fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
+        return MlpGemm.Kernels(mlpFused ? shape.Activation : null, qkFused ? shape.HeadDim : null);
     }
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>

@@ -47,8 +47,11 @@ public sealed class MlpGemm
     public static KernelSource Source(string kernel)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(kernel);
-        return new("mlp_gemm.cu", ["-DMLP_GEMM_ONE", $"-DMLP_GEMM_ONE_{kernel}"]);
+        return new("mlp_gemm.cu", ["-DMLP_GEMM_ONE", OneKernelDefine + kernel]);
     }
+
+    /// <summary>The define, before the kernel's name, that makes <see cref="Source(string)"/>'s compile hold that kernel alone.</summary>
+    public const string OneKernelDefine = "-DMLP_GEMM_ONE_";
 
     /// <summary>
     /// The kernels a model loads: the fc and input-gradient GEMMs of <paramref name="mlp"/> (null: its MLP is not ours) and the

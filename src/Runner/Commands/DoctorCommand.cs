@@ -166,7 +166,8 @@ public static class DoctorCommand
             + $" (of {times.Count}, {times.Sum(t => t.Elapsed.TotalSeconds):F1} s in all)");
         var whole = TimedCold(device, [MlpGemm.Source()], worker).Elapsed;
         Line("mlp_gemm.cu", $"whole, its six kernels in one NVRTC run: {whole.TotalSeconds:F2} s; the model's "
-            + string.Join(", ", times.Where(t => t.FileName == "mlp_gemm.cu").Select(t => $"{t.Options.Last(o => o.StartsWith("-DMLP_GEMM_ONE_", StringComparison.Ordinal))["-DMLP_GEMM_ONE_".Length..]} {t.Elapsed.TotalSeconds:F2} s")));
+            + string.Join(", ", times.Where(t => t.FileName == "mlp_gemm.cu").Select(t =>
+                $"{t.Options.Last(o => o.StartsWith(MlpGemm.OneKernelDefine, StringComparison.Ordinal))[MlpGemm.OneKernelDefine.Length..]} {t.Elapsed.TotalSeconds:F2} s")));
     }
 
     // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time (labelled

@@ -172,7 +172,7 @@ public static class TrainCommand
             ? $"lower --device-batch (now {deviceBatch}; --device-batch {deviceBatch / 2} keeps the total batch with twice the accumulation steps)"
             : "--device-batch is already 1: lower --depth";
         if (!recomputesMlp)
-            advice = $"--set Recompute=mlp (the same results in less memory, a few per cent slower), or {advice}";
+            advice = $"{GpuTrainer.RecomputeAdvice}, or {advice}";
         return $"{e.Message}: {advice}";
     }
 }

@@ -103,6 +103,9 @@ public sealed class GpuTrainer : ITrainer
             throw new InvalidOperationException(refusal);
     }
 
+    /// <summary>The Recompute knob as advice where memory runs short (the refusal before allocating, and an out-of-memory error).</summary>
+    public const string RecomputeAdvice = "--set Recompute=mlp (the MLP activations recomputed in the backward: the same results, a few per cent slower)";
+
     /// <summary>What <see cref="CheckMemory"/> says when the run does not fit in <paramref name="freeBytes"/>; null when it fits.</summary>
     public static string? MemoryRefusal(DeviceProperties properties, ModelShape shape, int batch, OptimizerSettings settings, bool recomputeMlp,
         long freeBytes, long totalBytes)
@@ -122,7 +125,7 @@ public sealed class GpuTrainer : ITrainer
         }
         var advice = new List<string>();
         if (!recomputeMlp && EstimateBytes(properties, shape, batch, settings, recomputeMlp: true) <= freeBytes)
-            advice.Add("--set Recompute=mlp (the MLP activations recomputed in the backward: the same results, a few per cent slower)");
+            advice.Add(RecomputeAdvice);
         advice.Add(fits > 0
             ? $"lower --device-batch (about {fits} rows fit; the total batch stays the same with more accumulation steps if it divides)"
             : "even --device-batch 1 does not fit: make the model smaller (Depth, AspectRatio, MlpRatio)");

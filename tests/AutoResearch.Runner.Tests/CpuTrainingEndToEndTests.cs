@@ -145,15 +145,22 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         string checkpoint = folder.File("knobbed.safetensors");
         var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1", "--seq-len", "32",
             "--set", "HeadDim=64", "--set", "KvHeads=1", "--set", "Activation=swiglu", "--set", "ValueEmbeds=all", "--set", "SoftCap=0",
-            "--set", "WindowPattern=L", "--set", "seed=3", "--save", checkpoint);
+            "--set", "WindowPattern=L", "--set", "seed=3", "--save", checkpoint, "--save-optimizer", folder.File("knobbed.optimizer.safetensors"));
         Assert.True(exit == 0, $"exit {exit}: {stderr}\n{stdout}");
         Assert.Contains("shape: depth 2, width 128, 2 query / 1 kv heads of 64, MLP swiglu 384, windows LL", stdout, StringComparison.Ordinal);
         Assert.Contains("HeadDim=64 KvHeads=1 Activation=swiglu WindowPattern=L ValueEmbeds=all SoftCap=0", stdout, StringComparison.Ordinal);
         Assert.Contains("Seed=3", stdout, StringComparison.Ordinal);
-        Assert.NotNull(RunSummary.ParseLog(stdout, "knobbed cpu run"));
+        var summary = RunSummary.ParseLog(stdout, "knobbed cpu run");
+        Assert.NotNull(summary);
 
         var info = ModelCheckpoint.ReadInfo(checkpoint);
         var shape = info.Shape!;
+        // The optimizer's state beside it: every buffer of this shape, after every step the run took.
+        var state = Optim.OptimizerState.Load(folder.File("knobbed.optimizer.safetensors"));
+        state.CheckMatches(shape, new Optim.OptimizerSettings(shape.ModelDim), "knobbed.optimizer.safetensors");
+        Assert.Equal(summary.NumSteps, state.Step);
+        Assert.Contains(state.AdamSecond.Values, v => v.Any(x => x > 0));
+        Assert.Contains(state.Momentum.Values, v => v.Any(x => x != 0));
         Assert.Equal((64, 2, 1, Activation.SwiGlu, 0.0, 32), (shape.HeadDim, shape.Heads, shape.KvHeads, shape.Activation, shape.SoftCap, shape.SeqLen));
         Assert.Equal([true, true], shape.HasValueEmbedding);
         Assert.Equal(("swiglu", "3", "4"), (info.Knobs["Activation"], info.Knobs["Seed"], info.Knobs["DeviceBatchSize"]));
@@ -369,6 +376,24 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
 
         AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "--save");
         Assert.DoesNotContain("Is a directory", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_refuses_an_optimizer_state_path_without_save_or_one_it_cannot_write_before_the_first_step()
+    {
+        using var folder = new TempFolder();
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1",
+            "--save-optimizer", folder.File("state.safetensors"));
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "--save-optimizer needs --save");
+
+        (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1",
+            "--save", folder.File("model.safetensors"), "--save-optimizer", Path.Combine(folder.Path, "missing", "state.safetensors"));
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "--save-optimizer", "does not exist");
+
+        (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", run.Cache, "--time-budget", "1",
+            "--save", folder.File("model.safetensors"), "--save-optimizer", folder.File("model.safetensors"));
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, "is the --save file");
+        Assert.False(File.Exists(folder.File("model.safetensors")));
     }
 
     [Fact]

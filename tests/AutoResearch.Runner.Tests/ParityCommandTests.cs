@@ -284,6 +284,93 @@ public class ParityCommandTests
         Assert.False(File.Exists(Path.Combine(dir, "y.safetensors")));
     }
 
+    /// <summary>The rows of a token file from row <paramref name="first"/> on, <paramref name="count"/> of them, as a new file.</summary>
+    private static string Rows(string tokens, ModelShape shape, int first, int count, string name)
+    {
+        int row = shape.SeqLen + 1;
+        var all = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(File.ReadAllBytes(tokens));
+        var path = Path.Combine(Path.GetDirectoryName(tokens)!, name);
+        File.WriteAllBytes(path, System.Runtime.InteropServices.MemoryMarshal.AsBytes(all.Slice(first * row, count * row)).ToArray());
+        return path;
+    }
+
+    /// <summary>A --train-steps output's weights as a checkpoint of this shape (exact for reference precision's bf16 embeddings).</summary>
+    private static string AsCheckpoint(string output, ModelShape shape, string name)
+    {
+        var weights = SafeTensors.Read(output);
+        var path = Path.Combine(Path.GetDirectoryName(output)!, name);
+        ModelCheckpoint.Save(path, shape, shape.ParameterShapes().ToDictionary(p => p.Name, p => Array.ConvertAll(weights[p.Name].Values, v => (double)v)));
+        return path;
+    }
+
+    [Fact]
+    public void Train_steps_from_a_saved_optimizer_state_continue_exactly_as_one_longer_run()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 4, 35);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+        string[] sets = ["Precision=reference"];
+        var (losses, weights) = ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "two.safetensors"), true, 2, 0.4, sets: sets,
+            saveOptimizerPath: Path.Combine(dir, "two.state.safetensors"));
+
+        // The same two steps as two runs: the first saves its state, the second continues from it at step 1.
+        var firstOut = Path.Combine(dir, "first.safetensors");
+        var (firstLoss, _) = ParityCommand.RunTrainSteps(checkpoint, Rows(tokens, shape, 0, 2, "first.bin"), firstOut, true, 1, 0.4, sets: sets,
+            saveOptimizerPath: Path.Combine(dir, "first.state.safetensors"));
+        var middle = AsCheckpoint(firstOut, shape, "middle.safetensors");
+        var (secondLoss, secondWeights) = ParityCommand.RunTrainSteps(middle, Rows(tokens, shape, 2, 2, "second.bin"), Path.Combine(dir, "second.safetensors"),
+            true, 1, 0.4, sets: sets, optimizerStatePath: Path.Combine(dir, "first.state.safetensors"), startStep: 1,
+            saveOptimizerPath: Path.Combine(dir, "second.state.safetensors"));
+        Assert.Equal(losses, new[] { firstLoss[0], secondLoss[0] });
+        Assert.All(weights, kv => Assert.Equal(kv.Value, secondWeights[kv.Key]));
+        var (whole, chained) = (Optim.OptimizerState.Load(Path.Combine(dir, "two.state.safetensors")), Optim.OptimizerState.Load(Path.Combine(dir, "second.state.safetensors")));
+        Assert.Equal((2, 2), (whole.Step, chained.Step));
+        Assert.All(whole.AdamSecond, kv => Assert.Equal(kv.Value, chained.AdamSecond[kv.Key]));
+        Assert.All(whole.SecondMoment, kv => Assert.Equal(kv.Value, chained.SecondMoment[kv.Key]));
+        Assert.Equal("from step 1", SafeTensors.ReadMetadata(Path.Combine(dir, "second.safetensors"))["optimizer_state"]);
+
+        // Without the state, or at step 0, the second step differs: each part matters.
+        var (_, noState) = ParityCommand.RunTrainSteps(middle, Rows(tokens, shape, 2, 2, "second.bin"), Path.Combine(dir, "x.safetensors"), true, 1, 0.4,
+            sets: sets, startStep: 1);
+        Assert.NotEqual(weights["transformer.h.0.attn.c_q.weight"], noState["transformer.h.0.attn.c_q.weight"]);
+        var (_, stepZero) = ParityCommand.RunTrainSteps(middle, Rows(tokens, shape, 2, 2, "second.bin"), Path.Combine(dir, "x.safetensors"), true, 1, 0.4,
+            sets: sets, optimizerStatePath: Path.Combine(dir, "first.state.safetensors"));
+        Assert.NotEqual(weights["transformer.h.0.attn.c_q.weight"], stepZero["transformer.h.0.attn.c_q.weight"]);
+    }
+
+    [Fact]
+    public void An_optimizer_state_of_another_shape_or_kind_and_state_options_without_train_steps_are_refused()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 2, 36);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+        var otherShape = ModelShape.FromKnobs(1, 64, "L", 50, 8);
+        var (otherCheckpoint, otherTokens, _, _) = Setup(otherShape, 2, 37);
+        var otherState = Path.Combine(dir, "other.state.safetensors");
+        ParityCommand.RunTrainSteps(otherCheckpoint, otherTokens, Path.Combine(dir, "other.safetensors"), true, 1, saveOptimizerPath: otherState);
+
+        var e = Assert.Throws<InvalidDataException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 1,
+            optimizerStatePath: otherState));
+        Assert.Contains($"optimizer state '{otherState}' has no 'momentum_buffer.transformer.h.1.", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidDataException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 1,
+            optimizerStatePath: checkpoint));
+        Assert.Contains("is not an optimizer state", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "x.safetensors")));
+
+        foreach (var option in new[] { new[] { "--optimizer-state", otherState }, ["--start-step", "3"], ["--save-optimizer", Path.Combine(dir, "s.safetensors")] })
+        {
+            var (exit, _, stderr) = DoctorCommandTests.RunCli(["parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", Path.Combine(dir, "y.safetensors"),
+                "--device", "cpu", .. option]);
+            Assert.NotEqual(0, exit);
+            Assert.Contains($"{option[0]} applies to --train-steps only", stderr, StringComparison.Ordinal);
+        }
+        var (code, _, error) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", Path.Combine(dir, "y.safetensors"),
+            "--device", "cpu", "--train-steps", "1", "--start-step", "-1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--start-step must be 0 or more", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "y.safetensors")));
+    }
+
     [GpuTheory]
     [InlineData("reference")]
     [InlineData("fp32")]

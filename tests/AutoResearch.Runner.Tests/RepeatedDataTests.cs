@@ -58,6 +58,8 @@ public partial class RepeatedDataTests
 
         public IReadOnlyDictionary<string, double[]> ParameterValues() => new Dictionary<string, double[]>();
 
+        public Optim.OptimizerState OptimizerState() => throw new NotSupportedException();
+
         public void Dispose()
         {
         }

@@ -80,6 +80,8 @@ public class TrainingLoopOrderTests
 
         public IReadOnlyDictionary<string, double[]> ParameterValues() => new Dictionary<string, double[]>();
 
+        public Optim.OptimizerState OptimizerState() => throw new NotSupportedException();
+
         public void Dispose()
         {
         }

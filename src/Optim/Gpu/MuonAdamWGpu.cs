@@ -116,6 +116,76 @@ public sealed class MuonAdamWGpu : IDisposable
     /// <summary>The Muon shape groups: (rows, cols, matrices), for reports and tests.</summary>
     public IEnumerable<(int Rows, int Cols, int Count)> MuonGroups => _muonGroups.Select(g => (g.Rows, g.Cols, g.Count));
 
+    /// <summary>The state carried between steps (<see cref="OptimizerState"/>), read from the device after the stream's work.</summary>
+    public OptimizerState ExportState()
+    {
+        _stream.Synchronize();
+        var m = _adamM.ToArray();
+        var v = _adamV.ToArray();
+        var adamFirst = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var adamSecond = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var t in _adamTensors)
+        {
+            adamFirst[t.Entry.Name] = m.AsSpan((int)t.StateOffset, (int)t.Entry.Count).ToArray();
+            adamSecond[t.Entry.Name] = v.AsSpan((int)t.StateOffset, (int)t.Entry.Count).ToArray();
+        }
+        var momentum = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var secondMoment = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var g in _muonGroups)
+        {
+            var buffer = g.Momentum.ToArray();
+            var second = g.SecondMoment.ToArray();
+            int size = g.Rows * g.Cols, length = OptimizerState.SecondMomentLength(g.Rows, g.Cols);
+            for (int i = 0; i < g.Count; i++)
+            {
+                momentum[g.Names[i]] = buffer.AsSpan(i * size, size).ToArray();
+                secondMoment[g.Names[i]] = second.AsSpan(i * length, length).ToArray();
+            }
+        }
+        return new OptimizerState(_step, adamFirst, adamSecond, momentum, secondMoment);
+    }
+
+    /// <summary>
+    /// Continues from <paramref name="state"/>: the step count and every buffer replaced by the state's, after the stream's
+    /// queued work. A state without one of this optimizer's buffers, or with one of another length, throws before anything changes.
+    /// </summary>
+    public void ImportState(OptimizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        float[] Take(IReadOnlyDictionary<string, float[]> from, string name, long length, string what)
+            => from.TryGetValue(name, out var values) && values.Length == length ? values
+                : throw new ArgumentException($"the optimizer state has no {what} of {length} values for '{name}'");
+        var m = new float[_adamM.Length];
+        var v = new float[_adamV.Length];
+        foreach (var t in _adamTensors)
+        {
+            Take(state.AdamFirst, t.Entry.Name, t.Entry.Count, "AdamW first moment").CopyTo(m, t.StateOffset);
+            Take(state.AdamSecond, t.Entry.Name, t.Entry.Count, "AdamW second moment").CopyTo(v, t.StateOffset);
+        }
+        var groups = new List<(MuonGroup Group, float[] Momentum, float[] Second)>();
+        foreach (var g in _muonGroups)
+        {
+            int size = g.Rows * g.Cols, length = OptimizerState.SecondMomentLength(g.Rows, g.Cols);
+            var buffer = new float[(long)g.Count * size];
+            var second = new float[(long)g.Count * length];
+            for (int i = 0; i < g.Count; i++)
+            {
+                Take(state.Momentum, g.Names[i], size, "Muon momentum").CopyTo(buffer, (long)i * size);
+                Take(state.SecondMoment, g.Names[i], length, "NorMuon second moment").CopyTo(second, (long)i * length);
+            }
+            groups.Add((g, buffer, second));
+        }
+        _stream.Synchronize();
+        _adamM.CopyFrom(m);
+        _adamV.CopyFrom(v);
+        foreach (var (g, buffer, second) in groups)
+        {
+            g.Momentum.CopyFrom(buffer);
+            g.SecondMoment.CopyFrom(second);
+        }
+        _step = state.Step;
+    }
+
     /// <summary>One optimizer step with this step's schedule values (SPEC §7).</summary>
     public void Step(float lrMultiplier, float muonMomentum, float muonWeightDecay)
     {
@@ -270,6 +340,7 @@ public sealed class MuonAdamWGpu : IDisposable
             Rows = rows;
             Cols = cols;
             Count = entries.Count;
+            Names = entries.Select(e => e.Name).ToArray();
             long size = (long)rows * cols, gram = (long)Math.Min(rows, cols) * Math.Min(rows, cols);
             int length = rows >= cols ? rows : cols;
             string name = $"Muon {rows}x{cols}";
@@ -292,6 +363,7 @@ public sealed class MuonAdamWGpu : IDisposable
         public int Rows { get; }
         public int Cols { get; }
         public int Count { get; }
+        public string[] Names { get; }
         public DeviceBuffer<long> Offsets { get; }
         public DeviceBuffer<float> Momentum { get; }
         public DeviceBuffer<float> Work { get; }

@@ -54,6 +54,46 @@ public sealed class MuonAdamWReference
     /// <summary>Elements the cautious mask kept (X·p ≥ 0) and dropped in the last step, over all Muon matrices.</summary>
     public (long Decayed, long Spared) LastMask { get; private set; }
 
+    /// <summary>The state carried between steps, as fp32 (what the GPU keeps; exact when <see cref="RoundLikeGpu"/>).</summary>
+    public OptimizerState ExportState()
+    {
+        static Dictionary<string, float[]> F(Dictionary<string, double[]> d)
+            => d.ToDictionary(kv => kv.Key, kv => Array.ConvertAll(kv.Value, v => (float)v), StringComparer.Ordinal);
+        return new OptimizerState(StepCount, F(_adamM), F(_adamV), F(_momentum), F(_secondMoment));
+    }
+
+    /// <summary>
+    /// Continues from <paramref name="state"/>: the step count and every buffer replaced by the state's (which must hold this
+    /// optimizer's buffers, each of its length; <see cref="OptimizerState.CheckMatches"/> names what differs).
+    /// </summary>
+    public void ImportState(OptimizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var pairs = new[]
+        {
+            (state.AdamFirst, _adamM, "AdamW first moment"), (state.AdamSecond, _adamV, "AdamW second moment"),
+            (state.Momentum, _momentum, "Muon momentum"), (state.SecondMoment, _secondMoment, "NorMuon second moment"),
+        };
+        foreach (var (from, to, what) in pairs) // all checked before anything changes
+        {
+            foreach (var (name, values) in to)
+            {
+                if (!from.TryGetValue(name, out var source) || source.Length != values.Length)
+                    throw new ArgumentException($"the optimizer state has no {what} of {values.Length} values for '{name}'");
+            }
+        }
+        foreach (var (from, to, _) in pairs)
+        {
+            foreach (var (name, values) in to)
+            {
+                var source = from[name];
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = source[i];
+            }
+        }
+        StepCount = state.Step;
+    }
+
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
     {
         if (RoundLikeGpu)

@@ -9,6 +9,7 @@ using AutoResearch.Native;
 using AutoResearch.Optim;
 using AutoResearch.Optim.Gpu;
 using AutoResearch.Optim.Reference;
+using AutoResearch.Runner.Training;
 
 namespace AutoResearch.Runner;
 
@@ -43,7 +44,7 @@ public static class ParityCommand
         }.AtLeastOne();
         var progressStep = new Option<double>("--progress-step")
         {
-            Description = "With --train-steps: step i runs the schedules (lr multiplier, Muon weight decay) at progress i × this, and the Muon momentum of step i",
+            Description = "With --train-steps: step i runs the schedules (lr multiplier, Muon weight decay) at progress (--start-step + i) × this, and the Muon momentum of step --start-step + i",
             DefaultValueFactory = _ => 0,
         };
         var against = new Option<FileInfo?>("--against")
@@ -60,9 +61,30 @@ public static class ParityCommand
             DefaultValueFactory = _ => 0,
         };
         var perturbSeed = new Option<int>("--perturb-seed") { Description = "With --perturb: the seed of the factors", DefaultValueFactory = _ => 1 };
+        var optimizerState = new Option<FileInfo?>("--optimizer-state")
+        {
+            Description = "With --train-steps: continue from this optimizer state (`train --save-optimizer`, or this command's --save-optimizer) instead of "
+                + "a fresh one: AdamW's moments and step count, Muon's momentum and NorMuon's second moments",
+        };
+        var startStep = new Option<int>("--start-step")
+        {
+            Description = "With --train-steps: number the steps from this one, so step i runs the schedules at progress (this + i) × --progress-step "
+                + "and the Muon momentum of step this + i (to continue an earlier --train-steps run, give its start step plus its K)",
+            DefaultValueFactory = _ => 0,
+        };
+        startStep.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+                r.AddError($"--start-step must be 0 or more; got {r.GetValueOrDefault<int>()}");
+        });
+        var saveOptimizer = new Option<FileInfo?>("--save-optimizer")
+        {
+            Description = "With --train-steps: also write the optimizer's state after the K steps to this .safetensors file",
+        };
         var command = new Command("parity", "Write the loss and every gradient for a checkpoint and a token batch, or with --train-steps K the weights after K training steps (GPU or --device cpu).")
         {
-            checkpoint, tokens, output, device, seqLen, pattern, set, trainSteps, progressStep, against, perturb, perturbSeed,
+            checkpoint, tokens, output, device, seqLen, pattern, set, trainSteps, progressStep, against, perturb, perturbSeed, optimizerState, startStep,
+            saveOptimizer,
         };
         command.SetAction(parse =>
         {
@@ -70,7 +92,8 @@ public static class ParityCommand
             {
                 var losses = RunTrainSteps(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
                     parse.GetValue(device) == "cpu", k, parse.GetValue(progressStep), parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? [],
-                    parse.GetValue(perturb), parse.GetValue(perturbSeed)).Losses;
+                    parse.GetValue(perturb), parse.GetValue(perturbSeed), parse.GetValue(optimizerState)?.FullName, parse.GetValue(startStep),
+                    parse.GetValue(saveOptimizer)?.FullName).Losses;
                 Console.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)))}; "
                     + $"weights after {k} steps written to {parse.GetRequiredValue(output).FullName}");
                 if (parse.GetValue(against) is { } other)
@@ -91,6 +114,11 @@ public static class ParityCommand
                 throw new ArgumentException("--progress-step applies to --train-steps only");
             if (parse.GetResult(perturb) is { Implicit: false } || parse.GetResult(perturbSeed) is { Implicit: false })
                 throw new ArgumentException("--perturb and --perturb-seed apply to --train-steps only");
+            foreach (var option in new Option[] { optimizerState, startStep, saveOptimizer })
+            {
+                if (parse.GetResult(option) is { Implicit: false })
+                    throw new ArgumentException($"{option.Name} applies to --train-steps only");
+            }
             var (loss, _) = Run(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
                 parse.GetValue(device) == "cpu", parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? []);
             Console.WriteLine($"loss {loss:F6}; gradients written to {parse.GetRequiredValue(output).FullName}");
@@ -163,12 +191,16 @@ public static class ParityCommand
     /// and the Muon momentum of step i (SPEC §7), then the optimizer (the GPU's, or on the CPU the fp64 reference model and
     /// optimizer rounding to bf16 where the GPU stores bf16: <see cref="CpuGpt.RoundActivationsToBf16"/>, and the
     /// orthogonalisation like the GPU). Writes the final weights under the reference names and "losses" [K]; returns both.
+    /// With <paramref name="optimizerStatePath"/> the optimizer continues from that state (<see cref="OptimizerState"/>) instead of
+    /// a fresh one; <paramref name="startStep"/> numbers the steps from S (progress (S + i) × progressStep, the momentum of step
+    /// S + i); <paramref name="saveOptimizerPath"/> receives the state after the K steps.
     /// </summary>
     public static (double[] Losses, Dictionary<string, float[]> Weights) RunTrainSteps(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
         int steps, double progressStep = 0, int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null, double perturb = 0,
-        int perturbSeed = 1)
+        int perturbSeed = 1, string? optimizerStatePath = null, int startStep = 0, string? saveOptimizerPath = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(startStep);
         if (!(progressStep >= 0) || double.IsInfinity(progressStep))
             throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
         if (!(perturb >= 0 && perturb < 0.1))
@@ -184,6 +216,14 @@ public static class ParityCommand
             h = Knobs.With(h, name, value);
         h = Knobs.Apply(h, trainingSets).Validate();
         var settings = h.Optimizer(shape.ModelDim);
+        OptimizerState? state = null;
+        if (optimizerStatePath is not null)
+        {
+            state = OptimizerState.Load(optimizerStatePath);
+            state.CheckMatches(shape, settings, optimizerStatePath);
+        }
+        if (saveOptimizerPath is not null)
+            TrainPreflight.CheckSavePath(saveOptimizerPath, "--save-optimizer", "optimizer.safetensors");
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
         if (perturb > 0)
             Perturb(parameters, perturb, perturbSeed, shape);
@@ -193,12 +233,13 @@ public static class ParityCommand
         int batch = rows / steps, n = batch * shape.SeqLen;
         var schedule = Enumerable.Range(0, steps).Select(i =>
         {
-            double progress = Math.Min(i * progressStep, 1.0);
+            double progress = Math.Min((startStep + i) * progressStep, 1.0);
             return (Lr: TrainingSchedule.LearningRateMultiplier(progress, h.WarmupRatio, h.WarmdownRatio, h.FinalLrFrac),
-                Momentum: TrainingSchedule.MuonMomentum(i), Decay: TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
+                Momentum: TrainingSchedule.MuonMomentum(startStep + i), Decay: TrainingSchedule.MuonWeightDecay(progress, h.WeightDecay));
         }).ToArray();
         var losses = new double[steps];
         var weights = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        OptimizerState finalState;
         if (onCpu)
         {
             // The CPU rounds where the GPU stores bf16 (activations, the orthogonalisation), as the reference does too.
@@ -216,6 +257,8 @@ public static class ParityCommand
                 reference.Add(p);
             }
             var optimizer = new MuonAdamWReference(reference, settings) { RoundLikeGpu = true };
+            if (state is not null)
+                optimizer.ImportState(state);
             foreach (var p in reference)
                 model.Parameters[p.Name] = p.Value; // one array: the optimizer updates what the model reads
             for (int i = 0; i < steps; i++)
@@ -228,12 +271,15 @@ public static class ParityCommand
             }
             foreach (var p in reference)
                 weights[p.Name] = Array.ConvertAll(p.Value, v => (float)v);
+            finalState = optimizer.ExportState();
         }
         else
         {
             using var gpu = new GpuRun(shape, batch, parameters, recomputeMlp);
             // In reference precision the optimizer rounds the bf16 parameters' masters; their bf16 copies are those values already.
             using var optimizer = new MuonAdamWGpu(gpu.Device, gpu.Stream, gpu.Blas, gpu.Kernels, gpu.Model.Parameters, settings);
+            if (state is not null)
+                optimizer.ImportState(state);
             for (int i = 0; i < steps; i++)
             {
                 losses[i] = gpu.LossAndGradients(inputs[(i * n)..((i + 1) * n)], targets[(i * n)..((i + 1) * n)]);
@@ -242,6 +288,7 @@ public static class ParityCommand
             gpu.Stream.Synchronize();
             foreach (var (name, _, _) in shape.ParameterShapes())
                 weights[name] = gpu.Model.Parameters.Download(gpu.Model.Parameters.Master, name);
+            finalState = optimizer.ExportState();
         }
         var output = new List<SafeTensor> { new("losses", "F32", [steps], Array.ConvertAll(losses, l => (float)l)) };
         foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
@@ -254,7 +301,11 @@ public static class ParityCommand
             ["precision"] = settings.Precision.Name(),
             ["perturb"] = perturb.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["perturb_seed"] = perturbSeed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["start_step"] = startStep.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["optimizer_state"] = optimizerStatePath is null ? "fresh" : $"from step {state!.Step}",
         });
+        if (saveOptimizerPath is not null)
+            finalState.Save(saveOptimizerPath);
         return (losses, weights);
     }
 

@@ -27,6 +27,9 @@ public static class TrainCommand
     {
         /// <summary>--steps: exactly this many steps, the schedules following the step instead of the clock.</summary>
         public int? Steps { get; init; }
+
+        /// <summary>--save-optimizer: where to write the optimizer's state at the end (beside the --save checkpoint).</summary>
+        public string? SaveOptimizerPath { get; init; }
     }
 
     public static Command Create()
@@ -40,6 +43,11 @@ public static class TrainCommand
         var cache = new Option<string?>("--cache") { Description = "Cache folder with data/ and tokenizer/ (see prepare)" };
         var steps = new Option<int?>("--steps") { Description = "Run exactly N optimizer steps, the schedules following step / N instead of the clock (an equal-step comparison of two configurations of different speed); --time-budget is then not used" }.AtLeastOne();
         var save = new Option<string?>("--save") { Description = "Write the trained weights to this .safetensors file (see sample)" };
+        var saveOptimizer = new Option<string?>("--save-optimizer")
+        {
+            Description = "With --save: also write the optimizer's state (AdamW moments, Muon momentum and second moments, the step count) to this "
+                + ".safetensors file, so that `parity --train-steps --optimizer-state` continues the run",
+        };
         var device = new Option<string>("--device") { Description = "gpu, or cpu for a tiny run of a reduced configuration on the fp64 CPU reference", DefaultValueFactory = _ => "gpu" };
         device.AcceptOnlyFromAmong("gpu", "cpu");
         var set = KnobOptions.CreateSetOption();
@@ -47,7 +55,7 @@ public static class TrainCommand
             + "Any knob of src/Runner/Hyperparameters.cs can be set for one run with --set Name=Value (repeatable; `autoresearch knobs` lists them); "
             + "--depth, --device-batch and --total-batch are shortcuts for Depth, DeviceBatchSize and TotalBatchSize.")
         {
-            budget, steps, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, device, set,
+            budget, steps, depth, deviceBatch, totalBatch, evalTokens, seqLen, cache, save, saveOptimizer, device, set,
         };
         command.SetAction((parse, token) =>
         {
@@ -72,7 +80,13 @@ public static class TrainCommand
             long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
             if (Given(steps) && Given(budget))
                 throw new ArgumentException("--steps and --time-budget exclude each other: --steps N runs N steps whatever they take");
-            var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save)) { Steps = parse.GetValue(steps) };
+            if (Given(saveOptimizer) && !Given(save))
+                throw new ArgumentException("--save-optimizer needs --save: the optimizer's state belongs to the weights it was saved with");
+            var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save))
+            {
+                Steps = parse.GetValue(steps),
+                SaveOptimizerPath = parse.GetValue(saveOptimizer),
+            };
             return Task.FromResult(Run(request, Console.Out, Console.Error, token));
         });
         return command;
@@ -105,6 +119,10 @@ public static class TrainCommand
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, tokenizerHash);
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
         TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, validationShard, tokenCache);
+        TrainPreflight.CheckSavePath(request.SaveOptimizerPath, "--save-optimizer", "optimizer.safetensors");
+        if (request.SaveOptimizerPath is not null && request.SavePath is not null
+            && string.Equals(Path.GetFullPath(request.SaveOptimizerPath), Path.GetFullPath(request.SavePath), StringComparison.Ordinal))
+            throw new ArgumentException($"--save-optimizer '{request.SaveOptimizerPath}' is the --save file; give the optimizer's state a file of its own");
 
         var shape = h.Shape(tokenizer.VocabSize, t);
         var settings = h.Optimizer(shape.ModelDim);
@@ -134,7 +152,7 @@ public static class TrainCommand
             try
             {
                 return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache,
-                    Convert.ToHexStringLower(tokenizerHash), request.Steps);
+                    Convert.ToHexStringLower(tokenizerHash), request.Steps, request.SaveOptimizerPath);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {

@@ -116,6 +116,8 @@ public sealed class CpuTrainer : ITrainer
 
     public IReadOnlyDictionary<string, double[]> ParameterValues() => _model.Parameters;
 
+    public OptimizerState OptimizerState() => _optimizer.ExportState();
+
     /// <summary>
     /// Runs <paramref name="work"/> on a worker and waits for it or for the cancellation, whichever comes first. An abandoned
     /// worker runs on in the background (the model is not used again: the run is over) and does not keep the process alive.

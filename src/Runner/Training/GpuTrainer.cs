@@ -224,6 +224,8 @@ public sealed class GpuTrainer : ITrainer
         _evaluationLosses[slot].Span.CopyTo(losses);
     }
 
+    public OptimizerState OptimizerState() => _optimizer.ExportState();
+
     public IReadOnlyDictionary<string, double[]> ParameterValues()
         => _model.Parameters.Entries.ToDictionary(e => e.Name, e => _model.Parameters.Download(_model.Parameters.Master, e.Name).Select(v => (double)v).ToArray(), StringComparer.Ordinal);
 

@@ -1,4 +1,5 @@
 using AutoResearch.Model;
+using AutoResearch.Optim;
 
 namespace AutoResearch.Runner.Training;
 
@@ -58,4 +59,7 @@ public interface ITrainer : IDisposable
 
     /// <summary>The parameters by reference name (fp64, from the fp32 master weights on the GPU), for checkpoints.</summary>
     IReadOnlyDictionary<string, double[]> ParameterValues();
+
+    /// <summary>The optimizer's state after the steps taken (waits for the device), for `train --save-optimizer`.</summary>
+    OptimizerState OptimizerState();
 }

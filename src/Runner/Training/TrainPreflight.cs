@@ -33,18 +33,18 @@ public static class TrainPreflight
     /// --save names a file in an existing folder where a file can be created (the checkpoint is written to a temporary name
     /// beside it, then renamed): probed by creating and deleting one.
     /// </summary>
-    public static void CheckSavePath(string? savePath)
+    public static void CheckSavePath(string? savePath, string option = "--save", string example = "model.safetensors")
     {
         if (savePath is null)
             return;
         if (string.IsNullOrWhiteSpace(savePath))
-            throw new ArgumentException("--save needs a file name, e.g. model.safetensors");
+            throw new ArgumentException($"{option} needs a file name, e.g. {example}");
         var full = Path.GetFullPath(savePath);
         if (Directory.Exists(full))
-            throw new ArgumentException($"--save '{savePath}' is a folder; give a file name, e.g. {Path.Combine(savePath, "model.safetensors")}");
+            throw new ArgumentException($"{option} '{savePath}' is a folder; give a file name, e.g. {Path.Combine(savePath, example)}");
         var folder = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"--save '{savePath}': the folder {folder} does not exist; create it or save elsewhere");
+            throw new DirectoryNotFoundException($"{option} '{savePath}': the folder {folder} does not exist; create it or save elsewhere");
         var probe = Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.probe");
         try
         {
@@ -54,7 +54,7 @@ public static class TrainPreflight
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"--save '{savePath}': cannot write in {folder} ({e.Message}); save elsewhere", e);
+            throw new IOException($"{option} '{savePath}': cannot write in {folder} ({e.Message}); save elsewhere", e);
         }
     }
 

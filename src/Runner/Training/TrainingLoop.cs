@@ -46,12 +46,14 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
 
     /// <summary>
     /// Runs training then evaluation; returns 0, or <see cref="FastFailExitCode"/>. Cancellation throws. A checkpoint
-    /// (<paramref name="savePath"/>) records the shape, the knobs and <paramref name="tokenizerHash"/>.
+    /// (<paramref name="savePath"/>) records the shape, the knobs and <paramref name="tokenizerHash"/>; the optimizer's state goes to
+    /// <paramref name="optimizerStatePath"/> when given.
     /// </summary>
     /// <param name="stepBudget">When set, exactly this many steps with progress = step / stepBudget (<see cref="TrainingClock.StepBudget"/>);
     /// <paramref name="budgetSeconds"/> then only sizes the repeated-data estimate.</param>
     public int Run(BpeTokenizer tokenizer, IReadOnlyList<string> trainShards, string validationShard, double budgetSeconds, long evalTokens,
-        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null, int? stepBudget = null)
+        string? savePath, Stopwatch total, CancellationToken cancel, ShardTokenCache? tokenCache = null, string? tokenizerHash = null, int? stepBudget = null,
+        string? optimizerStatePath = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(total);
@@ -160,6 +162,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         // After the summary: a checkpoint that cannot be written (the disk filled up during the run) fails the command, not the result.
         if (savePath is not null)
             ModelCheckpoint.Save(savePath, shape, trainer.ParameterValues(), Knobs.Values(h), tokenizerHash);
+        if (optimizerStatePath is not null)
+            trainer.OptimizerState().Save(optimizerStatePath);
         return 0;
     }
 

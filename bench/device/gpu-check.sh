@@ -27,7 +27,7 @@ if [ $cold = yes ]; then
   # An unreachable download address: prepare falls back to the embedded sample at once.
   AUTORESEARCH_DATA_URL=http://127.0.0.1:9/ bash "$here/run.sh" AutoResearch.Runner prepare > "$logs/cold-train.log" 2>&1
   bash "$here/run.sh" AutoResearch.Runner train --time-budget 5 >> "$logs/cold-train.log" 2>&1
-  tr '\r' '\n' < "$logs/cold-train.log" | grep -E "^(model|overhead|val_bpb|total_seconds|peak)" | head -8
+  tr '\r' '\n' < "$logs/cold-train.log" | grep -E "^(model|overhead|start-up|val_bpb|total_seconds|peak)" | head -9
 fi
 for t in "$@"; do
   bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1

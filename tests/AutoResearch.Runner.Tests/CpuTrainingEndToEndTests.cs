@@ -24,6 +24,9 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     [GeneratedRegex(@"overhead \(total − training\): ([0-9.]+) s = start-up ([0-9.]+) s \+ (\d+) uncounted steps ([0-9.]+) s \+ evaluation ([0-9.]+) s \+ other (-?[0-9.]+) s")]
     private static partial Regex OverheadPattern();
 
+    [GeneratedRegex(@"start-up ([0-9.]+) s = before the trainer ([0-9.]+) s \+ trainer ([0-9.]+) s \+ loop (-?[0-9.]+) s; first step ([0-9.]+) s against a median ([0-9.]+) s of the next (\d+)")]
+    private static partial Regex StartupPattern();
+
     private static List<(int Step, double Loss)> ProgressLosses(string stdout) =>
         stdout.Split(['\r', '\n'])
             .Select(line => ProgressPattern().Match(line))
@@ -60,6 +63,14 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.Equal(ExperimentConstants.UncountedSteps, (int)Part(3));
         Assert.True(Part(4) > 0, overhead.Value);
         Assert.InRange(Part(6), -0.2, 2.0);
+        // The start-up, taken apart in turn: its parts add up to it, and the first step is set against the next ten.
+        var startup = StartupPattern().Match(run.Stdout);
+        Assert.True(startup.Success, $"no start-up line in:\n{run.Stdout}");
+        double StartupPart(int group) => double.Parse(startup.Groups[group].Value, CultureInfo.InvariantCulture);
+        Assert.Equal(Part(2), StartupPart(1), 0.05);
+        Assert.Equal(StartupPart(1), StartupPart(2) + StartupPart(3) + StartupPart(4), 0.15);
+        Assert.True(StartupPart(2) >= 0 && StartupPart(3) >= 0 && StartupPart(5) > 0 && StartupPart(6) > 0, startup.Value);
+        Assert.Equal(ExperimentConstants.UncountedSteps - 1, (int)StartupPart(7));
 
         var losses = ProgressLosses(run.Stdout);
         Assert.Equal(summary.NumSteps, losses.Count);

@@ -138,6 +138,7 @@ public static class TrainCommand
                 output.WriteLine($"cpu: sample the saved weights with `autoresearch sample --checkpoint {request.SavePath} --seq-len {t} --prompt ...`");
         }
         ITrainer trainer;
+        double trainerBegan = total.Elapsed.TotalSeconds;
         try
         {
             trainer = CreateTrainer(request, shape, settings, cancel);
@@ -148,7 +149,11 @@ public static class TrainCommand
         }
         using (trainer)
         {
-            var loop = new TrainingLoop(trainer, h, output) { AssumedFlopsPerSecond = request.OnCpu ? DataRepetition.CpuFlopsPerSecond : DataRepetition.GpuFlopsPerSecond };
+            var loop = new TrainingLoop(trainer, h, output)
+            {
+                AssumedFlopsPerSecond = request.OnCpu ? DataRepetition.CpuFlopsPerSecond : DataRepetition.GpuFlopsPerSecond,
+                TrainerSetUp = (trainerBegan, total.Elapsed.TotalSeconds),
+            };
             try
             {
                 return loop.Run(tokenizer, trainShards, validationShard, request.BudgetSeconds, request.EvalTokens, request.SavePath, total, cancel, tokenCache,

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
@@ -57,24 +59,36 @@ public sealed class GpuTrainer : ITrainer
         // The initial weights are drawn on the host (about a second at the baseline) while the device is set up.
         var initialValues = Task.Run(() => GpuParameters.InitialValues(shape, seed));
         var owned = new List<IDisposable>();
+        var watch = Stopwatch.StartNew();
+        var phases = new List<string>();
+        void Phase(string name)
+        {
+            phases.Add(string.Create(CultureInfo.InvariantCulture, $"{name} {watch.Elapsed.TotalSeconds:F1}"));
+            watch.Restart();
+        }
         try
         {
             var gpu = Own(owned, CudaDevice.Open(0));
             CheckMemory(gpu, shape, batch, settings, recomputeMlp);
+            Phase("device");
             // A cold cache compiles every file at once, in processes of their own, while the rest is set up; each constructor
             // below then waits only for its own files.
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
             _ = kernels.CompileAhead([.. GpuGpt.KernelSources(gpu.Properties, shape, batch), .. MuonAdamWGpu.KernelSources], KernelCompileProcesses.Worker());
             var stream = Own(owned, new CudaStream(gpu));
             var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
+            Phase("streams and cuBLAS");
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch, recomputeMlp: recomputeMlp));
+            Phase("model");
             model.Parameters.Initialise(initialValues.GetAwaiter().GetResult());
             model.Parameters.RefreshBf16(model.Elementwise, stream);
+            Phase("weights");
             var optimizer = Own(owned, new MuonAdamWGpu(gpu, stream, blas, kernels, model.Parameters, settings));
+            Phase("optimizer");
             int tokens = model.Activations.Tokens;
             PinnedHostBuffer<float>[] evaluationLosses = [Own(owned, new PinnedHostBuffer<float>(gpu, tokens)), Own(owned, new PinnedHostBuffer<float>(gpu, tokens))];
             CudaEvent[] evaluationDone = [Own(owned, new CudaEvent(gpu)), Own(owned, new CudaEvent(gpu))];
-            return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer, evaluationLosses, evaluationDone);
+            return new GpuTrainer(gpu, stream, blas, kernels, model, optimizer, evaluationLosses, evaluationDone) { StartupNote = string.Join(", ", phases) + " s" };
         }
         catch
         {
@@ -178,6 +192,10 @@ public sealed class GpuTrainer : ITrainer
     public long ParameterCount => _model.Parameters.Count;
 
     public double PeakMemoryMegabytes => _gpu.Memory.PeakMegabytes;
+
+    /// <summary>Seconds of each part of <see cref="Create"/>: the device, streams and cuBLAS, the model (its kernels' waits
+    /// included), the weights, the optimizer.</summary>
+    public string StartupNote { get; private init; } = "";
 
     public string DeviceNote => (_kernels.AheadHits == 0
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"

@@ -60,6 +60,9 @@ public interface ITrainer : IDisposable
     /// <summary>The parameters by reference name (fp64, from the fp32 master weights on the GPU), for checkpoints.</summary>
     IReadOnlyDictionary<string, double[]> ParameterValues();
 
+    /// <summary>How the trainer's own set-up time was spent, for the start-up line ("" when it does not say).</summary>
+    string StartupNote => "";
+
     /// <summary>The optimizer's state after the steps taken (waits for the device), for `train --save-optimizer`.</summary>
     OptimizerState OptimizerState();
 }

@@ -29,6 +29,35 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// </summary>
     public double AssumedFlopsPerSecond { get; init; } = DataRepetition.GpuFlopsPerSecond;
 
+    /// <summary>Seconds since the run's start when the trainer's set-up began and ended (null: not measured), for the start-up line.</summary>
+    public (double Began, double Ended)? TrainerSetUp { get; init; }
+
+    /// <summary>
+    /// Where the start-up went and what the first step cost beyond the others: the work before the trainer (tokenizer, data
+    /// list, checks), the trainer's set-up (<paramref name="trainerNote"/>: its parts), the loop's own (the data estimate, the
+    /// loader, the first batch); then the first step against the median of the other uncounted ones (its extra: cuBLASLt's
+    /// tuning of each new GEMM shape, first launches).
+    /// </summary>
+    public static string StartupLine(double startupSeconds, (double Began, double Ended)? trainerSetUp, string trainerNote, double firstStepSeconds,
+        IReadOnlyList<double> otherUncountedSeconds)
+    {
+        var text = new System.Text.StringBuilder(string.Create(CultureInfo.InvariantCulture, $"start-up {startupSeconds:F1} s"));
+        if (trainerSetUp is var (began, ended))
+        {
+            text.Append(CultureInfo.InvariantCulture, $" = before the trainer {began:F1} s + trainer {ended - began:F1} s");
+            if (trainerNote.Length > 0)
+                text.Append(" (").Append(trainerNote).Append(')');
+            text.Append(CultureInfo.InvariantCulture, $" + loop {startupSeconds - ended:F1} s");
+        }
+        if (otherUncountedSeconds.Count > 0)
+        {
+            var sorted = otherUncountedSeconds.Order().ToArray();
+            double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+            text.Append(CultureInfo.InvariantCulture, $"; first step {firstStepSeconds:F2} s against a median {median:F2} s of the next {sorted.Length}");
+        }
+        return text.ToString();
+    }
+
     /// <summary>
     /// What the summary's total − training seconds is made of: start-up (until the first step's clock starts: the device,
     /// the kernels, the weights, the loader, the first batch), the uncounted warm-up steps, the evaluation, and the rest (the
@@ -83,7 +112,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         // between the synchronisation that starts a step's clock and its first kernel there is no host work left.
         var (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
         int epoch = stagedEpoch;
-        double startupSeconds = 0, uncountedSeconds = 0;
+        double startupSeconds = 0, uncountedSeconds = 0, firstStepSeconds = 0;
+        var laterUncounted = new List<double>();
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
@@ -116,7 +146,13 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             }
             double stepSeconds = stepWatch.Elapsed.TotalSeconds;
             if (!TrainingClock.IsCounted(step))
+            {
                 uncountedSeconds += stepSeconds;
+                if (step == 0)
+                    firstStepSeconds = stepSeconds;
+                else
+                    laterUncounted.Add(stepSeconds);
+            }
             bool stop = clock.CompleteStep(stepSeconds);
             Step = clock.Step;
             output.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
@@ -156,6 +192,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
         output.WriteLine(OverheadLine(summary.TotalSeconds, summary.TrainingSeconds, startupSeconds, clock.Step - clock.CountedSteps, uncountedSeconds, evaluationSeconds));
+        output.WriteLine(StartupLine(startupSeconds, TrainerSetUp, trainer.StartupNote, firstStepSeconds, laterUncounted));
         if (DataRepetition.EndWarning(loader.PassesRead, loader.TokensPerPass) is { } endWarning)
             output.WriteLine(endWarning);
         output.Write(summary.Format());

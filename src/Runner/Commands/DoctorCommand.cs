@@ -171,15 +171,20 @@ public static class DoctorCommand
     }
 
     // Compiles the sources into an empty folder, all at once with the worker; the wall time and each compile's time (labelled
-    // without the nonce). NVRTC can cache compiles itself (from CUDA 12.9; on an H200 with NVRTC 13.0 a repeat of an earlier
-    // compile took a quarter of a second): a define no earlier compile had (a fresh nonce) makes every compile here a real one,
-    // as on a new machine.
+    // without the nonce). A repeat of an earlier compile can be much faster than the first (on an H200 with NVRTC 13.0 a quarter
+    // of a second, where a new machine's first took two), and a define no earlier compile had did not change that (an unused
+    // define leaves the preprocessed source as it was). So each compile here also includes a header that declares a device
+    // variable of a fresh name: the source the compiler sees, and the PTX it makes, are new.
     private static (TimeSpan Elapsed, IReadOnlyList<KernelCompileTime> Times) TimedCold(CudaDevice device, IReadOnlyList<KernelSource> sources, KernelCompileWorker? worker)
     {
         var temp = Path.Combine(Path.GetTempPath(), $"autoresearch-doctor-{Guid.NewGuid():N}");
-        string nonce = $"-DAUTORESEARCH_COLD_COMPILE_{Guid.NewGuid():N}";
+        string id = Guid.NewGuid().ToString("N");
+        var header = Path.Combine(temp, $"cold-{id}.cuh");
+        string nonce = $"--pre-include={header}";
         try
         {
+            Directory.CreateDirectory(temp);
+            File.WriteAllText(header, $"__device__ int autoresearch_cold_compile_{id};\n");
             var store = new CubinStore(device.Properties.GpuArchitecture, KernelCache.DefaultKernelDirectory, temp);
             var watch = Stopwatch.StartNew();
             var failures = store.CompileAhead(sources.Select(s => s with { Options = [.. s.Options, nonce] }), worker).GetAwaiter().GetResult();

@@ -59,6 +59,7 @@ public sealed class GpuTrainer : ITrainer
         // The initial weights are drawn on the host (about a second at the baseline) while the device is set up.
         var initialValues = Task.Run(() => GpuParameters.InitialValues(shape, seed));
         var owned = new List<IDisposable>();
+        Task<Blas>? blasTask = null;
         var watch = Stopwatch.StartNew();
         var phases = new List<string>();
         void Phase(string name)
@@ -74,10 +75,18 @@ public sealed class GpuTrainer : ITrainer
             // A cold cache compiles every file at once, in processes of their own, while the rest is set up; each constructor
             // below then waits only for its own files.
             var kernels = Own(owned, new KernelCache(gpu, KernelCache.DefaultKernelDirectory, kernelCacheDirectory));
-            _ = kernels.CompileAhead([.. GpuGpt.KernelSources(gpu.Properties, shape, batch), .. MuonAdamWGpu.KernelSources], KernelCompileProcesses.Worker());
+            KernelSource[] sources = [.. GpuGpt.KernelSources(gpu.Properties, shape, batch), .. MuonAdamWGpu.KernelSources];
+            _ = kernels.CompileAhead(sources, KernelCompileProcesses.Worker());
             var stream = Own(owned, new CudaStream(gpu));
-            var blas = Own(owned, new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
-            Phase("streams and cuBLAS");
+            // cuBLAS loads its libraries and makes its handles (1.5 s on a new machine) on a thread of its own while this one
+            // waits for the kernels and loads their modules: the start-up then takes the longer of the two, not their sum.
+            blasTask = Task.Run(() => new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
+            Phase("streams");
+            foreach (var source in sources)
+                kernels.Load(source);
+            Phase("kernels");
+            var blas = Own(owned, blasTask.GetAwaiter().GetResult());
+            Phase("then cuBLAS");
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch, recomputeMlp: recomputeMlp));
             Phase("model");
             model.Parameters.Initialise(initialValues.GetAwaiter().GetResult());
@@ -92,6 +101,18 @@ public sealed class GpuTrainer : ITrainer
         }
         catch
         {
+            // A failure while cuBLAS was still being set up on its thread: wait for it, and free it with the rest.
+            if (blasTask is not null && !owned.OfType<Blas>().Any())
+            {
+                try
+                {
+                    owned.Add(blasTask.GetAwaiter().GetResult());
+                }
+                catch (Exception) when (blasTask.IsFaulted)
+                {
+                    // It failed too: nothing of it to free.
+                }
+            }
             for (int i = owned.Count - 1; i >= 0; i--)
                 owned[i].Dispose();
             throw;

@@ -106,7 +106,7 @@ public class MuonAdamWGpuTests
     }
 
     [GpuFact]
-    public void A_state_saved_and_loaded_into_a_new_optimizer_takes_the_same_next_step_bit_for_bit()
+    public void A_state_saved_and_loaded_into_a_new_optimizer_takes_the_same_next_step()
     {
         const int seed = 77;
         var device = TestGpu.Device;
@@ -185,7 +185,7 @@ public class MuonAdamWGpuTests
         var refused = Assert.Throws<ArgumentException>(() => fresh.ImportState(partial));
         Assert.Contains("Muon momentum", refused.Message, StringComparison.Ordinal);
         Assert.Contains("transformer.h.0.mlp.c_fc.weight", refused.Message, StringComparison.Ordinal);
-        Assert.Equal(3, fresh.StepCount);
+        Assert.Equal(1, fresh.StepCount); // the one step it took, not the refused state's two
     }
 
     private static float[] Change(float[] after, float[] before, GpuParameters.Entry e)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -107,8 +108,14 @@ public sealed unsafe class Blas : IDisposable
         var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
         if (!_ltPlans.TryGetValue(key, out var plan))
         {
+            // Timing the candidates waits for the work queued before them anyway; waiting first keeps that work out of the
+            // planning time.
+            if (TuneCandidates > 1)
+                Stream.Synchronize();
+            long started = Stopwatch.GetTimestamp();
             plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d));
             _ltPlans[key] = plan;
+            _planningTicks += Stopwatch.GetTimestamp() - started;
         }
         Matmul(plan, plan.Algo, alpha, a, b, beta, c, d).Check();
     }
@@ -131,6 +138,12 @@ public sealed unsafe class Blas : IDisposable
 
     /// <summary>The largest temporary output (bytes) that timing an accumulating GEMM may allocate.</summary>
     public long TuneScratchLimitBytes { get; set; } = 64L << 20;
+
+    /// <summary>Host time spent making cuBLASLt plans for shapes seen for the first time: the heuristic's query and, with
+    /// <see cref="TuneCandidates"/> above 1, timing the candidates (from an idle stream: the work queued before is not counted).</summary>
+    public TimeSpan PlanningTime => Stopwatch.GetElapsedTime(0, _planningTicks);
+
+    private long _planningTicks;
 
     /// <summary>One line per tuned shape: the candidates' times and the choice (for <c>profile</c> and logs).</summary>
     public IReadOnlyList<string> TuneLog => _tuneLog;

@@ -99,6 +99,17 @@ public class TrainingLoopOrderTests
     }
 
     [Fact]
+    public void The_start_up_line_adds_its_parts_and_sets_the_first_step_against_the_median_of_the_others()
+    {
+        var line = TrainingLoop.StartupLine(3.0, (0.2, 2.7), "device 0.1, kernels 1.8 s", 1.0, [0.31, 0.28, 0.29, 0.5], 0.42);
+        Assert.Equal("start-up 3.0 s = before the trainer 0.2 s + trainer 2.5 s (device 0.1, kernels 1.8 s) + loop 0.3 s; "
+            + "first step 1.00 s (0.42 s of it choosing cuBLASLt algorithms) against a median 0.30 s of the next 4", line);
+        // Without a trainer's timings or planning time (the CPU trainer), and an odd count of other steps.
+        Assert.Equal("start-up 1.5 s; first step 0.90 s against a median 0.40 s of the next 3",
+            TrainingLoop.StartupLine(1.5, null, "", 0.9, [0.5, 0.4, 0.3]));
+    }
+
+    [Fact]
     public void Batches_are_uploaded_ahead_and_reach_the_model_in_the_loaders_order()
     {
         var folder = TestGpu.NewTempDirectory("loop-order");

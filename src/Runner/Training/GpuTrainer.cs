@@ -218,6 +218,8 @@ public sealed class GpuTrainer : ITrainer
     /// included), the weights, the optimizer.</summary>
     public string StartupNote { get; private init; } = "";
 
+    public TimeSpan GemmPlanningTime => _blas.PlanningTime;
+
     public string DeviceNote => (_kernels.AheadHits == 0
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
         : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")

@@ -63,6 +63,9 @@ public interface ITrainer : IDisposable
     /// <summary>How the trainer's own set-up time was spent, for the start-up line ("" when it does not say).</summary>
     string StartupNote => "";
 
+    /// <summary>Host time spent choosing GEMM algorithms so far (the first step's, for the start-up line; zero where none are chosen).</summary>
+    TimeSpan GemmPlanningTime => TimeSpan.Zero;
+
     /// <summary>The optimizer's state after the steps taken (waits for the device), for `train --save-optimizer`.</summary>
     OptimizerState OptimizerState();
 }

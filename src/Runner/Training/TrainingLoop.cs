@@ -39,7 +39,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
     /// tuning of each new GEMM shape, first launches).
     /// </summary>
     public static string StartupLine(double startupSeconds, (double Began, double Ended)? trainerSetUp, string trainerNote, double firstStepSeconds,
-        IReadOnlyList<double> otherUncountedSeconds)
+        IReadOnlyList<double> otherUncountedSeconds, double firstStepPlanningSeconds = 0)
     {
         var text = new System.Text.StringBuilder(string.Create(CultureInfo.InvariantCulture, $"start-up {startupSeconds:F1} s"));
         if (trainerSetUp is var (began, ended))
@@ -53,7 +53,10 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         {
             var sorted = otherUncountedSeconds.Order().ToArray();
             double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-            text.Append(CultureInfo.InvariantCulture, $"; first step {firstStepSeconds:F2} s against a median {median:F2} s of the next {sorted.Length}");
+            text.Append(CultureInfo.InvariantCulture, $"; first step {firstStepSeconds:F2} s");
+            if (firstStepPlanningSeconds > 0)
+                text.Append(CultureInfo.InvariantCulture, $" ({firstStepPlanningSeconds:F2} s of it choosing cuBLASLt algorithms)");
+            text.Append(CultureInfo.InvariantCulture, $" against a median {median:F2} s of the next {sorted.Length}");
         }
         return text.ToString();
     }
@@ -112,7 +115,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         // between the synchronisation that starts a step's clock and its first kernel there is no host work left.
         var (scored, stagedEpoch) = UploadNext(loader, b, t, inputs, targets);
         int epoch = stagedEpoch;
-        double startupSeconds = 0, uncountedSeconds = 0, firstStepSeconds = 0;
+        double startupSeconds = 0, uncountedSeconds = 0, firstStepSeconds = 0, firstStepPlanning = 0;
         var laterUncounted = new List<double>();
         while (true)
         {
@@ -149,7 +152,10 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             {
                 uncountedSeconds += stepSeconds;
                 if (step == 0)
+                {
                     firstStepSeconds = stepSeconds;
+                    firstStepPlanning = trainer.GemmPlanningTime.TotalSeconds;
+                }
                 else
                     laterUncounted.Add(stepSeconds);
             }
@@ -192,7 +198,7 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
         output.WriteLine(OverheadLine(summary.TotalSeconds, summary.TrainingSeconds, startupSeconds, clock.Step - clock.CountedSteps, uncountedSeconds, evaluationSeconds));
-        output.WriteLine(StartupLine(startupSeconds, TrainerSetUp, trainer.StartupNote, firstStepSeconds, laterUncounted));
+        output.WriteLine(StartupLine(startupSeconds, TrainerSetUp, trainer.StartupNote, firstStepSeconds, laterUncounted, firstStepPlanning));
         if (DataRepetition.EndWarning(loader.PassesRead, loader.TokensPerPass) is { } endWarning)
             output.WriteLine(endWarning);
         output.Write(summary.Format());

@@ -3,8 +3,8 @@
 #   bash parity-run.sh [--fresh-optimizer] [train-seconds]
 # The training-step parity at the baseline shape: a checkpoint and its optimizer state from a short `train --save
 # --save-optimizer` (default 20 s), three rows of 2,049 random tokens, `parity --train-steps 3 --progress-step 0.25
-# --optimizer-state` (the steps continue the run; with --fresh-optimizer they start a new optimizer, as before the state
-# was saved) on the CPU (Precision=reference) and on the GPU in both precisions, each GPU run compared with the CPU's per
+# --optimizer-state` (the steps continue the run's optimizer, their schedules at progress 0, 0.25 and 0.5; with
+# --fresh-optimizer they start a new optimizer, as before the state was saved) on the CPU (Precision=reference) and on the GPU in both precisions, each GPU run compared with the CPU's per
 # tensor, and the GPU's own noise floor: a run perturbed by 1e-6 against the unperturbed one (docs/precision.md). Needs
 # python3 for the random rows. Logs and outputs under $LOGS (default ./logs); the comparisons' summaries here.
 set -uo pipefail

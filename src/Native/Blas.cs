@@ -115,7 +115,7 @@ public sealed unsafe class Blas : IDisposable
             long started = Stopwatch.GetTimestamp();
             plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d));
             _ltPlans[key] = plan;
-            _planningTicks += Stopwatch.GetTimestamp() - started;
+            Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
         }
         Matmul(plan, plan.Algo, alpha, a, b, beta, c, d).Check();
     }
@@ -141,7 +141,7 @@ public sealed unsafe class Blas : IDisposable
 
     /// <summary>Host time spent making cuBLASLt plans for shapes seen for the first time: the heuristic's query and, with
     /// <see cref="TuneCandidates"/> above 1, timing the candidates (from an idle stream: the work queued before is not counted).</summary>
-    public TimeSpan PlanningTime => Stopwatch.GetElapsedTime(0, _planningTicks);
+    public TimeSpan PlanningTime => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _planningTicks));
 
     private long _planningTicks;
 

@@ -21,6 +21,7 @@ public sealed class OptimizerState
     private const string KindKey = "kind";
     private const string Kind = "muon_adamw_state";
     private const string StepKey = "step";
+    private const string PrecisionKey = "precision";
 
     public OptimizerState(int step, IReadOnlyDictionary<string, float[]> adamFirst, IReadOnlyDictionary<string, float[]> adamSecond,
         IReadOnlyDictionary<string, float[]> momentum, IReadOnlyDictionary<string, float[]> secondMoment)
@@ -35,6 +36,10 @@ public sealed class OptimizerState
 
     /// <summary>Steps taken.</summary>
     public int Step { get; }
+
+    /// <summary>The optimizer's <see cref="OptimizerPrecision"/> when the state was taken (null when not recorded). A state
+    /// may be loaded under the other setting: in reference precision the first step rounds the embeddings' moments to bf16.</summary>
+    public OptimizerPrecision? Precision { get; init; }
 
     public IReadOnlyDictionary<string, float[]> AdamFirst { get; }
 
@@ -75,7 +80,7 @@ public sealed class OptimizerState
             if (!held.TryGetValue(name, out var actual))
                 throw new InvalidDataException($"optimizer state '{source}' has no '{name}': it was saved for another model shape or another grouping of the parameters");
             if (actual != length)
-                throw new InvalidDataException($"optimizer state '{source}': '{name}' holds {actual} values; this model's needs {length}");
+                throw new InvalidDataException($"optimizer state '{source}': '{name}' holds {actual} values; this model needs {length}");
         }
         var extra = held.Keys.FirstOrDefault(n => !expected.ContainsKey(n));
         if (extra is not null)
@@ -92,17 +97,29 @@ public sealed class OptimizerState
             ["producer"] = "autoresearch",
             [KindKey] = Kind,
             [StepKey] = Step.ToString(CultureInfo.InvariantCulture),
+            [PrecisionKey] = Precision is { } p ? p.Name() : "unknown",
         });
     }
 
-    /// <summary>Reads a state written by <see cref="Save"/>; a file of another kind or a malformed step throws naming the file.</summary>
-    public static OptimizerState Load(string path)
+    /// <summary>The step count of a state written by <see cref="Save"/>, from the header alone.</summary>
+    public static int ReadStep(string path)
     {
         var metadata = SafeTensors.ReadMetadata(path);
         if (metadata.GetValueOrDefault(KindKey) != Kind)
             throw new InvalidDataException($"'{path}' is not an optimizer state (its metadata has no '{KindKey}: {Kind}'); `train --save-optimizer` writes one");
         if (!int.TryParse(metadata.GetValueOrDefault(StepKey), NumberStyles.None, CultureInfo.InvariantCulture, out int step))
             throw new InvalidDataException($"optimizer state '{path}': metadata '{StepKey}' is '{metadata.GetValueOrDefault(StepKey)}'; expected a whole number of steps");
+        return step;
+    }
+
+    /// <summary>Reads a state written by <see cref="Save"/>; a file of another kind or a malformed step throws naming the file.</summary>
+    public static OptimizerState Load(string path)
+    {
+        int step = ReadStep(path);
+        var metadata = SafeTensors.ReadMetadata(path);
+        OptimizerPrecision? precision = null;
+        if (metadata.TryGetValue(PrecisionKey, out var precisionName) && OptimizerPrecisions.Names.Contains(precisionName))
+            precision = OptimizerPrecisions.Parse(precisionName);
         var adamFirst = new Dictionary<string, float[]>(StringComparer.Ordinal);
         var adamSecond = new Dictionary<string, float[]>(StringComparer.Ordinal);
         var momentum = new Dictionary<string, float[]>(StringComparer.Ordinal);
@@ -120,9 +137,12 @@ public sealed class OptimizerState
             int bad = Array.FindIndex(values, v => !float.IsFinite(v));
             if (bad >= 0)
                 throw new InvalidDataException($"optimizer state '{path}': tensor '{name}' holds {values[bad]} at {bad}");
+            // Second moments are means of squares: a negative one would make AdamW's square root NaN.
+            if (prefix is AdamSecondPrefix or SecondMomentPrefix && Array.FindIndex(values, v => v < 0) is var negative and >= 0)
+                throw new InvalidDataException($"optimizer state '{path}': tensor '{name}' holds {values[negative]} at {negative}; second moments are never negative");
             target[name[prefix.Length..]] = values;
         }
-        return new OptimizerState(step, adamFirst, adamSecond, momentum, secondMoment);
+        return new OptimizerState(step, adamFirst, adamSecond, momentum, secondMoment) { Precision = precision };
     }
 
     private IEnumerable<(string Name, float[] Values)> Buffers()

@@ -50,6 +50,8 @@ public class OptimizerStateTests
         var loaded = OptimizerState.Load(path);
         loaded.CheckMatches(Shape, settings, path);
         Assert.Equal(2, loaded.Step);
+        Assert.Equal(2, OptimizerState.ReadStep(path));
+        Assert.Equal(OptimizerPrecision.Reference, loaded.Precision);
         foreach (var (a, b) in new[] { (state.AdamFirst, loaded.AdamFirst), (state.AdamSecond, loaded.AdamSecond), (state.Momentum, loaded.Momentum),
             (state.SecondMoment, loaded.SecondMoment) })
         {
@@ -93,7 +95,7 @@ public class OptimizerStateTests
         Assert.Contains("holds 'momentum_buffer.transformer.h.2.mlp.c_fc.weight', which this model has no use for", e.Message, StringComparison.Ordinal);
         var otherVocabulary = ModelShape.FromKnobs(depth: 2, aspectRatio: 64, windowPattern: "SL", vocabSize: 48, seqLen: 8);
         e = Assert.Throws<InvalidDataException>(() => state.CheckMatches(otherVocabulary, settings, "s.safetensors"));
-        Assert.Matches($"'exp_avg(_sq)?\\.(lm_head|transformer\\.wte|value_embeds\\.\\d)\\.weight' holds {40 * Shape.ModelDim} values; this model's needs {48 * Shape.ModelDim}", e.Message);
+        Assert.Matches($"'exp_avg(_sq)?\\.(lm_head|transformer\\.wte|value_embeds\\.\\d)\\.weight' holds {40 * Shape.ModelDim} values; this model needs {48 * Shape.ModelDim}", e.Message);
 
         var folder = TestGpu.NewTempDirectory("optimizer-state");
         var checkpoint = Path.Combine(folder, "model.safetensors");
@@ -107,5 +109,16 @@ public class OptimizerStateTests
         new OptimizerState(1, state.AdamFirst, state.AdamSecond, poisoned, state.SecondMoment).Save(path);
         e = Assert.Throws<InvalidDataException>(() => OptimizerState.Load(path));
         Assert.Contains("tensor 'momentum_buffer.transformer.h.1.attn.c_k.weight' holds NaN at 3", e.Message, StringComparison.Ordinal);
+
+        // A negative second moment (a mean of squares) would make AdamW's square root NaN: refused. A negative first moment is fine.
+        var negative = state.AdamSecond.ToDictionary(kv => kv.Key, kv => (float[])kv.Value.Clone());
+        negative["lm_head.weight"][5] = -1e-3f;
+        new OptimizerState(1, state.AdamFirst, negative, state.Momentum, state.SecondMoment).Save(path);
+        e = Assert.Throws<InvalidDataException>(() => OptimizerState.Load(path));
+        Assert.Contains("'exp_avg_sq.lm_head.weight' holds -0.001 at 5; second moments are never negative", e.Message, StringComparison.Ordinal);
+        var firstNegative = state.AdamFirst.ToDictionary(kv => kv.Key, kv => (float[])kv.Value.Clone());
+        firstNegative["lm_head.weight"][5] = -1e-3f;
+        new OptimizerState(1, firstNegative, state.AdamSecond, state.Momentum, state.SecondMoment).Save(path);
+        Assert.Null(OptimizerState.Load(path).Precision); // saved without one: "unknown"
     }
 }

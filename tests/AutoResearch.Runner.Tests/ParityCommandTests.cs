@@ -325,7 +325,10 @@ public class ParityCommandTests
         Assert.All(weights, kv => Assert.Equal(kv.Value, secondWeights[kv.Key]));
         var (whole, chained) = (Optim.OptimizerState.Load(Path.Combine(dir, "two.state.safetensors")), Optim.OptimizerState.Load(Path.Combine(dir, "second.state.safetensors")));
         Assert.Equal((2, 2), (whole.Step, chained.Step));
+        Assert.Equal((Optim.OptimizerPrecision.Reference, Optim.OptimizerPrecision.Reference), (whole.Precision, chained.Precision));
+        Assert.All(whole.AdamFirst, kv => Assert.Equal(kv.Value, chained.AdamFirst[kv.Key]));
         Assert.All(whole.AdamSecond, kv => Assert.Equal(kv.Value, chained.AdamSecond[kv.Key]));
+        Assert.All(whole.Momentum, kv => Assert.Equal(kv.Value, chained.Momentum[kv.Key]));
         Assert.All(whole.SecondMoment, kv => Assert.Equal(kv.Value, chained.SecondMoment[kv.Key]));
         Assert.Equal("from step 1", SafeTensors.ReadMetadata(Path.Combine(dir, "second.safetensors"))["optimizer_state"]);
 
@@ -336,6 +339,17 @@ public class ParityCommandTests
         var (_, stepZero) = ParityCommand.RunTrainSteps(middle, Rows(tokens, shape, 2, 2, "second.bin"), Path.Combine(dir, "x.safetensors"), true, 1, 0.4,
             sets: sets, optimizerStatePath: Path.Combine(dir, "first.state.safetensors"));
         Assert.NotEqual(weights["transformer.h.0.attn.c_q.weight"], stepZero["transformer.h.0.attn.c_q.weight"]);
+
+        // The command says when the schedules do not follow the state's step.
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", middle, "--tokens", Path.Combine(dir, "second.bin"),
+            "--out", Path.Combine(dir, "cli.safetensors"), "--device", "cpu", "--train-steps", "1", "--set", "Precision=reference",
+            "--optimizer-state", Path.Combine(dir, "first.state.safetensors"));
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("note: the optimizer state is from step 1; the schedules ran from step 0 (--start-step)", stdout, StringComparison.Ordinal);
+
+        // Outputs of different steps are not compared: here the first step of a fresh optimizer against the second of the run.
+        var e = Assert.Throws<InvalidDataException>(() => ParityCommand.CompareSteps(checkpoint, firstOut, Path.Combine(dir, "second.safetensors")));
+        Assert.Contains("come from different steps: --start-step 0 against 1", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -349,6 +363,12 @@ public class ParityCommandTests
         var otherState = Path.Combine(dir, "other.state.safetensors");
         ParityCommand.RunTrainSteps(otherCheckpoint, otherTokens, Path.Combine(dir, "other.safetensors"), true, 1, saveOptimizerPath: otherState);
 
+        var same = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 1,
+            saveOptimizerPath: Path.Combine(dir, "x.safetensors")));
+        Assert.Contains("is the --out file", same.Message, StringComparison.Ordinal);
+        var far = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 2,
+            startStep: int.MaxValue - 1));
+        Assert.Contains("--start-step 2147483646 is too large", far.Message, StringComparison.Ordinal);
         var e = Assert.Throws<InvalidDataException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, Path.Combine(dir, "x.safetensors"), true, 1,
             optimizerStatePath: otherState));
         Assert.Contains($"optimizer state '{otherState}' has no 'momentum_buffer.transformer.h.1.", e.Message, StringComparison.Ordinal);

@@ -142,7 +142,7 @@ public sealed class MuonAdamWGpu : IDisposable
                 secondMoment[g.Names[i]] = second.AsSpan(i * length, length).ToArray();
             }
         }
-        return new OptimizerState(_step, adamFirst, adamSecond, momentum, secondMoment);
+        return new OptimizerState(_step, adamFirst, adamSecond, momentum, secondMoment) { Precision = _settings.Precision };
     }
 
     /// <summary>

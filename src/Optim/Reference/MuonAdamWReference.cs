@@ -59,7 +59,7 @@ public sealed class MuonAdamWReference
     {
         static Dictionary<string, float[]> F(Dictionary<string, double[]> d)
             => d.ToDictionary(kv => kv.Key, kv => Array.ConvertAll(kv.Value, v => (float)v), StringComparer.Ordinal);
-        return new OptimizerState(StepCount, F(_adamM), F(_adamV), F(_momentum), F(_secondMoment));
+        return new OptimizerState(StepCount, F(_adamM), F(_adamV), F(_momentum), F(_secondMoment)) { Precision = _settings.Precision };
     }
 
     /// <summary>

@@ -64,12 +64,14 @@ public static class ParityCommand
         var optimizerState = new Option<FileInfo?>("--optimizer-state")
         {
             Description = "With --train-steps: continue from this optimizer state (`train --save-optimizer`, or this command's --save-optimizer) instead of "
-                + "a fresh one: AdamW's moments and step count, Muon's momentum and NorMuon's second moments",
+                + "a fresh one: AdamW's moments and step count, Muon's momentum and NorMuon's second moments. The schedules still follow --start-step "
+                + "and --progress-step, not the state's step",
         };
         var startStep = new Option<int>("--start-step")
         {
             Description = "With --train-steps: number the steps from this one, so step i runs the schedules at progress (this + i) × --progress-step "
-                + "and the Muon momentum of step this + i (to continue an earlier --train-steps run, give its start step plus its K)",
+                + "(progress past 1 counts as 1) and the Muon momentum of step this + i (to continue an earlier --train-steps run, give its start step "
+                + "plus its K)",
             DefaultValueFactory = _ => 0,
         };
         startStep.Validators.Add(r =>
@@ -96,6 +98,8 @@ public static class ParityCommand
                     parse.GetValue(saveOptimizer)?.FullName).Losses;
                 Console.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)))}; "
                     + $"weights after {k} steps written to {parse.GetRequiredValue(output).FullName}");
+                if (parse.GetValue(optimizerState) is { } statePath && OptimizerState.ReadStep(statePath.FullName) is var saved && saved != parse.GetValue(startStep))
+                    Console.WriteLine($"note: the optimizer state is from step {saved}; the schedules ran from step {parse.GetValue(startStep)} (--start-step)");
                 if (parse.GetValue(against) is { } other)
                 {
                     var rows = CompareSteps(parse.GetRequiredValue(checkpoint).FullName, other.FullName, parse.GetRequiredValue(output).FullName);
@@ -201,6 +205,8 @@ public static class ParityCommand
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(startStep);
+        if (startStep > int.MaxValue - steps)
+            throw new ArgumentException($"--start-step {startStep} is too large: the last step's number must fit in an int");
         if (!(progressStep >= 0) || double.IsInfinity(progressStep))
             throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
         if (!(perturb >= 0 && perturb < 0.1))
@@ -223,7 +229,14 @@ public static class ParityCommand
             state.CheckMatches(shape, settings, optimizerStatePath);
         }
         if (saveOptimizerPath is not null)
+        {
             TrainPreflight.CheckSavePath(saveOptimizerPath, "--save-optimizer", "optimizer.safetensors");
+            foreach (var (other, option) in new[] { (outputPath, "--out"), (checkpointPath, "--checkpoint"), (tokensPath, "--tokens") })
+            {
+                if (string.Equals(Path.GetFullPath(saveOptimizerPath), Path.GetFullPath(other), StringComparison.Ordinal))
+                    throw new ArgumentException($"--save-optimizer '{saveOptimizerPath}' is the {option} file; give the optimizer's state a file of its own");
+            }
+        }
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
         if (perturb > 0)
             Perturb(parameters, perturb, perturbSeed, shape);
@@ -239,7 +252,7 @@ public static class ParityCommand
         }).ToArray();
         var losses = new double[steps];
         var weights = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        OptimizerState finalState;
+        OptimizerState? finalState;
         if (onCpu)
         {
             // The CPU rounds where the GPU stores bf16 (activations, the orthogonalisation), as the reference does too.
@@ -271,7 +284,7 @@ public static class ParityCommand
             }
             foreach (var p in reference)
                 weights[p.Name] = Array.ConvertAll(p.Value, v => (float)v);
-            finalState = optimizer.ExportState();
+            finalState = saveOptimizerPath is null ? null : optimizer.ExportState();
         }
         else
         {
@@ -288,7 +301,7 @@ public static class ParityCommand
             gpu.Stream.Synchronize();
             foreach (var (name, _, _) in shape.ParameterShapes())
                 weights[name] = gpu.Model.Parameters.Download(gpu.Model.Parameters.Master, name);
-            finalState = optimizer.ExportState();
+            finalState = saveOptimizerPath is null ? null : optimizer.ExportState();
         }
         var output = new List<SafeTensor> { new("losses", "F32", [steps], Array.ConvertAll(losses, l => (float)l)) };
         foreach (var (name, rowsOf, cols) in shape.ParameterShapes())
@@ -304,8 +317,7 @@ public static class ParityCommand
             ["start_step"] = startStep.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["optimizer_state"] = optimizerStatePath is null ? "fresh" : $"from step {state!.Step}",
         });
-        if (saveOptimizerPath is not null)
-            finalState.Save(saveOptimizerPath);
+        finalState?.Save(saveOptimizerPath!);
         return (losses, weights);
     }
 
@@ -347,9 +359,16 @@ public static class ParityCommand
             if (!SafeTensors.ReadMetadata(path).ContainsKey("train_steps"))
                 throw new InvalidDataException($"'{path}' was not written by parity --train-steps (its metadata has no train_steps): it holds no weights to compare");
         }
-        var (expectedSteps, actualSteps) = (SafeTensors.ReadMetadata(expectedPath)["train_steps"], SafeTensors.ReadMetadata(actualPath)["train_steps"]);
-        if (expectedSteps != actualSteps)
-            throw new InvalidDataException($"'{expectedPath}' holds the weights after {expectedSteps} steps, '{actualPath}' after {actualSteps}");
+        var (expectedMeta, actualMeta) = (SafeTensors.ReadMetadata(expectedPath), SafeTensors.ReadMetadata(actualPath));
+        // The same steps on both sides: their count, their schedules and the optimizer they started from (outputs written before
+        // the last two were recorded started from step 0 with a fresh optimizer).
+        foreach (var (key, missing, what) in new[] { ("train_steps", "", "steps"), ("progress_step", "", "--progress-step"), ("start_step", "0", "--start-step"),
+            ("optimizer_state", "fresh", "optimizer state") })
+        {
+            string e = expectedMeta.GetValueOrDefault(key, missing), a = actualMeta.GetValueOrDefault(key, missing);
+            if (e != a)
+                throw new InvalidDataException($"'{expectedPath}' and '{actualPath}' come from different steps: {what} {e} against {a}");
+        }
         var start = SafeTensors.Read(checkpointPath);
         var expected = SafeTensors.Read(expectedPath);
         var actual = SafeTensors.Read(actualPath);

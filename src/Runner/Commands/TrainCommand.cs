@@ -80,8 +80,6 @@ public static class TrainCommand
             long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
             if (Given(steps) && Given(budget))
                 throw new ArgumentException("--steps and --time-budget exclude each other: --steps N runs N steps whatever they take");
-            if (Given(saveOptimizer) && !Given(save))
-                throw new ArgumentException("--save-optimizer needs --save: the optimizer's state belongs to the weights it was saved with");
             var request = new Request(h, onCpu, t, parse.GetValue(budget), eval, CachePaths.From(parse.GetValue(cache)), parse.GetValue(save))
             {
                 Steps = parse.GetValue(steps),
@@ -103,6 +101,8 @@ public static class TrainCommand
         ArgumentNullException.ThrowIfNull(error);
         var total = Stopwatch.StartNew();
         var h = request.Hyperparameters;
+        if (request.SaveOptimizerPath is not null && request.SavePath is null)
+            throw new ArgumentException("--save-optimizer needs --save: the optimizer's state belongs to the weights it was saved with");
         int t = request.SeqLen;
         if (!request.OnCpu && t != ExperimentConstants.MaxSeqLen)
             throw new ArgumentException($"the GPU run uses T = {ExperimentConstants.MaxSeqLen} (the evaluation contract), not {t}");

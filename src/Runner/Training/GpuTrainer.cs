@@ -214,8 +214,9 @@ public sealed class GpuTrainer : ITrainer
 
     public double PeakMemoryMegabytes => _gpu.Memory.PeakMegabytes;
 
-    /// <summary>Seconds of each part of <see cref="Create"/>: the device, streams and cuBLAS, the model (its kernels' waits
-    /// included), the weights, the optimizer.</summary>
+    /// <summary>Seconds of each part of <see cref="Create"/>: the device, the streams (the kernel cache, the compiles started),
+    /// the kernels (waiting for the compiles, loading the modules), then cuBLAS (what is left of its set-up on its own thread),
+    /// the model, the weights, the optimizer.</summary>
     public string StartupNote { get; private init; } = "";
 
     public TimeSpan GemmPlanningTime => _blas.PlanningTime;

@@ -182,7 +182,11 @@ public class MuonAdamWGpuTests
         // A state that lacks a buffer is refused before anything changes.
         var partial = new OptimizerState(2, loaded.AdamFirst, loaded.AdamSecond,
             loaded.Momentum.Where(kv => kv.Key != "transformer.h.0.mlp.c_fc.weight").ToDictionary(), loaded.SecondMoment);
+        var before = fresh.ExportState();
         var refused = Assert.Throws<ArgumentException>(() => fresh.ImportState(partial));
+        var after = fresh.ExportState();
+        Assert.All(before.AdamSecond, kv => Assert.Equal(kv.Value, after.AdamSecond[kv.Key]));
+        Assert.All(before.Momentum, kv => Assert.Equal(kv.Value, after.Momentum[kv.Key]));
         Assert.Contains("Muon momentum", refused.Message, StringComparison.Ordinal);
         Assert.Contains("transformer.h.0.mlp.c_fc.weight", refused.Message, StringComparison.Ordinal);
         Assert.Equal(1, fresh.StepCount); // the one step it took, not the refused state's two

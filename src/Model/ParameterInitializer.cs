@@ -8,35 +8,83 @@ namespace AutoResearch.Model;
 /// </summary>
 public static class ParameterInitializer
 {
+    /// <summary>The values in fp64 (the CPU reference's).</summary>
     public static Dictionary<string, double[]> LikeSpec(ModelShape shape, int seed)
+    {
+        var result = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        Draw(shape, seed, (name, count) => result[name] = new double[count], null);
+        return result;
+    }
+
+    /// <summary>The same values rounded to fp32 (the GPU's masters), without an fp64 copy of the model in between.</summary>
+    public static Dictionary<string, float[]> LikeSpecSingle(ModelShape shape, int seed)
+    {
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        Draw(shape, seed, null, (name, count) => result[name] = new float[count]);
+        return result;
+    }
+
+    private const int Chunk = 1 << 16;
+
+    // One draw sequence over the tensors in order; each tensor's kind is settled once, not per element (the baseline's 50 M
+    // values are on the start-up's path). The draws are one sequence, so they are taken in order; the normal values'
+    // logarithms, roots and cosines (most of the time) are then computed in parallel, each from the same two draws by the
+    // same expression as one at a time would: the same bits. Each tensor goes to the fp64 array or the fp32 one that the
+    // caller's function makes for it.
+    private static void Draw(ModelShape shape, int seed, Func<string, long, double[]>? fp64, Func<string, long, float[]>? fp32)
     {
         ArgumentNullException.ThrowIfNull(shape);
         var r = new Random(seed);
         double s = Math.Sqrt(3) / Math.Sqrt(shape.ModelDim);
-        var result = new Dictionary<string, double[]>(StringComparer.Ordinal);
-        // One draw sequence over the tensors in order; each tensor's kind is settled once, not per element (the baseline's
-        // 50 M values are on the start-up's path).
+        double[] draws = [];
         foreach (var (name, rows, cols) in shape.ParameterShapes())
         {
-            var values = new double[(long)rows * cols];
+            long count = (long)rows * cols;
+            double[]? d = fp64?.Invoke(name, count);
+            float[]? f = fp32?.Invoke(name, count);
             switch (KindOf(name))
             {
                 case Kind.Normal:
                     double std = name == "lm_head.weight" ? 0.001 : 1;
-                    for (long i = 0; i < values.Length; i++)
-                        values[i] = std * Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
+                    if (draws.LongLength < 2 * count)
+                        draws = new double[2 * count];
+                    for (long i = 0; i < 2 * count; i++)
+                        draws[i] = r.NextDouble();
+                    var u = draws;
+                    Parallel.For(0, (count + Chunk - 1) / Chunk, c =>
+                    {
+                        long end = Math.Min(count, (c + 1) * Chunk);
+                        for (long i = c * Chunk; i < end; i++)
+                        {
+                            double v = std * Math.Sqrt(-2 * Math.Log(1 - u[2 * i])) * Math.Cos(2 * Math.PI * u[2 * i + 1]);
+                            if (d is not null)
+                                d[i] = v;
+                            else
+                                f![i] = (float)v;
+                        }
+                    });
                     break;
                 case Kind.Uniform:
-                    for (long i = 0; i < values.Length; i++)
-                        values[i] = (r.NextDouble() * 2 - 1) * s;
+                    if (d is not null)
+                    {
+                        for (long i = 0; i < count; i++)
+                            d[i] = (r.NextDouble() * 2 - 1) * s;
+                    }
+                    else
+                    {
+                        for (long i = 0; i < count; i++)
+                            f![i] = (float)((r.NextDouble() * 2 - 1) * s);
+                    }
                     break;
                 case Kind.Constant:
-                    Array.Fill(values, name == "resid_lambdas" ? 1.0 : name == "x0_lambdas" ? 0.1 : 0.0);
+                    double value = name == "resid_lambdas" ? 1.0 : name == "x0_lambdas" ? 0.1 : 0.0;
+                    if (d is not null)
+                        Array.Fill(d, value);
+                    else
+                        Array.Fill(f!, (float)value);
                     break;
             }
-            result[name] = values;
         }
-        return result;
     }
 
     private enum Kind

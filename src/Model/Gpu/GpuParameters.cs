@@ -103,7 +103,7 @@ public sealed class GpuParameters : IDisposable
     /// for a caller that draws them on another thread while the device is set up.
     /// </summary>
     public static Dictionary<string, float[]> InitialValues(ModelShape shape, int seed)
-        => ParameterInitializer.LikeSpec(shape, seed).ToDictionary(kv => kv.Key, kv => Array.ConvertAll(kv.Value, v => (float)v), StringComparer.Ordinal);
+        => ParameterInitializer.LikeSpecSingle(shape, seed);
 
     /// <summary>Uploads <paramref name="values"/> (every tensor, by reference name) to the masters; call <see cref="RefreshBf16"/> after.</summary>
     public void Initialise(IReadOnlyDictionary<string, float[]> values)

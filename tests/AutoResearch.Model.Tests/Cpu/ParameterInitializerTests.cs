@@ -39,4 +39,38 @@ public class ParameterInitializerTests
         Assert.Equal(p["transformer.h.1.mlp.c_fc.weight"], ParameterInitializer.LikeSpec(shape, 7)["transformer.h.1.mlp.c_fc.weight"]);
         Assert.NotEqual(p["transformer.h.1.mlp.c_fc.weight"], ParameterInitializer.LikeSpec(shape, 8)["transformer.h.1.mlp.c_fc.weight"]);
     }
+
+    [Fact]
+    public void The_draws_are_one_sequence_over_the_tensors_in_order_and_the_fp32_values_are_the_fp64_ones_rounded()
+    {
+        // Written here one value at a time, as SPEC §5 reads: normal values by Box–Muller from two draws (the first under
+        // the logarithm), uniform ones from one, the constant tensors drawing nothing. The initializer takes the draws in
+        // order but computes the normal values in parallel (wte here spans 16 of its chunks): the same bits are expected.
+        var shape = ModelShape.FromKnobs(depth: 2, aspectRatio: 128, windowPattern: "SL", vocabSize: 4096, seqLen: 64);
+        var r = new Random(11);
+        double s = Math.Sqrt(3) / Math.Sqrt(shape.ModelDim);
+        var p = ParameterInitializer.LikeSpec(shape, 11);
+        var single = ParameterInitializer.LikeSpecSingle(shape, 11);
+        Assert.Equal(shape.ParameterShapes().Select(t => t.Name).Order(), p.Keys.Order());
+        foreach (var (name, rows, cols) in shape.ParameterShapes())
+        {
+            var expected = new double[rows * cols];
+            bool constant = name is "resid_lambdas" or "x0_lambdas" || name.EndsWith("c_proj.weight", StringComparison.Ordinal)
+                || name.EndsWith("ve_gate.weight", StringComparison.Ordinal);
+            for (int i = 0; i < expected.Length; i++)
+            {
+                if (name is "transformer.wte.weight" or "lm_head.weight")
+                {
+                    double u1 = r.NextDouble(), u2 = r.NextDouble();
+                    expected[i] = (name == "lm_head.weight" ? 0.001 : 1) * Math.Sqrt(-2 * Math.Log(1 - u1)) * Math.Cos(2 * Math.PI * u2);
+                }
+                else
+                {
+                    expected[i] = constant ? (name == "resid_lambdas" ? 1.0 : name == "x0_lambdas" ? 0.1 : 0.0) : (r.NextDouble() * 2 - 1) * s;
+                }
+            }
+            Assert.Equal(expected, p[name]);
+            Assert.Equal(Array.ConvertAll(expected, v => (float)v), single[name]);
+        }
+    }
 }

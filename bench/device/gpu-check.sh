@@ -4,7 +4,7 @@
 # With --cold-train it first runs `prepare` (the embedded sample) and a 5-second `train` before anything else has compiled a
 # kernel, so the overhead line shows a new machine's start-up (NVRTC 12.9 and later also cache compiles themselves). Then it
 # runs each test project (summary lines here, full logs under $LOGS, default ./logs), `profile --resources` of the baseline
-# micro-step, `profile ARGS` for each line of $PROFILES (e.g. PROFILES=$'--gemm-pingpong\n--set Recompute=mlp'), and
+# micro-step, `profile ARGS` for each line of $PROFILES (e.g. PROFILES=$'--cublas-mlp\n--set Recompute=mlp'), and
 # `doctor --compile-timing --skip-gemm`; with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
 # kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
 # the GEMMs with fused epilogues (the MLP's two, and q with rotary + QK-norm), the soft-capped cross-entropy and the rotary +

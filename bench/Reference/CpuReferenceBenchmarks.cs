@@ -1,9 +1,6 @@
 using AutoResearch.Model.Cpu;
 using AutoResearch.Optim.Reference;
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Columns;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
 
 namespace AutoResearch.Bench.Reference;
 
@@ -14,22 +11,13 @@ namespace AutoResearch.Bench.Reference;
 /// forward and backward, and one Polar Express orthogonalisation of a 2048 × 512 matrix. Multiply-adds per operation are in
 /// the summaries of the results file. Run: <c>bench --filter '*CpuReferenceBenchmarks*'</c>.
 /// </summary>
-[Config(typeof(Config))]
+[Config(typeof(ShortCpuConfig))]
 public class CpuReferenceBenchmarks
 {
     public const int Tokens = 2048, Width = 512, Vocab = 8192, Hidden = 2048, HeadDim = 128;
 
     private double[] _x = [], _head = [], _fc = [], _dHead = [], _dHeadWeight = [];
     private double[] _q = [], _k = [], _v = [], _o = [], _lse = [], _dout = [], _matrix = [];
-
-    private sealed class Config : ManualConfig
-    {
-        public Config()
-        {
-            AddJob(Job.ShortRun.WithToolchain(BenchmarkDotNet.Toolchains.InProcess.Emit.InProcessEmitToolchain.Instance).WithWarmupCount(2).WithIterationCount(5));
-            AddColumn(StatisticColumn.Median);
-        }
-    }
 
     private static double[] Random(Random r, long count)
     {

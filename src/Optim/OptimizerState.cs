@@ -102,9 +102,11 @@ public sealed class OptimizerState
     }
 
     /// <summary>The step count of a state written by <see cref="Save"/>, from the header alone.</summary>
-    public static int ReadStep(string path)
+    public static int ReadStep(string path) => StepOf(SafeTensors.ReadMetadata(path), path);
+
+    // The step count of a state's metadata; metadata of another kind, or a malformed step, throws naming the file.
+    private static int StepOf(Dictionary<string, string> metadata, string path)
     {
-        var metadata = SafeTensors.ReadMetadata(path);
         if (metadata.GetValueOrDefault(KindKey) != Kind)
             throw new InvalidDataException($"'{path}' is not an optimizer state (its metadata has no '{KindKey}: {Kind}'); `train --save-optimizer` writes one");
         if (!int.TryParse(metadata.GetValueOrDefault(StepKey), NumberStyles.None, CultureInfo.InvariantCulture, out int step))
@@ -115,8 +117,8 @@ public sealed class OptimizerState
     /// <summary>Reads a state written by <see cref="Save"/>; a file of another kind or a malformed step throws naming the file.</summary>
     public static OptimizerState Load(string path)
     {
-        int step = ReadStep(path);
         var metadata = SafeTensors.ReadMetadata(path);
+        int step = StepOf(metadata, path);
         OptimizerPrecision? precision = null;
         if (metadata.TryGetValue(PrecisionKey, out var precisionName) && OptimizerPrecisions.Names.Contains(precisionName))
             precision = OptimizerPrecisions.Parse(precisionName);

@@ -59,14 +59,13 @@ public sealed class GpuGpt : IDisposable
         if (_attention.HeadDim != shape.HeadDim)
             throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
         _activation = new MlpActivation(kernels);
-        _fusedQ = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.ModelDim);
-        _fusedK = fusedQk && UsesFusedRotary(device.Properties, shape, batch, shape.KvHeads * shape.HeadDim);
-        bool mlpFused = fusedMlp && UsesFusedMlp(device.Properties, shape, batch);
-        if (GemmKernels(device.Properties, shape, batch, fusedMlp, fusedQk) is { Count: > 0 } gemmKernels)
+        var paths = OurGemms(device.Properties, shape, batch, fusedMlp, fusedQk);
+        (_fusedQ, _fusedK) = (paths.Q, paths.K);
+        if (paths.Kernels(shape) is { Count: > 0 } gemmKernels)
         {
             var gemm = new MlpGemm(kernels, device.Properties, gemmKernels);
-            _mlpGemm = mlpFused ? gemm : null;
-            _qkGemm = _fusedQ || _fusedK ? gemm : null;
+            _mlpGemm = paths.Mlp ? gemm : null;
+            _qkGemm = paths.Q || paths.K ? gemm : null;
         }
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
@@ -103,19 +102,22 @@ public sealed class GpuGpt : IDisposable
         };
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
-        sources.AddRange(GemmKernels(properties, shape, batch, fusedMlp, fusedQk).Select(MlpGemm.Source));
+        sources.AddRange(OurGemms(properties, shape, batch, fusedMlp, fusedQk).Kernels(shape).Select(MlpGemm.Source));
         sources.Add(CrossEntropy.Source());
         sources.Add(Elementwise.Source());
         return sources;
     }
 
-    // Our GEMM kernels this shape and batch take (MlpGemm.Kernels): what the constructor loads and KernelSources lists, decided once.
-    private static IReadOnlyList<string> GemmKernels(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp, bool fusedQk)
+    // Which products take our GEMM kernels for this shape and batch (the MLP's; q's and k's with rotary + QK-norm), decided once
+    // for the constructor and KernelSources alike; Kernels names what they load (MlpGemm.Kernels).
+    private readonly record struct GemmPaths(bool Mlp, bool Q, bool K)
     {
-        bool mlpFused = fusedMlp && UsesFusedMlp(properties, shape, batch);
-        bool qkFused = fusedQk && (UsesFusedRotary(properties, shape, batch, shape.ModelDim) || UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
-        return MlpGemm.Kernels(mlpFused ? shape.Activation : null, qkFused ? shape.HeadDim : null);
+        public IReadOnlyList<string> Kernels(ModelShape shape) => MlpGemm.Kernels(Mlp ? shape.Activation : null, Q || K ? shape.HeadDim : null);
     }
+
+    private static GemmPaths OurGemms(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp, bool fusedQk)
+        => new(fusedMlp && UsesFusedMlp(properties, shape, batch), fusedQk && UsesFusedRotary(properties, shape, batch, shape.ModelDim),
+            fusedQk && UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
     public StreamProfiler Profiler => _profiler;

@@ -228,15 +228,7 @@ public static class ParityCommand
             state = OptimizerState.Load(optimizerStatePath);
             state.CheckMatches(shape, settings, optimizerStatePath);
         }
-        if (saveOptimizerPath is not null)
-        {
-            TrainPreflight.CheckSavePath(saveOptimizerPath, "--save-optimizer", "optimizer.safetensors");
-            foreach (var (other, option) in new[] { (outputPath, "--out"), (checkpointPath, "--checkpoint"), (tokensPath, "--tokens") })
-            {
-                if (string.Equals(Path.GetFullPath(saveOptimizerPath), Path.GetFullPath(other), StringComparison.Ordinal))
-                    throw new ArgumentException($"--save-optimizer '{saveOptimizerPath}' is the {option} file; give the optimizer's state a file of its own");
-            }
-        }
+        TrainPreflight.CheckOptimizerStatePath(saveOptimizerPath, (outputPath, "--out"), (checkpointPath, "--checkpoint"), (tokensPath, "--tokens"));
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
         if (perturb > 0)
             Perturb(parameters, perturb, perturbSeed, shape);

@@ -119,10 +119,7 @@ public static class TrainCommand
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, tokenizerHash);
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
         TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, validationShard, tokenCache);
-        TrainPreflight.CheckSavePath(request.SaveOptimizerPath, "--save-optimizer", "optimizer.safetensors");
-        if (request.SaveOptimizerPath is not null && request.SavePath is not null
-            && string.Equals(Path.GetFullPath(request.SaveOptimizerPath), Path.GetFullPath(request.SavePath), StringComparison.Ordinal))
-            throw new ArgumentException($"--save-optimizer '{request.SaveOptimizerPath}' is the --save file; give the optimizer's state a file of its own");
+        TrainPreflight.CheckOptimizerStatePath(request.SaveOptimizerPath, (request.SavePath, "--save"));
 
         var shape = h.Shape(tokenizer.VocabSize, t);
         var settings = h.Optimizer(shape.ModelDim);

@@ -30,6 +30,22 @@ public static class TrainPreflight
     }
 
     /// <summary>
+    /// --save-optimizer names a file it may write (<see cref="CheckSavePath"/>) that is none of <paramref name="others"/> (the
+    /// command's other files, each with its option; a null path is skipped): the state would overwrite it, or be overwritten.
+    /// </summary>
+    public static void CheckOptimizerStatePath(string? path, params (string? Path, string Option)[] others)
+    {
+        if (path is null)
+            return;
+        CheckSavePath(path, "--save-optimizer", "optimizer.safetensors");
+        foreach (var (other, option) in others)
+        {
+            if (other is not null && string.Equals(Path.GetFullPath(path), Path.GetFullPath(other), StringComparison.Ordinal))
+                throw new ArgumentException($"--save-optimizer '{path}' is the {option} file; give the optimizer's state a file of its own");
+        }
+    }
+
+    /// <summary>
     /// --save names a file in an existing folder where a file can be created (the checkpoint is written to a temporary name
     /// beside it, then renamed): probed by creating and deleting one.
     /// </summary>

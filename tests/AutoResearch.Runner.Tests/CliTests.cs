@@ -47,7 +47,7 @@ public class CliTests
     {
         var (code, output, _) = Invoke("profile", "--help");
         Assert.Equal(0, code);
-        foreach (string option in (string[])["--gemm-candidates", "--head-chunk-rows", "--zipf-tokens", "--device-batch", "--steps", "--resources", "--cublas-qk"])
+        foreach (string option in (string[])["--gemm-candidates", "--head-chunk-rows", "--zipf-tokens", "--device-batch", "--steps", "--resources", "--cublas-qk", "--tsv"])
             Assert.Contains(option, output, StringComparison.Ordinal);
         Assert.Contains($"default: {AutoResearch.Runner.Training.GpuTrainer.GemmCandidates}", output, StringComparison.Ordinal);
     }
@@ -72,6 +72,44 @@ public class CliTests
         // The shape is built for the profile's T: a short window beyond it is refused too.
         e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--seq-len", "256", "--set", "ShortWindow=512"));
         Assert.Contains("ShortWindow = 512", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Profile_refuses_a_tsv_path_it_could_not_write_before_touching_a_device()
+    {
+        using var folder = new TempFolder();
+        string missing = Path.Combine(folder.Path, "no such folder", "profile.tsv");
+        var e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--tsv", missing));
+        Assert.Contains("--tsv", e.Message, StringComparison.Ordinal);
+        Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => Invoke("profile", "--tsv", folder.Path));
+        Assert.Contains("is a folder", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.GetDirectoryName(missing)));
+    }
+
+    [Fact]
+    public void Profile_tsv_holds_every_op_and_step_figure_and_reads_back()
+    {
+        AutoResearch.Native.StreamProfiler.Row[] ops =
+        [
+            new("flash attention backward", 27.468, 8, 8.94e12, 0),
+            new("GEMM mlp fc + norm + relu²", 7.02, 8, 4.4e12, 1.5e9),
+            new("rmsnorm", 0.14, 1, 0, 5.4e8),
+        ];
+        string text = ProfileTsv.Format(ops, 131.94, 1.55, 272.7, 27082.6);
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(ProfileTsv.Header, lines[0]);
+        Assert.Equal(1 + ops.Length + 4, lines.Length);
+        Assert.All(lines, l => Assert.Equal(5, l.Count(c => c == '\t')));
+        var values = ProfileTsv.Read(text);
+        foreach (var op in ops)
+            Assert.Equal(op.Milliseconds, values[("op", op.Name)]);
+        Assert.Equal(131.94, values[("step", "micro-step")]);
+        Assert.Equal(1.55, values[("step", "optimizer-step")]);
+        Assert.Equal(272.7, values[("step", "whole-step")]);
+        Assert.Equal(27082.6, values[("memory", "peak")]);
+        Assert.Throws<ArgumentException>(() => ProfileTsv.Format([new("a\tb", 1, 1, 0, 0)], 1, 1, 1, 1));
+        Assert.Throws<FormatException>(() => ProfileTsv.Read("op\tx\t1\t1\t0\t0\n"));
     }
 
     [Fact]

@@ -52,13 +52,17 @@ public static class ProfileCommand
         {
             Description = "Also list every kernel loaded with its registers a thread, local memory (spills) and static shared memory, as compiled for this GPU",
         };
+        var tsv = new Option<FileInfo?>("--tsv")
+        {
+            Description = "Also write the op table and the step figures as tab-separated values to this file (for scripts comparing builds: bench/device/ab-profile.sh)",
+        };
         var set = KnobOptions.CreateSetOption();
         RequireAtLeastOne(candidates);
         RequireAtLeastOne(headChunk);
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, set,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, tsv, set,
         };
         command.SetAction(parse =>
         {
@@ -69,8 +73,11 @@ public static class ProfileCommand
             if (Given(batch))
                 shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
             var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
+            string? tsvPath = parse.GetValue(tsv)?.FullName;
+            if (tsvPath is not null)
+                CheckTsvPath(tsvPath);
             return Run(h, parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive), parse.GetValue(candidates), parse.GetValue(headChunk),
-                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(cublasQk), parse.GetValue(resources));
+                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(cublasQk), parse.GetValue(resources), tsvPath);
         });
         return command;
     }
@@ -82,8 +89,20 @@ public static class ProfileCommand
                 r.AddError($"{option.Name} must be at least 1");
         });
 
+    /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end: a folder, or in a
+    /// folder that does not exist.</summary>
+    public static void CheckTsvPath(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path))
+            throw new ArgumentException($"--tsv {path} is a folder; give a file name");
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        if (!Directory.Exists(folder))
+            throw new ArgumentException($"--tsv {path}: its folder {folder} does not exist");
+    }
+
     private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp,
-        bool cublasQk, bool listResources)
+        bool cublasQk, bool listResources, string? tsvPath)
     {
         // The experiment's shape and optimizer from the knobs, checked before the device is touched.
         var shape = h.Shape(ExperimentConstants.VocabSize, seqLen);
@@ -201,6 +220,11 @@ public static class ProfileCommand
         Console.WriteLine($"whole step as train runs it ({accumulation} micro-steps and the optimizer, host clock): median {wholeMedian:F1} ms over {steps}; "
             + $"the parts ({accumulation} × micro-step + optimizer step) {parts:F1} ms: the host adds {wholeMedian / parts - 1:P1}");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
+        if (tsvPath is not null)
+        {
+            AtomicFile.WriteText(tsvPath, w => w.Write(ProfileTsv.Format(breakdown, median, optMedian, wholeMedian, device.Memory.PeakMegabytes)));
+            Console.WriteLine($"table written to {tsvPath}");
+        }
         var compiled = kernels.Resources();
         Console.WriteLine(KernelResourceReport.LocalMemoryLine(compiled));
         if (listResources)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# On the GPU host, in a folder made by `bench/device/publish.sh --baseline REV src/Runner ...` (baseline/ holds REV's runner):
+#   bash ab-profile.sh [--rounds N] [PROFILE ARGS...]
+# times the baseline and this build with `profile --tsv` in turns, N rounds each (default 3; the order A B, B A, A B, ... so
+# that a drift of clocks or temperature over the call falls on both alike), while nvidia-smi logs the SM clock, power and
+# temperature every half second. Then it prints each op's median over the rounds for both builds and the change, the
+# micro-step, optimizer step, whole step and peak memory the same way, and the clock, power and temperature seen. A change
+# smaller than the spread of one build's own rounds (printed beside it) is noise. The baseline must have `profile --tsv`.
+# Logs, TSVs and the clock log go to $LOGS (default ./logs/ab).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
+rounds=3
+if [ "${1:-}" = --rounds ]; then rounds=$2; shift 2; fi
+case "$rounds" in ''|*[!0-9]*|0) echo "ab-profile.sh: --rounds takes a whole number of at least 1; got '$rounds'" >&2; exit 2 ;; esac
+[ -f "$here/baseline/AutoResearch.Runner/autoresearch.dll" ] \
+  || { echo "ab-profile.sh: no baseline runner in $here/baseline (publish with --baseline REV)" >&2; exit 2; }
+runtime() {
+  if [ -x "$here/dotnet/dotnet" ]; then DOTNET_ROOT="$here/dotnet" "$here/dotnet/dotnet" "$@"; else dotnet "$@"; fi
+}
+echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
+echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+smi=
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader,nounits -lms 500 > "$logs/clocks.csv" 2>/dev/null &
+  smi=$!
+fi
+run() { # side round
+  local dll="$here/AutoResearch.Runner/autoresearch.dll"
+  [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
+  runtime "$dll" profile --tsv "$logs/$1.$2.tsv" "${@:3}" > "$logs/$1.$2.log" 2>&1 \
+    || { echo "ab-profile.sh: profile of $1 (round $2) failed; its log: $logs/$1.$2.log" >&2; tail -5 "$logs/$1.$2.log" >&2; return 1; }
+}
+status=0
+for ((i = 1; i <= rounds; i++)); do
+  if ((i % 2)); then order="A B"; else order="B A"; fi
+  for side in $order; do run "$side" "$i" "$@" || status=1; done
+done
+[ -n "$smi" ] && kill "$smi" 2> /dev/null
+[ $status = 0 ] || exit 1
+# Medians by (kind, name) over the rounds, in the baseline's order of its first round, then the names only this build has.
+awk -F'\t' '
+  function median(side, key,   m, j, k, t, a) {
+    m = count[side, key]
+    if (m == 0) return ""
+    for (j = 1; j <= m; j++) a[j] = value[side, key, j]
+    for (j = 2; j <= m; j++) { t = a[j]; for (k = j - 1; k >= 1 && a[k] > t; k--) a[k + 1] = a[k]; a[k + 1] = t }
+    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  function spread(side, key,   m, j, lo, hi) {
+    m = count[side, key]
+    if (m < 2) return ""
+    lo = hi = value[side, key, 1]
+    for (j = 2; j <= m; j++) { if (value[side, key, j] < lo) lo = value[side, key, j]; if (value[side, key, j] > hi) hi = value[side, key, j] }
+    return hi - lo
+  }
+  FNR == 1 { side = (FILENAME ~ /\/A\.[0-9]+\.tsv$/) ? "A" : "B"; next }
+  {
+    key = $1 "\t" $2
+    if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+    value[side, key, ++count[side, key]] = $3
+  }
+  END {
+    printf "%-50s %11s %11s %8s %17s\n", "", "baseline", "this build", "change", "spread (A / B)"
+    for (i = 1; i <= n; i++) {
+      split(order[i], part, "\t")
+      a = median("A", order[i]); b = median("B", order[i])
+      change = (a != "" && b != "" && a > 0) ? sprintf("%+7.1f%%", (b / a - 1) * 100) : ""
+      sa = spread("A", order[i]); sb = spread("B", order[i])
+      unit = part[1] == "memory" ? " MB" : " ms"
+      printf "%-50s %11s %11s %8s %17s\n", part[1] == "op" ? part[2] : part[2] unit, a == "" ? "-" : sprintf("%.3f", a),
+        b == "" ? "-" : sprintf("%.3f", b), change, (sa == "" ? "-" : sprintf("%.3f", sa)) " / " (sb == "" ? "-" : sprintf("%.3f", sb))
+    }
+  }' $(ls "$logs"/A.*.tsv "$logs"/B.*.tsv)
+if [ -s "$logs/clocks.csv" ]; then
+  awk -F', *' '{ c[NR] = $2; p += $3; if ($4 > t) t = $4 } END {
+    n = NR; for (j = 2; j <= n; j++) { x = c[j]; for (k = j - 1; k >= 1 && c[k] > x; k--) c[k + 1] = c[k]; c[k + 1] = x }
+    printf "SM clock over the call: median %d MHz (%d to %d); power mean %.0f W; temperature up to %d C (%d samples)\n", c[int((n + 1) / 2)], c[1], c[n], p / n, t, n }' "$logs/clocks.csv"
+fi

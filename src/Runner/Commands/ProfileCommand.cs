@@ -148,10 +148,15 @@ public static class ProfileCommand
         using var end = new CudaEvent(device);
         var stepMs = new List<double>();
         var optMs = new List<double>();
+        var wholeMs = new List<double>();
         IReadOnlyList<StreamProfiler.Row>? breakdown = null;
+        int accumulation = Math.Max(1, h.TotalBatchSize / n);
+        // Each round times the parts (one micro-step, then the optimizer step, by device events) and then one whole step as
+        // `train` runs it, so that a drift of the clocks over the run (a GPU warming up, or near its power limit) falls on both
+        // alike rather than on whichever is timed last.
         for (int s = -2; s < steps; s++)
         {
-            model.Profiler.Enabled = s == steps - 1; // the last step is also broken down op by op
+            model.Profiler.Enabled = s == steps - 1; // the last round's micro-step is also broken down op by op
             model.Parameters.ZeroGradients(stream);
             model.ResetLossSum();
             start.Record(stream);
@@ -167,17 +172,11 @@ public static class ProfileCommand
             }
             if (model.Profiler.Enabled)
                 breakdown = model.Profiler.Collect();
-        }
-        double median = EventTiming.Median(stepMs), optMedian = EventTiming.Median(optMs);
+            model.Profiler.Enabled = false;
 
-        // Whole steps as `train` runs them (TrainingLoop): the device synchronised, the clock started, the micro-steps with
-        // the next batch uploaded between them, the optimizer queued, the next step's first batch uploaded, the loss read
-        // (the wait for the device); host time. Against the parts timed above, this is what the host adds.
-        model.Profiler.Enabled = false;
-        int accumulation = Math.Max(1, h.TotalBatchSize / n);
-        var wholeMs = new List<double>();
-        for (int s = -2; s < steps; s++)
-        {
+            // The whole step as TrainingLoop runs it: the device synchronised, the clock started, the micro-steps with the next
+            // batch uploaded between them, the optimizer queued, the next step's first batch uploaded, the loss read (the wait
+            // for the device); host time. Against the parts, this is what the host adds.
             stream.Synchronize();
             var watch = System.Diagnostics.Stopwatch.StartNew();
             model.Parameters.ZeroGradients(stream);
@@ -194,6 +193,7 @@ public static class ProfileCommand
             if (s >= 0)
                 wholeMs.Add(watch.Elapsed.TotalMilliseconds);
         }
+        double median = EventTiming.Median(stepMs), optMedian = EventTiming.Median(optMs);
         double wholeMedian = EventTiming.Median(wholeMs), parts = accumulation * median + optMedian;
         if (blas.TuneLog.Count > 0)
         {

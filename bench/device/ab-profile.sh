@@ -6,7 +6,7 @@
 # temperature every half second. Then it prints each op's median over the rounds for both builds and the change, the
 # micro-step, optimizer step, whole step and peak memory the same way, and the clock, power and temperature seen. A change
 # smaller than the spread of one build's own rounds (printed beside it) is noise. The baseline must have `profile --tsv`.
-# Logs, TSVs and the clock log go to $LOGS (default ./logs/ab).
+# Logs, TSVs and the clock log go to $LOGS (default ./logs/ab); $STEP_TIMEOUT (seconds, default none) bounds each profile.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
@@ -15,9 +15,11 @@ if [ "${1:-}" = --rounds ]; then rounds=$2; shift 2; fi
 case "$rounds" in ''|*[!0-9]*|0) echo "ab-profile.sh: --rounds takes a whole number of at least 1; got '$rounds'" >&2; exit 2 ;; esac
 [ -f "$here/baseline/AutoResearch.Runner/autoresearch.dll" ] \
   || { echo "ab-profile.sh: no baseline runner in $here/baseline (publish with --baseline REV)" >&2; exit 2; }
-runtime() {
-  if [ -x "$here/dotnet/dotnet" ]; then DOTNET_ROOT="$here/dotnet" "$here/dotnet/dotnet" "$@"; else dotnet "$@"; fi
-}
+dotnet=dotnet
+if [ -x "$here/dotnet/dotnet" ]; then
+  export DOTNET_ROOT="$here/dotnet"
+  dotnet="$here/dotnet/dotnet"
+fi
 echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 smi=
@@ -28,7 +30,7 @@ fi
 run() { # side round
   local dll="$here/AutoResearch.Runner/autoresearch.dll"
   [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
-  runtime "$dll" profile --tsv "$logs/$1.$2.tsv" "${@:3}" > "$logs/$1.$2.log" 2>&1 \
+  timeout "${STEP_TIMEOUT:-0}" "$dotnet" "$dll" profile --tsv "$logs/$1.$2.tsv" "${@:3}" > "$logs/$1.$2.log" 2>&1 \
     || { echo "ab-profile.sh: profile of $1 (round $2) failed; its log: $logs/$1.$2.log" >&2; tail -5 "$logs/$1.$2.log" >&2; return 1; }
 }
 status=0

@@ -8,7 +8,8 @@
 # `doctor --compile-timing --skip-gemm`; with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
 # kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
 # the GEMMs with fused epilogues (the MLP's two, and q with rotary + QK-norm), the soft-capped cross-entropy and the rotary +
-# QK-norm backward).
+# QK-norm backward). $STEP_TIMEOUT (seconds, default none) bounds each test project and profile: a kernel that hangs then
+# costs that much, names itself, and the steps after it still run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs}; mkdir -p "$logs"
@@ -30,17 +31,18 @@ if [ $cold = yes ]; then
   tr '\r' '\n' < "$logs/cold-train.log" | grep -E "^(model|overhead|start-up|val_bpb|total_seconds|peak)" | head -9
 fi
 for t in "$@"; do
-  bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
+  timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
+  [ $? = 124 ] && echo "$t: stopped after ${STEP_TIMEOUT:-?} s (a hang?); the tests it had run are in $logs/$t.log"
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
-bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
+timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
 i=0
 while IFS= read -r variant; do
   [ -n "$variant" ] || continue
   i=$((i + 1))
   echo "== profile $variant"
   # shellcheck disable=SC2086 # the variant's words are profile's arguments
-  bash "$here/run.sh" AutoResearch.Runner profile $variant > "$logs/profile-$i.log" 2>&1
+  timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" AutoResearch.Runner profile $variant > "$logs/profile-$i.log" 2>&1
   grep -E "^(GEMM|attention|micro-step|whole step|peak)" "$logs/profile-$i.log" | head -24
 done <<< "${PROFILES:-}"
 bash "$here/run.sh" AutoResearch.Runner doctor --compile-timing --skip-gemm > "$logs/doctor.log" 2>&1

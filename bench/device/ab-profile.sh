@@ -22,11 +22,9 @@ if [ -x "$here/dotnet/dotnet" ]; then
 fi
 echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
-smi=
-if command -v nvidia-smi > /dev/null; then
-  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader,nounits -lms 500 > "$logs/clocks.csv" 2>/dev/null &
-  smi=$!
-fi
+# shellcheck source=clocks.sh
+. "$here/clocks.sh"
+clocks_start "$logs/clocks.csv"
 run() { # side round
   local dll="$here/AutoResearch.Runner/autoresearch.dll"
   [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
@@ -38,7 +36,7 @@ for ((i = 1; i <= rounds; i++)); do
   if ((i % 2)); then order="A B"; else order="B A"; fi
   for side in $order; do run "$side" "$i" "$@" || status=1; done
 done
-[ -n "$smi" ] && kill "$smi" 2> /dev/null
+clocks_stop
 [ $status = 0 ] || exit 1
 # Medians by (kind, name) over the rounds, in the baseline's order of its first round, then the names only this build has.
 awk -F'\t' '
@@ -74,8 +72,4 @@ awk -F'\t' '
         b == "" ? "-" : sprintf("%.3f", b), change, (sa == "" ? "-" : sprintf("%.3f", sa)) " / " (sb == "" ? "-" : sprintf("%.3f", sb))
     }
   }' $(ls "$logs"/A.*.tsv "$logs"/B.*.tsv)
-if [ -s "$logs/clocks.csv" ]; then
-  awk -F', *' '{ c[NR] = $2; p += $3; if ($4 > t) t = $4 } END {
-    n = NR; for (j = 2; j <= n; j++) { x = c[j]; for (k = j - 1; k >= 1 && c[k] > x; k--) c[k + 1] = c[k]; c[k + 1] = x }
-    printf "SM clock over the call: median %d MHz (%d to %d); power mean %.0f W; temperature up to %d C (%d samples)\n", c[int((n + 1) / 2)], c[1], c[n], p / n, t, n }' "$logs/clocks.csv"
-fi
+clocks_summary "$logs/clocks.csv"

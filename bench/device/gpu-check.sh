@@ -35,7 +35,12 @@ for t in "$@"; do
   [ $? = 124 ] && echo "$t: stopped after ${STEP_TIMEOUT:-?} s (a hang?); the tests it had run are in $logs/$t.log"
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
+# shellcheck source=clocks.sh
+. "$here/clocks.sh"
+clocks_start "$logs/profile-clocks.csv"
 timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
+clocks_stop
+clocks_summary "$logs/profile-clocks.csv"
 i=0
 while IFS= read -r variant; do
   [ -n "$variant" ] || continue

@@ -26,14 +26,19 @@ else
 fi
 
 start=$(date +%s)
+# shellcheck source=clocks.sh
+. "$here/clocks.sh"
+clocks_start "$out/kernels-clocks.csv"
 bash "$here/run.sh" AutoResearch.Bench "${filter[@]}" --artifacts "$artifacts" "$@" > "$out/kernels.log" 2>&1
 status=$?
+clocks_stop
 {
   echo "# Kernel benchmarks"
   echo
   echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1); $(date -u +%Y-%m-%dT%H:%MZ); bench $*"
   echo
   grep -m1 "^// device peaks:" "$out/kernels.log" | sed 's|^// ||'
+  clocks_summary "$out/kernels-clocks.csv"
   echo
   first=yes
   for f in "$artifacts"/results/*-report-github.md; do

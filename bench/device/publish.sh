@@ -68,5 +68,5 @@ if [ -n "$baseline" ]; then
 fi
 # The build's own commit, marked when the work tree differs from it.
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src kernels 2> /dev/null || echo ' with uncommitted changes')" > "$out/REVISION"
-cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh "$out/"
+cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh bench/device/clocks.sh "$out/"
 du -sh "$out"

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by `bench/device/publish.sh --baseline REV src/Runner ...` (baseline/ holds REV's runner):
 #   bash ab-profile.sh [--rounds N] [PROFILE ARGS...]
-# times the baseline and this build with `profile --tsv` in turns, N rounds each (default 3; the order A B, B A, A B, ... so
-# that a drift of clocks or temperature over the call falls on both alike), while nvidia-smi logs the SM clock, power and
-# temperature every half second. Then it prints each op's median over the rounds for both builds and the change, the
-# micro-step, optimizer step, whole step and peak memory the same way, and the clock, power and temperature seen. A change
-# smaller than the spread of one build's own rounds (printed beside it) is noise. The baseline must have `profile --tsv`.
-# Logs, TSVs and the clock log go to $LOGS (default ./logs/ab); $STEP_TIMEOUT (seconds, default none) bounds each profile.
+# times the baseline and this build with `profile --tsv` in turns, N rounds each (default 4; the order A B, B A, A B, ... so
+# that a drift of clocks or temperature over the call falls on both alike; about 30 s a profile on an H200), while
+# nvidia-smi logs the SM clock, power and temperature every half second. Then it prints each op's median over the rounds
+# for both builds and the change, the micro-step, optimizer step, whole step and peak memory the same way, and the clock,
+# power and temperature each build ran at. A change smaller than the spread of one build's own rounds (printed beside it)
+# is noise. The baseline must have `profile --tsv`. Logs, TSVs and the clock logs go to $LOGS (default ./logs/ab; the
+# TSVs of an earlier call there are removed first); $STEP_TIMEOUT (seconds, default none) bounds each profile.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
-rounds=3
-if [ "${1:-}" = --rounds ]; then rounds=$2; shift 2; fi
-case "$rounds" in ''|*[!0-9]*|0) echo "ab-profile.sh: --rounds takes a whole number of at least 1; got '$rounds'" >&2; exit 2 ;; esac
+rounds=4
+if [ "${1:-}" = --rounds ]; then rounds=${2:-}; shift; [ $# -gt 0 ] && shift; fi
+case "$rounds" in ''|*[!0-9]*) rounds=x ;; esac
+[ "$rounds" != x ] && [ "$((10#$rounds))" -ge 1 ] \
+  || { echo "ab-profile.sh: --rounds takes a whole number of at least 1" >&2; exit 2; }
+rounds=$((10#$rounds))
 [ -f "$here/baseline/AutoResearch.Runner/autoresearch.dll" ] \
   || { echo "ab-profile.sh: no baseline runner in $here/baseline (publish with --baseline REV)" >&2; exit 2; }
 dotnet=dotnet
@@ -24,19 +28,34 @@ echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this bu
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 # shellcheck source=clocks.sh
 . "$here/clocks.sh"
-clocks_start "$logs/clocks.csv"
+rm -f "$logs"/[AB].*.tsv "$logs"/[AB].*.clocks.csv
+tsvs=()
 run() { # side round
-  local dll="$here/AutoResearch.Runner/autoresearch.dll"
+  local dll="$here/AutoResearch.Runner/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code
   [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
-  timeout "${STEP_TIMEOUT:-0}" "$dotnet" "$dll" profile --tsv "$logs/$1.$2.tsv" "${@:3}" > "$logs/$1.$2.log" 2>&1 \
-    || { echo "ab-profile.sh: profile of $1 (round $2) failed; its log: $logs/$1.$2.log" >&2; tail -5 "$logs/$1.$2.log" >&2; return 1; }
+  clocks_start "$logs/$1.$2.clocks.csv"
+  run_limited "$dotnet" "$dll" profile --tsv "$tsv" "${@:3}" > "$log" 2>&1
+  code=$?
+  clocks_stop
+  case $code in
+    0) tsvs+=("$tsv"); return 0 ;;
+    124) echo "ab-profile.sh: profile of $1 (round $2) stopped after ${STEP_TIMEOUT:-?} s (a hang?); its log: $log" >&2 ;;
+    *) echo "ab-profile.sh: profile of $1 (round $2) failed (exit $code); its log: $log" >&2; tail -5 "$log" >&2 ;;
+  esac
+  return $code
 }
 status=0
 for ((i = 1; i <= rounds; i++)); do
   if ((i % 2)); then order="A B"; else order="B A"; fi
-  for side in $order; do run "$side" "$i" "$@" || status=1; done
+  for side in $order; do
+    run "$side" "$i" "$@"
+    code=$?
+    [ $code = 0 ] && continue
+    status=1
+    # Interrupted (Ctrl-C, SIGTERM): stop here.
+    if [ $code = 130 ] || [ $code = 143 ]; then exit $code; fi
+  done
 done
-clocks_stop
 [ $status = 0 ] || exit 1
 # Medians by (kind, name) over the rounds, in the baseline's order of its first round, then the names only this build has.
 awk -F'\t' '
@@ -71,5 +90,8 @@ awk -F'\t' '
       printf "%-50s %11s %11s %8s %17s\n", part[1] == "op" ? part[2] : part[2] unit, a == "" ? "-" : sprintf("%.3f", a),
         b == "" ? "-" : sprintf("%.3f", b), change, (sa == "" ? "-" : sprintf("%.3f", sa)) " / " (sb == "" ? "-" : sprintf("%.3f", sb))
     }
-  }' $(ls "$logs"/A.*.tsv "$logs"/B.*.tsv)
-clocks_summary "$logs/clocks.csv"
+  }' "${tsvs[@]}"
+for side in A B; do
+  [ $side = A ] && name=baseline || name="this build"
+  echo "$name: $(clocks_summary "$logs"/$side.*.clocks.csv)"
+done

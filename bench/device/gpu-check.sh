@@ -12,6 +12,8 @@
 # costs that much, names itself, and the steps after it still run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=clocks.sh
+. "$here/clocks.sh"
 logs=${LOGS:-$PWD/logs}; mkdir -p "$logs"
 ncu=no
 cold=no
@@ -31,14 +33,13 @@ if [ $cold = yes ]; then
   tr '\r' '\n' < "$logs/cold-train.log" | grep -E "^(model|overhead|start-up|val_bpb|total_seconds|peak)" | head -9
 fi
 for t in "$@"; do
-  timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
+  run_limited bash "$here/run.sh" "$t" > "$logs/$t.log" 2>&1
   [ $? = 124 ] && echo "$t: stopped after ${STEP_TIMEOUT:-?} s (a hang?); the tests it had run are in $logs/$t.log"
   grep -E "\[FAIL\]|Total:" "$logs/$t.log" | head -20
 done
-# shellcheck source=clocks.sh
-. "$here/clocks.sh"
 clocks_start "$logs/profile-clocks.csv"
-timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
+run_limited bash "$here/run.sh" AutoResearch.Runner profile --resources 2>&1 | tee "$logs/profile.log" | tail -90
+[ "${PIPESTATUS[0]}" = 124 ] && echo "profile: stopped after ${STEP_TIMEOUT:-?} s (a hang?); its log: $logs/profile.log"
 clocks_stop
 clocks_summary "$logs/profile-clocks.csv"
 i=0
@@ -47,7 +48,8 @@ while IFS= read -r variant; do
   i=$((i + 1))
   echo "== profile $variant"
   # shellcheck disable=SC2086 # the variant's words are profile's arguments
-  timeout "${STEP_TIMEOUT:-0}" bash "$here/run.sh" AutoResearch.Runner profile $variant > "$logs/profile-$i.log" 2>&1
+  run_limited bash "$here/run.sh" AutoResearch.Runner profile $variant > "$logs/profile-$i.log" 2>&1
+  [ $? = 124 ] && echo "profile $variant: stopped after ${STEP_TIMEOUT:-?} s (a hang?)"
   grep -E "^(GEMM|attention|micro-step|whole step|peak)" "$logs/profile-$i.log" | head -24
 done <<< "${PROFILES:-}"
 bash "$here/run.sh" AutoResearch.Runner doctor --compile-timing --skip-gemm > "$logs/doctor.log" 2>&1

@@ -13,7 +13,7 @@
 #   bash gpu-host/train-run.sh                               # prepare --from the corpus, the full train, a short warm one
 #   bash gpu-host/kernels.sh --short                         # the kernel benchmarks (publish tests/AutoResearch.Bench.Tests)
 #   bash gpu-host/parity-run.sh                              # the training-step parity, GPU against CPU, and its noise floor
-#   bash gpu-host/ab-profile.sh --rounds 3                   # profile of the baseline and this build in turns, op by op
+#   bash gpu-host/ab-profile.sh                              # profile of the baseline and this build in turns, op by op
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=artifacts/gpu-host
@@ -64,9 +64,10 @@ if [ -n "$baseline" ]; then
   trap 'git worktree remove --force "$tree" 2> /dev/null; rm -rf "$tree"' EXIT
   git worktree add --detach -q "$tree" "$baseline"
   dotnet publish "$tree/src/Runner/AutoResearch.Runner.csproj" -c Release -o "$out/baseline/AutoResearch.Runner" --nologo -v quiet
-  git rev-parse --short "$baseline" > "$out/baseline/REVISION"
+  git rev-parse --short "$baseline^{commit}" > "$out/baseline/REVISION"
 fi
 # The build's own commit, marked when the work tree differs from it.
-echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src kernels 2> /dev/null || echo ' with uncommitted changes')" > "$out/REVISION"
+changed=$(git status --porcelain -- src kernels tests bench Directory.Build.props Directory.Packages.props global.json 2> /dev/null)
+echo "$(git rev-parse --short HEAD)${changed:+ with uncommitted changes}" > "$out/REVISION"
 cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh bench/device/clocks.sh "$out/"
 du -sh "$out"

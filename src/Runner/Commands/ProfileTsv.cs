@@ -10,7 +10,7 @@ namespace AutoResearch.Runner;
 /// figures:
 /// <code>
 /// kind    name            value   calls  flops     bytes
-/// op      GEMM lm_head    3.19    32     1.1e+12   0
+/// op      GEMM lm_head    3.19    32     1100000000000   0
 /// step    micro-step      131.9
 /// step    optimizer-step  1.55
 /// step    whole-step      272.7

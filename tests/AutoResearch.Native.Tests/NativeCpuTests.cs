@@ -40,6 +40,35 @@ public class NativeCpuTests
         Assert.Equal(parameter, error.ParamName);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(1_048_575)]
+    [InlineData(3 * 1_048_576 + 17)]   // chunks of 1 M and a ragged end
+    public void Bf16_round_in_place_gives_each_value_rounded_as_round_does(int count)
+    {
+        var random = new Random(count + 5);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            // Random bit patterns: every exponent, ties, subnormals, infinities and NaNs among them.
+            values[i] = BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue));
+        }
+        if (count > 3)
+        {
+            values[0] = BitConverter.UInt32BitsToSingle(0x3F80_8000); // a tie: stays even
+            values[1] = float.NaN;
+            values[2] = float.PositiveInfinity;
+        }
+        var expected = Array.ConvertAll(values, Bf16.Round);
+        Bf16.RoundInPlace(values);
+        for (int i = 0; i < count; i++)
+        {
+            if (BitConverter.SingleToUInt32Bits(values[i]) != BitConverter.SingleToUInt32Bits(expected[i]))
+                Assert.Fail($"element {i}: {values[i]} against {expected[i]}");
+        }
+    }
+
     [Fact]
     public void Bf16_keeps_nan_and_infinity()
     {

@@ -77,7 +77,11 @@ public sealed class MuonAdamWGpu : IDisposable
                 _adamTensors.Add(new AdamTensor(entry, group, adamElements));
                 adamElements += (entry.Count + 63) / 64 * 64;
                 if (settings.Precision.HasBf16Parameters(group)) // reference precision: a bf16 parameter from the start
-                    parameters.Upload(entry.Name, Array.ConvertAll(parameters.Download(parameters.Master, entry.Name), Bf16.Round));
+                {
+                    var values = parameters.Download(parameters.Master, entry.Name);
+                    Bf16.RoundInPlace(values);
+                    parameters.Upload(entry.Name, values);
+                }
             }
         }
         _adamM = device.Allocate<float>(adamElements, "AdamW first moments");

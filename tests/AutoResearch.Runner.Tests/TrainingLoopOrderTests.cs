@@ -82,6 +82,14 @@ public class TrainingLoopOrderTests
 
         public Optim.OptimizerState OptimizerState() => throw new NotSupportedException();
 
+        /// <summary>Device times of a step's parts as a GPU trainer reports them: 2 ms a micro-step, 0.5 ms the optimizer.</summary>
+        public int LastStepDeviceMilliseconds(Span<double> destination)
+        {
+            ReadOnlySpan<double> parts = [2.0, 2.0, 0.5];
+            parts.CopyTo(destination);
+            return parts.Length;
+        }
+
         public void Dispose()
         {
         }
@@ -107,6 +115,25 @@ public class TrainingLoopOrderTests
         // Without a trainer's timings or planning time (the CPU trainer), and an odd count of other steps.
         Assert.Equal("start-up 1.5 s; first step 0.90 s against a median 0.40 s of the next 3",
             TrainingLoop.StartupLine(1.5, null, "", 0.9, [0.5, 0.4, 0.3]));
+    }
+
+    [Fact]
+    public void The_step_time_line_sets_the_host_clocks_median_against_the_sum_of_the_parts_medians()
+    {
+        var times = new StepTimes(microSteps: 2);
+        Assert.Null(times.Line());
+        times.Add(0.2071, [100.0, 101.0, 2.0]);
+        times.Add(0.2500, [100.5, 100.0, 2.0]);
+        times.Add(0.2000, [99.0, 103.0, 2.5]);
+        // Medians: host 207.1 ms; micro-steps 100.0 and 101.0 ms, optimizer 2.00 ms: 203.0 ms, 2.0 % under the host's.
+        Assert.Equal("step time (medians of 3 counted steps): 207.1 ms on the host clock; on the device 100.0 + 101.0 ms of micro-steps "
+            + "and 2.00 ms of optimizer = 203.0 ms: the host and the gaps add 2.0 %", times.Line());
+
+        // A trainer that does not time its parts (the CPU reference), or a step without them: the host clock alone.
+        var host = new StepTimes(microSteps: 1);
+        host.Add(0.5, []);
+        host.Add(0.3, [1.0, 2.0]);
+        Assert.Equal("step time (medians of 2 counted steps): 400.0 ms on the host clock", host.Line());
     }
 
     [Fact]
@@ -170,6 +197,10 @@ public class TrainingLoopOrderTests
             }
         }
         Assert.Contains($"val_bpb:          {bpb.BitsPerByte.ToString("F6", System.Globalization.CultureInfo.InvariantCulture)}", output.ToString(),
+            StringComparison.Ordinal);
+        // The counted steps' times: the host clock's median, and the parts the trainer timed on the device.
+        Assert.Contains($"step time (medians of {steps - 11} counted steps): ", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("on the device 2.0 + 2.0 ms of micro-steps and 0.50 ms of optimizer = 4.5 ms: the host and the gaps add ", output.ToString(),
             StringComparison.Ordinal);
         Directory.Delete(folder, recursive: true);
     }

@@ -22,6 +22,14 @@ public sealed class GpuTrainer : ITrainer
     private readonly CudaEvent[] _evaluationDone;
     private long _evaluationsQueued;
     private long _evaluationsTaken;
+    // Events around the parts of the open step (BeginStep, after each micro-step, after the optimizer), reused step after step
+    // (more are made when a step has more parts than any before); the parts' times are read once ReadLossSum has waited.
+    private readonly List<CudaEvent> _partEvents = [];
+    private int _partsRecorded;
+    private bool _stepOpen;
+    private readonly double[] _lastStepParts = new double[512]; // micro-steps and the optimizer: 257 at most at T 2048 (256 rows of 2048 tokens)
+    private bool _partsOverflowed;
+    private int _lastStepPartCount;
 
     private GpuTrainer(CudaDevice gpu, CudaStream stream, Blas blas, KernelCache kernels, GpuGpt model, MuonAdamWGpu optimizer,
         PinnedHostBuffer<float>[] evaluationLosses, CudaEvent[] evaluationDone)
@@ -232,18 +240,62 @@ public sealed class GpuTrainer : ITrainer
 
     public void BeginStep()
     {
+        _partsRecorded = 0;
+        _partsOverflowed = false;
+        _stepOpen = true;
+        RecordPart();
         _model.Parameters.ZeroGradients(_stream);
         _model.ResetLossSum();
     }
 
+    /// <summary>Queues the event that ends the step's current part (the first marks the step's start).</summary>
+    private void RecordPart()
+    {
+        if (!_stepOpen)
+            return;
+        if (_partsRecorded > _lastStepParts.Length)
+        {
+            _partsOverflowed = true; // more parts than the buffer holds: this step is not timed
+            return;
+        }
+        if (_partsRecorded == _partEvents.Count)
+            _partEvents.Add(new CudaEvent(_gpu));
+        _partEvents[_partsRecorded++].Record(_stream);
+    }
+
     public void Upload(int[] inputs, int[] targets) => _model.Upload(inputs, targets);
 
-    public void ForwardBackward(float gradScale) => _model.ForwardBackward(gradScale);
+    public void ForwardBackward(float gradScale)
+    {
+        _model.ForwardBackward(gradScale);
+        RecordPart();
+    }
 
-    public double ReadLossSum() => _model.ReadLossSum();
+    public double ReadLossSum()
+    {
+        double sum = _model.ReadLossSum(); // waits for the stream: the step's events have all been reached
+        _lastStepPartCount = 0;
+        if (_stepOpen && !_partsOverflowed)
+        {
+            for (int i = 1; i < _partsRecorded; i++)
+                _lastStepParts[_lastStepPartCount++] = CudaEvent.ElapsedMilliseconds(_partEvents[i - 1], _partEvents[i]);
+        }
+        _stepOpen = false;
+        return sum;
+    }
 
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
-        => _optimizer.Step((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
+    {
+        _optimizer.Step((float)lrMultiplier, (float)muonMomentum, (float)muonWeightDecay);
+        RecordPart();
+    }
+
+    public int LastStepDeviceMilliseconds(Span<double> destination)
+    {
+        int count = Math.Min(_lastStepPartCount, destination.Length);
+        _lastStepParts.AsSpan(0, count).CopyTo(destination);
+        return count;
+    }
 
     public void QueueEvaluation()
     {
@@ -282,7 +334,7 @@ public sealed class GpuTrainer : ITrainer
         catch (CudaException)
         {
         }
-        DisposeAll([.. _evaluationLosses, .. _evaluationDone, _optimizer, _model, _kernels, _blas, _stream, _gpu]);
+        DisposeAll([.. _evaluationLosses, .. _evaluationDone, .. _partEvents, _optimizer, _model, _kernels, _blas, _stream, _gpu]);
     }
 
     /// <summary>Disposes each in order; the first exception is rethrown once all have been tried.</summary>

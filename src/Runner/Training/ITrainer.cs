@@ -66,6 +66,13 @@ public interface ITrainer : IDisposable
     /// <summary>Host time spent choosing GEMM algorithms so far (the first step's, for the start-up line; zero where none are chosen).</summary>
     TimeSpan GemmPlanningTime => TimeSpan.Zero;
 
+    /// <summary>
+    /// The device's own time for each part of the step whose loss <see cref="ReadLossSum"/> last read: each micro-step in order,
+    /// then the optimizer step, in milliseconds between events queued around them, written into <paramref name="destination"/>;
+    /// returns how many (0 where the trainer does not time its parts, as the CPU reference; at most destination's length).
+    /// </summary>
+    int LastStepDeviceMilliseconds(Span<double> destination) => 0;
+
     /// <summary>The optimizer's state after the steps taken (waits for the device), for `train --save-optimizer`.</summary>
     OptimizerState OptimizerState();
 }

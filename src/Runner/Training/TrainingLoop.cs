@@ -117,6 +117,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         int epoch = stagedEpoch;
         double startupSeconds = 0, uncountedSeconds = 0, firstStepSeconds = 0, firstStepPlanning = 0;
         var laterUncounted = new List<double>();
+        // The counted steps' host-clock times and, where the trainer times them on the device, their parts' times.
+        var stepTimes = new StepTimes(accumulation);
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
@@ -159,6 +161,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
                 else
                     laterUncounted.Add(stepSeconds);
             }
+            else
+                stepTimes.Add(stepSeconds, trainer);
             bool stop = clock.CompleteStep(stepSeconds);
             Step = clock.Step;
             output.Write(ProgressLine.Format(step, clock.Progress, ema.Update(loss), lrMultiplier, stepSeconds, clock.TokensPerSecond(stepSeconds),
@@ -197,6 +201,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         var summary = new RunSummary(bpb.BitsPerByte, clock.TrainingSeconds, total.Elapsed.TotalSeconds, trainer.PeakMemoryMegabytes,
             clock.MfuPercent, clock.TotalTokensMillions, clock.Step, trainer.ParameterCount / 1e6, shape.Depth);
         output.WriteLine($"data wait: {loader.WaitTime.TotalSeconds:F1} s in all");
+        if (stepTimes.Line() is { } stepLine)
+            output.WriteLine(stepLine);
         output.WriteLine(OverheadLine(summary.TotalSeconds, summary.TrainingSeconds, startupSeconds, clock.Step - clock.CountedSteps, uncountedSeconds, evaluationSeconds));
         output.WriteLine(StartupLine(startupSeconds, TrainerSetUp, trainer.StartupNote, firstStepSeconds, laterUncounted, firstStepPlanning));
         if (DataRepetition.EndWarning(loader.PassesRead, loader.TokensPerPass) is { } endWarning)

@@ -12,9 +12,10 @@ public sealed class GitRepository
 {
     private readonly string _path;
 
-    public GitRepository(string path)
+    public GitRepository(string path, GitLimits? limits = null)
     {
         _path = Path.GetFullPath(path);
+        Limits = limits ?? new GitLimits();
         RunAsync(["--version"], CancellationToken.None, checkExit: true, inRepo: false).GetAwaiter().GetResult();
         if (!Directory.Exists(Path.Combine(_path, "objects")))
         {
@@ -25,6 +26,44 @@ public sealed class GitRepository
 
     /// <summary>A commit read from the repository: full hash, parents, subject line.</summary>
     public sealed record CommitInfo(string Hash, string[] Parents, string Message);
+
+    /// <summary>
+    /// What one push may bring (checked before anything is accepted): commits, the size of each object as git stores it
+    /// uncompressed, the uncompressed bytes of all of them; and how much of a diff is read.
+    /// </summary>
+    public sealed record GitLimits
+    {
+        /// <summary>Commits one push may add.</summary>
+        public int MaxCommitsPerPush { get; init; } = 1000;
+
+        /// <summary>Largest commit object (headers and message), in bytes.</summary>
+        public int MaxCommitBytes { get; init; } = 16 * 1024;
+
+        /// <summary>Largest file (blob) a pushed commit may hold, in bytes.</summary>
+        public long MaxBlobBytes { get; init; } = 8L * 1024 * 1024;
+
+        /// <summary>Uncompressed bytes of all the objects one push brings (a bundle compresses repeated text a thousandfold).</summary>
+        public long MaxPushObjectBytes { get; init; } = 64L * 1024 * 1024;
+
+        /// <summary>Characters of a commit's subject the hub keeps (longer ones are cut, with an ellipsis).</summary>
+        public int MaxSubjectChars { get; init; } = 200;
+
+        /// <summary>Bytes of a diff the hub reads from git; a longer diff is cut there, with a note.</summary>
+        public int MaxDiffBytes { get; init; } = 4 * 1024 * 1024;
+
+        /// <summary>Diffs git computes at once; more wait their turn.</summary>
+        public int ConcurrentDiffs { get; init; } = 2;
+    }
+
+    public GitLimits Limits { get; }
+
+    private SemaphoreSlim? _diffs;
+
+    private SemaphoreSlim Diffs => LazyInitializer.EnsureInitialized(ref _diffs, () => new SemaphoreSlim(Limits.ConcurrentDiffs));
+
+    /// <summary>A full object name as git prints it: 40 lowercase hex digits (SHA-1) or 64 (SHA-256).</summary>
+    internal static bool IsObjectName(string s)
+        => (s.Length == 40 || s.Length == 64) && s.All(char.IsAsciiHexDigitLower);
 
     public string ObjectsDirectory => Path.Combine(_path, "objects");
 
@@ -63,16 +102,7 @@ public sealed class GitRepository
             var walk = await RunAsync(["rev-list", "--objects", "--quiet", .. range], ct, env: env);
             if (walk.ExitCode != 0)
                 throw new BundleRejectedException($"the bundle's history is not connected to commits the hub has: {LastLine(walk.Error)}");
-            var log = await RunAsync(["log", "--reverse", "--format=%H%x1f%P%x1f%s%x1e", .. range], ct, env: env);
-            if (log.ExitCode != 0)
-                throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(log.Error)}");
-            var commits = new List<CommitInfo>();
-            foreach (var record in log.Output.Split('\x1e', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var fields = record.Trim('\n').Split('\x1f');
-                if (fields.Length >= 3)
-                    commits.Add(new CommitInfo(fields[0], fields[1].Split(' ', StringSplitOptions.RemoveEmptyEntries), fields[2]));
-            }
+            var commits = await ReadCommitsAsync(range, env, ct);
             // Every tip must be a commit: one the bundle brought (log lists it) or one the hub had (isKnown).
             var listed = commits.Select(c => c.Hash).ToHashSet(StringComparer.Ordinal);
             foreach (var tip in header.Tips)
@@ -87,6 +117,93 @@ public sealed class GitRepository
             DeleteDirectory(dir);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The commits of a push, oldest first, read without trusting anything a commit's author wrote: hashes and parents from
+    /// `rev-list --parents` (each checked to be an object name, so no message text can pose as a commit or reach a git command
+    /// line as an option), the size of every object from `cat-file --batch-check` (checked against <see cref="Limits"/>), and
+    /// each subject from the commit object itself, read by its length (`cat-file --batch`), cut to MaxSubjectChars.
+    /// </summary>
+    private async Task<List<CommitInfo>> ReadCommitsAsync(List<string> range, Dictionary<string, string> env, CancellationToken ct)
+    {
+        var listed = await RunAsync(["rev-list", "--reverse", "--parents", .. range], ct, env: env);
+        if (listed.ExitCode != 0)
+            throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(listed.Error)}");
+        var lines = listed.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (lines.Length > Limits.MaxCommitsPerPush)
+            throw new BundleRejectedException($"the bundle brings {lines.Length} commits; a push may bring at most {Limits.MaxCommitsPerPush} (push in parts)");
+        var graph = new List<string[]>(lines.Length);
+        foreach (var line in lines)
+        {
+            var names = line.Split(' ');
+            if (!names.All(IsObjectName))
+                throw new BundleRejectedException("the bundle's commits could not be read: git listed something that is not an object name");
+            graph.Add(names);
+        }
+
+        // Every new object's type and size: files and commits within their limits, all of them within the push's.
+        var objects = await RunAsync(["rev-list", "--objects", "--no-object-names", .. range], ct, env: env);
+        if (objects.ExitCode != 0)
+            throw new BundleRejectedException($"the bundle's objects could not be listed: {LastLine(objects.Error)}");
+        var sizes = await RunAsync(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], ct, env: env, stdinText: objects.Output);
+        if (sizes.ExitCode != 0)
+            throw new BundleRejectedException($"the bundle's objects could not be read: {LastLine(sizes.Error)}");
+        long total = 0;
+        foreach (var line in sizes.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(' ');
+            if (parts.Length != 3 || !long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long size))
+                throw new BundleRejectedException($"the bundle's objects could not be read: '{line}'");
+            total += size;
+            if (parts[1] == "blob" && size > Limits.MaxBlobBytes)
+                throw new BundleRejectedException($"the bundle holds a file of {size} bytes; files may have at most {Limits.MaxBlobBytes}");
+            if (parts[1] == "commit" && size > Limits.MaxCommitBytes)
+                throw new BundleRejectedException($"the bundle holds a commit of {size} bytes (its message); commits may have at most {Limits.MaxCommitBytes}");
+        }
+        if (total > Limits.MaxPushObjectBytes)
+            throw new BundleRejectedException($"the bundle's objects take {total} bytes uncompressed; a push may bring at most {Limits.MaxPushObjectBytes}");
+
+        // The commit objects themselves, each read by the length git gives it.
+        var raw = await RunBytesAsync(["cat-file", "--batch"], string.Join('\n', graph.Select(g => g[0])) + "\n", env, ct);
+        var commits = new List<CommitInfo>(graph.Count);
+        int at = 0;
+        foreach (var names in graph)
+        {
+            int headerEnd = Array.IndexOf(raw, (byte)'\n', at);
+            var header = headerEnd < 0 ? [] : Encoding.ASCII.GetString(raw, at, headerEnd - at).Split(' ');
+            if (header.Length != 3 || header[0] != names[0] || header[1] != "commit" || !int.TryParse(header[2], out int length)
+                || headerEnd + 1 + length > raw.Length)
+                throw new BundleRejectedException($"the bundle's commit {names[0]} could not be read");
+            commits.Add(new CommitInfo(names[0], names[1..], Subject(raw.AsSpan(headerEnd + 1, length), Limits.MaxSubjectChars)));
+            at = headerEnd + 1 + length + 1; // the object, then a newline
+        }
+        return commits;
+    }
+
+    /// <summary>A commit object's subject: the first line of its message (after the headers' blank line), control characters
+    /// made spaces, cut to maxChars with an ellipsis.</summary>
+    internal static string Subject(ReadOnlySpan<byte> commitObject, int maxChars)
+    {
+        int blank = commitObject.IndexOf("\n\n"u8);
+        if (blank < 0)
+            return "";
+        var message = commitObject[(blank + 2)..];
+        int end = message.IndexOf((byte)'\n');
+        var line = end < 0 ? message : message[..end];
+        // Decoding is bounded by the commit limit; cut first so a long line costs no more than its first characters.
+        string text = Encoding.UTF8.GetString(line.Length > 4 * maxChars ? line[..(4 * maxChars)] : line);
+        var cleaned = new StringBuilder(Math.Min(text.Length, maxChars + 1));
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (cleaned.Length >= maxChars)
+            {
+                cleaned.Append('…');
+                break;
+            }
+            cleaned.Append(Rune.IsControl(rune) ? " " : rune.ToString());
+        }
+        return cleaned.ToString().Trim();
     }
 
     /// <summary>Moves the quarantined objects into the repository (packs before their indexes) and pins the commits with refs.</summary>
@@ -121,9 +238,26 @@ public sealed class GitRepository
     public Task CreateBundleAsync(string fullHash, string bundlePath, CancellationToken ct) =>
         RunAsync(["bundle", "create", "--quiet", bundlePath, "refs/hub/" + fullHash], ct, checkExit: true);
 
-    /// <summary>The unified diff between two known commits (full hashes).</summary>
-    public async Task<string> DiffAsync(string fromHash, string toHash, CancellationToken ct) =>
-        (await RunAsync(["diff", "--no-color", "--no-ext-diff", fromHash, toHash, "--"], ct, checkExit: true)).Output;
+    /// <summary>
+    /// The unified diff between two known commits (full hashes), at most <see cref="GitLimits.MaxDiffBytes"/> of it (git is
+    /// stopped there and a last line says so), at most <see cref="GitLimits.ConcurrentDiffs"/> computed at once.
+    /// </summary>
+    public async Task<string> DiffAsync(string fromHash, string toHash, CancellationToken ct)
+    {
+        if (!IsObjectName(fromHash) || !IsObjectName(toHash))
+            throw new ArgumentException($"a diff takes two full commit hashes; got '{fromHash}' and '{toHash}'");
+        await Diffs.WaitAsync(ct);
+        try
+        {
+            // --end-of-options: nothing after it is read as an option, whatever it holds.
+            var (text, cut) = await RunCappedAsync(["diff", "--no-color", "--no-ext-diff", "--end-of-options", fromHash, toHash, "--"], Limits.MaxDiffBytes, ct);
+            return cut ? text + $"\n... (the diff is longer than {Limits.MaxDiffBytes} bytes: cut here)\n" : text;
+        }
+        finally
+        {
+            Diffs.Release();
+        }
+    }
 
     /// <summary>
     /// Lets git pack loose objects and many small packs when it judges it worth doing (run off the request path). Refs stay
@@ -158,8 +292,60 @@ public sealed class GitRepository
         return lines.Length == 0 ? "git gave no reason" : lines[^1];
     }
 
-    private async Task<(int ExitCode, string Output, string Error)> RunAsync(IReadOnlyList<string> args, CancellationToken ct, bool checkExit = false, bool inRepo = true,
-        Dictionary<string, string>? env = null, Stream? stdin = null, string? stdinText = null)
+    /// <summary>git's standard output as bytes (objects are read by their byte lengths); throws on a non-zero exit.</summary>
+    private async Task<byte[]> RunBytesAsync(IReadOnlyList<string> args, string stdinText, Dictionary<string, string>? env, CancellationToken ct)
+    {
+        using var p = Start(args, env, redirectInput: true);
+        var errTask = p.StandardError.ReadToEndAsync(ct);
+        using var output = new MemoryStream();
+        var outTask = p.StandardOutput.BaseStream.CopyToAsync(output, ct);
+        await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
+        p.StandardInput.Close();
+        await WaitOrKillAsync(p, ct);
+        await outTask;
+        string error = await errTask;
+        if (p.ExitCode != 0)
+            throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(error)}");
+        return output.ToArray();
+    }
+
+    /// <summary>git's standard output (UTF-8), at most maxBytes of it: past that, git is stopped and cut is true.</summary>
+    private async Task<(string Text, bool Cut)> RunCappedAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct)
+    {
+        using var p = Start(args, null, redirectInput: false);
+        var errTask = p.StandardError.ReadToEndAsync(ct);
+        var buffer = new byte[maxBytes + 1];
+        int filled = 0, read;
+        while (filled < buffer.Length && (read = await p.StandardOutput.BaseStream.ReadAsync(buffer.AsMemory(filled), ct)) > 0)
+            filled += read;
+        bool cut = filled > maxBytes;
+        if (cut)
+        {
+            p.Kill(entireProcessTree: true);
+            filled = maxBytes;
+        }
+        await WaitOrKillAsync(p, ct);
+        string error = await errTask;
+        if (!cut && p.ExitCode != 0)
+            throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
+        // A cut may split a character: the decoder makes it a replacement character.
+        return (Encoding.UTF8.GetString(buffer, 0, filled), cut);
+    }
+
+    private static async Task WaitOrKillAsync(Process p, CancellationToken ct)
+    {
+        try
+        {
+            await p.WaitForExitAsync(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw;
+        }
+    }
+
+    private Process Start(IReadOnlyList<string> args, Dictionary<string, string>? env, bool redirectInput, bool inRepo = true)
     {
         // git's work (indexing packs, walking history) runs 10 steps nicer than the server, so that the cores go to the
         // request threads first: reads never wait behind pushes. `nice` is relative to the server's own priority.
@@ -167,7 +353,7 @@ public sealed class GitRepository
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = stdin is not null || stdinText is not null,
+            RedirectStandardInput = redirectInput,
             UseShellExecute = false,
         };
         if (Nice is not null)
@@ -192,10 +378,17 @@ public sealed class GitRepository
             foreach (var (k, v) in env)
                 psi.Environment[k] = v;
         }
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start git: is it installed and on PATH?");
+        return Process.Start(psi) ?? throw new InvalidOperationException("could not start git: is it installed and on PATH?");
+    }
+
+    private async Task<(int ExitCode, string Output, string Error)> RunAsync(IReadOnlyList<string> args, CancellationToken ct, bool checkExit = false, bool inRepo = true,
+        Dictionary<string, string>? env = null, Stream? stdin = null, string? stdinText = null)
+    {
+        bool redirectInput = stdin is not null || stdinText is not null;
+        using var p = Start(args, env, redirectInput, inRepo);
         var errTask = p.StandardError.ReadToEndAsync();
         var outTask = p.StandardOutput.ReadToEndAsync();
-        if (psi.RedirectStandardInput)
+        if (redirectInput)
         {
             try
             {

@@ -15,6 +15,9 @@ public sealed record HubOptions
     /// <summary>Bytes of accepted bundles one agent may push in 24 hours.</summary>
     public long PushQuotaBytesPerDay { get; init; } = 256L * 1024 * 1024;
 
+    /// <summary>What one push may bring (commits, object sizes) and how much of a diff is read (<see cref="GitRepository.GitLimits"/>).</summary>
+    public GitRepository.GitLimits Git { get; init; } = new();
+
     /// <summary>Pushes (accepted or not) one agent may make per minute.</summary>
     public int PushesPerMinute { get; init; } = 20;
 

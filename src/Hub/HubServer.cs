@@ -33,7 +33,7 @@ public static class HubServer
         var time = options.Time;
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("hub");
         var store = new HubStore(Path.Combine(options.DataDirectory, "hub.db"), time);
-        var git = new GitRepository(Path.Combine(options.DataDirectory, "repo.git"));
+        var git = new GitRepository(Path.Combine(options.DataDirectory, "repo.git"), options.Git);
         var hub = new HubServices(options, store, git, tmp, log, time);
         app.Lifetime.ApplicationStopped.Register(store.Dispose);
 

@@ -7,6 +7,9 @@ public sealed partial class HubStore
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Agent, long At)> _keys = new(StringComparer.Ordinal);
 
+    // Counts the times keys were forgotten (a rotation or revocation): a lookup that began before one does not remember its result.
+    private long _keyGeneration;
+
     /// <summary>Creates an agent with a fresh key; returns the key, or null when the id is taken (revoked ids stay taken).</summary>
     public string? Register(string id)
     {
@@ -25,12 +28,17 @@ public sealed partial class HubStore
         long now = _time.GetTimestamp();
         if (_keys.TryGetValue(hash, out var known) && _time.GetElapsedTime(known.At, now) < KeyCacheTime)
             return known.Agent;
+        long generation = Interlocked.Read(ref _keyGeneration);
         string? agent = Read(db => Scalar(db, "SELECT id FROM agents WHERE key_hash = $h AND revoked_at IS NULL", null, ("$h", hash)) as string);
-        if (agent is not null)
+        // A key rotated or revoked while this read ran may have been read as valid: answer, but do not remember it.
+        if (agent is not null && Interlocked.Read(ref _keyGeneration) == generation)
         {
             if (_keys.Count > 100_000)
                 _keys.Clear();
             _keys[hash] = (agent, now);
+            // Forgotten meanwhile: ForgetKeys counts before it removes, so either it removes this entry or this check sees it.
+            if (Interlocked.Read(ref _keyGeneration) != generation)
+                _keys.TryRemove(hash, out _);
         }
         return agent;
     }
@@ -102,6 +110,7 @@ public sealed partial class HubStore
 
     private void ForgetKeys(string agentId)
     {
+        Interlocked.Increment(ref _keyGeneration);
         foreach (var (hash, known) in _keys)
         {
             if (known.Agent == agentId)

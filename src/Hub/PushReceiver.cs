@@ -73,6 +73,10 @@ public sealed class PushReceiver(HubServices hub)
                 await _accepting.WaitAsync(CancellationToken.None);
                 try
                 {
+                    // Again, one push at a time: pushes checked side by side must not together pass the quota.
+                    used = hub.Store.PushedBytesSince(agent, hub.Time.GetUtcNow().AddDays(-1));
+                    if (used + size > options.PushQuotaBytesPerDay)
+                        return HubHttp.Error(429, $"push quota reached: {used} of {options.PushQuotaBytesPerDay} bytes pushed in the last 24 hours, this bundle has {size}");
                     var fresh = quarantine.Commits.Where(c => hub.Store.ResolveCommit(c.Hash) != c.Hash).ToList();
                     if (fresh.Count == 0)
                         return Results.Json(new { hashes = Array.Empty<string>() }, statusCode: 201);

@@ -240,7 +240,7 @@ public static class HubCommand
                 var best = c!["best"];
                 string score = best is null ? "   -    " : best["val_bpb"]!.GetValue<double>().ToString("F6", CultureInfo.InvariantCulture);
                 string where = best is null ? "" : TerminalText.OneLine(best["platform"]?.GetValue<string>());
-                Console.WriteLine($"{Field(c, "hash")[..7]}  {score}  {where,-8}  {Field(c, "agent_id")}  {Field(c, "created_at")}  {Field(c, "message")}");
+                Console.WriteLine($"{Short(Field(c, "hash"))}  {score}  {where,-8}  {Field(c, "agent_id")}  {Field(c, "created_at")}  {Field(c, "message")}");
             }
             return 0;
         });
@@ -257,8 +257,8 @@ public static class HubCommand
             using var http = Client(url, key);
             var c = await Send(http, HttpMethod.Get, $"/api/git/commits/{Uri.EscapeDataString(parse.GetValue(hash)!)}", null, ct);
             Console.WriteLine($"commit {Field(c, "hash")}\nagent  {Field(c, "agent_id")}\npushed {Field(c, "created_at")}\n\n    {Field(c, "message")}\n");
-            Console.WriteLine("parents:  " + string.Join(' ', c["parents"]!.AsArray().Select(p => TerminalText.OneLine(p!.GetValue<string>())[..7])));
-            Console.WriteLine("children: " + string.Join(' ', c["children"]!.AsArray().Select(p => TerminalText.OneLine(p!.GetValue<string>())[..7])));
+            Console.WriteLine("parents:  " + string.Join(' ', c["parents"]!.AsArray().Select(p => Short(TerminalText.OneLine(p!.GetValue<string>())))));
+            Console.WriteLine("children: " + string.Join(' ', c["children"]!.AsArray().Select(p => Short(TerminalText.OneLine(p!.GetValue<string>())))));
             foreach (var r in c["results"]!.AsArray())
                 Console.WriteLine(ResultText(r!));
             return 0;
@@ -457,4 +457,7 @@ public static class HubCommand
             throw new InvalidOperationException($"git {string.Join(' ', args)} in {repo} failed: {err.GetAwaiter().GetResult().Trim()}");
         return output;
     }
+
+    /// <summary>A hash as the listings show it: its first 7 characters (all of it when a hub sends fewer).</summary>
+    private static string Short(string hash) => hash.Length > 7 ? hash[..7] : hash;
 }

@@ -45,6 +45,9 @@ public sealed class GitRepository
         /// <summary>Uncompressed bytes of all the objects one push brings (a bundle compresses repeated text a thousandfold).</summary>
         public long MaxPushObjectBytes { get; init; } = 64L * 1024 * 1024;
 
+        /// <summary>Objects (commits, trees, files) one push may add.</summary>
+        public int MaxObjectsPerPush { get; init; } = 100_000;
+
         /// <summary>Characters of a commit's subject the hub keeps (longer ones are cut, with an ellipsis).</summary>
         public int MaxSubjectChars { get; init; } = 200;
 
@@ -143,10 +146,21 @@ public sealed class GitRepository
         }
 
         // Every new object's type and size: files and commits within their limits, all of them within the push's.
-        var objects = await RunAsync(["rev-list", "--objects", "--no-object-names", .. range], ct, env: env);
-        if (objects.ExitCode != 0)
-            throw new BundleRejectedException($"the bundle's objects could not be listed: {LastLine(objects.Error)}");
-        var sizes = await RunAsync(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], ct, env: env, stdinText: objects.Output);
+        // Read up to the object limit only (a 32 MiB bundle can hold millions of tiny objects): past it, git is stopped.
+        string objects;
+        bool tooMany;
+        try
+        {
+            (objects, tooMany) = await RunCappedAsync(["rev-list", "--objects", "--no-object-names", .. range], Limits.MaxObjectsPerPush * 65, ct, env);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new BundleRejectedException($"the bundle's objects could not be listed: {LastLine(e.Message)}");
+        }
+        int objectCount = objects.Count(ch => ch == '\n');
+        if (tooMany || objectCount > Limits.MaxObjectsPerPush)
+            throw new BundleRejectedException($"the bundle brings more than {Limits.MaxObjectsPerPush} objects (commits, trees and files); push in parts");
+        var sizes = await RunAsync(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], ct, env: env, stdinText: objects);
         if (sizes.ExitCode != 0)
             throw new BundleRejectedException($"the bundle's objects could not be read: {LastLine(sizes.Error)}");
         long total = 0;
@@ -310,9 +324,10 @@ public sealed class GitRepository
     }
 
     /// <summary>git's standard output (UTF-8), at most maxBytes of it: past that, git is stopped and cut is true.</summary>
-    private async Task<(string Text, bool Cut)> RunCappedAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct)
+    private async Task<(string Text, bool Cut)> RunCappedAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct,
+        Dictionary<string, string>? env = null)
     {
-        using var p = Start(args, null, redirectInput: false);
+        using var p = Start(args, env, redirectInput: false);
         var errTask = p.StandardError.ReadToEndAsync(ct);
         var buffer = new byte[maxBytes + 1];
         int filled = 0, read;

@@ -95,7 +95,7 @@ public sealed class PushContentTests
     {
         await using var hub = await TestHub.StartAsync(o => o with
         {
-            Git = o.Git with { MaxBlobBytes = 100_000, MaxPushObjectBytes = 250_000, MaxCommitsPerPush = 5 },
+            Git = o.Git with { MaxBlobBytes = 100_000, MaxPushObjectBytes = 250_000, MaxCommitsPerPush = 5, MaxObjectsPerPush = 20 },
         });
         using var c = hub.Client(await hub.RegisterAsync("alice"));
         using var ws = new GitWorkspace();
@@ -119,6 +119,18 @@ public sealed class PushContentTests
         {
             Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
             Assert.Contains("a push may bring at most 250000", await r.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        }
+        ws.Git("reset", "--quiet", "--hard", root);
+
+        // One commit of 25 small files: 27 objects (the commit, its tree, 25 files) where a push may bring 20.
+        for (int i = 0; i < 25; i++)
+            File.WriteAllText(Path.Combine(ws.Path, $"small{i}.txt"), $"{i}\n");
+        ws.Git("add", ".");
+        ws.Git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "--quiet", "-m", "many files");
+        using (var r = await Push(c, ws.Bundle($"{root}..main")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+            Assert.Contains("more than 20 objects", await r.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         }
         ws.Git("reset", "--quiet", "--hard", root);
 

@@ -56,6 +56,9 @@ public sealed class GitRepository
 
         /// <summary>Diffs git computes at once; more wait their turn.</summary>
         public int ConcurrentDiffs { get; init; } = 2;
+
+        /// <summary>How long git may take over one diff; a slower one is stopped and not shown.</summary>
+        public TimeSpan DiffTimeout { get; init; } = TimeSpan.FromSeconds(10);
     }
 
     public GitLimits Limits { get; }
@@ -105,7 +108,7 @@ public sealed class GitRepository
             var walk = await RunAsync(["rev-list", "--objects", "--quiet", .. range], ct, env: env);
             if (walk.ExitCode != 0)
                 throw new BundleRejectedException($"the bundle's history is not connected to commits the hub has: {LastLine(walk.Error)}");
-            var commits = await ReadCommitsAsync(range, env, ct);
+            var commits = await ReadCommitsAsync(dir, range, env, ct);
             // Every tip must be a commit: one the bundle brought (log lists it) or one the hub had (isKnown).
             var listed = commits.Select(c => c.Hash).ToHashSet(StringComparer.Ordinal);
             foreach (var tip in header.Tips)
@@ -123,19 +126,45 @@ public sealed class GitRepository
     }
 
     /// <summary>
-    /// The commits of a push, oldest first, read without trusting anything a commit's author wrote: hashes and parents from
-    /// `rev-list --parents` (each checked to be an object name, so no message text can pose as a commit or reach a git command
-    /// line as an option), the size of every object from `cat-file --batch-check` (checked against <see cref="Limits"/>), and
-    /// each subject from the commit object itself, read by its length (`cat-file --batch`), cut to MaxSubjectChars.
+    /// The commits of a push, oldest first, read without trusting anything a commit's author wrote, and with every read bounded
+    /// before anything large is read:
+    /// 1. every object the pack brings (`cat-file --batch-all-objects` over the quarantine alone, so objects no commit points
+    ///    to count too): how many, each one's type and size, their total, checked against <see cref="Limits"/>; a commit is at
+    ///    most MaxCommitBytes, which also bounds how many parents it can name;
+    /// 2. hashes and parents from `rev-list --parents` (each checked to be an object name, so no message text can pose as a
+    ///    commit or reach a git command line as an option);
+    /// 3. each subject from the commit object itself, read by its length (`cat-file --batch`), cut to MaxSubjectChars.
     /// </summary>
-    private async Task<List<CommitInfo>> ReadCommitsAsync(List<string> range, Dictionary<string, string> env, CancellationToken ct)
+    private async Task<List<CommitInfo>> ReadCommitsAsync(string quarantine, List<string> range, Dictionary<string, string> env, CancellationToken ct)
     {
-        var listed = await RunAsync(["rev-list", "--reverse", "--parents", .. range], ct, env: env);
-        if (listed.ExitCode != 0)
-            throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(listed.Error)}");
-        var lines = listed.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        if (lines.Length > Limits.MaxCommitsPerPush)
-            throw new BundleRejectedException($"the bundle brings {lines.Length} commits; a push may bring at most {Limits.MaxCommitsPerPush} (push in parts)");
+        // 1. The pack's own objects: the quarantine as the object directory and no alternates.
+        var own = new Dictionary<string, string> { ["GIT_OBJECT_DIRECTORY"] = quarantine };
+        var (sizes, tooMany) = await RunCappedAsync(["cat-file", "--batch-all-objects", "--unordered", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            Limits.MaxObjectsPerPush * 96, ct, own, rejectAs: "the bundle's objects could not be listed");
+        var objectLines = sizes.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (tooMany || objectLines.Length > Limits.MaxObjectsPerPush)
+            throw new BundleRejectedException($"the bundle brings more than {Limits.MaxObjectsPerPush} objects (commits, trees and files); push in parts");
+        long total = 0;
+        foreach (var line in objectLines)
+        {
+            var parts = line.Split(' ');
+            if (parts.Length != 3 || !long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long size))
+                throw new BundleRejectedException($"the bundle's objects could not be read: '{line}'");
+            total += size;
+            if (parts[1] == "blob" && size > Limits.MaxBlobBytes)
+                throw new BundleRejectedException($"the bundle holds a file of {size} bytes; files may have at most {Limits.MaxBlobBytes}");
+            if (parts[1] == "commit" && size > Limits.MaxCommitBytes)
+                throw new BundleRejectedException($"the bundle holds a commit of {size} bytes (its message and parents); commits may have at most {Limits.MaxCommitBytes}");
+        }
+        if (total > Limits.MaxPushObjectBytes)
+            throw new BundleRejectedException($"the bundle's objects take {total} bytes uncompressed; a push may bring at most {Limits.MaxPushObjectBytes}");
+
+        // 2. The commits and their parents: bounded by the commit limits just checked, and read only up to that bound.
+        var (listed, cut) = await RunCappedAsync(["rev-list", "--reverse", "--parents", .. range], Limits.MaxCommitsPerPush * Limits.MaxCommitBytes, ct, env,
+            rejectAs: "the bundle's commits could not be read");
+        var lines = listed.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (cut || lines.Length > Limits.MaxCommitsPerPush)
+            throw new BundleRejectedException($"the bundle brings {(cut ? "more than " + Limits.MaxCommitsPerPush : lines.Length)} commits; a push may bring at most {Limits.MaxCommitsPerPush} (push in parts)");
         var graph = new List<string[]>(lines.Length);
         foreach (var line in lines)
         {
@@ -145,40 +174,7 @@ public sealed class GitRepository
             graph.Add(names);
         }
 
-        // Every new object's type and size: files and commits within their limits, all of them within the push's.
-        // Read up to the object limit only (a 32 MiB bundle can hold millions of tiny objects): past it, git is stopped.
-        string objects;
-        bool tooMany;
-        try
-        {
-            (objects, tooMany) = await RunCappedAsync(["rev-list", "--objects", "--no-object-names", .. range], Limits.MaxObjectsPerPush * 65, ct, env);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new BundleRejectedException($"the bundle's objects could not be listed: {LastLine(e.Message)}");
-        }
-        int objectCount = objects.Count(ch => ch == '\n');
-        if (tooMany || objectCount > Limits.MaxObjectsPerPush)
-            throw new BundleRejectedException($"the bundle brings more than {Limits.MaxObjectsPerPush} objects (commits, trees and files); push in parts");
-        var sizes = await RunAsync(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], ct, env: env, stdinText: objects);
-        if (sizes.ExitCode != 0)
-            throw new BundleRejectedException($"the bundle's objects could not be read: {LastLine(sizes.Error)}");
-        long total = 0;
-        foreach (var line in sizes.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var parts = line.Split(' ');
-            if (parts.Length != 3 || !long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long size))
-                throw new BundleRejectedException($"the bundle's objects could not be read: '{line}'");
-            total += size;
-            if (parts[1] == "blob" && size > Limits.MaxBlobBytes)
-                throw new BundleRejectedException($"the bundle holds a file of {size} bytes; files may have at most {Limits.MaxBlobBytes}");
-            if (parts[1] == "commit" && size > Limits.MaxCommitBytes)
-                throw new BundleRejectedException($"the bundle holds a commit of {size} bytes (its message); commits may have at most {Limits.MaxCommitBytes}");
-        }
-        if (total > Limits.MaxPushObjectBytes)
-            throw new BundleRejectedException($"the bundle's objects take {total} bytes uncompressed; a push may bring at most {Limits.MaxPushObjectBytes}");
-
-        // The commit objects themselves, each read by the length git gives it.
+        // 3. The commit objects themselves, each read by the length git gives it.
         var raw = await RunBytesAsync(["cat-file", "--batch"], string.Join('\n', graph.Select(g => g[0])) + "\n", env, ct);
         var commits = new List<CommitInfo>(graph.Count);
         int at = 0;
@@ -195,18 +191,23 @@ public sealed class GitRepository
         return commits;
     }
 
-    /// <summary>A commit object's subject: the first line of its message (after the headers' blank line), control characters
-    /// made spaces, cut to maxChars with an ellipsis.</summary>
+    /// <summary>
+    /// A commit object's subject as git's %s gives it: the message's first paragraph (after the headers' blank line and any
+    /// blank lines that open the message), its lines joined by spaces; control, format (bidirectional overrides, zero-width)
+    /// and line or paragraph separator characters made spaces; cut to maxChars with an ellipsis.
+    /// </summary>
     internal static string Subject(ReadOnlySpan<byte> commitObject, int maxChars)
     {
         int blank = commitObject.IndexOf("\n\n"u8);
         if (blank < 0)
             return "";
         var message = commitObject[(blank + 2)..];
-        int end = message.IndexOf((byte)'\n');
-        var line = end < 0 ? message : message[..end];
-        // Decoding is bounded by the commit limit; cut first so a long line costs no more than its first characters.
-        string text = Encoding.UTF8.GetString(line.Length > 4 * maxChars ? line[..(4 * maxChars)] : line);
+        while (message.Length > 0 && (message[0] == (byte)'\n' || message[0] == (byte)'\r'))
+            message = message[1..];
+        int paragraphEnd = message.IndexOf("\n\n"u8);
+        var paragraph = paragraphEnd < 0 ? message : message[..paragraphEnd];
+        // Decoding is bounded by the commit limit; cut first so a long paragraph costs no more than its first characters.
+        string text = Encoding.UTF8.GetString(paragraph.Length > 4 * maxChars ? paragraph[..(4 * maxChars)] : paragraph);
         var cleaned = new StringBuilder(Math.Min(text.Length, maxChars + 1));
         foreach (var rune in text.EnumerateRunes())
         {
@@ -215,7 +216,10 @@ public sealed class GitRepository
                 cleaned.Append('…');
                 break;
             }
-            cleaned.Append(Rune.IsControl(rune) ? " " : rune.ToString());
+            var category = Rune.GetUnicodeCategory(rune);
+            bool invisible = Rune.IsControl(rune) || category is System.Globalization.UnicodeCategory.Format
+                or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator;
+            cleaned.Append(invisible ? " " : rune.ToString());
         }
         return cleaned.ToString().Trim();
     }
@@ -254,7 +258,8 @@ public sealed class GitRepository
 
     /// <summary>
     /// The unified diff between two known commits (full hashes), at most <see cref="GitLimits.MaxDiffBytes"/> of it (git is
-    /// stopped there and a last line says so), at most <see cref="GitLimits.ConcurrentDiffs"/> computed at once.
+    /// stopped there and a last line says so), at most <see cref="GitLimits.ConcurrentDiffs"/> computed at once, each within
+    /// <see cref="GitLimits.DiffTimeout"/> (past it, a line says the diff is not shown).
     /// </summary>
     public async Task<string> DiffAsync(string fromHash, string toHash, CancellationToken ct)
     {
@@ -263,9 +268,16 @@ public sealed class GitRepository
         await Diffs.WaitAsync(ct);
         try
         {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(Limits.DiffTimeout);
             // --end-of-options: nothing after it is read as an option, whatever it holds.
-            var (text, cut) = await RunCappedAsync(["diff", "--no-color", "--no-ext-diff", "--end-of-options", fromHash, toHash, "--"], Limits.MaxDiffBytes, ct);
+            var (text, cut) = await RunCappedAsync(["diff", "--no-color", "--no-ext-diff", "--end-of-options", fromHash, toHash, "--"], Limits.MaxDiffBytes,
+                deadline.Token);
             return cut ? text + $"\n... (the diff is longer than {Limits.MaxDiffBytes} bytes: cut here)\n" : text;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return $"(the diff took git longer than {Limits.DiffTimeout.TotalSeconds:F0} s: not shown)\n";
         }
         finally
         {
@@ -310,53 +322,99 @@ public sealed class GitRepository
     private async Task<byte[]> RunBytesAsync(IReadOnlyList<string> args, string stdinText, Dictionary<string, string>? env, CancellationToken ct)
     {
         using var p = Start(args, env, redirectInput: true);
-        var errTask = p.StandardError.ReadToEndAsync(ct);
-        using var output = new MemoryStream();
-        var outTask = p.StandardOutput.BaseStream.CopyToAsync(output, ct);
-        await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
-        p.StandardInput.Close();
-        await WaitOrKillAsync(p, ct);
-        await outTask;
-        string error = await errTask;
-        if (p.ExitCode != 0)
-            throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(error)}");
-        return output.ToArray();
+        try
+        {
+            var errTask = p.StandardError.ReadToEndAsync(ct);
+            using var output = new MemoryStream();
+            var outTask = p.StandardOutput.BaseStream.CopyToAsync(output, ct);
+            await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
+            p.StandardInput.Close();
+            await p.WaitForExitAsync(ct);
+            await outTask;
+            string error = await errTask;
+            if (p.ExitCode != 0)
+                throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(error)}");
+            return output.ToArray();
+        }
+        catch
+        {
+            Stop(p);
+            throw;
+        }
     }
 
-    /// <summary>git's standard output (UTF-8), at most maxBytes of it: past that, git is stopped and cut is true.</summary>
+    /// <summary>
+    /// git's standard output (UTF-8), at most maxBytes of it: past that, git is stopped and cut is true (a cut may split a
+    /// character: the decoder makes it a replacement character). A failure of git
+    /// (when not cut) throws: a <see cref="BundleRejectedException"/> starting with rejectAs when given, else an
+    /// InvalidOperationException. Cancelled or failed, git is stopped before this returns.
+    /// </summary>
     private async Task<(string Text, bool Cut)> RunCappedAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct,
-        Dictionary<string, string>? env = null)
+        Dictionary<string, string>? env = null, string? rejectAs = null)
     {
         using var p = Start(args, env, redirectInput: false);
-        var errTask = p.StandardError.ReadToEndAsync(ct);
-        var buffer = new byte[maxBytes + 1];
-        int filled = 0, read;
-        while (filled < buffer.Length && (read = await p.StandardOutput.BaseStream.ReadAsync(buffer.AsMemory(filled), ct)) > 0)
-            filled += read;
-        bool cut = filled > maxBytes;
-        if (cut)
+        try
         {
-            p.Kill(entireProcessTree: true);
-            filled = maxBytes;
+            var errTask = p.StandardError.ReadToEndAsync(ct);
+            // Grown as the output comes (most outputs are far below the cap), read up to one byte past the cap.
+            using var output = new MemoryStream();
+            var chunk = new byte[64 * 1024];
+            int read;
+            while (output.Length <= maxBytes && (read = await p.StandardOutput.BaseStream.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, maxBytes + 1 - output.Length)), ct)) > 0)
+                output.Write(chunk, 0, read);
+            int filled = (int)Math.Min(output.Length, maxBytes);
+            var buffer = output.GetBuffer();
+            if (output.Length > maxBytes)
+            {
+                // Cut: git is stopped (its pipes closed, so the read of its errors ends in an exception nobody needs).
+                Stop(p);
+                _ = errTask.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                await p.WaitForExitAsync(ct);
+                return (Encoding.UTF8.GetString(buffer, 0, filled), true);
+            }
+            await p.WaitForExitAsync(ct);
+            string error = await errTask;
+            if (p.ExitCode != 0)
+            {
+                if (rejectAs is not null)
+                    throw new BundleRejectedException($"{rejectAs}: {LastLine(error)}");
+                throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
+            }
+            return (Encoding.UTF8.GetString(buffer, 0, filled), false);
         }
-        await WaitOrKillAsync(p, ct);
-        string error = await errTask;
-        if (!cut && p.ExitCode != 0)
-            throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
-        // A cut may split a character: the decoder makes it a replacement character.
-        return (Encoding.UTF8.GetString(buffer, 0, filled), cut);
+        catch
+        {
+            Stop(p);
+            throw;
+        }
     }
 
-    private static async Task WaitOrKillAsync(Process p, CancellationToken ct)
+    /// <summary>Kills git and its children if still running, and closes its pipes, so that a process whose reader has gone
+    /// does not sit blocked on a full pipe (holding its memory) until a collection closes the handles.</summary>
+    private static void Stop(Process p)
     {
         try
         {
-            await p.WaitForExitAsync(ct);
+            if (!p.HasExited)
+                p.Kill(entireProcessTree: true);
         }
-        catch (OperationCanceledException)
+        catch (InvalidOperationException)
         {
-            p.Kill(entireProcessTree: true);
-            throw;
+            // Already exited between the check and the kill.
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // Could not be signalled: it is exiting.
+        }
+        foreach (var stream in new Stream?[] { p.StartInfo.RedirectStandardInput ? p.StandardInput.BaseStream : null, p.StandardOutput.BaseStream, p.StandardError.BaseStream })
+        {
+            try
+            {
+                stream?.Dispose();
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 
@@ -401,36 +459,37 @@ public sealed class GitRepository
     {
         bool redirectInput = stdin is not null || stdinText is not null;
         using var p = Start(args, env, redirectInput, inRepo);
-        var errTask = p.StandardError.ReadToEndAsync();
-        var outTask = p.StandardOutput.ReadToEndAsync();
-        if (redirectInput)
-        {
-            try
-            {
-                if (stdin is not null)
-                    await stdin.CopyToAsync(p.StandardInput.BaseStream, ct);
-                else
-                    await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
-                p.StandardInput.Close();
-            }
-            catch (IOException)
-            {
-                // git stopped reading (it rejected the input): its exit code and stderr say why.
-            }
-        }
         try
         {
+            var errTask = p.StandardError.ReadToEndAsync(ct);
+            var outTask = p.StandardOutput.ReadToEndAsync(ct);
+            if (redirectInput)
+            {
+                try
+                {
+                    if (stdin is not null)
+                        await stdin.CopyToAsync(p.StandardInput.BaseStream, ct);
+                    else
+                        await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
+                    p.StandardInput.Close();
+                }
+                catch (IOException)
+                {
+                    // git stopped reading (it rejected the input): its exit code and stderr say why.
+                }
+            }
             await p.WaitForExitAsync(ct);
+            string output = await outTask;
+            string error = await errTask;
+            if (checkExit && p.ExitCode != 0)
+                throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
+            return (p.ExitCode, output, error);
         }
-        catch (OperationCanceledException)
+        catch
         {
-            p.Kill(entireProcessTree: true);
+            // Cancelled (the client went away) or failed: git must not run on behind the request.
+            Stop(p);
             throw;
         }
-        string output = await outTask;
-        string error = await errTask;
-        if (checkExit && p.ExitCode != 0)
-            throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
-        return (p.ExitCode, output, error);
     }
 }

@@ -192,4 +192,82 @@ public sealed class PushContentTests
         Assert.Equal(4, codes.Count(s => s == HttpStatusCode.TooManyRequests));
         Assert.Equal(2, (await Json(c, "/api/git/commits")).GetArrayLength());
     }
+
+    [Fact]
+    public async Task Objects_no_commit_points_to_count_against_the_limits_too()
+    {
+        await using var hub = await TestHub.StartAsync(o => o with { Git = o.Git with { MaxBlobBytes = 100_000 } });
+        using var c = hub.Client(await hub.RegisterAsync("mallory"));
+        using var ws = new GitWorkspace();
+        string commit = ws.Commit("f.txt", "small\n", "small");
+        File.WriteAllText(Path.Combine(ws.Path, "hidden.bin"), new string('z', 500_000));
+        string hidden = ws.Git("hash-object", "-w", "hidden.bin").Trim();
+        // The commit, its tree and file, and a large file nothing points to, in one pack.
+        var header = System.Text.Encoding.ASCII.GetBytes($"# v2 git bundle\n{commit} refs/heads/main\n\n");
+        byte[] pack = ws.PackObjects(commit, ws.Git("rev-parse", "HEAD^{tree}").Trim(), ws.Git("rev-parse", "HEAD:f.txt").Trim(), hidden);
+        using var r = await Push(c, [.. header, .. pack]);
+        Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        Assert.Contains("a file of 500000 bytes", await r.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(0, (await Json(c, "/api/git/commits")).GetArrayLength());
+    }
+
+    [Fact]
+    public async Task A_commit_naming_many_parents_is_bounded_by_the_commit_limit()
+    {
+        await using var hub = await TestHub.StartAsync(o => o with { Git = o.Git with { MaxCommitBytes = 1000 } });
+        using var c = hub.Client(await hub.RegisterAsync("mallory"));
+        using var ws = new GitWorkspace();
+        var roots = new List<string>();
+        string tree = "";
+        for (int i = 0; i < 30; i++)
+        {
+            ws.Git("checkout", "--quiet", "--orphan", $"root{i}");
+            roots.Add(ws.Commit("f.txt", $"{i}\n", $"root {i}"));
+            tree = ws.Git("rev-parse", "HEAD^{tree}").Trim();
+        }
+        // One merge naming all 30 roots: 30 parent lines of 48 bytes, past the 1,000-byte commit limit.
+        var args = new List<string> { "-c", "user.name=test", "-c", "user.email=test@example.com", "commit-tree", tree, "-m", "octopus" };
+        foreach (var root in roots)
+            args.AddRange(["-p", root]);
+        string merge = ws.Git([.. args]).Trim();
+        ws.Git("branch", "octopus", merge);
+        using var r = await Push(c, ws.Bundle("octopus"));
+        Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        Assert.Contains("commits may have at most 1000", await r.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Subjects_are_the_first_paragraph_without_invisible_or_reordering_characters()
+    {
+        await using var hub = await TestHub.StartAsync();
+        using var c = hub.Client(await hub.RegisterAsync("mallory"));
+        using var ws = new GitWorkspace();
+        // Blank lines first, a two-line first paragraph, then a body; a right-to-left override, a zero-width space and a
+        // line separator inside.
+        CommitVerbatim(ws, "f.txt", "1\n", "\n\nlower lr\u202E to 0.03\u200B\nand\u2028warmup\n\nthe body");
+        using (var r = await Push(c, ws.Bundle("main")))
+            Assert.Equal(HttpStatusCode.Created, r.StatusCode);
+        string message = Assert.Single((await Json(c, "/api/git/commits")).EnumerateArray()).GetProperty("message").GetString()!;
+        Assert.Equal("lower lr  to 0.03  and warmup", message);
+    }
+
+    [Fact]
+    public async Task A_diff_git_takes_too_long_over_is_stopped_and_not_shown()
+    {
+        await using var hub = await TestHub.StartAsync(o => o with { Git = o.Git with { DiffTimeout = TimeSpan.FromMilliseconds(1) } });
+        using var c = hub.Client(await hub.RegisterAsync("alice"));
+        using var ws = new GitWorkspace();
+        // The same 100,000 lines in two orders: a diff of megabytes, which git takes many milliseconds to compute and print.
+        var lines = Enumerable.Range(0, 100_000).Select(i => $"line {i}").ToArray();
+        string before = ws.Commit("f.txt", string.Join('\n', lines) + "\n", "in order");
+        new Random(7).Shuffle(lines);
+        string after = ws.Commit("f.txt", string.Join('\n', lines) + "\n", "shuffled");
+        using (var r = await Push(c, ws.Bundle("main")))
+            Assert.Equal(HttpStatusCode.Created, r.StatusCode);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal("(the diff took git longer than 0 s: not shown)\n", await c.GetStringAsync($"/api/git/diff/{before}/{after}", Ct));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"the diff answered after {watch.Elapsed}");
+        using (var r = await c.GetAsync($"/commits/{after}", Ct))
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+    }
 }

@@ -16,6 +16,7 @@ public sealed class GitRepository
     {
         _path = Path.GetFullPath(path);
         Limits = limits ?? new GitLimits();
+        _diffs = new SemaphoreSlim(Limits.ConcurrentDiffs);
         RunAsync(["--version"], CancellationToken.None, checkExit: true, inRepo: false).GetAwaiter().GetResult();
         if (!Directory.Exists(Path.Combine(_path, "objects")))
         {
@@ -63,9 +64,7 @@ public sealed class GitRepository
 
     public GitLimits Limits { get; }
 
-    private SemaphoreSlim? _diffs;
-
-    private SemaphoreSlim Diffs => LazyInitializer.EnsureInitialized(ref _diffs, () => new SemaphoreSlim(Limits.ConcurrentDiffs));
+    private readonly SemaphoreSlim _diffs;
 
     /// <summary>A full object name as git prints it: 40 lowercase hex digits (SHA-1) or 64 (SHA-256).</summary>
     internal static bool IsObjectName(string s)
@@ -174,8 +173,9 @@ public sealed class GitRepository
             graph.Add(names);
         }
 
-        // 3. The commit objects themselves, each read by the length git gives it.
-        var raw = await RunBytesAsync(["cat-file", "--batch"], string.Join('\n', graph.Select(g => g[0])) + "\n", env, ct);
+        // 3. The commit objects themselves, each read by the length git gives it (each within the commit limit, with its header line).
+        var (raw, _) = await RunCappedBytesAsync(["cat-file", "--batch"], graph.Count * (Limits.MaxCommitBytes + 128), ct, env,
+            "the bundle's commits could not be read", string.Join('\n', graph.Select(g => g[0])) + "\n");
         var commits = new List<CommitInfo>(graph.Count);
         int at = 0;
         foreach (var names in graph)
@@ -265,7 +265,7 @@ public sealed class GitRepository
     {
         if (!IsObjectName(fromHash) || !IsObjectName(toHash))
             throw new ArgumentException($"a diff takes two full commit hashes; got '{fromHash}' and '{toHash}'");
-        await Diffs.WaitAsync(ct);
+        await _diffs.WaitAsync(ct);
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -281,7 +281,7 @@ public sealed class GitRepository
         }
         finally
         {
-            Diffs.Release();
+            _diffs.Release();
         }
     }
 
@@ -318,60 +318,47 @@ public sealed class GitRepository
         return lines.Length == 0 ? "git gave no reason" : lines[^1];
     }
 
-    /// <summary>git's standard output as bytes (objects are read by their byte lengths); throws on a non-zero exit.</summary>
-    private async Task<byte[]> RunBytesAsync(IReadOnlyList<string> args, string stdinText, Dictionary<string, string>? env, CancellationToken ct)
-    {
-        using var p = Start(args, env, redirectInput: true);
-        try
-        {
-            var errTask = p.StandardError.ReadToEndAsync(ct);
-            using var output = new MemoryStream();
-            var outTask = p.StandardOutput.BaseStream.CopyToAsync(output, ct);
-            await p.StandardInput.WriteAsync(stdinText.AsMemory(), ct);
-            p.StandardInput.Close();
-            await p.WaitForExitAsync(ct);
-            await outTask;
-            string error = await errTask;
-            if (p.ExitCode != 0)
-                throw new BundleRejectedException($"the bundle's commits could not be read: {LastLine(error)}");
-            return output.ToArray();
-        }
-        catch
-        {
-            Stop(p);
-            throw;
-        }
-    }
-
     /// <summary>
     /// git's standard output (UTF-8), at most maxBytes of it: past that, git is stopped and cut is true (a cut may split a
-    /// character: the decoder makes it a replacement character). A failure of git
-    /// (when not cut) throws: a <see cref="BundleRejectedException"/> starting with rejectAs when given, else an
-    /// InvalidOperationException. Cancelled or failed, git is stopped before this returns.
+    /// character: the decoder makes it a replacement character). See <see cref="RunCappedBytesAsync"/>.
     /// </summary>
     private async Task<(string Text, bool Cut)> RunCappedAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct,
         Dictionary<string, string>? env = null, string? rejectAs = null)
     {
-        using var p = Start(args, env, redirectInput: false);
+        var (bytes, cut) = await RunCappedBytesAsync(args, maxBytes, ct, env, rejectAs);
+        return (Encoding.UTF8.GetString(bytes), cut);
+    }
+
+    /// <summary>
+    /// git's standard output, at most maxBytes of it (past that, git is stopped and cut is true), with stdinText written to its
+    /// input while it is read. A failure of git (when not cut) throws: a <see cref="BundleRejectedException"/> starting with
+    /// rejectAs when given, else an InvalidOperationException. Cancelled or failed, git is stopped before this returns.
+    /// </summary>
+    private async Task<(byte[] Bytes, bool Cut)> RunCappedBytesAsync(IReadOnlyList<string> args, int maxBytes, CancellationToken ct,
+        Dictionary<string, string>? env = null, string? rejectAs = null, string? stdinText = null)
+    {
+        using var p = Start(args, env, redirectInput: stdinText is not null);
         try
         {
             var errTask = p.StandardError.ReadToEndAsync(ct);
+            // Written beside the reading: git answers as it reads, and neither side may wait on a full pipe.
+            var inTask = stdinText is null ? Task.CompletedTask : WriteAndCloseAsync(p.StandardInput, stdinText, ct);
             // Grown as the output comes (most outputs are far below the cap), read up to one byte past the cap.
             using var output = new MemoryStream();
             var chunk = new byte[64 * 1024];
             int read;
             while (output.Length <= maxBytes && (read = await p.StandardOutput.BaseStream.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, maxBytes + 1 - output.Length)), ct)) > 0)
                 output.Write(chunk, 0, read);
-            int filled = (int)Math.Min(output.Length, maxBytes);
-            var buffer = output.GetBuffer();
             if (output.Length > maxBytes)
             {
-                // Cut: git is stopped (its pipes closed, so the read of its errors ends in an exception nobody needs).
+                // Cut: git is stopped (its pipes closed, so the reads and writes still pending end in exceptions nobody needs).
                 Stop(p);
-                _ = errTask.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                foreach (var pending in new[] { errTask, inTask })
+                    _ = pending.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 await p.WaitForExitAsync(ct);
-                return (Encoding.UTF8.GetString(buffer, 0, filled), true);
+                return (output.GetBuffer().AsSpan(0, maxBytes).ToArray(), true);
             }
+            await inTask;
             await p.WaitForExitAsync(ct);
             string error = await errTask;
             if (p.ExitCode != 0)
@@ -380,13 +367,19 @@ public sealed class GitRepository
                     throw new BundleRejectedException($"{rejectAs}: {LastLine(error)}");
                 throw new InvalidOperationException($"git {string.Join(' ', args)} failed ({p.ExitCode}): {error.Trim()}");
             }
-            return (Encoding.UTF8.GetString(buffer, 0, filled), false);
+            return (output.ToArray(), false);
         }
         catch
         {
             Stop(p);
             throw;
         }
+    }
+
+    private static async Task WriteAndCloseAsync(StreamWriter input, string text, CancellationToken ct)
+    {
+        await input.WriteAsync(text.AsMemory(), ct);
+        input.Close();
     }
 
     /// <summary>Kills git and its children if still running, and closes its pipes, so that a process whose reader has gone

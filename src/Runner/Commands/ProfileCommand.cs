@@ -89,16 +89,18 @@ public static class ProfileCommand
                 r.AddError($"{option.Name} must be at least 1");
         });
 
-    /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end: a folder, or in a
-    /// folder that does not exist.</summary>
+    /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end (a folder, a folder
+    /// that does not exist or cannot be written in): the --save check of `train`, as a usage error.</summary>
     public static void CheckTsvPath(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        if (Directory.Exists(path))
-            throw new ArgumentException($"--tsv {path} is a folder; give a file name");
-        string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        if (!Directory.Exists(folder))
-            throw new ArgumentException($"--tsv {path}: its folder {folder} does not exist");
+        try
+        {
+            TrainPreflight.CheckSavePath(path, "--tsv", "profile.tsv");
+        }
+        catch (IOException e)
+        {
+            throw new ArgumentException(e.Message, e);
+        }
     }
 
     private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp,

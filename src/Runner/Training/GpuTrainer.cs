@@ -27,9 +27,7 @@ public sealed class GpuTrainer : ITrainer
     private readonly List<CudaEvent> _partEvents = [];
     private int _partsRecorded;
     private bool _stepOpen;
-    private readonly double[] _lastStepParts = new double[512]; // micro-steps and the optimizer: 257 at most at T 2048 (256 rows of 2048 tokens)
-    private bool _partsOverflowed;
-    private int _lastStepPartCount;
+    private readonly List<double> _lastStepParts = [];
 
     private GpuTrainer(CudaDevice gpu, CudaStream stream, Blas blas, KernelCache kernels, GpuGpt model, MuonAdamWGpu optimizer,
         PinnedHostBuffer<float>[] evaluationLosses, CudaEvent[] evaluationDone)
@@ -241,7 +239,6 @@ public sealed class GpuTrainer : ITrainer
     public void BeginStep()
     {
         _partsRecorded = 0;
-        _partsOverflowed = false;
         _stepOpen = true;
         RecordPart();
         _model.Parameters.ZeroGradients(_stream);
@@ -253,11 +250,6 @@ public sealed class GpuTrainer : ITrainer
     {
         if (!_stepOpen)
             return;
-        if (_partsRecorded > _lastStepParts.Length)
-        {
-            _partsOverflowed = true; // more parts than the buffer holds: this step is not timed
-            return;
-        }
         if (_partsRecorded == _partEvents.Count)
             _partEvents.Add(new CudaEvent(_gpu));
         _partEvents[_partsRecorded++].Record(_stream);
@@ -274,11 +266,11 @@ public sealed class GpuTrainer : ITrainer
     public double ReadLossSum()
     {
         double sum = _model.ReadLossSum(); // waits for the stream: the step's events have all been reached
-        _lastStepPartCount = 0;
-        if (_stepOpen && !_partsOverflowed)
+        _lastStepParts.Clear();
+        if (_stepOpen)
         {
             for (int i = 1; i < _partsRecorded; i++)
-                _lastStepParts[_lastStepPartCount++] = CudaEvent.ElapsedMilliseconds(_partEvents[i - 1], _partEvents[i]);
+                _lastStepParts.Add(CudaEvent.ElapsedMilliseconds(_partEvents[i - 1], _partEvents[i]));
         }
         _stepOpen = false;
         return sum;
@@ -292,8 +284,8 @@ public sealed class GpuTrainer : ITrainer
 
     public int LastStepDeviceMilliseconds(Span<double> destination)
     {
-        int count = Math.Min(_lastStepPartCount, destination.Length);
-        _lastStepParts.AsSpan(0, count).CopyTo(destination);
+        int count = Math.Min(_lastStepParts.Count, destination.Length);
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_lastStepParts)[..count].CopyTo(destination);
         return count;
     }
 

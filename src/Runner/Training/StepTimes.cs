@@ -1,4 +1,5 @@
 using System.Globalization;
+using AutoResearch.Native;
 
 namespace AutoResearch.Runner.Training;
 
@@ -44,20 +45,14 @@ public sealed class StepTimes(int microSteps)
     {
         if (Count == 0)
             return null;
-        double host = Median(_hostMilliseconds);
+        double host = EventTiming.Median(_hostMilliseconds);
         var text = string.Create(CultureInfo.InvariantCulture, $"step time (medians of {Count} counted steps): {host:F1} ms on the host clock");
         if (_partMilliseconds[0].Count != Count)
             return text;
-        var parts = _partMilliseconds.Select(Median).ToArray();
+        var parts = _partMilliseconds.Select(EventTiming.Median).ToArray();
         double sum = parts.Sum();
         string micro = string.Join(" + ", parts[..^1].Select(p => p.ToString("F1", CultureInfo.InvariantCulture)));
         return text + string.Create(CultureInfo.InvariantCulture,
             $"; on the device {micro} ms of micro-steps and {parts[^1]:F2} ms of optimizer = {sum:F1} ms: the host and the gaps add {host / sum - 1:P1}");
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

@@ -51,12 +51,11 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         }
         if (otherUncountedSeconds.Count > 0)
         {
-            var sorted = otherUncountedSeconds.Order().ToArray();
-            double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+            double median = AutoResearch.Native.EventTiming.Median(otherUncountedSeconds);
             text.Append(CultureInfo.InvariantCulture, $"; first step {firstStepSeconds:F2} s");
             if (firstStepPlanningSeconds > 0)
                 text.Append(CultureInfo.InvariantCulture, $" ({firstStepPlanningSeconds:F2} s of it choosing cuBLASLt algorithms)");
-            text.Append(CultureInfo.InvariantCulture, $" against a median {median:F2} s of the next {sorted.Length}");
+            text.Append(CultureInfo.InvariantCulture, $" against a median {median:F2} s of the next {otherUncountedSeconds.Count}");
         }
         return text.ToString();
     }

@@ -30,6 +30,13 @@ public class CliErrorsTests
     [InlineData("train", "--depth", "many")]
     [InlineData("results", "add", "--status", "maybe", "--description", "x")]
     [InlineData("no-such-command")]
+    // Options with a check of their own: a value that is not a number is the parser's error, not an exception out of the check.
+    [InlineData("prepare", "--shards", "all")]
+    [InlineData("prepare", "--vocab-size", "big")]
+    [InlineData("prepare", "--val-fraction", "some")]
+    [InlineData("profile", "--gemm-candidates", "auto")]
+    [InlineData("profile", "--steps", "few")]
+    [InlineData("parity", "--checkpoint", "a", "--tokens", "b", "--out", "c", "--start-step", "next")]
     public void A_parse_error_is_one_prefixed_message_without_the_help(params string[] args)
     {
         var (code, output, error) = Invoke(CommandLineRoot.Create(), args);

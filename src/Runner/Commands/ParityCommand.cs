@@ -74,11 +74,7 @@ public static class ParityCommand
                 + "plus its K)",
             DefaultValueFactory = _ => 0,
         };
-        startStep.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 0)
-                r.AddError($"--start-step must be 0 or more; got {r.GetValueOrDefault<int>()}");
-        });
+        startStep.Require(value => value >= 0, value => $"--start-step must be 0 or more; got {value}");
         var saveOptimizer = new Option<FileInfo?>("--save-optimizer")
         {
             Description = "With --train-steps: also write the optimizer's state after the K steps to this .safetensors file",

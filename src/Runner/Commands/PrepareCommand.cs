@@ -27,11 +27,7 @@ public static class PrepareCommand
     {
         var from = new Option<string?>("--from") { Description = "Import local text instead of downloading: a UTF-8 corpus, plain, .xz or .gz (documents separated by a NUL line), Parquet files with a 'text' column, or a folder of these" };
         var shards = new Option<int>("--shards") { Description = $"Training shards to download when the cache has no complete set; the validation shard ({ParquetShards.FileName(ParquetShards.ValidationIndex)}) is always fetched too. Offline (no connection possible), the embedded sample is used instead", DefaultValueFactory = _ => ShardDownloader.DefaultTrainShards };
-        shards.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > ParquetShards.ValidationIndex)
-                result.AddError($"--shards must lie between 1 and {ParquetShards.ValidationIndex}");
-        });
+        shards.Require(count => count is >= 1 and <= ParquetShards.ValidationIndex, _ => $"--shards must lie between 1 and {ParquetShards.ValidationIndex}");
         var baseUrl = new Option<string?>("--base-url") { Description = $"Where the shard files are downloaded from (default: ${ShardDownloader.BaseUrlVariable} or {ShardDownloader.DefaultBaseUrl})" };
         var cache = new Option<string?>("--cache") { Description = $"Cache folder (default: ${CachePaths.Variable} or ~/.cache/autoresearch)" };
         var vocab = new Option<int>("--vocab-size") { Description = "Tokenizer size including the 4 special tokens", DefaultValueFactory = _ => 8192 };

@@ -84,11 +84,7 @@ public static class ProfileCommand
     }
 
     private static void RequireAtLeastOne(Option<int> option)
-        => option.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-                r.AddError($"{option.Name} must be at least 1");
-        });
+        => option.Require(value => value >= 1, _ => $"{option.Name} must be at least 1");
 
     /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end (a folder, a folder
     /// that does not exist or cannot be written in): the --save check of `train`, as a usage error.</summary>

@@ -152,6 +152,25 @@ public class ResultsFileTests
     }
 
     [Theory]
+    [InlineData("NaN\t44.0\tkeep", "val_bpb is 'NaN'")]
+    [InlineData("Infinity\t44.0\tdiscard", "val_bpb is 'Infinity'")]
+    [InlineData("-0.9\t44.0\tkeep", "val_bpb is '-0.9'")]
+    [InlineData("0.000000\t0.0\tkeep", "val_bpb is '0.000000'")]
+    [InlineData("0.99\tNaN\tkeep", "memory_gb is 'NaN'")]
+    [InlineData("0.0\t-1\tcrash", "memory_gb is '-1'")]
+    public void A_row_whose_numbers_are_not_a_result_is_refused_naming_the_line_and_column(string numbersAndStatus, string message)
+    {
+        string text = Header + "\na1b2c3d\t0.997900\t44.0\tkeep\tbaseline\nb2c3d4e\t" + numbersAndStatus + "\tedited by hand\n";
+
+        var e = Assert.Throws<FormatException>(() => ResultsFile.Parse(text, "results.tsv"));
+
+        Assert.StartsWith("results.tsv: line 3", e.Message, StringComparison.Ordinal);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        // A crash row's val_bpb is no result and is not checked.
+        Assert.Single(ResultsFile.Parse(Header + "\na1b2c3d\tNaN\t0.0\tcrash\toom\n", "results.tsv"));
+    }
+
+    [Theory]
     [InlineData("nan")]
     [InlineData("NaN")]
     [InlineData("-0.5")]

@@ -79,7 +79,7 @@ public static class SampleCommand
         var ids = new List<int> { tokenizer.BosId };
         ids.AddRange(tokenizer.Encode(request.Prompt));
         // Causal attention: padding after the context changes nothing before it, so one model of the longest context serves every step.
-        int context = Math.Min(shape.SeqLen, ids.Count + request.Tokens - 1);
+        int context = (int)Math.Min(shape.SeqLen, (long)ids.Count + request.Tokens - 1); // in long: --tokens may be as large as an int holds
         var model = new CpuGpt(shape with { SeqLen = context });
         foreach (var (name, values) in parameters)
             model.Parameters[name] = values;

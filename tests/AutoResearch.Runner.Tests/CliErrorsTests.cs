@@ -50,6 +50,27 @@ public class CliErrorsTests
     }
 
     [Fact]
+    public void An_argument_error_is_one_line_without_the_parameter_name_dotnet_appends()
+    {
+        var (code, _, error) = Invoke(CommandLineRoot.Create(), "train", "--device", "cpu", "--set", "Depth=0");
+        Assert.Equal(CliErrors.FailureExitCode, code);
+        Assert.Equal("autoresearch: error: Hyperparameter Depth = 0 is invalid: expected 1..64 layers.", error.Trim());
+
+        var root = new RootCommand("test") { CliErrors.VerboseOption };
+        var range = new Command("range");
+        range.SetAction(int (_) => throw new ArgumentOutOfRangeException("vocabSize", 100, "the vocabulary must hold the 256 bytes"));
+        var said = new Command("said");
+        said.SetAction(int (_) => throw new ArgumentOutOfRangeException("ids", 9000, "token id 9000 is outside the vocabulary"));
+        root.Subcommands.Add(range);
+        root.Subcommands.Add(said);
+        (code, _, error) = Invoke(root, "range");
+        Assert.Equal(CliErrors.FailureExitCode, code);
+        Assert.Equal("autoresearch: error: the vocabulary must hold the 256 bytes (got 100)", error.Trim());
+        (_, _, error) = Invoke(root, "said");
+        Assert.Equal("autoresearch: error: token id 9000 is outside the vocabulary", error.Trim());
+    }
+
+    [Fact]
     public void A_missing_native_library_is_one_paragraph_not_the_list_of_places_tried()
     {
         var attempts = Enumerable.Range(0, 20).Select(i => $"/folder{i}/libcuda.so.1: no such file").ToList();

@@ -128,6 +128,17 @@ public class ResultsFileTests
     }
 
     [Fact]
+    public void A_folder_that_takes_no_new_file_is_named_with_the_file_asked_for_not_the_temporary_one()
+    {
+        // /proc exists but no file can be created in it, whoever runs the test (root too, unlike a read-only folder).
+        Assert.SkipUnless(Directory.Exists("/proc/self"), "needs Linux's /proc");
+        var error = Assert.Throws<IOException>(() => AtomicFile.WriteText("/proc/progress.png", writer => writer.Write("x")));
+        Assert.Contains("/proc/progress.png", error.Message);
+        Assert.DoesNotContain(".tmp", error.Message);
+        Assert.False(File.Exists("/proc/progress.png"));
+    }
+
+    [Fact]
     public void A_file_without_trailing_newline_gets_one_before_the_new_row()
     {
         using var folder = new TempFolder();

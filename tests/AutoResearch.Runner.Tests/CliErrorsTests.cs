@@ -37,6 +37,7 @@ public class CliErrorsTests
     [InlineData("profile", "--gemm-candidates", "auto")]
     [InlineData("profile", "--steps", "few")]
     [InlineData("parity", "--checkpoint", "a", "--tokens", "b", "--out", "c", "--start-step", "next")]
+    [InlineData("tokenize", "--decode", "--stats")]
     public void A_parse_error_is_one_prefixed_message_without_the_help(params string[] args)
     {
         var (code, output, error) = Invoke(CommandLineRoot.Create(), args);

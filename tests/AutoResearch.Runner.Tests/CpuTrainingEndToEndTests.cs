@@ -216,6 +216,10 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.Contains(missing, stderr, StringComparison.Ordinal);
         Assert.Contains("train --save", stderr, StringComparison.Ordinal);
 
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", folder.Path, "--prompt", "x", "--cache", run.Cache);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"'{folder.Path}' is a folder", stderr, StringComparison.Ordinal);
+
         (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", run.Checkpoint, "--prompt", "x", "--cache", folder.Path);
         Assert.NotEqual(0, exit);
         Assert.Contains("autoresearch prepare", stderr, StringComparison.Ordinal);

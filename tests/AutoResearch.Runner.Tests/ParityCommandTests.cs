@@ -138,6 +138,14 @@ public class ParityCommandTests
     }
 
     [Fact]
+    public void A_token_file_that_is_a_folder_is_named_as_one()
+    {
+        var path = TestGpu.NewTempDirectory("parity");
+        var e = Assert.Throws<ArgumentException>(() => ParityCommand.ReadTokens(path, 8, 50));
+        Assert.Contains($"'{path}' is a folder", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_target_past_the_vocabulary_is_a_clear_error_naming_its_place_in_the_file()
     {
         var path = Path.Combine(TestGpu.NewTempDirectory("parity"), "bad-target.bin");

@@ -460,6 +460,8 @@ public static class ParityCommand
     /// <summary>Rows of T+1 int32 tokens: inputs = row[0..T), targets = row[1..T].</summary>
     public static (int[] Inputs, int[] Targets, int Batch) ReadTokens(string path, int seqLen, int vocab)
     {
+        if (Directory.Exists(path))
+            throw new ArgumentException($"token file '{path}' is a folder: give a file of rows of --seq-len + 1 int32 tokens");
         if (!File.Exists(path))
             throw new FileNotFoundException($"token file '{path}' does not exist", path);
         var bytes = File.ReadAllBytes(path);

@@ -57,6 +57,8 @@ public static class SampleCommand
             throw new ArgumentException($"--top-k must be ≥ 0 (0 = all tokens); got {request.TopK}");
         if (request.SeqLen < 1)
             throw new ArgumentException($"--seq-len must be at least 1; got {request.SeqLen}");
+        if (Directory.Exists(request.CheckpointPath))
+            throw new ArgumentException($"checkpoint '{request.CheckpointPath}' is a folder: give the .safetensors file `autoresearch train --save PATH` wrote");
         if (!File.Exists(request.CheckpointPath))
             throw new FileNotFoundException($"checkpoint '{request.CheckpointPath}' does not exist: write one with `autoresearch train --save PATH`", request.CheckpointPath);
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);

@@ -98,6 +98,9 @@ public class ParityCommandTests
         e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, windowPattern: "L"));
         Assert.Contains("--window-pattern L contradicts", e.Message, StringComparison.Ordinal);
         Assert.Contains("trained as SL, the pattern gives LL", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, sets: ["matrixlr=0.1"]));
+        Assert.Contains("--set matrixlr=0.1 sets the optimizer", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--train-steps", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, sets: ["HeadDim=128"]));
         Assert.Contains("--set HeadDim=128 contradicts", e.Message, StringComparison.Ordinal);
         Assert.Contains("trained with HeadDim=64", e.Message, StringComparison.Ordinal);

@@ -138,6 +138,12 @@ public static class ParityCommand
     {
         CheckOutputPath(outputPath, (checkpointPath, "--checkpoint"), (tokensPath, "--tokens"));
         var (recomputeMlp, shapeSets) = TakeRecompute(sets ?? []);
+        // The optimizer's and the schedules' knobs do not touch the loss or a gradient: here they could only be ignored.
+        if (shapeSets.FirstOrDefault(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)) is { } training)
+        {
+            throw new ArgumentException($"--set {training} sets the optimizer or its schedule, which parity runs only with --train-steps K: "
+                + "leave it out for the loss and gradients, or add --train-steps");
+        }
         var tensors = SafeTensors.Read(checkpointPath);
         var shape = CheckpointShape.Resolve(checkpointPath, tensors, ModelCheckpoint.ReadInfo(checkpointPath), seqLen, windowPattern, shapeSets);
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);

@@ -3,10 +3,11 @@
 #   bash bench/device/publish.sh [--out DIR] [--no-runtime] [--corpus FILE] [--baseline REV] PROJECT...
 # PROJECT is a project folder (src/Runner, tests/AutoResearch.Model.Tests, ...). DIR (default artifacts/gpu-host) then holds
 # one folder per project, published for linux-x64 (the kernels' .cu sources travel with the binaries), the .NET runtime this
-# SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, kernels.sh, and with --corpus
-# the text to prepare from (as corpus.txt.xz or corpus.txt), with --baseline the runner of git revision REV in DIR/baseline
-# (built from a temporary worktree) for ab-profile.sh to compare against, and REVISION files naming the commits. Copy DIR to
-# the GPU host (rsync -a, scp -r) and run there, e.g.
+# SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, kernels.sh,
+# parity-run.sh, ab-profile.sh and clocks.sh (which the others source), and with --corpus the text to prepare from (as
+# corpus.txt.xz or corpus.txt), with --baseline the runner of git revision REV in DIR/baseline (built from a temporary
+# worktree) for ab-profile.sh to compare against, and REVISION files naming the commits. Copy DIR to the GPU host (rsync -a,
+# scp -r) and run there, e.g.
 #   bash gpu-host/run.sh AutoResearch.Runner doctor
 #   bash gpu-host/run.sh AutoResearch.Model.Tests            # an xunit v3 test project is an executable
 #   bash gpu-host/gpu-check.sh AutoResearch.Model.Tests      # test projects, then `profile`

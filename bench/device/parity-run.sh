@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU host, in a folder made by bench/device/publish.sh src/Runner (with --corpus FILE, or the embedded sample):
+# On the GPU host, in a folder made by bench/device/publish.sh src/Runner (with --corpus FILE; without one, `prepare`
+# downloads the shards, or offline takes the embedded sample):
 #   bash parity-run.sh [--fresh-optimizer] [train-seconds]
 # The training-step parity at the baseline shape: a checkpoint and its optimizer state from a short `train --save
 # --save-optimizer` (default 20 s), three rows of 2,049 random tokens, `parity --train-steps 3 --progress-step 0.25

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using AutoResearch.Data;
+using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Optim.Gpu;
@@ -43,7 +44,7 @@ public static class ProfileCommand
         };
         var cublasMlp = new Option<bool>("--cublas-mlp")
         {
-            Description = "Run the MLP on cuBLAS GEMMs plus separate relu² passes instead of our GEMMs with relu² in the epilogue",
+            Description = "Run the MLP on cuBLAS GEMMs plus separate activation passes instead of our GEMMs with the activation in the epilogue",
         };
         var cublasQk = new Option<bool>("--cublas-qk")
         {
@@ -138,7 +139,7 @@ public static class ProfileCommand
         if (Knobs.Changed(h) is { Count: > 0 } changed)
             Console.WriteLine($"knobs: {string.Join(' ', changed)}");
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
-            + $"MLP {(model.FusedMlp ? "fused GEMM + relu²" : "cuBLAS + relu² passes")}; {QkPath(model)}");
+            + $"MLP {(model.FusedMlp ? $"fused GEMM + {Activations.Name(shape.Activation)}" : $"cuBLAS + {Activations.Name(shape.Activation)} passes")}; {QkPath(model)}");
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
             + $"(a {copy.Bytes >> 20} MiB device-to-device copy here, median {copy.MedianMilliseconds:F3} ms of {copy.Iterations})");
 

@@ -118,6 +118,13 @@ public sealed class CacheStaging
                 Directory.CreateDirectory(old);
                 Directory.Move(live, aside);
             }
+            else if (File.Exists(live))
+            {
+                // A file where the part's folder belongs would block the move below on every later run, the swap half done.
+                DeleteFolder(aside);
+                Directory.CreateDirectory(old);
+                File.Move(live, aside, overwrite: true);
+            }
             Directory.Move(staged, live);
         }
         File.Delete(marker);
@@ -132,5 +139,7 @@ public sealed class CacheStaging
     {
         if (Directory.Exists(path))
             Directory.Delete(path, recursive: true);
+        else if (File.Exists(path))
+            File.Delete(path);
     }
 }

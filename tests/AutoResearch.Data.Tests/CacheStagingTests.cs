@@ -94,6 +94,23 @@ public sealed class CacheStagingTests : IDisposable
     }
 
     [Fact]
+    public void A_file_where_a_part_belongs_is_moved_aside_instead_of_leaving_the_swap_half_done()
+    {
+        FillCache("old");
+        Directory.Delete(_cache.Tokens, recursive: true);
+        File.WriteAllText(_cache.Tokens, "not a folder");
+        var staging = CacheStaging.Begin(_cache, "import a", resumable: false);
+        Fill(staging.Staging.Data, "new");
+        Fill(staging.Staging.Tokenizer, "new");
+        Fill(staging.Staging.Tokens, "new");
+
+        staging.Commit();
+
+        Assert.False(CacheStaging.IsSwapPending(_cache));
+        Assert.Equal(("new", "new", "new"), (Read(_cache.Data), Read(_cache.Tokenizer), Read(_cache.Tokens)));
+    }
+
+    [Fact]
     public void An_uncommitted_build_is_discarded_by_the_next_begin_but_a_download_of_the_same_origin_is_kept()
     {
         FillCache("old");

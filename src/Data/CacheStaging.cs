@@ -56,6 +56,8 @@ public sealed class CacheStaging
                     DeleteFolder(Path.Combine(root, part));
             }
         }
+        // The old parts of a swap whose process died after deleting the marker: nothing else would ever delete them.
+        DeleteFolder(Path.Combine(cache.Root, FolderName, "old"));
         Directory.CreateDirectory(root);
         File.WriteAllText(originPath, origin);
         return staging;

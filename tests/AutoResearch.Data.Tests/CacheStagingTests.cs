@@ -111,6 +111,17 @@ public sealed class CacheStagingTests : IDisposable
     }
 
     [Fact]
+    public void The_old_parts_left_by_a_swap_killed_after_its_marker_went_are_deleted_by_the_next_begin()
+    {
+        var old = Path.Combine(_cache.Root, CacheStaging.FolderName, "old");
+        Fill(Path.Combine(old, "data"), "old");
+
+        CacheStaging.Begin(_cache, "import a", resumable: false);
+
+        Assert.False(Directory.Exists(old));
+    }
+
+    [Fact]
     public void An_uncommitted_build_is_discarded_by_the_next_begin_but_a_download_of_the_same_origin_is_kept()
     {
         FillCache("old");

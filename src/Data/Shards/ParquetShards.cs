@@ -59,9 +59,7 @@ public static class ParquetShards
             var documents = new List<string>();
             for (int g = 0; g < reader.RowGroupCount; g++)
             {
-                using var group = reader.OpenRowGroupReader(g);
-                var values = new string?[group.RowCount];
-                await group.ReadAsync(field, values.AsMemory(), null);
+                var values = await ReadRowGroupAsync(path, reader, field, g);
                 foreach (var v in values)
                 {
                     if (!string.IsNullOrEmpty(v))
@@ -71,6 +69,25 @@ public static class ParquetShards
             if (documents.Count == 0)
                 throw new InvalidDataException($"shard '{path}' holds no documents");
             return documents;
+        }
+    }
+
+    /// <summary>
+    /// The text of one row group. A file whose footer reads but whose pages are damaged fails in the decoder (e.g. Snappy's
+    /// "Invalid copy offset"), which says nothing of the file: the error names it.
+    /// </summary>
+    private static async Task<string?[]> ReadRowGroupAsync(string path, ParquetReader reader, DataField field, int index)
+    {
+        try
+        {
+            using var group = reader.OpenRowGroupReader(index);
+            var values = new string?[group.RowCount];
+            await group.ReadAsync(field, values.AsMemory(), null);
+            return values;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable Parquet file (row group {index} is damaged): {e.Message}", e);
         }
     }
 

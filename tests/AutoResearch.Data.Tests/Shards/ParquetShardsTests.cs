@@ -65,4 +65,19 @@ public class ParquetShardsTests
         e = Assert.Throws<InvalidDataException>(() => ParquetShards.Check(empty));
         Assert.Contains("holds no documents", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_shard_whose_pages_are_damaged_is_an_error_naming_the_file()
+    {
+        var path = Path.Combine(TestGpu.NewTempDirectory("damaged"), "shard_00000.parquet");
+        ParquetShards.Write(path, Enumerable.Range(0, 2000).Select(i => $"document {i}: " + string.Concat(Enumerable.Repeat($"words {i % 37} and more ", 20))).ToList());
+        var bytes = File.ReadAllBytes(path);
+        bytes.AsSpan(bytes.Length / 2, 64).Fill(0xFF); // inside the column's pages; the footer is intact
+        File.WriteAllBytes(path, bytes);
+
+        var e = Assert.Throws<InvalidDataException>(() => ParquetShards.Read(path));
+
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("damaged", e.Message, StringComparison.Ordinal);
+    }
 }

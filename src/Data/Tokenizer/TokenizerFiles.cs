@@ -27,12 +27,62 @@ public static class TokenizerFiles
         WriteAtomically(Path.Combine(directory, TokenBytesFile), tokenBytes);
     }
 
+    /// <summary>
+    /// Loads the tokenizer of a folder. The ranks file has no checksum of its own (tiktoken reads it), so a damaged one is caught
+    /// where it can be: malformed lines, repeated or missing byte tokens, and a disagreement with <c>token_bytes.bin</c> when
+    /// that is there (a ranks file cut at a line end still parses, but is fewer tokens than the byte lengths list). A folder
+    /// with the ranks file alone, as tiktoken has it, loads.
+    /// </summary>
     public static BpeTokenizer Load(string directory, string splitPattern = BpeTokenizer.SplitPattern)
     {
         var ranksPath = Path.Combine(directory, RanksFile);
         if (!File.Exists(ranksPath))
             throw new FileNotFoundException($"no tokenizer at '{ranksPath}': run `autoresearch prepare` first", ranksPath);
-        return new BpeTokenizer(ReadRanks(ranksPath, File.ReadAllLines(ranksPath)), splitPattern);
+        List<byte[]> ranks;
+        try
+        {
+            ranks = ReadRanks(ranksPath, File.ReadAllLines(ranksPath));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{e.Message}: the tokenizer file is damaged; run `autoresearch prepare` again", e);
+        }
+        BpeTokenizer tokenizer;
+        try
+        {
+            tokenizer = new BpeTokenizer(ranks, splitPattern);
+        }
+        catch (ArgumentException e) when (e is not System.Text.RegularExpressions.RegexParseException)
+        {
+            throw new InvalidDataException($"{ranksPath}: {e.Message}: the tokenizer file is damaged; run `autoresearch prepare` again", e);
+        }
+        CheckTokenBytes(Path.Combine(directory, TokenBytesFile), ranksPath, tokenizer);
+        return tokenizer;
+    }
+
+    /// <summary>The token byte lengths, when there, are those of the ranks file's tokens (both are written by one <see cref="Save"/>).</summary>
+    private static void CheckTokenBytes(string tokenBytesPath, string ranksPath, BpeTokenizer tokenizer)
+    {
+        if (!File.Exists(tokenBytesPath))
+            return;
+        var bytes = File.ReadAllBytes(tokenBytesPath);
+        string? mismatch = null;
+        if (bytes.Length != tokenizer.VocabSize * 4)
+        {
+            mismatch = $"it holds {bytes.Length} bytes, the lengths of {bytes.Length / 4.0:0.##} tokens, but the ranks give {tokenizer.VocabSize} tokens";
+        }
+        else
+        {
+            for (int id = 0; id < tokenizer.VocabSize && mismatch is null; id++)
+            {
+                int length = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(id * 4));
+                if (length != tokenizer.TokenBytes[id])
+                    mismatch = $"token {id} is {length} bytes long there and {tokenizer.TokenBytes[id]} in the ranks";
+            }
+        }
+        if (mismatch is not null)
+            throw new InvalidDataException($"'{tokenBytesPath}' does not match '{ranksPath}' ({mismatch}): one of them is damaged, "
+                + "or they come from different prepares; run `autoresearch prepare` again");
     }
 
     /// <summary>

@@ -114,6 +114,51 @@ public class BpeTokenizerTests
         Directory.Delete(dir, true);
     }
 
+    [Fact]
+    public void A_ranks_file_cut_at_a_line_end_or_a_damaged_token_bytes_file_is_refused_naming_the_files()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"autoresearch-tok-{Guid.NewGuid():N}");
+        try
+        {
+            TokenizerFiles.Save(Trained.Value, dir);
+            var ranksPath = Path.Combine(dir, TokenizerFiles.RanksFile);
+            var tokenBytesPath = Path.Combine(dir, TokenizerFiles.TokenBytesFile);
+            var lines = File.ReadAllLines(ranksPath);
+            var tokenBytes = File.ReadAllBytes(tokenBytesPath);
+
+            // Still well-formed: only the byte lengths show that tokens are missing.
+            File.WriteAllLines(ranksPath, lines[..^10]);
+            var e = Assert.Throws<InvalidDataException>(() => TokenizerFiles.Load(dir));
+            Assert.Contains(tokenBytesPath, e.Message, StringComparison.Ordinal);
+            Assert.Contains("autoresearch prepare", e.Message, StringComparison.Ordinal);
+
+            File.WriteAllLines(ranksPath, lines);
+            var flipped = (byte[])tokenBytes.Clone();
+            flipped[4 * 300] ^= 0x7;
+            File.WriteAllBytes(tokenBytesPath, flipped);
+            e = Assert.Throws<InvalidDataException>(() => TokenizerFiles.Load(dir));
+            Assert.Contains("token 300", e.Message, StringComparison.Ordinal);
+
+            // The same bytes twice: an error naming the file, not the constructor's bare message.
+            File.WriteAllBytes(tokenBytesPath, tokenBytes);
+            var repeated = (string[])lines.Clone();
+            repeated[300] = $"{lines[65].Split(' ')[0]} 300";
+            File.WriteAllLines(ranksPath, repeated);
+            e = Assert.Throws<InvalidDataException>(() => TokenizerFiles.Load(dir));
+            Assert.Contains(ranksPath, e.Message, StringComparison.Ordinal);
+            Assert.Contains("autoresearch prepare", e.Message, StringComparison.Ordinal);
+
+            // The ranks file alone (as tiktoken has it) loads.
+            File.WriteAllLines(ranksPath, lines);
+            File.Delete(tokenBytesPath);
+            Assert.Equal(Trained.Value.VocabSize, TokenizerFiles.Load(dir).VocabSize);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     /// <summary>cl100k's own split pattern (digits in runs of 1–3).</summary>
     private const string Cl100kPattern =
         @"'(?i:[sdmt]|ll|ve|re)|(?>[^\r\n\p{L}\p{N}]?)\p{L}+|\p{N}{1,3}| ?(?>[^\s\p{L}\p{N}]+)[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";

@@ -62,6 +62,24 @@ public class PrepareCommandTests
         Assert.Contains("using the shards already", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_damaged_shard_in_the_cache_is_refused_before_the_tokenizer_trains_saying_to_delete_it()
+    {
+        using var folder = new TempFolder();
+        var cache = new CachePaths(folder.File("cache"));
+        CorpusImport.WriteShards(Enumerable.Range(0, 300).Select(i => $"document {i}: the quick brown fox jumps over the lazy dog {i * 7}."), cache.Data, 0.1);
+        var shard = Path.Combine(cache.Data, ParquetShards.FileName(0));
+        File.WriteAllBytes(shard, File.ReadAllBytes(shard)[..^100]); // a copy cut short
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", cache.Root, "--vocab-size", "300");
+
+        Assert.Equal(1, exit);
+        Assert.Contains(shard, stderr, StringComparison.Ordinal);
+        Assert.Contains("delete it", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("tokenizer:", stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(cache.Tokenizer));
+    }
+
     /// <summary>Every file under the cache folder whose name starts with <paramref name="prefix"/>, wherever prepare keeps it.</summary>
     private static List<string> FilesNamed(string cacheRoot, string prefix)
         => [.. Directory.GetFiles(cacheRoot, prefix + "*", SearchOption.AllDirectories).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal)];

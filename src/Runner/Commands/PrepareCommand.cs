@@ -60,6 +60,8 @@ public static class PrepareCommand
         CacheStaging.FinishInterruptedSwap(cache);
         baseUrl ??= ShardDownloader.ResolveBaseUrl(null);
         bool reuse = from is null && HasCompleteShards(cache.Data);
+        if (reuse)
+            CheckKeptShards(cache.Data);
         var staging = CacheStaging.Begin(cache, from is not null ? $"import {Path.GetFullPath(from)}" : reuse ? "the cache's shards" : "download",
             resumable: from is null && !reuse);
         var staged = staging.Staging;
@@ -176,6 +178,26 @@ public static class PrepareCommand
     private static bool HasCompleteShards(string dataDirectory)
         => File.Exists(Path.Combine(dataDirectory, ParquetShards.FileName(ParquetShards.ValidationIndex)))
             && Directory.GetFiles(dataDirectory, "shard_*.parquet").Length >= 2;
+
+    /// <summary>
+    /// The shards a prepare keeps open as Parquet (a footer check, no documents read): a damaged one would otherwise be kept by
+    /// every later prepare, each failing on it while training the tokenizer, with nothing saying how to get rid of it.
+    /// </summary>
+    private static void CheckKeptShards(string dataDirectory)
+    {
+        foreach (var shard in Directory.GetFiles(dataDirectory, "shard_*.parquet").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                ParquetShards.Check(shard);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                throw new InvalidDataException($"{e.Message}; prepare keeps the shards already in {dataDirectory} and so would keep this one: "
+                    + $"delete it (or the whole folder, to download every shard again) and run prepare again", e);
+            }
+        }
+    }
 
     private static void DownloadOrUseSample(CacheStaging staging, int trainShards, Uri baseUrl, TimeSpan? retryBaseDelay, double validationFraction)
     {

@@ -248,6 +248,26 @@ public class PrepareCommandTests
         Assert.Equal(documents.Order(StringComparer.Ordinal), train.Append(validation).SelectMany(ParquetShards.Read).Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public void A_truncated_gzip_corpus_is_an_error_naming_the_file_not_a_shorter_corpus()
+    {
+        using var folder = new TempFolder();
+        var corpus = folder.File("corpus.txt.gz");
+        var documents = Enumerable.Range(0, 2000).Select(i => $"gzip document {i}: the quick brown fox {i * 7919 % 10007}").ToList();
+        using (var buffer = new MemoryStream())
+        {
+            using (var gzip = new System.IO.Compression.GZipStream(buffer, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+                gzip.Write(System.Text.Encoding.UTF8.GetBytes(string.Join(CorpusText.Separator, documents)));
+            File.WriteAllBytes(corpus, buffer.ToArray()[..(int)(buffer.Length / 2)]); // a download or copy cut short
+        }
+
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("prepare", "--cache", folder.File("cache"), "--from", corpus, "--vocab-size", "300");
+
+        Assert.Equal(1, exit);
+        Assert.Contains(corpus, stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(folder.File("cache"), "data")));
+    }
+
     [Theory]
     [InlineData("corpus.bin", new byte[] { 0x00, 0xFF, 0xFE, 0x80, 0x81, 0xC3, 0x28, 0x00, 0xA0, 0xA1 })]
     [InlineData("corpus.txt", new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x58, 0x51, 0x00, 0x00, 0x10 })] // zstd

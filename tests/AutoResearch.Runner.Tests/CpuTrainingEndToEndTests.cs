@@ -377,6 +377,19 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
     }
 
     [Fact]
+    public void Train_with_a_truncated_training_shard_refuses_before_the_first_step()
+    {
+        using var folder = new TempFolder();
+        var cache = CopyCache(folder);
+        var shard = Path.Combine(cache, "data", "shard_00000.parquet");
+        File.WriteAllBytes(shard, File.ReadAllBytes(shard)[..^200]); // truncated: no Parquet footer, and a size its token cache file does not record
+
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("train", "--device", "cpu", "--cache", cache, "--time-budget", "1");
+
+        AssertRefusedBeforeTheFirstStep(exit, stdout, stderr, shard, "autoresearch prepare");
+    }
+
+    [Fact]
     public void Train_with_a_tokenizer_other_than_the_contracts_8192_tokens_is_refused()
     {
         using var folder = new TempFolder();

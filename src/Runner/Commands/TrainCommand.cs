@@ -124,7 +124,7 @@ public static class TrainCommand
         var tokenizerHash = TokenizerFiles.ContentHash(request.Cache.Tokenizer);
         var tokenCache = new ShardTokenCache(request.Cache.Tokens, tokenizer, tokenizerHash);
         var (trainShards, validationShard) = ParquetShards.List(request.Cache.Data);
-        TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, validationShard, tokenCache);
+        TrainPreflight.Check(tokenizer, request.Cache.Tokenizer, request.SavePath, trainShards, validationShard, tokenCache);
         TrainPreflight.CheckOptimizerStatePath(request.SaveOptimizerPath, (request.SavePath, "--save"));
 
         var shape = h.Shape(tokenizer.VocabSize, t);

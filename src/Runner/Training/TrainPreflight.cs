@@ -13,11 +13,44 @@ namespace AutoResearch.Runner.Training;
 public static class TrainPreflight
 {
     /// <summary>Runs every check, cheapest first.</summary>
-    public static void Check(ITokenizer tokenizer, string tokenizerFolder, string? savePath, string validationShard, ShardTokenCache tokenCache)
+    public static void Check(ITokenizer tokenizer, string tokenizerFolder, string? savePath, IReadOnlyList<string> trainShards, string validationShard,
+        ShardTokenCache tokenCache)
     {
         CheckVocabulary(tokenizer, tokenizerFolder);
         CheckSavePath(savePath);
+        CheckTrainingShards(trainShards, tokenCache);
         CheckValidationShard(validationShard, tokenizer, tokenCache);
+    }
+
+    /// <summary>
+    /// Each training shard the loader will have to read (no valid token cache file stands in for it) opens as a shard: a
+    /// truncated one (no Parquet footer) would otherwise fail the run when the loader reaches it, minutes in. Footers only, side
+    /// by side; damage inside a shard's pages still fails when its page is read, naming the file.
+    /// </summary>
+    public static void CheckTrainingShards(IReadOnlyList<string> trainShards, ShardTokenCache tokenCache)
+    {
+        ArgumentNullException.ThrowIfNull(trainShards);
+        ArgumentNullException.ThrowIfNull(tokenCache);
+        var unread = trainShards.Where(shard => !tokenCache.TryCount(shard, out _, out _)).ToArray();
+        var errors = new Exception?[unread.Length];
+        Parallel.For(0, unread.Length, i =>
+        {
+            try
+            {
+                ParquetShards.Check(unread[i]);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                errors[i] = e;
+            }
+        });
+        // The first damaged shard in the loader's order, whichever check finished first.
+        if (errors.FirstOrDefault(e => e is not null) is { } first)
+        {
+            throw first is InvalidDataException
+                ? new InvalidDataException($"{first.Message}: delete it (or the whole data folder) and run `autoresearch prepare` again", first)
+                : new IOException($"a training shard cannot be read: {first.Message}", first);
+        }
     }
 
     /// <summary>The tokenizer has exactly <see cref="ExperimentConstants.VocabSize"/> tokens: val_bpb is comparable only then.</summary>

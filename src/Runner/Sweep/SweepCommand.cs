@@ -65,7 +65,7 @@ public static class SweepCommand
             TrainPreflight.CheckSavePath(parse.GetValue(output)?.FullName, "--out", "sweep.md");
             var settings = new Settings(parse.GetValue(paritySeqLen), parse.GetValue(parityBatch), parse.GetValue(trainSeconds), parse.GetValue(steps),
                 CachePaths.From(parse.GetValue(cache)));
-            RequireDevice();
+            GpuTrainer.RequireDevice(); // every configuration would fail alike without one, each listing where the driver was looked for
             var rows = Run(list, settings, Console.Out, cancel);
             string table = Table(rows);
             Console.WriteLine();
@@ -75,25 +75,6 @@ public static class SweepCommand
             return Task.FromResult(rows.All(r => r.Error is null && r.Parity?.Passed == true) ? 0 : 1);
         });
         return command;
-    }
-
-    /// <summary>
-    /// Stops the sweep at once on a machine without a GPU (no driver, or no device), with train's message: every configuration
-    /// would fail alike, each with the list of places the driver was looked for.
-    /// </summary>
-    private static void RequireDevice()
-    {
-        int count;
-        try
-        {
-            count = CudaDevice.Count();
-        }
-        catch (NativeLibraryNotFoundException)
-        {
-            count = 0;
-        }
-        if (count == 0)
-            throw new InvalidOperationException(GpuTrainer.NoDeviceMessage);
     }
 
     /// <summary>How the sweep runs each configuration.</summary>

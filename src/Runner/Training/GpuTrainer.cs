@@ -50,17 +50,7 @@ public sealed class GpuTrainer : ITrainer
     public static GpuTrainer Create(ModelShape shape, int batch, OptimizerSettings settings, int seed, string kernelCacheDirectory, bool recomputeMlp = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        int count;
-        try
-        {
-            count = CudaDevice.Count();
-        }
-        catch (NativeLibraryNotFoundException)
-        {
-            count = 0;
-        }
-        if (count == 0)
-            throw new InvalidOperationException(NoDeviceMessage);
+        RequireDevice();
 
         // The initial weights are drawn on the host (about a second at the baseline) while the device is set up.
         var initialValues = Task.Run(() => GpuParameters.InitialValues(shape, seed));
@@ -179,6 +169,22 @@ public sealed class GpuTrainer : ITrainer
     /// see <see cref="Blas.TuneCandidates"/>.
     /// </summary>
     public const int GemmCandidates = 8;
+
+    /// <summary>Throws <see cref="NoDeviceMessage"/> where there is no CUDA device, or no driver library to ask.</summary>
+    public static void RequireDevice()
+    {
+        int count;
+        try
+        {
+            count = CudaDevice.Count();
+        }
+        catch (NativeLibraryNotFoundException)
+        {
+            count = 0;
+        }
+        if (count == 0)
+            throw new InvalidOperationException(NoDeviceMessage);
+    }
 
     /// <summary>The error of `train` on a machine without a CUDA device.</summary>
     public const string NoDeviceMessage = "no CUDA device found; use --device cpu for a tiny CPU run (or run `autoresearch doctor` to see what is missing)";

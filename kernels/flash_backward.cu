@@ -15,13 +15,13 @@
 //   Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 keys each (240 registers); in warpgroup 2 (24
 //   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V once and of Q and dO per block, every lane
 //   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer. Per query block a math warpgroup
-//   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q
-//   (A from registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the
-//   exponentials), stores dSᵀ with stmatrix, and after a barrier of the two math warpgroups computes its part of dQ = dS·K
-//   (A read M-major from dSᵀ): with D = 128 its 64 columns over all 128 keys, with D = 64 all 64 columns over its own 64
-//   keys (a partial sum). dQ goes to staging tiles in fp32, which the writer adds to the fp32 accumulator with bulk
-//   reductions (cp.reduce.async.bulk; two partial tiles when D = 64). dK and dV stay in registers and are written (bf16)
-//   at the end.
+//   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO (A from
+//   registers, issued as soon as Pᵀ is ready, so the tensor cores overlap the exponentials), stores dSᵀ with stmatrix, and
+//   after a barrier of the two math warpgroups computes its part of dQ = dS·K (A read M-major from dSᵀ): with D = 128 its
+//   64 columns over all 128 keys, with D = 64 all 64 columns over its own 64 keys (a partial sum). dK += dSᵀ·Q (A from
+//   registers) is issued after dQ, so that dQ, done first, goes to its staging tile while dK runs. The staging tiles are
+//   fp32; the writer adds them to the fp32 accumulator with bulk reductions (cp.reduce.async.bulk; two partial tiles when
+//   D = 64). dK and dV stay in registers and are written (bf16) at the end.
 //   mbarriers, no CTA-wide barrier in the loop: kv_full; qdo_full[2] (the TMA's bytes and the producer lanes' copies) and
 //   qdo_empty[2] (each math warp, once its products of the block are done); dq_full[2] (each math warp, once its part of
 //   the staging tile is written) and dq_empty[2] (the writer, once the reduction has read it).
@@ -308,16 +308,10 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             for (int e = 0; e < 4; e++)
                 dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd.y : dd.x));
         }
-        // dK += dSᵀ·Q (scaled at the end).
+        // dSᵀ as the A fragments of dK += dSᵀ·Q, issued after dQ (below).
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             accumulator_fragment<8>(sa[kk], dpt, kk);
-        wgmma_fence_operands(dk_acc);
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
-        wgmma_commit();
 
         // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
         // was last read by block i − 2's dQ products, which both warpgroups finished before block i − 1's barrier.
@@ -348,13 +342,16 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
         }
         wgmma_commit();
-        wgmma_wait<0>();
+        // dK += dSᵀ·Q (scaled at the end), after dQ: the groups complete in order, so dQ can be staged while dK runs.
+        wgmma_fence_operands(dk_acc);
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
+        wgmma_commit();
+        wgmma_wait<1>(); // dV and dQ are done; dK may still run
         wgmma_fence_operands_n64(dq_acc);
         wgmma_fence_operands(dv_acc);
-        wgmma_fence_operands(dk_acc);
-        __syncwarp();
-        if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
-            qdo.release(use.stage);
         // dQ of this block to its staging (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
         dq.acquire(use);
         float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
@@ -370,6 +367,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         __syncwarp();
         if (lane == 0)
             dq.produced(use.stage);
+        wgmma_wait<0>(); // dK is done: so are this warp's reads of Q and dO
+        wgmma_fence_operands(dk_acc);
+        __syncwarp();
+        if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
+            qdo.release(use.stage);
     }
 
     const long long grad_base = (long long)b * seq_len * kv_grad_stride + (long long)kvh * HEAD;

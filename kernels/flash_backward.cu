@@ -342,7 +342,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
         }
         wgmma_commit();
-        // dK += dSᵀ·Q (scaled at the end), after dQ: the groups complete in order, so dQ can be staged while dK runs.
+        // dK += dSᵀ·Q (scaled at the end), after dQ: the groups complete in order, so dQ can be staged while dK runs. The A
+        // fragments are pinned here, before the fence, so that no conversion into them is moved past it.
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            asm volatile("" : "+r"(sa[kk][0]), "+r"(sa[kk][1]), "+r"(sa[kk][2]), "+r"(sa[kk][3])::"memory");
         wgmma_fence_operands(dk_acc);
         wgmma_fence();
         #pragma unroll

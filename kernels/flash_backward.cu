@@ -152,7 +152,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
     bf16* __restrict__ dv, int* __restrict__ tile_counter, int batch, int seq_len, int heads, int kv_heads, int window,
-    long long kv_grad_stride)
+    long long kv_grad_stride, int key_blocks, int pairs, int tile_count)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -170,7 +170,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const Pipeline<1> kv{barriers, barriers + 8};
     const Pipeline<2> qdo{barriers + 16, barriers + 32}, dq{barriers + 48, barriers + 64}, tiles{barriers + 80, barriers + 96};
     int* tile_slots = reinterpret_cast<int*>(smem + backward_layout::barriers().offset + 112);
-    const int key_blocks = (seq_len + BWD_KEYS - 1) / BWD_KEYS, pairs = batch * kv_heads, tile_count = key_blocks * pairs;
+    // key_blocks = ceil(T / 128), pairs = B·KV and tile_count = their product come from the launcher as parameters (the
+    // constant bank), not from registers: the producer has 24.
     const int group = heads / kv_heads;
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0)
@@ -482,7 +483,9 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 qdo.release(use.stage);
         }
 
-        const long long grad_base = (long long)tile.b * seq_len * kv_grad_stride + (long long)tile.kvh * HEAD;
+        // b and kvh taken again from t rather than kept in registers through the item loop.
+        const BackwardTile out = backward_tile(t, key_blocks, pairs, kv_heads);
+        const long long grad_base = (long long)out.b * seq_len * kv_grad_stride + (long long)out.kvh * HEAD;
         #pragma unroll
         for (int dt = 0; dt < BWD_OUT_TILES; dt++)
         {

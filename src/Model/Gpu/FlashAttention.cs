@@ -120,7 +120,8 @@ public sealed class FlashAttention : IAttentionKernels
         if (tiles > int.MaxValue)
             throw new ArgumentException($"the attention backward counts its tiles in an int: {tiles} tiles of {KeyBlock} keys (batch {batch}, T {seqLen}, {kvHeads} kv heads) are too many");
         _backward.Launch(new Dim3((uint)Math.Min(tiles, BackwardGridLimit)), BackwardThreads, _backwardSharedBytes, stream,
-            maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride);
+            maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride, (int)Dim3.Blocks(seqLen, KeyBlock),
+            batch * kvHeads, (int)tiles);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

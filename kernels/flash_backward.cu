@@ -312,7 +312,10 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         __syncwarp();
         if (lane == 0)
             tiles.release(tile_use.stage);
-        if (t >= tile_count)
+        // Every thread read the same slot, but ptxas cannot know it: a branch on t would put the products below under a possibly
+        // divergent path, where it serialises every wgmma of the kernel (C7520). A warp vote's result is uniform, so the loops
+        // that hold products end on votes.
+        if (__any_sync(0xffffffffu, t >= tile_count))
             break;
         const BackwardTile tile = backward_tile(t, key_blocks, pairs, kv_heads);
         const int k0 = tile.k0;
@@ -329,7 +332,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
         kv.wait(PipelineState<1>::at(n));
 
-        for (int i = 0; i < items; i++, item++)
+        // Work item i of the tile (items ≥ 1: a key block sees at least its own query block); the loop ends on a vote (above).
+        for (int i = 0;; i++)
         {
             const auto use = PipelineState<2>::at(item);
             const int q0 = (range.x + i % blocks) * BWD_QUERIES;
@@ -340,6 +344,10 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
             float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
             qdo.wait(use);
+            // The dQ staging stage of this item, once the writer has read item i − 2's out of it: waited for here, with no
+            // product in flight, rather than beside the staging below, where dK is (a spin loop there could make ptxas
+            // serialise the products).
+            dq.acquire(use);
 
             // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
             float st[8][4], dpt[8][4];
@@ -370,7 +378,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 for (int e = 0; e < 4; e++)
                     st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, -((e & 1) ? l2.y : l2.x) * LOG2E));
             }
-            if (!full)
+            if (!__all_sync(0xffffffffu, full)) // a vote: uniform for ptxas (dPᵀ is in flight here)
             {
                 #pragma unroll
                 for (int nt = 0; nt < 8; nt++)
@@ -454,15 +462,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             wgmma_wait<1>(); // dV and dQ are done; dK may still run
             wgmma_fence_operands_n64(dq_acc);
             wgmma_fence_operands(dv_acc);
-            if (i == items - 1)
-            {
-                // The tile's last reads of K (Sᵀ, dQ) and V (dPᵀ) are done: the producer may load the next tile's.
-                __syncwarp();
-                if (lane == 0)
-                    kv.release(0);
-            }
-            // dQ of this block to its staging (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
-            dq.acquire(use);
+            // After the tile's last item, its reads of K (Sᵀ, dQ) and V (dPᵀ) are done: the producer may load the next tile's.
+            // A predicated arrival, not a branch: dK is still in flight.
+            __syncwarp();
+            kv.release_if(0, lane == 0 && i == items - 1);
+            // dQ of this block to its staging (rows permuted as in dq_accum; the stage was acquired at the item's start).
             float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
             const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
             #pragma unroll
@@ -474,13 +478,15 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             }
             fence_async_shared();
             __syncwarp();
-            if (lane == 0)
-                dq.produced(use.stage);
+            dq.produced_if(use.stage, lane == 0); // a predicated arrival: dK is still in flight
             wgmma_wait<0>(); // dK is done: so are this warp's reads of Q and dO
             wgmma_fence_operands(dk_acc);
             __syncwarp();
             if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
                 qdo.release(use.stage);
+            item++;
+            if (__all_sync(0xffffffffu, i + 1 >= items))
+                break;
         }
 
         // b and kvh taken again from t rather than kept in registers through the item loop.

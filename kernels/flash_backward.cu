@@ -24,7 +24,7 @@
 //   64 columns over all 128 keys, with D = 64 all 64 columns over its own 64 keys (a partial sum). dK += dSᵀ·Q (A from
 //   registers) is issued after dQ, so that dQ, done first, goes to its staging tile while dK runs. The staging tiles are
 //   fp32; the writer adds them to the fp32 accumulator with bulk reductions (cp.reduce.async.bulk; two partial tiles when
-//   D = 64). dK and dV stay in registers and are written (bf16) at the end.
+//   D = 64). dK and dV stay in registers and are written (bf16) at the end of each tile.
 //   mbarriers, no CTA-wide barrier in the loop: kv_full and kv_empty (one tile's K and V); tile_full[2] and tile_empty[2]
 //   (the producer hands each tile's index to the math warps and the writer through two slots); qdo_full[2] (the TMA's
 //   bytes and the producer lanes' copies) and qdo_empty[2] (each math warp, once its products of the block are done);
@@ -123,6 +123,13 @@ static_assert(shared_window_bytes(backward_layout::barriers()) <= HOPPER_MAX_SHA
 
 // The launcher sets and passes this much dynamic shared memory.
 extern "C" __constant__ int flash_backward_shared_bytes = shared_window_bytes(backward_layout::barriers());
+
+// Writes 4 bytes at `address` (two packed bf16) where `predicate` holds, as a predicated instruction rather than a branch.
+__device__ __forceinline__ void store_u32_if(bf16* address, unsigned value, bool predicate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p st.global.b32 [%0], %1;\n}\n"
+                 ::"l"(address), "r"(value), "r"((int)predicate) : "memory");
+}
 
 // One tile of the backward: the 128 keys from k0 of kv head kvh of batch row b.
 struct BackwardTile
@@ -489,23 +496,17 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 break;
         }
 
-        // b and kvh taken again from t rather than kept in registers through the item loop.
-        const BackwardTile out = backward_tile(t, key_blocks, pairs, kv_heads);
-        const long long grad_base = (long long)out.b * seq_len * kv_grad_stride + (long long)out.kvh * HEAD;
+        // The tile's dK and dV rows (bf16); rows past T are not written. Predicated stores, not branches: the epilogue now sits
+        // inside the loop that holds the products, which a lane-dependent branch could make ptxas serialise (C7520).
+        const long long grad_base = (long long)tile.b * seq_len * kv_grad_stride + (long long)tile.kvh * HEAD;
         #pragma unroll
         for (int dt = 0; dt < BWD_OUT_TILES; dt++)
         {
             const int c = dt * 8 + tig * 2;
-            if (key_a < seq_len)
-            {
-                *reinterpret_cast<unsigned*>(dk + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
-                *reinterpret_cast<unsigned*>(dv + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
-            }
-            if (key_b < seq_len)
-            {
-                *reinterpret_cast<unsigned*>(dk + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
-                *reinterpret_cast<unsigned*>(dv + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
-            }
+            store_u32_if(dk + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale), key_a < seq_len);
+            store_u32_if(dv + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dv_acc[dt][0], dv_acc[dt][1]), key_a < seq_len);
+            store_u32_if(dk + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale), key_b < seq_len);
+            store_u32_if(dv + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dv_acc[dt][2], dv_acc[dt][3]), key_b < seq_len);
         }
     }
 }

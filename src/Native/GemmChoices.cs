@@ -17,13 +17,33 @@ public sealed class GemmChoices
     private int _unsaved;
 
     /// <summary>The choices in <paramref name="path"/> that were made in <paramref name="context"/> (none if the file is missing,
-    /// unreadable or of another context).</summary>
-    public GemmChoices(string path, string context)
+    /// unreadable or of another context), then, for shapes the file does not hold, those of the <paramref name="shipped"/> files
+    /// made in the same context: choices timed once on such a GPU and shipped with the kernels, so that a new machine of that
+    /// kind skips the timing too.</summary>
+    public GemmChoices(string path, string context, IEnumerable<string>? shipped = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(context);
         Path = path;
         Context = context;
+        foreach (var (shape, index) in Read(path, context))
+            _choices[shape] = index;
+        Loaded = _choices.Count;
+        foreach (var file in shipped ?? [])
+        {
+            foreach (var (shape, index) in Read(file, context))
+            {
+                if (_choices.TryAdd(shape, index))
+                    Shipped++;
+            }
+        }
+    }
+
+    /// <summary>The well-formed choices of the file at <paramref name="path"/> if it was written in <paramref name="context"/>;
+    /// none if it is missing, unreadable or of another context.</summary>
+    private static List<(string Shape, int Index)> Read(string path, string context)
+    {
+        var read = new List<(string, int)>();
         try
         {
             if (File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonObject root
@@ -32,15 +52,15 @@ public sealed class GemmChoices
                 foreach (var (shape, node) in choices)
                 {
                     if (node is JsonValue value && value.TryGetValue(out int index) && index >= 0)
-                        _choices[shape] = index;
+                        read.Add((shape, index));
                 }
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
         {
-            _choices.Clear(); // unreadable: start afresh (Save replaces it)
+            read.Clear(); // unreadable: nothing from it (Save replaces the cache's file)
         }
-        Loaded = _choices.Count;
+        return read;
     }
 
     public string Path { get; }
@@ -50,6 +70,9 @@ public sealed class GemmChoices
 
     /// <summary>Choices read from the file.</summary>
     public int Loaded { get; }
+
+    /// <summary>Choices taken from the shipped files (for shapes the file did not hold).</summary>
+    public int Shipped { get; }
 
     /// <summary>Choices held now.</summary>
     public int Count => _choices.Count;

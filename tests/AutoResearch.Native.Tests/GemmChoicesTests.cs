@@ -42,6 +42,46 @@ public class GemmChoicesTests
         Assert.Equal(1, new GemmChoices(path, "GPU B; cuBLASLt 1; 8 candidates").Loaded);
     }
 
+    [Fact]
+    public void Shipped_choices_fill_only_the_shapes_the_cache_lacks_and_only_in_their_own_context()
+    {
+        var folder = NewFolder();
+        var cache = Path.Combine(folder, "gemm-choices.json");
+        var h200 = Path.Combine(folder, "h200.json");
+        var h100 = Path.Combine(folder, "h100.json");
+        var broken = Path.Combine(folder, "broken.json");
+        var shipped = new GemmChoices(h200, "H200; cuBLASLt 1; 8 candidates");
+        shipped.Set("a", 1);
+        shipped.Set("b", 2);
+        Assert.True(shipped.Save());
+        var other = new GemmChoices(h100, "H100; cuBLASLt 1; 8 candidates");
+        other.Set("c", 3);
+        Assert.True(other.Save());
+        File.WriteAllText(broken, "{ not json");
+
+        // A new machine: nothing in its cache, the H200's shipped choices taken, the H100's and the broken file's not.
+        var fresh = new GemmChoices(cache, "H200; cuBLASLt 1; 8 candidates", [broken, h100, h200]);
+        Assert.Equal(0, fresh.Loaded);
+        Assert.Equal(2, fresh.Shipped);
+        Assert.True(fresh.TryGet("b", out int index));
+        Assert.Equal(2, index);
+        Assert.False(fresh.TryGet("c", out _));
+        Assert.True(fresh.Save()); // nothing new chosen: nothing written
+        Assert.False(File.Exists(cache));
+
+        // The machine's own choice wins over the shipped one; the shipped one fills the rest.
+        fresh.Set("a", 5);
+        Assert.True(fresh.Save());
+        var later = new GemmChoices(cache, "H200; cuBLASLt 1; 8 candidates", [h200]);
+        Assert.True(later.TryGet("a", out index));
+        Assert.Equal(5, index);
+        Assert.Equal(2, later.Loaded); // a and b were saved with it
+        Assert.Equal(0, later.Shipped);
+        // Another cuBLASLt version: neither the cache's nor the shipped choices hold.
+        var upgraded = new GemmChoices(cache, "H200; cuBLASLt 2; 8 candidates", [h200]);
+        Assert.Equal(0, upgraded.Loaded + upgraded.Shipped);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("{ not json")]

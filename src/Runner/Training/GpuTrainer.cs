@@ -89,7 +89,8 @@ public sealed class GpuTrainer : ITrainer
             blasTask = Task.Run(() => new Blas(gpu, stream)
             {
                 TuneCandidates = GemmCandidates,
-                Choices = new GemmChoices(Path.Combine(kernelCacheDirectory, GemmChoicesFile), Blas.ChoicesContext(gpu.Properties, GemmCandidates)),
+                Choices = new GemmChoices(Path.Combine(kernelCacheDirectory, GemmChoicesFile), Blas.ChoicesContext(gpu.Properties, GemmCandidates),
+                    ShippedGemmChoices()),
             });
             Phase("streams");
             foreach (var source in sources)
@@ -187,6 +188,16 @@ public sealed class GpuTrainer : ITrainer
     /// <summary>The file in the kernel cache folder that keeps each GEMM shape's chosen algorithm between runs (<see cref="GemmChoices"/>).</summary>
     public const string GemmChoicesFile = "gemm-choices.json";
 
+    /// <summary>
+    /// The choices shipped with the kernels (kernels/gemm-choices/*.json: a gemm-choices.json of a run on one kind of GPU, copied
+    /// there), which a new machine of the same GPU and cuBLASLt version takes for the shapes its own file lacks.
+    /// </summary>
+    public static IReadOnlyList<string> ShippedGemmChoices(string? kernelDirectory = null)
+    {
+        var folder = Path.Combine(kernelDirectory ?? KernelCache.DefaultKernelDirectory, "gemm-choices");
+        return Directory.Exists(folder) ? [.. Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal)] : [];
+    }
+
     /// <summary>The error of `train` on a machine without a CUDA device.</summary>
     public const string NoDeviceMessage = "no CUDA device found; use --device cpu for a tiny CPU run (or run `autoresearch doctor` to see what is missing)";
 
@@ -238,7 +249,7 @@ public sealed class GpuTrainer : ITrainer
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
         : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")
         + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "")
-        + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" : "");
+        + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" + (choices.Shipped > 0 ? $", shipped {choices.Shipped}" : "") : "");
 
     private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 

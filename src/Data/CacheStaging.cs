@@ -61,6 +61,17 @@ public sealed class CacheStaging
         return staging;
     }
 
+    /// <summary>
+    /// Records that the staged data comes from <paramref name="origin"/> after all (a download that found no server falls back to
+    /// the embedded sample): a later <see cref="Begin"/> for the download then clears it instead of taking it for an unfinished
+    /// download, which the next offline run could never complete.
+    /// </summary>
+    public void ChangeOrigin(string origin)
+    {
+        ArgumentNullException.ThrowIfNull(origin);
+        File.WriteAllText(Path.Combine(Staging.Root, OriginFile), origin);
+    }
+
     /// <summary>Whether the staging folder holds shards from an earlier run of the same origin (kept by <see cref="Begin"/>).</summary>
     public bool HasStagedShards => Directory.Exists(Staging.Data) && Directory.GetFiles(Staging.Data, "shard_*.parquet").Length > 0;
 

@@ -74,8 +74,31 @@ public static class CliErrors
         NativeLibraryNotFoundException missing =>
             $"{missing.Library} could not be loaded ({missing.Attempts.Count} places tried; --verbose lists them). {missing.InstallHint} "
             + "This command needs an NVIDIA GPU; without one, `autoresearch train --device cpu` runs a tiny model on the CPU.",
+        ArgumentException argument when argument.ParamName is not null => WithoutParameterName(argument),
         _ => e.Message,
     };
+
+    /// <summary>
+    /// An argument error's message without what .NET appends for programmers: " (Parameter 'name')", the name of a C# parameter or
+    /// property, and for a value out of range a second line "Actual value was …", kept as "(got …)" where the message does not
+    /// already say it.
+    /// </summary>
+    private static string WithoutParameterName(ArgumentException e)
+    {
+        string text = e.Message;
+        string? actual = null;
+        if (e is ArgumentOutOfRangeException { ActualValue: { } value })
+        {
+            actual = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture);
+            int line = text.LastIndexOf(Environment.NewLine, StringComparison.Ordinal);
+            if (line >= 0)
+                text = text[..line];
+        }
+        string suffix = $" (Parameter '{e.ParamName}')";
+        if (text.EndsWith(suffix, StringComparison.Ordinal))
+            text = text[..^suffix.Length];
+        return actual is not null && !text.Contains(actual, StringComparison.Ordinal) ? $"{text} (got {actual})" : text;
+    }
 
     /// <summary>"autoresearch results add" for the command that failed to parse.</summary>
     private static string CommandPath(Command command)

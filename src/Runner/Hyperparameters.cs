@@ -110,12 +110,13 @@ public sealed record Hyperparameters
         Require((long)Depth * AspectRatio <= ModelShape.MaxModelDim, "Depth × AspectRatio", $"{Depth} × {AspectRatio}",
             $"a width of at most {ModelShape.MaxModelDim}");
         Require(KvHeads >= 0 && (KvHeads == 0 || (KvHeads <= NumHeads && NumHeads % KvHeads == 0)), nameof(KvHeads), KvHeads,
-            $"0 (as many as the heads) or a divisor of the {NumHeads} heads");
+            NumHeads == 1 ? "0 or 1 (the model has one head)" : $"0 (as many as the heads) or a divisor of the {NumHeads} heads");
         Require(MlpRatio > 0 && MlpRatio <= 16, nameof(MlpRatio), MlpRatio, "a number in (0, 16]");
         Require(Model.Activations.Names.Contains(Activation.ToLowerInvariant()), nameof(Activation), Activation,
             $"one of {string.Join(", ", Model.Activations.Names)}");
-        Require(!string.IsNullOrEmpty(WindowPattern) && WindowPattern.AsSpan().IndexOfAnyExcept("SL") < 0,
-            nameof(WindowPattern), WindowPattern, "a non-empty string of 'S' and 'L'");
+        // Either case, as the model (and the reference, which upper-cases the pattern) reads it, and as --window-pattern takes it.
+        Require(!string.IsNullOrEmpty(WindowPattern) && WindowPattern.AsSpan().IndexOfAnyExcept("SLsl") < 0,
+            nameof(WindowPattern), WindowPattern, "a non-empty string of 'S' and 'L' (either case)");
         Require(ShortWindow >= 0, nameof(ShortWindow), ShortWindow, "0 (half the context) or a positive token count");
         ModelShape.ValueEmbeddingLayers(ValueEmbeds, Depth); // throws naming the knob
         Require(SoftCap >= 0 && double.IsFinite(SoftCap), nameof(SoftCap), SoftCap, "0 (off) or a positive cap");

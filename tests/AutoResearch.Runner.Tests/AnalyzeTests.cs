@@ -75,6 +75,23 @@ public class AnalyzeTests
     }
 
     [Fact]
+    public void A_chart_path_in_a_missing_folder_is_refused_before_any_table_is_printed()
+    {
+        using var folder = new TempFolder();
+        string results = folder.File("results.tsv");
+        File.WriteAllText(results, "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na1b2c3d\t0.99\t44.0\tkeep\tbaseline\n");
+        var output = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+        string chart = Path.Combine(folder.Path, "no-such-folder", "p.png");
+
+        var e = Assert.Throws<DirectoryNotFoundException>(() => AnalyzeCommand.Run(results, chart, console));
+
+        Assert.Contains("--out", e.Message, StringComparison.Ordinal);
+        Assert.Contains("no-such-folder", e.Message, StringComparison.Ordinal);
+        Assert.Equal("", output.ToString());
+    }
+
+    [Fact]
     public void Only_crashes_still_draw_a_chart()
     {
         var analysis = new ResultsAnalysis(ResultsFile.Parse("commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.0\t0.0\tcrash\tx\n", "s"));
@@ -89,9 +106,10 @@ public class AnalyzeTests
         string results = folder.File("results.tsv");
         File.WriteAllText(results, Sample);
 
-        var (exit, _, stderr) = DoctorCommandTests.RunCli("analyze", results, "--out", folder.Path);
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("analyze", results, "--out", folder.Path);
         Assert.NotEqual(0, exit);
-        Assert.Contains($"{folder.Path} is a folder", stderr, StringComparison.Ordinal);
+        Assert.Contains($"--out '{folder.Path}' is a folder", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Experiments", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("Is a directory", stderr, StringComparison.Ordinal);
 
         (exit, _, stderr) = DoctorCommandTests.RunCli("results", "add", "--status", "crash", "--description", "x", "--file", folder.Path, "--commit", "abc1234");

@@ -30,6 +30,14 @@ public class CliErrorsTests
     [InlineData("train", "--depth", "many")]
     [InlineData("results", "add", "--status", "maybe", "--description", "x")]
     [InlineData("no-such-command")]
+    // Options with a check of their own: a value that is not a number is the parser's error, not an exception out of the check.
+    [InlineData("prepare", "--shards", "all")]
+    [InlineData("prepare", "--vocab-size", "big")]
+    [InlineData("prepare", "--val-fraction", "some")]
+    [InlineData("profile", "--gemm-candidates", "auto")]
+    [InlineData("profile", "--steps", "few")]
+    [InlineData("parity", "--checkpoint", "a", "--tokens", "b", "--out", "c", "--start-step", "next")]
+    [InlineData("tokenize", "--decode", "--stats")]
     public void A_parse_error_is_one_prefixed_message_without_the_help(params string[] args)
     {
         var (code, output, error) = Invoke(CommandLineRoot.Create(), args);
@@ -40,6 +48,27 @@ public class CliErrorsTests
         Assert.DoesNotContain("Options:", error + output, StringComparison.Ordinal);
         Assert.Contains("--help", error, StringComparison.Ordinal);
         Assert.True(error.Trim().Split('\n').Length <= 2, error);
+    }
+
+    [Fact]
+    public void An_argument_error_is_one_line_without_the_parameter_name_dotnet_appends()
+    {
+        var (code, _, error) = Invoke(CommandLineRoot.Create(), "train", "--device", "cpu", "--set", "Depth=0");
+        Assert.Equal(CliErrors.FailureExitCode, code);
+        Assert.Equal("autoresearch: error: Hyperparameter Depth = 0 is invalid: expected 1..64 layers.", error.Trim());
+
+        var root = new RootCommand("test") { CliErrors.VerboseOption };
+        var range = new Command("range");
+        range.SetAction(int (_) => throw new ArgumentOutOfRangeException("vocabSize", 100, "the vocabulary must hold the 256 bytes"));
+        var said = new Command("said");
+        said.SetAction(int (_) => throw new ArgumentOutOfRangeException("ids", 9000, "token id 9000 is outside the vocabulary"));
+        root.Subcommands.Add(range);
+        root.Subcommands.Add(said);
+        (code, _, error) = Invoke(root, "range");
+        Assert.Equal(CliErrors.FailureExitCode, code);
+        Assert.Equal("autoresearch: error: the vocabulary must hold the 256 bytes (got 100)", error.Trim());
+        (_, _, error) = Invoke(root, "said");
+        Assert.Equal("autoresearch: error: token id 9000 is outside the vocabulary", error.Trim());
     }
 
     [Fact]

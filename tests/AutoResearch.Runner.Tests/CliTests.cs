@@ -60,6 +60,17 @@ public class CliTests
         Assert.Contains("--gemm-candidates must be at least 1", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--steps", "0")]
+    [InlineData("--steps", "-3")]
+    [InlineData("--seq-len", "0")]
+    public void Profile_rejects_a_count_below_one_before_touching_a_device(string flag, string value)
+    {
+        var (code, _, error) = Invoke("profile", flag, value);
+        Assert.NotEqual(0, code);
+        Assert.Contains($"{flag} must be at least 1; got {value}", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Profile_refuses_unknown_or_unsupported_knobs_before_touching_a_device()
     {

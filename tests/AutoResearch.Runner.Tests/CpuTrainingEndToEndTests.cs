@@ -130,6 +130,17 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.True(exit == 0, stderr);
         Assert.Equal("The Congress" + a + "\n", stdout);
         Assert.Contains("sample: depth 2, width 128, vocabulary 8192", stderr, StringComparison.Ordinal);
+
+        // The most tokens an int holds is a long generation, not an overflow: it runs until the model ends the document or it is stopped.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stop.CancelAfter(TimeSpan.FromSeconds(1));
+        try
+        {
+            SampleCommand.Run(Request(0, 1) with { Tokens = int.MaxValue }, TextWriter.Null, stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     [Fact]
@@ -204,6 +215,10 @@ public partial class CpuTrainingEndToEndTests(CpuTrainingRun run) : IClassFixtur
         Assert.NotEqual(0, exit);
         Assert.Contains(missing, stderr, StringComparison.Ordinal);
         Assert.Contains("train --save", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", folder.Path, "--prompt", "x", "--cache", run.Cache);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"'{folder.Path}' is a folder", stderr, StringComparison.Ordinal);
 
         (exit, _, stderr) = DoctorCommandTests.RunCli("sample", "--checkpoint", run.Checkpoint, "--prompt", "x", "--cache", folder.Path);
         Assert.NotEqual(0, exit);

@@ -91,6 +91,10 @@ public class KnobTests
             Assert.Contains(knob.Name, e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => KnobOptions.Resolve(Hyperparameters.Default, [], ["Depth"]));
         Assert.Contains("expected Name=Value", e.Message, StringComparison.Ordinal);
+        var lower = KnobOptions.Resolve(Hyperparameters.Default, [], ["WindowPattern=ssl", "Depth=3"]);
+        Assert.Equal(lower.Shape(512, 64).Windows, KnobOptions.Resolve(Hyperparameters.Default, [], ["WindowPattern=SSL", "Depth=3"]).Shape(512, 64).Windows);
+        e = Assert.Throws<ArgumentException>(() => KnobOptions.Resolve(Hyperparameters.Default, [], ["WindowPattern=SXL"]));
+        Assert.Contains("'S' and 'L'", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => KnobOptions.Resolve(Hyperparameters.Default, [], ["HeadDim=96"]));
         Assert.Contains("HeadDim = 96", e.Message, StringComparison.Ordinal);
         Assert.Contains("64, 128", e.Message, StringComparison.Ordinal);

@@ -98,6 +98,9 @@ public class ParityCommandTests
         e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, windowPattern: "L"));
         Assert.Contains("--window-pattern L contradicts", e.Message, StringComparison.Ordinal);
         Assert.Contains("trained as SL, the pattern gives LL", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, sets: ["matrixlr=0.1"]));
+        Assert.Contains("--set matrixlr=0.1 sets the optimizer", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--train-steps", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, output, true, sets: ["HeadDim=128"]));
         Assert.Contains("--set HeadDim=128 contradicts", e.Message, StringComparison.Ordinal);
         Assert.Contains("trained with HeadDim=64", e.Message, StringComparison.Ordinal);
@@ -135,6 +138,68 @@ public class ParityCommandTests
         File.WriteAllBytes(path, new byte[4 * 10]);
         var e = Assert.Throws<InvalidDataException>(() => ParityCommand.ReadTokens(path, 8, 50));
         Assert.Contains("rows of 9 int32 tokens", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_token_file_that_is_a_folder_is_named_as_one()
+    {
+        var path = TestGpu.NewTempDirectory("parity");
+        var e = Assert.Throws<ArgumentException>(() => ParityCommand.ReadTokens(path, 8, 50));
+        Assert.Contains($"'{path}' is a folder", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_target_past_the_vocabulary_is_a_clear_error_naming_its_place_in_the_file()
+    {
+        var path = Path.Combine(TestGpu.NewTempDirectory("parity"), "bad-target.bin");
+        var rows = new int[2 * 9];
+        rows[9 + 8] = 50; // the second row's last token: only ever a target
+        File.WriteAllBytes(path, System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.AsSpan()).ToArray());
+
+        var e = Assert.Throws<InvalidDataException>(() => ParityCommand.ReadTokens(path, 8, 50));
+
+        Assert.Contains("target 50 at position 17 is outside the vocabulary 0..49", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_out_path_that_is_an_input_or_cannot_be_written_is_refused_before_anything_is_read_or_written()
+    {
+        var shape = ModelShape.FromKnobs(2, 64, "SL", 50, 8);
+        var (checkpoint, tokens, _, _) = Setup(shape, 2, 24);
+        var dir = Path.GetDirectoryName(checkpoint)!;
+        var checkpointBytes = File.ReadAllBytes(checkpoint);
+        var tokenBytes = File.ReadAllBytes(tokens);
+
+        var overCheckpoint = Assert.Throws<ArgumentException>(() => ParityCommand.Run(checkpoint, tokens, checkpoint, onCpu: true));
+        Assert.Contains("--out", overCheckpoint.Message, StringComparison.Ordinal);
+        Assert.Contains("is the --checkpoint file", overCheckpoint.Message, StringComparison.Ordinal);
+        var overTokens = Assert.Throws<ArgumentException>(() => ParityCommand.RunTrainSteps(checkpoint, tokens, tokens, true, 1));
+        Assert.Contains("is the --tokens file", overTokens.Message, StringComparison.Ordinal);
+        Assert.Equal(checkpointBytes, File.ReadAllBytes(checkpoint));
+        Assert.Equal(tokenBytes, File.ReadAllBytes(tokens));
+
+        var missingFolder = Path.Combine(dir, "no-such-folder", "grads.safetensors");
+        var (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", missingFolder, "--device", "cpu");
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.StartsWith("autoresearch: error: --out ", stderr, StringComparison.Ordinal);
+        Assert.Contains("does not exist", stderr, StringComparison.Ordinal);
+        (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", dir, "--device", "cpu");
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.Contains("is a folder", stderr, StringComparison.Ordinal);
+
+        // --against the very file this run writes would compare the run with itself: refused before the steps run.
+        var output = Path.Combine(dir, "steps.safetensors");
+        (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", output, "--device", "cpu",
+            "--train-steps", "1", "--against", output);
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.Contains("--against", stderr, StringComparison.Ordinal);
+        Assert.Contains("compared with itself", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(output));
+        (exit, _, stderr) = DoctorCommandTests.RunCli("parity", "--checkpoint", checkpoint, "--tokens", tokens, "--out", output, "--device", "cpu",
+            "--train-steps", "1", "--against", checkpoint);
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.Contains("was not written by parity --train-steps", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(output));
     }
 
     [Theory]

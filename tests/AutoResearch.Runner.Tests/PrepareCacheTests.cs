@@ -171,4 +171,35 @@ public class PrepareCacheTests
         Assert.Contains("embedded sample", line, StringComparison.Ordinal);
         Assert.Contains("val_bpb", line, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("--vocab-size", "100", "--vocab-size must be at least 260")]
+    [InlineData("--max-chars", "0", "--max-chars must be at least 1")]
+    [InlineData("--val-fraction", "NaN", "--val-fraction must lie strictly between 0 and 1; got NaN")]
+    [InlineData("--val-fraction", "1", "--val-fraction must lie strictly between 0 and 1; got 1")]
+    public void Tokenizer_settings_are_refused_while_parsing_before_anything_is_downloaded(string flag, string value, string message)
+    {
+        using var folder = new TempFolder();
+        var cache = folder.File("cache");
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCliWith(Offline, "prepare", "--cache", cache, flag, value);
+        Assert.Equal(CliErrors.UsageExitCode, exit);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("data:", stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(cache));
+    }
+
+    [Fact]
+    public void A_prepare_that_fails_after_falling_back_to_the_embedded_sample_does_not_block_the_next_offline_one()
+    {
+        using var folder = new TempFolder();
+        var cache = new CachePaths(folder.File("cache"));
+        var refusing = LoopbackShardServer.RefusingBaseUrl();
+        // Offline: the embedded sample is staged, then the tokenizer step fails (100 tokens cannot hold the 256 bytes).
+        Assert.ThrowsAny<ArgumentException>(() => PrepareCommand.Run(cache, null, 100, 1_000_000, 0.01, baseUrl: refusing,
+            cancel: TestContext.Current.CancellationToken));
+
+        // The staged sample is not an unfinished download that only the network could complete: the next offline run uses the sample.
+        Assert.Equal(0, PrepareCommand.Run(cache, null, 300, 1_000_000, 0.01, baseUrl: refusing, cancel: TestContext.Current.CancellationToken));
+        Assert.True(File.Exists(Path.Combine(cache.Data, ParquetShards.FileName(ParquetShards.ValidationIndex))));
+    }
 }

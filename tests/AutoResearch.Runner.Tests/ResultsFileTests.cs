@@ -128,6 +128,17 @@ public class ResultsFileTests
     }
 
     [Fact]
+    public void A_folder_that_takes_no_new_file_is_named_with_the_file_asked_for_not_the_temporary_one()
+    {
+        // /proc exists but no file can be created in it, whoever runs the test (root too, unlike a read-only folder).
+        Assert.SkipUnless(Directory.Exists("/proc/self"), "needs Linux's /proc");
+        var error = Assert.Throws<IOException>(() => AtomicFile.WriteText("/proc/progress.png", writer => writer.Write("x")));
+        Assert.Contains("/proc/progress.png", error.Message);
+        Assert.DoesNotContain(".tmp", error.Message);
+        Assert.False(File.Exists("/proc/progress.png"));
+    }
+
+    [Fact]
     public void A_file_without_trailing_newline_gets_one_before_the_new_row()
     {
         using var folder = new TempFolder();
@@ -149,6 +160,25 @@ public class ResultsFileTests
         Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.Stderr));
         var rows = ResultsFile.Read(results);
         Assert.Equal(Enumerable.Range(0, 12).Select(i => $"run {i}").Order(StringComparer.Ordinal), rows.Select(r => r.Description).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("NaN\t44.0\tkeep", "val_bpb is 'NaN'")]
+    [InlineData("Infinity\t44.0\tdiscard", "val_bpb is 'Infinity'")]
+    [InlineData("-0.9\t44.0\tkeep", "val_bpb is '-0.9'")]
+    [InlineData("0.000000\t0.0\tkeep", "val_bpb is '0.000000'")]
+    [InlineData("0.99\tNaN\tkeep", "memory_gb is 'NaN'")]
+    [InlineData("0.0\t-1\tcrash", "memory_gb is '-1'")]
+    public void A_row_whose_numbers_are_not_a_result_is_refused_naming_the_line_and_column(string numbersAndStatus, string message)
+    {
+        string text = Header + "\na1b2c3d\t0.997900\t44.0\tkeep\tbaseline\nb2c3d4e\t" + numbersAndStatus + "\tedited by hand\n";
+
+        var e = Assert.Throws<FormatException>(() => ResultsFile.Parse(text, "results.tsv"));
+
+        Assert.StartsWith("results.tsv: line 3", e.Message, StringComparison.Ordinal);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        // A crash row's val_bpb is no result and is not checked.
+        Assert.Single(ResultsFile.Parse(Header + "\na1b2c3d\tNaN\t0.0\tcrash\toom\n", "results.tsv"));
     }
 
     [Theory]

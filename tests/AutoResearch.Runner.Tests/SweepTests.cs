@@ -62,4 +62,59 @@ public class SweepTests
         e = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--steps", "0"));
         Assert.Contains("--steps", e.Message);
     }
+
+    [Fact]
+    public void The_rows_of_a_line_come_from_at_rows_or_device_batch_size_and_total_batch_size_is_refused()
+    {
+        var c = SweepConfig.Parse("small: Depth=4 DeviceBatchSize=32");
+        Assert.Equal(32, c.DeviceBatch);
+        Assert.Equal(["Depth=4"], c.Sets);
+        Assert.Equal(32, c.Knobs(2048).DeviceBatchSize);
+        Assert.Equal(16, SweepConfig.Parse("same: devicebatchsize=16 @16").DeviceBatch);
+        var both = Assert.Throws<FormatException>(() => SweepConfig.Parse("both: DeviceBatchSize=32 @64"));
+        Assert.Contains("64 rows", both.Message, StringComparison.Ordinal);
+        var total = Assert.Throws<FormatException>(() => SweepConfig.Parse("total: TotalBatchSize=65536"));
+        Assert.Contains("'TotalBatchSize=65536' cannot be swept", total.Message, StringComparison.Ordinal);
+        Assert.Throws<FormatException>(() => SweepConfig.Parse("bad: DeviceBatchSize=many"));
+        var huge = Assert.Throws<ArgumentException>(() => SweepConfig.Parse("huge: @2000000").Knobs(2048));
+        Assert.Contains("use fewer @rows", huge.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_short_window_beyond_the_parity_t_and_an_out_path_that_cannot_be_written_are_refused_before_any_gpu_work()
+    {
+        using var folder = new TempFolder();
+        string file = Path.Combine(folder.Path, "configs.txt");
+        File.WriteAllText(file, "short: WindowPattern=S ShortWindow=512\n");
+        var e = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--configs", file, "--parity-seq-len", "256"));
+        Assert.Contains("'short'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("ShortWindow = 512", e.Message, StringComparison.Ordinal);
+
+        var missing = Path.Combine(folder.Path, "no such folder", "sweep.md");
+        var io = Assert.Throws<DirectoryNotFoundException>(() => Invoke("sweep", "--only", "baseline", "--out", missing));
+        Assert.Contains("--out", io.Message, StringComparison.Ordinal);
+        var dir = Assert.Throws<ArgumentException>(() => Invoke("sweep", "--only", "baseline", "--out", folder.Path));
+        Assert.Contains("is a folder", dir.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_a_gpu_the_sweep_stops_at_once_with_one_paragraph()
+    {
+        Assert.SkipWhen(AutoResearch.Testing.GpuProbe.Available, "a GPU is present: this test checks the machine without one");
+        var (exit, stdout, stderr) = DoctorCommandTests.RunCli("sweep");
+        Assert.Equal(CliErrors.FailureExitCode, exit);
+        Assert.Equal($"autoresearch: error: {AutoResearch.Runner.Training.GpuTrainer.NoDeviceMessage}", stderr.Trim());
+        Assert.DoesNotContain("==", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_failed_configuration_is_one_table_row_whatever_its_message_holds()
+    {
+        var config = SweepConfig.Parse("broken: Depth=2");
+        var shape = config.Knobs(2048).Shape(8192, 2048);
+        var row = new SweepCommand.Row(config, shape, null, null, double.NaN, double.NaN, false, "first line\n  second | line\n");
+        var lines = SweepCommand.Table([row]).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.Contains("failed: first line second / line |", lines[2], StringComparison.Ordinal);
+    }
 }

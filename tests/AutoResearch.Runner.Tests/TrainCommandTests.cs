@@ -67,6 +67,7 @@ public class TrainCommandTests
     [InlineData("--time-budget", "Infinity")]
     [InlineData("--time-budget", "NaN")]
     [InlineData("--device-batch", "0")]
+    [InlineData("--device-batch", "40000000")] // × T 64 is more tokens a step than TotalBatchSize holds
     [InlineData("--total-batch", "-1")]
     [InlineData("--eval-tokens", "0")]
     [InlineData("--eval-tokens", "-4096")]

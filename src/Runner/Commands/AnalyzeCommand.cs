@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using AutoResearch.Runner.Experiment;
+using AutoResearch.Runner.Training;
 using Spectre.Console;
 
 namespace AutoResearch.Runner;
@@ -31,6 +32,7 @@ public static class AnalyzeCommand
     {
         ArgumentNullException.ThrowIfNull(console);
         var analysis = new ResultsAnalysis(ResultsFile.Read(resultsPath));
+        TrainPreflight.CheckSavePath(chartPath, "--out", "progress.png"); // before the tables, so a bad path is the only output
 
         var counts = new Table().Title("Experiments").AddColumns("status", "count");
         counts.AddRow("keep", Number(analysis.KeepCount));

@@ -57,6 +57,23 @@ public static class OptionChecks
         return option;
     }
 
+    /// <summary>
+    /// A check of the value: <paramref name="message"/> (naming the flag, what it expects and the value) when <paramref name="ok"/>
+    /// is false. A value that does not convert is left to the parser's own error: reading it here would throw out of the parse.
+    /// </summary>
+    public static Option<T> Require<T>(this Option<T> option, Func<T, bool> ok, Func<T, string> message)
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        ArgumentNullException.ThrowIfNull(ok);
+        ArgumentNullException.ThrowIfNull(message);
+        option.Validators.Add(r =>
+        {
+            if (TryValue(r, out T value) && !ok(value))
+                r.AddError(message(value));
+        });
+        return option;
+    }
+
     /// <summary>The option's value; false when it did not convert (that error is reported already, naming the value).</summary>
     private static bool TryValue<T>(System.CommandLine.Parsing.OptionResult result, out T value)
     {

@@ -74,11 +74,7 @@ public static class ParityCommand
                 + "plus its K)",
             DefaultValueFactory = _ => 0,
         };
-        startStep.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 0)
-                r.AddError($"--start-step must be 0 or more; got {r.GetValueOrDefault<int>()}");
-        });
+        startStep.Require(value => value >= 0, value => $"--start-step must be 0 or more; got {value}");
         var saveOptimizer = new Option<FileInfo?>("--save-optimizer")
         {
             Description = "With --train-steps: also write the optimizer's state after the K steps to this .safetensors file",
@@ -92,6 +88,8 @@ public static class ParityCommand
         {
             if (parse.GetValue(trainSteps) is int k)
             {
+                if (parse.GetValue(against) is { } earlier)
+                    CheckAgainst(earlier.FullName, parse.GetRequiredValue(output).FullName);
                 var losses = RunTrainSteps(parse.GetRequiredValue(checkpoint).FullName, parse.GetRequiredValue(tokens).FullName, parse.GetRequiredValue(output).FullName,
                     parse.GetValue(device) == "cpu", k, parse.GetValue(progressStep), parse.GetValue(seqLen), parse.GetValue(pattern), parse.GetValue(set) ?? [],
                     parse.GetValue(perturb), parse.GetValue(perturbSeed), parse.GetValue(optimizerState)?.FullName, parse.GetValue(startStep),
@@ -138,7 +136,14 @@ public static class ParityCommand
     public static (double Loss, Dictionary<string, float[]> Gradients) Run(string checkpointPath, string tokensPath, string outputPath, bool onCpu,
         int? seqLen = null, string? windowPattern = null, IReadOnlyList<string>? sets = null)
     {
+        CheckOutputPath(outputPath, (checkpointPath, "--checkpoint"), (tokensPath, "--tokens"));
         var (recomputeMlp, shapeSets) = TakeRecompute(sets ?? []);
+        // The optimizer's and the schedules' knobs do not touch the loss or a gradient: here they could only be ignored.
+        if (shapeSets.FirstOrDefault(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)) is { } training)
+        {
+            throw new ArgumentException($"--set {training} sets the optimizer or its schedule, which parity runs only with --train-steps K: "
+                + "leave it out for the loss and gradients, or add --train-steps");
+        }
         var tensors = SafeTensors.Read(checkpointPath);
         var shape = CheckpointShape.Resolve(checkpointPath, tensors, ModelCheckpoint.ReadInfo(checkpointPath), seqLen, windowPattern, shapeSets);
         var parameters = ModelCheckpoint.Load(checkpointPath, shape);
@@ -211,6 +216,7 @@ public static class ParityCommand
             throw new ArgumentException($"--progress-step must be a finite non-negative number; got {progressStep}");
         if (!(perturb >= 0 && perturb < 0.1))
             throw new ArgumentException($"--perturb must be a relative size in [0, 0.1); got {perturb}");
+        CheckOutputPath(outputPath, (checkpointPath, "--checkpoint"), (tokensPath, "--tokens"), (optimizerStatePath, "--optimizer-state"));
         var (recomputeMlp, all) = TakeRecompute(sets ?? []);
         var trainingSets = all.Where(a => TrainingKnobs.Contains(Knobs.Find(Knobs.Split(a).Name).Name)).ToList();
         var shapeSets = all.Where(a => !trainingSets.Contains(a)).ToList(); // not Except, which drops repeats and so changes which one is last
@@ -311,6 +317,36 @@ public static class ParityCommand
         });
         finalState?.Save(saveOptimizerPath!);
         return (losses, weights);
+    }
+
+    /// <summary>
+    /// --out names a file that can be written (<see cref="TrainPreflight.CheckSavePath"/>) and is none of the command's inputs:
+    /// the output is written after the work, over whatever the path holds, so a checkpoint given as --out would be replaced by
+    /// its gradients. Checked before anything is read.
+    /// </summary>
+    public static void CheckOutputPath(string outputPath, params (string? Path, string Option)[] inputs)
+    {
+        ArgumentNullException.ThrowIfNull(outputPath);
+        TrainPreflight.CheckSavePath(outputPath, "--out", "out.safetensors");
+        foreach (var (input, option) in inputs)
+        {
+            if (input is not null && string.Equals(Path.GetFullPath(outputPath), Path.GetFullPath(input), StringComparison.Ordinal))
+                throw new ArgumentException($"--out '{outputPath}' is the {option} file; writing there would replace it: give the output a file of its own");
+        }
+    }
+
+    /// <summary>
+    /// --against, checked before the steps run: an earlier --train-steps output, not the --out file this run is about to write
+    /// (the run would be compared with itself and always agree).
+    /// </summary>
+    private static void CheckAgainst(string againstPath, string outputPath)
+    {
+        if (string.Equals(Path.GetFullPath(againstPath), Path.GetFullPath(outputPath), StringComparison.Ordinal))
+            throw new ArgumentException($"--against '{againstPath}' is the --out file: this run would be compared with itself; give another run's output");
+        if (!File.Exists(againstPath))
+            throw new FileNotFoundException($"--against '{againstPath}' does not exist: give the output of an earlier `parity --train-steps` run", againstPath);
+        if (!SafeTensors.ReadMetadata(againstPath).ContainsKey("train_steps"))
+            throw new InvalidDataException($"--against '{againstPath}' was not written by parity --train-steps (its metadata has no train_steps): it holds no weights to compare");
     }
 
     /// <summary>
@@ -430,6 +466,8 @@ public static class ParityCommand
     /// <summary>Rows of T+1 int32 tokens: inputs = row[0..T), targets = row[1..T].</summary>
     public static (int[] Inputs, int[] Targets, int Batch) ReadTokens(string path, int seqLen, int vocab)
     {
+        if (Directory.Exists(path))
+            throw new ArgumentException($"token file '{path}' is a folder: give a file of rows of --seq-len + 1 int32 tokens");
         if (!File.Exists(path))
             throw new FileNotFoundException($"token file '{path}' does not exist", path);
         var bytes = File.ReadAllBytes(path);
@@ -448,9 +486,20 @@ public static class ParityCommand
                 targets[b * seqLen + t] = all[b * row + t + 1];
             }
         }
+        // Positions are the token's index in the file (row × (T+1) + column), where a hex dump or numpy would find it.
         int bad = Array.FindIndex(inputs, x => x < 0 || x >= vocab);
         if (bad >= 0)
-            throw new InvalidDataException($"token file '{path}': token {inputs[bad]} at position {bad} is outside the vocabulary 0..{vocab - 1}");
+        {
+            throw new InvalidDataException($"token file '{path}': token {inputs[bad]} at position {bad / seqLen * row + bad % seqLen} is outside the vocabulary "
+                + $"0..{vocab - 1}");
+        }
+        // A negative target is not scored; one past the vocabulary has no logit to score it with.
+        int badTarget = Array.FindIndex(targets, x => x >= vocab);
+        if (badTarget >= 0)
+        {
+            throw new InvalidDataException($"token file '{path}': target {targets[badTarget]} at position {badTarget / seqLen * row + badTarget % seqLen + 1} "
+                + $"is outside the vocabulary 0..{vocab - 1} (a negative target is not scored)");
+        }
         return (inputs, targets, batch);
     }
 }

@@ -27,16 +27,18 @@ public static class PrepareCommand
     {
         var from = new Option<string?>("--from") { Description = "Import local text instead of downloading: a UTF-8 corpus, plain, .xz or .gz (documents separated by a NUL line), Parquet files with a 'text' column, or a folder of these" };
         var shards = new Option<int>("--shards") { Description = $"Training shards to download when the cache has no complete set; the validation shard ({ParquetShards.FileName(ParquetShards.ValidationIndex)}) is always fetched too. Offline (no connection possible), the embedded sample is used instead", DefaultValueFactory = _ => ShardDownloader.DefaultTrainShards };
-        shards.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > ParquetShards.ValidationIndex)
-                result.AddError($"--shards must lie between 1 and {ParquetShards.ValidationIndex}");
-        });
+        shards.Require(count => count is >= 1 and <= ParquetShards.ValidationIndex, _ => $"--shards must lie between 1 and {ParquetShards.ValidationIndex}");
         var baseUrl = new Option<string?>("--base-url") { Description = $"Where the shard files are downloaded from (default: ${ShardDownloader.BaseUrlVariable} or {ShardDownloader.DefaultBaseUrl})" };
         var cache = new Option<string?>("--cache") { Description = $"Cache folder (default: ${CachePaths.Variable} or ~/.cache/autoresearch)" };
+        // The tokenizer's settings are checked while parsing: they are used only after the shards are downloaded or imported.
         var vocab = new Option<int>("--vocab-size") { Description = "Tokenizer size including the 4 special tokens", DefaultValueFactory = _ => 8192 };
-        var maxChars = new Option<long>("--max-chars") { Description = "Characters of training text the tokenizer learns from", DefaultValueFactory = _ => 1_000_000_000 };
+        int leastVocab = 256 + BpeTokenizer.SpecialTokens.Count;
+        vocab.Require(size => size >= leastVocab,
+            size => $"--vocab-size must be at least {leastVocab} (the 256 bytes and {BpeTokenizer.SpecialTokens.Count} special tokens); got {size}");
+        var maxChars = new Option<long>("--max-chars") { Description = "Characters of training text the tokenizer learns from", DefaultValueFactory = _ => 1_000_000_000 }.AtLeastOne();
         var valFraction = new Option<double>("--val-fraction") { Description = "Share of imported documents in the validation shard (with --from)", DefaultValueFactory = _ => 0.01 };
+        valFraction.Require(fraction => fraction is > 0 and < 1,
+            fraction => $"--val-fraction must lie strictly between 0 and 1; got {fraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         var command = new Command("prepare", "Download the data shards (offline: --from PATH, or the embedded sample) and train the tokenizer.")
         {
             from, shards, baseUrl, cache, vocab, maxChars, valFraction,
@@ -199,6 +201,7 @@ public static class PrepareCommand
             if (staging.HasStagedShards)
                 throw new IOException($"{e.Message}; {data} holds an unfinished download: run prepare again once the network is back, or import local text with --from", e);
             Console.WriteLine($"data: offline ({e.Message}); using the embedded public-domain sample (State of the Union addresses) instead");
+            staging.ChangeOrigin("the embedded sample"); // not resumed as a download if a later step fails
             var (shards, val, train) = CorpusImport.WriteShards(CorpusText.ReadDocuments(CorpusText.OpenEmbeddedSample()), data, validationFraction);
             Console.WriteLine($"data: {train + val} documents: {shards} training shard(s) and the validation shard ({val} documents)");
             Console.WriteLine("data: the embedded sample (about 2 M tokens) is for smoke tests and `train --device cpu` only: a 5-minute GPU run "

@@ -23,8 +23,9 @@ public static class ProfileCommand
     {
         var batch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (B; the knob DeviceBatchSize)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
         var depth = new Option<int>("--depth") { Description = "Layers (the knob Depth)", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
-        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 };
+        // Checked while parsing: 0 timed steps would fail only after the kernels compiled and the warm-ups ran (no median to report).
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => 2048 }.AtLeastOne();
+        var steps = new Option<int>("--steps") { Description = "Timed steps (after 2 warm-ups); the table shows the median step", DefaultValueFactory = _ => 5 }.AtLeastOne();
         var naive = new Option<bool>("--naive-attention") { Description = "Use the one-warp-per-query attention kernels (slow; the oracle)" };
         var candidates = new Option<int>("--gemm-candidates")
         {
@@ -83,11 +84,7 @@ public static class ProfileCommand
     }
 
     private static void RequireAtLeastOne(Option<int> option)
-        => option.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-                r.AddError($"{option.Name} must be at least 1");
-        });
+        => option.Require(value => value >= 1, _ => $"{option.Name} must be at least 1");
 
     /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end (a folder, a folder
     /// that does not exist or cannot be written in): the --save check of `train`, as a usage error.</summary>

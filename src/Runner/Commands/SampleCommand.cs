@@ -57,6 +57,8 @@ public static class SampleCommand
             throw new ArgumentException($"--top-k must be ≥ 0 (0 = all tokens); got {request.TopK}");
         if (request.SeqLen < 1)
             throw new ArgumentException($"--seq-len must be at least 1; got {request.SeqLen}");
+        if (Directory.Exists(request.CheckpointPath))
+            throw new ArgumentException($"checkpoint '{request.CheckpointPath}' is a folder: give the .safetensors file `autoresearch train --save PATH` wrote");
         if (!File.Exists(request.CheckpointPath))
             throw new FileNotFoundException($"checkpoint '{request.CheckpointPath}' does not exist: write one with `autoresearch train --save PATH`", request.CheckpointPath);
         var tokenizer = TokenizerFiles.Load(request.Cache.Tokenizer);
@@ -79,7 +81,7 @@ public static class SampleCommand
         var ids = new List<int> { tokenizer.BosId };
         ids.AddRange(tokenizer.Encode(request.Prompt));
         // Causal attention: padding after the context changes nothing before it, so one model of the longest context serves every step.
-        int context = Math.Min(shape.SeqLen, ids.Count + request.Tokens - 1);
+        int context = (int)Math.Min(shape.SeqLen, (long)ids.Count + request.Tokens - 1); // in long: --tokens may be as large as an int holds
         var model = new CpuGpt(shape with { SeqLen = context });
         foreach (var (name, values) in parameters)
             model.Parameters[name] = values;

@@ -18,6 +18,11 @@ public static class TokenizeCommand
         {
             decode, stats, tokenizerDir,
         };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(decode) && r.GetValue(stats))
+                r.AddError("--stats counts what an encoding gives and does not go with --decode: leave one of them out");
+        });
         command.SetAction(parse =>
         {
             var tokenizer = TokenizerFiles.Load(parse.GetValue(tokenizerDir) ?? CachePaths.Default().Tokenizer);

@@ -76,7 +76,13 @@ public static class TrainCommand
             var sets = parse.GetValue(set) ?? [];
             var h = KnobOptions.Resolve(start, shortcuts, sets);
             if (onCpu && !Given(totalBatch) && !KnobOptions.Sets(sets, nameof(Hyperparameters.TotalBatchSize)))
-                h = (h with { TotalBatchSize = h.DeviceBatchSize * t }).Validate(); // the CPU default: one micro-batch per step
+            {
+                // The CPU default: one micro-batch per step, which TotalBatchSize (an int) must be able to hold.
+                long tokens = (long)h.DeviceBatchSize * t;
+                if (tokens > int.MaxValue)
+                    throw new ArgumentException($"--device-batch {h.DeviceBatchSize} × --seq-len {t} = {tokens} tokens a step, more than TotalBatchSize holds ({int.MaxValue}): lower one of them");
+                h = (h with { TotalBatchSize = (int)tokens }).Validate();
+            }
             long eval = Given(evalTokens) ? parse.GetValue(evalTokens) : onCpu ? CpuTrainingDefaults.EvalTokens : ExperimentConstants.EvalTokens;
             if (Given(steps) && Given(budget))
                 throw new ArgumentException("--steps and --time-budget exclude each other: --steps N runs N steps whatever they take");

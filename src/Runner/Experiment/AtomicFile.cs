@@ -36,7 +36,18 @@ public static class AtomicFile
         string temporary = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            FileStream created;
+            try
+            {
+                created = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The error would name the temporary file, which the user never asked for.
+                string reason = e is UnauthorizedAccessException ? "no permission to create a file there" : e.Message.Replace(temporary, "a new file", StringComparison.Ordinal);
+                throw new IOException($"Cannot write {path}: folder {folder} does not take a new file ({reason}).", e);
+            }
+            using (var stream = created)
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);

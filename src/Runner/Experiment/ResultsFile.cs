@@ -94,12 +94,18 @@ public static class ResultsFile
             string where = $"{source}: line {i + 1}";
             if (fields.Length != 5)
                 throw new FormatException($"{where} has {fields.Length} tab-separated fields, expected 5 (commit, val_bpb, memory_gb, status, description).");
-            rows.Add(new ResultRow(
-                fields[0],
-                ParseNumber(fields[1], where, "val_bpb"),
-                ParseNumber(fields[2], where, "memory_gb"),
-                ResultRow.ParseStatus(fields[3], where),
-                fields[4]));
+            var status = ResultRow.ParseStatus(fields[3], where);
+            double valBpb = ParseNumber(fields[1], where, "val_bpb"), memoryGb = ParseNumber(fields[2], where, "memory_gb");
+            // What `results add` refuses to write is refused when read too: a NaN or infinite val_bpb in a kept row would be taken
+            // for a result (the next kept row's improvement over it NaN or infinite, the chart's scale lost). A crash has no val_bpb.
+            if (status != ExperimentStatus.Crash && !(valBpb > 0 && double.IsFinite(valBpb)))
+            {
+                throw new FormatException($"{where}: val_bpb is '{fields[1]}', which is not a result for a {ResultRow.StatusText(status)} row "
+                    + "(expected a finite number above 0; a run without one is logged as crash).");
+            }
+            if (!(memoryGb >= 0 && double.IsFinite(memoryGb)))
+                throw new FormatException($"{where}: memory_gb is '{fields[2]}', expected a finite number of GB, 0 or more.");
+            rows.Add(new ResultRow(fields[0], valBpb, memoryGb, status, fields[4]));
         }
         return rows;
     }

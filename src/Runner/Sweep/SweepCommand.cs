@@ -47,20 +47,25 @@ public static class SweepCommand
             RequirePositive(parse.GetValue(steps), "--steps");
             if (!(parse.GetValue(trainSeconds) > 0) || double.IsInfinity(parse.GetValue(trainSeconds)))
                 throw new ArgumentException($"--train-seconds must be a positive number of seconds; got {parse.GetValue(trainSeconds)}");
-            // Every configuration's knobs are checked before any GPU work.
+            // Every configuration's knobs are checked before any GPU work, at both T it runs with (the parity check's and the train's).
             foreach (var c in list)
             {
                 try
                 {
-                    c.Knobs(ExperimentConstants.MaxSeqLen).Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
+                    var knobs = c.Knobs(ExperimentConstants.MaxSeqLen);
+                    knobs.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
+                    knobs.Shape(ExperimentConstants.VocabSize, parse.GetValue(paritySeqLen));
                 }
                 catch (ArgumentException e)
                 {
                     throw new ArgumentException($"sweep configuration '{c.Name}': {e.Message}", e);
                 }
             }
+            // The table is written after the whole sweep: a path it could not be written to is refused now, not after minutes of runs.
+            TrainPreflight.CheckSavePath(parse.GetValue(output)?.FullName, "--out", "sweep.md");
             var settings = new Settings(parse.GetValue(paritySeqLen), parse.GetValue(parityBatch), parse.GetValue(trainSeconds), parse.GetValue(steps),
                 CachePaths.From(parse.GetValue(cache)));
+            RequireDevice();
             var rows = Run(list, settings, Console.Out, cancel);
             string table = Table(rows);
             Console.WriteLine();
@@ -70,6 +75,25 @@ public static class SweepCommand
             return Task.FromResult(rows.All(r => r.Error is null && r.Parity?.Passed == true) ? 0 : 1);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Stops the sweep at once on a machine without a GPU (no driver, or no device), with train's message: every configuration
+    /// would fail alike, each with the list of places the driver was looked for.
+    /// </summary>
+    private static void RequireDevice()
+    {
+        int count;
+        try
+        {
+            count = CudaDevice.Count();
+        }
+        catch (NativeLibraryNotFoundException)
+        {
+            count = 0;
+        }
+        if (count == 0)
+            throw new InvalidOperationException(GpuTrainer.NoDeviceMessage);
     }
 
     /// <summary>How the sweep runs each configuration.</summary>
@@ -165,6 +189,10 @@ public static class SweepCommand
         return summary;
     }
 
+    /// <summary>An error message as one table cell: its lines joined (a markdown row ends at a line break).</summary>
+    private static string OneLine(string text)
+        => string.Join(' ', text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
     private static string LastLines(string text, int count)
         => string.Join(" | ", text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries).TakeLast(count));
 
@@ -187,7 +215,7 @@ public static class SweepCommand
             string train = r.Train is null ? "-" : $"{r.Train.NumSteps} steps, val_bpb {r.Train.ValBpb:F3}";
             if (r.Error is not null)
             {
-                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {r.Error.Replace('|', '/')} | | | | |");
+                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {OneLine(r.Error).Replace('|', '/')} | | | | |");
                 continue;
             }
             string versus = baseline is null ? "-" : $"{r.MfuPercent / baseline.MfuPercent * 100:F0} %";

@@ -37,27 +37,44 @@ public sealed record SweepConfig(string Name, IReadOnlyList<string> Sets, int De
         if (colon <= 0)
             throw new FormatException($"sweep configuration '{line}': expected 'name: Knob=Value ... [@rows]'");
         string name = line[..colon].Trim();
-        int rows = Hyperparameters.Default.DeviceBatchSize;
+        int? rows = null;
         var sets = new List<string>();
         foreach (var word in line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (word.StartsWith('@'))
+            // The rows per micro-batch are @rows; DeviceBatchSize=N says the same. A --set of it would be overwritten by the rows
+            // (and TotalBatchSize by one micro-batch a step), so the sweep would run another batch than the line asks for.
+            int eq = word.IndexOf('=', StringComparison.Ordinal);
+            string knob = eq > 0 ? word[..eq] : "";
+            if (knob.Equals(nameof(Hyperparameters.TotalBatchSize), StringComparison.OrdinalIgnoreCase))
             {
-                if (!int.TryParse(word[1..], out rows) || rows < 1)
+                throw new FormatException($"sweep configuration '{name}': '{word}' cannot be swept: each short train takes one micro-batch a step "
+                    + "(TotalBatchSize = rows × T); set the rows with @rows");
+            }
+            bool isDeviceBatch = knob.Equals(nameof(Hyperparameters.DeviceBatchSize), StringComparison.OrdinalIgnoreCase);
+            if (word.StartsWith('@') || isDeviceBatch)
+            {
+                string text = isDeviceBatch ? word[(eq + 1)..] : word[1..];
+                if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int given) || given < 1)
                     throw new FormatException($"sweep configuration '{name}': '{word}' should be @rows with a positive row count");
+                if (rows is int earlier && earlier != given)
+                    throw new FormatException($"sweep configuration '{name}': {earlier} and {given} rows per micro-batch: give @rows (or DeviceBatchSize=) once");
+                rows = given;
             }
             else
             {
                 sets.Add(word);
             }
         }
-        return new SweepConfig(name, sets, rows);
+        return new SweepConfig(name, sets, rows ?? Hyperparameters.Default.DeviceBatchSize);
     }
 
     /// <summary>The knobs of this configuration (validated), with its rows per micro-batch and one micro-batch a step.</summary>
     public Hyperparameters Knobs(int seqLen)
     {
         var h = Runner.Knobs.Apply(Hyperparameters.Default, Sets);
-        return (h with { DeviceBatchSize = DeviceBatch, TotalBatchSize = DeviceBatch * seqLen }).Validate();
+        long tokens = (long)DeviceBatch * seqLen;
+        if (tokens > int.MaxValue)
+            throw new ArgumentException($"{DeviceBatch} rows of {seqLen} tokens are {tokens} tokens a step, more than TotalBatchSize can hold ({int.MaxValue}): use fewer @rows");
+        return (h with { DeviceBatchSize = DeviceBatch, TotalBatchSize = (int)tokens }).Validate();
     }
 }

@@ -6,25 +6,30 @@
 // lse [B, H, T] fp32:
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale  (dK, dV summed over a kv head's query heads).
-// flash_attention_backward_prepare: D [B, H, T] fp32 (written) and the fp32 dq accumulator (B·T·H·D floats) zeroed.
-//   Launch: one warp per (b, t, h) row, 8 warps per block.
-// flash_attention_backward: one CTA per 128-key block of one kv head (grid (ceil(T / 128), B·KV), 384 threads); it loops
-//   over the (query head of the group, 64-query block) pairs that can see its keys. q, k, v and do arrive through rank-3
-//   tensor maps [B, T, H·D] or [B, T, KV·D] (tma.cuh; boxes of 64 columns × 64 query rows or 128 key rows, so rows past T
-//   are zero), lse and D as plain pointers.
+// flash_attention_backward_prepare: D [B, H, T] fp32 (written), the fp32 dq accumulator (B·T·H·D floats) zeroed and the
+//   backward's tile counter zeroed. Launch: one warp per (b, t, h) row, 8 warps per block.
+// flash_attention_backward: a tile is a 128-key block of one kv head (ceil(T / 128)·B·KV tiles); for each, the CTA loops
+//   over the (query head of the group, 64-query block) pairs that can see its keys. Persistent: a 1-D grid of at most one
+//   CTA an SM (384 threads), each taking tiles until none are left (its first is blockIdx.x, the next ones come from the
+//   tile counter), in backward_tile's order: groups of BWD_TILE_PAIRS (b, kv head) pairs, the longest tiles of a group first.
+//   The next tile's first Q and dO are loaded while the last one's are in use, its K and V while its dK and dV are written.
+//   q, k, v and do arrive through rank-3 tensor maps [B, T, H·D] or [B, T, KV·D] (tma.cuh; boxes of 64 columns × 64 query
+//   rows or 128 key rows, so rows past T are zero), lse and D as plain pointers.
 //   Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 keys each (240 registers); in warpgroup 2 (24
-//   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V once and of Q and dO per block, every lane
+//   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V per tile and of Q and dO per block, every lane
 //   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer. Per query block a math warpgroup
-//   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO and dK += dSᵀ·Q
-//   (A from registers; each product is issued as soon as its operand is ready, so the tensor cores overlap the
-//   exponentials), stores dSᵀ with stmatrix, and after a barrier of the two math warpgroups computes its part of dQ = dS·K
-//   (A read M-major from dSᵀ): with D = 128 its 64 columns over all 128 keys, with D = 64 all 64 columns over its own 64
-//   keys (a partial sum). dQ goes to staging tiles in fp32, which the writer adds to the fp32 accumulator with bulk
-//   reductions (cp.reduce.async.bulk; two partial tiles when D = 64). dK and dV stay in registers and are written (bf16)
-//   at the end.
-//   mbarriers, no CTA-wide barrier in the loop: kv_full; qdo_full[2] (the TMA's bytes and the producer lanes' copies) and
-//   qdo_empty[2] (each math warp, once its products of the block are done); dq_full[2] (each math warp, once its part of
-//   the staging tile is written) and dq_empty[2] (the writer, once the reduction has read it).
+//   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO (A from
+//   registers, issued as soon as Pᵀ is ready, so the tensor cores overlap the exponentials), stores dSᵀ with stmatrix, and
+//   after a barrier of the two math warpgroups computes its part of dQ = dS·K (A read M-major from dSᵀ): with D = 128 its
+//   64 columns over all 128 keys, with D = 64 all 64 columns over its own 64 keys (a partial sum). dK += dSᵀ·Q (A from
+//   registers) is issued after dQ, so that dQ, done first, goes to its staging tile while dK runs. The staging tiles are
+//   fp32; the writer adds them to the fp32 accumulator with bulk reductions (cp.reduce.async.bulk; two partial tiles when
+//   D = 64). dK and dV stay in registers and are written (bf16) at the end of each tile.
+//   mbarriers, no CTA-wide barrier in the loop: kv_full and kv_empty (one tile's K and V); tile_full[2] and tile_empty[2]
+//   (the producer hands each tile's index to the math warps and the writer through two slots); qdo_full[2] (the TMA's
+//   bytes and the producer lanes' copies) and qdo_empty[2] (each math warp, once its products of the block are done);
+//   dq_full[2] (each math warp, once its part of the staging tile is written) and dq_empty[2] (the writer, once the
+//   reduction has read it). The Q/dO, dQ and dSᵀ rings run on from one tile to the next.
 //   Dynamic shared memory flash_backward_shared_bytes (backward_layout, read by the launcher; sw128 tiles): K and V (128 × D
 //   bf16 each); two stages of Q and dO (64 × D each) and of lse and D (64 fp32 each), loaded up to two query blocks ahead;
 //   two dSᵀ buffers (128 keys × 64 queries bf16) and two dQ staging stages (64 × 128 fp32 each), so a warpgroup can start
@@ -36,8 +41,10 @@
 #include "pipeline.cuh"
 
 extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
-    float* __restrict__ d, float* __restrict__ dq_accum, int batch, int seq_len, int heads)
+    float* __restrict__ d, float* __restrict__ dq_accum, int* __restrict__ tile_counter, int batch, int seq_len, int heads)
 {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        *tile_counter = 0; // the backward's next tile beyond its first wave (in stream order: this runs before it)
     const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= (long long)batch * seq_len * heads)
@@ -95,8 +102,12 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 // 64 × 64 partial tile (its 64 keys' share), and the writer reduces both.
 #define BWD_DQ_PARTS (128 / HEAD)
 #define BWD_DQ_STAGE (BWD_DQ_PARTS * BWD_QUERIES * HEAD * 4)
+// (batch, kv head) pairs whose tiles are taken together (all key blocks of the group's pairs, the first key block of each
+// pair first): the running CTAs then read the Q, dO, K and V of a few pairs, which stay in L2.
+#define BWD_TILE_PAIRS 8
 // Shared layout (pipeline.cuh): K, V; two stages of Q and of dO; two dSᵀ buffers; two dQ staging stages; two stages of lse
-// and D (64 each); the mbarriers kv_full, qdo_full[2], qdo_empty[2], dq_full[2], dq_empty[2].
+// and D (64 each); the mbarriers kv_full, kv_empty, qdo_full[2], qdo_empty[2], dq_full[2], dq_empty[2], tile_full[2],
+// tile_empty[2], then the two tile slots (an int each).
 namespace backward_layout
 {
 constexpr SharedRegion k() { return first_region(BWD_KEYS * HEAD * 2); }
@@ -106,17 +117,49 @@ constexpr SharedRegion d_out() { return place_after(q(), 2 * BWD_QUERIES * HEAD 
 constexpr SharedRegion ds_t() { return place_after(d_out(), 2 * BWD_KEYS * BWD_QUERIES * 2); }
 constexpr SharedRegion dq() { return place_after(ds_t(), 2 * BWD_DQ_STAGE); }
 constexpr SharedRegion lse_d() { return place_after(dq(), 2 * 2 * BWD_QUERIES * 4); }
-constexpr SharedRegion barriers() { return place_after(lse_d(), 9 * 8, 8); }
+constexpr SharedRegion barriers() { return place_after(lse_d(), 14 * 8 + 2 * 4, 8); }
 } // namespace backward_layout
 static_assert(shared_window_bytes(backward_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the backward's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
 extern "C" __constant__ int flash_backward_shared_bytes = shared_window_bytes(backward_layout::barriers());
 
+// Writes 4 bytes at `address` (two packed bf16) where `predicate` holds, as a predicated instruction rather than a branch.
+__device__ __forceinline__ void store_u32_if(bf16* address, unsigned value, bool predicate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p st.global.b32 [%0], %1;\n}\n"
+                 ::"l"(address), "r"(value), "r"((int)predicate) : "memory");
+}
+
+// One tile of the backward: the 128 keys from k0 of kv head kvh of batch row b.
+struct BackwardTile
+{
+    int k0, b, kvh;
+};
+
+// Tile t of the order the CTAs take them in: groups of BWD_TILE_PAIRS (batch, kv head) pairs (the last group may be smaller),
+// one group after another; within a group, key block 0 of each pair, then key block 1, and so on. A key block sees no more
+// query blocks than the one before it, so within a group the longest tiles come first.
+__device__ __forceinline__ BackwardTile backward_tile(int t, int key_blocks, int pairs, int kv_heads)
+{
+    const int per_group = BWD_TILE_PAIRS * key_blocks;
+    const int g = t / per_group, within = t - g * per_group;
+    const int size = min(BWD_TILE_PAIRS, pairs - g * BWD_TILE_PAIRS);
+    const int pair = g * BWD_TILE_PAIRS + within % size;
+    return BackwardTile{(within / size) * BWD_KEYS, pair / kv_heads, pair % kv_heads};
+}
+
+// The query blocks of 64 rows that can see a tile's keys k0 .. k0 + 127: first .. last.
+__device__ __forceinline__ int2 backward_query_blocks(int k0, int seq_len, int window)
+{
+    return make_int2(k0 / BWD_QUERIES, min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES);
+}
+
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
-    bf16* __restrict__ dv, int batch, int seq_len, int heads, int kv_heads, int window, long long kv_grad_stride)
+    bf16* __restrict__ dv, int* __restrict__ tile_counter, int batch, int seq_len, int heads, int kv_heads, int window,
+    long long kv_grad_stride, int key_blocks, int pairs, int tile_count)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -125,89 +168,136 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                    q_stages = base + backward_layout::q().offset, do_stages = base + backward_layout::d_out().offset,
                    dst_stages = base + backward_layout::ds_t().offset, dq_stages = base + backward_layout::dq().offset,
                    lse_stages = base + backward_layout::lse_d().offset;
-    // kv_full (the TMA's bytes). The Q/dO ring: qdo_full[s] the TMA's bytes and the producer warp's 32 lse/D copies,
-    // qdo_empty[s] one arrival a math warp. The dQ staging ring, filled by the math warps and emptied by the writer:
-    // dq_full[s] one arrival a math warp, dq_empty[s] the writer.
-    const unsigned kv_full = base + backward_layout::barriers().offset;
-    const Pipeline<2> qdo{kv_full + 8, kv_full + 24}, dq{kv_full + 40, kv_full + 56};
-    const int k0 = blockIdx.x * BWD_KEYS;
-    const int b = blockIdx.y / kv_heads, kvh = blockIdx.y % kv_heads, group = heads / kv_heads;
+    // kv: full the TMA's bytes, empty one arrival a math warp once its last products of the tile that read K and V are done.
+    // The Q/dO ring: qdo_full[s] the TMA's bytes and the producer warp's 32 lse/D copies, qdo_empty[s] one arrival a math
+    // warp. The dQ staging ring, filled by the math warps and emptied by the writer: dq_full[s] one arrival a math warp,
+    // dq_empty[s] the writer. The tile ring: tile_full[s] the producer's arrival once it has written the tile's index into
+    // slot s, tile_empty[s] one arrival a math warp and the writer's, once each has read it.
+    const unsigned barriers = base + backward_layout::barriers().offset;
+    const Pipeline<1> kv{barriers, barriers + 8};
+    const Pipeline<2> qdo{barriers + 16, barriers + 32}, dq{barriers + 48, barriers + 64}, tiles{barriers + 80, barriers + 96};
+    int* tile_slots = reinterpret_cast<int*>(smem + backward_layout::barriers().offset + 112);
+    // key_blocks = ceil(T / 128), pairs = B·KV and tile_count = their product come from the launcher as parameters (the
+    // constant bank), not from registers: the producer has 24.
+    const int group = heads / kv_heads;
     const int warp_index = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int first = k0 / BWD_QUERIES, last = min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES;
-    // Work item i: query head kvh·group + i / blocks, query block first + i mod blocks.
-    const int blocks = last - first + 1, items = group * blocks;
     if (threadIdx.x == 0)
     {
-        mbarrier_init(kv_full, 1);
+        kv.init(1, 8);
         qdo.init(1 + 32, 8);
         dq.init(8, 1);
+        tiles.init(1, 9);
         mbarrier_init_fence();
     }
     __syncthreads();
 
+    // Persistent: each CTA takes tiles until none are left, its first blockIdx.x, the next ones from the counter. The producer
+    // takes each and hands it to the math warps and the writer through the tile ring, so all roles follow the same tiles;
+    // the Q/dO and dQ rings run on across tiles (item counts the CTA's work items, tile by tile).
     if (warp_index >= 8)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
         if (warp_index == 8)
         {
-            // Producer: K and V once, then Q, dO (TMA) and lse, D (a float a lane and array) of each work item, two ahead.
+            // Producer: per tile, Q, dO (TMA) and lse, D (a float a lane and array) of each work item, two items ahead; K and
+            // V of the tile once its first item is issued and the math warps are done with the previous tile's.
             if (lane == 0)
             {
                 tensormap_prefetch(&map_q);
                 tensormap_prefetch(&map_do);
-                mbarrier_expect_bytes(kv_full, 2 * BWD_KEYS * HEAD * 2);
-                for (int slab = 0; slab < HEAD_SLABS; slab++)
-                {
-                    tma_load_3d(k_address + slab * BWD_KEYS * 128, &map_k, kvh * HEAD + 64 * slab, k0, b, kv_full);
-                    tma_load_3d(v_address + slab * BWD_KEYS * 128, &map_v, kvh * HEAD + 64 * slab, k0, b, kv_full);
-                }
+                tensormap_prefetch(&map_k);
+                tensormap_prefetch(&map_v);
             }
-            for (int i = 0; i < items; i++)
+            int item = 0;
+            for (int n = 0;; n++)
             {
-                const auto use = PipelineState<2>::at(i);
-                const int h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
-                const float* lse_bh = lse + ((long long)b * heads + h) * seq_len;
-                const float* d_bh = d + ((long long)b * heads + h) * seq_len;
-                qdo.acquire(use);
+                const auto tile_use = PipelineState<2>::at(n);
+                int t = 0;
                 if (lane == 0)
                 {
-                    qdo.expect_bytes(use.stage, 2 * BWD_QUERIES * HEAD * 2);
-                    for (int slab = 0; slab < HEAD_SLABS; slab++)
+                    t = n == 0 ? (int)blockIdx.x : (int)gridDim.x + atomicAdd(tile_counter, 1);
+                    tiles.acquire(tile_use);
+                    tile_slots[tile_use.stage] = t;
+                    tiles.produced(tile_use.stage);
+                }
+                t = __shfl_sync(0xffffffffu, t, 0);
+                if (t >= tile_count)
+                    break;
+                const BackwardTile tile = backward_tile(t, key_blocks, pairs, kv_heads);
+                const int2 range = backward_query_blocks(tile.k0, seq_len, window);
+                const int blocks = range.y - range.x + 1, items = group * blocks;
+                // Work item i: query head kvh·group + i / blocks, query block first + i mod blocks.
+                for (int i = 0; i < items; i++, item++)
+                {
+                    const auto use = PipelineState<2>::at(item);
+                    const int h = tile.kvh * group + i / blocks, q0 = (range.x + i % blocks) * BWD_QUERIES;
+                    const float* lse_bh = lse + ((long long)tile.b * heads + h) * seq_len;
+                    const float* d_bh = d + ((long long)tile.b * heads + h) * seq_len;
+                    qdo.acquire(use);
+                    if (lane == 0)
                     {
-                        const unsigned offset = use.stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
-                        tma_load_3d(q_stages + offset, &map_q, h * HEAD + 64 * slab, q0, b, qdo.full_at(use.stage));
-                        tma_load_3d(do_stages + offset, &map_do, h * HEAD + 64 * slab, q0, b, qdo.full_at(use.stage));
+                        qdo.expect_bytes(use.stage, 2 * BWD_QUERIES * HEAD * 2);
+                        for (int slab = 0; slab < HEAD_SLABS; slab++)
+                        {
+                            const unsigned offset = use.stage * BWD_QUERIES * HEAD * 2 + slab * BWD_QUERIES * 128;
+                            tma_load_3d(q_stages + offset, &map_q, h * HEAD + 64 * slab, q0, tile.b, qdo.full_at(use.stage));
+                            tma_load_3d(do_stages + offset, &map_do, h * HEAD + 64 * slab, q0, tile.b, qdo.full_at(use.stage));
+                        }
+                    }
+                    const unsigned lse_stage = lse_stages + use.stage * 2 * BWD_QUERIES * 4;
+                    #pragma unroll
+                    for (int r = 0; r < 2; r++)
+                    {
+                        const int row = lane + 32 * r;
+                        const bool valid = q0 + row < seq_len;
+                        copy_async<4>(lse_stage + row * 4, lse_bh + (valid ? q0 + row : 0), valid);
+                        copy_async<4>(lse_stage + (BWD_QUERIES + row) * 4, d_bh + (valid ? q0 + row : 0), valid);
+                    }
+                    copy_async_arrive(qdo.full_at(use.stage));
+                    if (i == 0 && lane == 0)
+                    {
+                        // K and V, once every math warp's last reads of the previous tile's are done.
+                        kv.acquire(PipelineState<1>::at(n));
+                        kv.expect_bytes(0, 2 * BWD_KEYS * HEAD * 2);
+                        for (int slab = 0; slab < HEAD_SLABS; slab++)
+                        {
+                            tma_load_3d(k_address + slab * BWD_KEYS * 128, &map_k, tile.kvh * HEAD + 64 * slab, tile.k0, tile.b, kv.full_at(0));
+                            tma_load_3d(v_address + slab * BWD_KEYS * 128, &map_v, tile.kvh * HEAD + 64 * slab, tile.k0, tile.b, kv.full_at(0));
+                        }
                     }
                 }
-                const unsigned lse_stage = lse_stages + use.stage * 2 * BWD_QUERIES * 4;
-                #pragma unroll
-                for (int j = 0; j < 2; j++)
-                {
-                    const int row = lane + 32 * j;
-                    const bool valid = q0 + row < seq_len;
-                    copy_async<4>(lse_stage + row * 4, lse_bh + (valid ? q0 + row : 0), valid);
-                    copy_async<4>(lse_stage + (BWD_QUERIES + row) * 4, d_bh + (valid ? q0 + row : 0), valid);
-                }
-                copy_async_arrive(qdo.full_at(use.stage));
             }
         }
         else if (warp_index == 9 && lane == 0)
         {
             // dQ writer: adds each work item's staged dQ (one or two parts) to the fp32 accumulator, then frees the staging.
-            for (int i = 0; i < items; i++)
+            int item = 0;
+            for (int n = 0;; n++)
             {
-                const auto use = PipelineState<2>::at(i);
-                const int h = kvh * group + i / blocks, q0 = (first + i % blocks) * BWD_QUERIES;
-                dq.wait(use);
-                const int rows = min(BWD_QUERIES, seq_len - q0);
-                for (int part = 0; part < BWD_DQ_PARTS; part++)
+                const auto tile_use = PipelineState<2>::at(n);
+                tiles.wait(tile_use);
+                const int t = tile_slots[tile_use.stage];
+                tiles.release(tile_use.stage);
+                if (t >= tile_count)
+                    break;
+                const BackwardTile tile = backward_tile(t, key_blocks, pairs, kv_heads);
+                const int2 range = backward_query_blocks(tile.k0, seq_len, window);
+                const int blocks = range.y - range.x + 1, items = group * blocks;
+                for (int i = 0; i < items; i++, item++)
                 {
-                    bulk_reduce_add_f32(dq_accum + (((long long)b * heads + h) * seq_len + q0) * HEAD,
-                                        dq_stages + use.stage * BWD_DQ_STAGE + part * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                    const auto use = PipelineState<2>::at(item);
+                    const int h = tile.kvh * group + i / blocks, q0 = (range.x + i % blocks) * BWD_QUERIES;
+                    dq.wait(use);
+                    const int rows = min(BWD_QUERIES, seq_len - q0);
+                    for (int part = 0; part < BWD_DQ_PARTS; part++)
+                    {
+                        bulk_reduce_add_f32(dq_accum + (((long long)tile.b * heads + h) * seq_len + q0) * HEAD,
+                                            dq_stages + use.stage * BWD_DQ_STAGE + part * BWD_QUERIES * HEAD * 4, rows * HEAD * 4);
+                    }
+                    tma_store_commit();
+                    tma_store_wait_read();
+                    dq.release(use.stage);
                 }
-                tma_store_commit();
-                tma_store_wait_read();
-                dq.release(use.stage);
             }
             tma_store_wait();
         }
@@ -218,174 +308,205 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const int wg = warp_index >> 2, warp = warp_index & 3, group_row = lane >> 2, tig = lane & 3;
     const float scale = rsqrtf((float)HEAD);
     const float scale2 = scale * LOG2E;
-
-    float dk_acc[BWD_OUT_TILES][4], dv_acc[BWD_OUT_TILES][4];
-    #pragma unroll
-    for (int i = 0; i < BWD_OUT_TILES; i++)
-    {
-        dk_acc[i][0] = dk_acc[i][1] = dk_acc[i][2] = dk_acc[i][3] = 0.0f;
-        dv_acc[i][0] = dv_acc[i][1] = dv_acc[i][2] = dv_acc[i][3] = 0.0f;
-    }
-    const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
     // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
-    mbarrier_wait(kv_full, 0);
-
-    for (int i = 0; i < items; i++)
+    int item = 0;
+    for (int n = 0;; n++)
     {
-        const auto use = PipelineState<2>::at(i);
-        const int q0 = (first + i % blocks) * BWD_QUERIES;
-        const unsigned q_address = q_stages + use.stage * BWD_QUERIES * HEAD * 2;
-        const unsigned do_address = do_stages + use.stage * BWD_QUERIES * HEAD * 2;
-        const float* lse_s = reinterpret_cast<const float*>(smem + backward_layout::lse_d().offset + use.stage * 2 * BWD_QUERIES * 4);
-        const float* d_s = lse_s + BWD_QUERIES;
-        const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
-        float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
-        qdo.wait(use);
+        const auto tile_use = PipelineState<2>::at(n);
+        tiles.wait(tile_use);
+        const int t = tile_slots[tile_use.stage];
+        __syncwarp();
+        if (lane == 0)
+            tiles.release(tile_use.stage);
+        // Every thread read the same slot, but ptxas cannot know it: a branch on t would put the products below under a possibly
+        // divergent path, where it serialises every wgmma of the kernel (C7520). A warp vote's result is uniform, so the loops
+        // that hold products end on votes.
+        if (__any_sync(0xffffffffu, t >= tile_count))
+            break;
+        const BackwardTile tile = backward_tile(t, key_blocks, pairs, kv_heads);
+        const int k0 = tile.k0;
+        const int2 range = backward_query_blocks(k0, seq_len, window);
+        const int blocks = range.y - range.x + 1, items = group * blocks;
 
-        // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
-        float st[8][4], dpt[8][4];
-        wgmma_fence();
+        float dk_acc[BWD_OUT_TILES][4], dv_acc[BWD_OUT_TILES][4];
         #pragma unroll
-        for (int kk = 0; kk < HEAD / 16; kk++)
+        for (int i = 0; i < BWD_OUT_TILES; i++)
         {
-            wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
+            dk_acc[i][0] = dk_acc[i][1] = dk_acc[i][2] = dk_acc[i][3] = 0.0f;
+            dv_acc[i][0] = dv_acc[i][1] = dv_acc[i][2] = dv_acc[i][3] = 0.0f;
         }
-        wgmma_commit();
-        #pragma unroll
-        for (int kk = 0; kk < HEAD / 16; kk++)
-        {
-            wgmma_ss_n64<0, 0>(dpt, kmajor_descriptor(vw_address, BWD_KEYS, kk), kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
-        }
-        wgmma_commit();
-        wgmma_wait<1>();
-        wgmma_fence_operands_n64(st);
+        const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
+        kv.wait(PipelineState<1>::at(n));
 
-        // Pᵀ in the accumulator layout: rows are keys (key_a, key_b), columns queries q0 + 8·nt + 2·tig (+1); lse in base 2.
-        const int kw0 = k0 + wg * 64;
-        const bool full = q0 >= kw0 + 63 && q0 + BWD_QUERIES - 1 <= kw0 + window && q0 + BWD_QUERIES <= seq_len && kw0 + 64 <= seq_len;
-        #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        // Work item i of the tile (items ≥ 1: a key block sees at least its own query block); the loop ends on a vote (above).
+        for (int i = 0;; i++)
         {
-            const float2 l2 = *reinterpret_cast<const float2*>(lse_s + nt * 8 + tig * 2);
+            const auto use = PipelineState<2>::at(item);
+            const int q0 = (range.x + i % blocks) * BWD_QUERIES;
+            const unsigned q_address = q_stages + use.stage * BWD_QUERIES * HEAD * 2;
+            const unsigned do_address = do_stages + use.stage * BWD_QUERIES * HEAD * 2;
+            const float* lse_s = reinterpret_cast<const float*>(smem + backward_layout::lse_d().offset + use.stage * 2 * BWD_QUERIES * 4);
+            const float* d_s = lse_s + BWD_QUERIES;
+            const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
+            float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
+            qdo.wait(use);
+            // The dQ staging stage of this item, once the writer has read item i − 2's out of it: waited for here, with no
+            // product in flight, rather than beside the staging below, where dK is (a spin loop there could make ptxas
+            // serialise the products).
+            dq.acquire(use);
+
+            // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
+            float st[8][4], dpt[8][4];
+            wgmma_fence();
             #pragma unroll
-            for (int e = 0; e < 4; e++)
-                st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, -((e & 1) ? l2.y : l2.x) * LOG2E));
-        }
-        if (!full)
-        {
+            for (int kk = 0; kk < HEAD / 16; kk++)
+            {
+                wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
+            }
+            wgmma_commit();
+            #pragma unroll
+            for (int kk = 0; kk < HEAD / 16; kk++)
+            {
+                wgmma_ss_n64<0, 0>(dpt, kmajor_descriptor(vw_address, BWD_KEYS, kk), kmajor_descriptor(do_address, BWD_QUERIES, kk), kk > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<1>();
+            wgmma_fence_operands_n64(st);
+
+            // Pᵀ in the accumulator layout: rows are keys (key_a, key_b), columns queries q0 + 8·nt + 2·tig (+1); lse in base 2.
+            const int kw0 = k0 + wg * 64;
+            const bool full = q0 >= kw0 + 63 && q0 + BWD_QUERIES - 1 <= kw0 + window && q0 + BWD_QUERIES <= seq_len && kw0 + 64 <= seq_len;
             #pragma unroll
             for (int nt = 0; nt < 8; nt++)
             {
+                const float2 l2 = *reinterpret_cast<const float2*>(lse_s + nt * 8 + tig * 2);
                 #pragma unroll
                 for (int e = 0; e < 4; e++)
+                    st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, -((e & 1) ? l2.y : l2.x) * LOG2E));
+            }
+            if (!__all_sync(0xffffffffu, full)) // a vote: uniform for ptxas (dPᵀ is in flight here)
+            {
+                #pragma unroll
+                for (int nt = 0; nt < 8; nt++)
                 {
-                    const int key = e < 2 ? key_a : key_b;
-                    const int query = q0 + nt * 8 + tig * 2 + (e & 1);
-                    if (query < key || query > key + window || query >= seq_len || key >= seq_len)
-                        st[nt][e] = 0.0f;
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++)
+                    {
+                        const int key = e < 2 ? key_a : key_b;
+                        const int query = q0 + nt * 8 + tig * 2 + (e & 1);
+                        if (query < key || query > key + window || query >= seq_len || key >= seq_len)
+                            st[nt][e] = 0.0f;
+                    }
                 }
             }
-        }
-        // dV += Pᵀ·dO: B is dO with rows = queries (K) and columns = d (N).
-        unsigned pa[4][4], sa[4][4];
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            accumulator_fragment<8>(pa[kk], st, kk);
-        wgmma_fence_operands(dv_acc);
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            wgmma_rs<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
-        wgmma_commit();
-        wgmma_wait<1>(); // dPᵀ is done
-        wgmma_fence_operands_n64(dpt);
-        #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-        {
-            const float2 dd = *reinterpret_cast<const float2*>(d_s + nt * 8 + tig * 2);
+            // dV += Pᵀ·dO: B is dO with rows = queries (K) and columns = d (N).
+            unsigned pa[4][4], sa[4][4];
             #pragma unroll
-            for (int e = 0; e < 4; e++)
-                dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd.y : dd.x));
-        }
-        // dK += dSᵀ·Q (scaled at the end).
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            accumulator_fragment<8>(sa[kk], dpt, kk);
-        wgmma_fence_operands(dk_acc);
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
-        wgmma_commit();
-
-        // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
-        // was last read by block i − 2's dQ products, which both warpgroups finished before block i − 1's barrier.
-        // stmatrix: four 8 × 8 matrices an instruction (rows r and r + 8, columns 8j and 8j + 8); lane L addresses row L mod 8
-        // of matrix L / 8.
-        {
-            const int m = lane >> 3, m_row = wg * 64 + warp * 16 + 8 * (m & 1) + (lane & 7), m_col = 8 * (m >> 1);
+            for (int kk = 0; kk < 4; kk++)
+                accumulator_fragment<8>(pa[kk], st, kk);
+            wgmma_fence_operands(dv_acc);
+            wgmma_fence();
             #pragma unroll
-            for (int j = 0; j < 8; j += 2)
-                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
-                             ::"r"(dst_address + 2 * sw128(m_row, 8 * j + m_col, BWD_KEYS)), "r"(pack_bf16(dpt[j][0], dpt[j][1])),
-                               "r"(pack_bf16(dpt[j][2], dpt[j][3])), "r"(pack_bf16(dpt[j + 1][0], dpt[j + 1][1])),
-                               "r"(pack_bf16(dpt[j + 1][2], dpt[j + 1][3])) : "memory");
-        }
-        fence_async_shared();
-        named_barrier(1, 256); // dSᵀ is complete
+            for (int kk = 0; kk < 4; kk++)
+                wgmma_rs<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
+            wgmma_commit();
+            wgmma_wait<1>(); // dPᵀ is done
+            wgmma_fence_operands_n64(dpt);
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                const float2 dd = *reinterpret_cast<const float2*>(d_s + nt * 8 + tig * 2);
+                #pragma unroll
+                for (int e = 0; e < 4; e++)
+                    dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd.y : dd.x));
+            }
+            // dSᵀ as the A fragments of dK += dSᵀ·Q, issued after dQ (below).
+            #pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                accumulator_fragment<8>(sa[kk], dpt, kk);
 
-        // dQ = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major). D = 128: this warpgroup's 64 columns
-        // (slab wg) over all 128 keys. D = 64: all 64 columns over this warpgroup's 64 keys (a partial sum).
-        float dq_acc[8][4];
-        constexpr int dq_steps = HEAD == 128 ? 8 : 4;
-        const int dq_first = HEAD == 128 ? 0 : 4 * wg, dq_slab = HEAD == 128 ? wg : 0;
-        wgmma_fence();
-        #pragma unroll
-        for (int j = 0; j < dq_steps; j++)
-        {
-            const int kk = dq_first + j;
-            wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
-        }
-        wgmma_commit();
-        wgmma_wait<0>();
-        wgmma_fence_operands_n64(dq_acc);
-        wgmma_fence_operands(dv_acc);
-        wgmma_fence_operands(dk_acc);
-        __syncwarp();
-        if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
-            qdo.release(use.stage);
-        // dQ of this block to its staging (rows permuted as in dq_accum) once the writer has read block i − 2's out of it.
-        dq.acquire(use);
-        float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
-        const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
-        #pragma unroll
-        for (int dt = 0; dt < 8; dt++)
-        {
-            const int c = (HEAD == 128 ? wg * 64 : 0) + dt * 8 + tig * 2;
-            *reinterpret_cast<float2*>(dq_part + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
-            *reinterpret_cast<float2*>(dq_part + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
-        }
-        fence_async_shared();
-        __syncwarp();
-        if (lane == 0)
-            dq.produced(use.stage);
-    }
+            // dSᵀ to shared memory ([key][query]), so each warpgroup can take all 128 keys for its half of dQ = dS·K. Its buffer
+            // was last read by block i − 2's dQ products, which both warpgroups finished before block i − 1's barrier.
+            // stmatrix: four 8 × 8 matrices an instruction (rows r and r + 8, columns 8j and 8j + 8); lane L addresses row L mod 8
+            // of matrix L / 8.
+            {
+                const int m = lane >> 3, m_row = wg * 64 + warp * 16 + 8 * (m & 1) + (lane & 7), m_col = 8 * (m >> 1);
+                #pragma unroll
+                for (int j = 0; j < 8; j += 2)
+                    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                                 ::"r"(dst_address + 2 * sw128(m_row, 8 * j + m_col, BWD_KEYS)), "r"(pack_bf16(dpt[j][0], dpt[j][1])),
+                                   "r"(pack_bf16(dpt[j][2], dpt[j][3])), "r"(pack_bf16(dpt[j + 1][0], dpt[j + 1][1])),
+                                   "r"(pack_bf16(dpt[j + 1][2], dpt[j + 1][3])) : "memory");
+            }
+            fence_async_shared();
+            named_barrier(1, 256); // dSᵀ is complete
 
-    const long long grad_base = (long long)b * seq_len * kv_grad_stride + (long long)kvh * HEAD;
-    #pragma unroll
-    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
-    {
-        const int c = dt * 8 + tig * 2;
-        if (key_a < seq_len)
-        {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale);
-            *reinterpret_cast<unsigned*>(dv + grad_base + key_a * kv_grad_stride + c) = pack_bf16(dv_acc[dt][0], dv_acc[dt][1]);
+            // dQ = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major). D = 128: this warpgroup's 64 columns
+            // (slab wg) over all 128 keys. D = 64: all 64 columns over this warpgroup's 64 keys (a partial sum).
+            float dq_acc[8][4];
+            constexpr int dq_steps = HEAD == 128 ? 8 : 4;
+            const int dq_first = HEAD == 128 ? 0 : 4 * wg, dq_slab = HEAD == 128 ? wg : 0;
+            wgmma_fence();
+            #pragma unroll
+            for (int j = 0; j < dq_steps; j++)
+            {
+                const int kk = dq_first + j;
+                wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
+            }
+            wgmma_commit();
+            // dK += dSᵀ·Q (scaled at the end), after dQ: the groups complete in order, so dQ can be staged while dK runs. The A
+            // fragments are pinned here, before the fence, so that no conversion into them is moved past it.
+            #pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                asm volatile("" : "+r"(sa[kk][0]), "+r"(sa[kk][1]), "+r"(sa[kk][2]), "+r"(sa[kk][3])::"memory");
+            wgmma_fence_operands(dk_acc);
+            wgmma_fence();
+            #pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
+            wgmma_commit();
+            wgmma_wait<1>(); // dV and dQ are done; dK may still run
+            wgmma_fence_operands_n64(dq_acc);
+            wgmma_fence_operands(dv_acc);
+            // After the tile's last item, its reads of K (Sᵀ, dQ) and V (dPᵀ) are done: the producer may load the next tile's.
+            // A predicated arrival, not a branch: dK is still in flight.
+            __syncwarp();
+            kv.release_if(0, lane == 0 && i == items - 1);
+            // dQ of this block to its staging (rows permuted as in dq_accum; the stage was acquired at the item's start).
+            float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
+            const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
+            #pragma unroll
+            for (int dt = 0; dt < 8; dt++)
+            {
+                const int c = (HEAD == 128 ? wg * 64 : 0) + dt * 8 + tig * 2;
+                *reinterpret_cast<float2*>(dq_part + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
+                *reinterpret_cast<float2*>(dq_part + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
+            }
+            fence_async_shared();
+            __syncwarp();
+            dq.produced_if(use.stage, lane == 0); // a predicated arrival: dK is still in flight
+            wgmma_wait<0>(); // dK is done: so are this warp's reads of Q and dO
+            wgmma_fence_operands(dk_acc);
+            __syncwarp();
+            if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
+                qdo.release(use.stage);
+            item++;
+            if (__all_sync(0xffffffffu, i + 1 >= items))
+                break;
         }
-        if (key_b < seq_len)
+
+        // The tile's dK and dV rows (bf16); rows past T are not written. Predicated stores, not branches: the epilogue now sits
+        // inside the loop that holds the products, which a lane-dependent branch could make ptxas serialise (C7520).
+        const long long grad_base = (long long)tile.b * seq_len * kv_grad_stride + (long long)tile.kvh * HEAD;
+        #pragma unroll
+        for (int dt = 0; dt < BWD_OUT_TILES; dt++)
         {
-            *reinterpret_cast<unsigned*>(dk + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale);
-            *reinterpret_cast<unsigned*>(dv + grad_base + key_b * kv_grad_stride + c) = pack_bf16(dv_acc[dt][2], dv_acc[dt][3]);
+            const int c = dt * 8 + tig * 2;
+            store_u32_if(dk + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale), key_a < seq_len);
+            store_u32_if(dv + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dv_acc[dt][0], dv_acc[dt][1]), key_a < seq_len);
+            store_u32_if(dk + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale), key_b < seq_len);
+            store_u32_if(dv + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dv_acc[dt][2], dv_acc[dt][3]), key_b < seq_len);
         }
     }
 }

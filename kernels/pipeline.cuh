@@ -116,4 +116,8 @@ struct Pipeline
 
     // A consumer's release of the stage (one arrival of the `consumers` empty[stage] counts).
     __device__ __forceinline__ void release(int stage) const { mbarrier_arrive(empty_at(stage)); }
+
+    // produced and release from the threads whose `predicate` is true, without a branch (mbarrier_arrive_if).
+    __device__ __forceinline__ void produced_if(int stage, bool predicate) const { mbarrier_arrive_if(full_at(stage), predicate); }
+    __device__ __forceinline__ void release_if(int stage, bool predicate) const { mbarrier_arrive_if(empty_at(stage), predicate); }
 };

@@ -20,6 +20,14 @@ __device__ __forceinline__ void mbarrier_arrive(unsigned barrier)
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(barrier) : "memory");
 }
 
+// An arrival from the threads whose `predicate` is true, as a predicated instruction rather than a branch: between a wgmma's
+// issue and its wait, a branch that ptxas cannot prove uniform may make it serialise the products (C7520).
+__device__ __forceinline__ void mbarrier_arrive_if(unsigned barrier, bool predicate)
+{
+    asm volatile("{\n.reg .pred p;\n.reg .b64 state;\nsetp.ne.b32 p, %1, 0;\n@p mbarrier.arrive.shared::cta.b64 state, [%0];\n}\n"
+                 ::"r"(barrier), "r"((int)predicate) : "memory");
+}
+
 // The producer's arrival, announcing the bytes the TMA copies will complete on this barrier.
 __device__ __forceinline__ void mbarrier_expect_bytes(unsigned barrier, unsigned bytes)
 {

@@ -108,14 +108,8 @@ public sealed unsafe class Blas : IDisposable
         var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
         if (!_ltPlans.TryGetValue(key, out var plan))
         {
-            // Timing the candidates waits for the work queued before them anyway; waiting first keeps that work out of the
-            // planning time.
-            if (TuneCandidates > 1)
-                Stream.Synchronize();
-            long started = Stopwatch.GetTimestamp();
             plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d));
             _ltPlans[key] = plan;
-            Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
         }
         Matmul(plan, plan.Algo, alpha, a, b, beta, c, d).Check();
     }
@@ -140,10 +134,31 @@ public sealed unsafe class Blas : IDisposable
     public long TuneScratchLimitBytes { get; set; } = 64L << 20;
 
     /// <summary>Host time spent making cuBLASLt plans for shapes seen for the first time: the heuristic's query and, with
-    /// <see cref="TuneCandidates"/> above 1, timing the candidates (from an idle stream: the work queued before is not counted).</summary>
+    /// <see cref="TuneCandidates"/> above 1, timing the candidates unless <see cref="Choices"/> remembers the shape (from an idle
+    /// stream: the work queued before is not counted).</summary>
     public TimeSpan PlanningTime => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _planningTicks));
 
     private long _planningTicks;
+
+    /// <summary>
+    /// Choices of earlier runs (<see cref="GemmChoices"/>): a shape found there takes its remembered candidate without timing;
+    /// a shape timed here is added (the owner saves the file). Null: every shape is timed (with <see cref="TuneCandidates"/> above 1).
+    /// </summary>
+    public GemmChoices? Choices { get; init; }
+
+    /// <summary>The context a <see cref="GemmChoices"/> file must match for this device and library: the GPU's name, cuBLASLt's
+    /// version and the candidate count.</summary>
+    public static string ChoicesContext(DeviceProperties properties, int candidates)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        return $"{properties.Name}; sm_{properties.ComputeMajor}{properties.ComputeMinor}; cuBLASLt {CublasLtVersion}; {candidates} candidates";
+    }
+
+    /// <summary>Everything that makes a plan's shape: sizes, transposes, element types, leading dimensions, batch and strides.</summary>
+    private static string Describe(LtKey k)
+        => $"{Short(k)} {k.AType}/{k.BType}/{k.CType} ld {k.Lda},{k.Ldb},{k.Ldc}" + (k.Batch > 1 ? $" strides {k.StrideA},{k.StrideB},{k.StrideC}" : "");
+
+    private static string Short(LtKey k) => $"{k.M}x{k.N}x{k.K}{(k.Batch > 1 ? $" batch {k.Batch}" : "")} {(k.TransA ? "T" : "N")}{(k.TransB ? "T" : "N")}";
 
     /// <summary>One line per tuned shape: the candidates' times and the choice (for <c>profile</c> and logs).</summary>
     public IReadOnlyList<string> TuneLog => _tuneLog;
@@ -156,6 +171,7 @@ public sealed unsafe class Blas : IDisposable
 
     private LtPlan CreatePlan(LtKey key, LtOperands call)
     {
+        long started = Stopwatch.GetTimestamp();
         // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
         CublasLt.cublasLtMatmulDescCreate(out IntPtr desc, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F).Check();
         int opFirst = (int)Op(key.TransB), opSecond = (int)Op(key.TransA);
@@ -180,9 +196,27 @@ public sealed unsafe class Blas : IDisposable
         // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
         var algo = GC.AllocateArray<ulong>(8, pinned: true);
         var plan = new LtPlan(desc, layoutA, layoutB, layoutC, algo);
-        int chosen = found > 1 ? Fastest(key, plan, results.AsSpan(0, found), call) : 0;
+        int chosen = 0;
+        string shape = Describe(key);
+        if (found > 1 && Choices is not null && Choices.TryGet(shape, out int remembered) && remembered < found
+            && results[remembered].state == cublasStatus_t.CUBLAS_STATUS_SUCCESS)
+        {
+            chosen = remembered;
+            lock (_tuneLog)
+                _tuneLog.Add($"{Short(key)}: #{chosen} of {found} candidates, remembered");
+        }
+        else if (found > 1)
+        {
+            // Timing the candidates waits for the work queued before them: waiting first keeps that work out of the planning time.
+            long waited = Stopwatch.GetTimestamp();
+            Stream.Synchronize();
+            started += Stopwatch.GetTimestamp() - waited;
+            chosen = Fastest(key, plan, results.AsSpan(0, found), call);
+            Choices?.Set(shape, chosen);
+        }
         for (int i = 0; i < 8; i++)
             algo[i] = results[chosen].algo[i];
+        Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
         return plan;
     }
 
@@ -242,7 +276,7 @@ public sealed unsafe class Blas : IDisposable
             if (best != 0 && firstMs < float.PositiveInfinity && bestMs > firstMs * (1 - TuneMargin))
                 best = 0;
             lock (_tuneLog)
-                _tuneLog.Add($"{key.M}x{key.N}x{key.K}{(key.Batch > 1 ? $" batch {key.Batch}" : "")} {(key.TransA ? "T" : "N")}{(key.TransB ? "T" : "N")}: candidates [{string.Join(", ", times)}] ms, chose #{best}");
+                _tuneLog.Add($"{Short(key)}: candidates [{string.Join(", ", times)}] ms, chose #{best}");
             return best;
         }
         finally

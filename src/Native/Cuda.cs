@@ -50,6 +50,7 @@ public static unsafe partial class Cuda
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuEventDestroy_v2(IntPtr hEvent);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuEventRecord(IntPtr hEvent, IntPtr hStream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuEventSynchronize(IntPtr hEvent);
+    [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuEventQuery(IntPtr hEvent);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuEventElapsedTime(out float pMilliseconds, IntPtr hStart, IntPtr hEnd);
 
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuModuleLoadData(out IntPtr module, void* image);

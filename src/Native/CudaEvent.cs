@@ -36,6 +36,28 @@ public sealed class CudaEvent : IDisposable
         Cuda.cuEventSynchronize(Handle).Check();
     }
 
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for the work before the recorded event; false if it has not finished by then
+    /// (a kernel that hangs fails a test with a message instead of hanging it). Polls every millisecond.
+    /// </summary>
+    public bool Wait(TimeSpan timeout)
+    {
+        _device.MakeCurrent();
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            var status = Cuda.cuEventQuery(Handle);
+            if (status != CUresult.CUDA_ERROR_NOT_READY)
+            {
+                status.Check();
+                return true;
+            }
+            if (Environment.TickCount64 >= deadline)
+                return false;
+            Thread.Sleep(1);
+        }
+    }
+
     /// <summary>Milliseconds between two recorded events (waits for <paramref name="end"/>).</summary>
     public static float ElapsedMilliseconds(CudaEvent start, CudaEvent end)
     {

@@ -233,6 +233,46 @@ public class GemmTests
     }
 
     [GpuFact]
+    public void A_remembered_choice_is_taken_without_timing_and_gives_the_same_bits()
+    {
+        int m = 448, n = 384, k = 512, seed = 67;
+        var random = new Random(seed);
+        var a = RoundedBf16(random, m * k, out var aBits);
+        var b = RoundedBf16(random, n * k, out var bBits);
+        using var da = Device.Allocate<ushort>(aBits.Length, "A");
+        using var db = Device.Allocate<ushort>(bBits.Length, "B");
+        using var dc = Device.Allocate<float>(m * n, "C");
+        da.CopyFrom(aBits);
+        db.CopyFrom(bBits);
+        var path = System.IO.Path.Combine(TestGpu.NewTempDirectory("gemm-choices"), "gemm-choices.json");
+        string context = Blas.ChoicesContext(Device.Properties, 8);
+        float[] Run(Blas blas)
+        {
+            dc.FillBytes(0xFF);
+            blas.GemmLt(false, true, m, n, k, 1f, da.Pointer, ElementType.Bf16, k, db.Pointer, ElementType.Bf16, k, 0f, dc.Pointer, ElementType.F32, n);
+            TestGpu.Stream.Synchronize();
+            return dc.ToArray();
+        }
+
+        float[] timed;
+        using (var blas = new Blas(Device, TestGpu.Stream) { TuneCandidates = 8, Choices = new GemmChoices(path, context) })
+        {
+            timed = Run(blas);
+            Assert.StartsWith($"{m}x{n}x{k} NT: candidates [", Assert.Single(blas.TuneLog), StringComparison.Ordinal);
+            Assert.Equal(1, blas.Choices!.Count);
+            Assert.True(blas.Choices.Save());
+        }
+        Numerics.AssertClose("timed", timed, Reference(false, true, m, n, k, 1, a, b, 0, null), 1e-5, seed);
+
+        // The next Blas reads the file: the same candidate, no timing, the same sums.
+        using var next = new Blas(Device, TestGpu.Stream) { TuneCandidates = 8, Choices = new GemmChoices(path, context) };
+        Assert.Equal(1, next.Choices!.Loaded);
+        var remembered = Run(next);
+        Assert.Matches($"^{m}x{n}x{k} NT: #\\d of \\d candidates, remembered$", Assert.Single(next.TuneLog));
+        Assert.Equal(timed, remembered);
+    }
+
+    [GpuFact]
     public void Bad_leading_dimension_is_rejected_before_calling_cublas()
     {
         var e = Assert.Throws<ArgumentException>(() =>

@@ -4,7 +4,8 @@ namespace AutoResearch.Model.Gpu;
 
 /// <summary>
 /// Launcher for the tensor-core flash attention: the forward of kernels/flash_forward.cu and the backward of
-/// kernels/flash_backward.cu (prepare D and the fp32 dq accumulator, one CTA per key block and kv head, then dq to bf16), both
+/// kernels/flash_backward.cu (prepare D and the fp32 dq accumulator, a persistent grid taking tiles of one key block and kv
+/// head, then dq to bf16), both
 /// compiled for one head size (-DHEAD_DIM = 64 or 128), any grouping of query heads onto kv heads. The attention the model uses.
 /// </summary>
 public sealed class FlashAttention : IAttentionKernels
@@ -46,6 +47,23 @@ public sealed class FlashAttention : IAttentionKernels
 
     public int HeadDim { get; }
 
+    /// <summary>
+    /// The backward's CTAs at most (it is persistent: each CTA takes tiles of 128 keys of one kv head until none are left);
+    /// by default one an SM. Fewer make each CTA take more tiles: tests use it to run the tile hand-over many times on a
+    /// small problem.
+    /// </summary>
+    public int BackwardGridLimit
+    {
+        get => _backwardGridLimit ?? _multiprocessors;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value);
+            _backwardGridLimit = value;
+        }
+    }
+
+    private readonly int? _backwardGridLimit;
+
     /// <summary>The head sizes the kernels are built for, or an error naming the knob.</summary>
     internal static void CheckHeadDim(int headDim)
     {
@@ -60,9 +78,16 @@ public sealed class FlashAttention : IAttentionKernels
     }
 
     /// <summary>D [B, H, T] and the dq accumulator [B, H, T, D] (each row's columns permuted: dq_column in kernels/common.cuh),
-    /// both fp32; the accumulator starts at a 256-byte boundary (the kernels access it 16 bytes at a time).</summary>
-    public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads)
-        => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * HeadDim;
+    /// both fp32, then the backward's tile counter (an int); the accumulator starts at a 256-byte boundary (the kernels access
+    /// it 16 bytes at a time).</summary>
+    public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads) => ScratchBytes(batch, seqLen, heads, HeadDim);
+
+    /// <summary><see cref="BackwardScratchBytes"/> for head size <paramref name="headDim"/>, before any kernel is loaded (the
+    /// memory estimate).</summary>
+    public static long ScratchBytes(int batch, int seqLen, int heads, int headDim) => TileCounterOffset(batch, seqLen, heads, headDim) + 256;
+
+    private static long TileCounterOffset(int batch, int seqLen, int heads, int headDim)
+        => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * headDim;
 
     private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;
 
@@ -82,8 +107,8 @@ public sealed class FlashAttention : IAttentionKernels
         long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
-        ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads);
-        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, batch, seqLen, heads);
+        ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
+        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, tileCounter, batch, seqLen, heads);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
@@ -91,8 +116,12 @@ public sealed class FlashAttention : IAttentionKernels
             TensorMap.Bf16SwizzledBatched(v, batch, seqLen, (long)kvHeads * HeadDim, KeyBlock, 64),
             TensorMap.Bf16SwizzledBatched(dout, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
         ];
-        _backward.Launch(new Dim3(Dim3.Blocks(seqLen, KeyBlock), (uint)(batch * kvHeads)), BackwardThreads, _backwardSharedBytes, stream,
-            maps, lse, d, dqAccum, dk, dv, batch, seqLen, heads, kvHeads, window, kvStride);
+        long tiles = (long)Dim3.Blocks(seqLen, KeyBlock) * batch * kvHeads;
+        if (tiles > int.MaxValue)
+            throw new ArgumentException($"the attention backward counts its tiles in an int: {tiles} tiles of {KeyBlock} keys (batch {batch}, T {seqLen}, {kvHeads} kv heads) are too many");
+        _backward.Launch(new Dim3((uint)Math.Min(tiles, BackwardGridLimit)), BackwardThreads, _backwardSharedBytes, stream,
+            maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride, (int)Dim3.Blocks(seqLen, KeyBlock),
+            batch * kvHeads, (int)tiles);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

@@ -166,8 +166,7 @@ public sealed class GpuGpt : IDisposable
     {
         ArgumentNullException.ThrowIfNull(shape);
         long parameters = shape.ParameterShapes().Sum(p => ((long)p.Rows * p.Cols + 63) / 64 * 64);
-        long attentionScratch = ((long)batch * shape.SeqLen * shape.Heads * sizeof(float) + 255) / 256 * 256
-            + 4L * batch * shape.SeqLen * shape.Heads * shape.HeadDim;
+        long attentionScratch = FlashAttention.ScratchBytes(batch, shape.SeqLen, shape.Heads, shape.HeadDim);
         bool fused = fusedMlp && UsesFusedMlp(properties, shape, batch);
         return parameters * (4 + 4 + 2) + GpuActivations.EstimateBytes(shape, batch, headChunkRows, attentionScratch, fused, recomputeMlp)
             + 4L * shape.SeqLen * shape.HeadDim;

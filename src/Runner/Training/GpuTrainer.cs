@@ -76,7 +76,12 @@ public sealed class GpuTrainer : ITrainer
             var stream = Own(owned, new CudaStream(gpu));
             // cuBLAS loads its libraries and makes its handles (1.5 s on a new machine) on a thread of its own while this one
             // waits for the kernels and loads their modules: the start-up then takes the longer of the two, not their sum.
-            blasTask = Task.Run(() => new Blas(gpu, stream) { TuneCandidates = GemmCandidates });
+            blasTask = Task.Run(() => new Blas(gpu, stream)
+            {
+                TuneCandidates = GemmCandidates,
+                Choices = new GemmChoices(Path.Combine(kernelCacheDirectory, GemmChoicesFile), Blas.ChoicesContext(gpu.Properties, GemmCandidates),
+                    ShippedGemmChoices()),
+            });
             Phase("streams");
             foreach (var source in sources)
                 kernels.Load(source);
@@ -186,6 +191,19 @@ public sealed class GpuTrainer : ITrainer
             throw new InvalidOperationException(NoDeviceMessage);
     }
 
+    /// <summary>The file in the kernel cache folder that keeps each GEMM shape's chosen algorithm between runs (<see cref="GemmChoices"/>).</summary>
+    public const string GemmChoicesFile = "gemm-choices.json";
+
+    /// <summary>
+    /// The choices shipped with the kernels (kernels/gemm-choices/*.json: a gemm-choices.json of a run on one kind of GPU, copied
+    /// there), which a new machine of the same GPU and cuBLASLt version takes for the shapes its own file lacks.
+    /// </summary>
+    public static IReadOnlyList<string> ShippedGemmChoices(string? kernelDirectory = null)
+    {
+        var folder = Path.Combine(kernelDirectory ?? KernelCache.DefaultKernelDirectory, "gemm-choices");
+        return Directory.Exists(folder) ? [.. Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal)] : [];
+    }
+
     /// <summary>The error of `train` on a machine without a CUDA device.</summary>
     public const string NoDeviceMessage = "no CUDA device found; use --device cpu for a tiny CPU run (or run `autoresearch doctor` to see what is missing)";
 
@@ -236,7 +254,8 @@ public sealed class GpuTrainer : ITrainer
     public string DeviceNote => (_kernels.AheadHits == 0
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
         : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")
-        + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "");
+        + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "")
+        + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" + (choices.Shipped > 0 ? $", shipped {choices.Shipped}" : "") : "");
 
     private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 
@@ -279,8 +298,16 @@ public sealed class GpuTrainer : ITrainer
                 _lastStepParts.Add(CudaEvent.ElapsedMilliseconds(_partEvents[i - 1], _partEvents[i]));
         }
         _stepOpen = false;
+        if (!_choicesSaved)
+        {
+            // After the first step every GEMM shape of the run has its algorithm: keep them now, not only at the end.
+            _blas.Choices?.Save();
+            _choicesSaved = true;
+        }
         return sum;
     }
+
+    private bool _choicesSaved;
 
     public void Step(double lrMultiplier, double muonMomentum, double muonWeightDecay)
     {
@@ -332,6 +359,7 @@ public sealed class GpuTrainer : ITrainer
         catch (CudaException)
         {
         }
+        _blas.Choices?.Save(); // what this run chose, for the next
         DisposeAll([.. _evaluationLosses, .. _evaluationDone, .. _partEvents, _optimizer, _model, _kernels, _blas, _stream, _gpu]);
     }
 

@@ -132,6 +132,65 @@ public class AttentionTests
     }
 
     [GpuTheory]
+    [InlineData(2, 600, 4, 2, 128, 200, 1)]     // one CTA takes all 20 tiles (5 key blocks × 4 pairs): every ring wraps many times
+    [InlineData(3, 512, 2, 2, 64, 100, 3)]      // head size 64
+    [InlineData(5, 256, 2, 2, 128, 64, 3)]      // 10 (batch, kv head) pairs: a group of 8, then one of 2
+    [InlineData(2, 300, 6, 2, 128, 2000, 2)]    // grouped-query attention, the window past T
+    [InlineData(1, 2048, 4, 4, 128, 1024, 5)]   // the baseline's T and short window
+    [InlineData(2, 130, 1, 1, 64, 0, 1)]        // a tile of one query block past T's end
+    public void Flash_backward_gives_the_same_gradients_with_fewer_CTAs_than_tiles(int batch, int seqLen, int heads, int kvHeads, int headDim,
+        int window, int gridLimit)
+    {
+        int seed = 9400 + batch * 100 + seqLen + heads * 7 + kvHeads * 3 + headDim + window + gridLimit;
+        var r = new Random(seed);
+        long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
+        // q, k, v, do; then o, dq, dk, dv.
+        long[] counts = [countQ, countKv, countKv, countQ, countQ, countQ, countKv, countKv];
+        var inputs = new[] { Math.Sqrt(3), Math.Sqrt(3), 1, 1 }.Select((scale, i) => Numerics.RandomBf16(r, counts[i], scale).Bits).ToArray();
+        ushort[][] Run(FlashAttention attention)
+        {
+            var buffers = counts.Select((count, i) => Device.Allocate<ushort>(count, $"buffer {i}")).ToArray();
+            using var lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+            using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
+            try
+            {
+                for (int i = 0; i < 4; i++)
+                    buffers[i].CopyFrom(inputs[i]);
+                for (int i = 4; i < 8; i++)
+                    buffers[i].FillBytes(0xFF);
+                // A tile counter left over from another run must not matter: prepare zeroes it.
+                scratch.FillBytes(0x7F);
+                attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, kvHeads, window, buffers[4].Pointer,
+                    lse.Pointer, TestGpu.Stream);
+                attention.Backward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, buffers[4].Pointer, buffers[3].Pointer, lse.Pointer,
+                    batch, seqLen, heads, kvHeads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
+                // A hand-over that deadlocks fails here rather than hanging the run.
+                using var done = new CudaEvent(Device);
+                done.Record(TestGpu.Stream);
+                Assert.True(done.Wait(TimeSpan.FromSeconds(60)), $"the backward with {attention.BackwardGridLimit} CTAs has not finished after 60 s (seed {seed})");
+                return Enumerable.Range(5, 3).Select(i => buffers[i].ToArray()).ToArray();
+            }
+            finally
+            {
+                foreach (var b in buffers)
+                    b.Dispose();
+            }
+        }
+        var full = Run(new FlashAttention(TestGpu.Kernels, headDim));
+        var limited = Run(new FlashAttention(TestGpu.Kernels, headDim) { BackwardGridLimit = gridLimit });
+        Assert.All(full.Concat(limited), g => Assert.DoesNotContain((ushort)0xFFFF, g));
+        // A tile's dK and dV are its CTA's alone, in a fixed order: the same bits whichever CTA takes it. dq is summed over the
+        // tiles in fp32 in whatever order they finish: only a rare bf16 rounding may differ, far below 1e-3 of its norm (one
+        // 64-query item's contribution lost at a hand-over would be well above).
+        Assert.True(full[1].AsSpan().SequenceEqual(limited[1]), $"dk differs with {gridLimit} CTAs (seed {seed})");
+        Assert.True(full[2].AsSpan().SequenceEqual(limited[2]), $"dv differs with {gridLimit} CTAs (seed {seed})");
+        if (window > 0)
+            Numerics.AssertClose($"dq with {gridLimit} CTAs", Bf16.ToFloat(limited[0]), Bf16.ToFloat(full[0]).Select(x => (double)x).ToArray(), 1e-3, seed);
+        else
+            Assert.All(Bf16.ToFloat(limited[0]), g => Assert.True(Math.Abs(g) < 1e-3, $"dq {g} should vanish (seed {seed})"));
+    }
+
+    [GpuTheory]
     [InlineData(true, 2, 128)]
     [InlineData(false, 2, 128)]
     [InlineData(true, 1, 64)]    // dq | dk | dv of grouped-query attention, head size 64

@@ -1,0 +1,20 @@
+using AutoResearch.Runner.Training;
+using Xunit;
+
+namespace AutoResearch.Runner.Tests;
+
+/// <summary>Where `train` looks for GEMM choices shipped with the kernels.</summary>
+public class ShippedGemmChoicesTests
+{
+    [Fact]
+    public void The_json_files_of_the_kernels_gemm_choices_folder_are_taken_in_name_order()
+    {
+        using var folder = new TempFolder();
+        Assert.Empty(GpuTrainer.ShippedGemmChoices(folder.Path)); // no such folder: none
+        var shipped = Directory.CreateDirectory(Path.Combine(folder.Path, "gemm-choices")).FullName;
+        foreach (var name in (string[])["h200.json", "h100.json", "notes.txt"])
+            File.WriteAllText(Path.Combine(shipped, name), "{}");
+        File.WriteAllText(folder.File("stray.json"), "{}");
+        Assert.Equal([Path.Combine(shipped, "h100.json"), Path.Combine(shipped, "h200.json")], GpuTrainer.ShippedGemmChoices(folder.Path));
+    }
+}

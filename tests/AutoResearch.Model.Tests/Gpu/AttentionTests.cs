@@ -101,34 +101,49 @@ public class AttentionTests
         long[] counts = [countQ, countKv, countKv, countQ, countQ, countQ, countKv, countKv];
         var inputs = new[] { Math.Sqrt(3), Math.Sqrt(3), 1, 1 }.Select((scale, i) => Numerics.RandomBf16(r, counts[i], scale).Bits).ToArray();
         float[][] Run(IAttentionKernels attention)
-        {
-            var buffers = counts.Select((count, i) => Device.Allocate<ushort>(count, $"buffer {i}")).ToArray();
-            using var lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
-            using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
-            try
-            {
-                for (int i = 0; i < 4; i++)
-                    buffers[i].CopyFrom(inputs[i]);
-                for (int i = 4; i < 8; i++)
-                    buffers[i].FillBytes(0xFF);
-                attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, kvHeads, window, buffers[4].Pointer,
-                    lse.Pointer, TestGpu.Stream);
-                attention.Backward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, buffers[4].Pointer, buffers[3].Pointer, lse.Pointer,
-                    batch, seqLen, heads, kvHeads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
-                TestGpu.Stream.Synchronize();
-                return Enumerable.Range(4, 4).Select(i => Bf16.ToFloat(buffers[i].ToArray())).ToArray();
-            }
-            finally
-            {
-                foreach (var b in buffers)
-                    b.Dispose();
-            }
-        }
+            => [.. ForwardBackward(attention, batch, seqLen, heads, kvHeads, window, counts, inputs, seed).Select(bits => Bf16.ToFloat(bits))];
         var flash = Run(new FlashAttention(TestGpu.Kernels, headDim));
         var naive = Run(new AttentionNaive(TestGpu.Kernels, headDim));
         string[] names = ["o", "dq", "dk", "dv"];
         for (int i = 0; i < 4; i++)
             Numerics.AssertClose($"{names[i]} flash vs naive", flash[i], naive[i].Select(x => (double)x).ToArray(), 2e-2, seed);
+    }
+
+    /// <summary>
+    /// The forward then the backward of <paramref name="attention"/> on the inputs q, k, v, dO (<paramref name="counts"/> gives
+    /// the eight buffers' sizes: q, k, v, dO, then o, dq, dk, dv); the outputs are poisoned first, and the scratch too where
+    /// <paramref name="scratchPoison"/> is given. Returns o, dq, dk, dv. A backward that deadlocks fails after 60 s rather than
+    /// hanging the run.
+    /// </summary>
+    private static ushort[][] ForwardBackward(IAttentionKernels attention, int batch, int seqLen, int heads, int kvHeads, int window, long[] counts,
+        ushort[][] inputs, int seed, byte? scratchPoison = null)
+    {
+        var buffers = counts.Select((count, i) => Device.Allocate<ushort>(count, $"buffer {i}")).ToArray();
+        using var lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
+        try
+        {
+            for (int i = 0; i < 4; i++)
+                buffers[i].CopyFrom(inputs[i]);
+            for (int i = 4; i < 8; i++)
+                buffers[i].FillBytes(0xFF);
+            if (scratchPoison is { } poison)
+                scratch.FillBytes(poison);
+            attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, kvHeads, window, buffers[4].Pointer,
+                lse.Pointer, TestGpu.Stream);
+            attention.Backward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, buffers[4].Pointer, buffers[3].Pointer, lse.Pointer,
+                batch, seqLen, heads, kvHeads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
+            using var done = new CudaEvent(Device);
+            done.Record(TestGpu.Stream);
+            string ctas = attention is FlashAttention flash ? $" with {flash.BackwardGridLimit} CTAs" : "";
+            Assert.True(done.Wait(TimeSpan.FromSeconds(60)), $"the backward{ctas} has not finished after 60 s (seed {seed})");
+            return [.. Enumerable.Range(4, 4).Select(i => buffers[i].ToArray())];
+        }
+        finally
+        {
+            foreach (var b in buffers)
+                b.Dispose();
+        }
     }
 
     [GpuTheory]
@@ -147,35 +162,9 @@ public class AttentionTests
         // q, k, v, do; then o, dq, dk, dv.
         long[] counts = [countQ, countKv, countKv, countQ, countQ, countQ, countKv, countKv];
         var inputs = new[] { Math.Sqrt(3), Math.Sqrt(3), 1, 1 }.Select((scale, i) => Numerics.RandomBf16(r, counts[i], scale).Bits).ToArray();
+        // A tile counter left over from another run must not matter: prepare zeroes it. dq, dk, dv.
         ushort[][] Run(FlashAttention attention)
-        {
-            var buffers = counts.Select((count, i) => Device.Allocate<ushort>(count, $"buffer {i}")).ToArray();
-            using var lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
-            using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
-            try
-            {
-                for (int i = 0; i < 4; i++)
-                    buffers[i].CopyFrom(inputs[i]);
-                for (int i = 4; i < 8; i++)
-                    buffers[i].FillBytes(0xFF);
-                // A tile counter left over from another run must not matter: prepare zeroes it.
-                scratch.FillBytes(0x7F);
-                attention.Forward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, batch, seqLen, heads, kvHeads, window, buffers[4].Pointer,
-                    lse.Pointer, TestGpu.Stream);
-                attention.Backward(buffers[0].Pointer, buffers[1].Pointer, buffers[2].Pointer, buffers[4].Pointer, buffers[3].Pointer, lse.Pointer,
-                    batch, seqLen, heads, kvHeads, window, buffers[5].Pointer, buffers[6].Pointer, buffers[7].Pointer, scratch.Pointer, TestGpu.Stream);
-                // A hand-over that deadlocks fails here rather than hanging the run.
-                using var done = new CudaEvent(Device);
-                done.Record(TestGpu.Stream);
-                Assert.True(done.Wait(TimeSpan.FromSeconds(60)), $"the backward with {attention.BackwardGridLimit} CTAs has not finished after 60 s (seed {seed})");
-                return Enumerable.Range(5, 3).Select(i => buffers[i].ToArray()).ToArray();
-            }
-            finally
-            {
-                foreach (var b in buffers)
-                    b.Dispose();
-            }
-        }
+            => ForwardBackward(attention, batch, seqLen, heads, kvHeads, window, counts, inputs, seed, scratchPoison: 0x7F)[1..];
         var full = Run(new FlashAttention(TestGpu.Kernels, headDim));
         var limited = Run(new FlashAttention(TestGpu.Kernels, headDim) { BackwardGridLimit = gridLimit });
         Assert.All(full.Concat(limited), g => Assert.DoesNotContain((ushort)0xFFFF, g));

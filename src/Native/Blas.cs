@@ -10,7 +10,7 @@ namespace AutoResearch.Native;
 /// <c>C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C</c>, where a row-major A is m × k (lda ≥ k) or, transposed,
 /// k × m (lda ≥ m). cuBLAS is column-major, so each call computes Cᵀ = op(B)ᵀ · op(A)ᵀ with the operands swapped.
 /// </summary>
-public sealed unsafe class Blas : IDisposable
+public sealed unsafe partial class Blas : IDisposable
 {
     private readonly CudaDevice _device;
     private readonly DeviceBuffer<byte> _workspace;
@@ -108,7 +108,7 @@ public sealed unsafe class Blas : IDisposable
         var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
         if (!_ltPlans.TryGetValue(key, out var plan))
         {
-            plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d));
+            plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d))!;
             _ltPlans[key] = plan;
         }
         Matmul(plan, plan.Algo, alpha, a, b, beta, c, d).Check();
@@ -155,7 +155,7 @@ public sealed unsafe class Blas : IDisposable
     }
 
     /// <summary>Everything that makes a plan's shape: sizes, transposes, element types, leading dimensions, batch and strides.</summary>
-    private static string Describe(LtKey k)
+    internal static string Describe(LtKey k)
         => $"{Short(k)} {k.AType}/{k.BType}/{k.CType} ld {k.Lda},{k.Ldb},{k.Ldc}" + (k.Batch > 1 ? $" strides {k.StrideA},{k.StrideB},{k.StrideC}" : "");
 
     private static string Short(LtKey k) => $"{k.M}x{k.N}x{k.K}{(k.Batch > 1 ? $" batch {k.Batch}" : "")} {(k.TransA ? "T" : "N")}{(k.TransB ? "T" : "N")}";
@@ -169,7 +169,69 @@ public sealed unsafe class Blas : IDisposable
         => CublasLt.cublasLtMatmul(_cublasLt, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, c, plan.LayoutC, d == 0 ? c : d, plan.LayoutC,
             algo, _workspace.Pointer, (nuint)_workspace.Bytes, Stream.Handle);
 
-    private LtPlan CreatePlan(LtKey key, LtOperands call)
+    /// <summary>
+    /// Makes the plans of the shapes <see cref="Choices"/> remembers, ahead of their first product: cuBLASLt's heuristic query
+    /// (milliseconds a shape, more for the first) then runs here, e.g. on a thread of its own while the kernels load, not in the
+    /// first step. A shape whose remembered candidate the heuristic no longer offers is left to its first product, which times
+    /// the candidates as before. Returns how many plans were made.
+    /// </summary>
+    public int PlanRemembered()
+    {
+        if (Choices is null || TuneCandidates <= 1)
+            return 0;
+        long started = Stopwatch.GetTimestamp();
+        _device.MakeCurrent();
+        int planned = 0;
+        foreach (var shape in Choices.Shapes)
+        {
+            if (TryParseShape(shape, out var key) && !_ltPlans.ContainsKey(key) && CreatePlan(key, call: null) is { } plan)
+            {
+                _ltPlans[key] = plan;
+                planned++;
+            }
+        }
+        AheadPlanningTime += Stopwatch.GetElapsedTime(started);
+        AheadPlans += planned;
+        return planned;
+    }
+
+    /// <summary>Host time <see cref="PlanRemembered"/> took (not part of <see cref="PlanningTime"/>).</summary>
+    public TimeSpan AheadPlanningTime { get; private set; }
+
+    /// <summary>Plans <see cref="PlanRemembered"/> made.</summary>
+    public int AheadPlans { get; private set; }
+
+    /// <summary>The key a <see cref="Describe"/>d shape was made from; false for text of another form.</summary>
+    internal static bool TryParseShape(string shape, out LtKey key)
+    {
+        key = default;
+        var match = ShapePattern().Match(shape);
+        if (!match.Success)
+            return false;
+        var numbers = new long[16];
+        foreach (int group in (int[])[1, 2, 3, 4, 10, 11, 12, 13, 14, 15])
+        {
+            var text = match.Groups[group];
+            if (text.Success && !long.TryParse(text.ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out numbers[group]))
+                return false;
+        }
+        int batch = match.Groups[4].Success ? (int)Math.Min(numbers[4], int.MaxValue) : 1;
+        if (!Enum.TryParse(match.Groups[7].Value, out ElementType aType) || !Enum.TryParse(match.Groups[8].Value, out ElementType bType)
+            || !Enum.TryParse(match.Groups[9].Value, out ElementType cType) || (batch > 1) != match.Groups[13].Success
+            || ((int[])[1, 2, 3, 10, 11, 12]).Any(g => numbers[g] is < 1 or > int.MaxValue))
+            return false;
+        key = new LtKey(match.Groups[5].Value == "T", match.Groups[6].Value == "T", (int)numbers[1], (int)numbers[2], (int)numbers[3], aType, bType, cType,
+            (int)numbers[10], (int)numbers[11], (int)numbers[12], batch, numbers[13], numbers[14], numbers[15]);
+        return Describe(key) == shape; // one spelling of each key: "batch 1", leading zeros and the like are not a key's
+
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(\d+)x(\d+)x(\d+)(?: batch (\d+))? ([NT])([NT]) (\w+)/(\w+)/(\w+) ld (\d+),(\d+),(\d+)(?: strides (\d+),(\d+),(\d+))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex ShapePattern();
+
+    // The plan of a shape: cuBLASLt's heuristic candidates, then the remembered one, or the fastest of them timed on the call's
+    // operands. Without operands (call null, planning ahead) only a remembered choice makes a plan; else null.
+    private LtPlan? CreatePlan(LtKey key, LtOperands? call)
     {
         long started = Stopwatch.GetTimestamp();
         // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
@@ -191,7 +253,7 @@ public sealed unsafe class Blas : IDisposable
         fixed (cublasLtMatmulHeuristicResult_t* first = results)
             CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, requested, first, out found).Check();
         CublasLt.cublasLtMatmulPreferenceDestroy(pref).Check();
-        if (found == 0)
+        if (found == 0 && call is not null)
             throw new InvalidOperationException($"cuBLASLt has no algorithm for {key}");
         // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
         var algo = GC.AllocateArray<ulong>(8, pinned: true);
@@ -205,18 +267,24 @@ public sealed unsafe class Blas : IDisposable
             lock (_tuneLog)
                 _tuneLog.Add($"{Short(key)}: #{chosen} of {found} candidates, remembered");
         }
+        else if (call is null)
+        {
+            DestroyPlan(desc, layoutA, layoutB, layoutC);
+            return null;
+        }
         else if (found > 1)
         {
             // Timing the candidates waits for the work queued before them: waiting first keeps that work out of the planning time.
             long waited = Stopwatch.GetTimestamp();
             Stream.Synchronize();
             started += Stopwatch.GetTimestamp() - waited;
-            chosen = Fastest(key, plan, results.AsSpan(0, found), call);
+            chosen = Fastest(key, plan, results.AsSpan(0, found), call.Value);
             Choices?.Set(shape, chosen);
         }
         for (int i = 0; i < 8; i++)
             algo[i] = results[chosen].algo[i];
-        Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
+        if (call is not null)
+            Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
         return plan;
     }
 
@@ -322,12 +390,7 @@ public sealed unsafe class Blas : IDisposable
             return;
         _device.MakeCurrent();
         foreach (var plan in _ltPlans.Values)
-        {
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutA).Check();
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutB).Check();
-            CublasLt.cublasLtMatrixLayoutDestroy(plan.LayoutC).Check();
-            CublasLt.cublasLtMatmulDescDestroy(plan.Desc).Check();
-        }
+            DestroyPlan(plan.Desc, plan.LayoutA, plan.LayoutB, plan.LayoutC);
         _ltPlans.Clear();
         CublasLt.cublasLtDestroy(_cublasLt).Check();
         Cublas.cublasDestroy_v2(_cublas).Check();
@@ -335,9 +398,17 @@ public sealed unsafe class Blas : IDisposable
         _workspace.Dispose();
     }
 
+    private static void DestroyPlan(IntPtr desc, IntPtr layoutA, IntPtr layoutB, IntPtr layoutC)
+    {
+        CublasLt.cublasLtMatrixLayoutDestroy(layoutA).Check();
+        CublasLt.cublasLtMatrixLayoutDestroy(layoutB).Check();
+        CublasLt.cublasLtMatrixLayoutDestroy(layoutC).Check();
+        CublasLt.cublasLtMatmulDescDestroy(desc).Check();
+    }
+
     private readonly record struct LtOperands(float Alpha, ulong A, ulong B, float Beta, ulong C, ulong D);
 
-    private readonly record struct LtKey(bool TransA, bool TransB, int M, int N, int K, ElementType AType, ElementType BType, ElementType CType,
+    internal readonly record struct LtKey(bool TransA, bool TransB, int M, int N, int K, ElementType AType, ElementType BType, ElementType CType,
         int Lda, int Ldb, int Ldc, int Batch, long StrideA, long StrideB, long StrideC);
 
     private sealed class LtPlan(IntPtr desc, IntPtr layoutA, IntPtr layoutB, IntPtr layoutC, ulong[] algo)

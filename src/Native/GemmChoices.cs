@@ -74,6 +74,9 @@ public sealed class GemmChoices
     /// <summary>Choices taken from the shipped files (for shapes the file did not hold).</summary>
     public int Shipped { get; }
 
+    /// <summary>The shapes held now, in ordinal order (<see cref="Blas.PlanRemembered"/> plans them ahead).</summary>
+    public IReadOnlyList<string> Shapes => [.. _choices.Keys.Order(StringComparer.Ordinal)];
+
     /// <summary>Choices held now.</summary>
     public int Count => _choices.Count;
 

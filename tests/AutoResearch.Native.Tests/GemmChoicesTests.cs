@@ -121,4 +121,49 @@ public class GemmChoicesTests
         Assert.Equal(1, new GemmChoices(path, "C").Loaded);
         Assert.Throws<ArgumentOutOfRangeException>(() => choices.Set("b", -1));
     }
+
+    [Fact]
+    public void A_shape_as_the_choices_file_names_it_parses_back_to_the_same_product()
+    {
+        // Keys of each form: batched and not, each transpose, fp32 and bf16 outputs.
+        Blas.LtKey[] keys =
+        [
+            new(false, true, 262144, 512, 2048, ElementType.Bf16, ElementType.Bf16, ElementType.Bf16, 2048, 2048, 512, 1, 0, 0, 0),
+            new(true, false, 1536, 512, 262144, ElementType.Bf16, ElementType.Bf16, ElementType.F32, 1536, 512, 512, 1, 0, 0, 0),
+            new(false, false, 4, 32, 4, ElementType.Bf16, ElementType.Bf16, ElementType.Bf16, 4, 32, 32, 4, 16, 128, 128),
+            new(true, true, 7, 9, 11, ElementType.F32, ElementType.Bf16, ElementType.F32, 7, 11, 9, 3, 77, 99, 63),
+        ];
+        foreach (var key in keys)
+        {
+            string shape = Blas.Describe(key);
+            Assert.True(Blas.TryParseShape(shape, out var parsed), shape);
+            Assert.Equal(key, parsed);
+        }
+        // The shipped file's own first line, as written by a run.
+        Assert.True(Blas.TryParseShape("2048x512x512 batch 8 NN Bf16/Bf16/Bf16 ld 512,512,512 strides 1048576,262144,1048576", out var batched));
+        Assert.Equal((2048, 512, 512, 8, 1048576L, 262144L, 1048576L), (batched.M, batched.N, batched.K, batched.Batch, batched.StrideA, batched.StrideB, batched.StrideC));
+
+        // Anything else is not a shape: no plan is made for it.
+        foreach (var text in (string[])["", "512x512x512 NN", "512x512x512 NX Bf16/Bf16/F32 ld 512,512,512", "512x512x512 NN Bf16/Half/F32 ld 512,512,512",
+            "0x512x512 NN Bf16/Bf16/F32 ld 512,512,512", "512x512x512 batch 2 NN Bf16/Bf16/F32 ld 512,512,512",
+            "512x512x512 NN Bf16/Bf16/F32 ld 512,512,512 strides 1,2,3", "512x512x512 batch 1 NN Bf16/Bf16/F32 ld 512,512,512 strides 1,2,3",
+            "99999999999x512x512 NN Bf16/Bf16/F32 ld 512,512,512"])
+            Assert.False(Blas.TryParseShape(text, out _), text);
+    }
+
+    [Fact]
+    public void The_shapes_held_are_listed_in_ordinal_order_with_the_shipped_ones()
+    {
+        var folder = NewFolder();
+        var cache = Path.Combine(folder, "gemm-choices.json");
+        var shipped = Path.Combine(folder, "h200.json");
+        var mine = new GemmChoices(cache, "GPU A");
+        mine.Set("b", 1);
+        Assert.True(mine.Save());
+        var theirs = new GemmChoices(shipped, "GPU A");
+        theirs.Set("a", 2);
+        theirs.Set("c", 0);
+        Assert.True(theirs.Save());
+        Assert.Equal(["a", "b", "c"], new GemmChoices(cache, "GPU A", [shipped]).Shapes);
+    }
 }

@@ -270,6 +270,15 @@ public class GemmTests
         var remembered = Run(next);
         Assert.Matches($"^{m}x{n}x{k} NT: #\\d of \\d candidates, remembered$", Assert.Single(next.TuneLog));
         Assert.Equal(timed, remembered);
+        // Planned ahead, before any product: the plan is made without operands, the first product takes it as it is.
+        using var ahead = new Blas(Device, TestGpu.Stream) { TuneCandidates = 8, Choices = new GemmChoices(path, context) };
+        Assert.Equal(1, ahead.PlanRemembered());
+        Assert.Equal(TimeSpan.Zero, ahead.PlanningTime);
+        Assert.Matches($"^{m}x{n}x{k} NT: #\\d of \\d candidates, remembered$", Assert.Single(ahead.TuneLog));
+        Assert.Equal(timed, Run(ahead));
+        Assert.Single(ahead.TuneLog); // not planned again
+        Assert.Equal(TimeSpan.Zero, ahead.PlanningTime);
+        Assert.Equal(0, ahead.PlanRemembered()); // nothing left to plan
     }
 
     [GpuFact]

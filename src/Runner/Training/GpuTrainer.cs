@@ -76,11 +76,25 @@ public sealed class GpuTrainer : ITrainer
             var stream = Own(owned, new CudaStream(gpu));
             // cuBLAS loads its libraries and makes its handles (1.5 s on a new machine) on a thread of its own while this one
             // waits for the kernels and loads their modules: the start-up then takes the longer of the two, not their sum.
-            blasTask = Task.Run(() => new Blas(gpu, stream)
+            // It then plans the GEMM shapes remembered from earlier runs (or shipped), so the first step does not query them.
+            blasTask = Task.Run(() =>
             {
-                TuneCandidates = GemmCandidates,
-                Choices = new GemmChoices(Path.Combine(kernelCacheDirectory, GemmChoicesFile), Blas.ChoicesContext(gpu.Properties, GemmCandidates),
-                    ShippedGemmChoices()),
+                var blas = new Blas(gpu, stream)
+                {
+                    TuneCandidates = GemmCandidates,
+                    Choices = new GemmChoices(Path.Combine(kernelCacheDirectory, GemmChoicesFile), Blas.ChoicesContext(gpu.Properties, GemmCandidates),
+                        ShippedGemmChoices()),
+                };
+                try
+                {
+                    blas.PlanRemembered();
+                }
+                catch
+                {
+                    blas.Dispose();
+                    throw;
+                }
+                return blas;
             });
             Phase("streams");
             foreach (var source in sources)
@@ -255,7 +269,8 @@ public sealed class GpuTrainer : ITrainer
         ? $"kernels compiled {_kernels.Compiled}, cached {_kernels.DiskHits}"
         : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")
         + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "")
-        + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" + (choices.Shipped > 0 ? $", shipped {choices.Shipped}" : "") : "");
+        + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" + (choices.Shipped > 0 ? $", shipped {choices.Shipped}" : "")
+            + (_blas.AheadPlans > 0 ? string.Create(CultureInfo.InvariantCulture, $", planned ahead {_blas.AheadPlans} in {_blas.AheadPlanningTime.TotalSeconds:F2} s") : "") : "");
 
     private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 

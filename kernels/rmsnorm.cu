@@ -24,7 +24,15 @@
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 //         rmsnorm_mix_backward: any 1-D grid of 256-thread blocks; each warp takes rows warp, warp + 8·gridDim.x, ...
+//
+// Compiled in three parts side by side on a cold start (RmsNorm.Sources: the whole file was the longest compile of a start):
+// with RMSNORM_PART 1 the file holds the forward passes, rmsnorm_apply and residual_mix_backward; with 2 the two
+// rmsnorm_backward kernels; with 3 rmsnorm_mix_backward. Without RMSNORM_PART it holds them all.
 #include "common.cuh"
+
+#if !defined(RMSNORM_PART)
+#define RMSNORM_PART 0
+#endif
 
 // The residual mix of one element, m = bf16(rl·x + xl·x0) as a float: one rounding order, so that a backward recomputing m
 // gets the forward's m bit for bit.
@@ -48,6 +56,7 @@ __device__ __forceinline__ void scale_row(const bf16* x, float r, bf16* y, int c
 }
 
 
+#if RMSNORM_PART == 0 || RMSNORM_PART == 1
 extern "C" __global__ void rmsnorm_forward(const bf16* __restrict__ x, bf16* __restrict__ y, float* __restrict__ rstd, int n, int c)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -110,6 +119,8 @@ extern "C" __global__ void rmsnorm_apply(const bf16* __restrict__ x, const float
         return;
     scale_row(x + (long)row * c, rstd[row], y + (long)row * c, c, lane);
 }
+
+#endif
 
 #define NORM_CHUNKS 4 // 8-feature chunks per lane kept in registers by the backward: rows of up to 32 · 4 · 8 = 1024 features
 
@@ -239,6 +250,7 @@ __device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x
     }
 }
 
+#if RMSNORM_PART == 0 || RMSNORM_PART == 2
 // Rows of up to 1024 features in registers, wider ones in two passes (any width).
 extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
     float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
@@ -253,6 +265,9 @@ extern "C" __global__ void rmsnorm_backward_512(const bf16* __restrict__ x, cons
     rmsnorm_backward_rows<2>(x, rstd, dy, dx, dx_bf16, accumulate, n, c, dy_bf16, dy_add, dy_scaled);
 }
 
+#endif
+
+#if RMSNORM_PART == 0 || RMSNORM_PART == 1
 extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
     const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
     float* dx, bf16* __restrict__ dx_bf16, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
@@ -280,6 +295,9 @@ extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __r
     }
 }
 
+#endif
+
+#if RMSNORM_PART == 0 || RMSNORM_PART == 3
 extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const float* __restrict__ dy,
     float* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
     const float* __restrict__ x0_lambdas, int layer, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
@@ -356,3 +374,4 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         atomicAdd(d_x0_lambdas + layer, sum_xl);
     }
 }
+#endif

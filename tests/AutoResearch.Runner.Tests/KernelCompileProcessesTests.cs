@@ -29,6 +29,9 @@ public class KernelCompileProcessesTests
         var files = sources.Select(s => s.FileName).ToHashSet();
         Assert.Superset(new HashSet<string> { "flash_forward.cu", "flash_backward.cu", "mlp_gemm.cu", "rotary.cu", "adamw.cu", "muon.cu" }, files);
         Assert.Contains(new KernelSource("rotary.cu", [$"-DHEAD_DIM={shape.HeadDim}"]), sources);
+        // The norms' file in its three parts, side by side, never whole.
+        Assert.Equal(["-DRMSNORM_PART=1", "-DRMSNORM_PART=2", "-DRMSNORM_PART=3"],
+            sources.Where(s => s.FileName == "rmsnorm.cu").Select(s => string.Join(' ', s.Options)));
         // A shape the fused MLP does not take (SwiGLU) still compiles mlp_gemm.cu for its q and k projections (rotary in the
         // epilogue), and none without them.
         var swiglu = (Hyperparameters.Default with { Activation = "swiglu" }).Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);

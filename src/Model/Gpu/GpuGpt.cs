@@ -98,8 +98,9 @@ public sealed class GpuGpt : IDisposable
         ArgumentNullException.ThrowIfNull(shape);
         var sources = new List<KernelSource>
         {
-            Embedding.Source(), RmsNorm.Source(), Rotary.Source(shape.HeadDim), ValueGate.Source(shape.HeadDim, shape.KvHeads),
+            Embedding.Source(), Rotary.Source(shape.HeadDim), ValueGate.Source(shape.HeadDim, shape.KvHeads),
         };
+        sources.AddRange(RmsNorm.Sources());
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
         sources.AddRange(OurGemms(properties, shape, batch, fusedMlp, fusedQk).Kernels(shape).Select(MlpGemm.Source));

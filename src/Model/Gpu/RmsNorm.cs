@@ -21,20 +21,30 @@ public sealed class RmsNorm
     /// in registers, 56 registers a thread against the general kernel's 96).</summary>
     public const int NarrowBackwardWidth = 512;
 
-    /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
+    /// <summary>The whole kernel file, every kernel in one NVRTC run (<c>compile-kernel</c>).</summary>
     public static KernelSource Source() => new("rmsnorm.cu");
+
+    /// <summary>
+    /// The three compiles this launcher loads (<c>-DRMSNORM_PART=1..3</c>: the forward passes with the residual mix's backward,
+    /// the norm's backward, the fused norm + mix backward): compiled side by side on a cold start, each takes a part of the
+    /// whole file's time, which was a start-up's longest compile.
+    /// </summary>
+    public static IReadOnlyList<KernelSource> Sources() => [Part(1), Part(2), Part(3)];
+
+    private static KernelSource Part(int part) => new("rmsnorm.cu", [$"-DRMSNORM_PART={part}"]);
 
     public RmsNorm(KernelCache kernels)
     {
         ArgumentNullException.ThrowIfNull(kernels);
-        var module = kernels.Load(Source());
-        _forward = module.GetKernel("rmsnorm_forward");
-        _mixForward = module.GetKernel("residual_mix_rmsnorm_forward");
-        _backward = module.GetKernel("rmsnorm_backward");
-        _backwardNarrow = module.GetKernel("rmsnorm_backward_512");
-        _mixBackward = module.GetKernel("residual_mix_backward");
-        _apply = module.GetKernel("rmsnorm_apply");
-        _normMixBackward = module.GetKernel("rmsnorm_mix_backward");
+        var forward = kernels.Load(Part(1));
+        _forward = forward.GetKernel("rmsnorm_forward");
+        _mixForward = forward.GetKernel("residual_mix_rmsnorm_forward");
+        _mixBackward = forward.GetKernel("residual_mix_backward");
+        _apply = forward.GetKernel("rmsnorm_apply");
+        var backward = kernels.Load(Part(2));
+        _backward = backward.GetKernel("rmsnorm_backward");
+        _backwardNarrow = backward.GetKernel("rmsnorm_backward_512");
+        _normMixBackward = kernels.Load(Part(3)).GetKernel("rmsnorm_mix_backward");
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 

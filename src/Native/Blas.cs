@@ -223,7 +223,6 @@ public sealed unsafe partial class Blas : IDisposable
         key = new LtKey(match.Groups[5].Value == "T", match.Groups[6].Value == "T", (int)numbers[1], (int)numbers[2], (int)numbers[3], aType, bType, cType,
             (int)numbers[10], (int)numbers[11], (int)numbers[12], batch, numbers[13], numbers[14], numbers[15]);
         return Describe(key) == shape; // one spelling of each key: "batch 1", leading zeros and the like are not a key's
-
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^(\d+)x(\d+)x(\d+)(?: batch (\d+))? ([NT])([NT]) (\w+)/(\w+)/(\w+) ld (\d+),(\d+),(\d+)(?: strides (\d+),(\d+),(\d+))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]

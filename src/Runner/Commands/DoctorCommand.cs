@@ -87,6 +87,8 @@ public static class DoctorCommand
             using (blas)
             {
                 Line("cuBLAS", $"{Blas.FormatVersion(blas.CublasVersion)}; cuBLASLt {Blas.FormatVersion(Blas.CublasLtVersion)}");
+                Line("GEMM choices", GpuTrainer.DescribeGemmChoices(Path.Combine(CachePaths.Default().Kernels, GpuTrainer.GemmChoicesFile),
+                    Blas.ChoicesContext(p, GpuTrainer.GemmCandidates), GpuTrainer.ShippedGemmChoices()));
                 CheckTestKernel(device);
                 CheckProjectKernels(device);
                 if (compileTiming)
@@ -210,7 +212,8 @@ public static class DoctorCommand
         }
     }
 
-    private static void Line(string key, string value) => Console.WriteLine($"{key + ":",-13}{value}");
+    // "Key:" padded to a column, and at least one space after it ("Cold compile:" and "GEMM choices:" fill the column).
+    private static void Line(string key, string value) => Console.WriteLine($"{key + ":",-13}{(key.Length + 1 >= 13 ? " " : "")}{value}");
 
     private static int Missing(string what)
     {

@@ -218,6 +218,25 @@ public sealed class GpuTrainer : ITrainer
         return Directory.Exists(folder) ? [.. Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal)] : [];
     }
 
+    /// <summary>
+    /// What a `train` on this GPU will find of the GEMM choices (for `doctor`): how many shapes the cache's file holds for
+    /// <paramref name="context"/>, and which shipped files were made in it. Neither means its first step times the candidates.
+    /// </summary>
+    public static string DescribeGemmChoices(string cacheFile, string context, IReadOnlyList<string> shipped)
+    {
+        ArgumentNullException.ThrowIfNull(shipped);
+        int cached = new GemmChoices(cacheFile, context).Loaded;
+        var matching = shipped.Select(f => (File: Path.GetFileName(f), Count: new GemmChoices(f, context).Loaded)).Where(m => m.Count > 0).ToList();
+        string cache = cached > 0 ? $"{cached} shape(s) remembered in {cacheFile}" : "none remembered in the cache";
+        string ships = matching.Count > 0
+            ? "shipped for this GPU: " + string.Join(", ", matching.Select(m => $"{m.File} ({m.Count})"))
+            : shipped.Count > 0 ? $"none of the {shipped.Count} shipped file(s) is for this GPU" : "none shipped";
+        string first = cached == 0 && matching.Count == 0
+            ? $" ({context}): the first `train` times each shape's candidates in its first step (about a second) and keeps its choices"
+            : "";
+        return $"{cache}; {ships}{first}";
+    }
+
     /// <summary>The error of `train` on a machine without a CUDA device.</summary>
     public const string NoDeviceMessage = "no CUDA device found; use --device cpu for a tiny CPU run (or run `autoresearch doctor` to see what is missing)";
 

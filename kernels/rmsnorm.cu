@@ -32,6 +32,8 @@
 
 #if !defined(RMSNORM_PART)
 #define RMSNORM_PART 0
+#elif RMSNORM_PART < 1 || RMSNORM_PART > 3
+#error "RMSNORM_PART is 1, 2 or 3 (or undefined: the whole file)"
 #endif
 
 // The residual mix of one element, m = bf16(rl·x + xl·x0) as a float: one rounding order, so that a backward recomputing m

@@ -105,7 +105,7 @@ public sealed unsafe partial class Blas : IDisposable
     {
         CheckShape(transA, transB, m, n, k, lda, ldb, ldc);
         _device.MakeCurrent();
-        var key = new LtKey(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
+        var key = Key(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
         if (!_ltPlans.TryGetValue(key, out var plan))
         {
             plan = CreatePlan(key, new LtOperands(alpha, a, b, beta, c, d))!;
@@ -173,9 +173,11 @@ public sealed unsafe partial class Blas : IDisposable
     /// Makes the plans of the shapes <see cref="Choices"/> remembers, ahead of their first product: cuBLASLt's heuristic query
     /// (milliseconds a shape, more for the first) then runs here, e.g. on a thread of its own while the kernels load, not in the
     /// first step. A shape whose remembered candidate the heuristic no longer offers is left to its first product, which times
-    /// the candidates as before. Returns how many plans were made.
+    /// the candidates as before, and so is one the library refuses (a hand-edited file is a cache, never an error). It stops
+    /// between shapes once <paramref name="stop"/> is signalled (the caller needs the Blas: a cache grown by many models' shapes
+    /// must not hold up a start), leaving the rest to their first products. Returns how many plans were made.
     /// </summary>
-    public int PlanRemembered()
+    public int PlanRemembered(CancellationToken stop = default)
     {
         if (Choices is null || TuneCandidates <= 1)
             return 0;
@@ -184,11 +186,25 @@ public sealed unsafe partial class Blas : IDisposable
         int planned = 0;
         foreach (var shape in Choices.Shapes)
         {
-            if (TryParseShape(shape, out var key) && !_ltPlans.ContainsKey(key) && CreatePlan(key, call: null) is { } plan)
+            if (stop.IsCancellationRequested)
+                break;
+            if (!TryParseShape(shape, out var key) || _ltPlans.ContainsKey(key))
+                continue;
+            LtPlan? plan;
+            try
             {
-                _ltPlans[key] = plan;
-                planned++;
+                plan = CreatePlan(key, call: null);
             }
+            catch (CudaException)
+            {
+                continue; // left to its first product, which reports it if the product itself cannot run
+            }
+            if (plan is null)
+                continue;
+            if (_ltPlans.TryAdd(key, plan))
+                planned++;
+            else
+                DestroyPlan(plan.Desc, plan.LayoutA, plan.LayoutB, plan.LayoutC);
         }
         AheadPlanningTime += Stopwatch.GetElapsedTime(started);
         AheadPlans += planned;
@@ -200,6 +216,14 @@ public sealed unsafe partial class Blas : IDisposable
 
     /// <summary>Plans <see cref="PlanRemembered"/> made.</summary>
     public int AheadPlans { get; private set; }
+
+    /// <summary>A product's key. A single product's strides are not part of it: cuBLASLt reads them only for a batch, and
+    /// <see cref="Describe"/> leaves them out, so a shape remembered by its description finds its plan.</summary>
+    internal static LtKey Key(bool transA, bool transB, int m, int n, int k, ElementType aType, ElementType bType, ElementType cType,
+        int lda, int ldb, int ldc, int batchCount, long strideA, long strideB, long strideC)
+        => batchCount == 1
+            ? new(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, 1, 0, 0, 0)
+            : new(transA, transB, m, n, k, aType, bType, cType, lda, ldb, ldc, batchCount, strideA, strideB, strideC);
 
     /// <summary>The key a <see cref="Describe"/>d shape was made from; false for text of another form.</summary>
     internal static bool TryParseShape(string shape, out LtKey key)
@@ -216,13 +240,15 @@ public sealed unsafe partial class Blas : IDisposable
                 return false;
         }
         int batch = match.Groups[4].Success ? (int)Math.Min(numbers[4], int.MaxValue) : 1;
-        if (!Enum.TryParse(match.Groups[7].Value, out ElementType aType) || !Enum.TryParse(match.Groups[8].Value, out ElementType bType)
-            || !Enum.TryParse(match.Groups[9].Value, out ElementType cType) || (batch > 1) != match.Groups[13].Success
-            || ((int[])[1, 2, 3, 10, 11, 12]).Any(g => numbers[g] is < 1 or > int.MaxValue))
+        static bool Element(string name, out ElementType type) => Enum.TryParse(name, out type) && Enum.IsDefined(type) && name == type.ToString();
+        if (!Element(match.Groups[7].Value, out var aType) || !Element(match.Groups[8].Value, out var bType) || !Element(match.Groups[9].Value, out var cType)
+            || (batch > 1) != match.Groups[13].Success || ((int[])[1, 2, 3, 10, 11, 12]).Any(g => numbers[g] is < 1 or > int.MaxValue))
             return false;
         key = new LtKey(match.Groups[5].Value == "T", match.Groups[6].Value == "T", (int)numbers[1], (int)numbers[2], (int)numbers[3], aType, bType, cType,
             (int)numbers[10], (int)numbers[11], (int)numbers[12], batch, numbers[13], numbers[14], numbers[15]);
-        return Describe(key) == shape; // one spelling of each key: "batch 1", leading zeros and the like are not a key's
+        // Leading dimensions a product would refuse (CheckShape) are no product's.
+        bool fits = key.Lda >= (key.TransA ? key.M : key.K) && key.Ldb >= (key.TransB ? key.K : key.N) && key.Ldc >= key.N;
+        return fits && Describe(key) == shape; // one spelling of each key: "batch 1", leading zeros and the like are not a key's
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^(\d+)x(\d+)x(\d+)(?: batch (\d+))? ([NT])([NT]) (\w+)/(\w+)/(\w+) ld (\d+),(\d+),(\d+)(?: strides (\d+),(\d+),(\d+))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
@@ -233,58 +259,71 @@ public sealed unsafe partial class Blas : IDisposable
     private LtPlan? CreatePlan(LtKey key, LtOperands? call)
     {
         long started = Stopwatch.GetTimestamp();
-        // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
-        CublasLt.cublasLtMatmulDescCreate(out IntPtr desc, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F).Check();
-        int opFirst = (int)Op(key.TransB), opSecond = (int)Op(key.TransA);
-        CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSA, &opFirst, sizeof(int)).Check();
-        CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSB, &opSecond, sizeof(int)).Check();
-        // First operand = row-major B: stored as (n × k) column-major when not transposed, else (k × n).
-        var layoutA = Layout(Type(key.BType), key.TransB ? key.K : key.N, key.TransB ? key.N : key.K, key.Ldb, key.Batch, key.StrideB);
-        var layoutB = Layout(Type(key.AType), key.TransA ? key.M : key.K, key.TransA ? key.K : key.M, key.Lda, key.Batch, key.StrideA);
-        var layoutC = Layout(Type(key.CType), key.N, key.M, key.Ldc, key.Batch, key.StrideC);
+        IntPtr desc = 0, layoutA = 0, layoutB = 0, layoutC = 0, pref = 0;
+        try
+        {
+            // Column-major view: D (n × m) = op(B_row)ᵀ-as-stored · op(A_row)ᵀ-as-stored.
+            CublasLt.cublasLtMatmulDescCreate(out desc, cublasComputeType_t.CUBLAS_COMPUTE_32F, cudaDataType_t.CUDA_R_32F).Check();
+            int opFirst = (int)Op(key.TransB), opSecond = (int)Op(key.TransA);
+            CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSA, &opFirst, sizeof(int)).Check();
+            CublasLt.cublasLtMatmulDescSetAttribute(desc, cublasLtMatmulDescAttributes_t.CUBLASLT_MATMUL_DESC_TRANSB, &opSecond, sizeof(int)).Check();
+            // First operand = row-major B: stored as (n × k) column-major when not transposed, else (k × n).
+            layoutA = Layout(Type(key.BType), key.TransB ? key.K : key.N, key.TransB ? key.N : key.K, key.Ldb, key.Batch, key.StrideB);
+            layoutB = Layout(Type(key.AType), key.TransA ? key.M : key.K, key.TransA ? key.K : key.M, key.Lda, key.Batch, key.StrideA);
+            layoutC = Layout(Type(key.CType), key.N, key.M, key.Ldc, key.Batch, key.StrideC);
 
-        CublasLt.cublasLtMatmulPreferenceCreate(out IntPtr pref).Check();
-        ulong workspace = (ulong)_workspace.Bytes;
-        CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, cublasLtMatmulPreferenceAttributes_t.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(ulong)).Check();
-        int requested = TuneCandidates;
-        var results = new cublasLtMatmulHeuristicResult_t[requested];
-        int found;
-        fixed (cublasLtMatmulHeuristicResult_t* first = results)
-            CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, requested, first, out found).Check();
-        CublasLt.cublasLtMatmulPreferenceDestroy(pref).Check();
-        if (found == 0 && call is not null)
-            throw new InvalidOperationException($"cuBLASLt has no algorithm for {key}");
-        // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
-        var algo = GC.AllocateArray<ulong>(8, pinned: true);
-        var plan = new LtPlan(desc, layoutA, layoutB, layoutC, algo);
-        int chosen = 0;
-        string shape = Describe(key);
-        if (found > 1 && Choices is not null && Choices.TryGet(shape, out int remembered) && remembered < found
-            && results[remembered].state == cublasStatus_t.CUBLAS_STATUS_SUCCESS)
-        {
-            chosen = remembered;
-            lock (_tuneLog)
-                _tuneLog.Add($"{Short(key)}: #{chosen} of {found} candidates, remembered");
+            CublasLt.cublasLtMatmulPreferenceCreate(out pref).Check();
+            ulong workspace = (ulong)_workspace.Bytes;
+            CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, cublasLtMatmulPreferenceAttributes_t.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(ulong)).Check();
+            int requested = TuneCandidates;
+            var results = new cublasLtMatmulHeuristicResult_t[requested];
+            int found;
+            fixed (cublasLtMatmulHeuristicResult_t* first = results)
+                CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublasLt, desc, layoutA, layoutB, layoutC, layoutC, pref, requested, first, out found).Check();
+            CublasLt.cublasLtMatmulPreferenceDestroy(pref).Check();
+            pref = 0;
+            if (found == 0 && call is not null)
+                throw new InvalidOperationException($"cuBLASLt has no algorithm for {key}");
+            // On the pinned object heap: cublasLtMatmul reads it through a raw pointer on every call.
+            var algo = GC.AllocateArray<ulong>(8, pinned: true);
+            var plan = new LtPlan(desc, layoutA, layoutB, layoutC, algo);
+            int chosen = 0;
+            string shape = Describe(key);
+            if (found > 1 && Choices is not null && Choices.TryGet(shape, out int remembered) && remembered < found
+                && results[remembered].state == cublasStatus_t.CUBLAS_STATUS_SUCCESS)
+            {
+                chosen = remembered;
+                lock (_tuneLog)
+                    _tuneLog.Add($"{Short(key)}: #{chosen} of {found} candidates, remembered");
+            }
+            else if (call is null)
+            {
+                DestroyPlan(desc, layoutA, layoutB, layoutC);
+                return null;
+            }
+            else if (found > 1)
+            {
+                // Timing the candidates waits for the work queued before them: waiting first keeps that work out of the planning time.
+                long waited = Stopwatch.GetTimestamp();
+                Stream.Synchronize();
+                started += Stopwatch.GetTimestamp() - waited;
+                chosen = Fastest(key, plan, results.AsSpan(0, found), call.Value);
+                Choices?.Set(shape, chosen);
+            }
+            for (int i = 0; i < 8; i++)
+                algo[i] = results[chosen].algo[i];
+            if (call is not null)
+                Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
+            return plan;
         }
-        else if (call is null)
+        catch
         {
-            DestroyPlan(desc, layoutA, layoutB, layoutC);
-            return null;
+            // A failure part way (a layout the library refuses, the heuristic's query, the candidates' timing): free what was made.
+            if (pref != 0)
+                CublasLt.cublasLtMatmulPreferenceDestroy(pref);
+            DestroyPlan(desc, layoutA, layoutB, layoutC, check: false);
+            throw;
         }
-        else if (found > 1)
-        {
-            // Timing the candidates waits for the work queued before them: waiting first keeps that work out of the planning time.
-            long waited = Stopwatch.GetTimestamp();
-            Stream.Synchronize();
-            started += Stopwatch.GetTimestamp() - waited;
-            chosen = Fastest(key, plan, results.AsSpan(0, found), call.Value);
-            Choices?.Set(shape, chosen);
-        }
-        for (int i = 0; i < 8; i++)
-            algo[i] = results[chosen].algo[i];
-        if (call is not null)
-            Interlocked.Add(ref _planningTicks, Stopwatch.GetTimestamp() - started);
-        return plan;
     }
 
     /// <summary>
@@ -359,8 +398,16 @@ public sealed unsafe partial class Blas : IDisposable
         CublasLt.cublasLtMatrixLayoutCreate(out IntPtr layout, type, (ulong)rows, (ulong)cols, ld).Check();
         if (batch > 1)
         {
-            CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(int)).Check();
-            CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(long)).Check();
+            try
+            {
+                CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(int)).Check();
+                CublasLt.cublasLtMatrixLayoutSetAttribute(layout, cublasLtMatrixLayoutAttribute_t.CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(long)).Check();
+            }
+            catch
+            {
+                CublasLt.cublasLtMatrixLayoutDestroy(layout);
+                throw;
+            }
         }
         return layout;
     }
@@ -397,12 +444,24 @@ public sealed unsafe partial class Blas : IDisposable
         _workspace.Dispose();
     }
 
-    private static void DestroyPlan(IntPtr desc, IntPtr layoutA, IntPtr layoutB, IntPtr layoutC)
+    // Frees a plan's descriptors (those made: a handle of 0 was not). Without check, on a failure's path, statuses are ignored so
+    // that the failure itself is what the caller sees.
+    private static void DestroyPlan(IntPtr desc, IntPtr layoutA, IntPtr layoutB, IntPtr layoutC, bool check = true)
     {
-        CublasLt.cublasLtMatrixLayoutDestroy(layoutA).Check();
-        CublasLt.cublasLtMatrixLayoutDestroy(layoutB).Check();
-        CublasLt.cublasLtMatrixLayoutDestroy(layoutC).Check();
-        CublasLt.cublasLtMatmulDescDestroy(desc).Check();
+        foreach (var layout in (IntPtr[])[layoutA, layoutB, layoutC])
+        {
+            if (layout == 0)
+                continue;
+            var status = CublasLt.cublasLtMatrixLayoutDestroy(layout);
+            if (check)
+                status.Check("cublasLtMatrixLayoutDestroy");
+        }
+        if (desc != 0)
+        {
+            var status = CublasLt.cublasLtMatmulDescDestroy(desc);
+            if (check)
+                status.Check("cublasLtMatmulDescDestroy");
+        }
     }
 
     private readonly record struct LtOperands(float Alpha, ulong A, ulong B, float Beta, ulong C, ulong D);

@@ -147,8 +147,36 @@ public class GemmChoicesTests
         foreach (var text in (string[])["", "512x512x512 NN", "512x512x512 NX Bf16/Bf16/F32 ld 512,512,512", "512x512x512 NN Bf16/Half/F32 ld 512,512,512",
             "0x512x512 NN Bf16/Bf16/F32 ld 512,512,512", "512x512x512 batch 2 NN Bf16/Bf16/F32 ld 512,512,512",
             "512x512x512 NN Bf16/Bf16/F32 ld 512,512,512 strides 1,2,3", "512x512x512 batch 1 NN Bf16/Bf16/F32 ld 512,512,512 strides 1,2,3",
-            "99999999999x512x512 NN Bf16/Bf16/F32 ld 512,512,512"])
+            "99999999999x512x512 NN Bf16/Bf16/F32 ld 512,512,512", "512x512x512 NN 2/Bf16/F32 ld 512,512,512",
+            "512x512x512 NN bf16/Bf16/F32 ld 512,512,512", "512x512x512 NN Bf16/Bf16/F32 ld 1,1,1", "512x512x512 TN Bf16/Bf16/F32 ld 511,512,512"])
             Assert.False(Blas.TryParseShape(text, out _), text);
+    }
+
+    [Fact]
+    public void A_single_products_strides_are_not_part_of_its_key_so_its_description_finds_it()
+    {
+        // A strided-batch call with one matrix (the optimizer's shape group of one) passes strides cuBLASLt ignores.
+        var key = Blas.Key(false, true, 512, 512, 2048, ElementType.Bf16, ElementType.Bf16, ElementType.F32, 2048, 2048, 512, 1, 1048576, 1048576, 262144);
+        Assert.Equal((0L, 0L, 0L), (key.StrideA, key.StrideB, key.StrideC));
+        Assert.True(Blas.TryParseShape(Blas.Describe(key), out var parsed));
+        Assert.Equal(key, parsed);
+        // A batch keeps them.
+        var batched = Blas.Key(false, true, 512, 512, 2048, ElementType.Bf16, ElementType.Bf16, ElementType.F32, 2048, 2048, 512, 2, 1048576, 1048576, 262144);
+        Assert.Equal((1048576L, 1048576L, 262144L), (batched.StrideA, batched.StrideB, batched.StrideC));
+    }
+
+    [Fact]
+    public void Every_shape_of_the_shipped_choices_is_one_a_plan_can_be_made_for()
+    {
+        var files = Directory.GetFiles(Path.Combine(KernelCache.DefaultKernelDirectory, "gemm-choices"), "*.json");
+        Assert.NotEmpty(files);
+        foreach (var file in files)
+        {
+            var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))!.AsObject();
+            var shapes = root["choices"]!.AsObject().Select(kv => kv.Key).ToList();
+            Assert.NotEmpty(shapes);
+            Assert.All(shapes, shape => Assert.True(Blas.TryParseShape(shape, out _), $"{Path.GetFileName(file)}: {shape}"));
+        }
     }
 
     [Fact]

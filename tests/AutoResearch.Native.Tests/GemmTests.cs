@@ -272,6 +272,8 @@ public class GemmTests
         Assert.Equal(timed, remembered);
         // Planned ahead, before any product: the plan is made without operands, the first product takes it as it is.
         using var ahead = new Blas(Device, TestGpu.Stream) { TuneCandidates = 8, Choices = new GemmChoices(path, context) };
+        Assert.Equal(0, ahead.PlanRemembered(new CancellationToken(canceled: true))); // stopped before the first shape
+        Assert.Empty(ahead.TuneLog);
         Assert.Equal(1, ahead.PlanRemembered());
         Assert.Equal(TimeSpan.Zero, ahead.PlanningTime);
         Assert.Matches($"^{m}x{n}x{k} NT: #\\d of \\d candidates, remembered$", Assert.Single(ahead.TuneLog));

@@ -63,6 +63,7 @@ public sealed class GpuTrainer : ITrainer
             phases.Add(string.Create(CultureInfo.InvariantCulture, $"{name} {watch.Elapsed.TotalSeconds:F1}"));
             watch.Restart();
         }
+        using var planning = new CancellationTokenSource();
         try
         {
             var gpu = Own(owned, CudaDevice.Open(0));
@@ -76,7 +77,8 @@ public sealed class GpuTrainer : ITrainer
             var stream = Own(owned, new CudaStream(gpu));
             // cuBLAS loads its libraries and makes its handles (1.5 s on a new machine) on a thread of its own while this one
             // waits for the kernels and loads their modules: the start-up then takes the longer of the two, not their sum.
-            // It then plans the GEMM shapes remembered from earlier runs (or shipped), so the first step does not query them.
+            // It then plans the GEMM shapes remembered from earlier runs (or shipped), so the first step does not query them,
+            // until this thread needs it: what is left then is planned at first use, as without a file.
             blasTask = Task.Run(() =>
             {
                 var blas = new Blas(gpu, stream)
@@ -87,7 +89,7 @@ public sealed class GpuTrainer : ITrainer
                 };
                 try
                 {
-                    blas.PlanRemembered();
+                    blas.PlanRemembered(planning.Token);
                 }
                 catch
                 {
@@ -100,6 +102,7 @@ public sealed class GpuTrainer : ITrainer
             foreach (var source in sources)
                 kernels.Load(source);
             Phase("kernels");
+            planning.Cancel();
             var blas = Own(owned, blasTask.GetAwaiter().GetResult());
             Phase("then cuBLAS");
             var model = Own(owned, new GpuGpt(gpu, stream, blas, kernels, shape, batch, recomputeMlp: recomputeMlp));
@@ -119,6 +122,7 @@ public sealed class GpuTrainer : ITrainer
             // A failure while cuBLAS was still being set up on its thread: wait for it, and free it with the rest.
             if (blasTask is not null && !owned.OfType<Blas>().Any())
             {
+                planning.Cancel();
                 try
                 {
                     owned.Add(blasTask.GetAwaiter().GetResult());

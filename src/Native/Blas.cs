@@ -298,7 +298,7 @@ public sealed unsafe partial class Blas : IDisposable
             }
             else if (call is null)
             {
-                DestroyPlan(desc, layoutA, layoutB, layoutC);
+                DestroyPlan(desc, layoutA, layoutB, layoutC, check: false); // not remembered: nothing to plan ahead
                 return null;
             }
             else if (found > 1)

@@ -246,8 +246,8 @@ public sealed unsafe partial class Blas : IDisposable
             return false;
         key = new LtKey(match.Groups[5].Value == "T", match.Groups[6].Value == "T", (int)numbers[1], (int)numbers[2], (int)numbers[3], aType, bType, cType,
             (int)numbers[10], (int)numbers[11], (int)numbers[12], batch, numbers[13], numbers[14], numbers[15]);
-        // Leading dimensions a product would refuse (CheckShape) are no product's.
-        bool fits = key.Lda >= (key.TransA ? key.M : key.K) && key.Ldb >= (key.TransB ? key.K : key.N) && key.Ldc >= key.N;
+        // Sizes a product would refuse (CheckShape) are no product's.
+        bool fits = ShapeProblem(key.TransA, key.TransB, key.M, key.N, key.K, key.Lda, key.Ldb, key.Ldc) is null;
         return fits && Describe(key) == shape; // one spelling of each key: "batch 1", leading zeros and the like are not a key's
     }
 
@@ -414,11 +414,19 @@ public sealed unsafe partial class Blas : IDisposable
 
     private static void CheckShape(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
     {
+        if (ShapeProblem(transA, transB, m, n, k, lda, ldb, ldc) is { } problem)
+            throw new ArgumentException(problem);
+    }
+
+    // What makes a product's sizes unusable, or null.
+    private static string? ShapeProblem(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
+    {
         if (m <= 0 || n <= 0 || k <= 0)
-            throw new ArgumentException($"GEMM sizes must be positive: m={m}, n={n}, k={k}.");
+            return $"GEMM sizes must be positive: m={m}, n={n}, k={k}.";
         int needA = transA ? m : k, needB = transB ? k : n;
-        if (lda < needA || ldb < needB || ldc < n)
-            throw new ArgumentException($"GEMM leading dimensions too small: lda={lda} (≥ {needA}), ldb={ldb} (≥ {needB}), ldc={ldc} (≥ {n}).");
+        return lda < needA || ldb < needB || ldc < n
+            ? $"GEMM leading dimensions too small: lda={lda} (≥ {needA}), ldb={ldb} (≥ {needB}), ldc={ldc} (≥ {n})."
+            : null;
     }
 
     private static cublasOperation_t Op(bool transpose) => transpose ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;

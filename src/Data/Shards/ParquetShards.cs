@@ -108,6 +108,30 @@ public static class ParquetShards
         }
     }
 
+    /// <summary>
+    /// <see cref="Check"/> of each file, side by side (footers only); throws the failure of the first damaged or unreadable file
+    /// in the list's order (<see cref="InvalidDataException"/>, <see cref="IOException"/> or <see cref="UnauthorizedAccessException"/>),
+    /// whichever check finished first.
+    /// </summary>
+    public static void CheckAll(IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var errors = new Exception?[paths.Count];
+        Parallel.For(0, paths.Count, i =>
+        {
+            try
+            {
+                Check(paths[i]);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                errors[i] = e;
+            }
+        });
+        if (errors.FirstOrDefault(e => e is not null) is { } first)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+    }
+
     /// <summary>The uncompressed size of a shard's column data in bytes, from its footer alone (about the UTF-8 size of its text).</summary>
     public static long TextBytes(string path) => TextBytesAsync(path).GetAwaiter().GetResult();
 

@@ -11,51 +11,22 @@ public static class OptionChecks
 {
     /// <summary>At least 1 (a count: layers, rows, tokens).</summary>
     public static Option<int> AtLeastOne(this Option<int> option)
-    {
-        ArgumentNullException.ThrowIfNull(option);
-        option.Validators.Add(r =>
-        {
-            if (TryValue(r, out int value) && value < 1)
-                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
-        });
-        return option;
-    }
+        => option.Require(value => value >= 1, value => AtLeastOneMessage(option, value));
 
     /// <summary>At least 1 when given (a count whose default comes from elsewhere).</summary>
     public static Option<int?> AtLeastOne(this Option<int?> option)
-    {
-        ArgumentNullException.ThrowIfNull(option);
-        option.Validators.Add(r =>
-        {
-            if (TryValue(r, out int? given) && given is { } value && value < 1)
-                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
-        });
-        return option;
-    }
+        => option.Require(given => given is not { } value || value >= 1, given => AtLeastOneMessage(option, given!.Value));
 
     /// <summary>At least 1 (a count of tokens).</summary>
     public static Option<long> AtLeastOne(this Option<long> option)
-    {
-        ArgumentNullException.ThrowIfNull(option);
-        option.Validators.Add(r =>
-        {
-            if (TryValue(r, out long value) && value < 1)
-                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}"));
-        });
-        return option;
-    }
+        => option.Require(value => value >= 1, value => AtLeastOneMessage(option, value));
+
+    private static string AtLeastOneMessage(Option option, long value)
+        => string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least 1; got {value}");
 
     /// <summary>A positive, finite number (seconds).</summary>
     public static Option<double> PositiveFinite(this Option<double> option, string unit)
-    {
-        ArgumentNullException.ThrowIfNull(option);
-        option.Validators.Add(r =>
-        {
-            if (TryValue(r, out double value) && !IsPositiveFinite(value))
-                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be a positive, finite number of {unit}; got {value}"));
-        });
-        return option;
-    }
+        => option.Require(IsPositiveFinite, value => string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be a positive, finite number of {unit}; got {value}"));
 
     /// <summary>
     /// A check of the value: <paramref name="message"/> (naming the flag, what it expects and the value) when <paramref name="ok"/>

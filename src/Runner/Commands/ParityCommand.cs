@@ -330,7 +330,7 @@ public static class ParityCommand
         TrainPreflight.CheckSavePath(outputPath, "--out", "out.safetensors");
         foreach (var (input, option) in inputs)
         {
-            if (input is not null && string.Equals(Path.GetFullPath(outputPath), Path.GetFullPath(input), StringComparison.Ordinal))
+            if (input is not null && TrainPreflight.SamePath(outputPath, input))
                 throw new ArgumentException($"--out '{outputPath}' is the {option} file; writing there would replace it: give the output a file of its own");
         }
     }
@@ -341,7 +341,7 @@ public static class ParityCommand
     /// </summary>
     private static void CheckAgainst(string againstPath, string outputPath)
     {
-        if (string.Equals(Path.GetFullPath(againstPath), Path.GetFullPath(outputPath), StringComparison.Ordinal))
+        if (TrainPreflight.SamePath(againstPath, outputPath))
             throw new ArgumentException($"--against '{againstPath}' is the --out file: this run would be compared with itself; give another run's output");
         if (!File.Exists(againstPath))
             throw new FileNotFoundException($"--against '{againstPath}' does not exist: give the output of an earlier `parity --train-steps` run", againstPath);

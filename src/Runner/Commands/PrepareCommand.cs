@@ -185,17 +185,14 @@ public static class PrepareCommand
     /// </summary>
     private static void CheckKeptShards(string dataDirectory)
     {
-        foreach (var shard in Directory.GetFiles(dataDirectory, "shard_*.parquet").Order(StringComparer.Ordinal))
+        try
         {
-            try
-            {
-                ParquetShards.Check(shard);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-            {
-                throw new InvalidDataException($"{e.Message}; prepare keeps the shards already in {dataDirectory} and so would keep this one: "
-                    + $"delete it (or the whole folder, to download every shard again) and run prepare again", e);
-            }
+            ParquetShards.CheckAll([.. Directory.GetFiles(dataDirectory, "shard_*.parquet").Order(StringComparer.Ordinal)]);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"{e.Message}; prepare keeps the shards already in {dataDirectory} and so would keep this one: "
+                + $"delete it (or the whole folder, to download every shard again) and run prepare again", e);
         }
     }
 

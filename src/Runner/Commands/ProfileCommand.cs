@@ -59,8 +59,8 @@ public static class ProfileCommand
             Description = "Also write the op table and the step figures as tab-separated values to this file (for scripts comparing builds: bench/device/ab-profile.sh)",
         };
         var set = KnobOptions.CreateSetOption();
-        RequireAtLeastOne(candidates);
-        RequireAtLeastOne(headChunk);
+        candidates.AtLeastOne();
+        headChunk.AtLeastOne();
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
@@ -83,9 +83,6 @@ public static class ProfileCommand
         });
         return command;
     }
-
-    private static void RequireAtLeastOne(Option<int> option)
-        => option.Require(value => value >= 1, _ => $"{option.Name} must be at least 1");
 
     /// <summary>Refuses, before the device is touched, a --tsv path that could not be written at the end (a folder, a folder
     /// that does not exist or cannot be written in): the --save check of `train`, as a usage error.</summary>

@@ -32,24 +32,17 @@ public static class TrainPreflight
         ArgumentNullException.ThrowIfNull(trainShards);
         ArgumentNullException.ThrowIfNull(tokenCache);
         var unread = trainShards.Where(shard => !tokenCache.TryCount(shard, out _, out _)).ToArray();
-        var errors = new Exception?[unread.Length];
-        Parallel.For(0, unread.Length, i =>
+        try
         {
-            try
-            {
-                ParquetShards.Check(unread[i]);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-            {
-                errors[i] = e;
-            }
-        });
-        // The first damaged shard in the loader's order, whichever check finished first.
-        if (errors.FirstOrDefault(e => e is not null) is { } first)
+            ParquetShards.CheckAll(unread); // the first damaged shard in the loader's order
+        }
+        catch (InvalidDataException e)
         {
-            throw first is InvalidDataException
-                ? new InvalidDataException($"{first.Message}: delete it (or the whole data folder) and run `autoresearch prepare` again", first)
-                : new IOException($"a training shard cannot be read: {first.Message}", first);
+            throw new InvalidDataException($"{e.Message}: delete it (or the whole data folder) and run `autoresearch prepare` again", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"a training shard cannot be read: {e.Message}", e);
         }
     }
 
@@ -73,10 +66,13 @@ public static class TrainPreflight
         CheckSavePath(path, "--save-optimizer", "optimizer.safetensors");
         foreach (var (other, option) in others)
         {
-            if (other is not null && string.Equals(Path.GetFullPath(path), Path.GetFullPath(other), StringComparison.Ordinal))
+            if (other is not null && SamePath(path, other))
                 throw new ArgumentException($"--save-optimizer '{path}' is the {option} file; give the optimizer's state a file of its own");
         }
     }
+
+    /// <summary>Whether two paths name the same file (as written: relative to the working folder, no link followed).</summary>
+    public static bool SamePath(string a, string b) => string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal);
 
     /// <summary>
     /// --save names a file in an existing folder where a file can be created (the checkpoint is written to a temporary name

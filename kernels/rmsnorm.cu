@@ -7,20 +7,24 @@
 // residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
 // rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)
-// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0), plus dy_add [n, c] fp32 when not null
-//                                (two gradients summed on the way in; dy_add may be dx); dx [n, c] fp32, written or accumulated (accumulate != 0);
-//                                dx_bf16 [n, c] bf16 gets a bf16 copy of the new dx when not 0 (the next GEMMs read it);
+// rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0); dx [n, c] fp32
+//                                (bf16 when dx_bf16 != 0: the residual gradient, which the next GEMMs read), written or
+//                                accumulated (accumulate != 0; the sum in fp32, rounded once); dx may be dy itself (each
+//                                element is read before it is written, by the same thread);
 //                                with dy_scaled != 0, dy arrives multiplied by rstd (dy' = rstd·dy, from a GEMM that applied
 //                                the norm as a row scale): dx (+)= dy' − rstd²·x·mean(dy'·x)
-// residual_mix_backward:         given g = dL/dm (fp32): dx = rl·g (written, may alias g), dx0 += xl·g,
+// residual_mix_backward:         given g = dL/dm (bf16): dx = rl·g (bf16, may alias g), dx0 += xl·g (fp32),
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
-//                                dx_bf16 gets a bf16 copy of dx when not 0
+//                                with dx null (layer 0, whose x is x0) dx0 += xl·g, then += rl·g: the whole x0 gradient
 // rmsnorm_mix_backward:          the two above in one pass for a layer's first norm (m = the mix, h = norm(m)): from
-//                                dy = dL/dh and g = the gradient reaching m along the residual path, gt = g + rmsnorm
-//                                backward(m, dy); then dx = rl·gt into g, dx0 += xl·gt, the lambdas' gradients, the bf16
-//                                copy; c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
+//                                dy = dL/dh (fp32) and g = the gradient reaching m along the residual path (bf16),
+//                                gt = g + rmsnorm backward(m, dy) in fp32; then g = rl·gt (bf16), dx0 += xl·gt, the lambdas'
+//                                gradients; with fold != 0 (layer 0) dx0 += xl·gt, then += rl·gt, and g is left as it is;
+//                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
 //                                m may be null: the kernel recomputes it from x and x0 (residual_mix, bit for bit the
 //                                forward's), so the model need not keep m.
+// The residual gradient is bf16 between kernels, as in the reference (autograd sums bf16 gradients in bf16); the x0
+// gradient summed over the layers stays fp32.
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 //         rmsnorm_mix_backward: any 1-D grid of 256-thread blocks; each warp takes rows warp, warp + 8·gridDim.x, ...
@@ -140,28 +144,28 @@ __device__ __forceinline__ void store8f(float* p, const float v[8])
 
 // Rows of up to 1024 features are read once into registers (x, dy) and every access is 16 bytes wide; wider rows take a
 // two-pass loop.
-// dy as fp32, or as bf16 when dy_bf16 != 0; plus dy_add (fp32) when not null.
-__device__ __forceinline__ void load8_dy(const void* dy, const float* dy_add, long i, int dy_bf16, float out[8])
+// Eight values of a gradient that is fp32, or bf16 when is_bf16 != 0.
+__device__ __forceinline__ void load8_any(const void* p, long i, int is_bf16, float out[8])
 {
-    if (dy_bf16)
-        load8(static_cast<const bf16*>(dy) + i, out);
+    if (is_bf16)
+        load8(static_cast<const bf16*>(p) + i, out);
     else
-        load8f(static_cast<const float*>(dy) + i, out);
-    if (dy_add != nullptr)
-    {
-        float extra[8];
-        load8f(dy_add + i, extra);
-        #pragma unroll
-        for (int e = 0; e < 8; e++)
-            out[e] += extra[e];
-    }
+        load8f(static_cast<const float*>(p) + i, out);
+}
+
+__device__ __forceinline__ void store8_any(void* p, long i, int is_bf16, const float v[8])
+{
+    if (is_bf16)
+        store8(static_cast<bf16*>(p) + i, v);
+    else
+        store8f(static_cast<float*>(p) + i, v);
 }
 
 // A warp's row of c ≤ 32 · CHUNKS · 8 features into registers (lane's chunks k: features (lane + 32k)·8 ..): the bf16
-// activations into a and the gradient (load8_dy) into d; returns the row's Σ d·a (all lanes).
+// activations into a and the gradient (load8_any) into d; returns the row's Σ d·a (all lanes).
 template <int CHUNKS>
-__device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, const float* dy_add, int dy_bf16, long base, int c,
-    int lane, float av[CHUNKS][8], float dv[CHUNKS][8])
+__device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, int dy_bf16, long base, int c, int lane,
+    float av[CHUNKS][8], float dv[CHUNKS][8])
 {
     float dot = 0.0f;
     #pragma unroll
@@ -171,7 +175,7 @@ __device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, con
         if (j < c)
         {
             load8(a + base + j, av[k]);
-            load8_dy(dy, dy_add, base + j, dy_bf16, dv[k]);
+            load8_any(dy, base + j, dy_bf16, dv[k]);
             #pragma unroll
             for (int i = 0; i < 8; i++)
                 dot += dv[k][i] * av[k][i];
@@ -183,10 +187,10 @@ __device__ __forceinline__ float load_row_dot(const bf16* a, const void* dy, con
 // The backward of the warp's row; rows of c ≤ 32 · CHUNKS · 8 features are read once into registers, wider rows take two
 // passes. A kernel's registers are those of its largest path, so each CHUNKS is its own kernel (below): at width 512 the
 // four-chunk kernel took 96 registers a thread, two 256-thread blocks an SM.
-// dy_add may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
+// dy may be dx itself (each element is read before it is written, by the same thread), so neither is restrict.
 template <int CHUNKS>
-__device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
-    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
+__device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* dy, void* dx,
+    int accumulate, int n, int c, int dy_bf16, int dx_bf16, int dy_scaled)
 {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -199,7 +203,7 @@ __device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x
     if (c <= 32 * CHUNKS * 8)
     {
         float xv[CHUNKS][8], gv[CHUNKS][8];
-        const float mean_dot = load_row_dot<CHUNKS>(x, dy, dy_add, dy_bf16, base, c, lane, xv, gv) * a / c;
+        const float mean_dot = load_row_dot<CHUNKS>(x, dy, dy_bf16, base, c, lane, xv, gv) * a / c;
         #pragma unroll
         for (int k = 0; k < CHUNKS; k++)
         {
@@ -208,16 +212,14 @@ __device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x
             {
                 float out[8];
                 if (accumulate)
-                    load8f(dx + base + j, out);
+                    load8_any(dx, base + j, dx_bf16, out);
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
                 {
                     const float g = a * gv[k][i] - r * r * xv[k][i] * mean_dot;
                     out[i] = accumulate ? out[i] + g : g;
                 }
-                store8f(dx + base + j, out);
-                if (dx_bf16 != 0)
-                    store8(dx_bf16 + base + j, out);
+                store8_any(dx, base + j, dx_bf16, out);
             }
         }
         return;
@@ -227,7 +229,7 @@ __device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x
     {
         float v[8], g[8];
         load8(x + base + j, v);
-        load8_dy(dy, dy_add, base + j, dy_bf16, g);
+        load8_any(dy, base + j, dy_bf16, g);
         #pragma unroll
         for (int i = 0; i < 8; i++)
             dot += g[i] * v[i] * a;
@@ -237,56 +239,57 @@ __device__ __forceinline__ void rmsnorm_backward_rows(const bf16* __restrict__ x
     {
         float v[8], g[8], out[8];
         load8(x + base + j, v);
-        load8_dy(dy, dy_add, base + j, dy_bf16, g);
+        load8_any(dy, base + j, dy_bf16, g);
         if (accumulate)
-            load8f(dx + base + j, out);
+            load8_any(dx, base + j, dx_bf16, out);
         #pragma unroll
         for (int i = 0; i < 8; i++)
         {
             const float d = a * g[i] - r * r * v[i] * mean_dot;
             out[i] = accumulate ? out[i] + d : d;
         }
-        store8f(dx + base + j, out);
-        if (dx_bf16 != 0)
-            store8(dx_bf16 + base + j, out);
+        store8_any(dx, base + j, dx_bf16, out);
     }
 }
 
 #if RMSNORM_PART == 0 || RMSNORM_PART == 2
 // Rows of up to 1024 features in registers, wider ones in two passes (any width).
-extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
-    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
+extern "C" __global__ void rmsnorm_backward(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* dy, void* dx,
+    int accumulate, int n, int c, int dy_bf16, int dx_bf16, int dy_scaled)
 {
-    rmsnorm_backward_rows<NORM_CHUNKS>(x, rstd, dy, dx, dx_bf16, accumulate, n, c, dy_bf16, dy_add, dy_scaled);
+    rmsnorm_backward_rows<NORM_CHUNKS>(x, rstd, dy, dx, accumulate, n, c, dy_bf16, dx_bf16, dy_scaled);
 }
 
 // The same for rows of up to 512 features (the launcher's choice where c ≤ 512).
-extern "C" __global__ void rmsnorm_backward_512(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* __restrict__ dy,
-    float* dx, bf16* __restrict__ dx_bf16, int accumulate, int n, int c, int dy_bf16, const float* dy_add, int dy_scaled)
+extern "C" __global__ void rmsnorm_backward_512(const bf16* __restrict__ x, const float* __restrict__ rstd, const void* dy, void* dx,
+    int accumulate, int n, int c, int dy_bf16, int dx_bf16, int dy_scaled)
 {
-    rmsnorm_backward_rows<2>(x, rstd, dy, dx, dx_bf16, accumulate, n, c, dy_bf16, dy_add, dy_scaled);
+    rmsnorm_backward_rows<2>(x, rstd, dy, dx, accumulate, n, c, dy_bf16, dx_bf16, dy_scaled);
 }
 
 #endif
 
 #if RMSNORM_PART == 0 || RMSNORM_PART == 1
-extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
+extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
     const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
-    float* dx, bf16* __restrict__ dx_bf16, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
+    bf16* dx, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
 {
     __shared__ float scratch[32];
     const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
     float sum_rl = 0.0f, sum_xl = 0.0f;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x)
     {
-        const float gi = g[i];
+        const float gi = __bfloat162float(g[i]);
         const float x0i = __bfloat162float(x0[i]);
         sum_rl += gi * __bfloat162float(x[i]);
         sum_xl += gi * x0i;
-        dx0[i] += xl * gi;
-        dx[i] = rl * gi; // may alias g: read above, written last
-        if (dx_bf16 != 0)
-            dx_bf16[i] = __float2bfloat16_rn(rl * gi);
+        if (dx != nullptr)
+        {
+            dx0[i] += xl * gi;
+            dx[i] = __float2bfloat16_rn(rl * gi); // may alias g: read above, written last
+        }
+        else
+            dx0[i] = dx0[i] + xl * gi + rl * gi;
     }
     sum_rl = block_sum(sum_rl, scratch);
     sum_xl = block_sum(sum_xl, scratch);
@@ -301,9 +304,9 @@ extern "C" __global__ void residual_mix_backward(const float* g, const bf16* __r
 
 #if RMSNORM_PART == 0 || RMSNORM_PART == 3
 extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const float* __restrict__ dy,
-    float* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
+    bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
     const float* __restrict__ x0_lambdas, int layer, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
-    float* __restrict__ d_x0_lambdas, bf16* __restrict__ dx_bf16, int n, int c)
+    float* __restrict__ d_x0_lambdas, int fold, int n, int c)
 {
     __shared__ float scratch[32];
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
@@ -316,7 +319,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
         float dot;
         if (m != nullptr)
-            dot = load_row_dot<NORM_CHUNKS>(m, dy, nullptr, 0, base, c, lane, mv, dv);
+            dot = load_row_dot<NORM_CHUNKS>(m, dy, 0, base, c, lane, mv, dv);
         else
         {
             dot = 0.0f;
@@ -348,7 +351,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
             if (j < c)
             {
                 float gv[8], xv[8], x0v[8], d0[8];
-                load8f(g + base + j, gv);
+                load8(g + base + j, gv);
                 load8(x + base + j, xv);
                 load8(x0 + base + j, x0v);
                 load8f(dx0 + base + j, d0);
@@ -359,12 +362,13 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
                     sum_rl += gt * xv[i];
                     sum_xl += gt * x0v[i];
                     d0[i] += xl * gt;
+                    if (fold)
+                        d0[i] += rl * gt;
                     gv[i] = rl * gt;
                 }
                 store8f(dx0 + base + j, d0);
-                store8f(g + base + j, gv);
-                if (dx_bf16 != 0)
-                    store8(dx_bf16 + base + j, gv);
+                if (!fold)
+                    store8(g + base + j, gv);
             }
         }
     }

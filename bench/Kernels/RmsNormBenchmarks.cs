@@ -21,7 +21,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     private static readonly float[] ResidLambdas = [1.0f, 0.93f], X0Lambdas = [0.1f, -0.27f];
 
     private RmsNorm _norm = null!;
-    private ulong _x, _x0, _y, _m, _rstd, _dy, _dx, _dxBf16, _dx0, _rl, _xl, _drl, _dxl;
+    private ulong _x, _x0, _y, _m, _rstd, _dy, _g, _dx0, _rl, _xl, _drl, _dxl;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -105,15 +105,15 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     public void SetupBackward() => Prepare(nameof(Backward), CheckBackward, () =>
     {
         AllocateBackward(ElementType.F32);
-        return KernelWork.RmsNormBackward(N, C, dyBf16: false, dyAdd: false, accumulate: false, bf16Copy: true);
+        return KernelWork.RmsNormBackward(N, C, dyBf16: false, dxBf16: true, accumulate: false);
     });
 
-    /// <summary>The final norm's backward: fp32 dy, dx written with its bf16 copy.</summary>
+    /// <summary>The final norm's backward: fp32 dy, the bf16 residual gradient written.</summary>
     [Benchmark, BenchmarkCategory("backward")]
     public void Backward()
     {
         Begin();
-        _norm.Backward(_x, _rstd, _dy, N, C, _dx, accumulate: false, Stream, _dxBf16);
+        _norm.Backward(_x, _rstd, _dy, N, C, _g, accumulate: false, Stream, dxType: ElementType.Bf16);
         End();
     }
 
@@ -121,31 +121,32 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     public void SetupBackwardScaledBf16() => Prepare(nameof(BackwardScaledBf16), CheckBackwardScaledBf16, () =>
     {
         AllocateBackward(ElementType.Bf16);
-        return KernelWork.RmsNormBackward(N, C, dyBf16: true, dyAdd: false, accumulate: true, bf16Copy: true);
+        return KernelWork.RmsNormBackward(N, C, dyBf16: true, dxBf16: true, accumulate: true);
     });
 
-    /// <summary>The MLP norm's backward: a bf16 dy pre-scaled by rstd (from the fused proj-gradient GEMM), accumulated.</summary>
+    /// <summary>The MLP norm's backward: a bf16 dy pre-scaled by rstd (from the fused proj-gradient GEMM), accumulated into the
+    /// bf16 residual gradient.</summary>
     [Benchmark, BenchmarkCategory("backward")]
     public void BackwardScaledBf16()
     {
         Begin();
-        _norm.Backward(_x, _rstd, _dy, N, C, _dx, accumulate: true, Stream, _dxBf16, ElementType.Bf16, dyScaledByRstd: true);
+        _norm.Backward(_x, _rstd, _dy, N, C, _g, accumulate: true, Stream, ElementType.Bf16, ElementType.Bf16, dyScaledByRstd: true);
         End();
     }
 
-    [GlobalSetup(Target = nameof(BackwardAddingOutput))]
-    public void SetupBackwardAddingOutput() => Prepare(nameof(BackwardAddingOutput), CheckBackwardAddingOutput, () =>
+    [GlobalSetup(Target = nameof(BackwardInPlace))]
+    public void SetupBackwardInPlace() => Prepare(nameof(BackwardInPlace), CheckBackwardInPlace, () =>
     {
         AllocateBackward(ElementType.F32);
-        return KernelWork.RmsNormBackward(N, C, dyBf16: false, dyAdd: true, accumulate: false, bf16Copy: false);
+        return KernelWork.RmsNormBackward(N, C, dyBf16: false, dxBf16: false, accumulate: false);
     });
 
-    /// <summary>The embedding norm's backward: dy plus a second gradient read from dx itself.</summary>
+    /// <summary>The embedding norm's backward: fp32, dx written over dy (the x0 gradient).</summary>
     [Benchmark, BenchmarkCategory("backward")]
-    public void BackwardAddingOutput()
+    public void BackwardInPlace()
     {
         Begin();
-        _norm.Backward(_x, _rstd, _dy, N, C, _dx, accumulate: false, Stream, dyAdd: _dx);
+        _norm.Backward(_x, _rstd, _dx0, N, C, _dx0, accumulate: false, Stream);
         End();
     }
 
@@ -154,7 +155,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     {
         AllocateBackward(ElementType.F32);
         AllocateMixBackward();
-        return KernelWork.ResidualMixBackward(N, C, bf16Copy: true);
+        return KernelWork.ResidualMixBackward(N, C, fold: false);
     });
 
     /// <summary>The residual mix's backward alone (the model's path for rows wider than 1024); dx over g.</summary>
@@ -162,7 +163,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     public void MixBackward()
     {
         Begin();
-        _norm.MixBackward(_dx, _x, _x0, _rl, _xl, Layer, (long)N * C, _dx, _dx0, _drl, _dxl, Stream, _dxBf16);
+        _norm.MixBackward(_g, _x, _x0, _rl, _xl, Layer, (long)N * C, _g, _dx0, _drl, _dxl, Stream);
         End();
     }
 
@@ -173,9 +174,9 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         AllocateMixBackward();
         _m = KeepsMix(C) ? Buffers.RandomBf16((long)N * C, 16, 2, "m").Pointer : 0;
         return C <= RmsNorm.FusedBackwardMaxWidth
-            ? KernelWork.RmsNormMixBackward(N, C, keptMix: false, bf16Copy: true)
-            : new KernelWork(0, KernelWork.RmsNormBackward(N, C, dyBf16: false, dyAdd: false, accumulate: true, bf16Copy: false).Bytes
-                + KernelWork.ResidualMixBackward(N, C, bf16Copy: true).Bytes);
+            ? KernelWork.RmsNormMixBackward(N, C, keptMix: false, fold: false)
+            : new KernelWork(0, KernelWork.RmsNormBackward(N, C, dyBf16: false, dxBf16: true, accumulate: true).Bytes
+                + KernelWork.ResidualMixBackward(N, C, fold: false).Bytes);
     });
 
     /// <summary>A layer's first norm and residual mix backward in one pass (m recomputed), as the model runs it.</summary>
@@ -183,7 +184,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     public void NormMixBackward()
     {
         Begin();
-        _norm.NormMixBackward(_m, _rstd, _dy, _dx, _x, _x0, _rl, _xl, Layer, N, C, _dx0, _drl, _dxl, Stream, _dxBf16);
+        _norm.NormMixBackward(_m, _rstd, _dy, _g, _x, _x0, _rl, _xl, Layer, N, C, _dx0, _drl, _dxl, Stream);
         End();
     }
 
@@ -200,15 +201,14 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     {
         AllocateForward();
         _dy = dyType == ElementType.Bf16 ? Buffers.RandomBf16((long)N * C, 14, 1, "dy (bf16)").Pointer : Buffers.RandomF32((long)N * C, 14, 1, "dy").Pointer;
-        _dx = Buffers.RandomF32((long)N * C, 15, 1, "dx").Pointer;
-        _dxBf16 = Buffers.Allocate<ushort>((long)N * C, "dx (bf16)").Pointer;
+        _g = Buffers.RandomBf16((long)N * C, 15, 1, "residual gradient (bf16)").Pointer;
+        _dx0 = Buffers.RandomF32((long)N * C, 17, 1, "dx0").Pointer;
     }
 
     private void AllocateMixBackward()
     {
         AllocateLambdas();
         _x0 = Buffers.RandomBf16((long)N * C, 12, 2, "x0").Pointer;
-        _dx0 = Buffers.RandomF32((long)N * C, 17, 1, "dx0").Pointer;
     }
 
     private void AllocateLambdas()
@@ -284,7 +284,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     private KernelCheck CheckBackward()
     {
         int n = CheckRows, c = C;
-        var check = new KernelCheck("rmsnorm_backward", 204, $"{n} rows of {c}, fp32 dy");
+        var check = new KernelCheck("rmsnorm_backward", 204, $"{n} rows of {c}, fp32 dy, bf16 dx");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 3);
         var dy = HostRandom.Floats(r, (long)n * c);
@@ -294,22 +294,20 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var dX = s.Upload(xBits, "x");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
         var dDy = s.Upload(dy, "dy");
-        var dDx = s.Poisoned<float>((long)n * c, "dx");
-        var dDxBf16 = s.Poisoned<ushort>((long)n * c, "dx bf16");
-        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dDxBf16.Pointer));
-        check.Compare("dx", dDx.ToArray(), dxRef, 1e-4);
-        check.CompareBf16("dx bf16", dDxBf16.ToArray(), dxRef, 1e-2);
+        var dDx = s.Poisoned<ushort>((long)n * c, "dx (bf16)");
+        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dxType: ElementType.Bf16));
+        check.CompareBf16("dx", dDx.ToArray(), dxRef, 1e-2);
         return check;
     }
 
     private KernelCheck CheckBackwardScaledBf16()
     {
         int n = CheckRows, c = C;
-        var check = new KernelCheck("rmsnorm_backward", 205, $"{n} rows of {c}, bf16 dy pre-scaled by rstd, accumulated");
+        var check = new KernelCheck("rmsnorm_backward", 205, $"{n} rows of {c}, bf16 dy pre-scaled by rstd, accumulated into bf16 dx");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 3);
         var raw = HostRandom.Floats(r, (long)n * c);
-        var start = HostRandom.Floats(r, (long)n * c);
+        var (startBits, start) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
         // What the fused proj-gradient GEMM hands over: bf16(rstd·dy); the reference's dy is that value over rstd.
         var scaledBits = new ushort[(long)n * c];
@@ -324,36 +322,31 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var dX = s.Upload(xBits, "x");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
         var dDy = s.Upload(scaledBits, "rstd·dy (bf16)");
-        var dDx = s.Upload(start, "dx (accumulated into)");
-        var dDxBf16 = s.Poisoned<ushort>((long)n * c, "dx bf16");
-        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: true, Stream, dDxBf16.Pointer,
+        var dDx = s.Upload(startBits, "dx (bf16, accumulated into)");
+        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: true, Stream, ElementType.Bf16,
             ElementType.Bf16, dyScaledByRstd: true));
-        var dx = dDx.ToArray();
-        check.CompareIncrement("dx", dx, start, dxRef, 1e-4);
-        check.CompareBf16("dx bf16", dDxBf16.ToArray(), Values(dx), 1e-2);
+        var expected = new double[dxRef.Length];
+        for (long i = 0; i < expected.Length; i++)
+            expected[i] = start[i] + dxRef[i];
+        check.CompareBf16("dx", dDx.ToArray(), expected, 1e-2);
         return check;
     }
 
-    private KernelCheck CheckBackwardAddingOutput()
+    private KernelCheck CheckBackwardInPlace()
     {
         int n = CheckRows, c = C;
-        var check = new KernelCheck("rmsnorm_backward", 206, $"{n} rows of {c}, a second gradient read from dx");
+        var check = new KernelCheck("rmsnorm_backward", 206, $"{n} rows of {c}, fp32, dx written over dy");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 3);
         var dy = HostRandom.Floats(r, (long)n * c);
-        var other = HostRandom.Floats(r, (long)n * c);
         var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
-        var sum = new double[(long)n * c];
-        for (long i = 0; i < sum.Length; i++)
-            sum[i] = (double)dy[i] + other[i];
-        var dxRef = CpuOps.RmsNormBackward(x, sum, n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, Values(dy), n, c);
         using var s = new DeviceScratch(Device);
         var dX = s.Upload(xBits, "x");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
-        var dDy = s.Upload(dy, "dy");
-        var dDx = s.Upload(other, "dx (holding the second gradient)");
-        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dyAdd: dDx.Pointer));
-        check.Compare("dx", dDx.ToArray(), dxRef, 1e-4);
+        var dDy = s.Upload(dy, "dy, then dx");
+        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDy.Pointer, accumulate: false, Stream));
+        check.Compare("dx", dDy.ToArray(), dxRef, 1e-4);
         return check;
     }
 
@@ -364,7 +357,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 2);
         var (x0Bits, x0) = HostRandom.Bf16Values(r, (long)n * c, 2);
-        var g = HostRandom.Floats(r, (long)n * c);
+        var (gBits, g) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var dx0Start = HostRandom.Floats(r, (long)n * c);
         var dxRef = new double[(long)n * c];
         var dx0Ref = new double[(long)n * c];
@@ -373,11 +366,11 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         {
             sumRl += g[i] * x[i];
             sumXl += g[i] * x0[i];
-            dxRef[i] = ResidLambdas[Layer] * (double)g[i];
-            dx0Ref[i] = X0Lambdas[Layer] * (double)g[i];
+            dxRef[i] = ResidLambdas[Layer] * g[i];
+            dx0Ref[i] = X0Lambdas[Layer] * g[i];
         }
         using var s = new DeviceScratch(Device);
-        var dG = s.Upload(g, "g (dx over it)");
+        var dG = s.Upload(gBits, "g (bf16; dx over it)");
         var dX = s.Upload(xBits, "x");
         var dX0 = s.Upload(x0Bits, "x0");
         var dRl = s.Upload(ResidLambdas, "resid_lambdas");
@@ -385,11 +378,9 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var dDx0 = s.Upload(dx0Start, "dx0");
         var dDrl = s.Upload(new float[Depth], "d resid_lambdas");
         var dDxl = s.Upload(new float[Depth], "d x0_lambdas");
-        var dGBf16 = s.Poisoned<ushort>((long)n * c, "dx bf16");
         RunForCheck(() => _norm.MixBackward(dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, Layer, (long)n * c, dG.Pointer, dDx0.Pointer,
-            dDrl.Pointer, dDxl.Pointer, Stream, dGBf16.Pointer));
-        check.Compare("dx", dG.ToArray(), dxRef, 1e-5);
-        check.CompareBf16("dx bf16", dGBf16.ToArray(), dxRef, 1e-2);
+            dDrl.Pointer, dDxl.Pointer, Stream));
+        check.CompareBf16("dx", dG.ToArray(), dxRef, 1e-2);
         check.CompareIncrement("dx0", dDx0.ToArray(), dx0Start, dx0Ref, 1e-5);
         check.Compare("d resid_lambda", [dDrl.ToArray()[Layer]], [sumRl], 1e-4);
         check.Compare("d x0_lambda", [dDxl.ToArray()[Layer]], [sumXl], 1e-4);
@@ -406,7 +397,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 2);
         var (x0Bits, x0) = HostRandom.Bf16Values(r, (long)n * c, 2);
         var dy = HostRandom.Floats(r, (long)n * c);
-        var gStart = HostRandom.Floats(r, (long)n * c);
+        var (gStartBits, gStart) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var dx0Start = HostRandom.Floats(r, (long)n * c);
         var m = Mix(x, x0);
         var (_, rstdRef) = CpuOps.RmsNorm(m, n, c);
@@ -426,7 +417,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var dM = s.Upload(Array.ConvertAll(m, v => Bf16.FromFloat((float)v)), "m");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
         var dDy = s.Upload(dy, "dy");
-        var dG = s.Upload(gStart, "g");
+        var dG = s.Upload(gStartBits, "g (bf16)");
         var dX = s.Upload(xBits, "x");
         var dX0 = s.Upload(x0Bits, "x0");
         var dRl = s.Upload(ResidLambdas, "resid_lambdas");
@@ -434,12 +425,11 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var dDx0 = s.Upload(dx0Start, "dx0");
         var dDrl = s.Upload(new float[Depth], "d resid_lambdas");
         var dDxl = s.Upload(new float[Depth], "d x0_lambdas");
-        var dGBf16 = s.Poisoned<ushort>((long)n * c, "g bf16");
         RunForCheck(() => _norm.NormMixBackward(keepMix ? dM.Pointer : 0, dRstd.Pointer, dDy.Pointer, dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer,
-            dXl.Pointer, Layer, n, c, dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, dGBf16.Pointer));
-        check.Compare("g", dG.ToArray(), gRef, 1e-4);
-        check.CompareBf16("g bf16", dGBf16.ToArray(), gRef, 1e-2);
-        check.CompareIncrement("dx0", dDx0.ToArray(), dx0Start, dx0Ref, 1e-4);
+            dXl.Pointer, Layer, n, c, dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream));
+        check.CompareBf16("g", dG.ToArray(), gRef, 1e-2);
+        // Rows wider than 1024 take two kernels, which round gt to bf16 between them.
+        check.CompareIncrement("dx0", dDx0.ToArray(), dx0Start, dx0Ref, keepMix ? 1e-2 : 1e-4);
         check.Compare("d resid_lambda", [dDrl.ToArray()[Layer]], [sumRl], 1e-4);
         check.Compare("d x0_lambda", [dDxl.ToArray()[Layer]], [sumXl], 1e-4);
         return check;

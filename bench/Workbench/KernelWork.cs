@@ -52,17 +52,18 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     /// <summary>rmsnorm_apply: x and rstd in, y out.</summary>
     public static KernelWork RmsNormApply(long n, long c) => Memory(2 * n * c * Bf16 + n * F32);
 
-    /// <summary>rmsnorm_backward: x, rstd and dy in (dy fp32 or bf16; plus a second fp32 gradient); dx written or accumulated; its bf16 copy.</summary>
-    public static KernelWork RmsNormBackward(long n, long c, bool dyBf16, bool dyAdd, bool accumulate, bool bf16Copy)
-        => Memory(n * c * (Bf16 + (dyBf16 ? Bf16 : F32) + (dyAdd ? F32 : 0) + F32 * (accumulate ? 2 : 1) + (bf16Copy ? Bf16 : 0)) + n * F32);
+    /// <summary>rmsnorm_backward: x, rstd and dy in (dy fp32 or bf16); dx (fp32 or bf16) written or accumulated.</summary>
+    public static KernelWork RmsNormBackward(long n, long c, bool dyBf16, bool dxBf16, bool accumulate)
+        => Memory(n * c * (Bf16 + (dyBf16 ? Bf16 : F32) + (dxBf16 ? Bf16 : F32) * (accumulate ? 2 : 1)) + n * F32);
 
-    /// <summary>residual_mix_backward: g, x, x0 in; dx out (and its bf16 copy); dx0 accumulated.</summary>
-    public static KernelWork ResidualMixBackward(long n, long c, bool bf16Copy)
-        => Memory(n * c * (F32 + 2 * Bf16 + F32 + 2 * F32 + (bf16Copy ? Bf16 : 0)));
+    /// <summary>residual_mix_backward: g (bf16), x, x0 in; dx (bf16) out unless folded into dx0; dx0 accumulated.</summary>
+    public static KernelWork ResidualMixBackward(long n, long c, bool fold)
+        => Memory(n * c * (Bf16 + 2 * Bf16 + 2 * F32 + (fold ? 0 : Bf16)));
 
-    /// <summary>rmsnorm_mix_backward: dy, x, x0 (and m when kept), rstd in; g and dx0 read and written; g's bf16 copy.</summary>
-    public static KernelWork RmsNormMixBackward(long n, long c, bool keptMix, bool bf16Copy)
-        => Memory(n * c * (F32 + 2 * Bf16 + (keptMix ? Bf16 : 0) + 2 * F32 + 2 * F32 + (bf16Copy ? Bf16 : 0)) + n * F32);
+    /// <summary>rmsnorm_mix_backward: dy (fp32), x, x0 (and m when kept), rstd in; g (bf16) read and written unless folded into
+    /// dx0; dx0 read and written.</summary>
+    public static KernelWork RmsNormMixBackward(long n, long c, bool keptMix, bool fold)
+        => Memory(n * c * (F32 + 2 * Bf16 + (keptMix ? Bf16 : 0) + Bf16 + (fold ? 0 : Bf16) + 2 * F32) + n * F32);
 
     // ---- attention's neighbours ----
 

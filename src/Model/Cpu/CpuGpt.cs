@@ -141,7 +141,8 @@ public sealed class CpuGpt
         var gr = gradients;
         var dlogits = R(CpuOps.SoftcapCrossEntropyBackward(a.Logits, targets, n, v, s.SoftCap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored)));
         CpuOps.LinearBackwardWeight(dlogits, a.Hf, n, c, v, gr["lm_head.weight"]);
-        var g = CpuOps.RmsNormBackward(a.Xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c);
+        // g, the residual gradient, is bf16 between ops on the GPU (as in the reference): R after each op that writes it.
+        var g = R(CpuOps.RmsNormBackward(a.Xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c));
         var dx0 = new double[(long)n * c];
         for (int i = depth - 1; i >= 0; i--)
         {
@@ -167,6 +168,7 @@ public sealed class CpuGpt
                 // dh2 leaves the GEMM in bf16 on the GPU too.
                 Add(g, CpuOps.RmsNormBackward(a.Xmids[i], R(CpuOps.LinearBackwardInput(du, p[W(i, "mlp.c_fc")], n, c, fc)), n, c));
             }
+            R(g);
 
             // Attention: x_mid = m + attention(norm(m))·Woᵀ; q [N, C] = H heads, k and v [N, KvDim] = KV heads, of D each
             gb = RoundedCopy(g);
@@ -215,6 +217,8 @@ public sealed class CpuGpt
                 dx0[e] += xl[i] * g[e];
                 g[e] *= rl[i];
             }
+            if (i > 0)
+                R(g); // layer 0's joins dx0 unrounded (the GPU sums both terms into dx0 in fp32)
             gr["resid_lambdas"][i] += drl;
             gr["x0_lambdas"][i] += dxl;
             if (lambdaTermNorms is not null)

@@ -138,10 +138,9 @@ public sealed class GpuActivations : IDisposable
         DLogits = A<ushort>((long)HeadChunkRows * shape.VocabSize, "logits gradient chunk");
         Losses = A<float>(n, "per-token losses");
         LossSum = A<float>(1, "loss sum");
-        G = A<float>(n * c, "residual gradient");
+        G = A<ushort>(n * c, "residual gradient (bf16)");
         // Dead in G's memory from the head's end to the backward's first write of G.
-        HFinal = placeScratch ? In<ushort, float>(G, 0, n * c) : View(A<ushort>(n * c, "final norm output"));
-        GBf16 = A<ushort>(n * c, "residual gradient (bf16)");
+        HFinal = placeScratch ? In<ushort, ushort>(G, 0, n * c) : View(A<ushort>(n * c, "final norm output"));
         DH = A<float>(n * c, "normed-input gradient");
 
         // Where a norm's output is recomputed or written for cuBLAS: not needed when every h1 is kept and h2 never exists.
@@ -209,8 +208,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort> DLogits { get; }
     public DeviceBuffer<float> Losses { get; }
     public DeviceBuffer<float> LossSum { get; }
-    public DeviceBuffer<float> G { get; }
-    public DeviceBuffer<ushort> GBf16 { get; }
+    /// <summary>The residual gradient dL/dx [N, C], bf16 between kernels as in the reference; the GEMMs of the backward read it.</summary>
+    public DeviceBuffer<ushort> G { get; }
     public DeviceBuffer<float> DH { get; }
     public DeviceBuffer<ushort>? Normed { get; }
     /// <summary>[N, F] scratch of the cuBLAS MLP path (relu²'s pre-activation, then the gradient at s); null with <see cref="MlpGemm"/>.</summary>

@@ -336,16 +336,16 @@ public sealed class GpuGpt : IDisposable
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
         int fcRows = Shape.FcRows, qkv = Shape.QkvDim;
         long nc = (long)n * c, nkv = (long)n * kvd;
-        using (prof.Region("rmsnorm backward", bytes: 16.0 * nc))
-            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, a.GBf16.Pointer);
+        using (prof.Region("rmsnorm backward", bytes: 8.0 * nc))
+            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, dxType: ElementType.Bf16);
         a.DX0.FillBytes(0, _stream);
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
-            // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (GBf16 its bf16 copy).
+            // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (bf16).
             if (a.RecomputeMlp)
                 MlpActivationForward(i, recompute: true);
             using (prof.Region("GEMM mlp proj weight gradient", Gemm(n, c, f)))
-                _linear.BackwardWeight(a.GBf16.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
+                _linear.BackwardWeight(a.G.Pointer, a.S[i].Pointer, n, f, c, p.GradientOf(Layer(i, "mlp.c_proj")));
             // du: the gradient at the fc GEMM's output; normedInput: what dW_fc is taken against.
             ulong du, normedInput;
             if (_mlpGemm is not null)
@@ -356,7 +356,7 @@ public sealed class GpuGpt : IDisposable
                 du = a.U[i]?.Pointer ?? a.S[i].Pointer;
                 normedInput = a.XMid[i].Pointer;
                 using (prof.Region($"GEMM mlp proj input gradient + {Shape.Activation.Name()} backward", Gemm(n, c, f)))
-                    _mlpGemm.ProjInputGradient(Shape.Activation, a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), du, n, c, f, du, _stream, a.Rstd2[i].Pointer);
+                    _mlpGemm.ProjInputGradient(Shape.Activation, a.G.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), du, n, c, f, du, _stream, a.Rstd2[i].Pointer);
             }
             else
             {
@@ -367,7 +367,7 @@ public sealed class GpuGpt : IDisposable
                 du = a.U[i]?.Pointer ?? ds;
                 normedInput = a.Normed!.Pointer;
                 using (prof.Region("GEMM mlp proj input gradient", Gemm(n, c, f)))
-                    _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, ds, ElementType.Bf16, accumulate: false);
+                    _linear.BackwardInput(a.G.Pointer, p.Bf16Of(Layer(i, "mlp.c_proj")), n, f, c, ds, ElementType.Bf16, accumulate: false);
                 using (prof.Region($"{Shape.Activation.Name()} backward", bytes: 2.0 * n * (f + 2 * fcRows)))
                     _activation.Backward(Shape.Activation, kept, ds, n, f, du, _stream);
                 using (prof.Region("norm recompute", bytes: 4.0 * nc))
@@ -379,17 +379,17 @@ public sealed class GpuGpt : IDisposable
                 // dh2 leaves the GEMM in bf16, as under the reference's autocast (DH's memory holds it).
                 _linear.BackwardInput(du, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, fcRows, a.DH.Pointer, ElementType.Bf16, accumulate: false);
             }
-            using (prof.Region("rmsnorm backward", bytes: 14.0 * nc))
+            using (prof.Region("rmsnorm backward", bytes: 8.0 * nc))
             {
-                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, a.GBf16.Pointer,
+                _norm.Backward(a.XMid[i].Pointer, a.Rstd2[i].Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: true, _stream, ElementType.Bf16,
                     ElementType.Bf16, dyScaledByRstd: _mlpGemm is not null);
             }
 
             // Attention: x_mid = m + attention(h1)·Woᵀ, h1 = norm(m)
             using (prof.Region("GEMM attn proj backward", 2 * Gemm(n, c, c)))
             {
-                _linear.BackwardWeight(a.GBf16.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
-                _linear.BackwardInput(a.GBf16.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DOf(i).Pointer, ElementType.Bf16, accumulate: false);
+                _linear.BackwardWeight(a.G.Pointer, a.O[i].Pointer, n, c, c, p.GradientOf(Layer(i, "attn.c_proj")));
+                _linear.BackwardInput(a.G.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DOf(i).Pointer, ElementType.Bf16, accumulate: false);
             }
             // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
             ulong dqAccumulator;
@@ -425,28 +425,28 @@ public sealed class GpuGpt : IDisposable
                         a.DH.Pointer, _stream, a.DQKVRowStride);
                 }
             }
-            // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards; its bf16 copy feeds the
-            // previous layer's MLP GEMMs.
-            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 28.0 : 26.0) - (a.MixKept ? 0 : 2)) * nc))
+            // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards, which the previous layer's
+            // MLP GEMMs read. Layer 0's x is x0 itself: there the whole gradient joins the x0 path in DX0.
+            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 22.0 : 20.0) - (a.MixKept ? 0 : 2)) * nc))
             {
                 // Without a kept m the kernel recomputes it from x and x0 (which it reads for the lambdas' gradients too).
                 _norm.NormMixBackward(a.MixKept ? a.M[i].Pointer : 0, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
                     p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c, a.DX0.Pointer, p.GradientOf("resid_lambdas"),
-                    p.GradientOf("x0_lambdas"), _stream, i > 0 ? a.GBf16.Pointer : 0);
+                    p.GradientOf("x0_lambdas"), _stream, foldIntoX0: i == 0);
             }
         }
-        // Layer 0's x is x0 itself: its gradient joins the x0 path, then through the embedding norm into wte.
+        // dL/dx0, summed in DX0 over the layers, through the embedding norm into wte.
         if (a.EmbeddedRegathered)
         {
             // wte[inputs] lived in the shared s, overwritten since: gather it again (the bf16 wte has not changed).
             using (prof.Region("embedding gather (again)", bytes: 4.0 * nc))
                 _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
         }
-        using (prof.Region("embedding backward", bytes: 18.0 * nc))
+        using (prof.Region("embedding backward", bytes: 14.0 * nc))
         {
-            // dL/dx0 = DX0 + G, summed as the norm backward reads it (G is also its output).
-            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, dyAdd: a.G.Pointer);
-            _embedding.Backward(a.Inputs.Pointer, a.G.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
+            // The norm's backward in place in DX0 (fp32), which the embedding's backward then reads.
+            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.DX0.Pointer, accumulate: false, _stream);
+            _embedding.Backward(a.Inputs.Pointer, a.DX0.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
         }
     }
 

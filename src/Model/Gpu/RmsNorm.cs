@@ -71,55 +71,58 @@ public sealed class RmsNorm
         _apply.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, y, n, c);
     }
 
-    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)); with <paramref name="dxBf16"/> also a bf16 copy of the new dx. dy is fp32,
-    /// or bf16 with <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast).</summary>
-    /// <param name="dyAdd">When not 0, a second fp32 gradient [n, c] added to dy on the way in (it may be dx itself).</param>
+    /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)), summed in fp32 and rounded once. dy is fp32, or bf16 with
+    /// <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast); dx is fp32, or bf16
+    /// with <paramref name="dxType"/> = Bf16 (the residual gradient, bf16 as in the reference). dx may be dy itself (same type).</summary>
     /// <param name="dyScaledByRstd">dy arrives as rstd·dy (the gradient of a GEMM that applied the norm as a row scale, e.g.
     /// <see cref="MlpGemm"/>'s): dx (+)= dy' − rstd²·x·mean(dy'·x), the same dx.</param>
-    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] fp32 */,
-        bool accumulate, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */, ElementType dyType = ElementType.F32, ulong dyAdd = 0,
+    public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] */,
+        bool accumulate, CudaStream stream, ElementType dyType = ElementType.F32, ElementType dxType = ElementType.F32,
         bool dyScaledByRstd = false)
     {
         CheckWidth(c);
+        if (dx == dy && dxType != dyType)
+            throw new ArgumentException($"dx may be dy itself only with the same element type (dy {dyType}, dx {dxType}).", nameof(dx));
         // Rows of up to 512 features take the kernel whose registers hold two chunks a lane, not four (twice the blocks an SM).
-        (c <= NarrowBackwardWidth ? _backwardNarrow : _backward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx, dxBf16, accumulate ? 1 : 0, n, c,
-            dyType == ElementType.Bf16 ? 1 : 0, dyAdd, dyScaledByRstd ? 1 : 0);
+        (c <= NarrowBackwardWidth ? _backwardNarrow : _backward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx,
+            accumulate ? 1 : 0, n, c, dyType == ElementType.Bf16 ? 1 : 0, dxType == ElementType.Bf16 ? 1 : 0, dyScaledByRstd ? 1 : 0);
     }
 
     /// <summary>
-    /// From g = dL/dm: dx = rl·g (may alias g; and its bf16 copy when <paramref name="dxBf16"/> is given), dx0 += xl·g, and the
-    /// two lambdas' gradients accumulated.
+    /// From g = dL/dm (bf16): dx = rl·g (bf16; may alias g), dx0 += xl·g (fp32), and the two lambdas' gradients accumulated.
+    /// With dx = 0 (layer 0, whose x is x0 itself) the whole gradient joins x0's: dx0 += xl·g, then += rl·g.
     /// </summary>
-    public void MixBackward(ulong g /* [n, c] fp32 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
-        long count, ulong dx /* [n, c] fp32 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
-        ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream, ulong dxBf16 = 0 /* [n, c] bf16 */)
+    public void MixBackward(ulong g /* [n, c] bf16 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
+        long count, ulong dx /* [n, c] bf16, or 0 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
+        ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream)
         => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count, _multiprocessors), KernelLaunch.RowBlock, 0, stream,
-            g, x, x0, residLambdas, x0Lambdas, layer, dx, dxBf16, dx0, dResidLambdas, dX0Lambdas, count);
+            g, x, x0, residLambdas, x0Lambdas, layer, dx, dx0, dResidLambdas, dX0Lambdas, count);
 
     /// <summary>
     /// A layer's first norm and its residual mix backward in one pass (m = mix, h = norm(m)): gt = g + the norm's backward of
-    /// dy = dL/dh; then g = rl·gt (and its bf16 copy when <paramref name="dxBf16"/> is given), dx0 += xl·gt, and the lambdas'
-    /// gradients accumulated. Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with
-    /// one read of g instead of two. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take the two
-    /// kernels. With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
+    /// dy = dL/dh, in fp32; then g = rl·gt (bf16, in place), dx0 += xl·gt, and the lambdas' gradients accumulated. With
+    /// <paramref name="foldIntoX0"/> (layer 0, whose x is x0 itself) g is left as it is and dx0 += xl·gt, then += rl·gt.
+    /// Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with one read of g instead of
+    /// two and gt not rounded to bf16 between them. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take
+    /// the two kernels. With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
     /// </summary>
-    public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, ulong g /* [n, c] fp32 */,
+    public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, ulong g /* [n, c] bf16 */,
         ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,
-        ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, ulong dxBf16 = 0)
+        ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, bool foldIntoX0 = false)
     {
         CheckWidth(c);
         if (c > FusedBackwardMaxWidth)
         {
             if (m == 0)
                 throw new ArgumentException($"rows wider than {FusedBackwardMaxWidth} features ({c}) need the kept mix m; only the fused kernel recomputes it.", nameof(m));
-            Backward(m, rstd, dy, n, c, g, accumulate: true, stream);
-            MixBackward(g, x, x0, residLambdas, x0Lambdas, layer, (long)n * c, g, dx0, dResidLambdas, dX0Lambdas, stream, dxBf16);
+            Backward(m, rstd, dy, n, c, g, accumulate: true, stream, dxType: ElementType.Bf16);
+            MixBackward(g, x, x0, residLambdas, x0Lambdas, layer, (long)n * c, foldIntoX0 ? 0 : g, dx0, dResidLambdas, dX0Lambdas, stream);
             return;
         }
         // A bounded grid (the lambdas' sums take one atomic per block); each warp strides over rows.
         uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 8u * (uint)_multiprocessors);
         _normMixBackward.Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
-            dx0, dResidLambdas, dX0Lambdas, dxBf16, n, c);
+            dx0, dResidLambdas, dX0Lambdas, foldIntoX0 ? 1 : 0, n, c);
     }
 
     private static void CheckWidth(int c)

@@ -56,13 +56,12 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
     if ((vocab & 7) == 0 && vocab <= CE_THREADS * CE_CHUNKS * 8 && blockDim.x == CE_THREADS)
     {
         // Rows of up to 8192 logits: read once, 16 bytes at a time, into registers; the gradient written 16 bytes at a time.
-        // What the gradient needs of a logit is kept as one float, w = e·r(1 − r) = e·(1 − tanh²)/4, so that
-        // dL/dl = (4·grad_scale/s)·w − grad_scale·onehot·(1 − tanh²): one multiply a logit, the target's term added by the one
-        // thread that holds it. Keeping r and e instead took 80 registers a thread (three 256-thread blocks an SM, too few loads
-        // in flight to hide the memory's latency). Per logit: three MUFU instructions and seven others.
+        // What the gradient needs of a logit is kept as one float, e·(1 − tanh²), and the target's 1 − tanh² apart:
+        // dL/dl = grad_scale·(e·(1 − tanh²)/s − onehot·(1 − tanh²)). Keeping r and e instead took 80 registers a thread
+        // (three 256-thread blocks an SM, too few loads in flight to hide the memory's latency).
         const int chunks = vocab >> 3;
         float w[CE_CHUNKS][8];
-        float s = 0.0f;
+        float s = 0.0f, target_slope = 0.0f;
         #pragma unroll
         for (int i = 0; i < CE_CHUNKS; i++)
         {
@@ -74,9 +73,11 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
                 #pragma unroll
                 for (int j = 0; j < 8; j++)
                 {
-                    const float r = softcap_r(x[j], l_to_exponent), e = fast_exp2(r * r_to_exponent);
+                    const float r = softcap_r(x[j], l_to_exponent), e = fast_exp2(r * r_to_exponent), slope = 4.0f * r * (1.0f - r);
                     s += e;
-                    w[i][j] = e * fmaf(-r, r, r);
+                    w[i][j] = e * slope;
+                    if (chunk * 8 + j == target)
+                        target_slope = slope;
                 }
             }
         }
@@ -86,13 +87,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
         if (dlogits == 0)
             return;
         bf16* d = dlogits + (long)row * vocab;
-        if (target < 0) // an ignored row's gradient is 0, whatever its logits
-        {
-            for (int chunk = threadIdx.x; chunk < chunks; chunk += CE_THREADS)
-                *reinterpret_cast<uint4*>(d + chunk * 8) = make_uint4(0, 0, 0, 0);
-            return;
-        }
-        const float w_scale = 4.0f * grad_scale / s;
+        const float inv_s = 1.0f / s;
         #pragma unroll
         for (int i = 0; i < CE_CHUNKS; i++)
         {
@@ -102,15 +97,7 @@ extern "C" __global__ void softcap_cross_entropy(const bf16* __restrict__ logits
                 float g[8];
                 #pragma unroll
                 for (int j = 0; j < 8; j++)
-                    g[j] = w[i][j] * w_scale;
-                if (chunk == target >> 3)
-                {
-                    const float r = softcap_r(__bfloat162float(l[target]), l_to_exponent);
-                    #pragma unroll
-                    for (int j = 0; j < 8; j++)
-                        if (j == (target & 7))
-                            g[j] -= grad_scale * 4.0f * r * (1.0f - r);
-                }
+                    g[j] = target < 0 ? 0.0f : grad_scale * (w[i][j] * inv_s - (chunk * 8 + j == target ? target_slope : 0.0f));
                 store8(d + chunk * 8, g);
             }
         }

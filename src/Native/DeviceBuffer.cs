@@ -77,12 +77,23 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         Cuda.cuCtxSynchronize().Check();
     }
 
+    /// <summary>Copies the values out once every queued kernel, on any stream, has finished (the legacy stream's copy is not
+    /// ordered after work on a non-blocking stream, so the context is synchronised first).</summary>
     public void CopyTo(Span<T> destination)
     {
         CheckLength(destination.Length);
+        CopyTo(destination, 0);
+    }
+
+    /// <summary>As <see cref="CopyTo(Span{T})"/>, from elements [offset, offset + destination.Length) of the buffer.</summary>
+    public void CopyTo(Span<T> destination, long offset)
+    {
+        if (offset < 0 || offset + destination.Length > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"'{Owner}' has {Length} elements; {destination.Length} from element {offset} are not all in it");
         _device.MakeCurrent();
+        Cuda.cuCtxSynchronize().Check();
         fixed (T* p = destination)
-            Cuda.cuMemcpyDtoH_v2(p, Pointer, (nuint)Bytes).Check();
+            Cuda.cuMemcpyDtoH_v2(p, At(offset), (nuint)(destination.Length * sizeof(T))).Check();
     }
 
     public T[] ToArray()
@@ -92,12 +103,15 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         return result;
     }
 
+    /// <summary>Device-to-device copy, ordered like <see cref="CopyFrom(ReadOnlySpan{T})"/> against work on every stream.</summary>
     public void CopyFrom(DeviceBuffer<T> source)
     {
         ArgumentNullException.ThrowIfNull(source);
         CheckLength(source.Length);
         _device.MakeCurrent();
+        Cuda.cuCtxSynchronize().Check();
         Cuda.cuMemcpyDtoD_v2(Pointer, source.Pointer, (nuint)Bytes).Check();
+        Cuda.cuCtxSynchronize().Check();
     }
 
     /// <summary>
@@ -134,17 +148,24 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         Cuda.cuMemcpyDtoHAsync_v2(destination.Pointer, Pointer, (nuint)Bytes, stream.Handle).Check();
     }
 
-    /// <summary>Sets every byte to <paramref name="value"/> (e.g. 0xFF to poison outputs before a test).</summary>
+    /// <summary>Sets every byte to <paramref name="value"/> (e.g. 0xFF to poison outputs before a test): in order on
+    /// <paramref name="stream"/>, or without one done on return and ordered against work on every stream, like
+    /// <see cref="CopyFrom(ReadOnlySpan{T})"/> (a memset on the legacy stream is neither by itself: a kernel queued next on a
+    /// non-blocking stream could run before it and have its output overwritten).</summary>
     public void FillBytes(byte value, CudaStream? stream = null)
     {
         _device.MakeCurrent();
         if (stream is null)
+        {
+            Cuda.cuCtxSynchronize().Check();
             Cuda.cuMemsetD8_v2(Pointer, value, (nuint)Bytes).Check();
+            Cuda.cuCtxSynchronize().Check();
+        }
         else
             Cuda.cuMemsetD8Async(Pointer, value, (nuint)Bytes, stream.Handle).Check();
     }
 
-    /// <summary>Sets every element to <paramref name="value"/> (4-byte element types only).</summary>
+    /// <summary>Sets every element to <paramref name="value"/> (4-byte element types only), ordered as <see cref="FillBytes"/>.</summary>
     public void Fill(T value, CudaStream? stream = null)
     {
         if (sizeof(T) != 4)
@@ -152,7 +173,11 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         uint bits = MemoryMarshal.Cast<T, uint>(new ReadOnlySpan<T>(ref value))[0];
         _device.MakeCurrent();
         if (stream is null)
+        {
+            Cuda.cuCtxSynchronize().Check();
             Cuda.cuMemsetD32_v2(Pointer, bits, (nuint)Length).Check();
+            Cuda.cuCtxSynchronize().Check();
+        }
         else
             Cuda.cuMemsetD32Async(Pointer, bits, (nuint)Length, stream.Handle).Check();
     }

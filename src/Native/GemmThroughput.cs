@@ -49,5 +49,6 @@ public static class GemmThroughput
             long count = Math.Min(blockLength, buffer.Length - offset);
             Cuda.cuMemcpyDtoD_v2(buffer.At(offset), staging.Pointer, (nuint)(count * sizeof(ushort))).Check();
         }
+        Cuda.cuCtxSynchronize().Check(); // the legacy stream's copies done before work on a non-blocking stream reads them
     }
 }

@@ -81,14 +81,12 @@ public sealed class GpuParameters : IDisposable
         buffer.CopyFrom(values, e.Offset);
     }
 
-    public unsafe float[] Download(DeviceBuffer<float> buffer, string name)
+    public float[] Download(DeviceBuffer<float> buffer, string name)
     {
         ArgumentNullException.ThrowIfNull(buffer);
         var e = this[name];
         var result = new float[e.Count];
-        _device.MakeCurrent();
-        fixed (float* p = result)
-            Cuda.cuMemcpyDtoH_v2(p, buffer.At(e.Offset), (nuint)(e.Count * sizeof(float))).Check();
+        buffer.CopyTo(result, e.Offset);
         return result;
     }
 

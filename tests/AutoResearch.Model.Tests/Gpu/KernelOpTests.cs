@@ -264,8 +264,9 @@ public class KernelOpTests
         norm.NormMixBackward(dM.Pointer, dRstd.Pointer, dDy.Pointer, dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, n, c,
             dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, foldIntoX0: fold);
         Stream.Synchronize();
-        // The two-kernel path rounds gt to bf16 between its kernels: dx0 then within bf16's precision, not fp32's.
-        Numerics.AssertClose("dx0", dDx0.ToArray(), dx0Ref, c > RmsNorm.FusedBackwardMaxWidth ? 1e-2 : 1e-4, seed);
+        // The two-kernel path rounds gt to bf16 between its kernels: what it sums from gt is then within bf16's precision.
+        double fromGt = c > RmsNorm.FusedBackwardMaxWidth ? 1e-2 : 1e-4;
+        Numerics.AssertClose("dx0", dDx0.ToArray(), dx0Ref, fromGt, seed);
         if (fold)
         {
             if (c <= RmsNorm.FusedBackwardMaxWidth)
@@ -275,8 +276,8 @@ public class KernelOpTests
             Numerics.AssertClose("g", AsFloat(dG), gRef, 1e-2, seed);
         var drl = dDrl.ToArray();
         var dxl = dDxl.ToArray();
-        Numerics.AssertClose("d resid_lambda", [drl[layer]], [lambdaStart[layer] + sumRl], 1e-4, seed);
-        Numerics.AssertClose("d x0_lambda", [dxl[layer]], [lambdaStart[layer] + sumXl], 1e-4, seed);
+        Numerics.AssertClose("d resid_lambda", [drl[layer]], [lambdaStart[layer] + sumRl], fromGt, seed);
+        Numerics.AssertClose("d x0_lambda", [dxl[layer]], [lambdaStart[layer] + sumXl], fromGt, seed);
         Assert.Equal(lambdaStart[0], drl[0]);
         Assert.Equal(lambdaStart[1], dxl[1]);
     }

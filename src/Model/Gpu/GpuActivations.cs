@@ -19,7 +19,8 @@ namespace AutoResearch.Model.Gpu;
 /// <list type="bullet">
 /// <item>a layer's s is dead once its MLP backward is done, so the attention backward of the same layer keeps dq | dk | dv and
 /// dO there (<see cref="Dqkv"/>, <see cref="DOf"/>) when they fit (C + C + 2·KV·D ≤ F: the baseline fills it exactly);</item>
-/// <item>the final norm's output lives in the fp32 residual gradient G, which the backward writes first after the head is done
+/// <item>the final norm's output lives in the residual gradient G (bf16, the same size), which the backward writes first after
+/// the head is done
 /// (<see cref="HFinal"/>).</item>
 /// </list>
 /// With <see cref="RecomputeMlp"/> (the Recompute knob), s (and u) of every layer share one buffer: the forward writes it and

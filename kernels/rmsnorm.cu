@@ -17,7 +17,7 @@
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
 //                                with dx null (layer 0, whose x is x0) dx0 += xl·g, then += rl·g: the whole x0 gradient
 // rmsnorm_mix_backward:          the two above in one pass for a layer's first norm (m = the mix, h = norm(m)): from
-//                                dy = dL/dh (fp32) and g = the gradient reaching m along the residual path (bf16),
+//                                dy = dL/dh (bf16) and g = the gradient reaching m along the residual path (bf16),
 //                                gt = g + rmsnorm backward(m, dy) in fp32; then g = rl·gt (bf16), dx0 += xl·gt, the lambdas'
 //                                gradients; with fold != 0 (layer 0) dx0 += xl·gt, then += rl·gt, and g is left as it is;
 //                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
@@ -303,7 +303,7 @@ extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __re
 #endif
 
 #if RMSNORM_PART == 0 || RMSNORM_PART == 3
-extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const float* __restrict__ dy,
+extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
     bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
     const float* __restrict__ x0_lambdas, int layer, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
     float* __restrict__ d_x0_lambdas, int fold, int n, int c)
@@ -319,7 +319,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
         float dot;
         if (m != nullptr)
-            dot = load_row_dot<NORM_CHUNKS>(m, dy, 0, base, c, lane, mv, dv);
+            dot = load_row_dot<NORM_CHUNKS>(m, dy, 1, base, c, lane, mv, dv);
         else
         {
             dot = 0.0f;
@@ -332,7 +332,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
                     float xv[8], x0v[8];
                     load8(x + base + j, xv);
                     load8(x0 + base + j, x0v);
-                    load8f(dy + base + j, dv[k]);
+                    load8(dy + base + j, dv[k]);
                     #pragma unroll
                     for (int i = 0; i < 8; i++)
                     {

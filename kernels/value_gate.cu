@@ -9,8 +9,8 @@
 //   projection; dv may be the last part of a [n, H·D + 2·KV·D] dq | dk | dv matrix):
 //   dve[ids[i], h, :] += g·dv (fp32 vector atomics of D/32 floats: dve 16-byte aligned, dv_stride even);
 //   dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
-//   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (fp32;
-//   read-modify-write, one warp per token).
+//   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (bf16,
+//   the sum in fp32 and rounded once; read-modify-write, one warp per token).
 // Launch: forward one warp per (token, kv head), 8 warps per block, v and ve 2·D/32-byte aligned (vector accesses); backward any 1-D grid of 256-thread blocks, one warp per
 // token (grid-stride over tokens; the host sizes the grid from the device's multiprocessor count).
 #include "common.cuh"
@@ -94,7 +94,7 @@ extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const 
 
 extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, const bf16* __restrict__ dv, const int* __restrict__ ids,
     const bf16* __restrict__ ve, const bf16* __restrict__ x, const bf16* __restrict__ wg,
-    float* __restrict__ dve, float* __restrict__ dwg, float* __restrict__ dx, int n, int c, long long dv_stride)
+    float* __restrict__ dve, float* __restrict__ dwg, bf16* __restrict__ dx, int n, int c, long long dv_stride)
 {
     __shared__ float partial[GATE_HEADS * GATE_WIDTH];
     for (int k = threadIdx.x; k < GATE_HEADS * GATE_WIDTH; k += blockDim.x)
@@ -132,7 +132,8 @@ extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, c
             dwg_sum[h] += dz * xj;
             dxj += dz * w[h];
         }
-        dx[(long)i * c + lane] += dxj;
+        bf16* dxi = dx + (long)i * c + lane;
+        *dxi = __float2bfloat16_rn(__bfloat162float(*dxi) + dxj);
     }
     #pragma unroll
     for (int h = 0; h < GATE_HEADS; h++)

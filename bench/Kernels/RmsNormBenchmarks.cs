@@ -170,12 +170,12 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     [GlobalSetup(Target = nameof(NormMixBackward))]
     public void SetupNormMixBackward() => Prepare(nameof(NormMixBackward), CheckNormMixBackward, () =>
     {
-        AllocateBackward(ElementType.F32);
+        AllocateBackward(ElementType.Bf16);
         AllocateMixBackward();
         _m = KeepsMix(C) ? Buffers.RandomBf16((long)N * C, 16, 2, "m").Pointer : 0;
         return C <= RmsNorm.FusedBackwardMaxWidth
             ? KernelWork.RmsNormMixBackward(N, C, keptMix: false, fold: false)
-            : new KernelWork(0, KernelWork.RmsNormBackward(N, C, dyBf16: false, dxBf16: true, accumulate: true).Bytes
+            : new KernelWork(0, KernelWork.RmsNormBackward(N, C, dyBf16: true, dxBf16: true, accumulate: true).Bytes
                 + KernelWork.ResidualMixBackward(N, C, fold: false).Bytes);
     });
 
@@ -396,12 +396,12 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 2);
         var (x0Bits, x0) = HostRandom.Bf16Values(r, (long)n * c, 2);
-        var dy = HostRandom.Floats(r, (long)n * c);
+        var (dyBits, dy) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var (gStartBits, gStart) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var dx0Start = HostRandom.Floats(r, (long)n * c);
         var m = Mix(x, x0);
         var (_, rstdRef) = CpuOps.RmsNorm(m, n, c);
-        var dm = CpuOps.RmsNormBackward(m, Values(dy), n, c);
+        var dm = CpuOps.RmsNormBackward(m, dy, n, c);
         var gRef = new double[(long)n * c];
         var dx0Ref = new double[(long)n * c];
         double sumRl = 0, sumXl = 0;
@@ -416,7 +416,7 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
         using var s = new DeviceScratch(Device);
         var dM = s.Upload(Array.ConvertAll(m, v => Bf16.FromFloat((float)v)), "m");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
-        var dDy = s.Upload(dy, "dy");
+        var dDy = s.Upload(dyBits, "dy (bf16)");
         var dG = s.Upload(gStartBits, "g (bf16)");
         var dX = s.Upload(xBits, "x");
         var dX0 = s.Upload(x0Bits, "x0");

@@ -60,10 +60,10 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     public static KernelWork ResidualMixBackward(long n, long c, bool fold)
         => Memory(n * c * (Bf16 + 2 * Bf16 + 2 * F32 + (fold ? 0 : Bf16)));
 
-    /// <summary>rmsnorm_mix_backward: dy (fp32), x, x0 (and m when kept), rstd in; g (bf16) read and written unless folded into
+    /// <summary>rmsnorm_mix_backward: dy (bf16), x, x0 (and m when kept), rstd in; g (bf16) read and written unless folded into
     /// dx0; dx0 read and written.</summary>
     public static KernelWork RmsNormMixBackward(long n, long c, bool keptMix, bool fold)
-        => Memory(n * c * (F32 + 2 * Bf16 + (keptMix ? Bf16 : 0) + Bf16 + (fold ? 0 : Bf16) + 2 * F32) + n * F32);
+        => Memory(n * c * (Bf16 + 2 * Bf16 + (keptMix ? Bf16 : 0) + Bf16 + (fold ? 0 : Bf16) + 2 * F32) + n * F32);
 
     // ---- attention's neighbours ----
 
@@ -78,9 +78,9 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     public static KernelWork ValueGateForward(long n, int kvHeads, int headDim)
         => Memory(n * (32 * Bf16 + I32 + kvHeads * F32) + n * kvHeads * headDim * 3 * Bf16);
 
-    /// <summary>value_gate_backward: gate, dv, ids, ve rows, x[:, :32] in; dve rows and dx[:, :32] read and written.</summary>
+    /// <summary>value_gate_backward: gate, dv, ids, ve rows, x[:, :32] in; dve rows and dx[:, :32] (bf16) read and written.</summary>
     public static KernelWork ValueGateBackward(long n, int kvHeads, int headDim)
-        => Memory(n * (kvHeads * F32 + I32 + 32 * Bf16 + 2 * 32 * F32) + n * kvHeads * headDim * (2 * Bf16 + 2 * F32));
+        => Memory(n * (kvHeads * F32 + I32 + 32 * Bf16 + 2 * 32 * Bf16) + n * kvHeads * headDim * (2 * Bf16 + 2 * F32));
 
     // ---- embeddings, head, activations ----
 

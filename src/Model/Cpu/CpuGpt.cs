@@ -142,7 +142,7 @@ public sealed class CpuGpt
         var dlogits = R(CpuOps.SoftcapCrossEntropyBackward(a.Logits, targets, n, v, s.SoftCap, gradScale ?? (scored == 0 ? 0 : 1.0 / scored)));
         CpuOps.LinearBackwardWeight(dlogits, a.Hf, n, c, v, gr["lm_head.weight"]);
         // g, the residual gradient, is bf16 between ops on the GPU (as in the reference): R after each op that writes it.
-        var g = R(CpuOps.RmsNormBackward(a.Xs[depth], CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v), n, c));
+        var g = R(CpuOps.RmsNormBackward(a.Xs[depth], R(CpuOps.LinearBackwardInput(dlogits, p["lm_head.weight"], n, c, v)), n, c));
         var dx0 = new double[(long)n * c];
         for (int i = depth - 1; i >= 0; i--)
         {
@@ -196,12 +196,14 @@ public sealed class CpuGpt
             var dh = CpuOps.LinearBackwardInput(dq, p[W(i, "attn.c_q")], n, c, c);
             Add(dh, CpuOps.LinearBackwardInput(dk, p[W(i, "attn.c_k")], n, c, kv));
             Add(dh, CpuOps.LinearBackwardInput(dv, p[W(i, "attn.c_v")], n, c, kv));
+            R(dh); // dh1 leaves the one q | k | v GEMM in bf16
             if (s.HasValueEmbedding[i])
             {
                 var (dve, dwg, dhGate) = CpuOps.ValueGateBackward(a.H1s[i], p[W(i, "attn.ve_gate")], inputs, p[$"value_embeds.{i}.weight"], dv, n, kvh, d, c, v);
                 Add(gr[$"value_embeds.{i}.weight"], dve);
                 Add(gr[W(i, "attn.ve_gate")], dwg);
                 Add(dh, dhGate);
+                R(dh); // the gate's share added in fp32 and rounded again
             }
             Add(g, CpuOps.RmsNormBackward(a.Ms[i], dh, n, c));
 

@@ -142,7 +142,7 @@ public sealed class GpuActivations : IDisposable
         G = A<ushort>(n * c, "residual gradient (bf16)");
         // Dead in G's memory from the head's end to the backward's first write of G.
         HFinal = placeScratch ? In<ushort, ushort>(G, 0, n * c) : View(A<ushort>(n * c, "final norm output"));
-        DH = A<float>(n * c, "normed-input gradient");
+        DH = A<ushort>(n * c, "normed-input gradient (bf16)");
 
         // Where a norm's output is recomputed or written for cuBLAS: not needed when every h1 is kept and h2 never exists.
         Normed = fusedMlp && keptH1 == shape.Depth ? null : A<ushort>(n * c, "normed input (recomputed h1; h2 on the cuBLAS MLP path)");
@@ -211,7 +211,8 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<float> LossSum { get; }
     /// <summary>The residual gradient dL/dx [N, C], bf16 between kernels as in the reference; the GEMMs of the backward read it.</summary>
     public DeviceBuffer<ushort> G { get; }
-    public DeviceBuffer<float> DH { get; }
+    /// <summary>The gradient at a norm's output [N, C] (the head's, h2's, h1's), bf16 as it leaves the GEMMs.</summary>
+    public DeviceBuffer<ushort> DH { get; }
     public DeviceBuffer<ushort>? Normed { get; }
     /// <summary>[N, F] scratch of the cuBLAS MLP path (relu²'s pre-activation, then the gradient at s); null with <see cref="MlpGemm"/>.</summary>
     public DeviceBuffer<ushort>? MlpScratch { get; }

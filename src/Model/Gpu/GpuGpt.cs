@@ -297,7 +297,7 @@ public sealed class GpuGpt : IDisposable
     /// on), soft cap, per-token losses into
     /// <see cref="GpuActivations.Losses"/> and their sum added to <see cref="GpuActivations.LossSum"/>. With
     /// <paramref name="gradScale"/> &gt; 0 it also runs the head's backward: dlm_head += dlogitsᵀ·h_final and the residual
-    /// gradient of the final norm's output into <see cref="GpuActivations.DH"/> (fp32). gradScale = 1/(scored tokens · micro-steps).
+    /// gradient of the final norm's output into <see cref="GpuActivations.DH"/> (bf16). gradScale = 1/(scored tokens · micro-steps).
     /// </summary>
     public void Loss(float gradScale)
     {
@@ -320,7 +320,7 @@ public sealed class GpuGpt : IDisposable
                 using (prof.Region("GEMM lm_head backward", 2 * Gemm(rows, v, c)))
                 {
                     _linear.BackwardWeight(a.DLogits.Pointer, hChunk, rows, c, v, p.GradientOf("lm_head.weight"));
-                    _linear.BackwardInput(a.DLogits.Pointer, p.Bf16Of("lm_head.weight"), rows, c, v, a.DH.At((long)start * c), ElementType.F32, accumulate: false);
+                    _linear.BackwardInput(a.DLogits.Pointer, p.Bf16Of("lm_head.weight"), rows, c, v, a.DH.At((long)start * c), ElementType.Bf16, accumulate: false);
                 }
             }
         }
@@ -336,8 +336,9 @@ public sealed class GpuGpt : IDisposable
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
         int fcRows = Shape.FcRows, qkv = Shape.QkvDim;
         long nc = (long)n * c, nkv = (long)n * kvd;
-        using (prof.Region("rmsnorm backward", bytes: 8.0 * nc))
-            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, dxType: ElementType.Bf16);
+        using (prof.Region("rmsnorm backward", bytes: 6.0 * nc))
+            _norm.Backward(a.X[Shape.Depth].Pointer, a.RstdFinal.Pointer, a.DH.Pointer, n, c, a.G.Pointer, accumulate: false, _stream, ElementType.Bf16,
+                ElementType.Bf16);
         a.DX0.FillBytes(0, _stream);
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
@@ -412,9 +413,10 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("GEMM q k v backward", 2 * Gemm(n, qkv, c)))
             {
                 // c_q, c_k, c_v are adjacent tensors (checked at construction): one [C + 2·KV·D, C] weight, like dq | dk | dv one
-                // [N, C + 2·KV·D] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one fp32 write of dh1).
+                // [N, C + 2·KV·D] matrix. So dW_qkv += dQKVᵀ·h1 and dh1 = dQKV·W_qkv are one GEMM each (one write of dh1, in bf16:
+                // q's, k's and v's shares are summed in the GEMM's fp32 accumulator).
                 _linear.BackwardWeight(a.Dqkv(i).Pointer, h1, n, c, qkv, p.GradientOf(Layer(i, "attn.c_q")));
-                _linear.BackwardInput(a.Dqkv(i).Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, qkv, a.DH.Pointer, ElementType.F32, accumulate: false);
+                _linear.BackwardInput(a.Dqkv(i).Pointer, p.Bf16Of(Layer(i, "attn.c_q")), n, c, qkv, a.DH.Pointer, ElementType.Bf16, accumulate: false);
             }
             if (Shape.HasValueEmbedding[i])
             {
@@ -427,7 +429,7 @@ public sealed class GpuGpt : IDisposable
             }
             // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards, which the previous layer's
             // MLP GEMMs read. Layer 0's x is x0 itself: there the whole gradient joins the x0 path in DX0.
-            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 22.0 : 20.0) - (a.MixKept ? 0 : 2)) * nc))
+            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 20.0 : 18.0) - (a.MixKept ? 0 : 2)) * nc))
             {
                 // Without a kept m the kernel recomputes it from x and x0 (which it reads for the lambdas' gradients too).
                 _norm.NormMixBackward(a.MixKept ? a.M[i].Pointer : 0, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,

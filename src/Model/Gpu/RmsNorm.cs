@@ -100,13 +100,13 @@ public sealed class RmsNorm
 
     /// <summary>
     /// A layer's first norm and its residual mix backward in one pass (m = mix, h = norm(m)): gt = g + the norm's backward of
-    /// dy = dL/dh, in fp32; then g = rl·gt (bf16, in place), dx0 += xl·gt, and the lambdas' gradients accumulated. With
+    /// dy = dL/dh (bf16), in fp32; then g = rl·gt (bf16, in place), dx0 += xl·gt, and the lambdas' gradients accumulated. With
     /// <paramref name="foldIntoX0"/> (layer 0, whose x is x0 itself) g is left as it is and dx0 += xl·gt, then += rl·gt.
     /// Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with one read of g instead of
     /// two and gt not rounded to bf16 between them. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take
     /// the two kernels. With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
     /// </summary>
-    public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] fp32 */, ulong g /* [n, c] bf16 */,
+    public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] bf16 */, ulong g /* [n, c] bf16 */,
         ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,
         ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, bool foldIntoX0 = false)
     {
@@ -115,7 +115,7 @@ public sealed class RmsNorm
         {
             if (m == 0)
                 throw new ArgumentException($"rows wider than {FusedBackwardMaxWidth} features ({c}) need the kept mix m; only the fused kernel recomputes it.", nameof(m));
-            Backward(m, rstd, dy, n, c, g, accumulate: true, stream, dxType: ElementType.Bf16);
+            Backward(m, rstd, dy, n, c, g, accumulate: true, stream, ElementType.Bf16, ElementType.Bf16);
             MixBackward(g, x, x0, residLambdas, x0Lambdas, layer, (long)n * c, foldIntoX0 ? 0 : g, dx0, dResidLambdas, dX0Lambdas, stream);
             return;
         }

@@ -46,7 +46,7 @@ public sealed class ValueGate
 
     /// <summary>dve += g·dv (scatter), dwg += Σ dz·x, dx[:, :32] += Σ_h dz·wg; all fp32, accumulated.</summary>
     public void Backward(ulong gate /* [n, KV] fp32 */, ulong dv /* [n, KV·D] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
-        int n, int c, ulong dve /* [vocab, KV·D] fp32 */, ulong dwg /* [KV, 32] fp32 */, ulong dx /* [n, c] fp32 */, CudaStream stream,
+        int n, int c, ulong dve /* [vocab, KV·D] fp32 */, ulong dwg /* [KV, 32] fp32 */, ulong dx /* [n, c] bf16 */, CudaStream stream,
         int dvRowStride = 0)
     {
         Check(c);

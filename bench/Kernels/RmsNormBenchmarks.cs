@@ -9,9 +9,10 @@ namespace AutoResearch.Bench.Kernels;
 /// <summary>
 /// kernels/rmsnorm.cu over N = B·T rows of the model width C, each call as the model makes it: the norm alone (with y, or rstd
 /// only before the fused MLP GEMM), the residual mix fused with the norm, the norm applied from a kept rstd, the backward in its
-/// three uses (the final norm: fp32 dy, a bf16 copy; the MLP norm: bf16 dy pre-scaled by rstd, accumulated; the embedding norm:
-/// a second gradient read from dx), the residual mix backward alone (rows wider than 1024), and the fused norm + mix backward
-/// (m recomputed from x and x0; with m kept on rows wider than 1024, where it takes the two kernels). Checked on 9001 rows
+/// three uses (the final norm: bf16 dy, the bf16 residual gradient written; the MLP norm: bf16 dy pre-scaled by rstd,
+/// accumulated into the residual gradient; the embedding norm: fp32, in place over the x0 gradient), the residual mix backward
+/// alone (rows wider than 1024), and the fused norm + mix backward (m recomputed from x and x0; with m kept on rows wider than
+/// 1024, where it takes the two kernels). Checked on 9001 rows
 /// (more than the fused backward's bounded grid has warps) of the same width. Memory-bound: TB/s against the copy.
 /// Run: <c>bench --filter '*RmsNormBenchmarks*'</c>.
 /// </summary>
@@ -104,16 +105,16 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     [GlobalSetup(Target = nameof(Backward))]
     public void SetupBackward() => Prepare(nameof(Backward), CheckBackward, () =>
     {
-        AllocateBackward(ElementType.F32);
-        return KernelWork.RmsNormBackward(N, C, dyBf16: false, dxBf16: true, accumulate: false);
+        AllocateBackward(ElementType.Bf16);
+        return KernelWork.RmsNormBackward(N, C, dyBf16: true, dxBf16: true, accumulate: false);
     });
 
-    /// <summary>The final norm's backward: fp32 dy, the bf16 residual gradient written.</summary>
+    /// <summary>The final norm's backward: bf16 dy (from the lm_head GEMM), the bf16 residual gradient written.</summary>
     [Benchmark, BenchmarkCategory("backward")]
     public void Backward()
     {
         Begin();
-        _norm.Backward(_x, _rstd, _dy, N, C, _g, accumulate: false, Stream, dxType: ElementType.Bf16);
+        _norm.Backward(_x, _rstd, _dy, N, C, _g, accumulate: false, Stream, ElementType.Bf16, ElementType.Bf16);
         End();
     }
 
@@ -284,18 +285,19 @@ public class RmsNormBenchmarks : TokenKernelBenchmark
     private KernelCheck CheckBackward()
     {
         int n = CheckRows, c = C;
-        var check = new KernelCheck("rmsnorm_backward", 204, $"{n} rows of {c}, fp32 dy, bf16 dx");
+        var check = new KernelCheck("rmsnorm_backward", 204, $"{n} rows of {c}, bf16 dy, bf16 dx");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c, 3);
-        var dy = HostRandom.Floats(r, (long)n * c);
+        var (dyBits, dy) = HostRandom.Bf16Values(r, (long)n * c, 1);
         var (_, rstdRef) = CpuOps.RmsNorm(x, n, c);
-        var dxRef = CpuOps.RmsNormBackward(x, Values(dy), n, c);
+        var dxRef = CpuOps.RmsNormBackward(x, dy, n, c);
         using var s = new DeviceScratch(Device);
         var dX = s.Upload(xBits, "x");
         var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
-        var dDy = s.Upload(dy, "dy");
+        var dDy = s.Upload(dyBits, "dy (bf16)");
         var dDx = s.Poisoned<ushort>((long)n * c, "dx (bf16)");
-        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, dxType: ElementType.Bf16));
+        RunForCheck(() => _norm.Backward(dX.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDx.Pointer, accumulate: false, Stream, ElementType.Bf16,
+            ElementType.Bf16));
         check.CompareBf16("dx", dDx.ToArray(), dxRef, 1e-2);
         return check;
     }

@@ -101,10 +101,10 @@ public sealed class RmsNorm
     /// <summary>
     /// A layer's first norm and its residual mix backward in one pass (m = mix, h = norm(m)): gt = g + the norm's backward of
     /// dy = dL/dh (bf16), in fp32; then g = rl·gt (bf16, in place), dx0 += xl·gt, and the lambdas' gradients accumulated. With
-    /// <paramref name="foldIntoX0"/> (layer 0, whose x is x0 itself) g is left as it is and dx0 += xl·gt, then += rl·gt.
+    /// <paramref name="foldIntoX0"/> (layer 0, whose x is x0 itself) dx0 += xl·gt, then += rl·gt, and g is not written (dead).
     /// Equals <see cref="Backward"/> (accumulating into g) followed by <see cref="MixBackward"/>, with one read of g instead of
     /// two and gt not rounded to bf16 between them. Rows of up to <see cref="FusedBackwardMaxWidth"/> features; wider rows take
-    /// the two kernels. With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
+    /// the two kernels, which round gt to bf16 in g between them (and leave it there when folding). With m = 0 the fused kernel recomputes m from x and x0 (bit for bit the forward's), so m need not be kept.
     /// </summary>
     public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] bf16 */, ulong g /* [n, c] bf16 */,
         ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,

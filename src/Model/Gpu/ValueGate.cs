@@ -44,7 +44,8 @@ public sealed class ValueGate
         _forward.Launch(KernelLaunch.RowBlocks((long)n * KvHeads), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, c);
     }
 
-    /// <summary>dve += g·dv (scatter), dwg += Σ dz·x, dx[:, :32] += Σ_h dz·wg; all fp32, accumulated.</summary>
+    /// <summary>dve += g·dv (scatter) and dwg += Σ dz·x, fp32, accumulated; dx[:, :32] += Σ_h dz·wg into the bf16 dx (the sum in
+    /// fp32, rounded once).</summary>
     public void Backward(ulong gate /* [n, KV] fp32 */, ulong dv /* [n, KV·D] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
         int n, int c, ulong dve /* [vocab, KV·D] fp32 */, ulong dwg /* [KV, 32] fp32 */, ulong dx /* [n, c] bf16 */, CudaStream stream,
         int dvRowStride = 0)

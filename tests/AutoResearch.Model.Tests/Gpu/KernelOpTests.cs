@@ -283,9 +283,10 @@ public class KernelOpTests
     }
 
     [GpuTheory]
-    [InlineData(2049, 512)]
-    [InlineData(40, 136)]
-    public void Fused_norm_and_mix_backward_recomputes_the_mix_bit_for_bit(int n, int c)
+    [InlineData(2049, 512, false)]
+    [InlineData(2049, 512, true)] // layer 0 as the model runs it: m recomputed, the gradient folded into x0's
+    [InlineData(40, 136, false)]
+    public void Fused_norm_and_mix_backward_recomputes_the_mix_bit_for_bit(int n, int c, bool fold)
     {
         const int layer = 1;
         int seed = 1300 + n + c;
@@ -315,7 +316,7 @@ public class KernelOpTests
             using var dDrl = Upload(new float[2], "d resid_lambdas");
             using var dDxl = Upload(new float[2], "d x0_lambdas");
             norm.NormMixBackward(mPointer, dRstd.Pointer, dDy.Pointer, dG.Pointer, dX.Pointer, dX0.Pointer, dRl.Pointer, dXl.Pointer, layer, n, c,
-                dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream);
+                dDx0.Pointer, dDrl.Pointer, dDxl.Pointer, Stream, foldIntoX0: fold);
             Stream.Synchronize();
             return (AsFloat(dG), dDx0.ToArray(), dDrl.ToArray(), dDxl.ToArray());
         }

@@ -13,7 +13,7 @@
 //                                element is read before it is written, by the same thread);
 //                                with dy_scaled != 0, dy arrives multiplied by rstd (dy' = rstd·dy, from a GEMM that applied
 //                                the norm as a row scale): dx (+)= dy' − rstd²·x·mean(dy'·x)
-// residual_mix_backward:         given g = dL/dm (bf16): dx = rl·g (bf16, may alias g), dx0 += xl·g (fp32),
+// residual_mix_backward:         given g = dL/dm (bf16): dx = rl·g (bf16, may alias g), dx0 += xl·g (bf16, the sum in fp32),
 //                                d_resid_lambdas[layer] += Σ g·x, d_x0_lambdas[layer] += Σ g·x0 (one atomic per block);
 //                                with dx null (layer 0, whose x is x0) dx0 += xl·g, then += rl·g: the whole x0 gradient
 // rmsnorm_mix_backward:          the two above in one pass for a layer's first norm (m = the mix, h = norm(m)): from
@@ -23,8 +23,8 @@
 //                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
 //                                m may be null: the kernel recomputes it from x and x0 (residual_mix, bit for bit the
 //                                forward's), so the model need not keep m.
-// The residual gradient is bf16 between kernels, as in the reference (autograd sums bf16 gradients in bf16); the x0
-// gradient summed over the layers stays fp32.
+// The residual gradient and the x0 gradient summed over the layers are bf16 between kernels, as in the reference (autograd
+// sums bf16 gradients in bf16); each kernel adds its share in fp32 and rounds once.
 // Launch: forward/backward of norms: one warp per row, 8 rows per 256-thread block, c a multiple of 8 and at most 4096.
 //         residual_mix_backward: any 1-D grid of 256-thread blocks over n·c elements (grid-stride).
 //         rmsnorm_mix_backward: any 1-D grid of 256-thread blocks; each warp takes rows warp, warp + 8·gridDim.x, ...
@@ -272,7 +272,7 @@ extern "C" __global__ void rmsnorm_backward_512(const bf16* __restrict__ x, cons
 #if RMSNORM_PART == 0 || RMSNORM_PART == 1
 extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __restrict__ x, const bf16* __restrict__ x0,
     const float* __restrict__ resid_lambdas, const float* __restrict__ x0_lambdas, int layer,
-    bf16* dx, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
+    bf16* dx, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas, float* __restrict__ d_x0_lambdas, long count)
 {
     __shared__ float scratch[32];
     const float rl = resid_lambdas[layer], xl = x0_lambdas[layer];
@@ -283,13 +283,12 @@ extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __re
         const float x0i = __bfloat162float(x0[i]);
         sum_rl += gi * __bfloat162float(x[i]);
         sum_xl += gi * x0i;
+        float d0 = __bfloat162float(dx0[i]) + xl * gi;
         if (dx != nullptr)
-        {
-            dx0[i] += xl * gi;
             dx[i] = __float2bfloat16_rn(rl * gi); // may alias g: read above, written last
-        }
         else
-            dx0[i] = dx0[i] + xl * gi + rl * gi;
+            d0 += rl * gi;
+        dx0[i] = __float2bfloat16_rn(d0);
     }
     sum_rl = block_sum(sum_rl, scratch);
     sum_xl = block_sum(sum_xl, scratch);
@@ -305,7 +304,7 @@ extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __re
 #if RMSNORM_PART == 0 || RMSNORM_PART == 3
 extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
     bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
-    const float* __restrict__ x0_lambdas, int layer, float* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
+    const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
     float* __restrict__ d_x0_lambdas, int fold, int n, int c)
 {
     __shared__ float scratch[32];
@@ -354,7 +353,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
                 load8(g + base + j, gv);
                 load8(x + base + j, xv);
                 load8(x0 + base + j, x0v);
-                load8f(dx0 + base + j, d0);
+                load8(dx0 + base + j, d0);
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
                 {
@@ -366,7 +365,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
                         d0[i] += rl * gt;
                     gv[i] = rl * gt;
                 }
-                store8f(dx0 + base + j, d0);
+                store8(dx0 + base + j, d0);
                 if (!fold)
                     store8(g + base + j, gv);
             }

@@ -48,7 +48,7 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
     public void SetupScatter() => Prepare(nameof(Scatter), CheckScatter, () =>
     {
         _ids = Buffers.RandomIds(N, 71, Vocab, "token ids").Pointer;
-        _dout = Buffers.RandomF32((long)N * C, 73, 1, "dout").Pointer;
+        _dout = Buffers.RandomBf16((long)N * C, 73, 1, "dout (bf16)").Pointer;
         _dtable = Buffers.RandomF32((long)Vocab * C, 74, 1, "dtable").Pointer;
         return KernelWork.EmbeddingScatter(N, C);
     });
@@ -86,7 +86,7 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
         var check = new KernelCheck("embedding_backward", 702, $"{n} tokens, width {c}, vocabulary {Vocab}");
         var r = new Random(check.Seed);
         var ids = HostRandom.Ids(r, n, Vocab);
-        var dout = HostRandom.Floats(r, (long)n * c);
+        var (doutBits, dout) = HostRandom.Bf16Values(r, (long)n * c);
         var start = HostRandom.Floats(r, (long)Vocab * c);
         var increment = new double[(long)Vocab * c];
         for (long i = 0; i < n; i++)
@@ -96,7 +96,7 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
         }
         using var s = new DeviceScratch(Device);
         var dIds = s.Upload(ids, "ids");
-        var dDout = s.Upload(dout, "dout");
+        var dDout = s.Upload(doutBits, "dout (bf16)");
         var dTable = s.Upload(start, "dtable");
         RunForCheck(() => _embedding.Backward(dIds.Pointer, dDout.Pointer, n, c, dTable.Pointer, Stream));
         check.CompareIncrement("dtable", dTable.ToArray(), start, increment, 1e-5);

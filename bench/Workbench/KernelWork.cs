@@ -56,14 +56,14 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     public static KernelWork RmsNormBackward(long n, long c, bool dyBf16, bool dxBf16, bool accumulate)
         => Memory(n * c * (Bf16 + (dyBf16 ? Bf16 : F32) + (dxBf16 ? Bf16 : F32) * (accumulate ? 2 : 1)) + n * F32);
 
-    /// <summary>residual_mix_backward: g (bf16), x, x0 in; dx (bf16) out unless folded into dx0; dx0 accumulated.</summary>
+    /// <summary>residual_mix_backward: g (bf16), x, x0 in; dx (bf16) out unless folded into dx0; dx0 (bf16) accumulated.</summary>
     public static KernelWork ResidualMixBackward(long n, long c, bool fold)
-        => Memory(n * c * (Bf16 + 2 * Bf16 + 2 * F32 + (fold ? 0 : Bf16)));
+        => Memory(n * c * (Bf16 + 2 * Bf16 + 2 * Bf16 + (fold ? 0 : Bf16)));
 
     /// <summary>rmsnorm_mix_backward: dy (bf16), x, x0 (and m when kept), rstd in; g (bf16) read and written unless folded into
-    /// dx0; dx0 read and written.</summary>
+    /// dx0; dx0 (bf16) read and written.</summary>
     public static KernelWork RmsNormMixBackward(long n, long c, bool keptMix, bool fold)
-        => Memory(n * c * (Bf16 + 2 * Bf16 + (keptMix ? Bf16 : 0) + Bf16 + (fold ? 0 : Bf16) + 2 * F32) + n * F32);
+        => Memory(n * c * (Bf16 + 2 * Bf16 + (keptMix ? Bf16 : 0) + Bf16 + (fold ? 0 : Bf16) + 2 * Bf16) + n * F32);
 
     // ---- attention's neighbours ----
 
@@ -87,8 +87,8 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     /// <summary>embedding_forward: ids, the table's rows in; out written.</summary>
     public static KernelWork EmbeddingGather(long n, long c) => Memory(n * I32 + 2 * n * c * Bf16);
 
-    /// <summary>embedding_backward: ids, dout in; the table's rows read and written (fp32 atomics).</summary>
-    public static KernelWork EmbeddingScatter(long n, long c) => Memory(n * I32 + n * c * 3 * F32);
+    /// <summary>embedding_backward: ids, dout (bf16) in; the table's rows read and written (fp32 atomics).</summary>
+    public static KernelWork EmbeddingScatter(long n, long c) => Memory(n * I32 + n * c * (Bf16 + 2 * F32));
 
     /// <summary>softcap_ or plain_cross_entropy on rows of vocab logits: logits and targets in, losses out, dlogits out when training.</summary>
     public static KernelWork CrossEntropy(long rows, long vocab, bool gradient)

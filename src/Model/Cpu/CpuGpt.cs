@@ -44,8 +44,8 @@ public sealed class CpuGpt
     /// When set, the weights are read as bf16 (all but the lambdas: <see cref="Weights"/>), and every activation the GPU model
     /// stores in bf16 is rounded to bf16 here too, at the same points (the forward's
     /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
-    /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient, the residual gradient after
-    /// each op that adds to it (layer 0's joins the x0 gradient unrounded), dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
+    /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient, the residual gradient and the
+    /// x0 gradient after each op that adds to them (layer 0's residual gradient joins the x0 gradient unrounded), dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
     /// for the MLP as the GPU's fused GEMMs round with <see cref="FollowFusedMlp"/>), and the attention rounds P and dS as the
     /// flash kernels do (<see cref="CpuOps.AttentionLikeFlash"/>). Everything between those
     /// points stays fp64. Off (the default), the model is fp64 throughout: the function itself, as finite differences see it.
@@ -222,7 +222,11 @@ public sealed class CpuGpt
                 g[e] *= rl[i];
             }
             if (i > 0)
-                R(g); // layer 0's joins dx0 unrounded (the GPU sums both terms into dx0 in fp32)
+            {
+                R(g);
+                R(dx0); // the x0 gradient, summed over the layers in bf16
+            }
+            // Layer 0's g joins dx0 unrounded: the GPU adds both of its terms to dx0 in fp32 and rounds once (below).
             gr["resid_lambdas"][i] += drl;
             gr["x0_lambdas"][i] += dxl;
             if (lambdaTermNorms is not null)
@@ -232,7 +236,7 @@ public sealed class CpuGpt
             }
         }
         Add(dx0, g); // layer 0's input x is x0
-        var demb = CpuOps.RmsNormBackward(a.Embedded, dx0, n, c);
+        var demb = R(CpuOps.RmsNormBackward(a.Embedded, R(dx0), n, c)); // in place over dx0 on the GPU, bf16
         var dwte = gr["transformer.wte.weight"];
         for (int i = 0; i < n; i++)
         {

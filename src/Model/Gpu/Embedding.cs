@@ -26,8 +26,8 @@ public sealed class Embedding
         _forward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, ids, table, output, n, c);
     }
 
-    /// <summary>dtable[ids[i], :] += dout[i, :] (fp32 vector atomics, 16 bytes each).</summary>
-    public void Backward(ulong ids /* [n] int32 */, ulong dout /* [n, c] fp32 */, int n, int c, ulong dtable /* [vocab, c] fp32, accumulated */, CudaStream stream)
+    /// <summary>dtable[ids[i], :] += dout[i, :] (dout bf16, read 8 values at a time; fp32 vector atomics, 16 bytes each).</summary>
+    public void Backward(ulong ids /* [n] int32 */, ulong dout /* [n, c] bf16 */, int n, int c, ulong dtable /* [vocab, c] fp32, accumulated */, CudaStream stream)
     {
         KernelLaunch.RequireMultipleOf8(c, nameof(c));
         KernelLaunch.RequireAligned(dout, 16, nameof(dout));

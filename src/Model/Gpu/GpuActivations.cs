@@ -164,7 +164,7 @@ public sealed class GpuActivations : IDisposable
             _dqkv[i] = ScratchInActivation ? In<ushort, ushort>(S[i], 0, qkvElements) : View(dqkv!);
             _do[i] = ScratchInActivation ? In<ushort, ushort>(S[i], doOffset, n * c) : View(dO!);
         }
-        DX0 = A<float>(n * c, "x0 gradient");
+        DX0 = A<ushort>(n * c, "x0 gradient (bf16)");
         AttentionScratch = A<byte>(attentionScratchBytes, "attention backward scratch");
     }
 
@@ -243,7 +243,8 @@ public sealed class GpuActivations : IDisposable
     /// <summary>The attention output gradient [N, C] of layer <paramref name="layer"/>'s backward.</summary>
     public DeviceView<ushort> DOf(int layer) => _do[layer];
 
-    public DeviceBuffer<float> DX0 { get; }
+    /// <summary>dL/dx0 [N, C], summed over the layers in bf16 (as in the reference), then through the embedding norm in place.</summary>
+    public DeviceBuffer<ushort> DX0 { get; }
     public DeviceBuffer<byte> AttentionScratch { get; }
 
     /// <summary>Byte offsets inside a buffer start on 256-byte boundaries (what the kernels' vector accesses and TMA expect).</summary>

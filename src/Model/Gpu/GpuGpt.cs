@@ -429,7 +429,7 @@ public sealed class GpuGpt : IDisposable
             }
             // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards, which the previous layer's
             // MLP GEMMs read. Layer 0's x is x0 itself: there the whole gradient joins the x0 path in DX0.
-            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 20.0 : 18.0) - (a.MixKept ? 0 : 2)) * nc))
+            using (prof.Region("rmsnorm + residual mix backward", bytes: ((i > 0 ? 16.0 : 14.0) - (a.MixKept ? 0 : 2)) * nc))
             {
                 // Without a kept m the kernel recomputes it from x and x0 (which it reads for the lambdas' gradients too).
                 _norm.NormMixBackward(a.MixKept ? a.M[i].Pointer : 0, a.Rstd1[i].Pointer, a.DH.Pointer, a.G.Pointer, a.X[i].Pointer, a.X[0].Pointer,
@@ -444,10 +444,11 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region("embedding gather (again)", bytes: 4.0 * nc))
                 _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
         }
-        using (prof.Region("embedding backward", bytes: 14.0 * nc))
+        using (prof.Region("embedding backward", bytes: 8.0 * nc))
         {
-            // The norm's backward in place in DX0 (fp32), which the embedding's backward then reads.
-            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.DX0.Pointer, accumulate: false, _stream);
+            // The norm's backward in place in DX0 (bf16), which the embedding's backward then reads.
+            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.DX0.Pointer, accumulate: false, _stream, ElementType.Bf16,
+                ElementType.Bf16);
             _embedding.Backward(a.Inputs.Pointer, a.DX0.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
         }
     }

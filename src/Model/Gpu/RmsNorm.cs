@@ -89,11 +89,12 @@ public sealed class RmsNorm
     }
 
     /// <summary>
-    /// From g = dL/dm (bf16): dx = rl·g (bf16; may alias g), dx0 += xl·g (fp32), and the two lambdas' gradients accumulated.
+    /// From g = dL/dm (bf16): dx = rl·g (bf16; may alias g), dx0 += xl·g (bf16, the sum in fp32), and the two lambdas' gradients
+    /// accumulated.
     /// With dx = 0 (layer 0, whose x is x0 itself) the whole gradient joins x0's: dx0 += xl·g, then += rl·g.
     /// </summary>
     public void MixBackward(ulong g /* [n, c] bf16 */, ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer,
-        long count, ulong dx /* [n, c] bf16, or 0 */, ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
+        long count, ulong dx /* [n, c] bf16, or 0 */, ulong dx0 /* [n, c] bf16, accumulated */, ulong dResidLambdas /* [depth] fp32 */,
         ulong dX0Lambdas /* [depth] fp32 */, CudaStream stream)
         => _mixBackward.Launch(KernelLaunch.ElementwiseBlocks(count, _multiprocessors), KernelLaunch.RowBlock, 0, stream,
             g, x, x0, residLambdas, x0Lambdas, layer, dx, dx0, dResidLambdas, dX0Lambdas, count);
@@ -108,7 +109,7 @@ public sealed class RmsNorm
     /// </summary>
     public void NormMixBackward(ulong m /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] bf16 */, ulong g /* [n, c] bf16 */,
         ulong x /* [n, c] bf16 */, ulong x0 /* [n, c] bf16 */, ulong residLambdas, ulong x0Lambdas, int layer, int n, int c,
-        ulong dx0 /* [n, c] fp32, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, bool foldIntoX0 = false)
+        ulong dx0 /* [n, c] bf16, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, bool foldIntoX0 = false)
     {
         CheckWidth(c);
         if (c > FusedBackwardMaxWidth)

@@ -35,16 +35,16 @@ public class BrokenKernelTests
         try
         {
             KernelBenchOptions.Current = new KernelBenchOptions { CurrentKernels = kernels, CubinDirectory = cubins, Short = true };
-            // The embedding norm's use: fp32 in and out, checked to 1e-4 (the bf16 uses are checked to 1e-2).
+            // The final norm's use, bf16 in and out, checked to 1e-2 (the flipped sign gives about 9 %).
             var broken = new RmsNormBenchmarks { Config = "baseline", B = 2, T = 2048 };
-            var e = Assert.Throws<KernelCheckException>(broken.SetupBackwardInPlace);
+            var e = Assert.Throws<KernelCheckException>(broken.SetupBackward);
             Assert.Equal("rmsnorm_backward", e.Kernel);
             Assert.Contains(e.Failures, f => f.Tensor == "dx");
             Assert.StartsWith("rmsnorm_backward refused, not timed", e.Message);
             Assert.Contains("dx: relative L2 error", e.Message);
-            Assert.Contains("over the bound 1.0E-004", e.Message);
+            Assert.Contains("over the bound 1.0E-002", e.Message);
             // Refused means never timed: the benchmark method will not run either.
-            var refused = Assert.Throws<InvalidOperationException>(broken.BackwardInPlace);
+            var refused = Assert.Throws<InvalidOperationException>(broken.Backward);
             Assert.Contains("refusing to time", refused.Message);
 
             // The kernels the sign did not touch still pass from the same folder and are timed.
@@ -56,8 +56,8 @@ public class BrokenKernelTests
             // And the shipped rmsnorm_backward passes the same check.
             KernelBenchOptions.Current = new KernelBenchOptions { CubinDirectory = cubins, Short = true };
             var intact = new RmsNormBenchmarks { Config = "baseline", B = 2, T = 2048 };
-            intact.SetupBackwardInPlace();
-            intact.BackwardInPlace();
+            intact.SetupBackward();
+            intact.Backward();
             intact.Cleanup();
         }
         finally

@@ -8,7 +8,8 @@
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
 // rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)
 // rmsnorm_backward:              dx (+)= rstd·(dy − x̂·mean(dy·x̂)), x̂ = x·rstd (fp32)        dy [n, c] fp32 (bf16 when dy_bf16 != 0); dx [n, c] fp32
-//                                (bf16 when dx_bf16 != 0: the residual gradient, which the next GEMMs read), written or
+//                                (bf16 when dx_bf16 != 0: the residual gradient, which the next GEMMs read, and the x0 gradient
+//                                in place), written or
 //                                accumulated (accumulate != 0; the sum in fp32, rounded once); dx may be dy itself (each
 //                                element is read before it is written, by the same thread);
 //                                with dy_scaled != 0, dy arrives multiplied by rstd (dy' = rstd·dy, from a GEMM that applied

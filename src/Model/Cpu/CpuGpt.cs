@@ -45,7 +45,8 @@ public sealed class CpuGpt
     /// stores in bf16 is rounded to bf16 here too, at the same points (the forward's
     /// x0, mixed inputs, norm outputs, q/k/v before and after rotary, attention output, residual stream after each block,
     /// MLP pre-activation and activation, final norm and logits; the backward's logit gradient, the residual gradient and the
-    /// x0 gradient after each op that adds to them (layer 0's residual gradient joins the x0 gradient unrounded), dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
+    /// x0 gradient after each op that adds to them (layer 0's residual gradient joins the x0 gradient unrounded), the embedding
+    /// norm's gradient, dout, dq/dk/dv, the MLP's gradients that feed the matrix products and its normed input's gradient;
     /// for the MLP as the GPU's fused GEMMs round with <see cref="FollowFusedMlp"/>), and the attention rounds P and dS as the
     /// flash kernels do (<see cref="CpuOps.AttentionLikeFlash"/>). Everything between those
     /// points stays fp64. Off (the default), the model is fp64 throughout: the function itself, as finite differences see it.

@@ -73,7 +73,8 @@ public sealed class RmsNorm
 
     /// <summary>dx = (or +=) rstd·(dy − x̂·mean(dy·x̂)), summed in fp32 and rounded once. dy is fp32, or bf16 with
     /// <paramref name="dyType"/> = Bf16 (a gradient that left a bf16 GEMM, as under the reference's autocast); dx is fp32, or bf16
-    /// with <paramref name="dxType"/> = Bf16 (the residual gradient, bf16 as in the reference). dx may be dy itself (same type).</summary>
+    /// with <paramref name="dxType"/> = Bf16 (the residual gradient, bf16 as in the reference). dx may be dy itself (same type: the
+    /// embedding norm's backward runs in place on the bf16 x0 gradient).</summary>
     /// <param name="dyScaledByRstd">dy arrives as rstd·dy (the gradient of a GEMM that applied the norm as a row scale, e.g.
     /// <see cref="MlpGemm"/>'s): dx (+)= dy' − rstd²·x·mean(dy'·x), the same dx.</param>
     public void Backward(ulong x /* [n, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] */, int n, int c, ulong dx /* [n, c] */,

@@ -24,7 +24,12 @@
 //   64 columns over all 128 keys, with D = 64 all 64 columns over its own 64 keys (a partial sum). dK += dSᵀ·Q (A from
 //   registers) is issued after dQ, so that dQ, done first, goes to its staging tile while dK runs. The staging tiles are
 //   fp32; the writer adds them to the fp32 accumulator with bulk reductions (cp.reduce.async.bulk; two partial tiles when
-//   D = 64). dK and dV stay in registers and are written (bf16) at the end of each tile.
+//   D = 64). dK and dV stay in registers and are written (bf16) at the end of each tile. With k_rstd not null, dK leaves
+//   through the k half of the rotary + QK-norm backward (rotary.cu's rotary_qknorm_backward, same arithmetic): k is then the
+//   rotary forward's output y, k_rstd [B·T·KV] its rstd and cos_sin [T, D] the rotary table, and the tile writes
+//   dL/dx = rotateᵀ(rstd·(g − y·mean(g·y))) from g = dK in fp32 (not rounded to bf16 first). A quad of threads holds a key's
+//   D columns, the rotary pair (j, j + D/2) in one thread, so the row's sum is two shuffles. The q half stays in rotary.cu
+//   (dQ is complete only once every key tile has added to it).
 //   mbarriers, no CTA-wide barrier in the loop: kv_full and kv_empty (one tile's K and V); tile_full[2] and tile_empty[2]
 //   (the producer hands each tile's index to the math warps and the writer through two slots); qdo_full[2] (the TMA's
 //   bytes and the producer lanes' copies) and qdo_empty[2] (each math warp, once its products of the block are done);
@@ -131,6 +136,41 @@ __device__ __forceinline__ void store_u32_if(bf16* address, unsigned value, bool
                  ::"l"(address), "r"(value), "r"((int)predicate) : "memory");
 }
 
+// The k half of the rotary + QK-norm backward on one key row of dK, held by the quad of lanes sharing `acc`'s row: columns
+// dt·8 + 2·tig (+1) at acc[dt][e0] (+1), unscaled. y: the row of k's stored output (bf16), cs: the row of the cos/sin table
+// (cos θ_j at j, sin θ_j at D/2 + j), r: the row's rstd; all read from rows that exist (the caller clamps the key), the
+// result written to `out` only where `valid`. Loads are plain and stores predicated: no lane-dependent branch (C7520).
+__device__ __forceinline__ void k_rotary_backward_row(const float (&acc)[BWD_OUT_TILES][4], int e0, float scale, const bf16* y,
+    const float* cs, float r, bf16* out, bool valid, int tig)
+{
+    constexpr int pair_tiles = BWD_OUT_TILES / 2; // tile dt + pair_tiles holds column j + D/2 of tile dt's column j
+    unsigned yv[BWD_OUT_TILES];
+    #pragma unroll
+    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
+        yv[dt] = *reinterpret_cast<const unsigned*>(y + dt * 8 + tig * 2);
+    float dot = 0.0f;
+    #pragma unroll
+    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
+    {
+        const float2 yf = unpack_bf16(yv[dt]);
+        dot += acc[dt][e0] * yf.x + acc[dt][e0 + 1] * yf.y;
+    }
+    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+    const float mean = dot * scale / (float)HEAD;
+    #pragma unroll
+    for (int dt = 0; dt < pair_tiles; dt++)
+    {
+        const int j = dt * 8 + tig * 2;
+        const float2 ya = unpack_bf16(yv[dt]), yb = unpack_bf16(yv[dt + pair_tiles]);
+        const float2 c = *reinterpret_cast<const float2*>(cs + j), sn = *reinterpret_cast<const float2*>(cs + HEAD / 2 + j);
+        const float da0 = r * (acc[dt][e0] * scale - ya.x * mean), db0 = r * (acc[dt + pair_tiles][e0] * scale - yb.x * mean);
+        const float da1 = r * (acc[dt][e0 + 1] * scale - ya.y * mean), db1 = r * (acc[dt + pair_tiles][e0 + 1] * scale - yb.y * mean);
+        store_u32_if(out + j, pack_bf16(da0 * c.x - db0 * sn.x, da1 * c.y - db1 * sn.y), valid);
+        store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * sn.x + db0 * c.x, da1 * sn.y + db1 * c.y), valid);
+    }
+}
+
 // One tile of the backward: the 128 keys from k0 of kv head kvh of batch row b.
 struct BackwardTile
 {
@@ -159,7 +199,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
     bf16* __restrict__ dv, int* __restrict__ tile_counter, int batch, int seq_len, int heads, int kv_heads, int window,
-    long long kv_grad_stride, int key_blocks, int pairs, int tile_count)
+    long long kv_grad_stride, int key_blocks, int pairs, int tile_count, const bf16* __restrict__ k_out,
+    const float* __restrict__ k_rstd, const float* __restrict__ cos_sin)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -499,14 +540,35 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         // The tile's dK and dV rows (bf16); rows past T are not written. Predicated stores, not branches: the epilogue now sits
         // inside the loop that holds the products, which a lane-dependent branch could make ptxas serialise (C7520).
         const long long grad_base = (long long)tile.b * seq_len * kv_grad_stride + (long long)tile.kvh * HEAD;
+        bf16* const dk_a = dk + grad_base + (long long)key_a * kv_grad_stride;
+        bf16* const dk_b = dk + grad_base + (long long)key_b * kv_grad_stride;
         #pragma unroll
         for (int dt = 0; dt < BWD_OUT_TILES; dt++)
         {
             const int c = dt * 8 + tig * 2;
-            store_u32_if(dk + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale), key_a < seq_len);
             store_u32_if(dv + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dv_acc[dt][0], dv_acc[dt][1]), key_a < seq_len);
-            store_u32_if(dk + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale), key_b < seq_len);
             store_u32_if(dv + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dv_acc[dt][2], dv_acc[dt][3]), key_b < seq_len);
+        }
+        // k_rstd is a kernel parameter, the same for every thread; the vote tells ptxas so.
+        if (__all_sync(0xffffffffu, k_rstd == nullptr))
+        {
+            #pragma unroll
+            for (int dt = 0; dt < BWD_OUT_TILES; dt++)
+            {
+                const int c = dt * 8 + tig * 2;
+                store_u32_if(dk_a + c, pack_bf16(dk_acc[dt][0] * scale, dk_acc[dt][1] * scale), key_a < seq_len);
+                store_u32_if(dk_b + c, pack_bf16(dk_acc[dt][2] * scale, dk_acc[dt][3] * scale), key_b < seq_len);
+            }
+        }
+        else
+        {
+            // Rows past T read the last row (their results are not written).
+            const int ta = min(key_a, seq_len - 1), tb = min(key_b, seq_len - 1);
+            const long long row_a = ((long long)tile.b * seq_len + ta) * kv_heads + tile.kvh;
+            const long long row_b = ((long long)tile.b * seq_len + tb) * kv_heads + tile.kvh;
+            const float r_a = k_rstd[row_a], r_b = k_rstd[row_b];
+            k_rotary_backward_row(dk_acc, 0, scale, k_out + row_a * HEAD, cos_sin + (long long)ta * HEAD, r_a, dk_a, key_a < seq_len, tig);
+            k_rotary_backward_row(dk_acc, 2, scale, k_out + row_b * HEAD, cos_sin + (long long)tb * HEAD, r_b, dk_b, key_b < seq_len, tig);
         }
     }
 }

@@ -178,12 +178,13 @@ public sealed class CpuGpt
             var (dq, dk, dv) = RoundActivationsToBf16
                 ? CpuOps.AttentionBackwardLikeFlash(a.Qs[i], a.Ks[i], a.Vs[i], a.Os[i], a.Lses[i], dout, batch, t, h, kvh, d, s.Windows[i])
                 : CpuOps.AttentionBackward(a.Qs[i], a.Ks[i], a.Vs[i], dout, batch, t, h, kvh, d, s.Windows[i]);
-            // dq reaches the rotary backward in fp32 (the flash backward's accumulator), dk and dv in bf16. Rounding, the backward
-            // works as the GPU kernel does, from the forward's stored (bf16) output and its rstd rather than from x.
+            // dq and dk reach the rotary backward in fp32 (the flash backward's dq accumulator; its dk, which its epilogue passes
+            // through k's rotary backward), dv leaves in bf16. Rounding, the backward works as the GPU kernels do, from the
+            // forward's stored (bf16) output and its rstd rather than from x. (The naive GPU attention rounds dk to bf16 first.)
             if (RoundActivationsToBf16)
             {
                 dq = R(CpuOps.RotaryQkNormBackwardFromOutput(a.Qs[i], a.QRstds[i], dq, _cosSin, n * h, h, t, d));
-                dk = R(CpuOps.RotaryQkNormBackwardFromOutput(a.Ks[i], a.KRstds[i], R(dk), _cosSin, n * kvh, kvh, t, d));
+                dk = R(CpuOps.RotaryQkNormBackwardFromOutput(a.Ks[i], a.KRstds[i], dk, _cosSin, n * kvh, kvh, t, d));
             }
             else
             {

@@ -38,10 +38,16 @@ public sealed class AttentionNaive : IAttentionKernels
     }
 
     /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
+    /// <summary>False: the caller runs k's rotary backward itself.</summary>
+    public bool FusesKRotaryBackward => false;
+
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
+        KRotaryBackward? kRotary = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        if (kRotary is not null)
+            throw new NotSupportedException("the naive attention backward does not apply k's rotary backward; run Rotary.Backward on dk after it (FusesKRotaryBackward is false)");
         FlashAttention.CheckHeads(heads, kvHeads);
         long countQ = (long)batch * seqLen * heads * HeadDim, countKv = (long)batch * seqLen * kvHeads * HeadDim;
         stream.Device.MakeCurrent();

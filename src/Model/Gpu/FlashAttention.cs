@@ -98,12 +98,18 @@ public sealed class FlashAttention : IAttentionKernels
     /// in kernels/common.cuh).</summary>
     private static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
 
+    /// <summary>True: the backward's epilogue applies k's rotary + QK-norm backward to dk when given a <see cref="KRotaryBackward"/>.</summary>
+    public bool FusesKRotaryBackward => true;
+
     /// <summary>The backward; with <paramref name="leaveDqAccumulated"/>, dq stays in the fp32 accumulator (whose address it
     /// returns) and dq is not written.</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false)
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
+        KRotaryBackward? kRotary = null)
     {
         CheckHeads(heads, kvHeads);
+        if (kRotary is { } rotary && (rotary.Rstd == 0 || rotary.CosSin == 0))
+            throw new ArgumentException("the k rotary backward needs k's rstd and the rotary table (both device pointers, not 0)", nameof(kRotary));
         long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
@@ -121,7 +127,7 @@ public sealed class FlashAttention : IAttentionKernels
             throw new ArgumentException($"the attention backward counts its tiles in an int: {tiles} tiles of {KeyBlock} keys (batch {batch}, T {seqLen}, {kvHeads} kv heads) are too many");
         _backward.Launch(new Dim3((uint)Math.Min(tiles, BackwardGridLimit)), BackwardThreads, _backwardSharedBytes, stream,
             maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride, (int)Dim3.Blocks(seqLen, KeyBlock),
-            batch * kvHeads, (int)tiles);
+            batch * kvHeads, (int)tiles, k, kRotary?.Rstd ?? 0UL, kRotary?.CosSin ?? 0UL);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

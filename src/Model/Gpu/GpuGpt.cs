@@ -393,16 +393,20 @@ public sealed class GpuGpt : IDisposable
                 _linear.BackwardInput(a.G.Pointer, p.Bf16Of(Layer(i, "attn.c_proj")), n, c, c, a.DOf(i).Pointer, ElementType.Bf16, accumulate: false);
             }
             // Kernels with an fp32 dq accumulator (flash) leave dq there, and the rotary backward reads it (no bf16 round trip).
+            // Kernels that can (flash) apply k's rotary backward to dk as they write it, from dk in fp32.
             ulong dqAccumulator;
+            bool kRotaryFused = _attention.FusesKRotaryBackward;
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DOf(i).Pointer, a.Lse[i].Pointer,
-                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true);
+                    a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true,
+                    kRotary: kRotaryFused ? new KRotaryBackward(a.RstdK[i].Pointer, _cosSin.Pointer) : null);
             }
-            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + 6.0 * nkv))
+            using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + (kRotaryFused ? 0.0 : 6.0 * nkv)))
             {
                 _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ(i), _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
-                _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
+                if (!kRotaryFused)
+                    _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
             }
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)

@@ -23,8 +23,20 @@ public interface IAttentionKernels
     /// </summary>
     /// <param name="leaveDqAccumulated">The caller can read dq from an fp32 accumulator (the rotary backward can): kernels that
     /// keep one in <paramref name="scratch"/> may leave dq there instead of writing <paramref name="dq"/>.</param>
+    /// <param name="kRotary">When given (only where <see cref="FusesKRotaryBackward"/>), k is the rotary + QK-norm forward's
+    /// output and dk is written already through that op's backward (<see cref="Rotary.Backward"/> for k): dL/dx of k's
+    /// projection, computed from dk in fp32.</param>
     /// <returns>0 when dq was written; else the device address of the fp32 accumulator holding it: [B, H, T, D], each row's
     /// columns permuted (dq_column in kernels/common.cuh).</returns>
     ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
-        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false);
+        ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
+        KRotaryBackward? kRotary = null);
+
+    /// <summary>Whether <see cref="Backward"/> takes a <see cref="KRotaryBackward"/> (applies k's rotary + QK-norm backward to
+    /// dk as it writes it).</summary>
+    bool FusesKRotaryBackward { get; }
 }
+
+/// <summary>What the attention backward needs to apply k's rotary + QK-norm backward to dk: k's rstd from the forward
+/// ([B·T·KV] fp32) and the rotary table ([T, D] fp32, <see cref="RotaryTable.CosSin"/>).</summary>
+public readonly record struct KRotaryBackward(ulong Rstd, ulong CosSin);

@@ -227,4 +227,83 @@ public class AttentionTests
                 Assert.True(all[token * stride + j] == 0xFFFF, $"padding element {j} of token {token} was written (seed {seed})");
         }
     }
+
+    /// <summary>
+    /// The flash backward given k's rstd and the rotary table writes dk through k's rotary + QK-norm backward, as the model
+    /// calls it (strided dq | dk | dv rows, dq left accumulated): k is a real rotary output, and the reference is the fp64
+    /// attention backward followed by <see cref="CpuOps.RotaryQkNormBackwardFromOutput"/> (checked by finite differences).
+    /// dv is unchanged by it, and nothing between the rows is written.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(2, 150, 2, 2, 128, 40)]
+    [InlineData(1, 300, 4, 1, 128, 77)]     // grouped-query attention; the last key tile runs past T
+    [InlineData(2, 200, 4, 2, 64, 64)]      // head size 64
+    [InlineData(1, 2048, 4, 4, 128, 1024)]  // the baseline's T and short window
+    public void Flash_backward_applies_the_k_rotary_backward_to_dk(int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
+    {
+        int seed = 9300 + batch * 100 + seqLen + heads * 7 + kvHeads * 3 + headDim + window;
+        var r = new Random(seed);
+        long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
+        int kvRows = batch * seqLen * kvHeads;
+        int width = heads * headDim, kvWidth = kvHeads * headDim, stride = width + 2 * kvWidth + 64;
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, 10000.0);
+        var (_, kPre) = Numerics.RandomBf16(r, countKv, 1);
+        var (y, rstd) = CpuOps.RotaryQkNorm(kPre, cosSin, kvRows, kvHeads, seqLen, headDim);
+        var kBits = Bf16.FromFloat(y.Select(value => (float)value).ToArray());
+        var k = Bf16.ToFloat(kBits).Select(value => (double)value).ToArray();
+        var rstdF = rstd.Select(value => (float)value).ToArray();
+        var (qBits, q) = Numerics.RandomBf16(r, countQ, Math.Sqrt(3));
+        var (vBits, v) = Numerics.RandomBf16(r, countKv, 1);
+        var (doBits, dout) = Numerics.RandomBf16(r, countQ, 1);
+        var (_, dkAttention, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
+        var dkRef = CpuOps.RotaryQkNormBackwardFromOutput(k, rstdF.Select(value => (double)value).ToArray(), dkAttention, cosSin,
+            kvRows, kvHeads, seqLen, headDim);
+
+        var attention = new FlashAttention(TestGpu.Kernels, headDim);
+        Assert.True(attention.FusesKRotaryBackward);
+        using var dQ = Device.Allocate<ushort>(countQ, "q");
+        using var dK = Device.Allocate<ushort>(countKv, "k");
+        using var dV = Device.Allocate<ushort>(countKv, "v");
+        using var dDo = Device.Allocate<ushort>(countQ, "do");
+        using var dO = Device.Allocate<ushort>(countQ, "o");
+        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var dRstd = Device.Allocate<float>(kvRows, "k rstd");
+        using var dCosSin = Device.Allocate<float>(cosSin.Length, "cos/sin");
+        using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
+        using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
+        dQ.CopyFrom(qBits);
+        dK.CopyFrom(kBits);
+        dV.CopyFrom(vBits);
+        dDo.CopyFrom(doBits);
+        dRstd.CopyFrom(rstdF);
+        dCosSin.CopyFrom(cosSin);
+        grads.FillBytes(0xFF);
+        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+            grads.Pointer, grads.At(width), grads.At(width + kvWidth), scratch.Pointer, TestGpu.Stream, stride, leaveDqAccumulated: true,
+            kRotary: new KRotaryBackward(dRstd.Pointer, dCosSin.Pointer));
+        TestGpu.Stream.Synchronize();
+        var all = grads.ToArray();
+        float[] Part(int offset, int columns) => Enumerable.Range(0, batch * seqLen)
+            .SelectMany(token => Bf16.ToFloat(all.AsSpan(token * stride + offset, columns).ToArray())).ToArray();
+        Numerics.AssertClose("dk through the rotary backward", Part(width, kvWidth), dkRef, 2e-2, seed);
+        Numerics.AssertClose("dv", Part(width + kvWidth, kvWidth), dvRef, 2e-2, seed);
+        // Without the rotary backward, dk would be far off (the check above can tell the two apart).
+        Assert.True(Numerics.RelativeError(Part(width, kvWidth), dkAttention) > 0.2, $"dk should differ from the attention's own dk (seed {seed})");
+        for (int token = 0; token < batch * seqLen; token++)
+        {
+            for (int j = width + 2 * kvWidth; j < stride; j++)
+                Assert.True(all[token * stride + j] == 0xFFFF, $"padding element {j} of token {token} was written (seed {seed})");
+        }
+    }
+
+    [GpuFact]
+    public void Naive_attention_refuses_the_k_rotary_backward()
+    {
+        var attention = new AttentionNaive(TestGpu.Kernels, 128);
+        Assert.False(attention.FusesKRotaryBackward);
+        var error = Assert.Throws<NotSupportedException>(() => attention.Backward(0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, TestGpu.Stream,
+            kRotary: new KRotaryBackward(1, 1)));
+        Assert.Contains("rotary", error.Message);
+    }
 }

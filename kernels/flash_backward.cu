@@ -136,38 +136,65 @@ __device__ __forceinline__ void store_u32_if(bf16* address, unsigned value, bool
                  ::"l"(address), "r"(value), "r"((int)predicate) : "memory");
 }
 
-// The k half of the rotary + QK-norm backward on one key row of dK, held by the quad of lanes sharing `acc`'s row: columns
-// dt·8 + 2·tig (+1) at acc[dt][e0] (+1), unscaled. y: the row of k's stored output (bf16), cs: the row of the cos/sin table
-// (cos θ_j at j, sin θ_j at D/2 + j), r: the row's rstd; all read from rows that exist (the caller clamps the key), the
-// result written to `out` only where `valid`. Loads are plain and stores predicated: no lane-dependent branch (C7520).
-__device__ __forceinline__ void k_rotary_backward_row(const float (&acc)[BWD_OUT_TILES][4], int e0, float scale, const bf16* y,
-    const float* cs, float r, bf16* out, bool valid, int tig)
+// The k half of the rotary + QK-norm backward on the two key rows of dK a thread holds (a and b: acc[dt][0..1] and
+// acc[dt][2..3], columns dt·8 + 2·tig (+1), unscaled), each row held by a quad of lanes. y_*: the row of k's stored output
+// (bf16), cs_*: the row of the cos/sin table (cos θ_j at j, sin θ_j at D/2 + j), r_*: the row's rstd; all from rows that exist
+// (the caller clamps the key), the results written to out_* only where valid_*. Every load is issued before the first
+// store and before any arithmetic (one round trip to L2 per tile, not one per row and phase); loads are plain and stores
+// predicated: no lane-dependent branch (C7520).
+__device__ __forceinline__ void k_rotary_backward_rows(const float (&acc)[BWD_OUT_TILES][4], float scale, int tig,
+    const bf16* __restrict__ y_a, const bf16* __restrict__ y_b, const float* __restrict__ cs_a, const float* __restrict__ cs_b,
+    float r_a, float r_b, bf16* out_a, bf16* out_b, bool valid_a, bool valid_b)
 {
     constexpr int pair_tiles = BWD_OUT_TILES / 2; // tile dt + pair_tiles holds column j + D/2 of tile dt's column j
-    unsigned yv[BWD_OUT_TILES];
-    #pragma unroll
-    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
-        yv[dt] = *reinterpret_cast<const unsigned*>(y + dt * 8 + tig * 2);
-    float dot = 0.0f;
+    unsigned ya[BWD_OUT_TILES], yb[BWD_OUT_TILES];
+    float2 cos_a[pair_tiles], sin_a[pair_tiles], cos_b[pair_tiles], sin_b[pair_tiles];
     #pragma unroll
     for (int dt = 0; dt < BWD_OUT_TILES; dt++)
     {
-        const float2 yf = unpack_bf16(yv[dt]);
-        dot += acc[dt][e0] * yf.x + acc[dt][e0 + 1] * yf.y;
+        ya[dt] = *reinterpret_cast<const unsigned*>(y_a + dt * 8 + tig * 2);
+        yb[dt] = *reinterpret_cast<const unsigned*>(y_b + dt * 8 + tig * 2);
     }
-    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-    const float mean = dot * scale / (float)HEAD;
     #pragma unroll
     for (int dt = 0; dt < pair_tiles; dt++)
     {
         const int j = dt * 8 + tig * 2;
-        const float2 ya = unpack_bf16(yv[dt]), yb = unpack_bf16(yv[dt + pair_tiles]);
-        const float2 c = *reinterpret_cast<const float2*>(cs + j), sn = *reinterpret_cast<const float2*>(cs + HEAD / 2 + j);
-        const float da0 = r * (acc[dt][e0] * scale - ya.x * mean), db0 = r * (acc[dt + pair_tiles][e0] * scale - yb.x * mean);
-        const float da1 = r * (acc[dt][e0 + 1] * scale - ya.y * mean), db1 = r * (acc[dt + pair_tiles][e0 + 1] * scale - yb.y * mean);
-        store_u32_if(out + j, pack_bf16(da0 * c.x - db0 * sn.x, da1 * c.y - db1 * sn.y), valid);
-        store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * sn.x + db0 * c.x, da1 * sn.y + db1 * c.y), valid);
+        cos_a[dt] = *reinterpret_cast<const float2*>(cs_a + j);
+        sin_a[dt] = *reinterpret_cast<const float2*>(cs_a + HEAD / 2 + j);
+        cos_b[dt] = *reinterpret_cast<const float2*>(cs_b + j);
+        sin_b[dt] = *reinterpret_cast<const float2*>(cs_b + HEAD / 2 + j);
+    }
+    float dot_a = 0.0f, dot_b = 0.0f;
+    #pragma unroll
+    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
+    {
+        const float2 fa = unpack_bf16(ya[dt]), fb = unpack_bf16(yb[dt]);
+        dot_a += acc[dt][0] * fa.x + acc[dt][1] * fa.y;
+        dot_b += acc[dt][2] * fb.x + acc[dt][3] * fb.y;
+    }
+    dot_a += __shfl_xor_sync(0xffffffffu, dot_a, 1);
+    dot_b += __shfl_xor_sync(0xffffffffu, dot_b, 1);
+    dot_a += __shfl_xor_sync(0xffffffffu, dot_a, 2);
+    dot_b += __shfl_xor_sync(0xffffffffu, dot_b, 2);
+    const float mean_a = dot_a * scale / (float)HEAD, mean_b = dot_b * scale / (float)HEAD;
+    #pragma unroll
+    for (int dt = 0; dt < pair_tiles; dt++)
+    {
+        const int j = dt * 8 + tig * 2;
+        #pragma unroll
+        for (int row = 0; row < 2; row++)
+        {
+            const int e = 2 * row;
+            const float2 lo = unpack_bf16(row == 0 ? ya[dt] : yb[dt]), hi = unpack_bf16(row == 0 ? ya[dt + pair_tiles] : yb[dt + pair_tiles]);
+            const float2 c = row == 0 ? cos_a[dt] : cos_b[dt], sn = row == 0 ? sin_a[dt] : sin_b[dt];
+            const float r = row == 0 ? r_a : r_b, mean = row == 0 ? mean_a : mean_b;
+            const float da0 = r * (acc[dt][e] * scale - lo.x * mean), db0 = r * (acc[dt + pair_tiles][e] * scale - hi.x * mean);
+            const float da1 = r * (acc[dt][e + 1] * scale - lo.y * mean), db1 = r * (acc[dt + pair_tiles][e + 1] * scale - hi.y * mean);
+            bf16* const out = row == 0 ? out_a : out_b;
+            const bool valid = row == 0 ? valid_a : valid_b;
+            store_u32_if(out + j, pack_bf16(da0 * c.x - db0 * sn.x, da1 * c.y - db1 * sn.y), valid);
+            store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * sn.x + db0 * c.x, da1 * sn.y + db1 * c.y), valid);
+        }
     }
 }
 
@@ -566,9 +593,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             const int ta = min(key_a, seq_len - 1), tb = min(key_b, seq_len - 1);
             const long long row_a = ((long long)tile.b * seq_len + ta) * kv_heads + tile.kvh;
             const long long row_b = ((long long)tile.b * seq_len + tb) * kv_heads + tile.kvh;
-            const float r_a = k_rstd[row_a], r_b = k_rstd[row_b];
-            k_rotary_backward_row(dk_acc, 0, scale, k_out + row_a * HEAD, cos_sin + (long long)ta * HEAD, r_a, dk_a, key_a < seq_len, tig);
-            k_rotary_backward_row(dk_acc, 2, scale, k_out + row_b * HEAD, cos_sin + (long long)tb * HEAD, r_b, dk_b, key_b < seq_len, tig);
+            k_rotary_backward_rows(dk_acc, scale, tig, k_out + row_a * HEAD, k_out + row_b * HEAD, cos_sin + (long long)ta * HEAD,
+                cos_sin + (long long)tb * HEAD, k_rstd[row_a], k_rstd[row_b], dk_a, dk_b, key_a < seq_len, key_b < seq_len);
         }
     }
 }

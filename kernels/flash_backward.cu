@@ -26,10 +26,12 @@
 //   fp32; the writer adds them to the fp32 accumulator with bulk reductions (cp.reduce.async.bulk; two partial tiles when
 //   D = 64). dK and dV stay in registers and are written (bf16) at the end of each tile. With k_rstd not null, dK leaves
 //   through the k half of the rotary + QK-norm backward (rotary.cu's rotary_qknorm_backward, same arithmetic): k is then the
-//   rotary forward's output y, k_rstd [B·T·KV] its rstd and cos_sin [T, D] the rotary table, and the tile writes
-//   dL/dx = rotateᵀ(rstd·(g − y·mean(g·y))) from g = dK in fp32 (not rounded to bf16 first). A quad of threads holds a key's
-//   D columns, the rotary pair (j, j + D/2) in one thread, so the row's sum is two shuffles. The q half stays in rotary.cu
-//   (dQ is complete only once every key tile has added to it).
+//   rotary forward's output y, k_rstd [B·T·KV] its rstd and cos_sin_pairs [T, D/2] the rotary table as bf16 (cos, sin)
+//   pairs, and the tile writes dL/dx = rotateᵀ(rstd·(g − y·mean(g·y))) from g = dK in fp32 (not rounded to bf16 first). A
+//   quad of threads holds a key's D columns, the rotary pair (j, j + D/2) in one thread, so the row's sum is two shuffles.
+//   y comes from the tile's K in shared memory, so the K and V slab is then released after the epilogue's reads instead of
+//   during the tile's last item; the table (256 bytes a key) and rstd come from L2. The q half stays in rotary.cu (dQ is
+//   complete only once every key tile has added to it).
 //   mbarriers, no CTA-wide barrier in the loop: kv_full and kv_empty (one tile's K and V); tile_full[2] and tile_empty[2]
 //   (the producer hands each tile's index to the math warps and the writer through two slots); qdo_full[2] (the TMA's
 //   bytes and the producer lanes' copies) and qdo_empty[2] (each math warp, once its products of the block are done);
@@ -137,32 +139,22 @@ __device__ __forceinline__ void store_u32_if(bf16* address, unsigned value, bool
 }
 
 // The k half of the rotary + QK-norm backward on the two key rows of dK a thread holds (a and b: acc[dt][0..1] and
-// acc[dt][2..3], columns dt·8 + 2·tig (+1), unscaled), each row held by a quad of lanes. y_*: the row of k's stored output
-// (bf16), cs_*: the row of the cos/sin table (cos θ_j at j, sin θ_j at D/2 + j), r_*: the row's rstd; all from rows that exist
-// (the caller clamps the key), the results written to out_* only where valid_*. Every load is issued before the first
-// store and before any arithmetic (one round trip to L2 per tile, not one per row and phase); loads are plain and stores
-// predicated: no lane-dependent branch (C7520).
+// acc[dt][2..3], columns dt·8 + 2·tig (+1), unscaled), each row held by a quad of lanes. ya, yb: the thread's columns of
+// k's output for the two rows (bf16 pairs, read from the K tile in shared memory by the caller); cs_*: the row of the
+// packed rotary table (cos θ_j | sin θ_j as a bf16 pair at j < D/2), r_*: the row's rstd, both from rows that exist (the
+// caller clamps the key); the results are written to out_* only where valid_*. Every table load is issued before any
+// arithmetic; loads are plain and stores predicated: no lane-dependent branch (C7520).
 __device__ __forceinline__ void k_rotary_backward_rows(const float (&acc)[BWD_OUT_TILES][4], float scale, int tig,
-    const bf16* __restrict__ y_a, const bf16* __restrict__ y_b, const float* __restrict__ cs_a, const float* __restrict__ cs_b,
-    float r_a, float r_b, bf16* out_a, bf16* out_b, bool valid_a, bool valid_b)
+    const unsigned (&ya)[BWD_OUT_TILES], const unsigned (&yb)[BWD_OUT_TILES], const unsigned* __restrict__ cs_a,
+    const unsigned* __restrict__ cs_b, float r_a, float r_b, bf16* out_a, bf16* out_b, bool valid_a, bool valid_b)
 {
     constexpr int pair_tiles = BWD_OUT_TILES / 2; // tile dt + pair_tiles holds column j + D/2 of tile dt's column j
-    unsigned ya[BWD_OUT_TILES], yb[BWD_OUT_TILES];
-    float2 cos_a[pair_tiles], sin_a[pair_tiles], cos_b[pair_tiles], sin_b[pair_tiles];
-    #pragma unroll
-    for (int dt = 0; dt < BWD_OUT_TILES; dt++)
-    {
-        ya[dt] = *reinterpret_cast<const unsigned*>(y_a + dt * 8 + tig * 2);
-        yb[dt] = *reinterpret_cast<const unsigned*>(y_b + dt * 8 + tig * 2);
-    }
+    uint2 tab_a[pair_tiles], tab_b[pair_tiles];
     #pragma unroll
     for (int dt = 0; dt < pair_tiles; dt++)
     {
-        const int j = dt * 8 + tig * 2;
-        cos_a[dt] = *reinterpret_cast<const float2*>(cs_a + j);
-        sin_a[dt] = *reinterpret_cast<const float2*>(cs_a + HEAD / 2 + j);
-        cos_b[dt] = *reinterpret_cast<const float2*>(cs_b + j);
-        sin_b[dt] = *reinterpret_cast<const float2*>(cs_b + HEAD / 2 + j);
+        tab_a[dt] = *reinterpret_cast<const uint2*>(cs_a + dt * 8 + tig * 2);
+        tab_b[dt] = *reinterpret_cast<const uint2*>(cs_b + dt * 8 + tig * 2);
     }
     float dot_a = 0.0f, dot_b = 0.0f;
     #pragma unroll
@@ -186,14 +178,15 @@ __device__ __forceinline__ void k_rotary_backward_rows(const float (&acc)[BWD_OU
         {
             const int e = 2 * row;
             const float2 lo = unpack_bf16(row == 0 ? ya[dt] : yb[dt]), hi = unpack_bf16(row == 0 ? ya[dt + pair_tiles] : yb[dt + pair_tiles]);
-            const float2 c = row == 0 ? cos_a[dt] : cos_b[dt], sn = row == 0 ? sin_a[dt] : sin_b[dt];
+            const uint2 tab = row == 0 ? tab_a[dt] : tab_b[dt];
+            const float2 cs0 = unpack_bf16(tab.x), cs1 = unpack_bf16(tab.y); // (cos, sin) of columns j and j + 1
             const float r = row == 0 ? r_a : r_b, mean = row == 0 ? mean_a : mean_b;
             const float da0 = r * (acc[dt][e] * scale - lo.x * mean), db0 = r * (acc[dt + pair_tiles][e] * scale - hi.x * mean);
             const float da1 = r * (acc[dt][e + 1] * scale - lo.y * mean), db1 = r * (acc[dt + pair_tiles][e + 1] * scale - hi.y * mean);
             bf16* const out = row == 0 ? out_a : out_b;
             const bool valid = row == 0 ? valid_a : valid_b;
-            store_u32_if(out + j, pack_bf16(da0 * c.x - db0 * sn.x, da1 * c.y - db1 * sn.y), valid);
-            store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * sn.x + db0 * c.x, da1 * sn.y + db1 * c.y), valid);
+            store_u32_if(out + j, pack_bf16(da0 * cs0.x - db0 * cs0.y, da1 * cs1.x - db1 * cs1.y), valid);
+            store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * cs0.y + db0 * cs0.x, da1 * cs1.y + db1 * cs1.x), valid);
         }
     }
 }
@@ -226,8 +219,8 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
     bf16* __restrict__ dv, int* __restrict__ tile_counter, int batch, int seq_len, int heads, int kv_heads, int window,
-    long long kv_grad_stride, int key_blocks, int pairs, int tile_count, const bf16* __restrict__ k_out,
-    const float* __restrict__ k_rstd, const float* __restrict__ cos_sin)
+    long long kv_grad_stride, int key_blocks, int pairs, int tile_count, const float* __restrict__ k_rstd,
+    const unsigned* __restrict__ cos_sin_pairs)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -378,6 +371,9 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const float scale2 = scale * LOG2E;
     // This warpgroup's 64 keys: rows 64·wg .. of K's and V's slabs (128 rows each).
     const unsigned kw_address = k_address + wg * 64 * 128, vw_address = v_address + wg * 64 * 128;
+    const unsigned char* const k_tile = smem + backward_layout::k().offset; // the epilogue reads k's output here
+    // k_rstd is a kernel parameter, the same for every thread; a vote tells ptxas so.
+    const bool fuse_k_rotary = __all_sync(0xffffffffu, k_rstd != nullptr);
     int item = 0;
     for (int n = 0;; n++)
     {
@@ -540,7 +536,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             // After the tile's last item, its reads of K (Sᵀ, dQ) and V (dPᵀ) are done: the producer may load the next tile's.
             // A predicated arrival, not a branch: dK is still in flight.
             __syncwarp();
-            kv.release_if(0, lane == 0 && i == items - 1);
+            kv.release_if(0, lane == 0 && i == items - 1 && !fuse_k_rotary);
             // dQ of this block to its staging (rows permuted as in dq_accum; the stage was acquired at the item's start).
             float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
             const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
@@ -576,8 +572,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             store_u32_if(dv + grad_base + (long long)key_a * kv_grad_stride + c, pack_bf16(dv_acc[dt][0], dv_acc[dt][1]), key_a < seq_len);
             store_u32_if(dv + grad_base + (long long)key_b * kv_grad_stride + c, pack_bf16(dv_acc[dt][2], dv_acc[dt][3]), key_b < seq_len);
         }
-        // k_rstd is a kernel parameter, the same for every thread; the vote tells ptxas so.
-        if (__all_sync(0xffffffffu, k_rstd == nullptr))
+        if (!fuse_k_rotary)
         {
             #pragma unroll
             for (int dt = 0; dt < BWD_OUT_TILES; dt++)
@@ -589,12 +584,24 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         }
         else
         {
-            // Rows past T read the last row (their results are not written).
+            // k's output for the thread's columns of its two rows, from the tile's K in shared memory (sw128; rows past T are
+            // the TMA's zeros). Then the K and V slab is released (held past the tile's last item for these reads).
+            const int tr_a = key_a - k0, tr_b = tr_a + 8;
+            unsigned ya[BWD_OUT_TILES], yb[BWD_OUT_TILES];
+            #pragma unroll
+            for (int dt = 0; dt < BWD_OUT_TILES; dt++)
+            {
+                ya[dt] = *reinterpret_cast<const unsigned*>(k_tile + 2 * sw128(tr_a, dt * 8 + tig * 2, BWD_KEYS));
+                yb[dt] = *reinterpret_cast<const unsigned*>(k_tile + 2 * sw128(tr_b, dt * 8 + tig * 2, BWD_KEYS));
+            }
+            __syncwarp();
+            kv.release_if(0, lane == 0);
+            // Rows past T read the last row's rstd and table (their results are not written).
             const int ta = min(key_a, seq_len - 1), tb = min(key_b, seq_len - 1);
             const long long row_a = ((long long)tile.b * seq_len + ta) * kv_heads + tile.kvh;
             const long long row_b = ((long long)tile.b * seq_len + tb) * kv_heads + tile.kvh;
-            k_rotary_backward_rows(dk_acc, scale, tig, k_out + row_a * HEAD, k_out + row_b * HEAD, cos_sin + (long long)ta * HEAD,
-                cos_sin + (long long)tb * HEAD, k_rstd[row_a], k_rstd[row_b], dk_a, dk_b, key_a < seq_len, key_b < seq_len);
+            k_rotary_backward_rows(dk_acc, scale, tig, ya, yb, cos_sin_pairs + (long long)ta * (HEAD / 2),
+                cos_sin_pairs + (long long)tb * (HEAD / 2), k_rstd[row_a], k_rstd[row_b], dk_a, dk_b, key_a < seq_len, key_b < seq_len);
         }
     }
 }

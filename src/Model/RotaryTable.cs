@@ -32,4 +32,26 @@ public static class RotaryTable
         }
         return table;
     }
+
+    /// <summary>
+    /// The same values as <see cref="CosSin"/>'s table, packed for kernels that read a column's cos and sin together: [T, D/2]
+    /// of 32 bits, bf16 cos θ_j in the low half and bf16 sin θ_j in the high half (exact: the table holds bf16 values).
+    /// </summary>
+    public static uint[] Bf16Pairs(float[] cosSin, int seqLen, int headDim)
+    {
+        ArgumentNullException.ThrowIfNull(cosSin);
+        if ((long)seqLen * headDim != cosSin.Length)
+            throw new ArgumentException($"a rotary table of T {seqLen} × D {headDim} has {(long)seqLen * headDim} values; got {cosSin.Length}", nameof(cosSin));
+        int half = headDim / 2;
+        var pairs = new uint[(long)seqLen * half];
+        for (int t = 0; t < seqLen; t++)
+        {
+            for (int j = 0; j < half; j++)
+            {
+                uint cos = Bf16.FromFloat(cosSin[(long)t * headDim + j]), sin = Bf16.FromFloat(cosSin[(long)t * headDim + half + j]);
+                pairs[(long)t * half + j] = cos | (sin << 16);
+            }
+        }
+        return pairs;
+    }
 }

@@ -108,8 +108,8 @@ public sealed class FlashAttention : IAttentionKernels
         KRotaryBackward? kRotary = null)
     {
         CheckHeads(heads, kvHeads);
-        if (kRotary is { } rotary && (rotary.Rstd == 0 || rotary.CosSin == 0))
-            throw new ArgumentException("the k rotary backward needs k's rstd and the rotary table (both device pointers, not 0)", nameof(kRotary));
+        if (kRotary is { } rotary && (rotary.Rstd == 0 || rotary.CosSinPairs == 0 || rotary.CosSinPairs % 8 != 0))
+            throw new ArgumentException("the k rotary backward needs k's rstd and the rotary table's bf16 pairs (device pointers, not 0; the table 8-byte aligned)", nameof(kRotary));
         long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
@@ -127,7 +127,7 @@ public sealed class FlashAttention : IAttentionKernels
             throw new ArgumentException($"the attention backward counts its tiles in an int: {tiles} tiles of {KeyBlock} keys (batch {batch}, T {seqLen}, {kvHeads} kv heads) are too many");
         _backward.Launch(new Dim3((uint)Math.Min(tiles, BackwardGridLimit)), BackwardThreads, _backwardSharedBytes, stream,
             maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride, (int)Dim3.Blocks(seqLen, KeyBlock),
-            batch * kvHeads, (int)tiles, k, kRotary?.Rstd ?? 0UL, kRotary?.CosSin ?? 0UL);
+            batch * kvHeads, (int)tiles, kRotary?.Rstd ?? 0UL, kRotary?.CosSinPairs ?? 0UL);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

@@ -26,6 +26,7 @@ public sealed class GpuGpt : IDisposable
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<float> _cosSin;
+    private readonly DeviceBuffer<uint> _cosSinPairs; // the same table as bf16 (cos, sin) pairs, for the attention backward's k epilogue
     private readonly StreamProfiler _profiler;
 
     // Upload staging: two pinned (inputs, targets) pairs used in turn, each with an event recorded after its copies, so the host
@@ -73,7 +74,10 @@ public sealed class GpuGpt : IDisposable
         Activations = new GpuActivations(device, shape, batch, headChunkRows,
             _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null, recomputeMlp, placeScratch);
         _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
-        _cosSin.CopyFrom(RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase));
+        var cosSin = RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase);
+        _cosSin.CopyFrom(cosSin);
+        _cosSinPairs = device.Allocate<uint>((long)shape.SeqLen * shape.HeadDim / 2, "rotary cos/sin bf16 pairs");
+        _cosSinPairs.CopyFrom(RotaryTable.Bf16Pairs(cosSin, shape.SeqLen, shape.HeadDim));
         _profiler = new StreamProfiler(device, stream);
         long qSize = (long)shape.ModelDim * shape.ModelDim, kvSize = (long)shape.KvDim * shape.ModelDim;
         for (int i = 0; i < shape.Depth; i++)
@@ -159,7 +163,7 @@ public sealed class GpuGpt : IDisposable
 
     /// <summary>
     /// Device bytes the model of this shape and batch allocates: parameters (fp32 masters and gradients, bf16 copies) and the
-    /// activations (<see cref="GpuActivations.EstimateBytes"/>), the rotary table; not the optimizer's state or the libraries'
+    /// activations (<see cref="GpuActivations.EstimateBytes"/>), the rotary table (fp32, and as bf16 pairs); not the optimizer's state or the libraries'
     /// workspaces.
     /// </summary>
     public static long EstimateBytes(DeviceProperties properties, ModelShape shape, int batch, int headChunkRows = DefaultHeadChunkRows, bool fusedMlp = true,
@@ -170,7 +174,7 @@ public sealed class GpuGpt : IDisposable
         long attentionScratch = FlashAttention.ScratchBytes(batch, shape.SeqLen, shape.Heads, shape.HeadDim);
         bool fused = fusedMlp && UsesFusedMlp(properties, shape, batch);
         return parameters * (4 + 4 + 2) + GpuActivations.EstimateBytes(shape, batch, headChunkRows, attentionScratch, fused, recomputeMlp)
-            + 4L * shape.SeqLen * shape.HeadDim;
+            + 4L * shape.SeqLen * shape.HeadDim + 2L * shape.SeqLen * shape.HeadDim;
     }
 
     private string Layer(int i, string name) => $"transformer.h.{i}.{name}.weight";
@@ -400,7 +404,7 @@ public sealed class GpuGpt : IDisposable
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DOf(i).Pointer, a.Lse[i].Pointer,
                     a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true,
-                    kRotary: kRotaryFused ? new KRotaryBackward(a.RstdK[i].Pointer, _cosSin.Pointer) : null);
+                    kRotary: kRotaryFused ? new KRotaryBackward(a.RstdK[i].Pointer, _cosSinPairs.Pointer) : null);
             }
             using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + (kRotaryFused ? 0.0 : 6.0 * nkv)))
             {
@@ -504,6 +508,7 @@ public sealed class GpuGpt : IDisposable
         foreach (var b in _stagedInputs.Concat(_stagedTargets))
             b.Dispose();
         _cosSin.Dispose();
+        _cosSinPairs.Dispose();
         _profiler.Dispose();
         Activations.Dispose();
         Parameters.Dispose();

@@ -38,5 +38,5 @@ public interface IAttentionKernels
 }
 
 /// <summary>What the attention backward needs to apply k's rotary + QK-norm backward to dk: k's rstd from the forward
-/// ([B·T·KV] fp32) and the rotary table ([T, D] fp32, <see cref="RotaryTable.CosSin"/>).</summary>
-public readonly record struct KRotaryBackward(ulong Rstd, ulong CosSin);
+/// ([B·T·KV] fp32) and the rotary table as bf16 (cos, sin) pairs ([T, D/2] of 32 bits, <see cref="RotaryTable.Bf16Pairs"/>).</summary>
+public readonly record struct KRotaryBackward(ulong Rstd, ulong CosSinPairs);

@@ -120,6 +120,31 @@ public class CpuOpsTests
             Assert.Equal(x[i], first[i], 15);
     }
 
+    [Theory]
+    [InlineData(64)]
+    [InlineData(128)]
+    public void Rotary_bf16_pairs_hold_each_columns_cos_low_and_sin_high_exactly(int headDim)
+    {
+        const int seqLen = 300;
+        int half = headDim / 2;
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, 10000);
+        var pairs = RotaryTable.Bf16Pairs(cosSin, seqLen, headDim);
+        Assert.Equal(seqLen * half, pairs.Length);
+        for (int t = 0; t < seqLen; t++)
+        {
+            for (int j = 0; j < half; j++)
+            {
+                uint pair = pairs[t * half + j];
+                Assert.Equal(cosSin[t * headDim + j], AutoResearch.Native.Bf16.ToFloat((ushort)(pair & 0xFFFF)));
+                Assert.Equal(cosSin[t * headDim + half + j], AutoResearch.Native.Bf16.ToFloat((ushort)(pair >> 16)));
+            }
+        }
+        // Position 0 is cos 1, sin 0 (bf16 0x3F80, 0x0000) in every column; a later one is not.
+        Assert.All(pairs.Take(half), pair => Assert.Equal(0x00003F80u, pair));
+        Assert.NotEqual(0x00003F80u, pairs[17 * half + 3]);
+        Assert.Throws<ArgumentException>(() => RotaryTable.Bf16Pairs(cosSin, seqLen - 1, headDim));
+    }
+
     [Fact]
     public void Rotary_refuses_a_table_shorter_than_T()
     {

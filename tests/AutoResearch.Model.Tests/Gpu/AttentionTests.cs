@@ -268,7 +268,8 @@ public class AttentionTests
         using var dO = Device.Allocate<ushort>(countQ, "o");
         using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
         using var dRstd = Device.Allocate<float>(kvRows, "k rstd");
-        using var dCosSin = Device.Allocate<float>(cosSin.Length, "cos/sin");
+        var pairs = RotaryTable.Bf16Pairs(cosSin, seqLen, headDim);
+        using var dPairs = Device.Allocate<uint>(pairs.Length, "cos/sin bf16 pairs");
         using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
         using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
         dQ.CopyFrom(qBits);
@@ -276,12 +277,12 @@ public class AttentionTests
         dV.CopyFrom(vBits);
         dDo.CopyFrom(doBits);
         dRstd.CopyFrom(rstdF);
-        dCosSin.CopyFrom(cosSin);
+        dPairs.CopyFrom(pairs);
         grads.FillBytes(0xFF);
         attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
         attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
             grads.Pointer, grads.At(width), grads.At(width + kvWidth), scratch.Pointer, TestGpu.Stream, stride, leaveDqAccumulated: true,
-            kRotary: new KRotaryBackward(dRstd.Pointer, dCosSin.Pointer));
+            kRotary: new KRotaryBackward(dRstd.Pointer, dPairs.Pointer));
         TestGpu.Stream.Synchronize();
         var all = grads.ToArray();
         float[] Part(int offset, int columns) => Enumerable.Range(0, batch * seqLen)

@@ -6,7 +6,8 @@
 // rotary_qknorm_forward:  x [B·T, H, D] bf16, rotated and normed IN PLACE; rstd [B·T·H] fp32 kept for backward;
 //                         cos_sin [T, D] fp32: cos θ_j at [t, j], sin θ_j at [t, D/2 + j], rounded to bf16 as the reference
 //                         rounds them (the host builds it: RotaryTable).
-// rotary_qknorm_backward: dy [B·T, H, D] bf16 (dL/dy) → dL/dx IN PLACE, from y (the forward's output) and rstd:
+// rotary_qknorm_backward: dy [B·T, H, D] bf16 (dL/dy) → dL/dx IN PLACE, from y (the forward's output) and rstd (the model
+//                         runs it for q; for k only with the naive attention: the flash backward does k's in its epilogue):
 //                         dr = rstd·(dy − y·mean(dy·y)), then the inverse rotation da = da'·cos − db'·sin, db = da'·sin + db'·cos.
 //                         dy's rows are dy_stride elements apart per token (H·D when dense; wider when dy is part of a
 //                         [B·T, H·D + 2·KV·D] dq | dk | dv matrix). With dy_accum not null, dy is read from the flash

@@ -6,7 +6,7 @@ namespace AutoResearch.Bench.Kernels;
 
 /// <summary>
 /// kernels/flash_backward.cu at B × T tokens, for each head size, grouping and window. <see cref="Backward"/> is the model's
-/// call: flash_attention_backward_prepare (D, the zeroed dq accumulator) and flash_attention_backward, dk and dv written as
+/// call less k's rotary epilogue (the model passes a <see cref="KRotaryBackward"/>): flash_attention_backward_prepare (D, the zeroed dq accumulator) and flash_attention_backward, dk and dv written as
 /// rows of one dq | dk | dv matrix, dq left in the fp32 accumulator for the rotary backward. <see cref="BackwardWithDq"/> adds
 /// flash_attention_backward_finish (dq to bf16) and writes dense tensors. o and lse come from the flash forward. Checked
 /// against the fp64 reference at B 2, T 512 (<see cref="AttentionBenchmark"/>); tensor-core work (2.5× the forward's FLOPs).
@@ -48,7 +48,9 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
     public void SetupBackward()
         => Prepare(nameof(Backward), () => CheckBackward("flash_attention_backward_prepare + flash_attention_backward", _flash, asTheModelCalls: true), SetUpTiming);
 
-    /// <summary>As the model calls it: strided dq | dk | dv rows, dq left in the fp32 accumulator.</summary>
+    /// <summary>As the model calls it (strided dq | dk | dv rows, dq left in the fp32 accumulator), less k's rotary backward: the
+    /// model also passes a <see cref="KRotaryBackward"/>, whose epilogue this times without (its cost is in the model's
+    /// `profile`, where the attention backward includes it).</summary>
     [Benchmark]
     public void Backward()
     {

@@ -11,7 +11,9 @@ namespace AutoResearch.Bench.Kernels;
 /// kernels/rotary.cu (rotary embedding + QK-norm) for each head size and kv-head count, one call = q and k of a layer, as the
 /// model makes it: <see cref="Forward"/> rotates and normalises q [N, H, D] and k [N, KV, D] in place (rstd kept);
 /// <see cref="Backward"/> takes q's gradient from the flash backward's fp32 dq accumulator and k's from its rows of the
-/// dq | dk | dv matrix, writing both into that matrix. Checked at B 2 and the full T against the fp64 reference with the
+/// dq | dk | dv matrix, writing both into that matrix. With the flash attention the model runs the k pass inside the flash
+/// backward's epilogue instead, so there this kernel's backward is the q pass alone; both passes are the model's call with
+/// the naive attention. Checked at B 2 and the full T against the fp64 reference with the
 /// same bf16-rounded cos/sin table. Memory-bound. Run: <c>bench --filter '*RotaryBenchmarks*'</c>.
 /// </summary>
 public class RotaryBenchmarks : TokenKernelBenchmark

@@ -37,10 +37,10 @@ public sealed class AttentionNaive : IAttentionKernels
         _forward.Launch(KernelLaunch.RowBlocks((long)batch * seqLen * heads), KernelLaunch.RowBlock, 0, stream, q, k, v, o, lse, batch, seqLen, heads, kvHeads, window);
     }
 
-    /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
     /// <summary>False: the caller runs k's rotary backward itself.</summary>
     public bool FusesKRotaryBackward => false;
 
+    /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
         KRotaryBackward? kRotary = null)

@@ -232,16 +232,19 @@ public class AttentionTests
     /// The flash backward given k's rstd and the rotary table writes dk through k's rotary + QK-norm backward, as the model
     /// calls it (strided dq | dk | dv rows, dq left accumulated): k is a real rotary output, and the reference is the fp64
     /// attention backward followed by <see cref="CpuOps.RotaryQkNormBackwardFromOutput"/> (checked by finite differences).
-    /// dv is unchanged by it, and nothing between the rows is written.
+    /// dv is unchanged by it, and nothing between the rows is written. With a grid limit, CTAs take several tiles: the epilogue
+    /// reads k from the tile's K in shared memory, and the next tile's K must not land there before those reads.
     /// </summary>
     [GpuTheory]
-    [InlineData(2, 150, 2, 2, 128, 40)]
-    [InlineData(1, 300, 4, 1, 128, 77)]     // grouped-query attention; the last key tile runs past T
-    [InlineData(2, 200, 4, 2, 64, 64)]      // head size 64
-    [InlineData(1, 2048, 4, 4, 128, 1024)]  // the baseline's T and short window
-    public void Flash_backward_applies_the_k_rotary_backward_to_dk(int batch, int seqLen, int heads, int kvHeads, int headDim, int window)
+    [InlineData(2, 150, 2, 2, 128, 40, 0)]
+    [InlineData(1, 300, 4, 1, 128, 77, 1)]     // grouped-query attention; the last key tile runs past T; one CTA takes all 3 tiles
+    [InlineData(2, 200, 4, 2, 64, 64, 3)]      // head size 64; 8 tiles on 3 CTAs
+    [InlineData(1, 2048, 4, 4, 128, 1024, 5)]  // the baseline's T and short window; 64 tiles on 5 CTAs
+    [InlineData(1, 2048, 4, 4, 128, 1024, 0)]
+    public void Flash_backward_applies_the_k_rotary_backward_to_dk(int batch, int seqLen, int heads, int kvHeads, int headDim, int window,
+        int gridLimit)
     {
-        int seed = 9300 + batch * 100 + seqLen + heads * 7 + kvHeads * 3 + headDim + window;
+        int seed = 9300 + batch * 100 + seqLen + heads * 7 + kvHeads * 3 + headDim + window + gridLimit;
         var r = new Random(seed);
         long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
         int kvRows = batch * seqLen * kvHeads;
@@ -259,7 +262,7 @@ public class AttentionTests
         var dkRef = CpuOps.RotaryQkNormBackwardFromOutput(k, rstdF.Select(value => (double)value).ToArray(), dkAttention, cosSin,
             kvRows, kvHeads, seqLen, headDim);
 
-        var attention = new FlashAttention(TestGpu.Kernels, headDim);
+        var attention = gridLimit > 0 ? new FlashAttention(TestGpu.Kernels, headDim) { BackwardGridLimit = gridLimit } : new FlashAttention(TestGpu.Kernels, headDim);
         Assert.True(attention.FusesKRotaryBackward);
         using var dQ = Device.Allocate<ushort>(countQ, "q");
         using var dK = Device.Allocate<ushort>(countKv, "k");

@@ -60,4 +60,20 @@ public class CompileKernelCommandTests
         Assert.Contains("--resources reads a cubin: it does not go with --ptx", stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(folder.File("probe.ptx")));
     }
+
+    [Fact]
+    public void Options_the_runner_always_passes_are_added_only_where_missing()
+    {
+        const string toolkit = "/opt/cuda-x/include";
+        var bare = CompileKernelCommand.CompleteOptions(["--gpu-architecture=sm_90a", "-DHEAD_DIM=128"], toolkit);
+        Assert.Equal(["--gpu-architecture=sm_90a", "-DHEAD_DIM=128", "--std=c++17", "--device-as-default-execution-space", "--include-path=" + toolkit], bare);
+
+        // What the runner's workers pass (CubinStore.BaseOptions) comes back unchanged.
+        string[] runner = ["--gpu-architecture=sm_90a", "--std=c++17", "--device-as-default-execution-space", "-lineinfo", "--include-path=/k", "--include-path=" + toolkit, "-DX=1"];
+        Assert.Equal(runner, CompileKernelCommand.CompleteOptions(runner, toolkit));
+
+        // A standard of the caller's own is kept; without a toolkit folder no include path is made up.
+        var own = CompileKernelCommand.CompleteOptions(["-std=c++20"], null);
+        Assert.Equal(["-std=c++20", "--device-as-default-execution-space"], own);
+    }
 }

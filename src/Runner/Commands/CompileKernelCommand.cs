@@ -10,10 +10,31 @@ namespace AutoResearch.Runner;
 /// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. With --ptx it writes
 /// the PTX instead, for any architecture (compute_90 needs no GPU): what a kernel change does to the instructions, on a
 /// machine without the GPU; with --resources it prints what each kernel of the cubin was compiled to (registers, local and
-/// static shared memory: <see cref="CubinResources"/>), which needs no GPU either.
+/// static shared memory: <see cref="CubinResources"/>), which needs no GPU either. Options every kernel of the runner is
+/// compiled with are added where the command line lacks them (<see cref="CompleteOptions"/>), so a hand-run compile finds the
+/// CUDA headers and builds what the runner builds.
 /// </summary>
 public static class CompileKernelCommand
 {
+    /// <summary>
+    /// <paramref name="options"/> plus what <see cref="CubinStore.BaseOptions"/> always passes and they lack: --std=c++17,
+    /// --device-as-default-execution-space and the CUDA toolkit's include folder (<paramref name="toolkitInclude"/>, where
+    /// cuda_bf16.h is; none when null). The runner's own workers pass them all, so nothing is added there.
+    /// </summary>
+    public static IReadOnlyList<string> CompleteOptions(IReadOnlyList<string> options, string? toolkitInclude)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var result = new List<string>(options);
+        bool Has(params string[] prefixes) => options.Any(o => prefixes.Any(p => o.StartsWith(p, StringComparison.Ordinal)));
+        if (!Has("--std", "-std"))
+            result.Add("--std=c++17");
+        if (!Has("--device-as-default-execution-space", "-default-device"))
+            result.Add("--device-as-default-execution-space");
+        if (toolkitInclude is not null && !options.Any(o => o == $"--include-path={toolkitInclude}" || o == $"-I{toolkitInclude}"))
+            result.Add($"--include-path={toolkitInclude}");
+        return result;
+    }
+
     public static Command Create()
     {
         var name = new Option<string>("--name") { Description = "The source's full path: NVRTC's name for it, where quoted includes are looked for first", Required = true };
@@ -41,7 +62,7 @@ public static class CompileKernelCommand
                 return 2;
             }
             var source = Console.In.ReadToEnd();
-            var nvrtcOptions = parse.GetValue(options) ?? [];
+            var nvrtcOptions = CompleteOptions(parse.GetValue(options) ?? [], CubinStore.ToolkitIncludeDirectory());
             try
             {
                 byte[] image = parse.GetValue(ptx)

@@ -110,14 +110,20 @@ public sealed class CubinStore
     /// <summary>Files <see cref="CompileAhead"/> failed to compile (not counting cancelled ones): each is compiled again, in-process, when loaded.</summary>
     public long AheadFailures => Interlocked.Read(ref _aheadFailures);
 
+    /// <summary>The language standard every kernel is compiled with (<see cref="BaseOptions"/>).</summary>
+    public const string LanguageStandardOption = "--std=c++17";
+
+    /// <summary>Functions without an execution space are device functions, in every kernel (<see cref="BaseOptions"/>).</summary>
+    public const string DeviceDefaultOption = "--device-as-default-execution-space";
+
     /// <summary>The options every kernel is compiled with, then <paramref name="extra"/>.</summary>
     public IReadOnlyList<string> BaseOptions(IReadOnlyList<string>? extra)
     {
         var options = new List<string>
         {
             $"--gpu-architecture={Architecture}",
-            "--std=c++17",
-            "--device-as-default-execution-space",
+            LanguageStandardOption,
+            DeviceDefaultOption,
             "-lineinfo",
             $"--include-path={KernelDirectory}",
         };

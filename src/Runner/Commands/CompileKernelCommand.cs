@@ -17,8 +17,8 @@ namespace AutoResearch.Runner;
 public static class CompileKernelCommand
 {
     /// <summary>
-    /// <paramref name="options"/> plus what <see cref="CubinStore.BaseOptions"/> always passes and they lack: --std=c++17,
-    /// --device-as-default-execution-space and the CUDA toolkit's include folder (<paramref name="toolkitInclude"/>, where
+    /// <paramref name="options"/> plus what <see cref="CubinStore.BaseOptions"/> always passes and they lack: the language
+    /// standard, functions on the device by default and the CUDA toolkit's include folder (<paramref name="toolkitInclude"/>, where
     /// cuda_bf16.h is; none when null). The runner's own workers pass them all, so nothing is added there.
     /// </summary>
     public static IReadOnlyList<string> CompleteOptions(IReadOnlyList<string> options, string? toolkitInclude)
@@ -27,9 +27,9 @@ public static class CompileKernelCommand
         var result = new List<string>(options);
         bool Has(params string[] prefixes) => options.Any(o => prefixes.Any(p => o.StartsWith(p, StringComparison.Ordinal)));
         if (!Has("--std", "-std"))
-            result.Add("--std=c++17");
-        if (!Has("--device-as-default-execution-space", "-default-device"))
-            result.Add("--device-as-default-execution-space");
+            result.Add(CubinStore.LanguageStandardOption);
+        if (!Has(CubinStore.DeviceDefaultOption, "-default-device"))
+            result.Add(CubinStore.DeviceDefaultOption);
         if (toolkitInclude is not null && !options.Any(o => o == $"--include-path={toolkitInclude}" || o == $"-I{toolkitInclude}"))
             result.Add($"--include-path={toolkitInclude}");
         return result;

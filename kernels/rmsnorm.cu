@@ -21,7 +21,8 @@
 //                                dy = dL/dh (bf16) and g = the gradient reaching m along the residual path (bf16),
 //                                gt = g + rmsnorm backward(m, dy) in fp32; then g = rl·gt (bf16), dx0 += xl·gt, the lambdas'
 //                                gradients; with fold != 0 (layer 0) dx0 += xl·gt, then += rl·gt, and g is left as it is;
-//                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers).
+//                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers);
+//                                rmsnorm_mix_backward_512 is the same for c ≤ 512, with half the registers.
 //                                m may be null: the kernel recomputes it from x and x0 (residual_mix, bit for bit the
 //                                forward's), so the model need not keep m.
 // The residual gradient and the x0 gradient summed over the layers are bf16 between kernels, as in the reference (autograd
@@ -303,7 +304,10 @@ extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __re
 #endif
 
 #if RMSNORM_PART == 0 || RMSNORM_PART == 3
-extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
+// Rows of c ≤ 32 · CHUNKS · 8 features, in registers; as with the norm's backward, each CHUNKS is its own kernel (below), so
+// that rows of up to 512 features do not pay the four-chunk kernel's registers.
+template <int CHUNKS>
+__device__ __forceinline__ void rmsnorm_mix_backward_rows(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
     bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
     const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
     float* __restrict__ d_x0_lambdas, int fold, int n, int c)
@@ -316,15 +320,15 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
     {
         const long base = (long)row * c;
         const float r = rstd[row];
-        float mv[NORM_CHUNKS][8], dv[NORM_CHUNKS][8];
+        float mv[CHUNKS][8], dv[CHUNKS][8];
         float dot;
         if (m != nullptr)
-            dot = load_row_dot<NORM_CHUNKS>(m, dy, 1, base, c, lane, mv, dv);
+            dot = load_row_dot<CHUNKS>(m, dy, 1, base, c, lane, mv, dv);
         else
         {
             dot = 0.0f;
             #pragma unroll
-            for (int k = 0; k < NORM_CHUNKS; k++)
+            for (int k = 0; k < CHUNKS; k++)
             {
                 const int j = (lane + 32 * k) * 8;
                 if (j < c)
@@ -345,7 +349,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         }
         const float mean_dot = dot * r / c; // mean of dy·m̂
         #pragma unroll
-        for (int k = 0; k < NORM_CHUNKS; k++)
+        for (int k = 0; k < CHUNKS; k++)
         {
             const int j = (lane + 32 * k) * 8;
             if (j < c)
@@ -379,5 +383,25 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
         atomicAdd(d_resid_lambdas + layer, sum_rl);
         atomicAdd(d_x0_lambdas + layer, sum_xl);
     }
+}
+
+// Rows of up to 1024 features.
+extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
+    bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
+    const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
+    float* __restrict__ d_x0_lambdas, int fold, int n, int c)
+{
+    rmsnorm_mix_backward_rows<NORM_CHUNKS>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
+        d_x0_lambdas, fold, n, c);
+}
+
+// The same for rows of up to 512 features (the launcher's choice where c ≤ 512).
+extern "C" __global__ void rmsnorm_mix_backward_512(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
+    bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
+    const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
+    float* __restrict__ d_x0_lambdas, int fold, int n, int c)
+{
+    rmsnorm_mix_backward_rows<2>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
+        d_x0_lambdas, fold, n, c);
 }
 #endif

@@ -12,6 +12,7 @@ public sealed class RmsNorm
     private readonly CudaKernel _mixBackward;
     private readonly CudaKernel _apply;
     private readonly CudaKernel _normMixBackward;
+    private readonly CudaKernel _normMixBackwardNarrow;
     private readonly int _multiprocessors;
 
     /// <summary>Widest row the fused <see cref="NormMixBackward"/> takes (features kept in registers).</summary>
@@ -44,7 +45,9 @@ public sealed class RmsNorm
         var backward = kernels.Load(Part(2));
         _backward = backward.GetKernel("rmsnorm_backward");
         _backwardNarrow = backward.GetKernel("rmsnorm_backward_512");
-        _normMixBackward = kernels.Load(Part(3)).GetKernel("rmsnorm_mix_backward");
+        var normMix = kernels.Load(Part(3));
+        _normMixBackward = normMix.GetKernel("rmsnorm_mix_backward");
+        _normMixBackwardNarrow = normMix.GetKernel("rmsnorm_mix_backward_512");
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 
@@ -123,7 +126,8 @@ public sealed class RmsNorm
         }
         // A bounded grid (the lambdas' sums take one atomic per block); each warp strides over rows.
         uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 8u * (uint)_multiprocessors);
-        _normMixBackward.Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
+        // Rows of up to 512 features take the kernel whose registers hold two chunks a lane, as Backward does.
+        (c <= NarrowBackwardWidth ? _normMixBackwardNarrow : _normMixBackward).Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
             dx0, dResidLambdas, dX0Lambdas, foldIntoX0 ? 1 : 0, n, c);
     }
 

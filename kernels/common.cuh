@@ -66,9 +66,9 @@ struct bf16x8
     uint4 raw;
 };
 
-__device__ __forceinline__ void load8(const bf16* p, float out[8])
+// The eight bf16 values of a 16-byte word (a load8 in two steps: the word may be loaded early and widened when needed).
+__device__ __forceinline__ void unpack8(uint4 raw, float out[8])
 {
-    uint4 raw = *reinterpret_cast<const uint4*>(p);
     const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
     #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -77,6 +77,11 @@ __device__ __forceinline__ void load8(const bf16* p, float out[8])
         out[2 * i] = f.x;
         out[2 * i + 1] = f.y;
     }
+}
+
+__device__ __forceinline__ void load8(const bf16* p, float out[8])
+{
+    unpack8(*reinterpret_cast<const uint4*>(p), out);
 }
 
 __device__ __forceinline__ void store8(bf16* p, const float in[8])

@@ -22,7 +22,8 @@
 //                                gt = g + rmsnorm backward(m, dy) in fp32; then g = rl·gt (bf16), dx0 += xl·gt, the lambdas'
 //                                gradients; with fold != 0 (layer 0) dx0 += xl·gt, then += rl·gt, and g is left as it is;
 //                                c a multiple of 8 and at most 1024 (each lane keeps its features in registers);
-//                                rmsnorm_mix_backward_512 is the same for c ≤ 512, with half the registers.
+//                                rmsnorm_mix_backward_512 is the same for c ≤ 512, with half the registers, and it loads g,
+//                                x, x0 and dx0 with m and dy (one round trip to memory a row, not two).
 //                                m may be null: the kernel recomputes it from x and x0 (residual_mix, bit for bit the
 //                                forward's), so the model need not keep m.
 // The residual gradient and the x0 gradient summed over the layers are bf16 between kernels, as in the reference (autograd
@@ -306,7 +307,7 @@ extern "C" __global__ void residual_mix_backward(const bf16* g, const bf16* __re
 #if RMSNORM_PART == 0 || RMSNORM_PART == 3
 // Rows of c ≤ 32 · CHUNKS · 8 features, in registers; as with the norm's backward, each CHUNKS is its own kernel (below), so
 // that rows of up to 512 features do not pay the four-chunk kernel's registers.
-template <int CHUNKS>
+template <int CHUNKS, bool PREFETCH>
 __device__ __forceinline__ void rmsnorm_mix_backward_rows(const bf16* __restrict__ m, const float* __restrict__ rstd, const bf16* __restrict__ dy,
     bf16* __restrict__ g, const bf16* __restrict__ x, const bf16* __restrict__ x0, const float* __restrict__ resid_lambdas,
     const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
@@ -321,6 +322,27 @@ __device__ __forceinline__ void rmsnorm_mix_backward_rows(const bf16* __restrict
         const long base = (long)row * c;
         const float r = rstd[row];
         float mv[CHUNKS][8], dv[CHUNKS][8];
+        // PREFETCH: g, x, x0 and dx0 leave with the first pass's loads, as raw 16-byte words (16 registers a chunk), so the row
+        // costs one round trip to memory, not two (the second pass waits on the row's dot product).
+        uint4 graw[CHUNKS], xraw[CHUNKS], x0raw[CHUNKS], d0raw[CHUNKS];
+        if (PREFETCH)
+        {
+            #pragma unroll
+            for (int k = 0; k < CHUNKS; k++)
+            {
+                const int j = (lane + 32 * k) * 8;
+                if (j < c)
+                {
+                    graw[k] = *reinterpret_cast<const uint4*>(g + base + j);
+                    d0raw[k] = *reinterpret_cast<const uint4*>(dx0 + base + j);
+                    if (m != nullptr)
+                    {
+                        xraw[k] = *reinterpret_cast<const uint4*>(x + base + j);
+                        x0raw[k] = *reinterpret_cast<const uint4*>(x0 + base + j);
+                    }
+                }
+            }
+        }
         float dot;
         if (m != nullptr)
             dot = load_row_dot<CHUNKS>(m, dy, 1, base, c, lane, mv, dv);
@@ -334,8 +356,10 @@ __device__ __forceinline__ void rmsnorm_mix_backward_rows(const bf16* __restrict
                 if (j < c)
                 {
                     float xv[8], x0v[8];
-                    load8(x + base + j, xv);
-                    load8(x0 + base + j, x0v);
+                    xraw[k] = *reinterpret_cast<const uint4*>(x + base + j);
+                    x0raw[k] = *reinterpret_cast<const uint4*>(x0 + base + j);
+                    unpack8(xraw[k], xv);
+                    unpack8(x0raw[k], x0v);
                     load8(dy + base + j, dv[k]);
                     #pragma unroll
                     for (int i = 0; i < 8; i++)
@@ -355,10 +379,20 @@ __device__ __forceinline__ void rmsnorm_mix_backward_rows(const bf16* __restrict
             if (j < c)
             {
                 float gv[8], xv[8], x0v[8], d0[8];
-                load8(g + base + j, gv);
-                load8(x + base + j, xv);
-                load8(x0 + base + j, x0v);
-                load8(dx0 + base + j, d0);
+                if (PREFETCH)
+                {
+                    unpack8(graw[k], gv);
+                    unpack8(xraw[k], xv);
+                    unpack8(x0raw[k], x0v);
+                    unpack8(d0raw[k], d0);
+                }
+                else
+                {
+                    load8(g + base + j, gv);
+                    load8(x + base + j, xv);
+                    load8(x0 + base + j, x0v);
+                    load8(dx0 + base + j, d0);
+                }
                 #pragma unroll
                 for (int i = 0; i < 8; i++)
                 {
@@ -391,7 +425,7 @@ extern "C" __global__ void rmsnorm_mix_backward(const bf16* __restrict__ m, cons
     const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
     float* __restrict__ d_x0_lambdas, int fold, int n, int c)
 {
-    rmsnorm_mix_backward_rows<NORM_CHUNKS>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
+    rmsnorm_mix_backward_rows<NORM_CHUNKS, false>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
         d_x0_lambdas, fold, n, c);
 }
 
@@ -401,7 +435,7 @@ extern "C" __global__ void rmsnorm_mix_backward_512(const bf16* __restrict__ m, 
     const float* __restrict__ x0_lambdas, int layer, bf16* __restrict__ dx0, float* __restrict__ d_resid_lambdas,
     float* __restrict__ d_x0_lambdas, int fold, int n, int c)
 {
-    rmsnorm_mix_backward_rows<2>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
+    rmsnorm_mix_backward_rows<2, true>(m, rstd, dy, g, x, x0, resid_lambdas, x0_lambdas, layer, dx0, d_resid_lambdas,
         d_x0_lambdas, fold, n, c);
 }
 #endif

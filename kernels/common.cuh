@@ -94,6 +94,28 @@ __device__ __forceinline__ void store8(bf16* p, const float in[8])
     *reinterpret_cast<uint4*>(p) = raw;
 }
 
+// The two bf16 values of a 32-bit word, the low half first.
+__device__ __forceinline__ float2 unpack_bf16(unsigned v)
+{
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
+}
+
+// The rotary table as the kernels read it (RotaryTable.Bf16Pairs): [T, D/2] words, word j of row t holding cos θ_j (low half)
+// and sin θ_j (high half) as bf16 (the values are bf16 already, so nothing is lost). rotary_pairs8 reads the 8 pairs from
+// column j (32-byte aligned) into cos and sin.
+__device__ __forceinline__ void rotary_pairs8(const unsigned* p, float c[8], float s[8])
+{
+    const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 4);
+    const unsigned w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    #pragma unroll
+    for (int i = 0; i < 8; i++)
+    {
+        const float2 f = unpack_bf16(w[i]);
+        c[i] = f.x;
+        s[i] = f.y;
+    }
+}
+
 // fp32 machine epsilon: the RMSNorm eps of SPEC §5.
 #define RMS_EPS 1.1920929e-07f
 

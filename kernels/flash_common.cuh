@@ -21,11 +21,6 @@ __device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
     return *reinterpret_cast<unsigned*>(&v);
 }
 
-__device__ __forceinline__ float2 unpack_bf16(unsigned v)
-{
-    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
-}
-
 __device__ __forceinline__ unsigned shared_address(const void* p)
 {
     return static_cast<unsigned>(__cvta_generic_to_shared(p));

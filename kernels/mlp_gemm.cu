@@ -93,12 +93,12 @@ __device__ __forceinline__ float gelu_derivative(float u)
 // holds both members of each rotated pair; the sum of squares of a head's row is the thread's part added over the 4 threads
 // of its quad (the lanes sharing lane / 4).
 template <int ROT_D>
-__device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const float* __restrict__ cos_sin, float* __restrict__ rstd,
+__device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const unsigned* __restrict__ cos_sin, float* __restrict__ rstd,
                                                      int row_lo, int n0, int n, int seq_len, int tig)
 {
     constexpr int J = ROT_D / 8, HALF_J = J / 2, HEADS = GEMM_BN / ROT_D;
-    const float* cs_lo = cos_sin + (long)(row_lo % seq_len) * ROT_D;
-    const float* cs_hi = cos_sin + (long)((row_lo + 8) % seq_len) * ROT_D;
+    const unsigned* cs_lo = cos_sin + (long)(row_lo % seq_len) * (ROT_D / 2);
+    const unsigned* cs_hi = cos_sin + (long)((row_lo + 8) % seq_len) * (ROT_D / 2);
     #pragma unroll
     for (int j = 0; j < 32; j++)
     {
@@ -113,10 +113,10 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const flo
     #pragma unroll
     for (int jj = 0; jj < HALF_J; jj++)
     {
-        const int col = 8 * jj + 2 * tig; // in the head's first half; the table's sin is D/2 further
-        const float2 c_lo = *reinterpret_cast<const float2*>(cs_lo + col), s_lo = *reinterpret_cast<const float2*>(cs_lo + ROT_D / 2 + col);
-        const float2 c_hi = *reinterpret_cast<const float2*>(cs_hi + col), s_hi = *reinterpret_cast<const float2*>(cs_hi + ROT_D / 2 + col);
-        const float c[4] = {c_lo.x, c_lo.y, c_hi.x, c_hi.y}, sn[4] = {s_lo.x, s_lo.y, s_hi.x, s_hi.y};
+        const int col = 8 * jj + 2 * tig; // in the head's first half: the table's (cos, sin) pairs of columns col and col + 1
+        const uint2 p_lo = *reinterpret_cast<const uint2*>(cs_lo + col), p_hi = *reinterpret_cast<const uint2*>(cs_hi + col);
+        const float2 lo0 = unpack_bf16(p_lo.x), lo1 = unpack_bf16(p_lo.y), hi0 = unpack_bf16(p_hi.x), hi1 = unpack_bf16(p_hi.y);
+        const float c[4] = {lo0.x, lo1.x, hi0.x, hi1.x}, sn[4] = {lo0.y, lo1.y, hi0.y, hi1.y};
         #pragma unroll
         for (int hh = 0; hh < HEADS; hh++)
         {
@@ -165,7 +165,7 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const flo
 template <bool GRADIENT, int ACT, int ROT_D = 0>
 __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
                                          const TensorMap* map_out, const TensorMap* map_u, const float* __restrict__ row_scale,
-                                         int m, int n, int k, const float* __restrict__ cos_sin = nullptr, float* __restrict__ rstd = nullptr,
+                                         int m, int n, int k, const unsigned* __restrict__ cos_sin = nullptr, float* __restrict__ rstd = nullptr,
                                          int seq_len = 0)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
@@ -438,11 +438,11 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
 
 // The q or k projection with the rotary embedding and QK-norm in its epilogue (ACT_ROTARY above), for heads of 128 or 64:
 // x [M, K] the normed attention input, W [N, K] (c_q or c_k), y [M, N] bf16 (written, box {64, 64}), rstd [M · N / D] fp32,
-// cos_sin [seq_len, D] (rotary.cu's table). N a multiple of 256 (whole heads in a tile).
+// cos_sin [seq_len, D/2] the rotary table as bf16 (cos, sin) pairs (common.cuh). N a multiple of 256 (whole heads in a tile).
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                        const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
+                        const __grid_constant__ TensorMap map_out, const unsigned* cos_sin, float* rstd, int m, int n, int k, int seq_len)
 {
     mlp_gemm<false, ACT_ROTARY, 128>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
 }
@@ -451,7 +451,7 @@ qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_co
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 qk_gemm_rotary_norm_64(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                       const __grid_constant__ TensorMap map_out, const float* cos_sin, float* rstd, int m, int n, int k, int seq_len)
+                       const __grid_constant__ TensorMap map_out, const unsigned* cos_sin, float* rstd, int m, int n, int k, int seq_len)
 {
     mlp_gemm<false, ACT_ROTARY, 64>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
 }

@@ -4,8 +4,8 @@
 // For each (token t, head) vector x of D: halves a = x[0:D/2], b = x[D/2:D], θ_j = t·inv_freq[j], inv_freq[j] = base^(−2j/D):
 //   a' = a·cos θ + b·sin θ,  b' = −a·sin θ + b·cos θ;  y = norm([a', b']) (RMS over the D, eps = fp32 epsilon).
 // rotary_qknorm_forward:  x [B·T, H, D] bf16, rotated and normed IN PLACE; rstd [B·T·H] fp32 kept for backward;
-//                         cos_sin [T, D] fp32: cos θ_j at [t, j], sin θ_j at [t, D/2 + j], rounded to bf16 as the reference
-//                         rounds them (the host builds it: RotaryTable).
+//                         cos_sin [T, D/2] (cos θ_j, sin θ_j) as bf16 pairs, one 32-bit word each (rotary_pairs8 in
+//                         common.cuh; the host builds it: RotaryTable.Bf16Pairs), bf16 as the reference rounds them.
 // rotary_qknorm_backward: dy [B·T, H, D] bf16 (dL/dy) → dL/dx IN PLACE, from y (the forward's output) and rstd (the model
 //                         runs it for q; for k only with the naive attention: the flash backward does k's in its epilogue):
 //                         dr = rstd·(dy − y·mean(dy·y)), then the inverse rotation da = da'·cos − db'·sin, db = da'·sin + db'·cos.
@@ -17,7 +17,7 @@
 // t = (row / H) mod T. H here is the heads of the tensor: the query heads for q, the kv heads for k.
 //
 // Layout: a vector is handled by D/16 lanes (8 for D = 128), each holding 8 consecutive elements of each half (16-byte
-// loads and stores of x and dy, two float4 of the table for cos and two for sin), so a warp works on 512/D vectors at once
+// loads and stores of x and dy, two of the table's (cos, sin) pairs), so a warp works on 512/D vectors at once
 // and every load of a vector is issued before any of its arithmetic: about 1 KB in flight per warp, where one warp per
 // vector with 2-byte accesses kept 256 B (the reductions are xor-shuffles within the vector's lanes). The fp32 dq
 // accumulator's columns move in aligned runs of 8 (dq_column), so a lane's 8 values stay contiguous there too.
@@ -61,7 +61,7 @@ __device__ __forceinline__ bool lane_vector(int rows, int& row, int& j0)
     return row < rows;
 }
 
-extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_forward(bf16* __restrict__ x, const float* __restrict__ cos_sin,
+extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_forward(bf16* __restrict__ x, const unsigned* __restrict__ cos_sin,
     float* __restrict__ rstd, int rows, int heads, int seq_len)
 {
     int row, j0;
@@ -73,11 +73,9 @@ extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_forwa
     float sum = 0.0f;
     if (valid)
     {
-        const float* cs = cos_sin + (long)((row / heads) % seq_len) * HEAD_DIM;
         load8(v + j0, a);
         load8(v + HALF + j0, b);
-        load8_f32(cs + j0, c);
-        load8_f32(cs + HALF + j0, s);
+        rotary_pairs8(cos_sin + (long)((row / heads) % seq_len) * HALF + j0, c, s);
         #pragma unroll
         for (int k = 0; k < 8; k++)
         {
@@ -103,7 +101,7 @@ extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_forwa
 }
 
 extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_backward(const bf16* __restrict__ y, const float* __restrict__ rstd,
-    bf16* __restrict__ dy, const float* __restrict__ cos_sin, int rows, int heads, int seq_len, long long dy_stride,
+    bf16* __restrict__ dy, const unsigned* __restrict__ cos_sin, int rows, int heads, int seq_len, long long dy_stride,
     const float* __restrict__ dy_accum)
 {
     int row, j0;
@@ -117,7 +115,6 @@ extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_backw
     if (valid)
     {
         const long base = (long)row * HEAD_DIM;
-        const float* cs = cos_sin + (long)t * HEAD_DIM;
         load8(y + base + j0, ya);
         load8(y + base + HALF + j0, yb);
         if (dy_accum != nullptr)
@@ -131,8 +128,7 @@ extern "C" __global__ void __launch_bounds__(ROTARY_THREADS) rotary_qknorm_backw
             load8(dy + gbase + j0, ga);
             load8(dy + gbase + HALF + j0, gb);
         }
-        load8_f32(cs + j0, c);
-        load8_f32(cs + HALF + j0, s);
+        rotary_pairs8(cos_sin + (long)t * HALF + j0, c, s);
         r = rstd[row];
         #pragma unroll
         for (int k = 0; k < 8; k++)

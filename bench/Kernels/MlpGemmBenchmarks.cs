@@ -166,7 +166,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
             throw new NotSupportedException($"the rotary GEMM does not take {Config} (width {C}, heads of {Shape.HeadDim})");
         _x = Buffers.RandomBf16(N * C, 48, 1, "x").Pointer;
         _wQ = Buffers.RandomBf16((long)C * C, 49, 0.2, "W_q").Pointer;
-        _table = Buffers.Upload(RotaryTable.CosSin(T, Shape.HeadDim, Shape.RotaryBase), "cos/sin").Pointer;
+        _table = Buffers.Upload(RotaryTable.Bf16Pairs(RotaryTable.CosSin(T, Shape.HeadDim, Shape.RotaryBase), T, Shape.HeadDim), "cos/sin pairs").Pointer;
         _q = Buffers.Allocate<ushort>(N * C, "q").Pointer;
         _rstdQ = Buffers.Allocate<float>(N * Shape.Heads, "rstd q").Pointer;
         return KernelWork.Gemm(N, C, C);
@@ -280,7 +280,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         using var s = new DeviceScratch(Device);
         var dX = s.Upload(xBits, "x");
         var dW = s.Upload(wBits, "W_q");
-        var dTable = s.Upload(table, "cos/sin");
+        var dTable = s.Upload(RotaryTable.Bf16Pairs(table, t, d), "cos/sin pairs");
         var dQ = s.Poisoned<ushort>((long)n * c, "q");
         var dRstd = s.Poisoned<float>((long)n * heads, "rstd q");
         RunForCheck(() =>

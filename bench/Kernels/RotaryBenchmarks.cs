@@ -46,7 +46,7 @@ public class RotaryBenchmarks : TokenKernelBenchmark
         _k = Buffers.RandomBf16(n * KV * D, 52, 1, "k").Pointer;
         _rstdQ = Buffers.RandomF32(n * H, 53, 1, "rstd q").Pointer;
         _rstdK = Buffers.RandomF32(n * KV, 54, 1, "rstd k").Pointer;
-        _table = Buffers.Upload(RotaryTable.CosSin(T, D, Shape.RotaryBase), "cos/sin").Pointer;
+        _table = Buffers.Upload(RotaryTable.Bf16Pairs(RotaryTable.CosSin(T, D, Shape.RotaryBase), T, D), "cos/sin pairs").Pointer;
     }
 
     [GlobalSetup(Target = nameof(Forward))]
@@ -98,7 +98,7 @@ public class RotaryBenchmarks : TokenKernelBenchmark
         var (qRef, rstdQRef) = CpuOps.RotaryQkNorm(q, table, rowsQ, H, T, D);
         var (kRef, rstdKRef) = CpuOps.RotaryQkNorm(k, table, rowsK, KV, T, D);
         using var s = new DeviceScratch(Device);
-        var dTable = s.Upload(table, "cos/sin");
+        var dTable = s.Upload(RotaryTable.Bf16Pairs(table, T, D), "cos/sin pairs");
         var dQ = s.Upload(qBits, "q");
         var dK = s.Upload(kBits, "k");
         var dRstdQ = s.Poisoned<float>(rowsQ, "rstd q");
@@ -145,7 +145,7 @@ public class RotaryBenchmarks : TokenKernelBenchmark
         for (long i = 0; i < tokens; i++)
             Array.Copy(dyKBits, i * kvWidth, grads, i * stride + qWidth, kvWidth);
         using var s = new DeviceScratch(Device);
-        var dTable = s.Upload(table, "cos/sin");
+        var dTable = s.Upload(RotaryTable.Bf16Pairs(table, T, D), "cos/sin pairs");
         var dYQ = s.Upload(Array.ConvertAll(yQ, v => Bf16.FromFloat((float)v)), "y q");
         var dYK = s.Upload(Array.ConvertAll(yK, v => Bf16.FromFloat((float)v)), "y k");
         var dRstdQ = s.Upload(Array.ConvertAll(rstdQ, v => (float)v), "rstd q");

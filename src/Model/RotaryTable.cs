@@ -5,8 +5,9 @@ namespace AutoResearch.Model;
 /// <summary>
 /// The rotary embedding's cos/sin table as the reference builds it (SPEC §5): in fp32, inv_freq[j] = 1 / base^(2j/D),
 /// θ = t·inv_freq[j] (one fp32 product), cos θ and sin θ, then rounded to bf16; the forward and the backward both use the
-/// rounded values. The CPU reference and the GPU kernels read this one table, so they rotate by the same numbers.
-/// Layout [T, D]: cos θ_j at [t, j] and sin θ_j at [t, D/2 + j], j &lt; D/2 (fp32 holding bf16 values).
+/// rounded values. The CPU reference reads this table and the GPU kernels the same values packed (<see cref="Bf16Pairs"/>),
+/// so they rotate by the same numbers. Layout [T, D]: cos θ_j at [t, j] and sin θ_j at [t, D/2 + j], j &lt; D/2 (fp32 holding
+/// bf16 values).
 /// </summary>
 public static class RotaryTable
 {
@@ -34,8 +35,8 @@ public static class RotaryTable
     }
 
     /// <summary>
-    /// The same values as <see cref="CosSin"/>'s table, packed for kernels that read a column's cos and sin together: [T, D/2]
-    /// of 32 bits, bf16 cos θ_j in the low half and bf16 sin θ_j in the high half (exact: the table holds bf16 values).
+    /// The same values as <see cref="CosSin"/>'s table, packed as every GPU kernel reads them (rotary.cu, the q/k GEMM's
+    /// epilogue, the flash backward's k epilogue: a column's cos and sin in one load, half the bytes): [T, D/2] of 32 bits, bf16 cos θ_j in the low half and bf16 sin θ_j in the high half (exact: the table holds bf16 values).
     /// </summary>
     public static uint[] Bf16Pairs(float[] cosSin, int seqLen, int headDim)
     {

@@ -25,8 +25,7 @@ public sealed class GpuGpt : IDisposable
     private readonly bool _fusedQ, _fusedK;
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
-    private readonly DeviceBuffer<float> _cosSin;
-    private readonly DeviceBuffer<uint> _cosSinPairs; // the same table as bf16 (cos, sin) pairs, for the attention backward's k epilogue
+    private readonly DeviceBuffer<uint> _cosSinPairs; // the rotary table as bf16 (cos, sin) pairs (RotaryTable.Bf16Pairs)
     private readonly StreamProfiler _profiler;
 
     // Upload staging: two pinned (inputs, targets) pairs used in turn, each with an event recorded after its copies, so the host
@@ -73,11 +72,8 @@ public sealed class GpuGpt : IDisposable
         Parameters = new GpuParameters(device, shape);
         Activations = new GpuActivations(device, shape, batch, headChunkRows,
             _attention.BackwardScratchBytes(batch, shape.SeqLen, shape.Heads, shape.KvHeads), fusedMlp: _mlpGemm is not null, recomputeMlp, placeScratch);
-        _cosSin = device.Allocate<float>((long)shape.SeqLen * shape.HeadDim, "rotary cos/sin table");
-        var cosSin = RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase);
-        _cosSin.CopyFrom(cosSin);
         _cosSinPairs = device.Allocate<uint>((long)shape.SeqLen * shape.HeadDim / 2, "rotary cos/sin bf16 pairs");
-        _cosSinPairs.CopyFrom(RotaryTable.Bf16Pairs(cosSin, shape.SeqLen, shape.HeadDim));
+        _cosSinPairs.CopyFrom(RotaryTable.Bf16Pairs(RotaryTable.CosSin(shape.SeqLen, shape.HeadDim, shape.RotaryBase), shape.SeqLen, shape.HeadDim));
         _profiler = new StreamProfiler(device, stream);
         long qSize = (long)shape.ModelDim * shape.ModelDim, kvSize = (long)shape.KvDim * shape.ModelDim;
         for (int i = 0; i < shape.Depth; i++)
@@ -215,11 +211,11 @@ public sealed class GpuGpt : IDisposable
             using (prof.Region(_fusedQ || _fusedK ? "GEMM q k v (+ rotary + QK-norm)" : "GEMM q k v", Gemm(n, c + 2 * kvd, c)))
             {
                 if (_fusedQ)
-                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSin.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
+                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
                 else
                     _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
                 if (_fusedK)
-                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSin.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
+                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
                 else
                     _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
                 _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
@@ -237,9 +233,9 @@ public sealed class GpuGpt : IDisposable
                 using (prof.Region("rotary + QK-norm", bytes: 4.0 * ((_fusedQ ? 0 : nc) + (_fusedK ? 0 : nkv))))
                 {
                     if (!_fusedQ)
-                        _rotary.Forward(a.Q[i].Pointer, _cosSin.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
+                        _rotary.Forward(a.Q[i].Pointer, _cosSinPairs.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
                     if (!_fusedK)
-                        _rotary.Forward(a.K[i].Pointer, _cosSin.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
+                        _rotary.Forward(a.K[i].Pointer, _cosSinPairs.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
                 }
             }
             using (prof.Region("attention forward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: false)))
@@ -408,9 +404,9 @@ public sealed class GpuGpt : IDisposable
             }
             using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + (kRotaryFused ? 0.0 : 6.0 * nkv)))
             {
-                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ(i), _cosSin.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
+                _rotary.Backward(a.Q[i].Pointer, a.RstdQ[i].Pointer, a.DQ(i), _cosSinPairs.Pointer, n * h, h, t, _stream, a.DQKVRowStride, dqAccumulator);
                 if (!kRotaryFused)
-                    _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSin.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
+                    _rotary.Backward(a.K[i].Pointer, a.RstdK[i].Pointer, a.DK(i), _cosSinPairs.Pointer, n * kv, kv, t, _stream, a.DQKVRowStride);
             }
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
             if (a.H1[i] is null)
@@ -507,7 +503,6 @@ public sealed class GpuGpt : IDisposable
             d.Dispose();
         foreach (var b in _stagedInputs.Concat(_stagedTargets))
             b.Dispose();
-        _cosSin.Dispose();
         _cosSinPairs.Dispose();
         _profiler.Dispose();
         Activations.Dispose();

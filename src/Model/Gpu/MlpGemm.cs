@@ -171,11 +171,11 @@ public sealed class MlpGemm
     /// The q (or k) projection with the rotary embedding and QK-norm in its epilogue: y[n, out] = norm(rotary(bf16(x·Wᵀ))) per
     /// head of <paramref name="headDim"/> columns, what cuBLAS followed by <see cref="Rotary.Forward"/> computes, in one pass
     /// (y is never read back). x [n, width] bf16, W [out, width] bf16, y [n, out] bf16, rstd [n · out / headDim] fp32 (1/rms per
-    /// token and head, for the backward), cosSin [seqLen, headDim] fp32 (<see cref="RotaryTable.CosSin"/>); token i is position
-    /// i mod seqLen.
+    /// token and head, for the backward), cosSinPairs [seqLen, headDim / 2] bf16 (cos, sin) pairs of 32 bits, 8-byte aligned
+    /// (<see cref="RotaryTable.Bf16Pairs"/>); token i is position i mod seqLen.
     /// </summary>
-    public void QkRotaryNorm(ulong x, ulong w, long n, int width, int outFeatures, int headDim, ulong cosSin, int seqLen, ulong y, ulong rstd,
-        CudaStream stream)
+    public void QkRotaryNorm(ulong x, ulong w, long n, int width, int outFeatures, int headDim, ulong cosSinPairs, int seqLen, ulong y,
+        ulong rstd, CudaStream stream)
     {
         if (!SupportsRotary(n, width, outFeatures, headDim))
         {
@@ -183,13 +183,15 @@ public sealed class MlpGemm
                 + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
+        if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
+            throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
             TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep),
             TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64),
         ];
-        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSin, rstd, (int)n, outFeatures, width, seqLen);
+        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSinPairs, rstd, (int)n, outFeatures, width, seqLen);
     }
 
     private static string RotaryKernelName(int headDim) => headDim is 64 or 128

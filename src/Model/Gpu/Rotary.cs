@@ -4,7 +4,7 @@ namespace AutoResearch.Model.Gpu;
 
 /// <summary>
 /// Launcher for kernels/rotary.cu: rotary embedding fused with QK-norm, in place, for one head size (compiled with
-/// -DHEAD_DIM). The cos/sin table is <see cref="RotaryTable.CosSin"/>'s, uploaded by the caller.
+/// -DHEAD_DIM). The rotary table is <see cref="RotaryTable.Bf16Pairs"/>'s (cos, sin) pairs, uploaded by the caller.
 /// </summary>
 public sealed class Rotary
 {
@@ -43,11 +43,12 @@ public sealed class Rotary
     }
 
     /// <summary>x ← norm(rotate(x)) per (token, head) vector; rstd kept for backward. rows = B·T·heads.</summary>
-    public void Forward(ulong x /* [B·T, heads, D] bf16, in place */, ulong cosSin /* [T, D] fp32 */, int rows, int heads, int seqLen,
-        ulong rstd /* [B·T·heads] fp32 */, CudaStream stream)
+    public void Forward(ulong x /* [B·T, heads, D] bf16, in place */, ulong cosSinPairs /* [T, D/2] bf16 pairs */, int rows, int heads,
+        int seqLen, ulong rstd /* [B·T·heads] fp32 */, CudaStream stream)
     {
         RequireAligned(x, nameof(x));
-        _forward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, x, cosSin, rstd, rows, heads, seqLen);
+        RequireAligned(cosSinPairs, nameof(cosSinPairs));
+        _forward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, x, cosSinPairs, rstd, rows, heads, seqLen);
     }
 
     /// <summary>dy ← dL/dx from dy = dL/dy, the forward output y and rstd.</summary>
@@ -55,13 +56,15 @@ public sealed class Rotary
     /// <param name="dyAccumulator">When not 0, dL/dy is read from the flash backward's fp32 dq accumulator
     /// (returned by <see cref="IAttentionKernels.Backward"/>) instead of dy; the result still goes to dy.</param>
     public void Backward(ulong y /* [B·T, heads, D] bf16 */, ulong rstd /* [B·T·heads] fp32 */, ulong dy /* [B·T, heads, D] bf16, in place */,
-        ulong cosSin, int rows, int heads, int seqLen, CudaStream stream, int dyRowStride = 0, ulong dyAccumulator = 0)
+        ulong cosSinPairs /* [T, D/2] bf16 pairs */, int rows, int heads, int seqLen, CudaStream stream, int dyRowStride = 0,
+        ulong dyAccumulator = 0)
     {
         RequireAligned(y, nameof(y));
+        RequireAligned(cosSinPairs, nameof(cosSinPairs));
         RequireAligned(dy, nameof(dy));
         if (dyRowStride != 0)
             KernelLaunch.RequireMultipleOf8(dyRowStride, nameof(dyRowStride));
-        _backward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSin, rows, heads, seqLen,
+        _backward.Launch(Blocks(rows), KernelLaunch.RowBlock, 0, stream, y, rstd, dy, cosSinPairs, rows, heads, seqLen,
             (long)(dyRowStride == 0 ? heads * HeadDim : dyRowStride), dyAccumulator);
     }
 }

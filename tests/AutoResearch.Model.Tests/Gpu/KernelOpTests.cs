@@ -367,7 +367,7 @@ public class KernelOpTests
         var (yRef, rstdRef) = CpuOps.RotaryQkNorm(x, cosSin, rows, heads, seqLen, headDim);
 
         var rotary = new Rotary(TestGpu.Kernels, headDim);
-        using var table = Upload(cosSin, "cos_sin");
+        using var table = Upload(RotaryTable.Bf16Pairs(cosSin, seqLen, headDim), "cos/sin pairs");
         using var dX = Upload(xBits, "x");
         using var dRstd = Poisoned<float>(rows, "rstd");
         rotary.Forward(dX.Pointer, table.Pointer, rows, heads, seqLen, dRstd.Pointer, Stream);
@@ -585,7 +585,7 @@ public class KernelOpTests
         long count = n * outFeatures, guard = 4096;
         using var dX = Upload(xBits, "x");
         using var dW = Upload(wBits, "W");
-        using var table = Upload(cosSin, "cos_sin");
+        using var table = Upload(RotaryTable.Bf16Pairs(cosSin, seqLen, headDim), "cos/sin pairs");
         using var dY = Poisoned<ushort>(count + guard, "y");
         using var dRstd = Poisoned<float>(n * heads + 64, "rstd");
         mlp.QkRotaryNorm(dX.Pointer, dW.Pointer, n, width, outFeatures, headDim, table.Pointer, seqLen, dY.Pointer, dRstd.Pointer, Stream);

@@ -91,14 +91,28 @@ __device__ __forceinline__ float gelu_derivative(float u)
 // The rotary GEMM's epilogue on one thread's accumulators: rows row_lo and row_lo + 8 of the tile (acc[j][0..1] and
 // acc[j][2..3]), columns n0 + 8j + 2·tig (+1). A head's D columns are D/8 consecutive j, its halves D/16 apart, so a thread
 // holds both members of each rotated pair; the sum of squares of a head's row is the thread's part added over the 4 threads
-// of its quad (the lanes sharing lane / 4).
+// of its quad (the lanes sharing lane / 4). The table's words for those rows (rotary_table_words) are loaded before the tile's
+// last products finish, so their trip from L2 runs under them.
 template <int ROT_D>
-__device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const unsigned* __restrict__ cos_sin, float* __restrict__ rstd,
-                                                     int row_lo, int n0, int n, int seq_len, int tig)
+__device__ __forceinline__ void rotary_table_words(uint2 (&words)[ROT_D / 16][2], const unsigned* __restrict__ cos_sin, int row_lo,
+                                                   int seq_len, int tig)
 {
-    constexpr int J = ROT_D / 8, HALF_J = J / 2, HEADS = GEMM_BN / ROT_D;
     const unsigned* cs_lo = cos_sin + (long)(row_lo % seq_len) * (ROT_D / 2);
     const unsigned* cs_hi = cos_sin + (long)((row_lo + 8) % seq_len) * (ROT_D / 2);
+    #pragma unroll
+    for (int jj = 0; jj < ROT_D / 16; jj++)
+    {
+        // The (cos, sin) pairs of columns 8jj + 2tig and the next, in the head's first half.
+        words[jj][0] = *reinterpret_cast<const uint2*>(cs_lo + 8 * jj + 2 * tig);
+        words[jj][1] = *reinterpret_cast<const uint2*>(cs_hi + 8 * jj + 2 * tig);
+    }
+}
+
+template <int ROT_D>
+__device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const uint2 (&words)[ROT_D / 16][2], float* __restrict__ rstd,
+                                                     int row_lo, int n0, int n, int tig)
+{
+    constexpr int J = ROT_D / 8, HALF_J = J / 2, HEADS = GEMM_BN / ROT_D;
     #pragma unroll
     for (int j = 0; j < 32; j++)
     {
@@ -113,8 +127,7 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const uns
     #pragma unroll
     for (int jj = 0; jj < HALF_J; jj++)
     {
-        const int col = 8 * jj + 2 * tig; // in the head's first half: the table's (cos, sin) pairs of columns col and col + 1
-        const uint2 p_lo = *reinterpret_cast<const uint2*>(cs_lo + col), p_hi = *reinterpret_cast<const uint2*>(cs_hi + col);
+        const uint2 p_lo = words[jj][0], p_hi = words[jj][1]; // (cos, sin) of columns 8jj + 2tig and + 1, rows lo and hi
         const float2 lo0 = unpack_bf16(p_lo.x), lo1 = unpack_bf16(p_lo.y), hi0 = unpack_bf16(p_hi.x), hi1 = unpack_bf16(p_hi.y);
         const float c[4] = {lo0.x, lo1.x, hi0.x, hi1.x}, sn[4] = {lo0.y, lo1.y, hi0.y, hi1.y};
         #pragma unroll
@@ -274,6 +287,11 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             previous = state.stage;
             state.advance();
         }
+        // The rotary table's words for the epilogue, loaded while the last products run.
+        uint2 table_words[ACT == ACT_ROTARY ? ROT_D / 16 : 1][2];
+        if constexpr (ACT == ACT_ROTARY)
+            rotary_table_words<ROT_D>(table_words, cos_sin, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), seq_len, lane & 3);
+        (void)table_words;
         wgmma_wait<0>();
         #pragma unroll
         for (int j = 0; j < 32; j++)
@@ -281,7 +299,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         if (lane == 0)
             ring.release(previous);
         if constexpr (ACT == ACT_ROTARY)
-            rotary_norm_epilogue<ROT_D>(acc, cos_sin, rstd, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0, n, seq_len, lane & 3);
+            rotary_norm_epilogue<ROT_D>(acc, table_words, rstd, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0, n, lane & 3);
 
         if (GATE)
         {

@@ -28,7 +28,7 @@
 //   P·V of the one before (a step like any other, its softmax starting afresh and the finished item's output written once
 //   its P·V is done), so an item costs no tile with one product alone; only the CTA's first S_0 and last P·V stand alone.
 //   No product sits under a branch: ptxas serialises every wgmma of a kernel that has one in a divergent path (C7520), so
-//   the first and last tiles are peeled.
+//   the CTA's first S_0 and last P·V are peeled.
 // The backward (flash_backward.cu) needs lse.
 
 #include "pipeline.cuh"

@@ -24,8 +24,11 @@
 //   next item's loads run under the current item's last products and its output stores.
 // Per key tile j a math warpgroup issues S_j = Q·K_jᵀ and P_{j−1}·V_{j−1}, runs the online softmax of S_j while the latter
 //   is still running, then rescales. The two warpgroups take turns to issue their products (named barriers 2 and 3), so
-//   one's softmax runs under the other's products. No product sits under a branch: ptxas serialises every wgmma of a
-//   kernel that has one in a divergent path (C7520), so the first and last tiles are peeled.
+//   one's softmax runs under the other's products. Between a CTA's items the next item's S_0 is issued with the last
+//   P·V of the one before (a step like any other, its softmax starting afresh and the finished item's output written once
+//   its P·V is done), so an item costs no tile with one product alone; only the CTA's first S_0 and last P·V stand alone.
+//   No product sits under a branch: ptxas serialises every wgmma of a kernel that has one in a divergent path (C7520), so
+//   the CTA's first S_0 and last P·V are peeled.
 // The backward (flash_backward.cu) needs lse.
 
 #include "pipeline.cuh"
@@ -157,6 +160,58 @@ __device__ __forceinline__ void key_tiles(int q0, int window, int seq_len, int& 
     tiles = key_hi / FWD_ROWS - first + 1;
 }
 
+// A work item as a math thread sees it: its query block, (b, h), key tiles, and this thread's two rows.
+struct ForwardItem
+{
+    int q0, b, h, first, tiles, r0, row_a, row_b;
+};
+
+__device__ __forceinline__ ForwardItem forward_item_rows(int item, int q_blocks, int heads, int window, int seq_len, int wg, int warp,
+    int group)
+{
+    ForwardItem f;
+    forward_item(item, q_blocks, heads, f.q0, f.b, f.h);
+    key_tiles(f.q0, window, seq_len, f.first, f.tiles);
+    f.r0 = f.q0 + wg * 64;
+    f.row_a = f.r0 + warp * 16 + group;
+    f.row_b = f.row_a + 8;
+    return f;
+}
+
+// An item's output rows o = acc / l and lse = (m + log2 l)·ln 2, from the row sums' quad totals.
+__device__ __forceinline__ void store_output(const float (&acc)[FWD_OUT_TILES][4], const float m_row[2], const float l_part[2],
+    bf16* __restrict__ o, float* __restrict__ lse, const ForwardItem& f, int heads, int seq_len, int tig)
+{
+    float l_row[2];
+    #pragma unroll
+    for (int r = 0; r < 2; r++)
+    {
+        l_row[r] = l_part[r];
+        l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
+        l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
+    }
+    const long long row_stride = (long long)heads * HEAD;
+    const long long head_base = (long long)f.b * seq_len * row_stride + (long long)f.h * HEAD;
+    const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
+    #pragma unroll
+    for (int dt = 0; dt < FWD_OUT_TILES; dt++)
+    {
+        const int col = dt * 8 + tig * 2;
+        if (f.row_a < seq_len)
+            *reinterpret_cast<unsigned*>(o + head_base + (long long)f.row_a * row_stride + col) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
+        if (f.row_b < seq_len)
+            *reinterpret_cast<unsigned*>(o + head_base + (long long)f.row_b * row_stride + col) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
+    }
+    if (tig == 0)
+    {
+        float* l = lse + ((long long)f.b * heads + f.h) * seq_len;
+        if (f.row_a < seq_len)
+            l[f.row_a] = (m_row[0] + log2f(l_row[0])) * LN2;
+        if (f.row_b < seq_len)
+            l[f.row_b] = (m_row[1] + log2f(l_row[1])) * LN2;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_forward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, bf16* __restrict__ o, float* __restrict__ lse,
     int batch, int seq_len, int heads, int kv_heads, int window)
@@ -225,43 +280,42 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     unsigned pa[8][4]; // P of the previous tile, bf16 A fragments
     PipelineState<FWD_Q_SLOTS> q_use{0, 0};
     PipelineState<FWD_STAGES> kv_use{0, 0}; // the current key tile's stage and phase, over all of this CTA's items
-    for (int item = blockIdx.x; item < items; item += gridDim.x)
+    int item = blockIdx.x;
+    if (item >= items)
+        return;
+    ForwardItem cur = forward_item_rows(item, q_blocks, heads, window, seq_len, wg, warp, group);
+    #pragma unroll
+    for (int i = 0; i < FWD_OUT_TILES; i++)
+        acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+    float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
+    // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
+    // products. Warpgroup 0 goes first.
+    if (wg == 1)
+        asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+
+    // The CTA's first item's tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
+    q_ring.wait(q_use);
+    k_ring.wait(kv_use);
+    named_barrier(2 + wg, 256);
+    wgmma_fence();
+    issue_scores(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES);
+    wgmma_commit();
+    asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+    wgmma_wait<0>();
+    wgmma_fence_operands_n128(s);
+    __syncwarp();
+    if (lane == 0)
+        k_ring.release(kv_use.stage);
+    softmax_tile(s, m_row, l_row, correction, cur.first * FWD_ROWS, cur.r0, cur.row_a, cur.row_b, tig, window, seq_len, scale);
+    #pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+        accumulator_fragment<16>(pa[kk], s, kk);
+
+    while (true)
     {
-        int q0, b, h, first, tiles;
-        forward_item(item, q_blocks, heads, q0, b, h);
-        key_tiles(q0, window, seq_len, first, tiles);
-        #pragma unroll
-        for (int i = 0; i < FWD_OUT_TILES; i++)
-            acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-        float m_row[2] = {NEG_INF, NEG_INF}, l_row[2] = {0.0f, 0.0f}, correction[2];
-        const int r0 = q0 + wg * 64;
-        const int row_a = r0 + warp * 16 + group, row_b = row_a + 8;
         const unsigned q_address = q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128;
-        // The warpgroups take turns to issue their products (named barriers 2 and 3), so one's softmax runs under the other's
-        // products. Warpgroup 0 goes first in every item.
-        if (wg == 1)
-            asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-        q_ring.wait(q_use);
-
-        // Tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
-        k_ring.wait(kv_use);
-        named_barrier(2 + wg, 256);
-        wgmma_fence();
-        issue_scores(s, q_address, k_tiles + kv_use.stage * FWD_TILE_BYTES);
-        wgmma_commit();
-        asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
-        wgmma_wait<0>();
-        wgmma_fence_operands_n128(s);
-        __syncwarp();
-        if (lane == 0)
-            k_ring.release(kv_use.stage);
-        softmax_tile(s, m_row, l_row, correction, first * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
-        #pragma unroll
-        for (int kk = 0; kk < 8; kk++)
-            accumulator_fragment<16>(pa[kk], s, kk);
-
         // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
-        for (int j = 1; j < tiles; j++)
+        for (int j = 1; j < cur.tiles; j++)
         {
             const auto previous = kv_use;
             kv_use.advance();
@@ -280,7 +334,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
             __syncwarp();
             if (lane == 0)
                 k_ring.release(kv_use.stage);
-            softmax_tile(s, m_row, l_row, correction, (first + j) * FWD_ROWS, r0, row_a, row_b, tig, window, seq_len, scale);
+            softmax_tile(s, m_row, l_row, correction, (cur.first + j) * FWD_ROWS, cur.r0, cur.row_a, cur.row_b, tig, window, seq_len, scale);
             wgmma_wait<0>();
             wgmma_fence_operands(acc);
             __syncwarp();
@@ -296,48 +350,65 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         if (lane == 0)
             q_ring.release(q_use.stage);
         q_use.advance();
+        const int next = item + gridDim.x;
+        if (next >= items)
+            break;
 
-        // The last P·V. Warpgroup 1 has no turn to hand on.
-        v_ring.wait(kv_use);
+        // Between items: the next item's S_0 goes with this item's last P·V, as a tile of the loop above does, so the
+        // tensor cores are not left with one product and then the other. The next item's softmax runs while the P·V runs; its
+        // running maximum and sum start afresh; this item's output is written once its P·V is done.
+        const ForwardItem nxt = forward_item_rows(next, q_blocks, heads, window, seq_len, wg, warp, group);
+        q_ring.wait(q_use);
+        const auto previous = kv_use;
+        kv_use.advance();
+        k_ring.wait(kv_use);
+        v_ring.wait(previous);
         named_barrier(2 + wg, 256);
         wgmma_fence_operands(acc);
         wgmma_fence();
-        issue_pv(acc, pa, v_tiles + kv_use.stage * FWD_TILE_BYTES);
+        issue_scores(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES);
         wgmma_commit();
-        if (wg == 0)
-            asm volatile("bar.arrive 3, 256;\n" ::: "memory");
+        issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
+        wgmma_commit();
+        asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
+        wgmma_wait<1>();
+        wgmma_fence_operands_n128(s);
+        __syncwarp();
+        if (lane == 0)
+            k_ring.release(kv_use.stage);
+        const float m_done[2] = {m_row[0], m_row[1]}, l_done[2] = {l_row[0], l_row[1]};
+        m_row[0] = m_row[1] = NEG_INF;
+        l_row[0] = l_row[1] = 0.0f;
+        softmax_tile(s, m_row, l_row, correction, nxt.first * FWD_ROWS, nxt.r0, nxt.row_a, nxt.row_b, tig, window, seq_len, scale);
         wgmma_wait<0>();
         wgmma_fence_operands(acc);
         __syncwarp();
         if (lane == 0)
-            v_ring.release(kv_use.stage);
-        kv_use.advance();
-
+            v_ring.release(previous.stage);
+        store_output(acc, m_done, l_done, o, lse, cur, heads, seq_len, tig);
         #pragma unroll
-        for (int r = 0; r < 2; r++)
-        {
-            l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
-            l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
-        }
-        const long long row_stride = (long long)heads * HEAD;
-        const long long head_base = (long long)b * seq_len * row_stride + (long long)h * HEAD;
-        const float inv_a = 1.0f / l_row[0], inv_b = 1.0f / l_row[1];
+        for (int i = 0; i < FWD_OUT_TILES; i++)
+            acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
         #pragma unroll
-        for (int dt = 0; dt < FWD_OUT_TILES; dt++)
-        {
-            const int col = dt * 8 + tig * 2;
-            if (row_a < seq_len)
-                *reinterpret_cast<unsigned*>(o + head_base + (long long)row_a * row_stride + col) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
-            if (row_b < seq_len)
-                *reinterpret_cast<unsigned*>(o + head_base + (long long)row_b * row_stride + col) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
-        }
-        if (tig == 0)
-        {
-            float* l = lse + ((long long)b * heads + h) * seq_len;
-            if (row_a < seq_len)
-                l[row_a] = (m_row[0] + log2f(l_row[0])) * LN2;
-            if (row_b < seq_len)
-                l[row_b] = (m_row[1] + log2f(l_row[1])) * LN2;
-        }
+        for (int kk = 0; kk < 8; kk++)
+            accumulator_fragment<16>(pa[kk], s, kk);
+        item = next;
+        cur = nxt;
     }
+
+    // The CTA's last P·V. Warpgroup 1 has no turn to hand on.
+    v_ring.wait(kv_use);
+    named_barrier(2 + wg, 256);
+    wgmma_fence_operands(acc);
+    wgmma_fence();
+    issue_pv(acc, pa, v_tiles + kv_use.stage * FWD_TILE_BYTES);
+    wgmma_commit();
+    if (wg == 0)
+        asm volatile("bar.arrive 3, 256;\n" ::: "memory");
+    wgmma_wait<0>();
+    wgmma_fence_operands(acc);
+    __syncwarp();
+    if (lane == 0)
+        v_ring.release(kv_use.stage);
+    store_output(acc, m_row, l_row, o, lse, cur, heads, seq_len, tig);
 }

@@ -10,7 +10,8 @@ namespace AutoResearch.Bench.Kernels;
 /// rows of one dq | dk | dv matrix, dq left in the fp32 accumulator for the rotary backward. <see cref="BackwardWithDq"/> adds
 /// flash_attention_backward_finish (dq to bf16) and writes dense tensors. o and lse come from the flash forward. Checked
 /// against the fp64 reference at B 2, T 512 (<see cref="AttentionBenchmark"/>); tensor-core work (2.5× the forward's FLOPs).
-/// Run: <c>bench --filter '*FlashBackwardBenchmarks*'</c>.
+/// <see cref="BackwardPrepare"/> times flash_attention_backward_prepare alone (memory-bound), the part of
+/// <see cref="Backward"/> that is not tensor-core work. Run: <c>bench --filter '*FlashBackwardBenchmarks*'</c>.
 /// </summary>
 public class FlashBackwardBenchmarks : AttentionBenchmark
 {
@@ -58,6 +59,55 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
         _flash.Backward(Q, K, V, O, DOut, Lse, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, _grads, _grads + 2UL * (ulong)QWidth,
             _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true);
         End();
+    }
+
+    [GlobalSetup(Target = nameof(BackwardPrepare))]
+    public void SetupBackwardPrepare() => Prepare(nameof(BackwardPrepare), CheckPrepare, () =>
+    {
+        SetUpTiming();
+        // o and dout read (bf16), the dq accumulator zeroed (fp32), D written (fp32).
+        long rows = (long)B * T * Shape.Heads;
+        return KernelWork.Memory(rows * Shape.HeadDim * (2.0 + 2.0 + 4.0) + rows * 4.0);
+    });
+
+    /// <summary>The backward's first kernel alone: D = Σ o·dout per row, the fp32 dq accumulator and the tile counter zeroed.</summary>
+    [Benchmark]
+    public void BackwardPrepare()
+    {
+        Begin();
+        _flash.PrepareBackward(O, DOut, B, T, Shape.Heads, _scratch, Stream);
+        End();
+    }
+
+    /// <summary>D against Σ o·dout in fp64, and every element of the accumulator exactly 0, from a scratch poisoned with NaN.</summary>
+    private KernelCheck CheckPrepare()
+    {
+        int b = CheckBatch, t = CheckSeqLen, h = Shape.Heads, d = Shape.HeadDim;
+        long rows = (long)b * t * h;
+        var check = new KernelCheck("flash_attention_backward_prepare", 303, $"B {b}, T {t}, {h} heads of {d}");
+        var r = new Random(check.Seed);
+        var (oBits, o) = HostRandom.Bf16Values(r, rows * d);
+        var (doBits, dout) = HostRandom.Bf16Values(r, rows * d);
+        // Rows come in [B, T, H] order; D is [B, H, T].
+        var dRef = new double[rows];
+        for (long row = 0; row < rows; row++)
+        {
+            long head = row % h, position = row / h % t, batch = row / h / t;
+            double sum = 0;
+            for (long c = row * d; c < (row + 1) * d; c++)
+                sum += o[c] * dout[c];
+            dRef[(batch * h + head) * t + position] = sum;
+        }
+        using var s = new DeviceScratch(Device);
+        var dO = s.Upload(oBits, "o");
+        var dDout = s.Upload(doBits, "dout");
+        var scratch = s.Poisoned<float>(FlashAttention.ScratchBytes(b, t, h, d) / sizeof(float), "backward scratch");
+        RunForCheck(() => _flash.PrepareBackward(dO.Pointer, dDout.Pointer, b, t, h, scratch.Pointer, Stream));
+        var all = scratch.ToArray();
+        long accumulator = FlashAttention.DqAccumulatorOffset(b, t, h) / sizeof(float);
+        check.Compare("D", all.AsSpan(0, (int)rows), dRef, 1e-5);
+        check.Compare("dq accumulator (zeroed)", all.AsSpan((int)accumulator, (int)(rows * d)), new double[rows * d], 0);
+        return check;
     }
 
     [GlobalSetup(Target = nameof(BackwardWithDq))]

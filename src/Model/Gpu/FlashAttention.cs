@@ -91,6 +91,21 @@ public sealed class FlashAttention : IAttentionKernels
 
     private static long DqAccumOffset(long rows) => (rows * sizeof(float) + 255) / 256 * 256;
 
+    /// <summary>Where the dq accumulator starts in the backward's scratch, in bytes (D [B, H, T] fp32 comes first).</summary>
+    public static long DqAccumulatorOffset(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads);
+
+    /// <summary>
+    /// The backward's first kernel, which <see cref="Backward"/> runs: D = Σ_d o·dout per (b, h, t) into the scratch's first
+    /// [B, H, T] fp32, the dq accumulator (at <see cref="DqAccumulatorOffset"/>) and the tile counter zeroed. Public so that
+    /// its time can be taken apart from the backward's (the kernel benchmarks): it moves ~(2 + 2 + 4)·D bytes a row.
+    /// </summary>
+    public void PrepareBackward(ulong o, ulong dout, int batch, int seqLen, int heads, ulong scratch, CudaStream stream)
+    {
+        long rows = (long)batch * seqLen * heads;
+        ulong dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
+        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, scratch, dqAccum, tileCounter, batch, seqLen, heads);
+    }
+
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int kvHeads, int window, ulong o, ulong lse, CudaStream stream)
         => _forward.Forward(q, k, v, batch, seqLen, heads, kvHeads, window, o, lse, stream);
 
@@ -114,7 +129,7 @@ public sealed class FlashAttention : IAttentionKernels
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
-        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, d, dqAccum, tileCounter, batch, seqLen, heads);
+        PrepareBackward(o, dout, batch, seqLen, heads, scratch, stream);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),

@@ -20,6 +20,38 @@ public class AttentionTests
         => flash ? new FlashAttention(TestGpu.Kernels, headDim) : new AttentionNaive(TestGpu.Kernels, headDim);
 
     [GpuTheory]
+    [InlineData(2, 96, 2, 128)]
+    [InlineData(1, 130, 3, 64)]     // rows (390) that end inside a block
+    public void Flash_backward_prepare_writes_d_and_zeroes_the_dq_accumulator(int batch, int seqLen, int heads, int headDim)
+    {
+        int seed = 9700 + batch * 100 + seqLen + heads + headDim;
+        var r = new Random(seed);
+        long rows = (long)batch * seqLen * heads;
+        var (oBits, o) = Numerics.RandomBf16(r, rows * headDim);
+        var (doBits, dout) = Numerics.RandomBf16(r, rows * headDim);
+        // D [B, H, T] from rows in [B, T, H] order.
+        var dRef = new double[rows];
+        for (long row = 0; row < rows; row++)
+        {
+            long head = row % heads, t = row / heads % seqLen, b = row / heads / seqLen;
+            dRef[(b * heads + head) * seqLen + t] = Enumerable.Range(0, headDim).Sum(c => o[row * headDim + c] * dout[row * headDim + c]);
+        }
+        var attention = new FlashAttention(TestGpu.Kernels, headDim);
+        using var dO = Device.Allocate<ushort>(rows * headDim, "o");
+        using var dDout = Device.Allocate<ushort>(rows * headDim, "do");
+        using var scratch = Device.Allocate<float>(attention.BackwardScratchBytes(batch, seqLen, heads, heads) / sizeof(float), "scratch");
+        dO.CopyFrom(oBits);
+        dDout.CopyFrom(doBits);
+        scratch.FillBytes(0xFF); // NaN: what the kernel leaves unwritten shows
+        attention.PrepareBackward(dO.Pointer, dDout.Pointer, batch, seqLen, heads, scratch.Pointer, TestGpu.Stream);
+        TestGpu.Stream.Synchronize();
+        var all = scratch.ToArray();
+        Numerics.AssertClose("D", all[..(int)rows], dRef, 1e-5, seed);
+        long accumulator = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads) / sizeof(float);
+        Assert.All(all[(int)accumulator..(int)(accumulator + rows * headDim)], v => Assert.Equal(0f, v));
+    }
+
+    [GpuTheory]
     [InlineData(false, 2, 96, 2, 2, 128, 32)]
     [InlineData(false, 1, 77, 3, 3, 128, 200)]
     [InlineData(false, 1, 130, 4, 2, 64, 64)]

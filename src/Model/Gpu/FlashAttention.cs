@@ -95,7 +95,7 @@ public sealed class FlashAttention : IAttentionKernels
     public static long DqAccumulatorOffset(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads);
 
     /// <summary>
-    /// The backward's first kernel, which <see cref="Backward"/> runs: D = Σ_d o·dout per (b, h, t) into the scratch's first
+    /// The backward's first kernel, which <see cref="Backward"/> runs unless told it ran (prepared: true): D = Σ_d o·dout per (b, h, t) into the scratch's first
     /// [B, H, T] fp32, the dq accumulator (at <see cref="DqAccumulatorOffset"/>) and the tile counter zeroed. Public so that
     /// its time can be taken apart from the backward's (the kernel benchmarks): it moves ~(2 + 2 + 4)·D bytes a row.
     /// </summary>
@@ -120,7 +120,7 @@ public sealed class FlashAttention : IAttentionKernels
     /// returns) and dq is not written.</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        KRotaryBackward? kRotary = null)
+        KRotaryBackward? kRotary = null, bool prepared = false)
     {
         CheckHeads(heads, kvHeads);
         if (kRotary is { } rotary && (rotary.Rstd == 0 || rotary.CosSinPairs == 0 || rotary.CosSinPairs % 8 != 0))
@@ -129,7 +129,8 @@ public sealed class FlashAttention : IAttentionKernels
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
         ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
-        PrepareBackward(o, dout, batch, seqLen, heads, scratch, stream);
+        if (!prepared)
+            PrepareBackward(o, dout, batch, seqLen, heads, scratch, stream);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),

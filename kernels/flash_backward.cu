@@ -17,7 +17,8 @@
 //   rows or 128 key rows, so rows past T are zero), lse and D as plain pointers.
 //   Roles (setmaxnreg): warps 0–3 and 4–7 are two math warpgroups of 64 keys each (240 registers); in warpgroup 2 (24
 //   registers) warp 8 is the producer (lane 0 issues the TMA copies of K and V per tile and of Q and dO per block, every lane
-//   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer. Per query block a math warpgroup
+//   copies two lse and two D values with cp.async) and warp 9's first lane the dQ writer; warps 10 and 11, given zero_next,
+//   zero the next backward's dq accumulator (4·zero_quads floats) with streaming stores, so its prepare reads o and dO only. Per query block a math warpgroup
 //   computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (A and B from shared memory), Pᵀ and dSᵀ in registers, dV += Pᵀ·dO (A from
 //   registers, issued as soon as Pᵀ is ready, so the tensor cores overlap the exponentials), stores dSᵀ with stmatrix, and
 //   after a barrier of the two math warpgroups computes its part of dQ = dS·K (A read M-major from dSᵀ): with D = 128 its
@@ -52,6 +53,7 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
 {
     if (blockIdx.x == 0 && threadIdx.x == 0)
         *tile_counter = 0; // the backward's next tile beyond its first wave (in stream order: this runs before it)
+    // dq_accum null: the accumulator was zeroed already (the backward before this one, zero_next), only D is written.
     const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= (long long)batch * seq_len * heads)
@@ -66,13 +68,15 @@ extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restri
         const uint2 ov = *reinterpret_cast<const uint2*>(o + i), dv = *reinterpret_cast<const uint2*>(dout + i);
         const float2 o0 = unpack_bf16(ov.x), o1 = unpack_bf16(ov.y), d0 = unpack_bf16(dv.x), d1 = unpack_bf16(dv.y);
         sum = o0.x * d0.x + o0.y * d0.y + o1.x * d1.x + o1.y * d1.y;
-        *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (dq_accum != nullptr)
+            *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
     else
     {
         const float2 o0 = unpack_bf16(*reinterpret_cast<const unsigned*>(o + i)), d0 = unpack_bf16(*reinterpret_cast<const unsigned*>(dout + i));
         sum = o0.x * d0.x + o0.y * d0.y;
-        *reinterpret_cast<float2*>(dq_accum + i) = make_float2(0.0f, 0.0f);
+        if (dq_accum != nullptr)
+            *reinterpret_cast<float2*>(dq_accum + i) = make_float2(0.0f, 0.0f);
     }
     sum = warp_sum(sum);
     if (lane == 0)
@@ -220,7 +224,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
     bf16* __restrict__ dv, int* __restrict__ tile_counter, int batch, int seq_len, int heads, int kv_heads, int window,
     long long kv_grad_stride, int key_blocks, int pairs, int tile_count, const float* __restrict__ k_rstd,
-    const unsigned* __restrict__ cos_sin_pairs)
+    const unsigned* __restrict__ cos_sin_pairs, float* __restrict__ zero_next, long long zero_quads)
 {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = aligned_shared_base(smem_raw);
@@ -361,6 +365,16 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 }
             }
             tma_store_wait();
+        }
+        else if (warp_index >= 10 && zero_next != nullptr)
+        {
+            // Warps 10 and 11, idle otherwise: zero_next[0 .. 4·zero_quads) = 0, the next backward's dq accumulator (its
+            // prepare then skips the zeros), with streaming stores (evict first) while this kernel's time goes to the tensor
+            // cores. Each CTA takes quads of its own stride.
+            float4* out = reinterpret_cast<float4*>(zero_next);
+            const long long stride = (long long)gridDim.x * 64;
+            for (long long i = blockIdx.x * 64LL + (threadIdx.x - 320); i < zero_quads; i += stride)
+                asm volatile("st.global.cs.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"l"(out + i), "f"(0.0f) : "memory");
         }
         return;
     }

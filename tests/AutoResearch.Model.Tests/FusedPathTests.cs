@@ -12,6 +12,24 @@ public class FusedPathTests
     private static readonly DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
     private static readonly DeviceProperties A100 = new(0, "NVIDIA A100", 8, 0, 108, 80L << 30, 40 << 20, 166912, 1024);
 
+    [Theory]
+    [InlineData(128, 2048, 4, 128)]   // the baseline
+    [InlineData(1, 130, 3, 64)]       // rows that do not fill 256-byte lines
+    public void The_flash_backward_scratch_holds_d_two_accumulators_and_the_counter_apart(int batch, int seqLen, int heads, int headDim)
+    {
+        long rows = (long)batch * seqLen * heads, accumulatorBytes = 4 * rows * headDim;
+        long first = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 0);
+        long second = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 1);
+        long total = FlashAttention.ScratchBytes(batch, seqLen, heads, headDim);
+        Assert.Equal(FlashAttention.DqAccumulatorOffset(batch, seqLen, heads), first);
+        Assert.True(first >= 4 * rows, "accumulator 0 overlaps D");
+        Assert.True(second >= first + accumulatorBytes + 4, "accumulator 1 overlaps accumulator 0 or the tile counter");
+        Assert.True(second + accumulatorBytes <= total, "accumulator 1 leaves the scratch");
+        Assert.Equal(0, first % 256);
+        Assert.Equal(0, second % 256);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 2));
+    }
+
     [Fact]
     public void The_rotary_gemm_takes_whole_heads_in_its_tiles_on_hopper_only()
     {

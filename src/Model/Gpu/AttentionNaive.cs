@@ -43,7 +43,7 @@ public sealed class AttentionNaive : IAttentionKernels
     /// <summary>Always writes dq (its fp32 scratch holds dq, dk and dv together).</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        KRotaryBackward? kRotary = null, bool prepared = false)
+        KRotaryBackward? kRotary = null, bool prepared = false, int accumulator = 0, bool zeroNextAccumulator = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (kRotary is not null)

@@ -78,13 +78,17 @@ public sealed class FlashAttention : IAttentionKernels
     }
 
     /// <summary>D [B, H, T] and the dq accumulator [B, H, T, D] (each row's columns permuted: dq_column in kernels/common.cuh),
-    /// both fp32, then the backward's tile counter (an int); the accumulator starts at a 256-byte boundary (the kernels access
-    /// it 16 bytes at a time).</summary>
+    /// both fp32, then the backward's tile counter (an int), then a second accumulator (accumulator 1: a backward can zero the
+    /// other one for the next, see <see cref="Backward"/>); the accumulators start at 256-byte boundaries (the kernels access
+    /// them 16 bytes at a time).</summary>
     public long BackwardScratchBytes(int batch, int seqLen, int heads, int kvHeads) => ScratchBytes(batch, seqLen, heads, HeadDim);
 
     /// <summary><see cref="BackwardScratchBytes"/> for head size <paramref name="headDim"/>, before any kernel is loaded (the
     /// memory estimate).</summary>
-    public static long ScratchBytes(int batch, int seqLen, int heads, int headDim) => TileCounterOffset(batch, seqLen, heads, headDim) + 256;
+    public static long ScratchBytes(int batch, int seqLen, int heads, int headDim)
+        => SecondAccumulatorOffset(batch, seqLen, heads, headDim) + 4L * batch * seqLen * heads * headDim;
+
+    private static long SecondAccumulatorOffset(int batch, int seqLen, int heads, int headDim) => TileCounterOffset(batch, seqLen, heads, headDim) + 256;
 
     private static long TileCounterOffset(int batch, int seqLen, int heads, int headDim)
         => DqAccumOffset((long)batch * seqLen * heads) + 4L * batch * seqLen * heads * headDim;
@@ -94,33 +98,49 @@ public sealed class FlashAttention : IAttentionKernels
     /// <summary>Where the dq accumulator starts in the backward's scratch, in bytes (D [B, H, T] fp32 comes first).</summary>
     public static long DqAccumulatorOffset(int batch, int seqLen, int heads) => DqAccumOffset((long)batch * seqLen * heads);
 
+    /// <summary>Where dq accumulator 0 or 1 starts in the backward's scratch, in bytes, for head size <paramref name="headDim"/>.</summary>
+    public static long DqAccumulatorOffset(int batch, int seqLen, int heads, int headDim, int accumulator) => accumulator switch
+    {
+        0 => DqAccumOffset((long)batch * seqLen * heads),
+        1 => SecondAccumulatorOffset(batch, seqLen, heads, headDim),
+        _ => throw new ArgumentOutOfRangeException(nameof(accumulator), accumulator, "the backward's scratch holds dq accumulators 0 and 1"),
+    };
+
     /// <summary>
     /// The backward's first kernel, which <see cref="Backward"/> runs unless told it ran (prepared: true): D = Σ_d o·dout per (b, h, t) into the scratch's first
-    /// [B, H, T] fp32, the dq accumulator (at <see cref="DqAccumulatorOffset"/>) and the tile counter zeroed. Public so that
+    /// [B, H, T] fp32, the dq accumulator (at <see cref="DqAccumulatorOffset(int, int, int)"/>) and the tile counter zeroed. Public so that
     /// its time can be taken apart from the backward's (the kernel benchmarks): it moves ~(2 + 2 + 4)·D bytes a row.
     /// </summary>
-    public void PrepareBackward(ulong o, ulong dout, int batch, int seqLen, int heads, ulong scratch, CudaStream stream)
+    /// <param name="accumulator">Which dq accumulator the backward will add to (0 or 1).</param>
+    /// <param name="accumulatorZeroed">It is zero already (the backward before this one zeroed it, zeroNextAccumulator): only
+    /// D is written, which halves the bytes.</param>
+    public void PrepareBackward(ulong o, ulong dout, int batch, int seqLen, int heads, ulong scratch, CudaStream stream, int accumulator = 0,
+        bool accumulatorZeroed = false)
     {
         long rows = (long)batch * seqLen * heads;
-        ulong dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
+        ulong dqAccum = accumulatorZeroed ? 0UL : scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator);
+        ulong tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
         _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, scratch, dqAccum, tileCounter, batch, seqLen, heads);
     }
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int kvHeads, int window, ulong o, ulong lse, CudaStream stream)
         => _forward.Forward(q, k, v, batch, seqLen, heads, kvHeads, window, o, lse, stream);
 
-    /// <summary>The fp32 dq accumulator inside <paramref name="scratch"/>: [B, H, T, D], each row's columns permuted (dq_column
-    /// in kernels/common.cuh).</summary>
-    private static ulong DqAccumulator(ulong scratch, int batch, int seqLen, int heads) => scratch + (ulong)DqAccumOffset((long)batch * seqLen * heads);
+
+    /// <summary>True: accumulators 0 and 1 (<see cref="Backward"/>).</summary>
+    public bool AlternatesAccumulators => true;
 
     /// <summary>True: the backward's epilogue applies k's rotary + QK-norm backward to dk when given a <see cref="KRotaryBackward"/>.</summary>
     public bool FusesKRotaryBackward => true;
 
     /// <summary>The backward; with <paramref name="leaveDqAccumulated"/>, dq stays in the fp32 accumulator (whose address it
-    /// returns) and dq is not written.</summary>
+    /// returns) and dq is not written. It adds dq into accumulator <paramref name="accumulator"/> (0 or 1) of the scratch; with
+    /// <paramref name="zeroNextAccumulator"/> its idle warps also zero the other one, so that the next backward on this scratch
+    /// (taking that one, after its reader is done with it in stream order) can be prepared with accumulatorZeroed: true and
+    /// move half the prepare's bytes under this one's products.</summary>
     public ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        KRotaryBackward? kRotary = null, bool prepared = false)
+        KRotaryBackward? kRotary = null, bool prepared = false, int accumulator = 0, bool zeroNextAccumulator = false)
     {
         CheckHeads(heads, kvHeads);
         if (kRotary is { } rotary && (rotary.Rstd == 0 || rotary.CosSinPairs == 0 || rotary.CosSinPairs % 8 != 0))
@@ -128,9 +148,11 @@ public sealed class FlashAttention : IAttentionKernels
         long qStride = gradRowStride == 0 ? (long)heads * HeadDim : gradRowStride;
         long kvStride = gradRowStride == 0 ? (long)kvHeads * HeadDim : gradRowStride;
         long rows = (long)batch * seqLen * heads;
-        ulong d = scratch, dqAccum = DqAccumulator(scratch, batch, seqLen, heads), tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
+        ulong d = scratch, dqAccum = scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator);
+        ulong tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
+        ulong zeroNext = zeroNextAccumulator ? scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, 1 - accumulator) : 0UL;
         if (!prepared)
-            PrepareBackward(o, dout, batch, seqLen, heads, scratch, stream);
+            PrepareBackward(o, dout, batch, seqLen, heads, scratch, stream, accumulator);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16SwizzledBatched(q, batch, seqLen, (long)heads * HeadDim, QueryBlock, 64),
@@ -143,7 +165,7 @@ public sealed class FlashAttention : IAttentionKernels
             throw new ArgumentException($"the attention backward counts its tiles in an int: {tiles} tiles of {KeyBlock} keys (batch {batch}, T {seqLen}, {kvHeads} kv heads) are too many");
         _backward.Launch(new Dim3((uint)Math.Min(tiles, BackwardGridLimit)), BackwardThreads, _backwardSharedBytes, stream,
             maps, lse, d, dqAccum, dk, dv, tileCounter, batch, seqLen, heads, kvHeads, window, kvStride, (int)Dim3.Blocks(seqLen, KeyBlock),
-            batch * kvHeads, (int)tiles, kRotary?.Rstd ?? 0UL, kRotary?.CosSinPairs ?? 0UL);
+            batch * kvHeads, (int)tiles, kRotary?.Rstd ?? 0UL, kRotary?.CosSinPairs ?? 0UL, zeroNext, rows * HeadDim / 4);
         if (leaveDqAccumulated)
             return dqAccum;
         long count = rows * HeadDim;

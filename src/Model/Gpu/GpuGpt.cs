@@ -396,14 +396,20 @@ public sealed class GpuGpt : IDisposable
             // Kernels that can (flash) apply k's rotary backward to dk as they write it, from dk in fp32.
             ulong dqAccumulator;
             bool kRotaryFused = _attention.FusesKRotaryBackward;
-            // Its first step (D and the zeroed dq accumulator: o and dout read, the fp32 accumulator written) timed apart.
-            using (prof.Region("attention backward prepare", bytes: (2.0 + 2.0 + 4.0) * n * h * Shape.HeadDim))
-                _attention.PrepareBackward(a.O[i].Pointer, a.DOf(i).Pointer, a.Batch, t, h, a.AttentionScratch.Pointer, _stream);
+            // Its first step (D, and the dq accumulator zeroed unless the layer after this one's backward did it) timed apart.
+            // With two accumulators, the j-th layer in backward order adds to accumulator j mod 2 and zeroes the other for
+            // layer j + 1, whose prepare then reads o and dout only; the first layer's prepare zeroes its own, so nothing
+            // is assumed of the scratch between micro-steps.
+            int order = Shape.Depth - 1 - i, accumulator = order % 2;
+            bool alternate = _attention.AlternatesAccumulators, zeroed = alternate && order > 0;
+            using (prof.Region("attention backward prepare", bytes: (zeroed ? 4.0 : 8.0) * n * h * Shape.HeadDim))
+                _attention.PrepareBackward(a.O[i].Pointer, a.DOf(i).Pointer, a.Batch, t, h, a.AttentionScratch.Pointer, _stream, accumulator, zeroed);
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {
                 dqAccumulator = _attention.Backward(a.Q[i].Pointer, a.K[i].Pointer, a.V[i].Pointer, a.O[i].Pointer, a.DOf(i).Pointer, a.Lse[i].Pointer,
                     a.Batch, t, h, kv, Shape.Windows[i], a.DQ(i), a.DK(i), a.DV(i), a.AttentionScratch.Pointer, _stream, a.DQKVRowStride, leaveDqAccumulated: true,
-                    kRotary: kRotaryFused ? new KRotaryBackward(a.RstdK[i].Pointer, _cosSinPairs.Pointer) : null, prepared: true);
+                    kRotary: kRotaryFused ? new KRotaryBackward(a.RstdK[i].Pointer, _cosSinPairs.Pointer) : null, prepared: true,
+                    accumulator: accumulator, zeroNextAccumulator: alternate && i > 0);
             }
             using (prof.Region("rotary + QK-norm backward", bytes: (dqAccumulator == 0 ? 6.0 : 8.0) * nc + (kRotaryFused ? 0.0 : 6.0 * nkv)))
             {

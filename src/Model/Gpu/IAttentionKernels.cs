@@ -28,20 +28,29 @@ public interface IAttentionKernels
     /// projection, computed from dk in fp32.</param>
     /// <param name="prepared">The caller ran <see cref="PrepareBackward"/> with the same o, dout, shape and scratch on this
     /// stream since the scratch was last used: the backward does not run it again.</param>
+    /// <param name="accumulator">For kernels that keep dq accumulators in <paramref name="scratch"/> (<see
+    /// cref="AlternatesAccumulators"/>): which one, 0 or 1.</param>
+    /// <param name="zeroNextAccumulator">Such kernels also zero the other accumulator, for the next backward on this scratch
+    /// (prepared with accumulatorZeroed: true).</param>
     /// <returns>0 when dq was written; else the device address of the fp32 accumulator holding it: [B, H, T, D], each row's
     /// columns permuted (dq_column in kernels/common.cuh).</returns>
     ulong Backward(ulong q, ulong k, ulong v, ulong o, ulong dout, ulong lse, int batch, int seqLen, int heads, int kvHeads, int window,
         ulong dq, ulong dk, ulong dv, ulong scratch, CudaStream stream, int gradRowStride = 0, bool leaveDqAccumulated = false,
-        KRotaryBackward? kRotary = null, bool prepared = false);
+        KRotaryBackward? kRotary = null, bool prepared = false, int accumulator = 0, bool zeroNextAccumulator = false);
 
     /// <summary>
     /// The part of the backward that reads only o and dout (the flash kernels: D = Σ_d o·dout a row, and the fp32 dq accumulator
     /// and tile counter zeroed in <paramref name="scratch"/>), for a caller that runs it apart, before
     /// <see cref="Backward"/> with prepared: true, so that a profile times it apart. Kernels without such a step do nothing.
     /// </summary>
-    void PrepareBackward(ulong o, ulong dout, int batch, int seqLen, int heads, ulong scratch, CudaStream stream)
+    void PrepareBackward(ulong o, ulong dout, int batch, int seqLen, int heads, ulong scratch, CudaStream stream, int accumulator = 0,
+        bool accumulatorZeroed = false)
     {
     }
+
+    /// <summary>Whether the backward keeps two dq accumulators in its scratch and can zero one while it adds to the other (the
+    /// accumulator, zeroNextAccumulator and accumulatorZeroed arguments); other kernels ignore those arguments.</summary>
+    bool AlternatesAccumulators => false;
 
     /// <summary>Whether <see cref="Backward"/> takes a <see cref="KRotaryBackward"/> (applies k's rotary + QK-norm backward to
     /// dk as it writes it).</summary>

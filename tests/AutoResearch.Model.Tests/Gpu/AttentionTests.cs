@@ -52,6 +52,69 @@ public class AttentionTests
     }
 
     [GpuTheory]
+    [InlineData(2, 96, 2, 2, 128, 32)]
+    [InlineData(1, 200, 4, 1, 128, 77)]     // grouped-query attention
+    [InlineData(1, 130, 4, 2, 64, 64)]      // head size 64, rows that end inside a block
+    public void Flash_backward_zeroes_the_other_accumulator_so_the_next_backward_skips_the_zeros(int batch, int seqLen, int heads, int kvHeads,
+        int headDim, int window)
+    {
+        int seed = 9800 + batch * 100 + seqLen + heads * 7 + kvHeads * 3 + headDim + window;
+        var r = new Random(seed);
+        long countQ = (long)batch * seqLen * heads * headDim, countKv = (long)batch * seqLen * kvHeads * headDim;
+        var (qBits, q) = Numerics.RandomBf16(r, countQ, Math.Sqrt(3));
+        var (kBits, k) = Numerics.RandomBf16(r, countKv, Math.Sqrt(3));
+        var (vBits, v) = Numerics.RandomBf16(r, countKv, 1);
+        var (doBits, dout) = Numerics.RandomBf16(r, countQ, 1);
+        var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
+
+        var attention = new FlashAttention(TestGpu.Kernels, headDim);
+        using var dQ = Device.Allocate<ushort>(countQ, "q");
+        using var dK = Device.Allocate<ushort>(countKv, "k");
+        using var dV = Device.Allocate<ushort>(countKv, "v");
+        using var dDo = Device.Allocate<ushort>(countQ, "do");
+        using var dO = Device.Allocate<ushort>(countQ, "o");
+        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var dDq = Device.Allocate<ushort>(countQ, "dq");
+        using var dDk = Device.Allocate<ushort>(countKv, "dk");
+        using var dDv = Device.Allocate<ushort>(countKv, "dv");
+        long scratchBytes = attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads);
+        using var scratch = Device.Allocate<float>(scratchBytes / sizeof(float), "scratch");
+        dQ.CopyFrom(qBits);
+        dK.CopyFrom(kBits);
+        dV.CopyFrom(vBits);
+        dDo.CopyFrom(doBits);
+        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        long first = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 0) / sizeof(float);
+        long second = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 1) / sizeof(float);
+        Assert.True(second >= first + countQ && (second + countQ) * sizeof(float) <= scratchBytes, "the accumulators overlap or leave the scratch");
+
+        // A backward into accumulator 0 that zeroes accumulator 1: every element of 1, NaN before, is 0 after.
+        scratch.FillBytes(0xFF);
+        foreach (var b in new[] { dDq, dDk, dDv })
+            b.FillBytes(0xFF);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+            dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, accumulator: 0, zeroNextAccumulator: true);
+        TestGpu.Stream.Synchronize();
+        var after = scratch.ToArray();
+        Assert.All(after[(int)second..(int)(second + countQ)], value => Assert.Equal(0f, value));
+        Numerics.AssertClose("dq (accumulator 0)", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
+
+        // The next backward, into accumulator 1, prepared without zeros (accumulator 0 poisoned to show it is not read): the
+        // same gradients.
+        Array.Fill(after, float.NaN, (int)first, (int)countQ);
+        scratch.CopyFrom(after);
+        foreach (var b in new[] { dDq, dDk, dDv })
+            b.FillBytes(0xFF);
+        attention.PrepareBackward(dO.Pointer, dDo.Pointer, batch, seqLen, heads, scratch.Pointer, TestGpu.Stream, accumulator: 1, accumulatorZeroed: true);
+        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+            dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, prepared: true, accumulator: 1);
+        TestGpu.Stream.Synchronize();
+        Numerics.AssertClose("dq (accumulator 1)", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
+        Numerics.AssertClose("dk", Bf16.ToFloat(dDk.ToArray()), dkRef, 2e-2, seed);
+        Numerics.AssertClose("dv", Bf16.ToFloat(dDv.ToArray()), dvRef, 2e-2, seed);
+    }
+
+    [GpuTheory]
     [InlineData(false, 2, 96, 2, 2, 128, 32)]
     [InlineData(false, 1, 77, 3, 3, 128, 200)]
     [InlineData(false, 1, 130, 4, 2, 64, 64)]

@@ -107,9 +107,10 @@ public sealed class FlashAttention : IAttentionKernels
     };
 
     /// <summary>
-    /// The backward's first kernel, which <see cref="Backward"/> runs unless told it ran (prepared: true): D = Σ_d o·dout per (b, h, t) into the scratch's first
-    /// [B, H, T] fp32, the dq accumulator (at <see cref="DqAccumulatorOffset(int, int, int)"/>) and the tile counter zeroed. Public so that
-    /// its time can be taken apart from the backward's (the kernel benchmarks): it moves ~(2 + 2 + 4)·D bytes a row.
+    /// The backward's first kernel, which <see cref="Backward"/> runs unless told it ran (prepared: true): D = Σ_d o·dout per
+    /// (b, h, t) into the scratch's first [B, H, T] fp32, the chosen dq accumulator (<see
+    /// cref="DqAccumulatorOffset(int, int, int, int, int)"/>) and the tile counter zeroed. The model runs it apart, so that
+    /// `profile` times it apart: it moves ~(2 + 2 + 4)·D bytes a row, (2 + 2)·D when the accumulator is zero already.
     /// </summary>
     /// <param name="accumulator">Which dq accumulator the backward will add to (0 or 1).</param>
     /// <param name="accumulatorZeroed">It is zero already (the backward before this one zeroed it, zeroNextAccumulator): only
@@ -125,7 +126,6 @@ public sealed class FlashAttention : IAttentionKernels
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int kvHeads, int window, ulong o, ulong lse, CudaStream stream)
         => _forward.Forward(q, k, v, batch, seqLen, heads, kvHeads, window, o, lse, stream);
-
 
     /// <summary>True: accumulators 0 and 1 (<see cref="Backward"/>).</summary>
     public bool AlternatesAccumulators => true;

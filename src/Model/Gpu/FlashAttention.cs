@@ -122,7 +122,9 @@ public sealed class FlashAttention : IAttentionKernels
         bool accumulatorZeroed = false)
     {
         long rows = (long)batch * seqLen * heads;
-        ulong dqAccum = accumulatorZeroed ? 0UL : scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator);
+        ulong dqAccum = scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator); // checks accumulator is 0 or 1
+        if (accumulatorZeroed)
+            dqAccum = 0;
         ulong tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
         _prepare.Launch(Dim3.Blocks(rows, _prepareRowsPerBlock), KernelLaunch.RowBlock, 0, stream, o, dout, scratch, dqAccum, tileCounter, batch, seqLen, heads);
     }

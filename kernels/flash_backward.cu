@@ -7,7 +7,8 @@
 //   P = exp(q·kᵀ·scale − lse) on visible pairs (t − W ≤ s ≤ t), D_t = Σ_d do·o,
 //   dV = Pᵀ·dO,  dS = P ∘ (dO·Vᵀ − D),  dK = dSᵀ·Q·scale,  dQ = dS·K·scale  (dK, dV summed over a kv head's query heads).
 // flash_attention_backward_prepare: D [B, H, T] fp32 (written), the fp32 dq accumulator (B·T·H·D floats) zeroed and the
-//   backward's tile counter zeroed. Launch: one warp per (b, t, h) row, 8 warps per block.
+//   backward's tile counter zeroed (the accumulator only when given). Launch: 256-thread blocks of
+//   flash_backward_prepare_rows (b, t, h) rows each (exported below, read by the launcher).
 // flash_attention_backward: a tile is a 128-key block of one kv head (ceil(T / 128)·B·KV tiles); for each, the CTA loops
 //   over the (query head of the group, 64-query block) pairs that can see its keys. Persistent: a 1-D grid of at most one
 //   CTA an SM (384 threads), each taking tiles until none are left (its first is blockIdx.x, the next ones come from the
@@ -48,39 +49,68 @@
 // projections' backward is one GEMM.
 #include "pipeline.cuh"
 
-extern "C" __global__ void flash_attention_backward_prepare(const bf16* __restrict__ o, const bf16* __restrict__ dout,
-    float* __restrict__ d, float* __restrict__ dq_accum, int* __restrict__ tile_counter, int batch, int seq_len, int heads)
+// The prepare kernel's work: a row of o and do (D bf16 each) is PREP_LANES lanes' 16-byte loads, so a warp holds
+// 32 / PREP_LANES rows at once; each warp takes PREP_PASSES such groups, all loads issued before any arithmetic (4 or 8 rows
+// in flight a warp, where one row of 8-byte loads left each warp little to wait on). The launcher reads the rows a
+// 256-thread block covers (flash_backward_prepare_rows).
+#define PREP_LANES (HEAD / 8)
+#define PREP_PASSES 2
+extern "C" __constant__ int flash_backward_prepare_rows = 8 * (32 / PREP_LANES) * PREP_PASSES;
+
+extern "C" __global__ void __launch_bounds__(256) flash_attention_backward_prepare(const bf16* __restrict__ o,
+    const bf16* __restrict__ dout, float* __restrict__ d, float* __restrict__ dq_accum, int* __restrict__ tile_counter, int batch,
+    int seq_len, int heads)
 {
     if (blockIdx.x == 0 && threadIdx.x == 0)
         *tile_counter = 0; // the backward's next tile beyond its first wave (in stream order: this runs before it)
     // dq_accum null: the accumulator was zeroed already (the backward before this one, zero_next), only D is written.
-    const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (row >= (long long)batch * seq_len * heads)
-        return;
-    const int h = row % heads, t = (row / heads) % seq_len, b = row / ((long long)heads * seq_len);
-    // D / 32 consecutive elements per lane (4 or 2): one load each of o and do, one store of zeros.
-    constexpr int per_lane = HEAD / 32;
-    const long long i = row * HEAD + lane * per_lane;
-    float sum = 0.0f;
-    if constexpr (per_lane == 4)
+    const long long rows = (long long)batch * seq_len * heads;
+    const int lane = threadIdx.x & 31, sub = lane / PREP_LANES, col = (lane % PREP_LANES) * 8;
+    const long long first = (blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / PREP_LANES) * PREP_PASSES;
+    uint4 ov[PREP_PASSES], dv[PREP_PASSES];
+    #pragma unroll
+    for (int p = 0; p < PREP_PASSES; p++)
     {
-        const uint2 ov = *reinterpret_cast<const uint2*>(o + i), dv = *reinterpret_cast<const uint2*>(dout + i);
-        const float2 o0 = unpack_bf16(ov.x), o1 = unpack_bf16(ov.y), d0 = unpack_bf16(dv.x), d1 = unpack_bf16(dv.y);
-        sum = o0.x * d0.x + o0.y * d0.y + o1.x * d1.x + o1.y * d1.y;
-        if (dq_accum != nullptr)
-            *reinterpret_cast<float4*>(dq_accum + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const long long row = first + p * (32 / PREP_LANES) + sub;
+        if (row < rows)
+        {
+            ov[p] = *reinterpret_cast<const uint4*>(o + row * HEAD + col);
+            dv[p] = *reinterpret_cast<const uint4*>(dout + row * HEAD + col);
+        }
+        else
+            ov[p] = dv[p] = make_uint4(0, 0, 0, 0);
     }
-    else
+    #pragma unroll
+    for (int p = 0; p < PREP_PASSES; p++)
     {
-        const float2 o0 = unpack_bf16(*reinterpret_cast<const unsigned*>(o + i)), d0 = unpack_bf16(*reinterpret_cast<const unsigned*>(dout + i));
-        sum = o0.x * d0.x + o0.y * d0.y;
-        if (dq_accum != nullptr)
-            *reinterpret_cast<float2*>(dq_accum + i) = make_float2(0.0f, 0.0f);
+        const long long row = first + p * (32 / PREP_LANES) + sub;
+        float of[8], df[8];
+        unpack8(ov[p], of);
+        unpack8(dv[p], df);
+        float sum = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            sum += of[i] * df[i];
+        // The row's sum over its PREP_LANES lanes (an aligned group of the warp: every lane takes part in the shuffles).
+        #pragma unroll
+        for (int offset = PREP_LANES / 2; offset > 0; offset >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+        if (row < rows)
+        {
+            if (dq_accum != nullptr)
+            {
+                float4* z = reinterpret_cast<float4*>(dq_accum + row * HEAD + col);
+                z[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                z[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+            if (col == 0)
+            {
+                const int h = row % heads, t = (row / heads) % seq_len;
+                const long long b = row / ((long long)heads * seq_len);
+                d[(b * heads + h) * seq_len + t] = sum;
+            }
+        }
     }
-    sum = warp_sum(sum);
-    if (lane == 0)
-        d[((long long)b * heads + h) * seq_len + t] = sum;
 }
 
 // The dq accumulator's layout: dq_column in common.cuh.

@@ -117,7 +117,10 @@ public abstract class AttentionBenchmark : KernelBenchmark
         var dDo = s.Upload(bits[3], "dout");
         var dO = s.Poisoned<ushort>(bits[0].Length, "o");
         var dLse = s.Poisoned<float>((long)b * h * t, "lse");
-        var scratch = s.Allocate<byte>(attention.BackwardScratchBytes(b, t, h, kv), "backward scratch");
+        // Poisoned (NaN) where the kernels keep two accumulators, so that the one zeroed for the next backward shows any element left.
+        bool zeroNext = asTheModelCalls && attention.AlternatesAccumulators;
+        var scratch = zeroNext ? s.Poisoned<byte>(attention.BackwardScratchBytes(b, t, h, kv), "backward scratch")
+            : s.Allocate<byte>(attention.BackwardScratchBytes(b, t, h, kv), "backward scratch");
         var grads = s.Poisoned<ushort>(asTheModelCalls ? tokens * stride : tokens * (qWidth + 2 * kvWidth), "dq | dk | dv");
         ulong dq = grads.Pointer, dk = grads.At(asTheModelCalls ? qWidth : tokens * qWidth), dv = grads.At(asTheModelCalls ? qWidth + kvWidth : tokens * (qWidth + kvWidth));
         ulong accumulator = 0;
@@ -125,7 +128,7 @@ public abstract class AttentionBenchmark : KernelBenchmark
         {
             attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, b, t, h, kv, w, dO.Pointer, dLse.Pointer, Stream);
             accumulator = attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, b, t, h, kv, w, dq, dk, dv,
-                scratch.Pointer, Stream, stride, leaveDqAccumulated: asTheModelCalls);
+                scratch.Pointer, Stream, stride, leaveDqAccumulated: asTheModelCalls, zeroNextAccumulator: zeroNext);
         });
         var all = Bf16.ToFloat(grads.ToArray());
         float[] Rows(long first, int width, int rowStride)
@@ -140,6 +143,12 @@ public abstract class AttentionBenchmark : KernelBenchmark
         check.Compare(accumulator != 0 ? "dq (fp32 accumulator)" : "dq", dqOut, dqRef, 2e-2);
         check.Compare("dk", asTheModelCalls ? Rows(qWidth, kvWidth, stride) : Rows(tokens * qWidth, kvWidth, kvWidth), dkRef, 2e-2);
         check.Compare("dv", asTheModelCalls ? Rows(qWidth + kvWidth, kvWidth, stride) : Rows(tokens * (qWidth + kvWidth), kvWidth, kvWidth), dvRef, 2e-2);
+        if (zeroNext)
+        {
+            long other = FlashAttention.DqAccumulatorOffset(b, t, h, d, 1);
+            check.Compare("the next backward's dq accumulator (zeroed)", DeviceScratch.Read<float>(Device, scratch.Pointer + (ulong)other, tokens * qWidth),
+                new double[tokens * qWidth], 0);
+        }
         return check;
     }
 

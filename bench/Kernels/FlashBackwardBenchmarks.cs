@@ -49,7 +49,8 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
     public void SetupBackward()
         => Prepare(nameof(Backward), () => CheckBackward("flash_attention_backward_prepare + flash_attention_backward", _flash, asTheModelCalls: true), SetUpTiming);
 
-    /// <summary>As the model calls it (strided dq | dk | dv rows, dq left in the fp32 accumulator), less k's rotary backward: the
+    /// <summary>As the model calls it for all but its last layer (strided dq | dk | dv rows, dq left in the fp32 accumulator, the
+    /// other accumulator zeroed for the next layer), less k's rotary backward: the
     /// model also passes a <see cref="KRotaryBackward"/>, whose epilogue this times without (its cost is in the model's
     /// `profile`, where the attention backward includes it).</summary>
     [Benchmark]
@@ -57,7 +58,7 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
     {
         Begin();
         _flash.Backward(Q, K, V, O, DOut, Lse, B, T, Shape.Heads, Shape.KvHeads, WindowTokens, _grads, _grads + 2UL * (ulong)QWidth,
-            _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true);
+            _grads + 2UL * (ulong)(QWidth + Shape.KvDim), _scratch, Stream, RowStride, leaveDqAccumulated: true, zeroNextAccumulator: true);
         End();
     }
 
@@ -79,8 +80,29 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
         End();
     }
 
-    /// <summary>D against Σ o·dout in fp64, and every element of the accumulator exactly 0, from a scratch poisoned with NaN.</summary>
-    private KernelCheck CheckPrepare()
+    [GlobalSetup(Target = nameof(BackwardPrepareDOnly))]
+    public void SetupBackwardPrepareDOnly() => Prepare(nameof(BackwardPrepareDOnly), () => CheckPrepare(zeroes: false), () =>
+    {
+        SetUpTiming();
+        // o and dout read (bf16), D written (fp32): the accumulator was zeroed by the backward before (zeroNextAccumulator).
+        long rows = (long)B * T * Shape.Heads;
+        return KernelWork.Memory(rows * Shape.HeadDim * (2.0 + 2.0) + rows * 4.0);
+    });
+
+    /// <summary>The prepare as the model runs it for 7 of 8 layers: D only, the accumulator zeroed already.</summary>
+    [Benchmark]
+    public void BackwardPrepareDOnly()
+    {
+        Begin();
+        _flash.PrepareBackward(O, DOut, B, T, Shape.Heads, _scratch, Stream, accumulator: 1, accumulatorZeroed: true);
+        End();
+    }
+
+    private KernelCheck CheckPrepare() => CheckPrepare(zeroes: true);
+
+    /// <summary>D against Σ o·dout in fp64, from a scratch poisoned with NaN; with <paramref name="zeroes"/>, every element of
+    /// the accumulator exactly 0, else every one still NaN (not written).</summary>
+    private KernelCheck CheckPrepare(bool zeroes)
     {
         int b = CheckBatch, t = CheckSeqLen, h = Shape.Heads, d = Shape.HeadDim;
         long rows = (long)b * t * h;
@@ -102,11 +124,15 @@ public class FlashBackwardBenchmarks : AttentionBenchmark
         var dO = s.Upload(oBits, "o");
         var dDout = s.Upload(doBits, "dout");
         var scratch = s.Poisoned<float>(FlashAttention.ScratchBytes(b, t, h, d) / sizeof(float), "backward scratch");
-        RunForCheck(() => _flash.PrepareBackward(dO.Pointer, dDout.Pointer, b, t, h, scratch.Pointer, Stream));
+        RunForCheck(() => _flash.PrepareBackward(dO.Pointer, dDout.Pointer, b, t, h, scratch.Pointer, Stream, accumulator: 0,
+            accumulatorZeroed: !zeroes));
         var all = scratch.ToArray();
         long accumulator = FlashAttention.DqAccumulatorOffset(b, t, h) / sizeof(float);
         check.Compare("D", all.AsSpan(0, (int)rows), dRef, 1e-5);
-        check.Compare("dq accumulator (zeroed)", all.AsSpan((int)accumulator, (int)(rows * d)), new double[rows * d], 0);
+        if (zeroes)
+            check.Compare("dq accumulator (zeroed)", all.AsSpan((int)accumulator, (int)(rows * d)), new double[rows * d], 0);
+        else if (!all.AsSpan((int)accumulator, (int)(rows * d)).ToArray().All(float.IsNaN))
+            throw new KernelCheckException($"{check.Kernel}: the D-only prepare wrote into the dq accumulator");
         return check;
     }
 

@@ -18,6 +18,7 @@ public sealed class FlashAttention : IAttentionKernels
 
     private readonly FlashForward _forward;
     private readonly CudaKernel _prepare;
+    private readonly int _prepareRowsPerBlock;
     private readonly CudaKernel _backward;
     private readonly CudaKernel _finish;
     private readonly int _backwardSharedBytes;
@@ -39,6 +40,9 @@ public sealed class FlashAttention : IAttentionKernels
         _prepare = module.GetKernel("flash_attention_backward_prepare");
         _backward = module.GetKernel("flash_attention_backward");
         _finish = module.GetKernel("flash_attention_backward_finish");
+        // The (b, t, h) rows a 256-thread block of the prepare kernel covers; a kernel file from before that export (the kernel
+        // benchmarks' --before) took one row a warp.
+        _prepareRowsPerBlock = module.TryReadInt32("flash_backward_prepare_rows") ?? KernelLaunch.RowsPerBlock;
         // K, V, two stages of Q, dO, lse and D, two dSᵀ buffers, two dQ staging stages, the mbarriers (backward_layout in the kernel).
         _backwardSharedBytes = module.ReadInt32("flash_backward_shared_bytes");
         _backward.SetMaxDynamicSharedMemory(_backwardSharedBytes);
@@ -119,9 +123,11 @@ public sealed class FlashAttention : IAttentionKernels
         bool accumulatorZeroed = false)
     {
         long rows = (long)batch * seqLen * heads;
-        ulong dqAccum = accumulatorZeroed ? 0UL : scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator);
+        ulong dqAccum = scratch + (ulong)DqAccumulatorOffset(batch, seqLen, heads, HeadDim, accumulator); // checks accumulator is 0 or 1
+        if (accumulatorZeroed)
+            dqAccum = 0;
         ulong tileCounter = scratch + (ulong)TileCounterOffset(batch, seqLen, heads, HeadDim);
-        _prepare.Launch(KernelLaunch.RowBlocks(rows), KernelLaunch.RowBlock, 0, stream, o, dout, scratch, dqAccum, tileCounter, batch, seqLen, heads);
+        _prepare.Launch(Dim3.Blocks(rows, _prepareRowsPerBlock), KernelLaunch.RowBlock, 0, stream, o, dout, scratch, dqAccum, tileCounter, batch, seqLen, heads);
     }
 
     public void Forward(ulong q, ulong k, ulong v, int batch, int seqLen, int heads, int kvHeads, int window, ulong o, ulong lse, CudaStream stream)

@@ -402,7 +402,8 @@ public sealed class GpuGpt : IDisposable
             // is assumed of the scratch between micro-steps.
             int order = Shape.Depth - 1 - i, accumulator = order % 2;
             bool alternate = _attention.AlternatesAccumulators, zeroed = alternate && order > 0;
-            using (prof.Region("attention backward prepare", bytes: (zeroed ? 4.0 : 8.0) * n * h * Shape.HeadDim))
+            // Bytes a feature: o and dout read, and (unless zeroed) the fp32 zeros; kernels without the step move none.
+            using (prof.Region("attention backward prepare", bytes: (!alternate ? 0.0 : zeroed ? 4.0 : 8.0) * n * h * Shape.HeadDim))
                 _attention.PrepareBackward(a.O[i].Pointer, a.DOf(i).Pointer, a.Batch, t, h, a.AttentionScratch.Pointer, _stream, accumulator, zeroed);
             using (prof.Region("attention backward", AttentionFlops(a.Batch, t, h, Shape.HeadDim, Shape.Windows[i], backward: true)))
             {

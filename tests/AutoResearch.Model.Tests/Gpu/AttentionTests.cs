@@ -102,14 +102,17 @@ public class AttentionTests
         // The next backward, into accumulator 1, prepared without zeros (accumulator 0 poisoned to show it is not read): the
         // same gradients.
         Array.Fill(after, float.NaN, (int)first, (int)countQ);
+        Array.Fill(after, float.NaN, 0, batch * heads * seqLen); // D too: the D-only prepare must write it
         scratch.CopyFrom(after);
         foreach (var b in new[] { dDq, dDk, dDv })
             b.FillBytes(0xFF);
         attention.PrepareBackward(dO.Pointer, dDo.Pointer, batch, seqLen, heads, scratch.Pointer, TestGpu.Stream, accumulator: 1, accumulatorZeroed: true);
         attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
-            dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, prepared: true, accumulator: 1);
+            dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, prepared: true, accumulator: 1, zeroNextAccumulator: true);
         TestGpu.Stream.Synchronize();
         Numerics.AssertClose("dq (accumulator 1)", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
+        // That backward zeroed accumulator 0 again (the other direction, which ends against the tile counter).
+        Assert.All(scratch.ToArray()[(int)first..(int)(first + countQ)], value => Assert.Equal(0f, value));
         Numerics.AssertClose("dk", Bf16.ToFloat(dDk.ToArray()), dkRef, 2e-2, seed);
         Numerics.AssertClose("dv", Bf16.ToFloat(dDv.ToArray()), dvRef, 2e-2, seed);
     }

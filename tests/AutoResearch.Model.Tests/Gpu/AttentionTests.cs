@@ -19,6 +19,51 @@ public class AttentionTests
     private static IAttentionKernels Kernels(bool flash, int headDim)
         => flash ? new FlashAttention(TestGpu.Kernels, headDim) : new AttentionNaive(TestGpu.Kernels, headDim);
 
+    /// <summary>
+    /// q, k, v and dO uploaded, o and lse allocated and poisoned: what the backward tests start from. <see cref="Forward"/> runs
+    /// the forward into o and lse, which the backward reads.
+    /// </summary>
+    private sealed class AttentionIo : IDisposable
+    {
+        public required DeviceBuffer<ushort> Q { get; init; }
+        public required DeviceBuffer<ushort> K { get; init; }
+        public required DeviceBuffer<ushort> V { get; init; }
+        public required DeviceBuffer<ushort> DOut { get; init; }
+        public required DeviceBuffer<ushort> O { get; init; }
+        public required DeviceBuffer<float> Lse { get; init; }
+
+        public static AttentionIo Upload(ushort[] q, ushort[] k, ushort[] v, ushort[] dout, int batch, int seqLen, int heads)
+        {
+            var io = new AttentionIo
+            {
+                Q = Device.Allocate<ushort>(q.Length, "q"),
+                K = Device.Allocate<ushort>(k.Length, "k"),
+                V = Device.Allocate<ushort>(v.Length, "v"),
+                DOut = Device.Allocate<ushort>(dout.Length, "do"),
+                O = Device.Allocate<ushort>(q.Length, "o"),
+                Lse = Device.Allocate<float>((long)batch * heads * seqLen, "lse"),
+            };
+            io.Q.CopyFrom(q);
+            io.K.CopyFrom(k);
+            io.V.CopyFrom(v);
+            io.DOut.CopyFrom(dout);
+            io.O.FillBytes(0xFF);
+            io.Lse.FillBytes(0xFF);
+            return io;
+        }
+
+        public void Forward(IAttentionKernels attention, int batch, int seqLen, int heads, int kvHeads, int window)
+            => attention.Forward(Q.Pointer, K.Pointer, V.Pointer, batch, seqLen, heads, kvHeads, window, O.Pointer, Lse.Pointer,
+                TestGpu.Stream);
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { Q, K, V, DOut, O })
+                b.Dispose();
+            Lse.Dispose();
+        }
+    }
+
     [GpuTheory]
     [InlineData(2, 96, 2, 128)]
     [InlineData(1, 130, 3, 64)]     // rows (390) that end inside a block
@@ -68,22 +113,13 @@ public class AttentionTests
         var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
 
         var attention = new FlashAttention(TestGpu.Kernels, headDim);
-        using var dQ = Device.Allocate<ushort>(countQ, "q");
-        using var dK = Device.Allocate<ushort>(countKv, "k");
-        using var dV = Device.Allocate<ushort>(countKv, "v");
-        using var dDo = Device.Allocate<ushort>(countQ, "do");
-        using var dO = Device.Allocate<ushort>(countQ, "o");
-        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var io = AttentionIo.Upload(qBits, kBits, vBits, doBits, batch, seqLen, heads);
         using var dDq = Device.Allocate<ushort>(countQ, "dq");
         using var dDk = Device.Allocate<ushort>(countKv, "dk");
         using var dDv = Device.Allocate<ushort>(countKv, "dv");
         long scratchBytes = attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads);
         using var scratch = Device.Allocate<float>(scratchBytes / sizeof(float), "scratch");
-        dQ.CopyFrom(qBits);
-        dK.CopyFrom(kBits);
-        dV.CopyFrom(vBits);
-        dDo.CopyFrom(doBits);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
+        io.Forward(attention, batch, seqLen, heads, kvHeads, window);
         long first = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 0) / sizeof(float);
         long second = FlashAttention.DqAccumulatorOffset(batch, seqLen, heads, headDim, 1) / sizeof(float);
         Assert.True(second >= first + countQ && (second + countQ) * sizeof(float) <= scratchBytes, "the accumulators overlap or leave the scratch");
@@ -92,7 +128,8 @@ public class AttentionTests
         scratch.FillBytes(0xFF);
         foreach (var b in new[] { dDq, dDk, dDv })
             b.FillBytes(0xFF);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+        attention.Backward(io.Q.Pointer, io.K.Pointer, io.V.Pointer, io.O.Pointer, io.DOut.Pointer, io.Lse.Pointer,
+            batch, seqLen, heads, kvHeads, window,
             dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, accumulator: 0, zeroNextAccumulator: true);
         TestGpu.Stream.Synchronize();
         var after = scratch.ToArray();
@@ -106,8 +143,10 @@ public class AttentionTests
         scratch.CopyFrom(after);
         foreach (var b in new[] { dDq, dDk, dDv })
             b.FillBytes(0xFF);
-        attention.PrepareBackward(dO.Pointer, dDo.Pointer, batch, seqLen, heads, scratch.Pointer, TestGpu.Stream, accumulator: 1, accumulatorZeroed: true);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+        attention.PrepareBackward(io.O.Pointer, io.DOut.Pointer, batch, seqLen, heads, scratch.Pointer, TestGpu.Stream, accumulator: 1,
+            accumulatorZeroed: true);
+        attention.Backward(io.Q.Pointer, io.K.Pointer, io.V.Pointer, io.O.Pointer, io.DOut.Pointer, io.Lse.Pointer,
+            batch, seqLen, heads, kvHeads, window,
             dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream, prepared: true, accumulator: 1, zeroNextAccumulator: true);
         TestGpu.Stream.Synchronize();
         Numerics.AssertClose("dq (accumulator 1)", Bf16.ToFloat(dDq.ToArray()), dqRef, 2e-2, seed);
@@ -146,29 +185,20 @@ public class AttentionTests
         var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
 
         var attention = Kernels(flash, headDim);
-        using var dQ = Device.Allocate<ushort>(countQ, "q");
-        using var dK = Device.Allocate<ushort>(countKv, "k");
-        using var dV = Device.Allocate<ushort>(countKv, "v");
-        using var dDo = Device.Allocate<ushort>(countQ, "do");
-        using var dO = Device.Allocate<ushort>(countQ, "o");
-        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var io = AttentionIo.Upload(qBits, kBits, vBits, doBits, batch, seqLen, heads);
         using var dDq = Device.Allocate<ushort>(countQ, "dq");
         using var dDk = Device.Allocate<ushort>(countKv, "dk");
         using var dDv = Device.Allocate<ushort>(countKv, "dv");
         using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
-        dQ.CopyFrom(qBits);
-        dK.CopyFrom(kBits);
-        dV.CopyFrom(vBits);
-        dDo.CopyFrom(doBits);
-        foreach (var b in new[] { dO, dDq, dDk, dDv })
+        foreach (var b in new[] { dDq, dDk, dDv })
             b.FillBytes(0xFF);
-        dLse.FillBytes(0xFF);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+        io.Forward(attention, batch, seqLen, heads, kvHeads, window);
+        attention.Backward(io.Q.Pointer, io.K.Pointer, io.V.Pointer, io.O.Pointer, io.DOut.Pointer, io.Lse.Pointer,
+            batch, seqLen, heads, kvHeads, window,
             dDq.Pointer, dDk.Pointer, dDv.Pointer, scratch.Pointer, TestGpu.Stream);
         TestGpu.Stream.Synchronize();
-        Numerics.AssertClose("o", Bf16.ToFloat(dO.ToArray()), oRef, 1e-2, seed);
-        Numerics.AssertClose("lse", dLse.ToArray(), lseRef, 1e-5, seed);
+        Numerics.AssertClose("o", Bf16.ToFloat(io.O.ToArray()), oRef, 1e-2, seed);
+        Numerics.AssertClose("lse", io.Lse.ToArray(), lseRef, 1e-5, seed);
         if (window == 0)
         {
             // Each query sees only itself: P = 1, so dS = dO·v − dO·o = 0 exactly and dq, dk vanish (a relative error is undefined).
@@ -296,21 +326,13 @@ public class AttentionTests
         var (dqRef, dkRef, dvRef) = CpuOps.AttentionBackward(q, k, v, dout, batch, seqLen, heads, kvHeads, headDim, window);
 
         var attention = Kernels(flash, headDim);
-        using var dQ = Device.Allocate<ushort>(countQ, "q");
-        using var dK = Device.Allocate<ushort>(countKv, "k");
-        using var dV = Device.Allocate<ushort>(countKv, "v");
-        using var dDo = Device.Allocate<ushort>(countQ, "do");
-        using var dO = Device.Allocate<ushort>(countQ, "o");
-        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var io = AttentionIo.Upload(qBits, kBits, vBits, doBits, batch, seqLen, heads);
         using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
         using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
-        dQ.CopyFrom(qBits);
-        dK.CopyFrom(kBits);
-        dV.CopyFrom(vBits);
-        dDo.CopyFrom(doBits);
         grads.FillBytes(0xFF);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+        io.Forward(attention, batch, seqLen, heads, kvHeads, window);
+        attention.Backward(io.Q.Pointer, io.K.Pointer, io.V.Pointer, io.O.Pointer, io.DOut.Pointer, io.Lse.Pointer,
+            batch, seqLen, heads, kvHeads, window,
             grads.Pointer, grads.At(width), grads.At(width + kvWidth), scratch.Pointer, TestGpu.Stream, stride);
         TestGpu.Stream.Synchronize();
         var all = grads.ToArray();
@@ -362,26 +384,18 @@ public class AttentionTests
 
         var attention = gridLimit > 0 ? new FlashAttention(TestGpu.Kernels, headDim) { BackwardGridLimit = gridLimit } : new FlashAttention(TestGpu.Kernels, headDim);
         Assert.True(attention.FusesKRotaryBackward);
-        using var dQ = Device.Allocate<ushort>(countQ, "q");
-        using var dK = Device.Allocate<ushort>(countKv, "k");
-        using var dV = Device.Allocate<ushort>(countKv, "v");
-        using var dDo = Device.Allocate<ushort>(countQ, "do");
-        using var dO = Device.Allocate<ushort>(countQ, "o");
-        using var dLse = Device.Allocate<float>((long)batch * heads * seqLen, "lse");
+        using var io = AttentionIo.Upload(qBits, kBits, vBits, doBits, batch, seqLen, heads);
         using var dRstd = Device.Allocate<float>(kvRows, "k rstd");
         var pairs = RotaryTable.Bf16Pairs(cosSin, seqLen, headDim);
         using var dPairs = Device.Allocate<uint>(pairs.Length, "cos/sin bf16 pairs");
         using var grads = Device.Allocate<ushort>((long)batch * seqLen * stride, "dq | dk | dv | padding");
         using var scratch = Device.Allocate<byte>(attention.BackwardScratchBytes(batch, seqLen, heads, kvHeads), "scratch");
-        dQ.CopyFrom(qBits);
-        dK.CopyFrom(kBits);
-        dV.CopyFrom(vBits);
-        dDo.CopyFrom(doBits);
         dRstd.CopyFrom(rstdF);
         dPairs.CopyFrom(pairs);
         grads.FillBytes(0xFF);
-        attention.Forward(dQ.Pointer, dK.Pointer, dV.Pointer, batch, seqLen, heads, kvHeads, window, dO.Pointer, dLse.Pointer, TestGpu.Stream);
-        attention.Backward(dQ.Pointer, dK.Pointer, dV.Pointer, dO.Pointer, dDo.Pointer, dLse.Pointer, batch, seqLen, heads, kvHeads, window,
+        io.Forward(attention, batch, seqLen, heads, kvHeads, window);
+        attention.Backward(io.Q.Pointer, io.K.Pointer, io.V.Pointer, io.O.Pointer, io.DOut.Pointer, io.Lse.Pointer,
+            batch, seqLen, heads, kvHeads, window,
             grads.Pointer, grads.At(width), grads.At(width + kvWidth), scratch.Pointer, TestGpu.Stream, stride, leaveDqAccumulated: true,
             kRotary: new KRotaryBackward(dRstd.Pointer, dPairs.Pointer));
         TestGpu.Stream.Synchronize();

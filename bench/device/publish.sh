@@ -70,5 +70,7 @@ fi
 # The build's own commit, marked when the work tree differs from it.
 changed=$(git status --porcelain -- src kernels tests bench Directory.Build.props Directory.Packages.props global.json 2> /dev/null)
 echo "$(git rev-parse --short HEAD)${changed:+ with uncommitted changes}" > "$out/REVISION"
+# program.md: the knob table a runner test checks against the code, found in a folder above the test's.
+cp program.md "$out/"
 cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh bench/device/clocks.sh "$out/"
 du -sh "$out"

@@ -18,5 +18,7 @@ dotnet=dotnet
 if [ -x "$here/dotnet/dotnet" ]; then
   export DOTNET_ROOT="$here/dotnet"
   dotnet="$here/dotnet/dotnet"
+  # The tests that start the CLI as a child process find this runtime there (the host has no dotnet on PATH).
+  export DOTNET_HOST_PATH="$dotnet"
 fi
 exec "$dotnet" "${config%.runtimeconfig.json}.dll" "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by `bench/device/publish.sh --baseline REV src/Runner ...` (baseline/ holds REV's runner):
-#   bash ab-profile.sh [--rounds N] [PROFILE ARGS...]
+#   bash ab-profile.sh [--rounds N] [--define FILE:MACRO[=VALUE]]... [PROFILE ARGS...]
 # times the baseline and this build with `profile --tsv` in turns, N rounds each (default 4; the order A B, B A, A B, ... so
 # that a drift of clocks or temperature over the call falls on both alike; about 30 s a profile on an H200), while
 # nvidia-smi logs the SM clock, power and temperature every half second. Then it prints each op's median over the rounds
@@ -8,11 +8,23 @@
 # power and temperature each build ran at. A change smaller than the spread of one build's own rounds (printed beside it)
 # is noise. The baseline must have `profile --tsv`. Logs, TSVs and the clock logs go to $LOGS (default ./logs/ab; the
 # TSVs of an earlier call there are removed first); $STEP_TIMEOUT (seconds, default none) bounds each profile.
+# --define (repeatable) times a variant of this build's kernels without rebuilding: `#define MACRO VALUE` is put at the top of
+# kernels/FILE in a copy of this build's runner under $LOGS (the published folder stays as it is), e.g.
+# --define mlp_gemm.cu:GEMM_TRIAL=1 for a trial switch the file reads under #ifndef GEMM_TRIAL. The kernel cache keys on the
+# source, so the variant compiles afresh. Only a macro the file guards with #ifndef (and the launcher does not pass as -D)
+# takes the value: one it defines unguarded is then defined twice.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
 rounds=4
-if [ "${1:-}" = --rounds ]; then rounds=${2:-}; shift; [ $# -gt 0 ] && shift; fi
+defines=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=${2:-}; shift; [ $# -gt 0 ] && shift ;;
+    --define) defines+=("${2:-}"); shift; [ $# -gt 0 ] && shift ;;
+    *) break ;;
+  esac
+done
 case "$rounds" in ''|*[!0-9]*) rounds=x ;; esac
 [ "$rounds" != x ] && [ "$((10#$rounds))" -ge 1 ] \
   || { echo "ab-profile.sh: --rounds takes a whole number of at least 1" >&2; exit 2; }
@@ -24,14 +36,33 @@ if [ -x "$here/dotnet/dotnet" ]; then
   export DOTNET_ROOT="$here/dotnet"
   dotnet="$here/dotnet/dotnet"
 fi
-echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
+runner_b="$here/AutoResearch.Runner"
+if [ ${#defines[@]} -gt 0 ]; then
+  # This build's runner copied, its kernel sources edited: the variant.
+  variant="$logs/runner-variant"
+  rm -rf "$variant" && cp -r "$here/AutoResearch.Runner" "$variant" \
+    || { echo "ab-profile.sh: could not copy this build's runner to $variant" >&2; exit 2; }
+  for d in "${defines[@]}"; do
+    file=${d%%:*} macro=${d#*:}
+    name=${macro%%=*} value=
+    [ "$name" != "$macro" ] && value=${macro#*=}
+    if [ "$file" = "$d" ] || [ ! -f "$variant/kernels/$file" ] || ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+      echo "ab-profile.sh: --define takes FILE:MACRO[=VALUE] with FILE a kernel source of this build (kernels/$file) and MACRO a C identifier; got '$d'" >&2
+      exit 2
+    fi
+    { printf '#define %s %s\n' "$name" "$value"; cat "$variant/kernels/$file"; } > "$variant/kernels/$file.new" \
+      && mv "$variant/kernels/$file.new" "$variant/kernels/$file"
+  done
+  runner_b=$variant
+fi
+echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?')${defines[*]:+ with ${defines[*]}}; profile $*"
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 # shellcheck source=clocks.sh
 . "$here/clocks.sh"
 rm -f "$logs"/[AB].*.tsv "$logs"/[AB].*.clocks.csv
 tsvs=()
 run() { # side round
-  local dll="$here/AutoResearch.Runner/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code
+  local dll="$runner_b/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code
   [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
   clocks_start "$logs/$1.$2.clocks.csv"
   run_limited "$dotnet" "$dll" profile --tsv "$tsv" "${@:3}" > "$log" 2>&1

@@ -39,6 +39,13 @@ fi
 runner_b="$here/AutoResearch.Runner"
 if [ ${#defines[@]} -gt 0 ]; then
   # This build's runner copied, its kernel sources edited: the variant.
+  for d in "${defines[@]}"; do
+    file=${d%%:*} name=${d#*:}; name=${name%%=*}
+    if [ "$file" = "$d" ] || [ ! -f "$runner_b/kernels/$file" ] || ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+      echo "ab-profile.sh: --define takes FILE:MACRO[=VALUE] with FILE a kernel source of this build (kernels/$file) and MACRO a C identifier; got '$d'" >&2
+      exit 2
+    fi
+  done
   variant="$logs/runner-variant"
   rm -rf "$variant" && cp -r "$here/AutoResearch.Runner" "$variant" \
     || { echo "ab-profile.sh: could not copy this build's runner to $variant" >&2; exit 2; }
@@ -46,10 +53,6 @@ if [ ${#defines[@]} -gt 0 ]; then
     file=${d%%:*} macro=${d#*:}
     name=${macro%%=*} value=
     [ "$name" != "$macro" ] && value=${macro#*=}
-    if [ "$file" = "$d" ] || [ ! -f "$variant/kernels/$file" ] || ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
-      echo "ab-profile.sh: --define takes FILE:MACRO[=VALUE] with FILE a kernel source of this build (kernels/$file) and MACRO a C identifier; got '$d'" >&2
-      exit 2
-    fi
     { printf '#define %s %s\n' "$name" "$value"; cat "$variant/kernels/$file"; } > "$variant/kernels/$file.new" \
       && mv "$variant/kernels/$file.new" "$variant/kernels/$file"
   done

@@ -249,20 +249,23 @@ __device__ __forceinline__ int2 backward_query_blocks(int k0, int seq_len, int w
     return make_int2(k0 / BWD_QUERIES, min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES);
 }
 
-// BWD_EARLY_S 1: each item's Sᵀ = K·Qᵀ is issued at the end of the item before (after its dK), not at its own start, so
-// the tensor cores do not drain between items; st then stays live across the item boundary (32 more registers at the dQ
-// staging). 0: each item issues its own Sᵀ at its start (the code is then what it was before the switch).
+// BWD_EARLY_S 1: each item's Sᵀ = K·Qᵀ is issued at the end of the item before (after its dQ is staged, while its dK runs),
+// not at its own start, so the tensor cores go on from dK to it instead of draining between items; st is then live across
+// the item boundary (at its issue dK, dV, dK's A fragments and st hold 176 registers). 0: each item issues its own Sᵀ at
+// its start (the code is then what it was before the switch).
 #ifndef BWD_EARLY_S
 #define BWD_EARLY_S 0
 #endif
 
 // Issues Sᵀ (this warpgroup's 64 keys × 64 queries) = K·Qᵀ from the K slab at kw_address and the Q stage at q_address
-// (no fence, no commit: the caller's).
+// (no fence, no commit: the caller's). Its first k-step only writes st, so st's earlier values (the last item's Pᵀ) are
+// not kept alive for it.
 __device__ __forceinline__ void issue_scores(float (&st)[8][4], unsigned kw_address, unsigned q_address)
 {
+    wgmma_ss_n64_first<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, 0), kmajor_descriptor(q_address, BWD_QUERIES, 0));
     #pragma unroll
-    for (int kk = 0; kk < HEAD / 16; kk++)
-        wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
+    for (int kk = 1; kk < HEAD / 16; kk++)
+        wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), 1);
 }
 
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
@@ -607,22 +610,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             for (int kk = 0; kk < 4; kk++)
                 wgmma_rs<1>(dk_acc, sa[kk], mnmajor_descriptor(q_address, BWD_QUERIES, kk, 0), 1);
             wgmma_commit();
-#if BWD_EARLY_S
-            // The next item's Sᵀ, queued behind dK, so the tensor cores go on from dK to it while dQ is staged and the item
-            // ends (sa and st's last reads are above). Committed as a group either way (an empty one after the tile's last
-            // item), so the waits below count the same groups on every item.
-            if (__all_sync(0xffffffffu, i + 1 < items))
-            {
-                const auto next = PipelineState<2>::at(item + 1);
-                qdo.wait(next);
-                wgmma_fence();
-                issue_scores(st, kw_address, q_stages + next.stage * BWD_QUERIES * HEAD * 2);
-            }
-            wgmma_commit();
-            wgmma_wait<2>(); // dV and dQ are done; dK and the next Sᵀ may still run
-#else
             wgmma_wait<1>(); // dV and dQ are done; dK may still run
-#endif
             wgmma_fence_operands_n64(dq_acc);
             wgmma_fence_operands(dv_acc);
             // After the tile's last item, its reads of K (Sᵀ, dQ) and V (dPᵀ) are done: the producer may load the next tile's.
@@ -642,14 +630,33 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             fence_async_shared();
             __syncwarp();
             dq.produced_if(use.stage, lane == 0); // a predicated arrival: dK is still in flight
+#if BWD_EARLY_S
+            // The next item's Sᵀ, queued behind dK (st's last reads, for dSᵀ, are above). Committed as a group either way (an
+            // empty one after the tile's last item), so the wait below counts the same groups on every item. One vote decides
+            // both this and the loop's end, so the compiler sees no path that goes round without a new Sᵀ.
+            const bool more = __all_sync(0xffffffffu, i + 1 < items);
+            if (more)
+            {
+                const auto next = PipelineState<2>::at(item + 1);
+                qdo.wait(next);
+                wgmma_fence();
+                issue_scores(st, kw_address, q_stages + next.stage * BWD_QUERIES * HEAD * 2);
+            }
+            wgmma_commit();
+#endif
             wgmma_wait<BWD_EARLY_S ? 1 : 0>(); // dK is done: so are this warp's reads of Q and dO (a next Sᵀ reads the other stage)
             wgmma_fence_operands(dk_acc);
             __syncwarp();
             if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
                 qdo.release(use.stage);
             item++;
+#if BWD_EARLY_S
+            if (!more)
+                break;
+#else
             if (__all_sync(0xffffffffu, i + 1 >= items))
                 break;
+#endif
         }
 
         // The tile's dK and dV rows (bf16); rows past T are not written. Predicated stores, not branches: the epilogue now sits

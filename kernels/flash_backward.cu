@@ -257,15 +257,18 @@ __device__ __forceinline__ int2 backward_query_blocks(int k0, int seq_len, int w
 #define BWD_EARLY_S 0
 #endif
 
-// Issues Sᵀ (this warpgroup's 64 keys × 64 queries) = K·Qᵀ from the K slab at kw_address and the Q stage at q_address
-// (no fence, no commit: the caller's). Its first k-step only writes st, so st's earlier values (the last item's Pᵀ) are
-// not kept alive for it.
+// Issues Sᵀ (this warpgroup's 64 keys × 64 queries) = K·Qᵀ from the K slab at kw_address and the Q stage at q_address,
+// fence included (the commit is the caller's). st is set to zero first: the products read their accumulator operands, and
+// without a new value the compiler would keep st's last contents (the item before's Pᵀ) alive for them.
 __device__ __forceinline__ void issue_scores(float (&st)[8][4], unsigned kw_address, unsigned q_address)
 {
-    wgmma_ss_n64_first<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, 0), kmajor_descriptor(q_address, BWD_QUERIES, 0));
     #pragma unroll
-    for (int kk = 1; kk < HEAD / 16; kk++)
-        wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), 1);
+    for (int j = 0; j < 8; j++)
+        st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.0f;
+    wgmma_fence();
+    #pragma unroll
+    for (int kk = 0; kk < HEAD / 16; kk++)
+        wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
 }
 
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
@@ -469,7 +472,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         // Sᵀ of the item being worked on, issued at the end of the item before (the tile's first item's here).
         float st[8][4];
         qdo.wait(PipelineState<2>::at(item));
-        wgmma_fence();
         issue_scores(st, kw_address, q_stages + PipelineState<2>::at(item).stage * BWD_QUERIES * HEAD * 2);
         wgmma_commit();
 #endif
@@ -639,7 +641,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             {
                 const auto next = PipelineState<2>::at(item + 1);
                 qdo.wait(next);
-                wgmma_fence();
                 issue_scores(st, kw_address, q_stages + next.stage * BWD_QUERIES * HEAD * 2);
             }
             wgmma_commit();

@@ -89,25 +89,6 @@ __device__ __forceinline__ void wgmma_ss_n64(float d[8][4], unsigned long long d
         : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(trans_a), "n"(trans_b));
 }
 
-// D (64 × 64, fp32) = A · B with A and B in shared memory: wgmma_ss_n64 with scale_d 0, its accumulator written only (the
-// compiler then keeps no earlier value of d alive for it), for the first k-step of a product whose d held something else.
-template <int trans_a, int trans_b>
-__device__ __forceinline__ void wgmma_ss_n64_first(float d[8][4], unsigned long long desc_a, unsigned long long desc_b)
-{
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
-        : "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]),
-      "=f"(d[1][0]), "=f"(d[1][1]), "=f"(d[1][2]), "=f"(d[1][3]),
-      "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
-      "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]),
-      "=f"(d[4][0]), "=f"(d[4][1]), "=f"(d[4][2]), "=f"(d[4][3]),
-      "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
-      "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]),
-      "=f"(d[7][0]), "=f"(d[7][1]), "=f"(d[7][2]), "=f"(d[7][3])
-        : "l"(desc_a), "l"(desc_b), "r"(0), "n"(trans_a), "n"(trans_b));
-}
-
 // D (64 × 64, fp32) += A · B with A in registers (the bf16 fragment of an m64k16 tile) and B in shared memory.
 template <int trans_b>
 __device__ __forceinline__ void wgmma_rs_n64(float d[8][4], const unsigned a[4], unsigned long long desc_b, int scale_d)

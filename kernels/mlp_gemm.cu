@@ -64,11 +64,6 @@ static_assert(shared_window_bytes(gemm_layout::barriers()) <= HOPPER_MAX_SHARED_
 // The launcher sets and passes this much dynamic shared memory.
 extern "C" __constant__ int mlp_gemm_shared_bytes = shared_window_bytes(gemm_layout::barriers());
 
-// The gradient's s load, this many k-blocks before the tile's last (0: with the last; a timing switch, see the producer).
-#ifndef GEMM_S_LEAD
-#define GEMM_S_LEAD 0
-#endif
-
 // √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
 // path (a call, which also costs the accumulators their registers).
 __device__ __forceinline__ float fast_sqrt(float x)
@@ -235,9 +230,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
                 state.advance();
                 // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue. (Loading
                 // it from a second producer thread as soon as the tile is free, early in the products, measured 2 ms slower a
-                // micro-step on the H200: the s loads then compete with the k-blocks'.) GEMM_S_LEAD > 0 queues it that many
-                // stages earlier instead (for timing; the tile's first stage at the latest).
-                if (GATE && kb == (GEMM_S_LEAD > 0 ? max(k_blocks - 1 - GEMM_S_LEAD, 0) : k_blocks - 1))
+                // micro-step on the H200: the s loads then compete with the k-blocks'.)
+                if (GATE && kb == k_blocks - 1)
                 {
                     for (int w = 0; w < 2; w++)
                     {

@@ -249,28 +249,6 @@ __device__ __forceinline__ int2 backward_query_blocks(int k0, int seq_len, int w
     return make_int2(k0 / BWD_QUERIES, min(seq_len - 1, k0 + BWD_KEYS - 1 + window) / BWD_QUERIES);
 }
 
-// BWD_EARLY_S 1: each item's Sᵀ = K·Qᵀ is issued at the end of the item before (after its dQ is staged, while its dK runs),
-// not at its own start, so the tensor cores go on from dK to it instead of draining between items; st is then live across
-// the item boundary (at its issue dK, dV, dK's A fragments and st hold 176 registers). 0: each item issues its own Sᵀ at
-// its start (the code is then what it was before the switch).
-#ifndef BWD_EARLY_S
-#define BWD_EARLY_S 0
-#endif
-
-// Issues Sᵀ (this warpgroup's 64 keys × 64 queries) = K·Qᵀ from the K slab at kw_address and the Q stage at q_address,
-// fence included (the commit is the caller's). st is set to zero first: the products read their accumulator operands, and
-// without a new value the compiler would keep st's last contents (the item before's Pᵀ) alive for them.
-__device__ __forceinline__ void issue_scores(float (&st)[8][4], unsigned kw_address, unsigned q_address)
-{
-    #pragma unroll
-    for (int j = 0; j < 8; j++)
-        st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.0f;
-    wgmma_fence();
-    #pragma unroll
-    for (int kk = 0; kk < HEAD / 16; kk++)
-        wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
-}
-
 extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_backward(const __grid_constant__ TensorMap map_q,
     const __grid_constant__ TensorMap map_k, const __grid_constant__ TensorMap map_v, const __grid_constant__ TensorMap map_do,
     const float* __restrict__ lse, const float* __restrict__ d, float* __restrict__ dq_accum, bf16* __restrict__ dk,
@@ -468,13 +446,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
         }
         const int key_a = k0 + wg * 64 + warp * 16 + group_row, key_b = key_a + 8;
         kv.wait(PipelineState<1>::at(n));
-#if BWD_EARLY_S
-        // Sᵀ of the item being worked on, issued at the end of the item before (the tile's first item's here).
-        float st[8][4];
-        qdo.wait(PipelineState<2>::at(item));
-        issue_scores(st, kw_address, q_stages + PipelineState<2>::at(item).stage * BWD_QUERIES * HEAD * 2);
-        wgmma_commit();
-#endif
 
         // Work item i of the tile (items ≥ 1: a key block sees at least its own query block); the loop ends on a vote (above).
         for (int i = 0;; i++)
@@ -487,14 +458,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             const float* d_s = lse_s + BWD_QUERIES;
             const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
             float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
-#if BWD_EARLY_S
-            // The dQ staging stage of this item (see below), with this item's Sᵀ in flight.
-            dq.acquire(use);
-
-            // dPᵀ = V·dOᵀ, a group behind Sᵀ's: Pᵀ is computed while dPᵀ is still running.
-            float dpt[8][4];
-            wgmma_fence();
-#else
             qdo.wait(use);
             // The dQ staging stage of this item, once the writer has read item i − 2's out of it: waited for here, with no
             // product in flight, rather than beside the staging below, where dK is (a spin loop there could make ptxas
@@ -510,7 +473,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
                 wgmma_ss_n64<0, 0>(st, kmajor_descriptor(kw_address, BWD_KEYS, kk), kmajor_descriptor(q_address, BWD_QUERIES, kk), kk > 0);
             }
             wgmma_commit();
-#endif
             #pragma unroll
             for (int kk = 0; kk < HEAD / 16; kk++)
             {
@@ -632,32 +594,14 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             fence_async_shared();
             __syncwarp();
             dq.produced_if(use.stage, lane == 0); // a predicated arrival: dK is still in flight
-#if BWD_EARLY_S
-            // The next item's Sᵀ, queued behind dK (st's last reads, for dSᵀ, are above). Committed as a group either way (an
-            // empty one after the tile's last item), so the wait below counts the same groups on every item. One vote decides
-            // both this and the loop's end, so the compiler sees no path that goes round without a new Sᵀ.
-            const bool more = __all_sync(0xffffffffu, i + 1 < items);
-            if (more)
-            {
-                const auto next = PipelineState<2>::at(item + 1);
-                qdo.wait(next);
-                issue_scores(st, kw_address, q_stages + next.stage * BWD_QUERIES * HEAD * 2);
-            }
-            wgmma_commit();
-#endif
-            wgmma_wait<BWD_EARLY_S ? 1 : 0>(); // dK is done: so are this warp's reads of Q and dO (a next Sᵀ reads the other stage)
+            wgmma_wait<0>(); // dK is done: so are this warp's reads of Q and dO
             wgmma_fence_operands(dk_acc);
             __syncwarp();
             if (lane == 0) // this warp's products and reads of Q, dO, lse and D are done
                 qdo.release(use.stage);
             item++;
-#if BWD_EARLY_S
-            if (!more)
-                break;
-#else
             if (__all_sync(0xffffffffu, i + 1 >= items))
                 break;
-#endif
         }
 
         // The tile's dK and dV rows (bf16); rows past T are not written. Predicated stores, not branches: the epilogue now sits

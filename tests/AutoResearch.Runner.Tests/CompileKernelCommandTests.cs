@@ -48,6 +48,27 @@ public class CompileKernelCommandTests
         Assert.Equal("local memory (register spills, or arrays indexed at run time) in 1 of 3 kernels: local_array (probe.cu -DUNUSED=1) 256 B a thread", lines[4]);
     }
 
+    [NvrtcFact]
+    public void A_compile_that_succeeds_with_warnings_prints_the_log_to_standard_error()
+    {
+        using var folder = new TempFolder();
+        string cubin = folder.File("warn.cubin");
+
+        var (exit, stdout, stderr) = CompileKernel(ProbeKernels.Warning, "--name", folder.File("warn.cu"), "--out", cubin, "--", "--gpu-architecture=sm_80");
+
+        Assert.True(exit == 0, stderr);
+        Assert.True(File.Exists(cubin));
+        Assert.Contains("NVRTC's log for warn.cu", stderr, StringComparison.Ordinal);
+        Assert.Contains("never_used_here", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("never_used_here", stdout, StringComparison.Ordinal);
+
+        // A clean compile prints nothing there.
+        var (cleanExit, _, cleanStderr) = CompileKernel("extern \"C\" __global__ void k(float* o) { o[threadIdx.x] = 1.0f; }\n", "--name", folder.File("clean.cu"),
+            "--out", folder.File("clean.cubin"), "--", "--gpu-architecture=sm_80");
+        Assert.Equal(0, cleanExit);
+        Assert.Equal("", cleanStderr.Trim());
+    }
+
     [Fact]
     public void Resources_with_ptx_is_refused_before_compiling()
     {

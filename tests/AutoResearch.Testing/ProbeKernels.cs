@@ -24,4 +24,13 @@ public static class ProbeKernels
         }
         extern "C" __global__ void plain(float* out) { out[threadIdx.x] = 1.0f; }
         """;
+
+    /// <summary>One kernel that compiles, with a warning in NVRTC's log (a variable declared and never used).</summary>
+    public const string Warning = """
+        extern "C" __global__ void with_unused(float* out)
+        {
+            int never_used_here = 3;
+            out[threadIdx.x] = 2.0f;
+        }
+        """;
 }

@@ -7,7 +7,8 @@ namespace AutoResearch.Runner;
 /// `autoresearch compile-kernel`: compiles one kernel source, read from standard input, with NVRTC and writes the cubin.
 /// The worker behind <see cref="Training.KernelCompileProcesses"/>: a run with a cold kernel cache starts one per file, so the
 /// files compile side by side whether or not NVRTC runs the compiles of one process in parallel. Errors go to standard error
-/// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. With --ptx it writes
+/// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. A cubin compile that
+/// succeeds with warnings (ptxas's included, such as wgmma products serialised) prints NVRTC's log to standard error too. With --ptx it writes
 /// the PTX instead, for any architecture (compute_90 needs no GPU): what a kernel change does to the instructions, on a
 /// machine without the GPU; with --resources it prints what each kernel of the cubin was compiled to (registers, local and
 /// static shared memory: <see cref="CubinResources"/>), which needs no GPU either. Options every kernel of the runner is
@@ -65,9 +66,22 @@ public static class CompileKernelCommand
             var nvrtcOptions = CompleteOptions(parse.GetValue(options) ?? [], CubinStore.ToolkitIncludeDirectory());
             try
             {
-                byte[] image = parse.GetValue(ptx)
-                    ? System.Text.Encoding.UTF8.GetBytes(NvrtcCompiler.CompileToPtx(source, parse.GetValue(name)!, nvrtcOptions))
-                    : NvrtcCompiler.Compile(source, parse.GetValue(name)!, nvrtcOptions).Cubin;
+                byte[] image;
+                if (parse.GetValue(ptx))
+                {
+                    image = System.Text.Encoding.UTF8.GetBytes(NvrtcCompiler.CompileToPtx(source, parse.GetValue(name)!, nvrtcOptions));
+                }
+                else
+                {
+                    var compiled = NvrtcCompiler.Compile(source, parse.GetValue(name)!, nvrtcOptions);
+                    image = compiled.Cubin;
+                    // Warnings of a compile that succeeded, ptxas's among them (e.g. wgmma serialised): a tuner needs to see them.
+                    if (!string.IsNullOrWhiteSpace(compiled.Log))
+                    {
+                        Console.Error.WriteLine($"NVRTC's log for {Path.GetFileName(parse.GetValue(name)!)} (compiled; warnings only):");
+                        Console.Error.WriteLine(compiled.Log.TrimEnd());
+                    }
+                }
                 CubinStore.WriteAtomically(parse.GetValue(output)!, image);
                 if (parse.GetValue(resources))
                 {

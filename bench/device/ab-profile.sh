@@ -13,6 +13,8 @@
 # --define mlp_gemm.cu:GEMM_TRIAL=1 for a trial switch the file reads under #ifndef GEMM_TRIAL. The kernel cache keys on the
 # source, so the variant compiles afresh. Only a macro the file guards with #ifndef (and the launcher does not pass as -D)
 # takes the value: one it defines unguarded is then defined twice.
+# Where cuobjdump is, the kernels compiled for these runs (cubins the kernel cache gained) are listed last with their wgmma
+# products and waits (sass-waits.sh), so that products ptxas serialised show up beside the times.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
@@ -63,6 +65,8 @@ echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/
 # shellcheck source=clocks.sh
 . "$here/clocks.sh"
 rm -f "$logs"/[AB].*.tsv "$logs"/[AB].*.clocks.csv
+# Cubins written after this file are the kernels compiled for these runs (sass-waits.sh, at the end).
+compiled_after="$logs/.runs-started"; : > "$compiled_after"
 tsvs=()
 run() { # side round
   local dll="$runner_b/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code
@@ -129,3 +133,7 @@ for side in A B; do
   [ $side = A ] && name=baseline || name="this build"
   echo "$name: $(clocks_summary "$logs"/$side.*.clocks.csv)"
 done
+if [ -f "$here/sass-waits.sh" ] && { [ -n "${CUOBJDUMP:-}" ] || command -v cuobjdump > /dev/null || [ -x /usr/local/cuda/bin/cuobjdump ]; }; then
+  waits=$(bash "$here/sass-waits.sh" --newer "$compiled_after" 2> /dev/null)
+  [ -z "$waits" ] || { echo "wgmma products and waits of the kernels compiled for these runs:"; echo "$waits"; }
+fi

@@ -4,7 +4,7 @@
 # PROJECT is a project folder (src/Runner, tests/AutoResearch.Model.Tests, ...). DIR (default artifacts/gpu-host) then holds
 # one folder per project, published for linux-x64 (the kernels' .cu sources travel with the binaries), the .NET runtime this
 # SDK runs on (leave it out with --no-runtime where the host has one), run.sh, gpu-check.sh, train-run.sh, kernels.sh,
-# parity-run.sh, ab-profile.sh and clocks.sh (which the others source), and with --corpus the text to prepare from (as
+# parity-run.sh, ab-profile.sh, sass-waits.sh and clocks.sh (which the others source), and with --corpus the text to prepare from (as
 # corpus.txt.xz or corpus.txt), with --baseline the runner of git revision REV in DIR/baseline (built from a temporary
 # worktree) for ab-profile.sh to compare against, and REVISION files naming the commits. Copy DIR to the GPU host (rsync -a,
 # scp -r) and run there, e.g.
@@ -72,5 +72,5 @@ changed=$(git status --porcelain -- src kernels tests bench Directory.Build.prop
 echo "$(git rev-parse --short HEAD)${changed:+ with uncommitted changes}" > "$out/REVISION"
 # program.md: the knob table a runner test checks against the code, found in a folder above the test's.
 cp program.md "$out/"
-cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh bench/device/clocks.sh "$out/"
+cp bench/device/run.sh bench/device/gpu-check.sh bench/device/train-run.sh bench/device/kernels.sh bench/device/parity-run.sh bench/device/ab-profile.sh bench/device/clocks.sh bench/device/sass-waits.sh "$out/"
 du -sh "$out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by `bench/device/publish.sh --baseline REV src/Runner ...` (baseline/ holds REV's runner):
-#   bash ab-profile.sh [--rounds N] [--define FILE:MACRO[=VALUE]]... [PROFILE ARGS...]
+#   bash ab-profile.sh [--rounds N] [--define FILE:MACRO[=VALUE]]... [--variant NAME [--define ...]...]... [PROFILE ARGS...]
 # times the baseline and this build with `profile --tsv` in turns, N rounds each (default 4; the order A B, B A, A B, ... so
 # that a drift of clocks or temperature over the call falls on both alike; about 30 s a profile on an H200), while
 # nvidia-smi logs the SM clock, power and temperature every half second. Then it prints each op's median over the rounds
@@ -13,20 +13,37 @@
 # --define mlp_gemm.cu:GEMM_TRIAL=1 for a trial switch the file reads under #ifndef GEMM_TRIAL. The kernel cache keys on the
 # source, so the variant compiles afresh. Only a macro the file guards with #ifndef (and the launcher does not pass as -D)
 # takes the value: one it defines unguarded is then defined twice.
+# --variant NAME (repeatable) times several variants against one baseline in the same rounds (A B C ..., then ... C B A),
+# so each costs one profile a round instead of two: the --define options after it make that variant (none: this build as
+# published). --define options before the first --variant make the first variant, "this build". The table then has a
+# column and a change for each; up to 8 variants.
 # Where cuobjdump is, the kernels compiled for these runs (cubins the kernel cache gained) are listed last with their wgmma
 # products and waits (sass-waits.sh), so that products ptxas serialised show up beside the times.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
 rounds=4
-defines=()
+# Variant i: its name, and its defines one a line. The first, "this build", exists unless only named variants are given.
+names=() defs=()
+current=-1
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:-}; shift; [ $# -gt 0 ] && shift ;;
-    --define) defines+=("${2:-}"); shift; [ $# -gt 0 ] && shift ;;
+    --define)
+      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); current=0; fi
+      defs[current]+="${2:-}"$'\n'; shift; [ $# -gt 0 ] && shift ;;
+    --variant)
+      name=${2:-}
+      if ! [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.=-]{0,23}$ ]]; then
+        echo "ab-profile.sh: --variant takes a name of letters, digits and _ . = - (at most 24, not starting with a sign); got '$name'" >&2
+        exit 2
+      fi
+      names+=("$name"); defs+=(""); current=$((${#names[@]} - 1)); shift; [ $# -gt 0 ] && shift ;;
     *) break ;;
   esac
 done
+[ ${#names[@]} -gt 0 ] || { names=("this build"); defs=(""); }
+[ ${#names[@]} -le 8 ] || { echo "ab-profile.sh: at most 8 variants a call; got ${#names[@]}" >&2; exit 2; }
 case "$rounds" in ''|*[!0-9]*) rounds=x ;; esac
 [ "$rounds" != x ] && [ "$((10#$rounds))" -ge 1 ] \
   || { echo "ab-profile.sh: --rounds takes a whole number of at least 1" >&2; exit 2; }
@@ -38,39 +55,49 @@ if [ -x "$here/dotnet/dotnet" ]; then
   export DOTNET_ROOT="$here/dotnet"
   dotnet="$here/dotnet/dotnet"
 fi
-runner_b="$here/AutoResearch.Runner"
-if [ ${#defines[@]} -gt 0 ]; then
-  # This build's runner copied, its kernel sources edited: the variant.
-  for d in "${defines[@]}"; do
-    file=${d%%:*} name=${d#*:}; name=${name%%=*}
-    if [ "$file" = "$d" ] || [ ! -f "$runner_b/kernels/$file" ] || ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
-      echo "ab-profile.sh: --define takes FILE:MACRO[=VALUE] with FILE a kernel source of this build (kernels/$file) and MACRO a C identifier; got '$d'" >&2
-      exit 2
-    fi
-  done
-  variant="$logs/runner-variant"
-  rm -rf "$variant" && cp -r "$here/AutoResearch.Runner" "$variant" \
-    || { echo "ab-profile.sh: could not copy this build's runner to $variant" >&2; exit 2; }
-  for d in "${defines[@]}"; do
-    file=${d%%:*} macro=${d#*:}
-    name=${macro%%=*} value=
-    [ "$name" != "$macro" ] && value=${macro#*=}
-    { printf '#define %s %s\n' "$name" "$value"; cat "$variant/kernels/$file"; } > "$variant/kernels/$file.new" \
-      && mv "$variant/kernels/$file.new" "$variant/kernels/$file"
-  done
-  runner_b=$variant
-fi
-echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?')${defines[*]:+ with ${defines[*]}}; profile $*"
+# Side A is the baseline; variant i is side B, C, ... (its TSVs, logs and clock logs are named by that letter).
+letters=(B C D E F G H I)
+runners=()
+for ((v = 0; v < ${#names[@]}; v++)); do
+  runner="$here/AutoResearch.Runner"
+  if [ -n "${defs[v]}" ]; then
+    # This build's runner copied, its kernel sources edited: the variant.
+    mapfile -t list < <(printf '%s' "${defs[v]}")
+    for d in "${list[@]}"; do
+      file=${d%%:*} name=${d#*:}; name=${name%%=*}
+      if [ "$file" = "$d" ] || [ ! -f "$runner/kernels/$file" ] || ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+        echo "ab-profile.sh: --define takes FILE:MACRO[=VALUE] with FILE a kernel source of this build (kernels/$file) and MACRO a C identifier; got '$d'" >&2
+        exit 2
+      fi
+    done
+    runner="$logs/runner-${letters[v]}"
+    rm -rf "$runner" && cp -r "$here/AutoResearch.Runner" "$runner" \
+      || { echo "ab-profile.sh: could not copy this build's runner to $runner" >&2; exit 2; }
+    for d in "${list[@]}"; do
+      file=${d%%:*} macro=${d#*:}
+      name=${macro%%=*} value=
+      [ "$name" != "$macro" ] && value=${macro#*=}
+      { printf '#define %s %s\n' "$name" "$value"; cat "$runner/kernels/$file"; } > "$runner/kernels/$file.new" \
+        && mv "$runner/kernels/$file.new" "$runner/kernels/$file"
+    done
+  fi
+  runners+=("$runner")
+done
+sides="A ${letters[*]:0:${#names[@]}}"
+echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
+for ((v = 0; v < ${#names[@]}; v++)); do
+  echo "${letters[v]}: ${names[v]}$([ -n "${defs[v]}" ] && printf ' with %s' "$(printf '%s' "${defs[v]}" | paste -sd ' ')")"
+done
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 # shellcheck source=clocks.sh
 . "$here/clocks.sh"
-rm -f "$logs"/[AB].*.tsv "$logs"/[AB].*.clocks.csv
+rm -f "$logs"/[A-I].*.tsv "$logs"/[A-I].*.clocks.csv
 # Cubins written after this file are the kernels compiled for these runs (sass-waits.sh, at the end).
 compiled_after="$logs/.runs-started"; : > "$compiled_after"
 tsvs=()
 run() { # side round
-  local dll="$runner_b/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code
-  [ "$1" = A ] && dll="$here/baseline/AutoResearch.Runner/autoresearch.dll"
+  local dll="$here/baseline/AutoResearch.Runner/autoresearch.dll" tsv="$logs/$1.$2.tsv" log="$logs/$1.$2.log" code v
+  for ((v = 0; v < ${#names[@]}; v++)); do [ "$1" = "${letters[v]}" ] && dll="${runners[v]}/autoresearch.dll"; done
   clocks_start "$logs/$1.$2.clocks.csv"
   run_limited "$dotnet" "$dll" profile --tsv "$tsv" "${@:3}" > "$log" 2>&1
   code=$?
@@ -84,7 +111,7 @@ run() { # side round
 }
 status=0
 for ((i = 1; i <= rounds; i++)); do
-  if ((i % 2)); then order="A B"; else order="B A"; fi
+  if ((i % 2)); then order=$sides; else order=$(printf '%s\n' $sides | tac | tr '\n' ' '); fi
   for side in $order; do
     run "$side" "$i" "$@"
     code=$?
@@ -95,7 +122,8 @@ for ((i = 1; i <= rounds; i++)); do
   done
 done
 [ $status = 0 ] || exit 1
-# Medians by (kind, name) over the rounds, in the baseline's order of its first round, then the names only this build has.
+# Medians by (kind, name) over the rounds, in the order of the first TSV (the baseline's first round), then the names only a
+# variant has.
 awk -F'\t' '
   function median(side, key,   m, j, k, t, a) {
     m = count[side, key]
@@ -111,27 +139,36 @@ awk -F'\t' '
     for (j = 2; j <= m; j++) { if (value[side, key, j] < lo) lo = value[side, key, j]; if (value[side, key, j] > hi) hi = value[side, key, j] }
     return hi - lo
   }
-  FNR == 1 { side = (FILENAME ~ /\/A\.[0-9]+\.tsv$/) ? "A" : "B"; next }
+  FNR == 1 { side = FILENAME; sub(/^.*\//, "", side); side = substr(side, 1, 1); next }
   {
     key = $1 "\t" $2
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     value[side, key, ++count[side, key]] = $3
   }
   END {
-    printf "%-50s %11s %11s %8s %17s\n", "", "baseline", "this build", "change", "spread (A / B)"
+    nv = split(labels, label, "\t"); split("B C D E F G H I", letter, " ")
+    printf "%-50s %11s", "", "baseline"
+    spreads = "A"
+    for (v = 1; v <= nv; v++) { printf " %11s %8s", substr(label[v], 1, 11), "change"; spreads = spreads " / " letter[v] }
+    printf " %17s\n", "spread (" spreads ")"
     for (i = 1; i <= n; i++) {
       split(order[i], part, "\t")
-      a = median("A", order[i]); b = median("B", order[i])
-      change = (a != "" && b != "" && a > 0) ? sprintf("%+7.1f%%", (b / a - 1) * 100) : ""
-      sa = spread("A", order[i]); sb = spread("B", order[i])
+      a = median("A", order[i])
       unit = part[1] == "memory" ? " MB" : " ms"
-      printf "%-50s %11s %11s %8s %17s\n", part[1] == "op" ? part[2] : part[2] unit, a == "" ? "-" : sprintf("%.3f", a),
-        b == "" ? "-" : sprintf("%.3f", b), change, (sa == "" ? "-" : sprintf("%.3f", sa)) " / " (sb == "" ? "-" : sprintf("%.3f", sb))
+      printf "%-50s %11s", part[1] == "op" ? part[2] : part[2] unit, a == "" ? "-" : sprintf("%.3f", a)
+      sa = spread("A", order[i]); spreads = (sa == "" ? "-" : sprintf("%.3f", sa))
+      for (v = 1; v <= nv; v++) {
+        b = median(letter[v], order[i])
+        change = (a != "" && b != "" && a > 0) ? sprintf("%+7.1f%%", (b / a - 1) * 100) : ""
+        sb = spread(letter[v], order[i]); spreads = spreads " / " (sb == "" ? "-" : sprintf("%.3f", sb))
+        printf " %11s %8s", b == "" ? "-" : sprintf("%.3f", b), change
+      }
+      printf " %17s\n", spreads
     }
-  }' "${tsvs[@]}"
-for side in A B; do
-  [ $side = A ] && name=baseline || name="this build"
-  echo "$name: $(clocks_summary "$logs"/$side.*.clocks.csv)"
+  }' labels="$(IFS=$'\t'; echo "${names[*]}")" "${tsvs[@]}"
+echo "baseline: $(clocks_summary "$logs"/A.*.clocks.csv)"
+for ((v = 0; v < ${#names[@]}; v++)); do
+  echo "${names[v]}: $(clocks_summary "$logs"/${letters[v]}.*.clocks.csv)"
 done
 # sass-waits.sh finds cuobjdump itself and prints nothing where there is none.
 waits=$([ -f "$here/sass-waits.sh" ] && bash "$here/sass-waits.sh" --newer "$compiled_after" 2> /dev/null)

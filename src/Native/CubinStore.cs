@@ -186,10 +186,40 @@ public sealed class CubinStore
     {
         ArgumentNullException.ThrowIfNull(job);
         var watch = Stopwatch.StartNew();
-        var image = NvrtcCompiler.Compile(job.Source, job.SourcePath, job.Options).Cubin;
+        var compiled = NvrtcCompiler.Compile(job.Source, job.SourcePath, job.Options);
         Interlocked.Add(ref _compileTicks, watch.Elapsed.Ticks);
-        WriteAtomically(job.CubinPath, image);
-        return image;
+        KeepLog(LogPath(job.CubinPath), compiled.Log);
+        WriteAtomically(job.CubinPath, compiled.Cubin);
+        return compiled.Cubin;
+    }
+
+    /// <summary>Where the compile log of the cubin at <paramref name="cubinPath"/> is kept, when its compile logged anything.</summary>
+    public static string LogPath(string cubinPath)
+    {
+        ArgumentNullException.ThrowIfNull(cubinPath);
+        return cubinPath + ".log";
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="log"/> (a successful compile's warnings, ptxas's among them) at <paramref name="path"/> (whole or
+    /// not at all); an empty log removes an old file there. The store writes a cubin's log (at <see cref="LogPath"/>) before
+    /// the cubin, so that whoever sees the cubin sees its log.
+    /// </summary>
+    public static void KeepLog(string path, string? log)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (string.IsNullOrWhiteSpace(log))
+            File.Delete(path);
+        else
+            WriteAtomically(path, Encoding.UTF8.GetBytes(log));
+    }
+
+    /// <summary>The performance notes (<see cref="CompilerWarnings.PerformanceNotes"/>) of the log kept beside the cubin at
+    /// <paramref name="cubinPath"/>: none where its compile logged nothing (or the cubin predates the logs being kept).</summary>
+    public static IReadOnlyList<string> PerformanceNotes(string cubinPath)
+    {
+        var path = LogPath(cubinPath);
+        return File.Exists(path) ? CompilerWarnings.PerformanceNotes(File.ReadAllText(path)) : [];
     }
 
     /// <summary>

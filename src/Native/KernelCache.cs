@@ -107,6 +107,23 @@ public sealed class KernelCache : IDisposable
         return [.. rows.OrderBy(r => r.File, StringComparer.Ordinal).ThenBy(r => r.Options, StringComparer.Ordinal).ThenBy(r => r.Kernel, StringComparer.Ordinal)];
     }
 
+    /// <summary>
+    /// The performance notes of the compiles of the files loaded so far (<see cref="CompilerWarnings"/>: e.g. wgmma products
+    /// serialised by ptxas), read from the logs kept beside their cubins, by file and options; empty when there are none.
+    /// </summary>
+    public IReadOnlyList<KernelCompileNote> PerformanceNotes()
+    {
+        var notes = new List<KernelCompileNote>();
+        foreach (var (key, module) in _modules)
+        {
+            if (!module.IsValueCreated || !_sources.TryGetValue(key, out var source))
+                continue;
+            foreach (var note in CubinStore.PerformanceNotes(Store.CubinPath(source.FileName, key)))
+                notes.Add(new KernelCompileNote(source.FileName, string.Join(' ', source.Options), note));
+        }
+        return [.. notes.OrderBy(n => n.File, StringComparer.Ordinal).ThenBy(n => n.Options, StringComparer.Ordinal)];
+    }
+
     /// <summary>The digest that names a cubin: the source, the headers beside it, the options, the architecture and NVRTC's version.</summary>
     public string CacheKey(string source, IReadOnlyList<string> options) => Store.CacheKey(source, options);
 

@@ -69,6 +69,39 @@ public class CompileKernelCommandTests
         Assert.Equal("", cleanStderr.Trim());
     }
 
+    [NvrtcFact]
+    public void Log_keeps_a_compiles_warnings_in_a_file_and_a_clean_compile_removes_an_old_one()
+    {
+        using var folder = new TempFolder();
+        string log = folder.File("warn.cubin.log");
+
+        var (exit, _, stderr) = CompileKernel(ProbeKernels.Warning, "--name", folder.File("warn.cu"), "--out", folder.File("warn.cubin"), "--log", log, "--",
+            "--gpu-architecture=sm_80");
+
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("never_used_here", File.ReadAllText(log), StringComparison.Ordinal);
+
+        // The same path after a clean compile: the old log goes, so it never describes another cubin.
+        var (cleanExit, _, cleanStderr) = CompileKernel("extern \"C\" __global__ void k(float* o) { o[threadIdx.x] = 1.0f; }\n", "--name", folder.File("clean.cu"),
+            "--out", folder.File("warn.cubin"), "--log", log, "--", "--gpu-architecture=sm_80");
+        Assert.True(cleanExit == 0, cleanStderr);
+        Assert.False(File.Exists(log));
+    }
+
+    [Fact]
+    public void Log_with_ptx_is_refused_before_compiling()
+    {
+        using var folder = new TempFolder();
+
+        var (exit, _, stderr) = CompileKernel(ProbeKernels.Warning, "--ptx", "--log", folder.File("x.log"), "--name", folder.File("warn.cu"), "--out", folder.File("warn.ptx"), "--",
+            "--gpu-architecture=compute_80");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--log keeps a cubin compile's log: it does not go with --ptx", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(folder.File("warn.ptx")));
+        Assert.False(File.Exists(folder.File("x.log")));
+    }
+
     [Fact]
     public void Resources_with_ptx_is_refused_before_compiling()
     {

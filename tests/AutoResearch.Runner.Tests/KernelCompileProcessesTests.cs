@@ -65,6 +65,26 @@ public class KernelCompileProcessesTests
         Assert.False(File.Exists(marker), "the child ran on after its compile was cancelled");
     }
 
+    [Fact]
+    public void The_worker_asks_its_child_to_keep_the_compile_log_beside_the_cubin()
+    {
+        if (!File.Exists("/bin/sh"))
+            Assert.Skip("needs /bin/sh to stand in for the compile-kernel child");
+        using var folder = new TempFolder();
+        var arguments = folder.File("arguments");
+        // The stand-in child: writes its arguments one a line, and a cubin where --out says, as compile-kernel would.
+        var worker = KernelCompileProcesses.For("/bin/sh", ["-c", $"printf '%s\\n' \"$@\" > '{arguments}'; cat > /dev/null; printf x > \"$5\"", "sh"]);
+        var source = folder.File("k.cu");
+        File.WriteAllText(source, "// k\n");
+        var job = new KernelCompileJob("k.cu", source, "// k\n", ["--gpu-architecture=sm_90a", "-DX=1"], "key", folder.File("k-sm_90a-key.cubin"));
+
+        worker(job, TestContext.Current.CancellationToken);
+
+        var given = File.ReadAllLines(arguments);
+        Assert.Equal(["compile-kernel", "--name", source, "--out", job.CubinPath, "--log", CubinStore.LogPath(job.CubinPath), "--", "--gpu-architecture=sm_90a", "-DX=1"], given);
+        Assert.True(File.Exists(job.CubinPath));
+    }
+
     [NvrtcFact]
     public async Task Worker_processes_write_the_cubins_and_a_broken_file_fails_with_nvrtcs_log()
     {

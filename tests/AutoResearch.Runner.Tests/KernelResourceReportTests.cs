@@ -34,4 +34,19 @@ public class KernelResourceReportTests
         Assert.Equal(["softcap_cross_entropy", "cross_entropy.cu", "48", "0", "128"], lines[3].Split(' ', StringSplitOptions.RemoveEmptyEntries));
         Assert.Single(KernelResourceReport.Table([])); // the header alone
     }
+
+    [Fact]
+    public void The_performance_notes_line_says_none_or_names_each_file_and_note()
+    {
+        Assert.Equal("compiler performance notes: none in the loaded kernels' compile logs", KernelResourceReport.PerformanceNotesLine([]));
+        var line = KernelResourceReport.PerformanceNotesLine(
+        [
+            new("mlp_gemm.cu", "-DMLP_GEMM_ONE", "(C7511) Potential Performance Loss: serialized in 'a'"),
+            new("mlp_gemm.cu", "-DMLP_GEMM_ONE", "(C7510) Potential Performance Loss: serialized in 'b'"),
+            new("flash_backward.cu", "-DHEAD_DIM=128", "(C7511) Potential Performance Loss: serialized in 'c'"),
+        ]);
+        Assert.Equal("WARNING: the compiler gave up speed in 2 kernel file(s): mlp_gemm.cu -DMLP_GEMM_ONE: (C7511) Potential Performance Loss: serialized in 'a'; "
+            + "mlp_gemm.cu -DMLP_GEMM_ONE: (C7510) Potential Performance Loss: serialized in 'b'; "
+            + "flash_backward.cu -DHEAD_DIM=128: (C7511) Potential Performance Loss: serialized in 'c'", line);
+    }
 }

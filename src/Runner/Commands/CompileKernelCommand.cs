@@ -8,7 +8,8 @@ namespace AutoResearch.Runner;
 /// The worker behind <see cref="Training.KernelCompileProcesses"/>: a run with a cold kernel cache starts one per file, so the
 /// files compile side by side whether or not NVRTC runs the compiles of one process in parallel. Errors go to standard error
 /// (NVRTC's log included), exit code 1; the caller then compiles the file itself and reports the error. A cubin compile that
-/// succeeds with warnings (ptxas's included, such as wgmma products serialised) prints NVRTC's log to standard error too. With --ptx it writes
+/// succeeds with warnings (ptxas's included, such as wgmma products serialised) prints NVRTC's log to standard error too, and
+/// with --log keeps it in a file (the runner's workers keep it beside the cubin: <see cref="CubinStore.LogPath"/>). With --ptx it writes
 /// the PTX instead, for any architecture (compute_90 needs no GPU): what a kernel change does to the instructions, on a
 /// machine without the GPU; with --resources it prints what each kernel of the cubin was compiled to (registers, local and
 /// static shared memory: <see cref="CubinResources"/>), which needs no GPU either. Options every kernel of the runner is
@@ -48,18 +49,28 @@ public static class CompileKernelCommand
         {
             Description = "Also print each kernel's registers a thread, local memory (spills) and static shared memory, read from the cubin (no GPU needed)",
         };
+        var log = new Option<string?>("--log")
+        {
+            Description = "Also keep NVRTC's log of a successful cubin compile in this file, written before the cubin (removed when the log is empty); "
+                + "the runner keeps each cached cubin's log so, and reports its performance notes (wgmma serialised) when it loads the cubin",
+        };
         var options = new Argument<string[]>("options") { Description = "NVRTC options, after --", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("compile-kernel",
             "Compile one kernel source, read from standard input, to a cubin with NVRTC (what train starts once per file on a cold kernel cache). "
             + "Example: autoresearch compile-kernel --name $PWD/kernels/rotary.cu --out rotary.cubin -- --gpu-architecture=sm_90a -DHEAD_DIM=128 < kernels/rotary.cu")
         {
-            name, output, ptx, resources, options,
+            name, output, ptx, resources, log, options,
         };
         command.SetAction(parse =>
         {
             if (parse.GetValue(ptx) && parse.GetValue(resources))
             {
                 Console.Error.WriteLine("--resources reads a cubin: it does not go with --ptx");
+                return 2;
+            }
+            if (parse.GetValue(ptx) && parse.GetValue(log) is not null)
+            {
+                Console.Error.WriteLine("--log keeps a cubin compile's log: it does not go with --ptx");
                 return 2;
             }
             var source = Console.In.ReadToEnd();
@@ -81,6 +92,8 @@ public static class CompileKernelCommand
                         Console.Error.WriteLine($"NVRTC's log for {Path.GetFileName(parse.GetValue(name)!)} (compiled; warnings only):");
                         Console.Error.WriteLine(compiled.Log.TrimEnd());
                     }
+                    if (parse.GetValue(log) is { } logPath)
+                        CubinStore.KeepLog(logPath, compiled.Log);
                 }
                 CubinStore.WriteAtomically(parse.GetValue(output)!, image);
                 if (parse.GetValue(resources))

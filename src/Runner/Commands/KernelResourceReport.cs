@@ -4,8 +4,8 @@ using AutoResearch.Native;
 namespace AutoResearch.Runner;
 
 /// <summary>
-/// The loaded kernels' compiled resources as `profile` prints them: one line on local memory (spills show there first), and
-/// with --resources a table of every kernel's registers, local and static shared memory.
+/// The loaded kernels' compiled resources as `profile` prints them: one line on local memory (spills show there first), one on
+/// the compiler's performance notes, and with --resources a table of every kernel's registers, local and static shared memory.
 /// </summary>
 public static class KernelResourceReport
 {
@@ -19,6 +19,20 @@ public static class KernelResourceReport
             return $"local memory (register spills): none in the {rows.Count} kernels {which}";
         return $"local memory (register spills, or arrays indexed at run time) in {local.Count} of {rows.Count} kernels: "
             + string.Join("; ", local.Select(r => $"{r.Kernel} ({Source(r)}) {r.LocalBytes} B a thread"));
+    }
+
+    /// <summary>
+    /// One line: no performance note in the compile logs of the loaded kernel files, or each note with its file and options
+    /// (ptxas's "Potential Performance Loss", e.g. wgmma products serialised: correct, but often far slower). Cubins compiled
+    /// before the logs were kept have none to show.
+    /// </summary>
+    public static string PerformanceNotesLine(IReadOnlyList<KernelCompileNote> notes)
+    {
+        ArgumentNullException.ThrowIfNull(notes);
+        if (notes.Count == 0)
+            return "compiler performance notes: none in the loaded kernels' compile logs";
+        return $"WARNING: the compiler gave up speed in {notes.Select(n => (n.File, n.Options)).Distinct().Count()} kernel file(s): "
+            + string.Join("; ", notes.Select(n => n.ToString()));
     }
 
     /// <summary>A header and one row a kernel: name, file and options, registers, local bytes, static shared bytes.</summary>

@@ -224,6 +224,7 @@ public static class ProfileCommand
         }
         var compiled = kernels.Resources();
         Console.WriteLine(KernelResourceReport.LocalMemoryLine(compiled));
+        Console.WriteLine(KernelResourceReport.PerformanceNotesLine(kernels.PerformanceNotes()));
         if (listResources)
         {
             Console.WriteLine();

@@ -44,6 +44,8 @@ public static class KernelCompileProcesses
         start.ArgumentList.Add(job.SourcePath);
         start.ArgumentList.Add("--out");
         start.ArgumentList.Add(job.CubinPath);
+        start.ArgumentList.Add("--log"); // the compile's warnings beside the cubin, as an in-process compile keeps them
+        start.ArgumentList.Add(CubinStore.LogPath(job.CubinPath));
         start.ArgumentList.Add("--");
         foreach (var option in job.Options)
             start.ArgumentList.Add(option);

@@ -58,7 +58,7 @@ public sealed class CubinStore
     }
 
     /// <summary>
-    /// Temporary cubins (<c>NAME.cubin.PID.GUID.tmp</c>) of processes that no longer run: a compile-kernel child killed while
+    /// Temporary cubins and logs (<c>NAME.cubin.PID.GUID.tmp</c>, <c>NAME.cubin.log.PID.GUID.tmp</c>) of processes that no longer run: a compile-kernel child killed while
     /// writing, a run killed outright. Those of running processes (another run compiling now) are left alone.
     /// </summary>
     private static void DeleteAbandonedTemporaryFiles(string cacheDirectory)
@@ -188,7 +188,7 @@ public sealed class CubinStore
         var watch = Stopwatch.StartNew();
         var compiled = NvrtcCompiler.Compile(job.Source, job.SourcePath, job.Options);
         Interlocked.Add(ref _compileTicks, watch.Elapsed.Ticks);
-        KeepLog(LogPath(job.CubinPath), compiled.Log);
+        TryKeepLog(LogPath(job.CubinPath), compiled.Log);
         WriteAtomically(job.CubinPath, compiled.Cubin);
         return compiled.Cubin;
     }
@@ -201,21 +201,37 @@ public sealed class CubinStore
     }
 
     /// <summary>
-    /// Keeps <paramref name="log"/> (a successful compile's warnings, ptxas's among them) at <paramref name="path"/> (whole or
-    /// not at all); an empty log removes an old file there. The store writes a cubin's log (at <see cref="LogPath"/>) before
-    /// the cubin, so that whoever sees the cubin sees its log.
+    /// Keeps <paramref name="log"/> (a successful compile's warnings, ptxas's among them; empty for a clean compile) at
+    /// <paramref name="path"/>, whole or not at all, creating its folder. The store writes a cubin's log (at <see cref="LogPath"/>)
+    /// before the cubin, so that whoever sees the cubin sees its log, and a cubin without one was compiled before logs were kept.
     /// </summary>
     public static void KeepLog(string path, string? log)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (string.IsNullOrWhiteSpace(log))
-            File.Delete(path);
-        else
-            WriteAtomically(path, Encoding.UTF8.GetBytes(log));
+        WriteAtomically(path, Encoding.UTF8.GetBytes(log ?? ""));
     }
 
+    /// <summary><see cref="KeepLog"/>, where a log that cannot be written (a full or read-only disk) costs only the log: a warning
+    /// on standard error, and the compile goes on to write its cubin.</summary>
+    public static bool TryKeepLog(string path, string? log)
+    {
+        try
+        {
+            KeepLog(path, log);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"warning: could not keep the compile log at {path} ({e.Message}); the cubin is kept without it");
+            return false;
+        }
+    }
+
+    /// <summary>Whether the cubin at <paramref name="cubinPath"/> has its compile log beside it (cubins compiled before logs were kept have none).</summary>
+    public static bool HasLog(string cubinPath) => File.Exists(LogPath(cubinPath));
+
     /// <summary>The performance notes (<see cref="CompilerWarnings.PerformanceNotes"/>) of the log kept beside the cubin at
-    /// <paramref name="cubinPath"/>: none where its compile logged nothing (or the cubin predates the logs being kept).</summary>
+    /// <paramref name="cubinPath"/>: none where its compile logged none, or where it has no log (<see cref="HasLog"/>).</summary>
     public static IReadOnlyList<string> PerformanceNotes(string cubinPath)
     {
         var path = LogPath(cubinPath);

@@ -124,6 +124,10 @@ public sealed class KernelCache : IDisposable
         return [.. notes.OrderBy(n => n.File, StringComparer.Ordinal).ThenBy(n => n.Options, StringComparer.Ordinal)];
     }
 
+    /// <summary>Files loaded so far whose cubin has no compile log beside it (compiled before logs were kept): their notes are unknown.</summary>
+    public int LoadedWithoutLog()
+        => _modules.Count(m => m.Value.IsValueCreated && _sources.TryGetValue(m.Key, out var source) && !CubinStore.HasLog(Store.CubinPath(source.FileName, m.Key)));
+
     /// <summary>The digest that names a cubin: the source, the headers beside it, the options, the architecture and NVRTC's version.</summary>
     public string CacheKey(string source, IReadOnlyList<string> options) => Store.CacheKey(source, options);
 

@@ -30,22 +30,40 @@ public class CompilerWarningsTests
     }
 
     [Fact]
-    public void A_kept_log_is_read_back_beside_its_cubin_and_an_empty_one_removes_it()
+    public void A_kept_log_is_read_back_beside_its_cubin_and_a_clean_compiles_log_is_kept_empty()
     {
-        var cubin = Path.Combine(TestGpu.NewTempDirectory("cubin-log"), "mlp_gemm-sm_90a-0123.cubin");
-        Assert.Empty(CubinStore.PerformanceNotes(cubin)); // no log: nothing to say (a cubin compiled before logs were kept)
+        // A cache folder that does not exist yet (a first run): keeping the log creates it.
+        var cubin = Path.Combine(TestGpu.NewTempDirectory("cubin-log"), "not-yet", "mlp_gemm-sm_90a-0123.cubin");
+        Assert.False(CubinStore.HasLog(cubin));
+        Assert.Empty(CubinStore.PerformanceNotes(cubin)); // no log: nothing known (a cubin compiled before logs were kept)
 
         CubinStore.KeepLog(CubinStore.LogPath(cubin), SerialisedLog);
 
         Assert.Equal(cubin + ".log", CubinStore.LogPath(cubin));
+        Assert.True(CubinStore.HasLog(cubin));
         Assert.Equal(SerialisedLog, File.ReadAllText(CubinStore.LogPath(cubin)));
         Assert.Equal(2, CubinStore.PerformanceNotes(cubin).Count);
         Assert.StartsWith("(C7511)", CubinStore.PerformanceNotes(cubin)[0], StringComparison.Ordinal);
 
-        CubinStore.KeepLog(CubinStore.LogPath(cubin), "  \n");
-        Assert.False(File.Exists(CubinStore.LogPath(cubin)));
+        // A clean compile's log replaces it, empty: the cubin's notes are known to be none.
+        CubinStore.KeepLog(CubinStore.LogPath(cubin), null);
+        Assert.True(CubinStore.HasLog(cubin));
+        Assert.Equal("", File.ReadAllText(CubinStore.LogPath(cubin)));
         Assert.Empty(CubinStore.PerformanceNotes(cubin));
-        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(cubin)!)); // no temporary file left either
+        Assert.Equal([CubinStore.LogPath(cubin)], Directory.GetFiles(Path.GetDirectoryName(cubin)!)); // no temporary file left
+    }
+
+    [Fact]
+    public void A_log_that_cannot_be_written_is_reported_and_does_not_throw()
+    {
+        var folder = TestGpu.NewTempDirectory("cubin-log");
+        var blocker = Path.Combine(folder, "a-file");
+        File.WriteAllText(blocker, "not a folder");
+        var path = Path.Combine(blocker, "k.cubin.log"); // its folder would be a file
+
+        Assert.ThrowsAny<IOException>(() => CubinStore.KeepLog(path, "log"));
+        Assert.False(CubinStore.TryKeepLog(path, "log"));
+        Assert.False(File.Exists(path));
     }
 
     [Fact]
@@ -57,7 +75,7 @@ public class CompilerWarningsTests
     }
 
     [NvrtcFact]
-    public void The_store_keeps_a_compiles_warnings_beside_its_cubin_and_no_log_for_a_clean_compile()
+    public void The_store_keeps_a_compiles_warnings_beside_its_cubin_and_an_empty_log_for_a_clean_compile()
     {
         var kernels = TestGpu.NewTempDirectory("cubin-src");
         File.WriteAllText(Path.Combine(kernels, "warn.cu"), ProbeKernels.Warning);
@@ -73,6 +91,6 @@ public class CompilerWarningsTests
         Assert.Contains("never_used_here", File.ReadAllText(CubinStore.LogPath(warn.CubinPath)), StringComparison.Ordinal);
         Assert.Empty(CubinStore.PerformanceNotes(warn.CubinPath)); // a warning, not a performance note
         Assert.True(File.Exists(clean.CubinPath));
-        Assert.False(File.Exists(CubinStore.LogPath(clean.CubinPath)));
+        Assert.Equal("", File.ReadAllText(CubinStore.LogPath(clean.CubinPath)));
     }
 }

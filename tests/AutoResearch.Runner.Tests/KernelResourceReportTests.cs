@@ -36,16 +36,19 @@ public class KernelResourceReportTests
     }
 
     [Fact]
-    public void The_performance_notes_line_says_none_or_names_each_file_and_note()
+    public void The_performance_notes_line_says_none_or_warns_with_each_file_and_note_and_counts_files_without_a_log()
     {
         Assert.Equal("compiler performance notes: none in the loaded kernels' compile logs", KernelResourceReport.PerformanceNotesLine([]));
+        Assert.Equal("compiler performance notes: none in the loaded kernels' compile logs; 3 loaded file(s) have no compile log "
+            + "(cached before logs were kept: empty the kernel cache to check them)", KernelResourceReport.PerformanceNotesLine([], 3));
         var line = KernelResourceReport.PerformanceNotesLine(
         [
             new("mlp_gemm.cu", "-DMLP_GEMM_ONE", "(C7511) Potential Performance Loss: serialized in 'a'"),
             new("mlp_gemm.cu", "-DMLP_GEMM_ONE", "(C7510) Potential Performance Loss: serialized in 'b'"),
             new("flash_backward.cu", "-DHEAD_DIM=128", "(C7511) Potential Performance Loss: serialized in 'c'"),
         ]);
-        Assert.Equal("WARNING: the compiler gave up speed in 2 kernel file(s): mlp_gemm.cu -DMLP_GEMM_ONE: (C7511) Potential Performance Loss: serialized in 'a'; "
+        Assert.Equal("warning: the compiler gave up speed in 2 kernel file(s) (correct, but slower): "
+            + "mlp_gemm.cu -DMLP_GEMM_ONE: (C7511) Potential Performance Loss: serialized in 'a'; "
             + "mlp_gemm.cu -DMLP_GEMM_ONE: (C7510) Potential Performance Loss: serialized in 'b'; "
             + "flash_backward.cu -DHEAD_DIM=128: (C7511) Potential Performance Loss: serialized in 'c'", line);
     }

@@ -18,7 +18,7 @@ namespace AutoResearch.Runner.Tests;
 public partial class RepeatedDataTests
 {
     /// <summary>A model that computes nothing: loss 2 per token, a few milliseconds a micro-step.</summary>
-    private sealed class StandInTrainer(ModelShape shape, int batch) : ITrainer
+    private sealed class StandInTrainer(ModelShape shape, int batch, IReadOnlyList<string>? startWarnings = null) : ITrainer
     {
         private double _lossSum;
 
@@ -27,6 +27,7 @@ public partial class RepeatedDataTests
         public long ParameterCount => 1000;
         public double PeakMemoryMegabytes => 0;
         public string DeviceNote => "stand-in";
+        public IReadOnlyList<string> StartWarnings => startWarnings ?? [];
 
         public void Synchronize()
         {
@@ -69,7 +70,7 @@ public partial class RepeatedDataTests
     private static partial Regex EpochPattern();
 
     /// <summary>Trains on <paramref name="documents"/> documents of ~12 tokens with 2 rows of 16 tokens a step for 0.4 s of counted time.</summary>
-    private static string Train(int documents)
+    private static string Train(int documents, IReadOnlyList<string>? startWarnings = null)
     {
         var folder = TestGpu.NewTempDirectory("repeated");
         var texts = Enumerable.Range(0, documents).Select(i => $"document {i} says the quick brown fox jumps over the lazy dog").ToList();
@@ -81,7 +82,7 @@ public partial class RepeatedDataTests
         var shape = ModelShape.FromKnobs(1, 64, "L", tokenizer.VocabSize, 16);
         var h = Hyperparameters.Default with { Depth = 1, DeviceBatchSize = 2, TotalBatchSize = 32 };
         var output = new StringWriter();
-        using var trainer = new StandInTrainer(shape, 2);
+        using var trainer = new StandInTrainer(shape, 2, startWarnings);
         // The stand-in's own rate (32 tokens in ~3 ms): the start-up estimate is then close to what the run reads.
         var loop = new TrainingLoop(trainer, h, output) { AssumedFlopsPerSecond = 10_000 * shape.FlopsPerToken() };
 
@@ -127,6 +128,19 @@ public partial class RepeatedDataTests
             Assert.Matches(@"\d+(\.\d+)? passes", line);
             Assert.Contains("val_bpb", line, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void The_trainers_start_warnings_follow_the_model_line_each_on_its_own()
+    {
+        string[] given = ["warning: the compiler gave up speed in 1 kernel file(s) (correct, but slower): a.cu: (C7511) note", "warning: second"];
+
+        var lines = Train(documents: 4000, given).Split('\n');
+
+        int model = Array.FindIndex(lines, l => l.StartsWith("model: ", StringComparison.Ordinal));
+        Assert.True(model >= 0, string.Join('\n', lines));
+        Assert.Equal(given, lines[(model + 1)..(model + 3)]);
+        Assert.Equal(2, lines.Count(l => l.StartsWith("warning: ", StringComparison.Ordinal))); // nothing else warns here
     }
 
     [Fact]

@@ -51,7 +51,7 @@ public static class CompileKernelCommand
         };
         var log = new Option<string?>("--log")
         {
-            Description = "Also keep NVRTC's log of a successful cubin compile in this file, written before the cubin (removed when the log is empty); "
+            Description = "Also keep NVRTC's log of a successful cubin compile in this file, written before the cubin (empty for a clean compile); "
                 + "the runner keeps each cached cubin's log so, and reports its performance notes (wgmma serialised) when it loads the cubin",
         };
         var options = new Argument<string[]>("options") { Description = "NVRTC options, after --", Arity = ArgumentArity.ZeroOrMore };
@@ -93,7 +93,7 @@ public static class CompileKernelCommand
                         Console.Error.WriteLine(compiled.Log.TrimEnd());
                     }
                     if (parse.GetValue(log) is { } logPath)
-                        CubinStore.KeepLog(logPath, compiled.Log);
+                        CubinStore.TryKeepLog(logPath, compiled.Log);
                 }
                 CubinStore.WriteAtomically(parse.GetValue(output)!, image);
                 if (parse.GetValue(resources))

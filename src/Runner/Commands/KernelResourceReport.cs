@@ -22,17 +22,20 @@ public static class KernelResourceReport
     }
 
     /// <summary>
-    /// One line: no performance note in the compile logs of the loaded kernel files, or each note with its file and options
-    /// (ptxas's "Potential Performance Loss", e.g. wgmma products serialised: correct, but often far slower). Cubins compiled
-    /// before the logs were kept have none to show.
+    /// One line: no performance note in the compile logs of the loaded kernel files, or a warning with each note, its file and
+    /// options (ptxas's "Potential Performance Loss", e.g. wgmma products serialised: correct, but often far slower); and how
+    /// many loaded files have no log (<paramref name="withoutLog"/>: cubins compiled before logs were kept), whose notes are unknown.
     /// </summary>
-    public static string PerformanceNotesLine(IReadOnlyList<KernelCompileNote> notes)
+    public static string PerformanceNotesLine(IReadOnlyList<KernelCompileNote> notes, int withoutLog = 0)
     {
         ArgumentNullException.ThrowIfNull(notes);
+        var unknown = withoutLog > 0
+            ? $"; {withoutLog} loaded file(s) have no compile log (cached before logs were kept: empty the kernel cache to check them)"
+            : "";
         if (notes.Count == 0)
-            return "compiler performance notes: none in the loaded kernels' compile logs";
-        return $"WARNING: the compiler gave up speed in {notes.Select(n => (n.File, n.Options)).Distinct().Count()} kernel file(s): "
-            + string.Join("; ", notes.Select(n => n.ToString()));
+            return "compiler performance notes: none in the loaded kernels' compile logs" + unknown;
+        return $"warning: the compiler gave up speed in {notes.Select(n => (n.File, n.Options)).Distinct().Count()} kernel file(s) (correct, but slower): "
+            + string.Join("; ", notes.Select(n => n.ToString())) + unknown;
     }
 
     /// <summary>A header and one row a kernel: name, file and options, registers, local bytes, static shared bytes.</summary>

@@ -224,7 +224,7 @@ public static class ProfileCommand
         }
         var compiled = kernels.Resources();
         Console.WriteLine(KernelResourceReport.LocalMemoryLine(compiled));
-        Console.WriteLine(KernelResourceReport.PerformanceNotesLine(kernels.PerformanceNotes()));
+        Console.WriteLine(KernelResourceReport.PerformanceNotesLine(kernels.PerformanceNotes(), kernels.LoadedWithoutLog()));
         if (listResources)
         {
             Console.WriteLine();

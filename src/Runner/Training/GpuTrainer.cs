@@ -293,8 +293,11 @@ public sealed class GpuTrainer : ITrainer
         : $"kernels compiled {_kernels.Compiled} (side by side; start-up waited {_kernels.AheadWaitTime.TotalSeconds:F1} s for them{Longest(_kernels.LongestAheadCompile)}), cached {_kernels.DiskHits}")
         + (_kernels.AheadFailures > 0 ? $"; {_kernels.AheadFailures} failed side by side and were compiled again one at a time" : "")
         + (_blas.Choices is { } choices ? $"; GEMM algorithms remembered {choices.Loaded}" + (choices.Shipped > 0 ? $", shipped {choices.Shipped}" : "")
-            + (_blas.AheadPlans > 0 ? string.Create(CultureInfo.InvariantCulture, $", planned ahead {_blas.AheadPlans} in {_blas.AheadPlanningTime.TotalSeconds:F2} s") : "") : "")
-        + (_kernels.PerformanceNotes() is { Count: > 0 } notes ? "\n" + KernelResourceReport.PerformanceNotesLine(notes) : "");
+            + (_blas.AheadPlans > 0 ? string.Create(CultureInfo.InvariantCulture, $", planned ahead {_blas.AheadPlans} in {_blas.AheadPlanningTime.TotalSeconds:F2} s") : "") : "");
+
+    /// <summary>A warning line when a loaded kernel's compile log holds a performance note (e.g. wgmma products serialised).</summary>
+    public IReadOnlyList<string> StartWarnings
+        => _kernels.PerformanceNotes() is { Count: > 0 } notes ? [KernelResourceReport.PerformanceNotesLine(notes)] : [];
 
     private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 

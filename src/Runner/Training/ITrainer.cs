@@ -23,6 +23,9 @@ public interface ITrainer : IDisposable
     /// <summary>What the model line adds about the device (kernels compiled and cached, or the CPU reference).</summary>
     string DeviceNote { get; }
 
+    /// <summary>Lines printed after the model line, each starting "warning:" (e.g. a kernel the compiler made slower); none by default.</summary>
+    IReadOnlyList<string> StartWarnings => [];
+
     /// <summary>Waits until the device has finished everything queued, so step times are real.</summary>
     void Synchronize();
 

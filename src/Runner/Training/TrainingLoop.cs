@@ -95,6 +95,8 @@ public sealed class TrainingLoop(ITrainer trainer, Hyperparameters hyperparamete
         int accumulation = TrainingClock.GradientAccumulationSteps(h.TotalBatchSize, b, t);
         output.WriteLine($"model: {trainer.ParameterCount / 1e6:F1} M parameters, depth {shape.Depth}, width {shape.ModelDim}; batch {h.TotalBatchSize} tokens "
             + $"= {accumulation} × {b} × {t}; budget {(stepBudget is { } n ? $"{n} steps" : $"{budgetSeconds} s")}; {trainer.DeviceNote}");
+        foreach (var warning in trainer.StartWarnings)
+            output.WriteLine(warning);
 
         var (dataTokens, estimated) = DataRepetition.TrainingTokens(trainShards, tokenCache);
         double flopsPerToken = shape.FlopsPerToken();

@@ -146,7 +146,7 @@ awk -F'\t' '
     value[side, key, ++count[side, key]] = $3
   }
   END {
-    nv = split(labels, label, "\t"); split("B C D E F G H I", letter, " ")
+    nv = split(labels, label, "\t"); split(letters, letter, " ")
     printf "%-50s %11s", "", "baseline"
     spreads = "A"
     for (v = 1; v <= nv; v++) { printf " %11s %8s", substr(label[v], 1, 11), "change"; spreads = spreads " / " letter[v] }
@@ -165,7 +165,7 @@ awk -F'\t' '
       }
       printf " %17s\n", spreads
     }
-  }' labels="$(IFS=$'\t'; echo "${names[*]}")" "${tsvs[@]}"
+  }' labels="$(IFS=$'\t'; echo "${names[*]}")" letters="${letters[*]}" "${tsvs[@]}"
 echo "baseline: $(clocks_summary "$logs"/A.*.clocks.csv)"
 for ((v = 0; v < ${#names[@]}; v++)); do
   echo "${names[v]}: $(clocks_summary "$logs"/${letters[v]}.*.clocks.csv)"

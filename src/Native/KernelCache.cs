@@ -97,11 +97,9 @@ public sealed class KernelCache : IDisposable
     public IReadOnlyList<KernelResources> Resources()
     {
         var rows = new List<KernelResources>();
-        foreach (var (key, module) in _modules)
+        foreach (var (_, source, module) in Loaded())
         {
-            if (!module.IsValueCreated || !_sources.TryGetValue(key, out var source))
-                continue;
-            foreach (var kernel in module.Value.Kernels)
+            foreach (var kernel in module.Kernels)
                 rows.Add(new KernelResources(source.FileName, string.Join(' ', source.Options), kernel.Name, kernel.Registers, kernel.LocalBytes, kernel.StaticSharedBytes));
         }
         return [.. rows.OrderBy(r => r.File, StringComparer.Ordinal).ThenBy(r => r.Options, StringComparer.Ordinal).ThenBy(r => r.Kernel, StringComparer.Ordinal)];
@@ -114,10 +112,8 @@ public sealed class KernelCache : IDisposable
     public IReadOnlyList<KernelCompileNote> PerformanceNotes()
     {
         var notes = new List<KernelCompileNote>();
-        foreach (var (key, module) in _modules)
+        foreach (var (key, source, _) in Loaded())
         {
-            if (!module.IsValueCreated || !_sources.TryGetValue(key, out var source))
-                continue;
             foreach (var note in CubinStore.PerformanceNotes(Store.CubinPath(source.FileName, key)))
                 notes.Add(new KernelCompileNote(source.FileName, string.Join(' ', source.Options), note));
         }
@@ -125,8 +121,17 @@ public sealed class KernelCache : IDisposable
     }
 
     /// <summary>Files loaded so far whose cubin has no compile log beside it (compiled before logs were kept): their notes are unknown.</summary>
-    public int LoadedWithoutLog()
-        => _modules.Count(m => m.Value.IsValueCreated && _sources.TryGetValue(m.Key, out var source) && !CubinStore.HasLog(Store.CubinPath(source.FileName, m.Key)));
+    public int LoadedWithoutLog() => Loaded().Count(l => !CubinStore.HasLog(Store.CubinPath(l.Source.FileName, l.Key)));
+
+    /// <summary>The files loaded so far: each one's cache key, what was asked for, and its module.</summary>
+    private IEnumerable<(string Key, KernelSource Source, CudaModule Module)> Loaded()
+    {
+        foreach (var (key, module) in _modules)
+        {
+            if (module.IsValueCreated && _sources.TryGetValue(key, out var source))
+                yield return (key, source, module.Value);
+        }
+    }
 
     /// <summary>The digest that names a cubin: the source, the headers beside it, the options, the architecture and NVRTC's version.</summary>
     public string CacheKey(string source, IReadOnlyList<string> options) => Store.CacheKey(source, options);

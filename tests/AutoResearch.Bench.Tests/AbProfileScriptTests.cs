@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Xunit;
 
@@ -12,19 +11,6 @@ namespace AutoResearch.Bench.Tests;
 /// </summary>
 public class AbProfileScriptTests
 {
-    private static string DeviceScripts()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            foreach (var candidate in new[] { Path.Combine(dir.FullName, "bench", "device"), dir.FullName })
-            {
-                if (File.Exists(Path.Combine(candidate, "ab-profile.sh")) && File.Exists(Path.Combine(candidate, "clocks.sh")))
-                    return candidate;
-            }
-        }
-        throw new FileNotFoundException("ab-profile.sh is in no folder above " + AppContext.BaseDirectory);
-    }
-
     private const string StandInDotnet = """
         #!/usr/bin/env bash
         dll=$1; shift
@@ -49,7 +35,7 @@ public class AbProfileScriptTests
     private static KernelFolder Host()
     {
         var host = new KernelFolder();
-        var scripts = DeviceScripts();
+        var scripts = DeviceScripts.Folder();
         foreach (var name in new[] { "ab-profile.sh", "clocks.sh", "sass-waits.sh" })
             File.Copy(Path.Combine(scripts, name), host.Sub(name));
         foreach (var folder in new[] { "baseline/AutoResearch.Runner", "AutoResearch.Runner/kernels", "dotnet" })
@@ -66,20 +52,9 @@ public class AbProfileScriptTests
     }
 
     private static (int Exit, string Stdout, string Stderr) Run(KernelFolder host, params string[] args)
-    {
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = host.Path };
-        start.ArgumentList.Add(host.Sub("ab-profile.sh"));
-        foreach (var a in args)
-            start.ArgumentList.Add(a);
-        start.Environment["LOGS"] = host.Sub("logs");
-        start.Environment.Remove("STEP_TIMEOUT");
-        start.Environment["CUOBJDUMP"] = "/nonexistent/cuobjdump";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "ab-profile.sh did not finish in two minutes");
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+        => DeviceScripts.Run(host.Sub("ab-profile.sh"), args,
+            new Dictionary<string, string?> { ["LOGS"] = host.Sub("logs"), ["STEP_TIMEOUT"] = null, ["CUOBJDUMP"] = "/nonexistent/cuobjdump" },
+            TimeSpan.FromMinutes(2), host.Path);
 
     // Which side each profile ran, in order: A the baseline, B.. the variants' runner copies, P this build as published.
     private static string[] Calls(KernelFolder host) =>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Xunit;
 
 namespace AutoResearch.Bench.Tests;
@@ -9,33 +8,9 @@ namespace AutoResearch.Bench.Tests;
 /// </summary>
 public class SassWaitsScriptTests
 {
-    // The script in the source tree (bench/device) or, in a published folder, beside the test project's folder.
-    private static string Script()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            foreach (var candidate in new[] { Path.Combine(dir.FullName, "bench", "device", "sass-waits.sh"), Path.Combine(dir.FullName, "sass-waits.sh") })
-            {
-                if (File.Exists(candidate))
-                    return candidate;
-            }
-        }
-        throw new FileNotFoundException("sass-waits.sh is in no folder above " + AppContext.BaseDirectory);
-    }
-
     private static (int Exit, string Stdout, string Stderr) Run(string? cuobjdump, params string[] args)
-    {
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Script());
-        foreach (var a in args)
-            start.ArgumentList.Add(a);
-        start.Environment["CUOBJDUMP"] = cuobjdump ?? "/nonexistent/cuobjdump";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "sass-waits.sh did not finish in a minute");
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+        => DeviceScripts.Run(Path.Combine(DeviceScripts.Folder(), "sass-waits.sh"), args,
+            new Dictionary<string, string?> { ["CUOBJDUMP"] = cuobjdump ?? "/nonexistent/cuobjdump" }, TimeSpan.FromMinutes(1));
 
     // SASS in cuobjdump's layout: a function header, then instructions (only the names matter to the script).
     private static string Sass(params (string Name, string[] Instructions)[] functions)

@@ -50,6 +50,13 @@
 #define GEMM_B_BYTES (GEMM_BN * GEMM_BK * 2)
 #define GEMM_STAGE_BYTES (GEMM_A_BYTES + GEMM_B_BYTES)
 #define GEMM_HALF_BYTES (64 * GEMM_BN * 2)
+// The gradient's gate issues the ldmatrix of s for GEMM_GATE_BATCH column pairs at once (4 registers a pair), before it
+// multiplies and stores the first of them, so the shared-memory round trips overlap instead of chaining pair by pair. On an
+// H100 2 made the gradient 2.4–3.5 % faster than 1 in four A/B runs (4 and 8 no better than 2: bench/results/H100-profile.md).
+#ifndef GEMM_GATE_BATCH
+#define GEMM_GATE_BATCH 2
+#endif
+static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATCH divides the 16 column pairs of a tile row");
 
 // Shared layout (pipeline.cuh): GEMM_STAGES stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
 // epilogue tiles (64 × 256 each), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
@@ -357,17 +364,26 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         // The GELU forward's accumulators already hold s (above), the rotary GEMM's its output: no scale, no activation here.
         constexpr bool DONE = !GATE && (ACT == ACT_GELU || ACT == ACT_ROTARY);
         const float s_lo = DONE ? 1.0f : scale_lo, s_hi = DONE ? 1.0f : scale_hi;
+        unsigned s_words[GEMM_GATE_BATCH][4];
         #pragma unroll
         for (int j = 0; j < GEMM_BN / 8; j += 2)
         {
+            if (GATE && (j / 2) % GEMM_GATE_BATCH == 0)
+            {
+                #pragma unroll
+                for (int b = 0; b < GEMM_GATE_BATCH; b++)
+                {
+                    const unsigned at = half_address + 2 * sw128(q_row, 8 * (j + 2 * b) + q_col, 64);
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                                 : "=r"(s_words[b][0]), "=r"(s_words[b][1]), "=r"(s_words[b][2]), "=r"(s_words[b][3]) : "r"(at) : "memory");
+                }
+            }
             const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
             float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
                           acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
             if (GATE)
             {
-                unsigned sw[4];
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                             : "=r"(sw[0]), "=r"(sw[1]), "=r"(sw[2]), "=r"(sw[3]) : "r"(address) : "memory");
+                const unsigned* sw = s_words[(j / 2) % GEMM_GATE_BATCH];
                 #pragma unroll
                 for (int i = 0; i < 4; i++)
                 {

@@ -17,6 +17,8 @@
 # so each costs one profile a round instead of two: the --define options after it make that variant (none: this build as
 # published). --define options before the first --variant make the first variant, "this build". The table then has a
 # column and a change for each; up to 8 variants.
+# A timing-only variant (wrong gradients) needs --fixed-weights among the PROFILE ARGS (both builds must have it), or its
+# updates change the weights, the data and the clocks every kernel runs at.
 # Where cuobjdump is, the kernels compiled for these runs (cubins the kernel cache gained) are listed last with their wgmma
 # products and waits (sass-waits.sh), so that products ptxas serialised show up beside the times.
 set -uo pipefail

@@ -47,7 +47,7 @@ public class CliTests
     {
         var (code, output, _) = Invoke("profile", "--help");
         Assert.Equal(0, code);
-        foreach (string option in (string[])["--gemm-candidates", "--head-chunk-rows", "--zipf-tokens", "--device-batch", "--steps", "--resources", "--cublas-qk", "--tsv"])
+        foreach (string option in (string[])["--gemm-candidates", "--head-chunk-rows", "--zipf-tokens", "--device-batch", "--steps", "--resources", "--cublas-qk", "--fixed-weights", "--tsv"])
             Assert.Contains(option, output, StringComparison.Ordinal);
         Assert.Contains($"default: {AutoResearch.Runner.Training.GpuTrainer.GemmCandidates}", output, StringComparison.Ordinal);
     }

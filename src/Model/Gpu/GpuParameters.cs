@@ -124,6 +124,24 @@ public sealed class GpuParameters : IDisposable
 
     public void ZeroGradients(CudaStream stream) => Gradients.FillBytes(0, stream);
 
+    /// <summary>
+    /// The fp32 masters, copied to the host once every queued kernel is done: what <see cref="RestoreMasters"/> puts back, for a
+    /// caller that undoes optimizer steps (`profile --fixed-weights`).
+    /// </summary>
+    public float[] DownloadMasters() => Master.ToArray();
+
+    /// <summary>
+    /// Masters ← <paramref name="masters"/> (from <see cref="DownloadMasters"/>; the copy waits for every queued kernel, so it
+    /// lands after an optimizer step still running), then the bf16 copies from them on <paramref name="stream"/>.
+    /// </summary>
+    public void RestoreMasters(ReadOnlySpan<float> masters, Elementwise elementwise, CudaStream stream)
+    {
+        if (masters.Length != TotalElements)
+            throw new ArgumentException($"the masters hold {TotalElements} elements (alignment padding included); {masters.Length} were given", nameof(masters));
+        Master.CopyFrom(masters);
+        RefreshBf16(elementwise, stream);
+    }
+
     public void Dispose()
     {
         Master.Dispose();

@@ -54,6 +54,12 @@ public static class ProfileCommand
         {
             Description = "Also list every kernel loaded with its registers a thread, local memory (spills) and static shared memory, as compiled for this GPU",
         };
+        var fixedWeights = new Option<bool>("--fixed-weights")
+        {
+            Description = "Undo every optimizer step (the masters put back from a copy on the host, outside the timed parts), so each step runs "
+                + "on the initial weights. For timing-only kernel variants whose gradients are wrong: their updates would change the "
+                + "data every kernel sees, and with it the GPU's power draw and clocks. The optimizer step is still timed.",
+        };
         var tsv = new Option<FileInfo?>("--tsv")
         {
             Description = "Also write the op table and the step figures as tab-separated values to this file (for scripts comparing builds: bench/device/ab-profile.sh)",
@@ -64,7 +70,7 @@ public static class ProfileCommand
         var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
-            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, tsv, set,
+            batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, fixedWeights, tsv, set,
         };
         command.SetAction(parse =>
         {
@@ -79,7 +85,8 @@ public static class ProfileCommand
             if (tsvPath is not null)
                 CheckTsvPath(tsvPath);
             return Run(h, parse.GetValue(seqLen), parse.GetValue(steps), parse.GetValue(naive), parse.GetValue(candidates), parse.GetValue(headChunk),
-                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(cublasQk), parse.GetValue(resources), tsvPath);
+                parse.GetValue(zipf), parse.GetValue(cublasMlp), parse.GetValue(cublasQk), parse.GetValue(resources),
+                parse.GetValue(fixedWeights), tsvPath);
         });
         return command;
     }
@@ -99,7 +106,7 @@ public static class ProfileCommand
     }
 
     private static int Run(Hyperparameters h, int seqLen, int steps, bool naive, int gemmCandidates, int headChunkRows, bool zipfTokens, bool cublasMlp,
-        bool cublasQk, bool listResources, string? tsvPath)
+        bool cublasQk, bool listResources, bool fixedWeights, string? tsvPath)
     {
         // The experiment's shape and optimizer from the knobs, checked before the device is touched.
         var shape = h.Shape(ExperimentConstants.VocabSize, seqLen);
@@ -121,6 +128,8 @@ public static class ProfileCommand
         model.Parameters.InitialiseLikeSpec(h.Seed);
         model.Parameters.RefreshBf16(model.Elementwise, stream);
         using var optimizer = new MuonAdamWGpu(device, stream, blas, kernels, model.Parameters, settings);
+        // --fixed-weights: the initial masters, put back after each optimizer step (outside the timed parts).
+        float[]? initialMasters = fixedWeights ? model.Parameters.DownloadMasters() : null;
         var random = new Random(1);
         int n = batch * seqLen;
         var inputs = new int[n];
@@ -135,6 +144,8 @@ public static class ProfileCommand
         Console.WriteLine($"shape: {shape.Describe()}");
         if (Knobs.Changed(h) is { Count: > 0 } changed)
             Console.WriteLine($"knobs: {string.Join(' ', changed)}");
+        if (fixedWeights)
+            Console.WriteLine("weights: fixed (--fixed-weights: every optimizer step is undone, so each step runs on the initial weights)");
         Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
             + $"MLP {(model.FusedMlp ? $"fused GEMM + {Activations.Name(shape.Activation)}" : $"cuBLAS + {Activations.Name(shape.Activation)} passes")}; {QkPath(model)}");
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
@@ -170,6 +181,8 @@ public static class ProfileCommand
             if (model.Profiler.Enabled)
                 breakdown = model.Profiler.Collect();
             model.Profiler.Enabled = false;
+            if (initialMasters is not null)
+                model.Parameters.RestoreMasters(initialMasters, model.Elementwise, stream);
 
             // The whole step as TrainingLoop runs it: the device synchronised, the clock started, the micro-steps with the next
             // batch uploaded between them, the optimizer queued, the next step's first batch uploaded, the loss read (the wait
@@ -189,6 +202,8 @@ public static class ProfileCommand
             _ = model.ReadLossSum();
             if (s >= 0)
                 wholeMs.Add(watch.Elapsed.TotalMilliseconds);
+            if (initialMasters is not null)
+                model.Parameters.RestoreMasters(initialMasters, model.Elementwise, stream);
         }
         double median = EventTiming.Median(stepMs), optMedian = EventTiming.Median(optMs);
         double wholeMedian = EventTiming.Median(wholeMs), parts = accumulation * median + optMedian;

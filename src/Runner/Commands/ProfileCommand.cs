@@ -58,7 +58,8 @@ public static class ProfileCommand
         {
             Description = "Undo every optimizer step (the masters put back from a copy on the host, outside the timed parts), so each step runs "
                 + "on the initial weights. For timing-only kernel variants whose gradients are wrong: their updates would change the "
-                + "data every kernel sees, and with it the GPU's power draw and clocks. The optimizer step is still timed.",
+                + "data every kernel sees, and with it the GPU's power draw and clocks. The optimizer step is still timed. The initial weights "
+                + "draw less power (the output projections start at zero): compare only with other --fixed-weights figures.",
         };
         var tsv = new Option<FileInfo?>("--tsv")
         {

@@ -45,9 +45,7 @@ public class AbProfileScriptTests
         File.WriteAllText(host.Sub("baseline/REVISION"), "base000\n");
         File.WriteAllText(host.Sub("REVISION"), "this000\n");
         File.WriteAllText(host.Sub("AutoResearch.Runner/kernels/k.cu"), Kernel);
-        File.WriteAllText(host.Sub("dotnet/dotnet"), StandInDotnet.Replace("\r\n", "\n", StringComparison.Ordinal) + "\n");
-        if (!OperatingSystem.IsWindows()) // the scripts run under bash on Linux
-            File.SetUnixFileMode(host.Sub("dotnet/dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        DeviceScripts.WriteExecutable(host.Sub("dotnet/dotnet"), StandInDotnet + "\n");
         return host;
     }
 

@@ -21,6 +21,15 @@ internal static class DeviceScripts
         throw new FileNotFoundException("the device scripts (ab-profile.sh, sass-waits.sh) are in no folder above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>Writes <paramref name="text"/> (line ends made \n) to <paramref name="path"/> as a script its owner may run: the
+    /// stand-ins for dotnet and cuobjdump that the scripts call.</summary>
+    public static void WriteExecutable(string path, string text)
+    {
+        File.WriteAllText(path, text.Replace("\r\n", "\n", StringComparison.Ordinal));
+        if (!OperatingSystem.IsWindows()) // the scripts run under bash on Linux
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
     /// <summary>Runs `bash <paramref name="script"/> <paramref name="args"/>` with <paramref name="environment"/> set (null
     /// values removed) and fails the test when it takes longer than <paramref name="limit"/>.</summary>
     public static (int Exit, string Stdout, string Stderr) Run(string script, IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment,

@@ -30,9 +30,7 @@ public class SassWaitsScriptTests
     private static string StandIn(KernelFolder folder)
     {
         var tool = folder.Sub("cuobjdump");
-        File.WriteAllText(tool, "#!/usr/bin/env bash\n[ \"$1\" = -sass ] || exit 9\ncat \"$2\"\n");
-        if (!OperatingSystem.IsWindows()) // the scripts run under bash on Linux
-            File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        DeviceScripts.WriteExecutable(tool, "#!/usr/bin/env bash\n[ \"$1\" = -sass ] || exit 9\ncat \"$2\"\n");
         return tool;
     }
 

@@ -463,6 +463,18 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             // product in flight, rather than beside the staging below, where dK is (a spin loop there could make ptxas
             // serialise the products).
             dq.acquire(use);
+            // The block's lse (negated, base 2) for this thread's query columns, read before the products are issued, and D
+            // (below) before dPᵀ's wait: read only after those waits, the loads queued behind the products' shared-memory reads
+            // while the exponentials and dSᵀ waited on them (Nsight Compute's stall samples; on an H100 the backward
+            // ran 1.7 % faster, three A/B runs).
+            float neg_lse2[8][2];
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                const float2 l2 = *reinterpret_cast<const float2*>(lse_s + nt * 8 + tig * 2);
+                neg_lse2[nt][0] = -l2.x * LOG2E;
+                neg_lse2[nt][1] = -l2.y * LOG2E;
+            }
 
             // Sᵀ (64 keys × 64 queries) = K·Qᵀ and dPᵀ = V·dOᵀ, as two groups: Pᵀ is computed while dPᵀ is still running.
             float st[8][4], dpt[8][4];
@@ -488,10 +500,9 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             #pragma unroll
             for (int nt = 0; nt < 8; nt++)
             {
-                const float2 l2 = *reinterpret_cast<const float2*>(lse_s + nt * 8 + tig * 2);
                 #pragma unroll
                 for (int e = 0; e < 4; e++)
-                    st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, -((e & 1) ? l2.y : l2.x) * LOG2E));
+                    st[nt][e] = fast_exp2(fmaf(st[nt][e], scale2, neg_lse2[nt][e & 1]));
             }
             if (!__all_sync(0xffffffffu, full)) // a vote: uniform for ptxas (dPᵀ is in flight here)
             {
@@ -519,15 +530,18 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             for (int kk = 0; kk < 4; kk++)
                 wgmma_rs<1>(dv_acc, pa[kk], mnmajor_descriptor(do_address, BWD_QUERIES, kk, 0), 1);
             wgmma_commit();
+            float2 dd[8]; // D, read while dPᵀ finishes
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+                dd[nt] = *reinterpret_cast<const float2*>(d_s + nt * 8 + tig * 2);
             wgmma_wait<1>(); // dPᵀ is done
             wgmma_fence_operands_n64(dpt);
             #pragma unroll
             for (int nt = 0; nt < 8; nt++)
             {
-                const float2 dd = *reinterpret_cast<const float2*>(d_s + nt * 8 + tig * 2);
                 #pragma unroll
                 for (int e = 0; e < 4; e++)
-                    dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd.y : dd.x));
+                    dpt[nt][e] = st[nt][e] * (dpt[nt][e] - ((e & 1) ? dd[nt].y : dd[nt].x));
             }
             // dSᵀ as the A fragments of dK += dSᵀ·Q, issued after dQ (below).
             #pragma unroll

@@ -5,8 +5,9 @@
 # kernel, so the overhead line shows a new machine's start-up (NVRTC 12.9 and later also cache compiles themselves). Then it
 # runs each test project (summary lines here, full logs under $LOGS, default ./logs), `profile --resources` of the baseline
 # micro-step, `profile ARGS` for each line of $PROFILES (e.g. PROFILES=$'--cublas-mlp\n--set Recompute=mlp'), and
-# `doctor --compile-timing --skip-gemm`; with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory) of one launch of each
-# kernel named (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
+# `doctor --compile-timing --skip-gemm`; with --ncu an Nsight Compute report (speed of light, occupancy, warp states, memory,
+# and where the warps stall instruction by instruction, through `autoresearch stalls`) of one launch of each kernel named
+# (by default the kernels furthest below their roofline in `profile`: the flash attention forward and backward,
 # the GEMMs with fused epilogues (the MLP's two, and q with rotary + QK-norm), the soft-capped cross-entropy and the rotary +
 # QK-norm backward). $STEP_TIMEOUT (seconds, default none) bounds each test project and profile: a kernel that hangs then
 # costs that much, names itself, and the steps after it still run.
@@ -57,9 +58,14 @@ grep -E "^(Cold compile|Longest|mlp_gemm)" "$logs/doctor.log"
 if [ $ncu = yes ]; then
   n=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
   for k in ${kernels//,/ }; do
-    $n -k "regex:^$k\$" -c 1 --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
-      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
-      bash "$here/run.sh" AutoResearch.Runner profile --device-batch 16 --steps 1 > "$logs/ncu-$k.txt" 2>&1
+    # --clock-control none: the clocks the runs themselves get (ncu would otherwise lock them to the base clock).
+    $n --clock-control none -k "regex:^$k\$" -c 1 --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SourceCounters -o "$logs/ncu-$k" -f \
+      bash "$here/run.sh" AutoResearch.Runner profile --device-batch 16 --steps 1 > "$logs/ncu-$k.log" 2>&1
+    $n --import "$logs/ncu-$k.ncu-rep" --page details > "$logs/ncu-$k.txt" 2>&1
     grep -E "Duration|Throughput|Registers|Achieved Occupancy|Theoretical Occupancy|Block Limit|Stall|Issued Ipc|Bank|L1/TEX Hit|L2 Hit|Warp Cycles Per Issued" "$logs/ncu-$k.txt" | head -40
+    # Where the warps wait, instruction by instruction (the SASS offsets cuobjdump prints).
+    $n --import "$logs/ncu-$k.ncu-rep" --page source --csv --print-source sass > "$logs/ncu-$k-sass.csv" 2>&1
+    bash "$here/run.sh" AutoResearch.Runner stalls "$logs/ncu-$k-sass.csv" --top 15
   done
 fi

@@ -22,6 +22,7 @@ public static class CommandLineRoot
         root.Subcommands.Add(AnalyzeCommand.Create());
         root.Subcommands.Add(HubCommand.Create());
         root.Subcommands.Add(CompileKernelCommand.Create());
+        root.Subcommands.Add(StallsCommand.Create());
         return root;
     }
 }

@@ -7,7 +7,8 @@ namespace AutoResearch.Runner.Tests;
 /// <summary>The command line's boundary: every error is one `autoresearch: error: ...` message on stderr and a non-zero exit.</summary>
 public class CliErrorsTests
 {
-    private static (int ExitCode, string Output, string Error) Invoke(RootCommand root, params string[] args)
+    /// <summary>Runs a command line through <see cref="CliErrors.Invoke(RootCommand, string[], TextWriter, TextWriter, CancellationToken)"/>, capturing both streams.</summary>
+    internal static (int ExitCode, string Output, string Error) Invoke(RootCommand root, params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();

@@ -163,10 +163,7 @@ public class StallsCommandTests
     {
         var root = new RootCommand("test");
         root.Subcommands.Add(StallsCommand.Create());
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = CliErrors.Invoke(root, args, output, error);
-        return (code, output.ToString(), error.ToString());
+        return CliErrorsTests.Invoke(root, args);
     }
 
     [Fact]

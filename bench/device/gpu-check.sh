@@ -65,7 +65,7 @@ if [ $ncu = yes ]; then
     $n --import "$logs/ncu-$k.ncu-rep" --page details > "$logs/ncu-$k.txt" 2>&1
     grep -E "Duration|Throughput|Registers|Achieved Occupancy|Theoretical Occupancy|Block Limit|Stall|Issued Ipc|Bank|L1/TEX Hit|L2 Hit|Warp Cycles Per Issued" "$logs/ncu-$k.txt" | head -40
     # Where the warps wait, instruction by instruction (the SASS offsets cuobjdump prints).
-    $n --import "$logs/ncu-$k.ncu-rep" --page source --csv --print-source sass > "$logs/ncu-$k-sass.csv" 2>&1
+    $n --import "$logs/ncu-$k.ncu-rep" --page source --csv --print-source sass > "$logs/ncu-$k-sass.csv" 2> "$logs/ncu-$k-sass.err"
     bash "$here/run.sh" AutoResearch.Runner stalls "$logs/ncu-$k-sass.csv" --top 15
   done
 fi

@@ -54,7 +54,8 @@ public class StallsCommandTests
         var first = RandomRows(0x7f356f7c1300, 6);
         first.Insert(3, new Row(0x7f356f7c1300 + 16 * 3, "HGMMA.64x64x16.F32.BF16 R152, gdesc[UR16], RZ, !UPT", 5, 1200, 3, 278_528));
         var second = RandomRows(0x7ea746c0b000, 4);
-        var text = string.Join("\n", Block("kernel_a", first).Concat(Block("kernel_b", second)));
+        // ncu's own messages may precede a block when its standard error went to the same file.
+        var text = string.Join("\n", Block("kernel_a", first).Prepend("==PROF== Disconnected.").Concat(Block("kernel_b", second).Prepend("==WARNING== a note")));
 
         var kernels = SassStallTable.Parse(new StringReader(text), "test.csv");
 

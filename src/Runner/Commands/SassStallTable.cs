@@ -91,7 +91,7 @@ public static class SassStallTable
         for (string? line = reader.ReadLine(); line is not null; line = reader.ReadLine())
         {
             lineNumber++;
-            if (line.Length == 0)
+            if (line.Length == 0 || line.StartsWith("==", StringComparison.Ordinal)) // ncu's own messages (==PROF==, ==WARNING==)
                 continue;
             var fields = SplitCsvLine(line);
             if (fields[0] == "Kernel Name")
@@ -285,25 +285,13 @@ public static class SassStallTable
     {
         public static Columns Of(IReadOnlyList<string> header, string fileName, int lineNumber)
         {
-            int Required(string name)
-            {
-                for (int c = 0; c < header.Count; c++)
-                {
-                    if (header[c] == name)
-                        return c;
-                }
-                throw new InvalidDataException($"{fileName}:{lineNumber}: the header has no \"{name}\" column (export the source page of a report "
-                    + "collected with --section SourceCounters: ncu --import REPORT --page source --csv --print-source sass)");
-            }
             int? Optional(string name)
             {
-                for (int c = 0; c < header.Count; c++)
-                {
-                    if (header[c] == name)
-                        return c;
-                }
-                return null;
+                int c = header.ToList().IndexOf(name);
+                return c >= 0 ? c : null;
             }
+            int Required(string name) => Optional(name) ?? throw new InvalidDataException($"{fileName}:{lineNumber}: the header has no \"{name}\" column "
+                + "(export the source page of a report collected with --section SourceCounters: ncu --import REPORT --page source --csv --print-source sass)");
             var reasons = header.Select((h, c) => (h, c))
                 .Where(x => x.h.StartsWith(ReasonPrefix, StringComparison.Ordinal) && !x.h.Contains("(Not Issued)", StringComparison.Ordinal))
                 .Select(x => (x.h[ReasonPrefix.Length..], x.c)).ToList();

@@ -57,15 +57,27 @@ bash "$here/run.sh" AutoResearch.Runner doctor --compile-timing --skip-gemm > "$
 grep -E "^(Cold compile|Longest|mlp_gemm)" "$logs/doctor.log"
 if [ $ncu = yes ]; then
   n=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+  [ -n "$n" ] || { echo "--ncu: no ncu on PATH or in /usr/local/cuda/bin (Nsight Compute is not installed here)"; exit 1; }
   for k in ${kernels//,/ }; do
+    # A report left by an earlier run must not be read as this one's.
+    rm -f "$logs/ncu-$k.ncu-rep"
     # --clock-control none: the clocks the runs themselves get (ncu would otherwise lock them to the base clock).
     $n --clock-control none -k "regex:^$k\$" -c 1 --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
-      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SourceCounters -o "$logs/ncu-$k" -f \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SourceCounters -o "$logs/ncu-$k" \
       bash "$here/run.sh" AutoResearch.Runner profile --device-batch 16 --steps 1 > "$logs/ncu-$k.log" 2>&1
+    status=$?
+    if [ ! -f "$logs/ncu-$k.ncu-rep" ]; then
+      echo "ncu $k: no report (exit $status; is the kernel's name right?); the end of $logs/ncu-$k.log:"
+      tail -5 "$logs/ncu-$k.log"
+      continue
+    fi
     $n --import "$logs/ncu-$k.ncu-rep" --page details > "$logs/ncu-$k.txt" 2>&1
     grep -E "Duration|Throughput|Registers|Achieved Occupancy|Theoretical Occupancy|Block Limit|Stall|Issued Ipc|Bank|L1/TEX Hit|L2 Hit|Warp Cycles Per Issued" "$logs/ncu-$k.txt" | head -40
     # Where the warps wait, instruction by instruction (the SASS offsets cuobjdump prints).
-    $n --import "$logs/ncu-$k.ncu-rep" --page source --csv --print-source sass > "$logs/ncu-$k-sass.csv" 2> "$logs/ncu-$k-sass.err"
-    bash "$here/run.sh" AutoResearch.Runner stalls "$logs/ncu-$k-sass.csv" --top 15
+    if ! $n --import "$logs/ncu-$k.ncu-rep" --page source --csv --print-source sass > "$logs/ncu-$k-sass.csv" 2> "$logs/ncu-$k-sass.err" \
+        || ! bash "$here/run.sh" AutoResearch.Runner stalls "$logs/ncu-$k-sass.csv" --top 15; then
+      echo "ncu $k: the source page could not be read; ncu said:"
+      tail -5 "$logs/ncu-$k-sass.err"
+    fi
   done
 fi

@@ -20,8 +20,6 @@ public class StallsCommandTests
         public int Samples => LongSb + Wait + ShortSb;
     }
 
-    private static readonly Random Rng = new(7);
-
     private static string Csv(string value) => "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>One kernel's block as ncu writes it; counts of 1,000 and more with thousands separators, as ncu may print them.</summary>
@@ -40,20 +38,22 @@ public class StallsCommandTests
         }
     }
 
-    private static List<Row> RandomRows(long firstAddress, int count)
+    /// <summary>Instructions with random counts (seeded by the caller, so each test's values do not depend on the others).</summary>
+    private static List<Row> RandomRows(Random random, long firstAddress, int count)
     {
         var rows = new List<Row>();
         for (int i = 0; i < count; i++)
-            rows.Add(new Row(firstAddress + 16 * i, $"IMAD R{i}, R{i + 1}, 0x{i:x}, RZ", Rng.Next(1, 500), Rng.Next(0, 300), Rng.Next(0, 200), Rng.Next(1, 5000) * 32L));
+            rows.Add(new Row(firstAddress + 16 * i, $"IMAD R{i}, R{i + 1}, 0x{i:x}, RZ", random.Next(1, 500), random.Next(0, 300), random.Next(0, 200), random.Next(1, 5000) * 32L));
         return rows;
     }
 
     [Fact]
     public void The_reader_keeps_each_kernels_instructions_with_offsets_from_its_first_and_quoted_commas_inside_one_field()
     {
-        var first = RandomRows(0x7f356f7c1300, 6);
+        var random = new Random(7);
+        var first = RandomRows(random, 0x7f356f7c1300, 6);
         first.Insert(3, new Row(0x7f356f7c1300 + 16 * 3, "HGMMA.64x64x16.F32.BF16 R152, gdesc[UR16], RZ, !UPT", 5, 1200, 3, 278_528));
-        var second = RandomRows(0x7ea746c0b000, 4);
+        var second = RandomRows(random, 0x7ea746c0b000, 4);
         // ncu's own messages may precede a block when its standard error went to the same file.
         var text = string.Join("\n", Block("kernel_a", first).Prepend("==PROF== Disconnected.").Concat(Block("kernel_b", second).Prepend("==WARNING== a note")));
 
@@ -106,7 +106,7 @@ public class StallsCommandTests
         int header = lines.ToList().FindIndex(l => l.TrimStart().StartsWith("offset", StringComparison.Ordinal));
         Assert.True(header > 0);
         var table = lines.Skip(header + 1).Take(3).ToList();
-        Assert.StartsWith("00020", table[0].TrimStart(), StringComparison.Ordinal);
+        Assert.StartsWith("0020 ", table[0].TrimStart(), StringComparison.Ordinal); // cuobjdump's four hex digits
         Assert.Contains($"{100 * 903 / total:0.0} %", table[0], StringComparison.Ordinal);
         Assert.Contains("131,072", table[0], StringComparison.Ordinal);
         Assert.Contains("long_sb:100%", table[0], StringComparison.Ordinal); // 900 of 903
@@ -116,14 +116,14 @@ public class StallsCommandTests
         Assert.Contains("STS.64", table[2], StringComparison.Ordinal);
         Assert.DoesNotContain(lines, l => l.Contains("LDC R1", StringComparison.Ordinal)); // not among the top 3
         Assert.Contains(lines, l => l.Contains($"local memory: 2 instructions (LDL/STL), executed {1_584 + 278_528:#,0} times, {100 * 11 / total:0.0} % of the samples", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.Contains("uncoalesced global accesses (excess L2 sectors): 65,536 in 1 instructions", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.Contains("bank conflicts (excess wavefronts): 1,024 in 1 instructions", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("uncoalesced global accesses (excess L2 sectors): 65,536 in 1 instruction;", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("bank conflicts (excess wavefronts): 1,024 in 1 instruction;", StringComparison.Ordinal));
     }
 
     [Fact]
     public void A_kernel_without_local_memory_or_excess_says_none_and_lists_no_empty_sections()
     {
-        var rows = RandomRows(0x2000, 5);
+        var rows = RandomRows(new Random(11), 0x2000, 5);
         var kernel = SassStallTable.Parse(new StringReader(string.Join("\n", Block("clean", rows))), "c.csv").Single();
 
         var lines = SassStallTable.Report(kernel, top: 10);
@@ -152,12 +152,47 @@ public class StallsCommandTests
         var reasons = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader($"\"Kernel Name\",\"k\",\n{noReasons}\n"), "r.csv"));
         Assert.Contains("stall_", reasons.Message, StringComparison.Ordinal);
 
-        var lines = Block("k", RandomRows(0x10, 2)).ToArray();
+        var lines = Block("k", RandomRows(new Random(13), 0x10, 2)).ToArray();
         lines[3] = "\"zz" + lines[3][3..]; // the second instruction's address, "0x20", becomes "zz20"
         var address = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(string.Join("\n", lines)), "a.csv"));
         Assert.Contains("a.csv:4", address.Message, StringComparison.Ordinal);
 
-        Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(""), "empty.csv"));
+        var empty = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(""), "empty.csv"));
+        Assert.StartsWith("empty.csv: ", empty.Message, StringComparison.Ordinal);
+
+        var block = Block("k", RandomRows(new Random(19), 0x10, 3)).ToArray();
+        var truncatedHeader = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(block[0]), "t.csv"));
+        Assert.Contains("the kernel k has no header line", truncatedHeader.Message, StringComparison.Ordinal);
+        var truncatedRows = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(string.Join("\n", block.Take(2))), "t.csv"));
+        Assert.Contains("the kernel k has no instructions", truncatedRows.Message, StringComparison.Ordinal);
+
+        var shortRow = block.ToArray();
+        shortRow[2] = string.Join(",", SassStallTable.SplitCsvLine(shortRow[2]).Take(4).Select(Csv));
+        var fields = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(string.Join("\n", shortRow)), "f.csv"));
+        Assert.Contains("f.csv:3: 4 fields where the header has " + Header.Length, fields.Message, StringComparison.Ordinal);
+
+        var notNumber = block.ToArray();
+        var cells = SassStallTable.SplitCsvLine(notNumber[3]).ToArray();
+        cells[Array.IndexOf(Header, "Instructions Executed")] = "lots";
+        notNumber[3] = string.Join(",", cells.Select(Csv));
+        var number = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader(string.Join("\n", notNumber)), "n.csv"));
+        Assert.Contains("n.csv:4: \"Instructions Executed\" is \"lots\", not a number", number.Message, StringComparison.Ordinal);
+
+        var noName = Assert.Throws<InvalidDataException>(() => SassStallTable.Parse(new StringReader("\"Kernel Name\",\"\",\n"), "x.csv"));
+        Assert.Contains("x.csv:1: a \"Kernel Name\" line without the name", noName.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Csv_fields_split_on_commas_outside_quotes_and_read_doubled_quotes_as_one()
+    {
+        Assert.Equal(["Kernel Name", "void f<int, 2>(float \"x\")", ""], SassStallTable.SplitCsvLine("\"Kernel Name\",\"void f<int, 2>(float \"\"x\"\")\","));
+        Assert.Equal(["a", "", "b,c", "d"], SassStallTable.SplitCsvLine("a,,\"b,c\",d"));
+        Assert.Equal([""], SassStallTable.SplitCsvLine(""));
+
+        // A kernel name with commas and quotes comes through whole.
+        var name = "void kernel<128, true>(float \"a\", int)";
+        var kernel = SassStallTable.Parse(new StringReader(string.Join("\n", Block(name, RandomRows(new Random(23), 0x40, 2)))), "q.csv").Single();
+        Assert.Equal(name, kernel.Kernel);
     }
 
     private static (int ExitCode, string Output, string Error) Invoke(params string[] args)
@@ -172,7 +207,8 @@ public class StallsCommandTests
     {
         using var folder = new TempFolder();
         var path = folder.File("stalls.csv");
-        File.WriteAllLines(path, Block("flash_attention_backward", RandomRows(0x100, 8)).Concat(Block("mlp_fc_relu_square", RandomRows(0x900, 3))));
+        var random = new Random(17);
+        File.WriteAllLines(path, Block("flash_attention_backward", RandomRows(random, 0x100, 8)).Concat(Block("mlp_fc_relu_square", RandomRows(random, 0x900, 3))));
 
         var (code, output, _) = Invoke("stalls", path, "--top", "2");
         Assert.Equal(0, code);
@@ -188,11 +224,17 @@ public class StallsCommandTests
         var (bad, _, error) = Invoke("stalls", path, "--kernel", "nothing");
         Assert.Equal(CliErrors.FailureExitCode, bad);
         Assert.Contains("--kernel nothing", error, StringComparison.Ordinal);
+        Assert.Contains(path, error, StringComparison.Ordinal);
         Assert.Contains("flash_attention_backward, mlp_fc_relu_square", error, StringComparison.Ordinal);
 
         (bad, _, error) = Invoke("stalls", path, "--top", "0");
         Assert.Equal(CliErrors.UsageExitCode, bad);
-        Assert.Contains("--top must be at least 1", error, StringComparison.Ordinal);
+        Assert.Contains("--top must be at least 1; got 0", error, StringComparison.Ordinal);
+
+        (bad, _, error) = Invoke("stalls", path, "--top", "x");
+        Assert.Equal(CliErrors.UsageExitCode, bad);
+        Assert.Contains("x", error, StringComparison.Ordinal);
+        Assert.StartsWith("autoresearch: error: ", error, StringComparison.Ordinal);
 
         var missing = folder.File("missing.csv");
         (bad, _, error) = Invoke("stalls", missing);

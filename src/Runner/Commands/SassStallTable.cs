@@ -85,8 +85,11 @@ public static class SassStallTable
         int lineNumber = 0;
         void Finish()
         {
-            if (kernel is not null)
-                kernels.Add(new KernelStalls(kernel, instructions ?? []));
+            if (kernel is null)
+                return;
+            if (columns is null || instructions is not { Count: > 0 })
+                throw new InvalidDataException($"{fileName}:{lineNumber}: the kernel {kernel} has {(columns is null ? "no header line" : "no instructions")} (a truncated export?)");
+            kernels.Add(new KernelStalls(kernel, instructions));
         }
         for (string? line = reader.ReadLine(); line is not null; line = reader.ReadLine())
         {
@@ -155,7 +158,7 @@ public static class SassStallTable
             lines.Add($"  the {hottest.Count} instructions with the most samples (offset as cuobjdump -sass prints it):");
             var rows = hottest.Select(i => new[]
             {
-                $"{i.Offset:x5}", Share(i.Samples), Count(i.Executed), Reasons(i), i.Source + WaitNote(kernel, i),
+                $"{i.Offset:x4}", Share(i.Samples), Count(i.Executed), Reasons(i), i.Source + WaitNote(kernel, i),
             }).ToList();
             lines.AddRange(Aligned(["offset", "samples", "executed", "reasons", "instruction"], rows, leftColumns: 2));
         }
@@ -163,7 +166,7 @@ public static class SassStallTable
         var local = kernel.Instructions.Where(i => i.IsLocalMemory).ToList();
         lines.Add(local.Count == 0
             ? "  local memory: none"
-            : $"  local memory: {local.Count} instructions (LDL/STL), executed {Count(local.Sum(i => i.Executed))} times, {Share(local.Sum(i => i.Samples))} of the samples");
+            : $"  local memory: {local.Count} instruction{(local.Count == 1 ? "" : "s")} (LDL/STL), executed {Count(local.Sum(i => i.Executed))} times, {Share(local.Sum(i => i.Samples))} of the samples");
         AddWorst(lines, kernel, "uncoalesced global accesses (excess L2 sectors)", i => i.GlobalExcessSectors, Count);
         AddWorst(lines, kernel, "shared-memory bank conflicts (excess wavefronts)", i => i.SharedExcessWavefronts, Count);
         return lines;
@@ -174,9 +177,9 @@ public static class SassStallTable
         var worst = kernel.Instructions.Where(i => measure(i) > 0).OrderByDescending(measure).ThenBy(i => i.Index).ToList();
         if (worst.Count == 0)
             return;
-        lines.Add($"  {title}: {count(worst.Sum(measure))} in {worst.Count} instructions; the largest:");
+        lines.Add($"  {title}: {count(worst.Sum(measure))} in {worst.Count} instruction{(worst.Count == 1 ? "" : "s")}; the largest:");
         foreach (var i in worst.Take(5))
-            lines.Add($"    {i.Offset:x5}  {count(measure(i)),12}  {i.Source}");
+            lines.Add($"    {i.Offset,5:x4}  {count(measure(i)),12}  {i.Source}");
     }
 
     /// <summary>

@@ -16,7 +16,8 @@ public static class StallsCommand
         {
             Description = "The CSV of `ncu --import REPORT.ncu-rep --page source --csv --print-source sass` (the report collected with --section SourceCounters)",
         };
-        var top = new Option<int>("--top") { Description = "How many instructions to list, those with the most stall samples first", DefaultValueFactory = _ => DefaultTop };
+        var top = new Option<int>("--top") { Description = "How many instructions to list, those with the most stall samples first", DefaultValueFactory = _ => DefaultTop }
+            .AtLeastOne();
         var kernel = new Option<string?>("--kernel") { Description = "Only the kernels whose name contains this (default: every kernel in the file)" };
         var command = new Command("stalls",
             "Summarise an Nsight Compute source page (SASS, with warp stall sampling): each kernel's stall reasons, the instructions its warps wait on most, "
@@ -25,18 +26,14 @@ public static class StallsCommand
         {
             csv, top, kernel,
         };
-        top.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 1)
-                result.AddError("--top must be at least 1");
-        });
         command.SetAction(parse =>
         {
-            var kernels = SassStallTable.Read(parse.GetValue(csv)!);
+            var path = parse.GetValue(csv)!;
+            var kernels = SassStallTable.Read(path);
             var filter = parse.GetValue(kernel);
             var chosen = filter is null ? kernels : kernels.Where(k => k.Kernel.Contains(filter, StringComparison.Ordinal)).ToList();
             if (chosen.Count == 0)
-                throw new ArgumentException($"--kernel {filter}: no kernel of the file has it in its name (the file has {string.Join(", ", kernels.Select(k => k.Kernel))})");
+                throw new ArgumentException($"--kernel {filter}: no kernel of {path} has it in its name (the file has {string.Join(", ", kernels.Select(k => k.Kernel))})");
             var output = parse.InvocationConfiguration.Output;
             for (int i = 0; i < chosen.Count; i++)
             {

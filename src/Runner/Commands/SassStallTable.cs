@@ -160,7 +160,11 @@ public static class SassStallTable
             {
                 $"{i.Offset:x4}", Share(i.Samples), Count(i.Executed), Reasons(i), i.Source + WaitNote(kernel, i),
             }).ToList();
-            lines.AddRange(Aligned(["offset", "samples", "executed", "reasons", "instruction"], rows, leftColumns: 2));
+            string[] header = ["offset", "samples", "executed", "reasons", "instruction"];
+            var width = header.Select((title, c) => rows.Select(r => r[c].Length).Append(title.Length).Max()).ToArray();
+            // Offset and reasons left-aligned, the counts right-aligned, the instruction last and unpadded.
+            foreach (var c in rows.Prepend(header))
+                lines.Add($"    {c[0].PadRight(width[0])}  {c[1].PadLeft(width[1])}  {c[2].PadLeft(width[2])}  {c[3].PadRight(width[3])}  {c[4]}".TrimEnd());
         }
 
         var local = kernel.Instructions.Where(i => i.IsLocalMemory).ToList();
@@ -201,29 +205,6 @@ public static class SassStallTable
     {
         var largest = instruction.Reasons.Where(r => r.Value > 0).OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Take(2);
         return string.Join(" ", largest.Select(r => $"{r.Key}:{(100 * r.Value / instruction.Samples).ToString("0", CultureInfo.InvariantCulture)}%"));
-    }
-
-    /// <summary>A header and rows padded to their columns' widths: the first column and the last <paramref name="leftColumns"/> left-aligned (the
-    /// last one unpadded), the others right-aligned.</summary>
-    private static IEnumerable<string> Aligned(string[] header, List<string[]> rows, int leftColumns)
-    {
-        var widths = header.Select((h, c) => rows.Select(r => r[c].Length).Append(h.Length).Max()).ToArray();
-        string Line(string[] cells)
-        {
-            var text = new StringBuilder("    ");
-            for (int c = 0; c < cells.Length; c++)
-            {
-                bool last = c == cells.Length - 1;
-                bool left = c == 0 || c >= cells.Length - leftColumns;
-                text.Append(last ? cells[c] : left ? cells[c].PadRight(widths[c]) : cells[c].PadLeft(widths[c]));
-                if (!last)
-                    text.Append("  ");
-            }
-            return text.ToString().TrimEnd();
-        }
-        yield return Line(header);
-        foreach (var row in rows)
-            yield return Line(row);
     }
 
     /// <summary>The fields of one CSV line: commas split fields outside double quotes; "" inside quotes is one quote.</summary>

@@ -1,7 +1,7 @@
 // mlp_gemm.cu: the MLP's two GEMMs whose other side is the activation, with the activation in their epilogue (SPEC §5), so
 // it never makes a separate pass through memory: relu² (the baseline) and GELU (tanh form; the Activation knob). The same
-// GEMM also serves the q and k projections, with the rotary embedding and QK-norm in its epilogue (qk_gemm_rotary_norm_*,
-// at the end of the file).
+// GEMM also serves the q and k projections, with the rotary embedding and QK-norm in its epilogue, and v's beside them in the
+// same launch (qk_gemm_rotary_norm_*, at the end of the file).
 //
 // mlp_fc_relu_square:             s = relu(r ⊙ x·Wᵀ)²          x [M, K], W [N, K] (c_fc: out × in), s [M, N]; all bf16 row-major
 // mlp_proj_input_gradient:        du = r ⊙ (g·W) ⊙ 2·sqrt(s)   g [M, K], W [K, N] (c_proj: out × in, so K = model width),
@@ -70,6 +70,39 @@ static_assert(shared_window_bytes(gemm_layout::barriers()) <= HOPPER_MAX_SHARED_
 
 // The launcher sets and passes this much dynamic shared memory.
 extern "C" __constant__ int mlp_gemm_shared_bytes = shared_window_bytes(gemm_layout::barriers());
+
+// The products one launch runs over the same x: one for the MLP's kernels; for the q, k and v projections
+// (qk_gemm_rotary_norm_*) up to three, q and k with the rotary epilogue and their rstd, v stored as the product. Part p has its
+// W map w[p], output map out[p] and n[p] columns (a multiple of GEMM_BN; 0: absent). A row block's tiles run part after part, N
+// fastest, so the blocks in flight share x's rows across the parts too and x is read from memory once for all of them. The
+// selects below keep the parts in registers (an array indexed at run time would go to local memory).
+struct GemmParts
+{
+    const TensorMap* w[3];
+    const TensorMap* out[3];
+    float* rstd[3];
+    int n[3];
+
+    __device__ __forceinline__ int column_tiles() const { return (n[0] + n[1] + n[2]) / GEMM_BN; }
+
+    // The part of column tile c and the tile's first column in that part.
+    __device__ __forceinline__ void locate(int c, int& part, int& n0) const
+    {
+        const int t0 = n[0] / GEMM_BN, t1 = n[1] / GEMM_BN;
+        part = c < t0 ? 0 : c < t0 + t1 ? 1 : 2;
+        n0 = (c - (part == 0 ? 0 : part == 1 ? t0 : t0 + t1)) * GEMM_BN;
+    }
+    __device__ __forceinline__ const TensorMap* w_of(int p) const { return p == 0 ? w[0] : p == 1 ? w[1] : w[2]; }
+    __device__ __forceinline__ const TensorMap* out_of(int p) const { return p == 0 ? out[0] : p == 1 ? out[1] : out[2]; }
+    __device__ __forceinline__ float* rstd_of(int p) const { return p == 0 ? rstd[0] : rstd[1]; }
+    __device__ __forceinline__ int n_of(int p) const { return p == 0 ? n[0] : p == 1 ? n[1] : n[2]; }
+};
+
+// One product: W map w, output map out, n columns.
+__device__ __forceinline__ GemmParts single_part(const TensorMap* w, const TensorMap* out, int n)
+{
+    return GemmParts{{w, w, w}, {out, out, out}, {nullptr, nullptr, nullptr}, {n, 0, 0}};
+}
 
 // √x in one MUFU instruction. s = relu(u)² is zero for about half the elements, and sqrtf sends zeros down its slow
 // path (a call, which also costs the accumulators their registers).
@@ -178,14 +211,14 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const uin
 // GRADIENT false (the fc GEMM): W is [N, K]; ACT_RELU2: s = relu(acc)²; ACT_GELU: u = acc and s = gelu(acc) (map_u, map_out).
 // GRADIENT true (c_proj's input gradient): W is [K, N]; du = acc·act'(t) with t the tile map_s loads into the epilogue tile
 // (relu²: s, act' = 2·sqrt(s); GELU: u, act' = gelu'(u)).
-// ACT_ROTARY (GRADIENT false, ROT_D the head size): y = norm(rotary(bf16(x·Wᵀ))) per head of ROT_D columns, as
-// rotary.cu's rotary_qknorm_forward computes it from the GEMM's bf16 output: the accumulators are rounded to bf16 first, then
-// each head's halves a, b (columns j and j + D/2) rotated by cos_sin's row t = row mod seq_len, and the head's RMS taken
-// over its D values; rstd[row · (n / D) + head] keeps 1/rms for the backward.
+// ACT_ROTARY (GRADIENT false, ROT_D the head size): parts 0 and 1 (q and k) y = norm(rotary(bf16(x·Wᵀ))) per head of ROT_D
+// columns, as rotary.cu's rotary_qknorm_forward computes it from the GEMM's bf16 output: the accumulators are rounded to bf16
+// first, then each head's halves a, b (columns j and j + D/2) rotated by cos_sin's row t = row mod seq_len, and the head's RMS
+// taken over its D values; rstd[row · (n / D) + head] keeps 1/rms for the backward. Part 2 (v) y = x·Wᵀ.
+// Every other kernel has one part (single_part).
 template <bool GRADIENT, int ACT, int ROT_D = 0>
-__device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap* map_w, const TensorMap* map_s,
-                                         const TensorMap* map_out, const TensorMap* map_u, const float* __restrict__ row_scale,
-                                         int m, int n, int k, const unsigned* __restrict__ cos_sin = nullptr, float* __restrict__ rstd = nullptr,
+__device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts& parts, const TensorMap* map_s, const TensorMap* map_u,
+                                         const float* __restrict__ row_scale, int m, int k, const unsigned* __restrict__ cos_sin = nullptr,
                                          int seq_len = 0)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
@@ -206,19 +239,26 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     }
     __syncthreads();
 
-    const int n_tiles = n / GEMM_BN, tiles = (m / GEMM_BM) * n_tiles, k_blocks = k / GEMM_BK;
+    const int n_tiles = parts.column_tiles(), tiles = (m / GEMM_BM) * n_tiles, k_blocks = k / GEMM_BK;
     if (warp >= 8)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         if (threadIdx.x != 256)
             return;
         tensormap_prefetch(map_x);
-        tensormap_prefetch(map_w);
+        for (int p = 0; p < 3; p++)
+        {
+            if (parts.n_of(p) > 0)
+                tensormap_prefetch(parts.w_of(p));
+        }
         PipelineState<GEMM_STAGES> state{0, 0};
         PipelineState<1> tile_state{0, 0};
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
         {
-            const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+            const int m0 = (tile / n_tiles) * GEMM_BM;
+            int part, n0;
+            parts.locate(tile % n_tiles, part, n0);
+            const TensorMap* map_w = parts.w_of(part);
             for (int kb = 0; kb < k_blocks; kb++)
             {
                 ring.acquire(state);
@@ -267,7 +307,9 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
     PipelineState<1> tile_state{0, 0};
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
-        const int m0 = (tile / n_tiles) * GEMM_BM, n0 = (tile % n_tiles) * GEMM_BN;
+        const int m0 = (tile / n_tiles) * GEMM_BM;
+        int part, n0;
+        parts.locate(tile % n_tiles, part, n0);
         // The row scales of this thread's accumulator rows (group and group + 8 of its warp's 16), read before the products.
         const int scale_row = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
         const float scale_lo = row_scale != nullptr ? row_scale[scale_row] : 1.0f;
@@ -294,7 +336,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
             previous = state.stage;
             state.advance();
         }
-        // The rotary table's words for the epilogue, loaded while the last products run.
+        // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         uint2 table_words[ACT == ACT_ROTARY ? ROT_D / 16 : 1][2];
         if constexpr (ACT == ACT_ROTARY)
             rotary_table_words<ROT_D>(table_words, cos_sin, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), seq_len, lane & 3);
@@ -306,7 +348,11 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         if (lane == 0)
             ring.release(previous);
         if constexpr (ACT == ACT_ROTARY)
-            rotary_norm_epilogue<ROT_D>(acc, table_words, rstd, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0, n, lane & 3);
+        {
+            if (part < 2) // the same for the whole block: v's tile is stored as the product
+                rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0,
+                                            parts.n_of(part), lane & 3);
+        }
 
         if (GATE)
         {
@@ -419,7 +465,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const TensorMap
         {
             #pragma unroll
             for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                tma_store(map_out, half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
+                tma_store(parts.out_of(part), half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
             tma_store_commit();
             if (GATE)
             {
@@ -437,7 +483,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
                    const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
-    mlp_gemm<false, ACT_RELU2>(&map_x, &map_w, nullptr, &map_out, nullptr, row_scale, m, n, k);
+    mlp_gemm<false, ACT_RELU2>(&map_x, single_part(&map_w, &map_out, n), nullptr, nullptr, row_scale, m, k);
 }
 #endif
 
@@ -447,7 +493,7 @@ mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_co
                         const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, const float* row_scale,
                         int m, int n, int k)
 {
-    mlp_gemm<true, ACT_RELU2>(&map_g, &map_w, &map_s, &map_out, nullptr, row_scale, m, n, k);
+    mlp_gemm<true, ACT_RELU2>(&map_g, single_part(&map_w, &map_out, n), &map_s, nullptr, row_scale, m, k);
 }
 #endif
 
@@ -456,7 +502,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_gelu(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w, const __grid_constant__ TensorMap map_u,
             const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
 {
-    mlp_gemm<false, ACT_GELU>(&map_x, &map_w, nullptr, &map_out, &map_u, row_scale, m, n, k);
+    mlp_gemm<false, ACT_GELU>(&map_x, single_part(&map_w, &map_out, n), nullptr, &map_u, row_scale, m, k);
 }
 #endif
 
@@ -466,27 +512,39 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
                              const __grid_constant__ TensorMap map_u, const __grid_constant__ TensorMap map_out, const float* row_scale,
                              int m, int n, int k)
 {
-    mlp_gemm<true, ACT_GELU>(&map_g, &map_w, &map_u, &map_out, nullptr, row_scale, m, n, k);
+    mlp_gemm<true, ACT_GELU>(&map_g, single_part(&map_w, &map_out, n), &map_u, nullptr, row_scale, m, k);
 }
 #endif
 
-// The q or k projection with the rotary embedding and QK-norm in its epilogue (ACT_ROTARY above), for heads of 128 or 64:
-// x [M, K] the normed attention input, W [N, K] (c_q or c_k), y [M, N] bf16 (written, box {64, 64}), rstd [M · N / D] fp32,
-// cos_sin [seq_len, D/2] the rotary table as bf16 (cos, sin) pairs (common.cuh). N a multiple of 256 (whole heads in a tile).
+// The q and k projections with the rotary embedding and QK-norm in their epilogue (ACT_ROTARY above), for heads of 128 or 64,
+// and the v projection, in one launch over the same x: x [M, K] the normed attention input; W_q [N_q, K], W_k and W_v [N_k, K]
+// (c_q, c_k, c_v); q [M, N_q] and k [M, N_k] bf16 (written, box {64, 64}) with rstd_q [M · N_q / D] and rstd_k [M · N_k / D]
+// fp32; v [M, N_v] = x·W_vᵀ bf16. N_k or N_v 0: that part is absent (the maps of an absent part are never read; pass any
+// valid ones), so one projection alone is N_q with the other two 0. Each N a multiple of 256 (whole heads in a tile).
+// cos_sin [seq_len, D/2] the rotary table as bf16 (cos, sin) pairs (common.cuh).
+// qk_gemm_takes_v tells the launcher whether to give this kernel v's product (QK_GEMM_TAKES_V 0: cuBLAS computes it).
+#if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
+#ifndef QK_GEMM_TAKES_V
+#define QK_GEMM_TAKES_V 1
+#endif
+extern "C" __constant__ int qk_gemm_takes_v = QK_GEMM_TAKES_V;
+
+#define QK_GEMM_KERNEL(D)                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1) qk_gemm_rotary_norm_##D(                                        \
+        const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_wq, const __grid_constant__ TensorMap map_wk, \
+        const __grid_constant__ TensorMap map_wv, const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,  \
+        const __grid_constant__ TensorMap map_v, const unsigned* cos_sin, float* rstd_q, float* rstd_k, int m, int n_q, int n_k,      \
+        int n_v, int k, int seq_len)                                                                                                \
+    {                                                                                                                              \
+        const GemmParts parts{{&map_wq, &map_wk, &map_wv}, {&map_q, &map_k, &map_v}, {rstd_q, rstd_k, nullptr}, {n_q, n_k, n_v}}; \
+        mlp_gemm<false, ACT_ROTARY, D>(&map_x, parts, nullptr, nullptr, nullptr, m, k, cos_sin, seq_len);                         \
+    }
+#endif
+
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128)
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                        const __grid_constant__ TensorMap map_out, const unsigned* cos_sin, float* rstd, int m, int n, int k, int seq_len)
-{
-    mlp_gemm<false, ACT_ROTARY, 128>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
-}
+QK_GEMM_KERNEL(128)
 #endif
 
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-qk_gemm_rotary_norm_64(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                       const __grid_constant__ TensorMap map_out, const unsigned* cos_sin, float* rstd, int m, int n, int k, int seq_len)
-{
-    mlp_gemm<false, ACT_ROTARY, 64>(&map_x, &map_w, nullptr, &map_out, nullptr, nullptr, m, n, k, cos_sin, rstd, seq_len);
-}
+QK_GEMM_KERNEL(64)
 #endif

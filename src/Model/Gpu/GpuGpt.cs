@@ -23,6 +23,7 @@ public sealed class GpuGpt : IDisposable
     private readonly MlpGemm? _mlpGemm;
     private readonly MlpGemm? _qkGemm; // the same kernels' q and k projections with rotary + QK-norm in the epilogue
     private readonly bool _fusedQ, _fusedK;
+    private readonly bool _fusedV; // v's product in the q and k kernel's launch (both fused, and the kernel built to take it)
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<uint> _cosSinPairs; // the rotary table as bf16 (cos, sin) pairs (RotaryTable.Bf16Pairs)
@@ -66,6 +67,7 @@ public sealed class GpuGpt : IDisposable
             var gemm = new MlpGemm(kernels, device.Properties, gemmKernels);
             _mlpGemm = paths.Mlp ? gemm : null;
             _qkGemm = paths.Q || paths.K ? gemm : null;
+            _fusedV = paths.Q && paths.K && gemm.RotaryTakesV(shape.HeadDim);
         }
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
@@ -141,6 +143,10 @@ public sealed class GpuGpt : IDisposable
     /// <inheritdoc cref="FusedQ"/>
     public bool FusedK => _fusedK;
 
+    /// <summary>Whether v's projection runs in the same launch as q's and k's (<see cref="MlpGemm.QkvRotaryNorm"/>: both fused, and the
+    /// kernel built to take v) rather than on cuBLAS.</summary>
+    public bool FusedV => _fusedV;
+
     /// <summary>Whether a projection of <paramref name="outFeatures"/> (q: the model width; k: kv heads × head size) takes the rotary
     /// GEMM: on Hopper, the tile shapes (whole heads in a 256-column tile).</summary>
     public static bool UsesFusedRotary(DeviceProperties properties, ModelShape shape, int batch, int outFeatures)
@@ -210,15 +216,26 @@ public sealed class GpuGpt : IDisposable
             }
             using (prof.Region(_fusedQ || _fusedK ? "GEMM q k v (+ rotary + QK-norm)" : "GEMM q k v", Gemm(n, c + 2 * kvd, c)))
             {
-                if (_fusedQ)
-                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
+                if (_fusedQ && _fusedK)
+                {
+                    // One launch, x read once: q and k with their epilogues, and v when the kernel takes it.
+                    _qkGemm!.QkvRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), p.Bf16Of(Layer(i, "attn.c_k")), _fusedV ? p.Bf16Of(Layer(i, "attn.c_v")) : 0,
+                        n, c, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.K[i].Pointer, _fusedV ? a.V[i].Pointer : 0,
+                        a.RstdQ[i].Pointer, a.RstdK[i].Pointer, _stream);
+                }
                 else
-                    _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                if (_fusedK)
-                    _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
-                else
-                    _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
-                _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
+                {
+                    if (_fusedQ)
+                        _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
+                    else
+                        _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
+                    if (_fusedK)
+                        _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
+                    else
+                        _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
+                }
+                if (!_fusedV)
+                    _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
             {

@@ -32,6 +32,7 @@ public sealed class MlpGemm
 
     private readonly KernelCache _kernels;
     private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes)> _loaded = [];
+    private readonly Dictionary<string, bool> _takesV = [];
     private readonly int _multiprocessors;
 
     /// <summary>
@@ -185,13 +186,67 @@ public sealed class MlpGemm
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
         if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
             throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
+        // One part: the kernel's k and v parts are absent (0 columns), their maps never read.
+        var wMap = TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep);
+        var yMap = TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64);
+        ReadOnlySpan<TensorMap> maps = [TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep), wMap, wMap, wMap, yMap, yMap, yMap];
+        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSinPairs, rstd, rstd, (int)n, outFeatures, 0, 0, width, seqLen);
+    }
+
+    /// <summary>
+    /// The q, k and v projections of one x in one launch: q = norm(rotary(bf16(x·W_qᵀ))) and k = norm(rotary(bf16(x·W_kᵀ))) per head,
+    /// each as <see cref="QkRotaryNorm"/> computes it, and v = bf16(x·W_vᵀ) (<paramref name="wv"/> 0: v is not computed here). x's
+    /// rows are read from memory once for the three products, not once for each. x [n, width], W_q [qFeatures, width], W_k and W_v
+    /// [kvFeatures, width], q [n, qFeatures], k and v [n, kvFeatures], all bf16; rstdQ [n · qFeatures / headDim] and rstdK
+    /// [n · kvFeatures / headDim] fp32. <see cref="RotaryTakesV"/> says whether the compiled kernel is meant to take v (the
+    /// kernel file's QK_GEMM_TAKES_V); it takes it whenever asked.
+    /// </summary>
+    public void QkvRotaryNorm(ulong x, ulong wq, ulong wk, ulong wv, long n, int width, int qFeatures, int kvFeatures, int headDim, ulong cosSinPairs,
+        int seqLen, ulong q, ulong k, ulong v, ulong rstdQ, ulong rstdK, CudaStream stream)
+    {
+        foreach (var (name, features) in new[] { ("q", qFeatures), ("k and v", kvFeatures) })
+        {
+            if (!SupportsRotary(n, width, features, headDim))
+            {
+                throw new ArgumentException($"the q k v GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, features) ?? "whole heads"} for {name}; "
+                    + $"got {n} tokens, width {width}, {features} outputs in heads of {headDim}.");
+            }
+        }
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
+        if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
+            throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
+        if ((wv == 0) != (v == 0))
+            throw new ArgumentException($"v's product needs both its weight and its output: got wv 0x{wv:x}, v 0x{v:x} (0 for both leaves v out).", nameof(wv));
+        if (q == k || (v != 0 && (v == q || v == k)))
+            throw new ArgumentException("q, k and v must be separate buffers.", nameof(q));
+        if (q == x || k == x || (v != 0 && v == x))
+            throw new ArgumentException("q, k and v may not alias x (x is read by later tiles while they are stored).", nameof(x));
+        var wkMap = TensorMap.Bf16Swizzled(wk, kvFeatures, width, TileColumns, KStep);
+        var kMap = TensorMap.Bf16Swizzled(k, n, kvFeatures, 64, 64);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
-            TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep),
-            TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64),
+            TensorMap.Bf16Swizzled(wq, qFeatures, width, TileColumns, KStep),
+            wkMap,
+            v != 0 ? TensorMap.Bf16Swizzled(wv, kvFeatures, width, TileColumns, KStep) : wkMap,
+            TensorMap.Bf16Swizzled(q, n, qFeatures, 64, 64),
+            kMap,
+            v != 0 ? TensorMap.Bf16Swizzled(v, n, kvFeatures, 64, 64) : kMap,
         ];
-        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSinPairs, rstd, (int)n, outFeatures, width, seqLen);
+        int vFeatures = v != 0 ? kvFeatures : 0;
+        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, qFeatures + kvFeatures + vFeatures), stream, maps, cosSinPairs, rstdQ, rstdK, (int)n,
+            qFeatures, kvFeatures, vFeatures, width, seqLen);
+    }
+
+    /// <summary>
+    /// Whether the rotary kernel of <paramref name="headDim"/> was built to take v's product too (its file's QK_GEMM_TAKES_V, 1 by
+    /// default): the model then gives it v instead of running v's GEMM on cuBLAS. Loads the kernel.
+    /// </summary>
+    public bool RotaryTakesV(int headDim)
+    {
+        string name = RotaryKernelName(headDim);
+        Kernel(name);
+        return _takesV[name];
     }
 
     private static string RotaryKernelName(int headDim) => headDim is 64 or 128
@@ -207,6 +262,7 @@ public sealed class MlpGemm
             loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"));
             loaded.Kernel.SetMaxDynamicSharedMemory(loaded.SharedBytes);
             _loaded[name] = loaded;
+            _takesV[name] = module.TryReadInt32("qk_gemm_takes_v") is > 0;
         }
         return loaded;
     }

@@ -250,10 +250,11 @@ public static class ProfileCommand
         return 0;
     }
 
-    /// <summary>How q and k are made: each by our GEMM with rotary + QK-norm in the epilogue, or by cuBLAS and the rotary pass.</summary>
+    /// <summary>How q, k and v are made: q and k each by our GEMM with rotary + QK-norm in the epilogue (both in one launch, with v
+    /// when the kernel takes it), or by cuBLAS and the rotary pass.</summary>
     private static string QkPath(GpuGpt model) => (model.FusedQ, model.FusedK) switch
     {
-        (true, true) => "q, k GEMM + rotary + QK-norm fused",
+        (true, true) => model.FusedV ? "q, k GEMM + rotary + QK-norm fused, v in the same launch" : "q, k GEMM + rotary + QK-norm fused in one launch, v cuBLAS",
         (true, false) => "q GEMM + rotary + QK-norm fused, k cuBLAS + rotary pass",
         (false, true) => "k GEMM + rotary + QK-norm fused, q cuBLAS + rotary pass",
         _ => "q, k cuBLAS + rotary pass",

@@ -602,6 +602,89 @@ public class KernelOpTests
         Assert.Contains("multiple of 256", e.Message, StringComparison.Ordinal); // 384 outputs: heads split across tiles
     }
 
+    [GpuTheory]
+    [InlineData(2, 256, 512, 512, 512, 128, true, 0)]   // the baseline's q, k and v: 4 heads of 128, 6 column tiles a row block
+    [InlineData(2, 384, 512, 512, 256, 128, true, 1)]   // 2 kv heads (GQA): 2 + 1 + 1 tiles, every tile in one block
+    [InlineData(3, 128, 256, 256, 256, 64, false, 5)]   // heads of 64, v left to cuBLAS: q and k alone
+    [InlineData(1, 1024, 128, 768, 256, 64, true, 7)]   // 12 q heads of 64 over 3 tiles, 4 kv heads in one: parts of unequal width
+    public void Qkv_gemm_in_one_launch_matches_the_three_products(int batch, int seqLen, int width, int qFeatures, int kvFeatures, int headDim,
+        bool withV, int maxBlocks)
+    {
+        long n = (long)batch * seqLen;
+        Assert.SkipUnless(Device.Properties.ComputeMajor == 9, "the rotary GEMM needs an sm_90 GPU");
+        int seed = (int)n + width + qFeatures + 3 * kvFeatures + headDim + (withV ? 1 : 0);
+        var r = new Random(seed);
+        var (xBits, x) = Numerics.RandomBf16(r, n * width);
+        var (wqBits, wq) = Numerics.RandomBf16(r, (long)qFeatures * width, 0.2);
+        var (wkBits, wk) = Numerics.RandomBf16(r, (long)kvFeatures * width, 0.2);
+        var (wvBits, wv) = Numerics.RandomBf16(r, (long)kvFeatures * width, 0.2);
+        var cosSin = RotaryTable.CosSin(seqLen, headDim, 10000.0);
+        double[] Rounded(double[] w, int features) => CpuOps.Linear(x, w, (int)n, width, features).Select(v => (double)Bf16.Round((float)v)).ToArray();
+        var (qRef, rstdQRef) = CpuOps.RotaryQkNorm(Rounded(wq, qFeatures), cosSin, (int)n * (qFeatures / headDim), qFeatures / headDim, seqLen, headDim);
+        var (kRef, rstdKRef) = CpuOps.RotaryQkNorm(Rounded(wk, kvFeatures), cosSin, (int)n * (kvFeatures / headDim), kvFeatures / headDim, seqLen, headDim);
+        var vRef = CpuOps.Linear(x, wv, (int)n, width, kvFeatures);
+
+        var mlp = new MlpGemm(TestGpu.Kernels, Device.Properties) { MaxBlocks = maxBlocks };
+        long qCount = n * qFeatures, kvCount = n * kvFeatures, guard = 4096;
+        long qRstd = n * (qFeatures / headDim), kRstd = n * (kvFeatures / headDim);
+        using var dX = Upload(xBits, "x");
+        using var dWq = Upload(wqBits, "W_q");
+        using var dWk = Upload(wkBits, "W_k");
+        using var dWv = Upload(wvBits, "W_v");
+        using var table = Upload(RotaryTable.Bf16Pairs(cosSin, seqLen, headDim), "cos/sin pairs");
+        using var dQ = Poisoned<ushort>(qCount + guard, "q");
+        using var dK = Poisoned<ushort>(kvCount + guard, "k");
+        using var dV = Poisoned<ushort>(kvCount + guard, "v");
+        using var dRstdQ = Poisoned<float>(qRstd + 64, "rstd q");
+        using var dRstdK = Poisoned<float>(kRstd + 64, "rstd k");
+        mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, withV ? dWv.Pointer : 0, n, width, qFeatures, kvFeatures, headDim, table.Pointer, seqLen,
+            dQ.Pointer, dK.Pointer, withV ? dV.Pointer : 0, dRstdQ.Pointer, dRstdK.Pointer, Stream);
+        Stream.Synchronize();
+
+        var q = dQ.ToArray();
+        var k = dK.ToArray();
+        var v = dV.ToArray();
+        var rstdQ = dRstdQ.ToArray();
+        var rstdK = dRstdK.ToArray();
+        Numerics.AssertClose("q", Bf16.ToFloat(q[..(int)qCount]), qRef, 1e-2, seed);
+        Numerics.AssertClose("k", Bf16.ToFloat(k[..(int)kvCount]), kRef, 1e-2, seed);
+        Numerics.AssertClose("rstd q", rstdQ[..(int)qRstd], rstdQRef, 1e-3, seed);
+        Numerics.AssertClose("rstd k", rstdK[..(int)kRstd], rstdKRef, 1e-3, seed);
+        Assert.All(q[(int)qCount..], b => Assert.Equal(0xFFFF, b));
+        Assert.All(k[(int)kvCount..], b => Assert.Equal(0xFFFF, b));
+        Assert.All(rstdQ[(int)qRstd..], f => Assert.True(float.IsNaN(f), "rstd q written past its rows"));
+        Assert.All(rstdK[(int)kRstd..], f => Assert.True(float.IsNaN(f), "rstd k written past its rows"));
+        if (withV)
+        {
+            Numerics.AssertClose("v", Bf16.ToFloat(v[..(int)kvCount]), vRef, 1e-2, seed);
+            Assert.All(v[(int)kvCount..], b => Assert.Equal(0xFFFF, b));
+        }
+        else
+        {
+            Assert.All(v, b => Assert.Equal(0xFFFF, b)); // v left out: not written
+        }
+
+        // Each part's tiles are the single launch's tiles: the same bits as q and k made one at a time.
+        using var dQ1 = Poisoned<ushort>(qCount, "q alone");
+        using var dK1 = Poisoned<ushort>(kvCount, "k alone");
+        using var dRstdQ1 = Poisoned<float>(qRstd, "rstd q alone");
+        using var dRstdK1 = Poisoned<float>(kRstd, "rstd k alone");
+        mlp.QkRotaryNorm(dX.Pointer, dWq.Pointer, n, width, qFeatures, headDim, table.Pointer, seqLen, dQ1.Pointer, dRstdQ1.Pointer, Stream);
+        mlp.QkRotaryNorm(dX.Pointer, dWk.Pointer, n, width, kvFeatures, headDim, table.Pointer, seqLen, dK1.Pointer, dRstdK1.Pointer, Stream);
+        Stream.Synchronize();
+        Assert.Equal(q[..(int)qCount], dQ1.ToArray());
+        Assert.Equal(k[..(int)kvCount], dK1.ToArray());
+        Assert.Equal(rstdQ[..(int)qRstd], dRstdQ1.ToArray());
+        Assert.Equal(rstdK[..(int)kRstd], dRstdK1.ToArray());
+
+        var e = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, dWv.Pointer, n, width, qFeatures, 384, headDim,
+            table.Pointer, seqLen, dQ.Pointer, dK.Pointer, dV.Pointer, dRstdQ.Pointer, dRstdK.Pointer, Stream));
+        Assert.Contains("k and v", e.Message, StringComparison.Ordinal); // 384 kv outputs: heads split across tiles
+        var half = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, dWv.Pointer, n, width, qFeatures, kvFeatures,
+            headDim, table.Pointer, seqLen, dQ.Pointer, dK.Pointer, 0, dRstdQ.Pointer, dRstdK.Pointer, Stream));
+        Assert.Contains("wv", half.Message, StringComparison.Ordinal);
+    }
+
     [GpuFact]
     public void Mlp_gemm_rejects_shapes_off_its_tiles()
     {

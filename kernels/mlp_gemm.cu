@@ -525,26 +525,31 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
 // qk_gemm_takes_v tells the launcher whether to give this kernel v's product (QK_GEMM_TAKES_V 0: cuBLAS computes it).
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
 #ifndef QK_GEMM_TAKES_V
-#define QK_GEMM_TAKES_V 1
+#define QK_GEMM_TAKES_V 0
 #endif
 extern "C" __constant__ int qk_gemm_takes_v = QK_GEMM_TAKES_V;
-
-#define QK_GEMM_KERNEL(D)                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1) qk_gemm_rotary_norm_##D(                                        \
-        const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_wq, const __grid_constant__ TensorMap map_wk, \
-        const __grid_constant__ TensorMap map_wv, const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,  \
-        const __grid_constant__ TensorMap map_v, const unsigned* cos_sin, float* rstd_q, float* rstd_k, int m, int n_q, int n_k,      \
-        int n_v, int k, int seq_len)                                                                                                \
-    {                                                                                                                              \
-        const GemmParts parts{{&map_wq, &map_wk, &map_wv}, {&map_q, &map_k, &map_v}, {rstd_q, rstd_k, nullptr}, {n_q, n_k, n_v}}; \
-        mlp_gemm<false, ACT_ROTARY, D>(&map_x, parts, nullptr, nullptr, nullptr, m, k, cos_sin, seq_len);                         \
-    }
 #endif
 
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128)
-QK_GEMM_KERNEL(128)
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+qk_gemm_rotary_norm_128(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_wq, const __grid_constant__ TensorMap map_wk,
+                       const __grid_constant__ TensorMap map_wv, const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
+                       const __grid_constant__ TensorMap map_v, const unsigned* cos_sin, float* rstd_q, float* rstd_k, int m, int n_q, int n_k,
+                       int n_v, int k, int seq_len)
+{
+    const GemmParts parts{{&map_wq, &map_wk, &map_wv}, {&map_q, &map_k, &map_v}, {rstd_q, rstd_k, nullptr}, {n_q, n_k, n_v}};
+    mlp_gemm<false, ACT_ROTARY, 128>(&map_x, parts, nullptr, nullptr, nullptr, m, k, cos_sin, seq_len);
+}
 #endif
 
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)
-QK_GEMM_KERNEL(64)
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+qk_gemm_rotary_norm_64(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_wq, const __grid_constant__ TensorMap map_wk,
+                       const __grid_constant__ TensorMap map_wv, const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
+                       const __grid_constant__ TensorMap map_v, const unsigned* cos_sin, float* rstd_q, float* rstd_k, int m, int n_q, int n_k,
+                       int n_v, int k, int seq_len)
+{
+    const GemmParts parts{{&map_wq, &map_wk, &map_wv}, {&map_q, &map_k, &map_v}, {rstd_q, rstd_k, nullptr}, {n_q, n_k, n_v}};
+    mlp_gemm<false, ACT_ROTARY, 64>(&map_x, parts, nullptr, nullptr, nullptr, m, k, cos_sin, seq_len);
+}
 #endif

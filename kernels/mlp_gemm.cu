@@ -57,10 +57,6 @@
 #define GEMM_GATE_BATCH 2
 #endif
 static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATCH divides the 16 column pairs of a tile row");
-// Trial: the rotary epilogue's table words loaded at the tile's start (1) instead of after its last products are issued (0).
-#ifndef GEMM_TABLE_EARLY
-#define GEMM_TABLE_EARLY 0
-#endif
 
 // Shared layout (pipeline.cuh): GEMM_STAGES stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
 // epilogue tiles (64 × 256 each), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
@@ -318,13 +314,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const int scale_row = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
         const float scale_lo = row_scale != nullptr ? row_scale[scale_row] : 1.0f;
         const float scale_hi = row_scale != nullptr ? row_scale[scale_row + 8] : 1.0f;
-#if GEMM_TABLE_EARLY
-        // The rotary table's words for the epilogue, asked for before the products (for v's tiles too: no branch here).
-        uint2 table_words[ACT == ACT_ROTARY ? ROT_D / 16 : 1][2];
-        if constexpr (ACT == ACT_ROTARY)
-            rotary_table_words<ROT_D>(table_words, cos_sin, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), seq_len, lane & 3);
-        (void)table_words;
-#endif
         int previous = 0;
         for (int kb = 0; kb < k_blocks; kb++)
         {
@@ -347,13 +336,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             previous = state.stage;
             state.advance();
         }
-#if !GEMM_TABLE_EARLY
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
+        // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
         uint2 table_words[ACT == ACT_ROTARY ? ROT_D / 16 : 1][2];
         if constexpr (ACT == ACT_ROTARY)
             rotary_table_words<ROT_D>(table_words, cos_sin, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), seq_len, lane & 3);
         (void)table_words;
-#endif
         wgmma_wait<0>();
         #pragma unroll
         for (int j = 0; j < 32; j++)

@@ -178,14 +178,7 @@ public sealed class MlpGemm
     public void QkRotaryNorm(ulong x, ulong w, long n, int width, int outFeatures, int headDim, ulong cosSinPairs, int seqLen, ulong y,
         ulong rstd, CudaStream stream)
     {
-        if (!SupportsRotary(n, width, outFeatures, headDim))
-        {
-            throw new ArgumentException($"the rotary GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"}; "
-                + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
-        }
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
-        if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
-            throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
+        CheckRotary("the projection", n, width, outFeatures, headDim, seqLen, cosSinPairs);
         // One part: the kernel's k and v parts are absent (0 columns), their maps never read.
         var wMap = TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep);
         var yMap = TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64);
@@ -204,17 +197,8 @@ public sealed class MlpGemm
     public void QkvRotaryNorm(ulong x, ulong wq, ulong wk, ulong wv, long n, int width, int qFeatures, int kvFeatures, int headDim, ulong cosSinPairs,
         int seqLen, ulong q, ulong k, ulong v, ulong rstdQ, ulong rstdK, CudaStream stream)
     {
-        foreach (var (name, features) in new[] { ("q", qFeatures), ("k and v", kvFeatures) })
-        {
-            if (!SupportsRotary(n, width, features, headDim))
-            {
-                throw new ArgumentException($"the q k v GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, features) ?? "whole heads"} for {name}; "
-                    + $"got {n} tokens, width {width}, {features} outputs in heads of {headDim}.");
-            }
-        }
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
-        if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
-            throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
+        CheckRotary("q", n, width, qFeatures, headDim, seqLen, cosSinPairs);
+        CheckRotary("k and v", n, width, kvFeatures, headDim, seqLen, cosSinPairs);
         if ((wv == 0) != (v == 0))
             throw new ArgumentException($"v's product needs both its weight and its output: got wv 0x{wv:x}, v 0x{v:x} (0 for both leaves v out).", nameof(wv));
         if (q == k || (v != 0 && (v == q || v == k)))
@@ -239,14 +223,28 @@ public sealed class MlpGemm
     }
 
     /// <summary>
-    /// Whether the rotary kernel of <paramref name="headDim"/> was built to take v's product too (its file's QK_GEMM_TAKES_V, 1 by
-    /// default): the model then gives it v instead of running v's GEMM on cuBLAS. Loads the kernel.
+    /// Whether the rotary kernel of <paramref name="headDim"/> was built to take v's product too (its file's QK_GEMM_TAKES_V, 0 by
+    /// default: on an H100 v's product ran faster on cuBLAS): the model then gives it v instead of running v's GEMM on cuBLAS.
+    /// Loads the kernel.
     /// </summary>
     public bool RotaryTakesV(int headDim)
     {
         string name = RotaryKernelName(headDim);
         Kernel(name);
         return _takesV[name];
+    }
+
+    // The rotary GEMM's checks of one projection (what: its name in the message) and of the table.
+    private static void CheckRotary(string what, long n, int width, int outFeatures, int headDim, int seqLen, ulong cosSinPairs)
+    {
+        if (!SupportsRotary(n, width, outFeatures, headDim))
+        {
+            throw new ArgumentException($"the rotary GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"} for {what}; "
+                + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
+        }
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
+        if (cosSinPairs == 0 || cosSinPairs % 8 != 0)
+            throw new ArgumentException($"the rotary GEMM reads the table's pairs 8 bytes at a time: cosSinPairs must be 8-byte aligned; got 0x{cosSinPairs:x}", nameof(cosSinPairs));
     }
 
     private static string RotaryKernelName(int headDim) => headDim is 64 or 128

@@ -37,7 +37,7 @@
 
 #define ACT_RELU2 0
 #define ACT_GELU 1
-#define ACT_ROTARY 2 // not an activation: the q or k projection's rotary embedding and RMS norm per head (qk_gemm_rotary_norm_*)
+#define ACT_ROTARY 2 // not an activation: the q and k projections' rotary embedding and RMS norm per head, v's product plain (qk_gemm_rotary_norm_*)
 #define GELU_K 0.7978845608028654f // sqrt(2/π)
 #define GELU_A 0.044715f
 
@@ -518,9 +518,9 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
 #endif
 
 // The q and k projections with the rotary embedding and QK-norm in their epilogue (ACT_ROTARY above), for heads of 128 or 64,
-// and the v projection, in one launch over the same x: x [M, K] the normed attention input; W_q [N_q, K], W_k and W_v [N_k, K]
-// (c_q, c_k, c_v); q [M, N_q] and k [M, N_k] bf16 (written, box {64, 64}) with rstd_q [M · N_q / D] and rstd_k [M · N_k / D]
-// fp32; v [M, N_v] = x·W_vᵀ bf16. N_k or N_v 0: that part is absent (the maps of an absent part are never read; pass any
+// and the v projection, in one launch over the same x: x [M, K] the normed attention input; W_q [N_q, K], W_k [N_k, K] and
+// W_v [N_v, K] (c_q, c_k, c_v); q [M, N_q] and k [M, N_k] bf16 (written, box {64, 64}) with rstd_q [M · N_q / D] and rstd_k
+// [M · N_k / D] fp32; v [M, N_v] = x·W_vᵀ bf16 (the model's N_v is N_k). N_k or N_v 0: that part is absent (the maps of an absent part are never read; pass any
 // valid ones), so one projection alone is N_q with the other two 0. Each N a multiple of 256 (whole heads in a tile).
 // cos_sin [seq_len, D/2] the rotary table as bf16 (cos, sin) pairs (common.cuh).
 // qk_gemm_takes_v tells the launcher whether to give this kernel v's product (QK_GEMM_TAKES_V 0: cuBLAS computes it).

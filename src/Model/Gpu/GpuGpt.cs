@@ -21,7 +21,7 @@ public sealed class GpuGpt : IDisposable
     private readonly IAttentionKernels _attention;
     private readonly MlpActivation _activation;
     private readonly MlpGemm? _mlpGemm;
-    private readonly MlpGemm? _qkGemm; // the same kernels' q and k projections with rotary + QK-norm in the epilogue
+    private readonly MlpGemm? _qkGemm; // the same kernels' q and k projections with rotary + QK-norm in the epilogue (and v's, if it takes it)
     private readonly bool _fusedQ, _fusedK;
     private readonly bool _fusedV; // v's product in the q and k kernel's launch (both fused, and the kernel built to take it)
     private readonly CrossEntropy _crossEntropy;
@@ -137,7 +137,8 @@ public sealed class GpuGpt : IDisposable
     public bool FusedMlp => _mlpGemm is not null;
 
     /// <summary>Whether q (<see cref="FusedQ"/>) and k (<see cref="FusedK"/>) come from our GEMM with the rotary embedding and QK-norm in
-    /// its epilogue (<see cref="MlpGemm.QkRotaryNorm"/>) rather than cuBLAS and a rotary pass.</summary>
+    /// its epilogue (<see cref="MlpGemm.QkRotaryNorm"/>; both in one launch, <see cref="MlpGemm.QkvRotaryNorm"/>, when both do) rather
+    /// than cuBLAS and a rotary pass.</summary>
     public bool FusedQ => _fusedQ;
 
     /// <inheritdoc cref="FusedQ"/>

@@ -198,9 +198,16 @@ public sealed class MlpGemm
         int seqLen, ulong q, ulong k, ulong v, ulong rstdQ, ulong rstdK, CudaStream stream)
     {
         CheckRotary("q", n, width, qFeatures, headDim, seqLen, cosSinPairs);
-        CheckRotary("k and v", n, width, kvFeatures, headDim, seqLen, cosSinPairs);
+        CheckRotary(v != 0 ? "k and v" : "k", n, width, kvFeatures, headDim, seqLen, cosSinPairs);
         if ((wv == 0) != (v == 0))
             throw new ArgumentException($"v's product needs both its weight and its output: got wv 0x{wv:x}, v 0x{v:x} (0 for both leaves v out).", nameof(wv));
+        foreach (var (pointer, name) in new[] { (x, nameof(x)), (wq, nameof(wq)), (wk, nameof(wk)), (q, nameof(q)), (k, nameof(k)), (rstdQ, nameof(rstdQ)), (rstdK, nameof(rstdK)) })
+        {
+            if (pointer == 0)
+                throw new ArgumentException($"the q k v GEMM needs a device address for {name}; got 0.", name);
+        }
+        if (rstdQ == rstdK)
+            throw new ArgumentException("rstdQ and rstdK must be separate buffers (each token's q and k norms are both kept).", nameof(rstdK));
         if (q == k || (v != 0 && (v == q || v == k)))
             throw new ArgumentException("q, k and v must be separate buffers.", nameof(q));
         if (q == x || k == x || (v != 0 && v == x))
@@ -239,8 +246,8 @@ public sealed class MlpGemm
     {
         if (!SupportsRotary(n, width, outFeatures, headDim))
         {
-            throw new ArgumentException($"the rotary GEMM needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"} for {what}; "
-                + $"got {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}.");
+            throw new ArgumentException($"the rotary GEMM cannot take {what}: it needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"} "
+                + $"(the call: {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}).");
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
         if (cosSinPairs == 0 || cosSinPairs % 8 != 0)

@@ -659,10 +659,6 @@ public class KernelOpTests
             Numerics.AssertClose("v", Bf16.ToFloat(v[..(int)kvCount]), vRef, 1e-2, seed);
             Assert.All(v[(int)kvCount..], b => Assert.Equal(0xFFFF, b));
         }
-        else
-        {
-            Assert.All(v, b => Assert.Equal(0xFFFF, b)); // v left out: not written
-        }
 
         // Each part's tiles are the single launch's tiles: the same bits as q and k made one at a time.
         using var dQ1 = Poisoned<ushort>(qCount, "q alone");
@@ -683,6 +679,15 @@ public class KernelOpTests
         var half = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, dWv.Pointer, n, width, qFeatures, kvFeatures,
             headDim, table.Pointer, seqLen, dQ.Pointer, dK.Pointer, 0, dRstdQ.Pointer, dRstdK.Pointer, Stream));
         Assert.Contains("wv", half.Message, StringComparison.Ordinal);
+        var sameRstd = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, 0, n, width, qFeatures, kvFeatures,
+            headDim, table.Pointer, seqLen, dQ.Pointer, dK.Pointer, 0, dRstdQ.Pointer, dRstdQ.Pointer, Stream));
+        Assert.Equal("rstdK", sameRstd.ParamName);
+        var noRstd = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, 0, n, width, qFeatures, kvFeatures,
+            headDim, table.Pointer, seqLen, dQ.Pointer, dK.Pointer, 0, dRstdQ.Pointer, 0, Stream));
+        Assert.Equal("rstdK", noRstd.ParamName);
+        var xAsQ = Assert.Throws<ArgumentException>(() => mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, 0, n, width, qFeatures, kvFeatures,
+            headDim, table.Pointer, seqLen, dX.Pointer, dK.Pointer, 0, dRstdQ.Pointer, dRstdK.Pointer, Stream));
+        Assert.Equal("x", xAsQ.ParamName);
     }
 
     [GpuFact]

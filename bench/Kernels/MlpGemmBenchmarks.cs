@@ -17,6 +17,9 @@ namespace AutoResearch.Bench.Kernels;
 /// against <see cref="ProjGradientCublas"/> = a cuBLASLt GEMM writing ds, then the activation's backward pass.</item>
 /// <item>q rotary: <see cref="QRotary"/> = the q projection with the rotary embedding and QK-norm in the same GEMM's epilogue
 /// against <see cref="QRotaryCublas"/> = a cuBLASLt GEMM writing q, then kernels/rotary.cu's pass.</item>
+/// <item>q k rotary: <see cref="QkRotary"/> = the q and k projections with that epilogue in one launch, x read once (as the model
+/// runs them), against <see cref="QkRotaryTwoLaunches"/> = the same kernel launched for q, then for k, and
+/// <see cref="QkRotaryCublas"/> = two cuBLASLt GEMMs and two rotary passes.</item>
 /// </list>
 /// Checked on a slice of the rows (1024 at width 512, down to 128 at width 2048: the fp64 products cost N·C·F) with the full
 /// width and hidden size. Tensor-core work (2·N·C·F FLOPs, the same for both ways). Run: <c>bench --filter '*MlpGemmBenchmarks*'</c>.
@@ -27,7 +30,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     private MlpActivation _activation = null!;
     private Linear _linear = null!;
     private Rotary _rotary = null!;
-    private ulong _x, _wFc, _rowScale, _s, _u, _g, _wProj, _du, _ds, _wQ, _q, _rstdQ, _table;
+    private ulong _x, _wFc, _rowScale, _s, _u, _g, _wProj, _du, _ds, _wQ, _q, _rstdQ, _table, _wK, _k, _rstdK;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -172,6 +175,66 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         return KernelWork.Gemm(N, C, C);
     }
 
+    // ---- q and k with rotary + QK-norm ----
+
+    private int KvFeatures => Shape.KvDim;
+
+    [GlobalSetup(Target = nameof(QkRotary))]
+    public void SetupQkRotary() => Prepare(nameof(QkRotary), () => CheckQkRotary(QkWay.OneLaunch), SetUpQkRotary);
+
+    /// <summary>q and k in one launch of the rotary GEMM (<see cref="MlpGemm.QkvRotaryNorm"/>, v left out), as the model runs them.</summary>
+    [Benchmark, BenchmarkCategory("q k rotary")]
+    public void QkRotary()
+    {
+        Begin();
+        _mlp.QkvRotaryNorm(_x, _wQ, _wK, 0, N, C, C, KvFeatures, Shape.HeadDim, _table, T, _q, _k, 0, _rstdQ, _rstdK, Stream);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(QkRotaryTwoLaunches))]
+    public void SetupQkRotaryTwoLaunches() => Prepare(nameof(QkRotaryTwoLaunches), () => CheckQkRotary(QkWay.TwoLaunches), SetUpQkRotary);
+
+    /// <summary>The same kernel launched once for q and once for k: x read twice.</summary>
+    [Benchmark, BenchmarkCategory("q k rotary")]
+    public void QkRotaryTwoLaunches()
+    {
+        Begin();
+        _mlp.QkRotaryNorm(_x, _wQ, N, C, C, Shape.HeadDim, _table, T, _q, _rstdQ, Stream);
+        _mlp.QkRotaryNorm(_x, _wK, N, C, KvFeatures, Shape.HeadDim, _table, T, _k, _rstdK, Stream);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(QkRotaryCublas))]
+    public void SetupQkRotaryCublas() => Prepare(nameof(QkRotaryCublas), () => CheckQkRotary(QkWay.Cublas), SetUpQkRotary);
+
+    /// <summary>The plain way: a cuBLASLt GEMM and kernels/rotary.cu's pass for q, then for k.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory("q k rotary")]
+    public void QkRotaryCublas()
+    {
+        Begin();
+        int kvHeads = Shape.KvHeads;
+        _linear.Forward(_x, _wQ, (int)N, C, C, _q);
+        _rotary.Forward(_q, _table, (int)N * Shape.Heads, Shape.Heads, T, _rstdQ, Stream);
+        _linear.Forward(_x, _wK, (int)N, C, KvFeatures, _k);
+        _rotary.Forward(_k, _table, (int)N * kvHeads, kvHeads, T, _rstdK, Stream);
+        End();
+    }
+
+    private KernelWork SetUpQkRotary()
+    {
+        if (!MlpGemm.SupportsRotary(N, C, C, Shape.HeadDim) || !MlpGemm.SupportsRotary(N, C, KvFeatures, Shape.HeadDim))
+            throw new NotSupportedException($"the rotary GEMM does not take {Config}'s q and k (width {C}, {Shape.KvHeads} kv heads of {Shape.HeadDim})");
+        _x = Buffers.RandomBf16(N * C, 48, 1, "x").Pointer;
+        _wQ = Buffers.RandomBf16((long)C * C, 49, 0.2, "W_q").Pointer;
+        _wK = Buffers.RandomBf16((long)KvFeatures * C, 50, 0.2, "W_k").Pointer;
+        _table = Buffers.Upload(RotaryTable.Bf16Pairs(RotaryTable.CosSin(T, Shape.HeadDim, Shape.RotaryBase), T, Shape.HeadDim), "cos/sin pairs").Pointer;
+        _q = Buffers.Allocate<ushort>(N * C, "q").Pointer;
+        _k = Buffers.Allocate<ushort>(N * KvFeatures, "k").Pointer;
+        _rstdQ = Buffers.Allocate<float>(N * Shape.Heads, "rstd q").Pointer;
+        _rstdK = Buffers.Allocate<float>(N * Shape.KvHeads, "rstd k").Pointer;
+        return KernelWork.Gemm(N, C + KvFeatures, C);
+    }
+
     // ---- checks ----
 
     private KernelCheck CheckFc(bool fused)
@@ -297,6 +360,63 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         });
         check.CompareBf16("q", dQ.ToArray(), yRef, 1e-2);
         check.Compare("rstd q", dRstd.ToArray(), rstdRef, 1e-3);
+        return check;
+    }
+
+    private enum QkWay { OneLaunch, TwoLaunches, Cublas }
+
+    private KernelCheck CheckQkRotary(QkWay way)
+    {
+        int n = CheckRows, c = C, kv = KvFeatures, d = Shape.HeadDim, heads = Shape.Heads, kvHeads = Shape.KvHeads, t = Math.Min(T, n);
+        string kernel = way switch
+        {
+            QkWay.OneLaunch => $"qk_gemm_rotary_norm_{d} (q and k in one launch)",
+            QkWay.TwoLaunches => $"qk_gemm_rotary_norm_{d} (q, then k)",
+            _ => "cuBLASLt GEMM + rotary_qknorm_forward (q, then k)",
+        };
+        var check = new KernelCheck(kernel, 404, $"{n} rows of {c} → {heads} q and {kvHeads} k heads of {d}, positions mod {t}");
+        var r = new Random(check.Seed);
+        var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c);
+        var (wqBits, wq) = HostRandom.Bf16Values(r, (long)c * c, 0.2);
+        var (wkBits, wk) = HostRandom.Bf16Values(r, (long)kv * c, 0.2);
+        var table = RotaryTable.CosSin(t, d, Shape.RotaryBase);
+        // Every way rounds the products to bf16 before the rotation, as the GEMM's output is bf16.
+        double[] Rounded(double[] w, int features) => CpuOps.Linear(x, w, n, c, features).Select(v => (double)Bf16.Round((float)v)).ToArray();
+        var (qRef, rstdQRef) = CpuOps.RotaryQkNorm(Rounded(wq, c), table, n * heads, heads, t, d);
+        var (kRef, rstdKRef) = CpuOps.RotaryQkNorm(Rounded(wk, kv), table, n * kvHeads, kvHeads, t, d);
+        using var s = new DeviceScratch(Device);
+        var dX = s.Upload(xBits, "x");
+        var dWq = s.Upload(wqBits, "W_q");
+        var dWk = s.Upload(wkBits, "W_k");
+        var dTable = s.Upload(RotaryTable.Bf16Pairs(table, t, d), "cos/sin pairs");
+        var dQ = s.Poisoned<ushort>((long)n * c, "q");
+        var dK = s.Poisoned<ushort>((long)n * kv, "k");
+        var dRstdQ = s.Poisoned<float>((long)n * heads, "rstd q");
+        var dRstdK = s.Poisoned<float>((long)n * kvHeads, "rstd k");
+        RunForCheck(() =>
+        {
+            switch (way)
+            {
+                case QkWay.OneLaunch:
+                    _mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, 0, n, c, c, kv, d, dTable.Pointer, t, dQ.Pointer, dK.Pointer, 0,
+                        dRstdQ.Pointer, dRstdK.Pointer, Stream);
+                    break;
+                case QkWay.TwoLaunches:
+                    _mlp.QkRotaryNorm(dX.Pointer, dWq.Pointer, n, c, c, d, dTable.Pointer, t, dQ.Pointer, dRstdQ.Pointer, Stream);
+                    _mlp.QkRotaryNorm(dX.Pointer, dWk.Pointer, n, c, kv, d, dTable.Pointer, t, dK.Pointer, dRstdK.Pointer, Stream);
+                    break;
+                default:
+                    _linear.Forward(dX.Pointer, dWq.Pointer, n, c, c, dQ.Pointer);
+                    _rotary.Forward(dQ.Pointer, dTable.Pointer, n * heads, heads, t, dRstdQ.Pointer, Stream);
+                    _linear.Forward(dX.Pointer, dWk.Pointer, n, c, kv, dK.Pointer);
+                    _rotary.Forward(dK.Pointer, dTable.Pointer, n * kvHeads, kvHeads, t, dRstdK.Pointer, Stream);
+                    break;
+            }
+        });
+        check.CompareBf16("q", dQ.ToArray(), qRef, 1e-2);
+        check.CompareBf16("k", dK.ToArray(), kRef, 1e-2);
+        check.Compare("rstd q", dRstdQ.ToArray(), rstdQRef, 1e-3);
+        check.Compare("rstd k", dRstdK.ToArray(), rstdKRef, 1e-3);
         return check;
     }
 }

@@ -520,8 +520,9 @@ mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __gr
 // The q and k projections with the rotary embedding and QK-norm in their epilogue (ACT_ROTARY above), for heads of 128 or 64,
 // and the v projection, in one launch over the same x: x [M, K] the normed attention input; W_q [N_q, K], W_k [N_k, K] and
 // W_v [N_v, K] (c_q, c_k, c_v); q [M, N_q] and k [M, N_k] bf16 (written, box {64, 64}) with rstd_q [M · N_q / D] and rstd_k
-// [M · N_k / D] fp32; v [M, N_v] = x·W_vᵀ bf16 (the model's N_v is N_k). N_k or N_v 0: that part is absent (the maps of an absent part are never read; pass any
-// valid ones), so one projection alone is N_q with the other two 0. Each N a multiple of 256 (whole heads in a tile).
+// [M · N_k / D] fp32; v [M, N_v] = x·W_vᵀ bf16 (the model's N_v is N_k). N_k or N_v 0: that part is absent (the maps of an
+// absent part are never read; pass any valid ones), so one projection alone is N_q with the other two 0. Each N a multiple
+// of 256 (whole heads in a tile).
 // cos_sin [seq_len, D/2] the rotary table as bf16 (cos, sin) pairs (common.cuh).
 // qk_gemm_takes_v tells the launcher whether to give this kernel v's product (QK_GEMM_TAKES_V 0: cuBLAS computes it).
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_128) || defined(MLP_GEMM_ONE_qk_gemm_rotary_norm_64)

@@ -31,8 +31,7 @@ public sealed class MlpGemm
     public const string ProjGelu = "mlp_proj_input_gradient_gelu";
 
     private readonly KernelCache _kernels;
-    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes)> _loaded = [];
-    private readonly Dictionary<string, bool> _takesV = [];
+    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes, bool TakesV)> _loaded = [];
     private readonly int _multiprocessors;
 
     /// <summary>
@@ -201,11 +200,13 @@ public sealed class MlpGemm
         CheckRotary(v != 0 ? "k and v" : "k", n, width, kvFeatures, headDim, seqLen, cosSinPairs);
         if ((wv == 0) != (v == 0))
             throw new ArgumentException($"v's product needs both its weight and its output: got wv 0x{wv:x}, v 0x{v:x} (0 for both leaves v out).", nameof(wv));
-        foreach (var (pointer, name) in new[] { (x, nameof(x)), (wq, nameof(wq)), (wk, nameof(wk)), (q, nameof(q)), (k, nameof(k)), (rstdQ, nameof(rstdQ)), (rstdK, nameof(rstdK)) })
-        {
-            if (pointer == 0)
-                throw new ArgumentException($"the q k v GEMM needs a device address for {name}; got 0.", name);
-        }
+        RequireAddress(x, nameof(x));
+        RequireAddress(wq, nameof(wq));
+        RequireAddress(wk, nameof(wk));
+        RequireAddress(q, nameof(q));
+        RequireAddress(k, nameof(k));
+        RequireAddress(rstdQ, nameof(rstdQ));
+        RequireAddress(rstdK, nameof(rstdK));
         if (rstdQ == rstdK)
             throw new ArgumentException("rstdQ and rstdK must be separate buffers (each token's q and k norms are both kept).", nameof(rstdK));
         if (q == k || (v != 0 && (v == q || v == k)))
@@ -235,10 +236,12 @@ public sealed class MlpGemm
     /// Loads the kernel.
     /// </summary>
     public bool RotaryTakesV(int headDim)
+        => Kernel(RotaryKernelName(headDim)).TakesV;
+
+    private static void RequireAddress(ulong pointer, string name)
     {
-        string name = RotaryKernelName(headDim);
-        Kernel(name);
-        return _takesV[name];
+        if (pointer == 0)
+            throw new ArgumentException($"the q k v GEMM needs a device address for {name}; got 0.", name);
     }
 
     // The rotary GEMM's checks of one projection (what: its name in the message) and of the table.
@@ -258,21 +261,21 @@ public sealed class MlpGemm
         ? $"qk_gemm_rotary_norm_{headDim}"
         : throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "the rotary GEMM is built for heads of 64 and 128.");
 
-    // Each kernel from its own compile of the file (Source(name)), its dynamic shared memory read from that module.
-    private (CudaKernel Kernel, int SharedBytes) Kernel(string name)
+    // Each kernel from its own compile of the file (Source(name)), its dynamic shared memory (and, for the rotary kernels, whether
+    // they take v) read from that module.
+    private (CudaKernel Kernel, int SharedBytes, bool TakesV) Kernel(string name)
     {
         if (!_loaded.TryGetValue(name, out var loaded))
         {
             var module = _kernels.Load(Source(name));
-            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"));
+            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"), module.TryReadInt32("qk_gemm_takes_v") is > 0);
             loaded.Kernel.SetMaxDynamicSharedMemory(loaded.SharedBytes);
             _loaded[name] = loaded;
-            _takesV[name] = module.TryReadInt32("qk_gemm_takes_v") is > 0;
         }
         return loaded;
     }
 
-    private static void Launch((CudaKernel Kernel, int SharedBytes) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
+    private static void Launch((CudaKernel Kernel, int SharedBytes, bool TakesV) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
         => k.Kernel.Launch(grid, Threads, k.SharedBytes, stream, maps, args);
 
     private uint Grid(long n, int hidden)

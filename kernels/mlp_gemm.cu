@@ -58,18 +58,36 @@
 #endif
 static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATCH divides the 16 column pairs of a tile row");
 
-// Shared layout (pipeline.cuh): GEMM_STAGES stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
-// epilogue tiles (64 × 256 each), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
+// Trials (timing): GEMM_STAGGER k-blocks by which warpgroup 1 starts its first tile behind warpgroup 0, so that one's
+// epilogue can run under the other's products; GEMM_SPLIT_EPILOGUE 1 gives the kernels that only store (relu² forward,
+// rotary) epilogue tiles of 64 × 128, stored in two passes, and with the 32 KB that frees a fourth stage.
+#ifndef GEMM_STAGGER
+#define GEMM_STAGGER 0
+#endif
+#ifndef GEMM_SPLIT_EPILOGUE
+#define GEMM_SPLIT_EPILOGUE 0
+#endif
+#define GEMM_SPLIT_STAGES 4
+
+// Shared layout (pipeline.cuh): `stages` stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
+// epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
 namespace gemm_layout
 {
-constexpr SharedRegion stages() { return first_region(GEMM_STAGES * GEMM_STAGE_BYTES); }
-constexpr SharedRegion epilogue() { return place_after(stages(), 2 * GEMM_HALF_BYTES); }
-constexpr SharedRegion barriers() { return place_after(epilogue(), (2 * GEMM_STAGES + 4) * 8, 8); }
+constexpr SharedRegion stages(int count) { return first_region(count * GEMM_STAGE_BYTES); }
+constexpr SharedRegion epilogue(int count, int half_bytes) { return place_after(stages(count), 2 * half_bytes); }
+constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 4) * 8, 8); }
+constexpr int window_bytes()
+{
+    return GEMM_SPLIT_EPILOGUE ? (shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES)) > shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2))
+                                      ? shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES))
+                                      : shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2)))
+                               : shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES));
+}
 } // namespace gemm_layout
-static_assert(shared_window_bytes(gemm_layout::barriers()) <= HOPPER_MAX_SHARED_BYTES, "the GEMM's tiles exceed Hopper's shared memory");
+static_assert(gemm_layout::window_bytes() <= HOPPER_MAX_SHARED_BYTES, "the GEMM's tiles exceed Hopper's shared memory");
 
 // The launcher sets and passes this much dynamic shared memory.
-extern "C" __constant__ int mlp_gemm_shared_bytes = shared_window_bytes(gemm_layout::barriers());
+extern "C" __constant__ int mlp_gemm_shared_bytes = gemm_layout::window_bytes();
 
 // The products one launch runs over the same x: one for the MLP's kernels; for the q, k and v projections
 // (qk_gemm_rotary_norm_*) up to three, q and k with the rotary epilogue and their rstd, v stored as the product. Part p has its
@@ -222,13 +240,17 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                                          int seq_len = 0)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
+    // The split epilogue: two passes of 128 columns through a tile half the size, and a fourth stage.
+    constexpr bool SPLIT = GEMM_SPLIT_EPILOGUE && !GATE && ACT != ACT_GELU;
+    constexpr int STAGES = SPLIT ? GEMM_SPLIT_STAGES : GEMM_STAGES, PASSES = SPLIT ? 2 : 1, PASS_COLS = GEMM_BN / PASSES;
+    constexpr int HALF_BYTES = GEMM_HALF_BYTES / PASSES;
     extern __shared__ unsigned char shared_raw[];
     const unsigned base = aligned_shared_base(shared_raw);
-    const unsigned epilogue = base + gemm_layout::epilogue().offset, bars = base + gemm_layout::barriers().offset;
+    const unsigned epilogue = base + gemm_layout::epilogue(STAGES, HALF_BYTES).offset, bars = base + gemm_layout::barriers(STAGES, HALF_BYTES).offset;
     // The k-block ring: full[s] the TMA's bytes, empty[s] one arrival a math warp. Warpgroup w's epilogue tile (a ring of
     // one, used once a tile; the gradient's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
-    const Pipeline<GEMM_STAGES> ring{bars, bars + 8 * GEMM_STAGES};
-    const unsigned tile_full = bars + 16 * GEMM_STAGES, tile_empty = tile_full + 16;
+    const Pipeline<STAGES> ring{bars, bars + 8 * STAGES};
+    const unsigned tile_full = bars + 16 * STAGES, tile_empty = tile_full + 16;
     const int warp = threadIdx.x >> 5;
     if (threadIdx.x == 0)
     {
@@ -251,7 +273,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             if (parts.n_of(p) > 0)
                 tensormap_prefetch(parts.w_of(p));
         }
-        PipelineState<GEMM_STAGES> state{0, 0};
+        PipelineState<STAGES> state{0, 0};
         PipelineState<1> tile_state{0, 0};
         for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
         {
@@ -262,7 +284,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             for (int kb = 0; kb < k_blocks; kb++)
             {
                 ring.acquire(state);
-                const unsigned a = base + gemm_layout::stages().offset + state.stage * GEMM_STAGE_BYTES, b = a + GEMM_A_BYTES,
+                const unsigned a = base + gemm_layout::stages(STAGES).offset + state.stage * GEMM_STAGE_BYTES, b = a + GEMM_A_BYTES,
                                bar = ring.full_at(state.stage);
                 ring.expect_bytes(state.stage, GEMM_STAGE_BYTES);
                 tma_load(a, map_x, kb * GEMM_BK, m0, bar);
@@ -284,8 +306,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                     {
                         const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
                         half_ring.acquire(tile_state);
-                        half_ring.expect_bytes(0, GEMM_HALF_BYTES);
-                        const unsigned half = epilogue + w * GEMM_HALF_BYTES;
+                        half_ring.expect_bytes(0, HALF_BYTES);
+                        const unsigned half = epilogue + w * HALF_BYTES;
                         #pragma unroll
                         for (int slab = 0; slab < GEMM_BN / 64; slab++)
                             tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
@@ -300,10 +322,10 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     // Math warpgroup wg: rows 64·wg .. 64·wg + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-    const unsigned half_address = epilogue + wg * GEMM_HALF_BYTES;
+    const unsigned half_address = epilogue + wg * HALF_BYTES;
     const Pipeline<1> half_ring{tile_full + 8 * wg, tile_empty + 8 * wg};
     float acc[32][4];
-    PipelineState<GEMM_STAGES> state{0, 0};
+    PipelineState<STAGES> state{0, 0};
     PipelineState<1> tile_state{0, 0};
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
@@ -315,10 +337,13 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const float scale_lo = row_scale != nullptr ? row_scale[scale_row] : 1.0f;
         const float scale_hi = row_scale != nullptr ? row_scale[scale_row + 8] : 1.0f;
         int previous = 0;
+        const bool first_tile = tile == (int)blockIdx.x;
+        if (GEMM_STAGGER > 0 && wg == 1 && first_tile)
+            named_barrier(3, 256); // warpgroup 0 arrives once it has issued its first GEMM_STAGGER k-blocks
         for (int kb = 0; kb < k_blocks; kb++)
         {
             ring.wait(state);
-            const unsigned stage_address = base + gemm_layout::stages().offset + state.stage * GEMM_STAGE_BYTES;
+            const unsigned stage_address = base + gemm_layout::stages(STAGES).offset + state.stage * GEMM_STAGE_BYTES;
             const unsigned a = stage_address + wg * 64 * 128, b = stage_address + GEMM_A_BYTES;
             wgmma_fence();
             #pragma unroll
@@ -335,6 +360,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 ring.release(previous);
             previous = state.stage;
             state.advance();
+            if (GEMM_STAGGER > 0 && wg == 0 && first_tile && kb == (k_blocks < GEMM_STAGGER ? k_blocks : GEMM_STAGGER) - 1)
+                asm volatile("bar.arrive 3, 256;\n" ::: "memory");
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
@@ -413,7 +440,17 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const float s_lo = DONE ? 1.0f : scale_lo, s_hi = DONE ? 1.0f : scale_hi;
         unsigned s_words[GEMM_GATE_BATCH][4];
         #pragma unroll
-        for (int j = 0; j < GEMM_BN / 8; j += 2)
+        for (int pass = 0; pass < PASSES; pass++)
+        {
+        if (pass > 0)
+        {
+            // The pass before's store must have read the tile.
+            if (tid == 0)
+                tma_store_wait_read();
+            named_barrier(1 + wg, 128);
+        }
+        #pragma unroll
+        for (int j = pass * (PASS_COLS / 8); j < (pass + 1) * (PASS_COLS / 8); j += 2)
         {
             if (GATE && (j / 2) % GEMM_GATE_BATCH == 0)
             {
@@ -425,7 +462,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                                  : "=r"(s_words[b][0]), "=r"(s_words[b][1]), "=r"(s_words[b][2]), "=r"(s_words[b][3]) : "r"(at) : "memory");
                 }
             }
-            const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
+            const unsigned address = half_address + 2 * sw128(q_row, 8 * j - pass * PASS_COLS + q_col, 64);
             float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
                           acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
             if (GATE)
@@ -465,14 +502,15 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         if (tid == 0)
         {
             #pragma unroll
-            for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                tma_store(parts.out_of(part), half_address + slab * 64 * 64 * 2, n0 + 64 * slab, m0 + 64 * wg);
+            for (int slab = 0; slab < PASS_COLS / 64; slab++)
+                tma_store(parts.out_of(part), half_address + slab * 64 * 64 * 2, n0 + pass * PASS_COLS + 64 * slab, m0 + 64 * wg);
             tma_store_commit();
             if (GATE)
             {
                 tma_store_wait_read();
                 half_ring.release(0);
             }
+        }
         }
     }
     if (tid == 0)

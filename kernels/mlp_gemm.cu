@@ -24,11 +24,11 @@
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
 // fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers).
-// Stages of 64 columns of K flow through GEMM_STAGES buffers, each with a "full" mbarrier (the TMA's byte count) and an
-// "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256 half into its own swizzled shared
-// tile with stmatrix and stores it with TMA. For the gradient the producer loads s into that tile once it has queued the
-// tile's last stage (earlier, the k-blocks would queue behind the previous epilogue), and the epilogue reads it with
-// ldmatrix and replaces it in place. The GELU forward
+// Stages of 64 columns of K flow through GEMM_STAGES buffers (the relu² forward: GEMM_SPLIT_STAGES, below), each with a "full"
+// mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256
+// half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two passes of 64 × 128).
+// For the gradient the producer loads s into that tile once it has queued the tile's last stage (earlier, the k-blocks would
+// queue behind the previous epilogue), and the epilogue reads it with ldmatrix and replaces it in place. The GELU forward
 // stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
 //
 // Each kernel is a whole GEMM and takes NVRTC seconds: with MLP_GEMM_ONE and MLP_GEMM_ONE_<kernel> defined, the file holds that
@@ -58,16 +58,20 @@
 #endif
 static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATCH divides the 16 column pairs of a tile row");
 
-// Trials (timing): GEMM_STAGGER k-blocks by which warpgroup 1 starts its first tile behind warpgroup 0, so that one's
-// epilogue can run under the other's products; GEMM_SPLIT_EPILOGUE 1 gives the kernels that only store (relu² forward,
-// rotary) epilogue tiles of 64 × 128, stored in two passes, and with the 32 KB that frees a fourth stage.
-#ifndef GEMM_STAGGER
-#define GEMM_STAGGER 0
+// The relu² forward (mlp_fc_relu_square) stores its tile in two passes of 64 × 128 a warpgroup (GEMM_FC_SPLIT), which frees
+// 32 KB for a fourth stage, and its warpgroup 1 starts the block's first tile GEMM_FC_STAGGER k-blocks behind warpgroup 0, so
+// that one's epilogue tends to run while the other still issues products. On an H100 the two together made that GEMM 1.8 %
+// faster (6.841 → 6.716 ms a micro-step, spreads ≤ 0.02 ms); either alone, −0.1 and +0.1 %; with a stagger of 2, the same
+// −1.8 %. The other kernels keep three stages and whole tiles: the stagger made the rotary GEMM 1.1 % slower, and the gradient's
+// s needs its whole tile (bench/results/H100-profile.md).
+#ifndef GEMM_FC_SPLIT
+#define GEMM_FC_SPLIT 1
 #endif
-#ifndef GEMM_SPLIT_EPILOGUE
-#define GEMM_SPLIT_EPILOGUE 0
+#ifndef GEMM_FC_STAGGER
+#define GEMM_FC_STAGGER 1
 #endif
 #define GEMM_SPLIT_STAGES 4
+static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
 
 // Shared layout (pipeline.cuh): `stages` stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
 // epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
@@ -76,12 +80,12 @@ namespace gemm_layout
 constexpr SharedRegion stages(int count) { return first_region(count * GEMM_STAGE_BYTES); }
 constexpr SharedRegion epilogue(int count, int half_bytes) { return place_after(stages(count), 2 * half_bytes); }
 constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 4) * 8, 8); }
+// The larger of the two layouts (one launcher setting serves every kernel of the file).
 constexpr int window_bytes()
 {
-    return GEMM_SPLIT_EPILOGUE ? (shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES)) > shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2))
-                                      ? shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES))
-                                      : shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2)))
-                               : shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES));
+    return shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES)) > shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2))
+               ? shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES))
+               : shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2));
 }
 } // namespace gemm_layout
 static_assert(gemm_layout::window_bytes() <= HOPPER_MAX_SHARED_BYTES, "the GEMM's tiles exceed Hopper's shared memory");
@@ -240,8 +244,9 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                                          int seq_len = 0)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
-    // The split epilogue: two passes of 128 columns through a tile half the size, and a fourth stage.
-    constexpr bool SPLIT = GEMM_SPLIT_EPILOGUE && !GATE && ACT != ACT_GELU;
+    // The relu² forward's split epilogue (two passes of 128 columns through a tile half the size), fourth stage and stagger.
+    constexpr bool SPLIT = GEMM_FC_SPLIT && !GATE && ACT == ACT_RELU2;
+    constexpr int STAGGER = SPLIT ? GEMM_FC_STAGGER : 0;
     constexpr int STAGES = SPLIT ? GEMM_SPLIT_STAGES : GEMM_STAGES, PASSES = SPLIT ? 2 : 1, PASS_COLS = GEMM_BN / PASSES;
     constexpr int HALF_BYTES = GEMM_HALF_BYTES / PASSES;
     extern __shared__ unsigned char shared_raw[];
@@ -338,8 +343,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const float scale_hi = row_scale != nullptr ? row_scale[scale_row + 8] : 1.0f;
         int previous = 0;
         const bool first_tile = tile == (int)blockIdx.x;
-        if (GEMM_STAGGER > 0 && wg == 1 && first_tile)
-            named_barrier(3, 256); // warpgroup 0 arrives once it has issued its first GEMM_STAGGER k-blocks
+        if (STAGGER > 0 && wg == 1 && first_tile)
+            named_barrier(3, 256); // warpgroup 0 arrives once it has issued its first STAGGER k-blocks
         for (int kb = 0; kb < k_blocks; kb++)
         {
             ring.wait(state);
@@ -360,7 +365,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 ring.release(previous);
             previous = state.stage;
             state.advance();
-            if (GEMM_STAGGER > 0 && wg == 0 && first_tile && kb == (k_blocks < GEMM_STAGGER ? k_blocks : GEMM_STAGGER) - 1)
+            if (STAGGER > 0 && wg == 0 && first_tile && kb == (k_blocks < STAGGER ? k_blocks : STAGGER) - 1)
                 asm volatile("bar.arrive 3, 256;\n" ::: "memory");
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).

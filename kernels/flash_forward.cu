@@ -35,8 +35,12 @@
 
 #define FWD_ROWS 128
 #define FWD_THREADS 384
+#ifndef FWD_STAGES
 #define FWD_STAGES 2
+#endif
+#ifndef FWD_Q_SLOTS
 #define FWD_Q_SLOTS 2
+#endif
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
 #define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator
 

@@ -35,6 +35,8 @@
 
 #define FWD_ROWS 128
 #define FWD_THREADS 384
+// Overridable for timing. Three K/V stages with one Q slot (224 KB at D 128) made the forward 5.8 % slower on an H100 than two
+// and two (bench/results/H100-profile.md); with one slot the next item's Q can load only after the item's last S.
 #ifndef FWD_STAGES
 #define FWD_STAGES 2
 #endif

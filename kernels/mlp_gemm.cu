@@ -447,75 +447,75 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         #pragma unroll
         for (int pass = 0; pass < PASSES; pass++)
         {
-        if (pass > 0)
-        {
-            // The pass before's store must have read the tile.
-            if (tid == 0)
-                tma_store_wait_read();
-            named_barrier(1 + wg, 128);
-        }
-        #pragma unroll
-        for (int j = pass * (PASS_COLS / 8); j < (pass + 1) * (PASS_COLS / 8); j += 2)
-        {
-            if (GATE && (j / 2) % GEMM_GATE_BATCH == 0)
+            if (pass > 0)
             {
-                #pragma unroll
-                for (int b = 0; b < GEMM_GATE_BATCH; b++)
-                {
-                    const unsigned at = half_address + 2 * sw128(q_row, 8 * (j + 2 * b) + q_col, 64);
-                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                                 : "=r"(s_words[b][0]), "=r"(s_words[b][1]), "=r"(s_words[b][2]), "=r"(s_words[b][3]) : "r"(at) : "memory");
-                }
+                // The pass before's store must have read the tile.
+                if (tid == 0)
+                    tma_store_wait_read();
+                named_barrier(1 + wg, 128);
             }
-            const unsigned address = half_address + 2 * sw128(q_row, 8 * j - pass * PASS_COLS + q_col, 64);
-            float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
-                          acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
-            if (GATE)
-            {
-                const unsigned* sw = s_words[(j / 2) % GEMM_GATE_BATCH];
-                #pragma unroll
-                for (int i = 0; i < 4; i++)
-                {
-                    const float2 sv = unpack_bf16(sw[i]);
-                    if (ACT == ACT_RELU2)
-                    {
-                        v[2 * i] *= 2.0f * fast_sqrt(sv.x);
-                        v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
-                    }
-                    else
-                    {
-                        v[2 * i] *= gelu_derivative(sv.x);
-                        v[2 * i + 1] *= gelu_derivative(sv.y);
-                    }
-                }
-            }
-            else if (ACT == ACT_RELU2)
-            {
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                {
-                    v[i] = fmaxf(v[i], 0.0f);
-                    v[i] *= v[i];
-                }
-            }
-            asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
-                         ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
-                           "r"(pack_bf16(v[6], v[7])) : "memory");
-        }
-        fence_async_shared();
-        named_barrier(1 + wg, 128);
-        if (tid == 0)
-        {
             #pragma unroll
-            for (int slab = 0; slab < PASS_COLS / 64; slab++)
-                tma_store(parts.out_of(part), half_address + slab * 64 * 64 * 2, n0 + pass * PASS_COLS + 64 * slab, m0 + 64 * wg);
-            tma_store_commit();
-            if (GATE)
+            for (int j = pass * (PASS_COLS / 8); j < (pass + 1) * (PASS_COLS / 8); j += 2)
             {
-                tma_store_wait_read();
-                half_ring.release(0);
+                if (GATE && (j / 2) % GEMM_GATE_BATCH == 0)
+                {
+                    #pragma unroll
+                    for (int b = 0; b < GEMM_GATE_BATCH; b++)
+                    {
+                        const unsigned at = half_address + 2 * sw128(q_row, 8 * (j + 2 * b) + q_col, 64);
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                                     : "=r"(s_words[b][0]), "=r"(s_words[b][1]), "=r"(s_words[b][2]), "=r"(s_words[b][3]) : "r"(at) : "memory");
+                    }
+                }
+                const unsigned address = half_address + 2 * sw128(q_row, 8 * j - pass * PASS_COLS + q_col, 64);
+                float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
+                              acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
+                if (GATE)
+                {
+                    const unsigned* sw = s_words[(j / 2) % GEMM_GATE_BATCH];
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++)
+                    {
+                        const float2 sv = unpack_bf16(sw[i]);
+                        if (ACT == ACT_RELU2)
+                        {
+                            v[2 * i] *= 2.0f * fast_sqrt(sv.x);
+                            v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
+                        }
+                        else
+                        {
+                            v[2 * i] *= gelu_derivative(sv.x);
+                            v[2 * i + 1] *= gelu_derivative(sv.y);
+                        }
+                    }
+                }
+                else if (ACT == ACT_RELU2)
+                {
+                    #pragma unroll
+                    for (int i = 0; i < 8; i++)
+                    {
+                        v[i] = fmaxf(v[i], 0.0f);
+                        v[i] *= v[i];
+                    }
+                }
+                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                             ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
+                               "r"(pack_bf16(v[6], v[7])) : "memory");
             }
-        }
+            fence_async_shared();
+            named_barrier(1 + wg, 128);
+            if (tid == 0)
+            {
+                #pragma unroll
+                for (int slab = 0; slab < PASS_COLS / 64; slab++)
+                    tma_store(parts.out_of(part), half_address + slab * 64 * 64 * 2, n0 + pass * PASS_COLS + 64 * slab, m0 + 64 * wg);
+                tma_store_commit();
+                if (GATE)
+                {
+                    tma_store_wait_read();
+                    half_ring.release(0);
+                }
+            }
         }
     }
     if (tid == 0)

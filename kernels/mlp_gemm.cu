@@ -83,9 +83,9 @@ constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(
 // The larger of the two layouts (one launcher setting serves every kernel of the file).
 constexpr int window_bytes()
 {
-    return shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES)) > shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2))
-               ? shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES))
-               : shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2));
+    const int whole = shared_window_bytes(barriers(GEMM_STAGES, GEMM_HALF_BYTES));
+    const int split = shared_window_bytes(barriers(GEMM_SPLIT_STAGES, GEMM_HALF_BYTES / 2));
+    return whole > split ? whole : split;
 }
 } // namespace gemm_layout
 static_assert(gemm_layout::window_bytes() <= HOPPER_MAX_SHARED_BYTES, "the GEMM's tiles exceed Hopper's shared memory");
@@ -337,10 +337,11 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const int m0 = (tile / n_tiles) * GEMM_BM;
         int part, n0;
         parts.locate(tile % n_tiles, part, n0);
-        // The row scales of this thread's accumulator rows (group and group + 8 of its warp's 16), read before the products.
-        const int scale_row = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
-        const float scale_lo = row_scale != nullptr ? row_scale[scale_row] : 1.0f;
-        const float scale_hi = row_scale != nullptr ? row_scale[scale_row + 8] : 1.0f;
+        // This thread's accumulator rows, row_lo and row_lo + 8 (group and group + 8 of its warp's 16), and their row scales, read
+        // before the products.
+        const int row_lo = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
+        const float scale_lo = row_scale != nullptr ? row_scale[row_lo] : 1.0f;
+        const float scale_hi = row_scale != nullptr ? row_scale[row_lo + 8] : 1.0f;
         int previous = 0;
         const bool first_tile = tile == (int)blockIdx.x;
         if (STAGGER > 0 && wg == 1 && first_tile)
@@ -365,14 +366,14 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 ring.release(previous);
             previous = state.stage;
             state.advance();
-            if (STAGGER > 0 && wg == 0 && first_tile && kb == (k_blocks < STAGGER ? k_blocks : STAGGER) - 1)
+            if (STAGGER > 0 && wg == 0 && first_tile && kb == min(k_blocks, STAGGER) - 1)
                 asm volatile("bar.arrive 3, 256;\n" ::: "memory");
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
         uint2 table_words[ACT == ACT_ROTARY ? ROT_D / 16 : 1][2];
         if constexpr (ACT == ACT_ROTARY)
-            rotary_table_words<ROT_D>(table_words, cos_sin, m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), seq_len, lane & 3);
+            rotary_table_words<ROT_D>(table_words, cos_sin, row_lo, seq_len, lane & 3);
         (void)table_words;
         wgmma_wait<0>();
         #pragma unroll
@@ -383,8 +384,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         if constexpr (ACT == ACT_ROTARY)
         {
             if (part < 2) // the same for the whole block: v's tile is stored as the product
-                rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2), n0,
-                                            parts.n_of(part), lane & 3);
+                rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), row_lo, n0, parts.n_of(part), lane & 3);
         }
 
         if (GATE)

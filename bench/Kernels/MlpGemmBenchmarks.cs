@@ -187,7 +187,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     public void QkRotary()
     {
         Begin();
-        _mlp.QkvRotaryNorm(_x, _wQ, _wK, 0, N, C, C, KvFeatures, Shape.HeadDim, _table, T, _q, _k, 0, _rstdQ, _rstdK, Stream);
+        RunQk(QkWay.OneLaunch, _x, _wQ, _wK, _table, N, T, _q, _k, _rstdQ, _rstdK);
         End();
     }
 
@@ -199,8 +199,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     public void QkRotaryTwoLaunches()
     {
         Begin();
-        _mlp.QkRotaryNorm(_x, _wQ, N, C, C, Shape.HeadDim, _table, T, _q, _rstdQ, Stream);
-        _mlp.QkRotaryNorm(_x, _wK, N, C, KvFeatures, Shape.HeadDim, _table, T, _k, _rstdK, Stream);
+        RunQk(QkWay.TwoLaunches, _x, _wQ, _wK, _table, N, T, _q, _k, _rstdQ, _rstdK);
         End();
     }
 
@@ -212,12 +211,30 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     public void QkRotaryCublas()
     {
         Begin();
-        int kvHeads = Shape.KvHeads;
-        _linear.Forward(_x, _wQ, (int)N, C, C, _q);
-        _rotary.Forward(_q, _table, (int)N * Shape.Heads, Shape.Heads, T, _rstdQ, Stream);
-        _linear.Forward(_x, _wK, (int)N, C, KvFeatures, _k);
-        _rotary.Forward(_k, _table, (int)N * kvHeads, kvHeads, T, _rstdK, Stream);
+        RunQk(QkWay.Cublas, _x, _wQ, _wK, _table, N, T, _q, _k, _rstdQ, _rstdK);
         End();
+    }
+
+    // One way's launches of q and k over n rows of x at positions mod t: what each benchmark times and its check runs.
+    private void RunQk(QkWay way, ulong x, ulong wq, ulong wk, ulong table, long n, int t, ulong q, ulong k, ulong rstdQ, ulong rstdK)
+    {
+        int c = C, kv = KvFeatures, d = Shape.HeadDim, heads = Shape.Heads, kvHeads = Shape.KvHeads;
+        switch (way)
+        {
+            case QkWay.OneLaunch:
+                _mlp.QkvRotaryNorm(x, wq, wk, 0, n, c, c, kv, d, table, t, q, k, 0, rstdQ, rstdK, Stream);
+                break;
+            case QkWay.TwoLaunches:
+                _mlp.QkRotaryNorm(x, wq, n, c, c, d, table, t, q, rstdQ, Stream);
+                _mlp.QkRotaryNorm(x, wk, n, c, kv, d, table, t, k, rstdK, Stream);
+                break;
+            default:
+                _linear.Forward(x, wq, (int)n, c, c, q);
+                _rotary.Forward(q, table, (int)n * heads, heads, t, rstdQ, Stream);
+                _linear.Forward(x, wk, (int)n, c, kv, k);
+                _rotary.Forward(k, table, (int)n * kvHeads, kvHeads, t, rstdK, Stream);
+                break;
+        }
     }
 
     private KernelWork SetUpQkRotary()
@@ -393,26 +410,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         var dK = s.Poisoned<ushort>((long)n * kv, "k");
         var dRstdQ = s.Poisoned<float>((long)n * heads, "rstd q");
         var dRstdK = s.Poisoned<float>((long)n * kvHeads, "rstd k");
-        RunForCheck(() =>
-        {
-            switch (way)
-            {
-                case QkWay.OneLaunch:
-                    _mlp.QkvRotaryNorm(dX.Pointer, dWq.Pointer, dWk.Pointer, 0, n, c, c, kv, d, dTable.Pointer, t, dQ.Pointer, dK.Pointer, 0,
-                        dRstdQ.Pointer, dRstdK.Pointer, Stream);
-                    break;
-                case QkWay.TwoLaunches:
-                    _mlp.QkRotaryNorm(dX.Pointer, dWq.Pointer, n, c, c, d, dTable.Pointer, t, dQ.Pointer, dRstdQ.Pointer, Stream);
-                    _mlp.QkRotaryNorm(dX.Pointer, dWk.Pointer, n, c, kv, d, dTable.Pointer, t, dK.Pointer, dRstdK.Pointer, Stream);
-                    break;
-                default:
-                    _linear.Forward(dX.Pointer, dWq.Pointer, n, c, c, dQ.Pointer);
-                    _rotary.Forward(dQ.Pointer, dTable.Pointer, n * heads, heads, t, dRstdQ.Pointer, Stream);
-                    _linear.Forward(dX.Pointer, dWk.Pointer, n, c, kv, dK.Pointer);
-                    _rotary.Forward(dK.Pointer, dTable.Pointer, n * kvHeads, kvHeads, t, dRstdK.Pointer, Stream);
-                    break;
-            }
-        });
+        RunForCheck(() => RunQk(way, dX.Pointer, dWq.Pointer, dWk.Pointer, dTable.Pointer, n, t, dQ.Pointer, dK.Pointer, dRstdQ.Pointer, dRstdK.Pointer));
         check.CompareBf16("q", dQ.ToArray(), qRef, 1e-2);
         check.CompareBf16("k", dK.ToArray(), kRef, 1e-2);
         check.Compare("rstd q", dRstdQ.ToArray(), rstdQRef, 1e-3);

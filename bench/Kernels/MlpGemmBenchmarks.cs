@@ -21,6 +21,8 @@ namespace AutoResearch.Bench.Kernels;
 /// runs them), against <see cref="QkRotaryTwoLaunches"/> = the same kernel launched for q, then for k, and
 /// <see cref="QkRotaryCublas"/> = two cuBLASLt GEMMs and two rotary passes.</item>
 /// </list>
+/// Each category also times the cuBLASLt product alone (<see cref="FcProduct"/>, <see cref="ProjGradientProduct"/>,
+/// <see cref="QkProduct"/>): the same GEMM without the epilogue, the rate a fused kernel is held against.
 /// Checked on a slice of the rows (1024 at width 512, down to 128 at width 2048: the fp64 products cost N·C·F) with the full
 /// width and hidden size. Tensor-core work (2·N·C·F FLOPs, the same for both ways). Run: <c>bench --filter '*MlpGemmBenchmarks*'</c>.
 /// </summary>
@@ -84,6 +86,18 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         End();
     }
 
+    [GlobalSetup(Target = nameof(FcProduct))]
+    public void SetupFcProduct() => Prepare(nameof(FcProduct), () => CheckProduct(ProductOf.Fc), SetUpFc);
+
+    /// <summary>The cuBLASLt GEMM u = x·W_fcᵀ alone: the fused kernel's product without its epilogue.</summary>
+    [Benchmark, BenchmarkCategory("fc")]
+    public void FcProduct()
+    {
+        Begin();
+        RunProduct(ProductOf.Fc, (int)N, _x, _wFc, 0, _u, 0);
+        End();
+    }
+
     private KernelWork SetUpFc()
     {
         _x = Buffers.RandomBf16(N * C, 41, 1, "x").Pointer;
@@ -117,6 +131,18 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         Begin();
         _linear.BackwardInput(_g, _wProj, (int)N, F, C, _ds, ElementType.Bf16, accumulate: false);
         _activation.Backward(Act, Gelu ? _u : _s, _ds, N, F, _du, Stream);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(ProjGradientProduct))]
+    public void SetupProjGradientProduct() => Prepare(nameof(ProjGradientProduct), () => CheckProduct(ProductOf.ProjGradient), SetUpProjGradient);
+
+    /// <summary>The cuBLASLt GEMM ds = g·W_proj alone: the fused kernel's product without its epilogue.</summary>
+    [Benchmark, BenchmarkCategory("proj gradient")]
+    public void ProjGradientProduct()
+    {
+        Begin();
+        RunProduct(ProductOf.ProjGradient, (int)N, _g, _wProj, 0, _ds, 0);
         End();
     }
 
@@ -212,6 +238,18 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     {
         Begin();
         RunQk(QkWay.Cublas, _x, _wQ, _wK, _table, N, T, _q, _k, _rstdQ, _rstdK);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(QkProduct))]
+    public void SetupQkProduct() => Prepare(nameof(QkProduct), () => CheckProduct(ProductOf.Qk), SetUpQkRotary);
+
+    /// <summary>The cuBLASLt GEMMs q = x·W_qᵀ and k = x·W_kᵀ alone: the fused launch's products without the rotary epilogue.</summary>
+    [Benchmark, BenchmarkCategory("q k rotary")]
+    public void QkProduct()
+    {
+        Begin();
+        RunProduct(ProductOf.Qk, (int)N, _x, _wQ, _wK, _q, _k);
         End();
     }
 
@@ -377,6 +415,55 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         });
         check.CompareBf16("q", dQ.ToArray(), yRef, 1e-2);
         check.Compare("rstd q", dRstd.ToArray(), rstdRef, 1e-3);
+        return check;
+    }
+
+    private enum ProductOf { Fc, ProjGradient, Qk }
+
+    // One category's cuBLASLt products alone over n rows: a is x (fc, q k) or g (the gradient); w0 is W_fc [F, C], W_proj [C, F]
+    // or W_q [C, C]; w1 W_k [KV·D, C] (q k only); y0 and y1 the outputs.
+    private void RunProduct(ProductOf which, int n, ulong a, ulong w0, ulong w1, ulong y0, ulong y1)
+    {
+        switch (which)
+        {
+            case ProductOf.Fc:
+                _linear.Forward(a, w0, n, C, F, y0);
+                break;
+            case ProductOf.ProjGradient:
+                _linear.BackwardInput(a, w0, n, F, C, y0, ElementType.Bf16, accumulate: false);
+                break;
+            default:
+                _linear.Forward(a, w0, n, C, C, y0);
+                _linear.Forward(a, w1, n, C, KvFeatures, y1);
+                break;
+        }
+    }
+
+    private KernelCheck CheckProduct(ProductOf which)
+    {
+        int n = CheckRows, c = C;
+        var (kernel, output, f0, f1) = which switch
+        {
+            ProductOf.Fc => ("cuBLASLt GEMM u = x·W_fcᵀ", "u", F, 0),
+            ProductOf.ProjGradient => ("cuBLASLt GEMM ds = g·W_proj", "ds", F, 0),
+            _ => ("cuBLASLt GEMMs q = x·W_qᵀ and k = x·W_kᵀ", "q", C, KvFeatures),
+        };
+        var check = new KernelCheck(kernel, 405 + (int)which, $"{n} rows of {c} → {f0}{(f1 > 0 ? $" and {f1}" : "")}");
+        var r = new Random(check.Seed);
+        var (aBits, a) = HostRandom.Bf16Values(r, (long)n * c);
+        var (w0Bits, w0) = HostRandom.Bf16Values(r, (long)f0 * c, 0.2); // W_proj is [c, f0]: the same count
+        var (w1Bits, w1) = HostRandom.Bf16Values(r, (long)Math.Max(f1, 1) * c, 0.2);
+        var ref0 = which == ProductOf.ProjGradient ? CpuOps.LinearBackwardInput(a, w0, n, f0, c) : CpuOps.Linear(a, w0, n, c, f0);
+        using var s = new DeviceScratch(Device);
+        var dA = s.Upload(aBits, which == ProductOf.ProjGradient ? "g" : "x");
+        var dW0 = s.Upload(w0Bits, "W");
+        var dW1 = s.Upload(w1Bits, "W_k");
+        var dY0 = s.Poisoned<ushort>((long)n * f0, output);
+        var dY1 = s.Poisoned<ushort>((long)n * Math.Max(f1, 1), "k");
+        RunForCheck(() => RunProduct(which, n, dA.Pointer, dW0.Pointer, dW1.Pointer, dY0.Pointer, dY1.Pointer));
+        check.CompareBf16(output, dY0.ToArray(), ref0, 1e-2);
+        if (f1 > 0)
+            check.CompareBf16("k", dY1.ToArray(), CpuOps.Linear(a, w1, n, c, f1), 1e-2);
         return check;
     }
 

@@ -72,22 +72,14 @@ static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATC
 #endif
 #define GEMM_SPLIT_STAGES 4
 static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
-// The gradient's s arrives in each warpgroup's epilogue tile as GEMM_S_SLABS parts of 256 / GEMM_S_SLABS columns, each with its
-// own mbarrier, so the gate starts on the first part while the others are still on their way (1: the whole tile, one barrier).
-#ifndef GEMM_S_SLABS
-#define GEMM_S_SLABS 1
-#endif
-static_assert(GEMM_S_SLABS == 1 || GEMM_S_SLABS == 2 || GEMM_S_SLABS == 4, "GEMM_S_SLABS parts are whole 64-column TMA boxes");
-static_assert(GEMM_BN / GEMM_S_SLABS % (16 * GEMM_GATE_BATCH) == 0, "a batch of the gate's reads stays inside one part of s");
 
 // Shared layout (pipeline.cuh): `stages` stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
-// epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w][part] (GEMM_S_SLABS
-// parts), tile_empty[w].
+// epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
 namespace gemm_layout
 {
 constexpr SharedRegion stages(int count) { return first_region(count * GEMM_STAGE_BYTES); }
 constexpr SharedRegion epilogue(int count, int half_bytes) { return place_after(stages(count), 2 * half_bytes); }
-constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 2 * GEMM_S_SLABS + 2) * 8, 8); }
+constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 4) * 8, 8); }
 // The larger of the two layouts (one launcher setting serves every kernel of the file).
 constexpr int window_bytes()
 {
@@ -261,21 +253,15 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     const unsigned base = aligned_shared_base(shared_raw);
     const unsigned epilogue = base + gemm_layout::epilogue(STAGES, HALF_BYTES).offset, bars = base + gemm_layout::barriers(STAGES, HALF_BYTES).offset;
     // The k-block ring: full[s] the TMA's bytes, empty[s] one arrival a math warp. Warpgroup w's epilogue tile (a ring of
-    // one, used once a tile; the gradient's only): tile_full[w][part] the TMA's bytes of s's part, tile_empty[w] its stores have
-    // read the tile.
+    // one, used once a tile; the gradient's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
     const Pipeline<STAGES> ring{bars, bars + 8 * STAGES};
-    constexpr int S_PARTS = GEMM_S_SLABS, PART_COLS = GEMM_BN / S_PARTS;
-    const unsigned tile_full = bars + 16 * STAGES, tile_empty = tile_full + 16 * S_PARTS;
+    const unsigned tile_full = bars + 16 * STAGES, tile_empty = tile_full + 16;
     const int warp = threadIdx.x >> 5;
     if (threadIdx.x == 0)
     {
         ring.init(1, 8);
         for (int w = 0; w < 2; w++)
-        {
-            for (int part = 0; part < S_PARTS; part++)
-                mbarrier_init(tile_full + 8 * (w * S_PARTS + part), 1);
-            mbarrier_init(tile_empty + 8 * w, 1);
-        }
+            Pipeline<1>{tile_full + 8 * w, tile_empty + 8 * w}.init(1, 1);
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -323,17 +309,13 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 {
                     for (int w = 0; w < 2; w++)
                     {
-                        const Pipeline<1> half_ring{tile_full + 8 * w * S_PARTS, tile_empty + 8 * w};
+                        const Pipeline<1> half_ring{tile_full + 8 * w, tile_empty + 8 * w};
                         half_ring.acquire(tile_state);
+                        half_ring.expect_bytes(0, HALF_BYTES);
                         const unsigned half = epilogue + w * HALF_BYTES;
                         #pragma unroll
                         for (int slab = 0; slab < GEMM_BN / 64; slab++)
-                        {
-                            const unsigned part_full = half_ring.full_at(slab * 64 / PART_COLS);
-                            if (slab * 64 % PART_COLS == 0)
-                                mbarrier_expect_bytes(part_full, HALF_BYTES / S_PARTS);
-                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, part_full);
-                        }
+                            tma_load(half + slab * 64 * 64 * 2, map_s, n0 + 64 * slab, m0 + 64 * w, half_ring.full_at(0));
                     }
                     tile_state.advance();
                 }
@@ -346,7 +328,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     const int wg = warp >> 2, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
     const unsigned half_address = epilogue + wg * HALF_BYTES;
-    const Pipeline<1> half_ring{tile_full + 8 * wg * S_PARTS, tile_empty + 8 * wg};
+    const Pipeline<1> half_ring{tile_full + 8 * wg, tile_empty + 8 * wg};
     float acc[32][4];
     PipelineState<STAGES> state{0, 0};
     PipelineState<1> tile_state{0, 0};
@@ -405,10 +387,11 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), row_lo, n0, parts.n_of(part), lane & 3);
         }
 
-        // The gradient waits for each part of s where the gate first reads it (below).
-        const unsigned s_parity = tile_state.phase;
         if (GATE)
+        {
+            half_ring.wait(tile_state);
             tile_state.advance();
+        }
         else
         {
             // The last tile's stores must have read the epilogue tile before it is rewritten.
@@ -477,8 +460,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             #pragma unroll
             for (int j = pass * (PASS_COLS / 8); j < (pass + 1) * (PASS_COLS / 8); j += 2)
             {
-                if (GATE && (8 * j) % PART_COLS == 0)
-                    mbarrier_wait(half_ring.full_at(8 * j / PART_COLS), s_parity);
                 if (GATE && (j / 2) % GEMM_GATE_BATCH == 0)
                 {
                     #pragma unroll

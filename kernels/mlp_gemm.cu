@@ -442,10 +442,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         }
         // The GELU forward's accumulators already hold s (above), the rotary GEMM's its output: no scale, no activation here.
         constexpr bool DONE = !GATE && (ACT == ACT_GELU || ACT == ACT_ROTARY);
-        // relu²'s gate 2·sqrt(s) takes its factor 2 in the row scale: doubling is exact, so (acc·2r)·sqrt(s) rounds as
-        // (acc·r)·(2·sqrt(s)) does (outside the subnormal range), with one multiply an element fewer.
-        constexpr float GATE_FACTOR = GATE && ACT == ACT_RELU2 ? 2.0f : 1.0f;
-        const float s_lo = DONE ? 1.0f : GATE_FACTOR * scale_lo, s_hi = DONE ? 1.0f : GATE_FACTOR * scale_hi;
+        const float s_lo = DONE ? 1.0f : scale_lo, s_hi = DONE ? 1.0f : scale_hi;
         unsigned s_words[GEMM_GATE_BATCH][4];
         #pragma unroll
         for (int pass = 0; pass < PASSES; pass++)
@@ -482,8 +479,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                         const float2 sv = unpack_bf16(sw[i]);
                         if (ACT == ACT_RELU2)
                         {
-                            v[2 * i] *= fast_sqrt(sv.x); // the factor 2 is in s_lo and s_hi
-                            v[2 * i + 1] *= fast_sqrt(sv.y);
+                            v[2 * i] *= 2.0f * fast_sqrt(sv.x);
+                            v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
                         }
                         else
                         {

@@ -72,14 +72,31 @@ static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATC
 #endif
 #define GEMM_SPLIT_STAGES 4
 static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
+// Trial (GEMM_GATE_RING 1): the gradient's s through a ring of two 64 × 64 parts a warpgroup (16 KB, the split epilogue's
+// tile), each loaded by a producer thread of the warpgroup's own (lane 0 of warp 9 or 10) and stored back as du once gated,
+// so the gradient gets the relu² forward's fourth stage and staggered warpgroups (GEMM_GATE_STAGGER). A warpgroup signals
+// its producer when it has issued the tile's k-block GEMM_GATE_S_LEAD from the end; the producer then loads parts 0 and 1,
+// asks L2 for parts 2 and 3, and loads each of those as the stores free a part.
+#ifndef GEMM_GATE_RING
+#define GEMM_GATE_RING 1
+#endif
+#ifndef GEMM_GATE_S_LEAD
+#define GEMM_GATE_S_LEAD 6
+#endif
+#ifndef GEMM_GATE_STAGGER
+#define GEMM_GATE_STAGGER 1
+#endif
+static_assert(GEMM_GATE_STAGGER >= 0 && GEMM_GATE_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
+static_assert(!GEMM_GATE_RING || 64 % (16 * GEMM_GATE_BATCH) == 0, "a batch of the gate's reads stays inside one 64-column part of s");
 
 // Shared layout (pipeline.cuh): `stages` stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
-// epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w].
+// epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w] and
+// (GEMM_GATE_RING) part_full[w][2], part_empty[w][2], s_go[w].
 namespace gemm_layout
 {
 constexpr SharedRegion stages(int count) { return first_region(count * GEMM_STAGE_BYTES); }
 constexpr SharedRegion epilogue(int count, int half_bytes) { return place_after(stages(count), 2 * half_bytes); }
-constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 4) * 8, 8); }
+constexpr SharedRegion barriers(int count, int half_bytes) { return place_after(epilogue(count, half_bytes), (2 * count + 14) * 8, 8); }
 // The larger of the two layouts (one launcher setting serves every kernel of the file).
 constexpr int window_bytes()
 {
@@ -246,9 +263,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     // The relu² forward's split epilogue (two passes of 128 columns through a tile half the size), fourth stage and stagger.
     constexpr bool SPLIT = GEMM_FC_SPLIT && !GATE && ACT == ACT_RELU2;
-    constexpr int STAGGER = SPLIT ? GEMM_FC_STAGGER : 0;
-    constexpr int STAGES = SPLIT ? GEMM_SPLIT_STAGES : GEMM_STAGES, PASSES = SPLIT ? 2 : 1, PASS_COLS = GEMM_BN / PASSES;
-    constexpr int HALF_BYTES = GEMM_HALF_BYTES / PASSES;
+    // The gradient's trial: s through a ring of two parts a warpgroup, a fourth stage and staggered warpgroups.
+    constexpr bool RING = GATE && GEMM_GATE_RING;
+    constexpr int STAGGER = SPLIT ? GEMM_FC_STAGGER : RING ? GEMM_GATE_STAGGER : 0;
+    constexpr int STAGES = SPLIT || RING ? GEMM_SPLIT_STAGES : GEMM_STAGES, PASSES = SPLIT ? 2 : 1, PASS_COLS = GEMM_BN / PASSES;
+    constexpr int HALF_BYTES = SPLIT || RING ? GEMM_HALF_BYTES / 2 : GEMM_HALF_BYTES;
+    constexpr int PART_BYTES = 64 * 64 * 2;
     extern __shared__ unsigned char shared_raw[];
     const unsigned base = aligned_shared_base(shared_raw);
     const unsigned epilogue = base + gemm_layout::epilogue(STAGES, HALF_BYTES).offset, bars = base + gemm_layout::barriers(STAGES, HALF_BYTES).offset;
@@ -256,12 +276,19 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     // one, used once a tile; the gradient's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
     const Pipeline<STAGES> ring{bars, bars + 8 * STAGES};
     const unsigned tile_full = bars + 16 * STAGES, tile_empty = tile_full + 16;
+    // The trial's rings: warpgroup w's parts of s, part_full[w][slot] the TMA's bytes, part_empty[w][slot] its store has read
+    // the part; s_go[w] the warpgroup's signal to its producer, once a tile.
+    const unsigned part_full = tile_empty + 16, part_empty = part_full + 32, s_go = part_empty + 32;
     const int warp = threadIdx.x >> 5;
     if (threadIdx.x == 0)
     {
         ring.init(1, 8);
         for (int w = 0; w < 2; w++)
+        {
             Pipeline<1>{tile_full + 8 * w, tile_empty + 8 * w}.init(1, 1);
+            Pipeline<2>{part_full + 16 * w, part_empty + 16 * w}.init(1, 1);
+            mbarrier_init(s_go + 8 * w, 1);
+        }
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -270,6 +297,37 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     if (warp >= 8)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+        if constexpr (RING)
+        {
+            if ((warp == 9 || warp == 10) && (threadIdx.x & 31) == 0)
+            {
+                // Warpgroup w's producer of s: the same tiles in the same order as the math warps.
+                const int w = warp - 9;
+                const Pipeline<2> part_ring{part_full + 16 * w, part_empty + 16 * w};
+                PipelineState<2> part_state{0, 0};
+                tensormap_prefetch(map_s);
+                int n = 0;
+                for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, n++)
+                {
+                    const int m0 = (tile / n_tiles) * GEMM_BM;
+                    int part, n0;
+                    parts.locate(tile % n_tiles, part, n0);
+                    mbarrier_wait(s_go + 8 * w, n & 1);
+                    #pragma unroll
+                    for (int c = 2; c < GEMM_BN / 64; c++)
+                        tma_prefetch_l2(map_s, n0 + 64 * c, m0 + 64 * w);
+                    for (int c = 0; c < GEMM_BN / 64; c++)
+                    {
+                        part_ring.acquire(part_state);
+                        part_ring.expect_bytes(part_state.stage, PART_BYTES);
+                        tma_load(epilogue + w * HALF_BYTES + part_state.stage * PART_BYTES, map_s, n0 + 64 * c, m0 + 64 * w,
+                                 part_ring.full_at(part_state.stage));
+                        part_state.advance();
+                    }
+                }
+                return;
+            }
+        }
         if (threadIdx.x != 256)
             return;
         tensormap_prefetch(map_x);
@@ -305,7 +363,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 // s for this tile's epilogue, after its last stage: the k-blocks never queue behind the last epilogue. (Loading
                 // it from a second producer thread as soon as the tile is free, early in the products, measured 2 ms slower a
                 // micro-step on the H200: the s loads then compete with the k-blocks'.)
-                if (GATE && kb == k_blocks - 1)
+                if (GATE && !RING && kb == k_blocks - 1)
                 {
                     for (int w = 0; w < 2; w++)
                     {
@@ -332,6 +390,10 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     float acc[32][4];
     PipelineState<STAGES> state{0, 0};
     PipelineState<1> tile_state{0, 0};
+    PipelineState<2> part_state{0, 0};
+    const Pipeline<2> part_ring{part_full + 16 * wg, part_empty + 16 * wg};
+    (void)part_state;
+    (void)part_ring;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
         const int m0 = (tile / n_tiles) * GEMM_BM;
@@ -368,6 +430,8 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             state.advance();
             if (STAGGER > 0 && wg == 0 && first_tile && kb == min(k_blocks, STAGGER) - 1)
                 asm volatile("bar.arrive 3, 256;\n" ::: "memory");
+            if (RING && tid == 0 && kb == max(0, k_blocks - GEMM_GATE_S_LEAD))
+                mbarrier_arrive(s_go + 8 * wg); // this warpgroup's producer may load the tile's s
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
@@ -387,6 +451,66 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), row_lo, n0, parts.n_of(part), lane & 3);
         }
 
+        if constexpr (RING)
+        {
+            // The gate part by part: wait for the part of s, gate it into du in place, store it, and free it for part c + 2.
+            #pragma unroll
+            for (int c = 0; c < GEMM_BN / 64; c++)
+            {
+                part_ring.wait(part_state);
+                const int slot = part_state.stage;
+                const unsigned part_address = half_address + slot * PART_BYTES;
+                const int q = lane >> 3, q_row = 16 * (warp & 3) + 8 * (q & 1) + (lane & 7), q_col = 8 * (q >> 1);
+                unsigned words[GEMM_GATE_BATCH][4];
+                #pragma unroll
+                for (int j = 8 * c; j < 8 * c + 8; j += 2)
+                {
+                    if ((j / 2) % GEMM_GATE_BATCH == 0)
+                    {
+                        #pragma unroll
+                        for (int b = 0; b < GEMM_GATE_BATCH; b++)
+                        {
+                            const unsigned at = part_address + 2 * sw128(q_row, 8 * (j + 2 * b) - 64 * c + q_col, 64);
+                            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                                         : "=r"(words[b][0]), "=r"(words[b][1]), "=r"(words[b][2]), "=r"(words[b][3]) : "r"(at) : "memory");
+                        }
+                    }
+                    const unsigned* sw = words[(j / 2) % GEMM_GATE_BATCH];
+                    float v[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
+                                  acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++)
+                    {
+                        const float2 sv = unpack_bf16(sw[i]);
+                        if (ACT == ACT_RELU2)
+                        {
+                            v[2 * i] *= 2.0f * fast_sqrt(sv.x);
+                            v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
+                        }
+                        else
+                        {
+                            v[2 * i] *= gelu_derivative(sv.x);
+                            v[2 * i + 1] *= gelu_derivative(sv.y);
+                        }
+                    }
+                    const unsigned address = part_address + 2 * sw128(q_row, 8 * j - 64 * c + q_col, 64);
+                    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                                 ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
+                                   "r"(pack_bf16(v[6], v[7])) : "memory");
+                }
+                fence_async_shared();
+                named_barrier(1 + wg, 128);
+                if (tid == 0)
+                {
+                    tma_store(parts.out_of(part), part_address, n0 + 64 * c, m0 + 64 * wg);
+                    tma_store_commit();
+                    tma_store_wait_read();
+                    part_ring.release(slot);
+                }
+                part_state.advance();
+            }
+            continue;
+        }
         if (GATE)
         {
             half_ring.wait(tile_state);

@@ -95,6 +95,12 @@ __device__ __forceinline__ void copy_async_arrive(unsigned barrier)
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(barrier) : "memory");
 }
 
+// Asks for the box at (c0 innermost, c1) of a rank-2 map's tensor in L2: no shared memory, no barrier, nothing to wait for.
+__device__ __forceinline__ void tma_prefetch_l2(const TensorMap* map, int c0, int c1)
+{
+    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map), "r"(c0), "r"(c1) : "memory");
+}
+
 __device__ __forceinline__ void tensormap_prefetch(const TensorMap* map)
 {
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");

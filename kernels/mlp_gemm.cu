@@ -23,13 +23,14 @@
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
-// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer (its warpgroup keeps 56 registers).
-// Stages of 64 columns of K flow through GEMM_STAGES buffers (the relu² forward: GEMM_SPLIT_STAGES, below), each with a "full"
-// mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each warpgroup's 64 × 256
-// half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two passes of 64 × 128).
-// For the gradient the producer loads s into that tile once it has queued the tile's last stage (earlier, the k-blocks would
-// queue behind the previous epilogue), and the epilogue reads it with ldmatrix and replaces it in place. The GELU forward
-// stores its tile twice: u, then (once the TMA has read it) s, which it computes in registers while that store reads the tile.
+// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer of the k-blocks (its warpgroup keeps 56
+// registers), and in the gradient the first lanes of warps 9 and 10 load s, one for each math warpgroup (GEMM_GATE_RING).
+// Stages of 64 columns of K flow through GEMM_STAGES buffers (the relu² forward and the gradient: GEMM_SPLIT_STAGES, below),
+// each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
+// warpgroup's 64 × 256 half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two
+// passes of 64 × 128). The gradient's epilogue takes s 64 columns at a time through a ring of two such parts a warpgroup,
+// reads each with ldmatrix and replaces it in place with du. The GELU forward stores its tile twice: u, then (once the TMA
+// has read it) s, which it computes in registers while that store reads the tile.
 //
 // Each kernel is a whole GEMM and takes NVRTC seconds: with MLP_GEMM_ONE and MLP_GEMM_ONE_<kernel> defined, the file holds that
 // kernel alone, so a cold start compiles the ones a model uses side by side (MlpGemm.Source(kernel)); with neither, all six.
@@ -62,8 +63,8 @@ static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATC
 // 32 KB for a fourth stage, and its warpgroup 1 starts the block's first tile GEMM_FC_STAGGER k-blocks behind warpgroup 0, so
 // that one's epilogue tends to run while the other still issues products. On an H100 the two together made that GEMM 1.8 %
 // faster (6.841 → 6.716 ms a micro-step, spreads ≤ 0.02 ms); either alone, −0.1 and +0.1 %; with a stagger of 2, the same
-// −1.8 %. The other kernels keep three stages and whole tiles: the stagger made the rotary GEMM 1.1 % slower, and the gradient's
-// s needs its whole tile (bench/results/H100-profile.md).
+// −1.8 %. The rotary GEMM keeps three stages and whole tiles (the stagger made it 1.1 % slower); the gradient gets its fourth
+// stage from the ring below (bench/results/H100-profile.md).
 #ifndef GEMM_FC_SPLIT
 #define GEMM_FC_SPLIT 1
 #endif
@@ -72,11 +73,14 @@ static_assert(GEMM_GATE_BATCH >= 1 && 16 % GEMM_GATE_BATCH == 0, "GEMM_GATE_BATC
 #endif
 #define GEMM_SPLIT_STAGES 4
 static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
-// Trial (GEMM_GATE_RING 1): the gradient's s through a ring of two 64 × 64 parts a warpgroup (16 KB, the split epilogue's
-// tile), each loaded by a producer thread of the warpgroup's own (lane 0 of warp 9 or 10) and stored back as du once gated,
-// so the gradient gets the relu² forward's fourth stage and staggered warpgroups (GEMM_GATE_STAGGER). A warpgroup signals
-// its producer when it has issued the tile's k-block GEMM_GATE_S_LEAD from the end; the producer then loads parts 0 and 1,
-// asks L2 for parts 2 and 3, and loads each of those as the stores free a part.
+// The gradient (GEMM_GATE_RING 1) takes s through a ring of two 64 × 64 parts a warpgroup (16 KB, the split epilogue's tile),
+// each loaded by a producer thread of the warpgroup's own (lane 0 of warp 9 or 10) and stored back as du once gated, so it
+// gets the relu² forward's fourth stage and staggered warpgroups (GEMM_GATE_STAGGER). A warpgroup signals its producer when
+// it has issued the tile's k-block GEMM_GATE_S_LEAD from the end; the producer then loads parts 0 and 1, asks L2 for parts 2
+// and 3, and loads each of those as the stores free a part. On an H100 (fixed weights, 4 rounds) the relu² gradient went
+// 8.917 → 8.680 ms a micro-step (−2.7 %) with a lead of 6, −2.4 % with 5, ±0 with 8, +1.3 % with 3 and +5.7 % with 2: signalled
+// late, the gate waits for its parts. GEMM_GATE_RING 0 is the whole-tile path: the k-block producer loads all of s once it
+// has queued the tile's last stage, and the gradient keeps three stages.
 #ifndef GEMM_GATE_RING
 #define GEMM_GATE_RING 1
 #endif
@@ -263,7 +267,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     // The relu² forward's split epilogue (two passes of 128 columns through a tile half the size), fourth stage and stagger.
     constexpr bool SPLIT = GEMM_FC_SPLIT && !GATE && ACT == ACT_RELU2;
-    // The gradient's trial: s through a ring of two parts a warpgroup, a fourth stage and staggered warpgroups.
+    // The gradient: s through a ring of two parts a warpgroup, a fourth stage and staggered warpgroups.
     constexpr bool RING = GATE && GEMM_GATE_RING;
     constexpr int STAGGER = SPLIT ? GEMM_FC_STAGGER : RING ? GEMM_GATE_STAGGER : 0;
     constexpr int STAGES = SPLIT || RING ? GEMM_SPLIT_STAGES : GEMM_STAGES, PASSES = SPLIT ? 2 : 1, PASS_COLS = GEMM_BN / PASSES;
@@ -273,10 +277,10 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     const unsigned base = aligned_shared_base(shared_raw);
     const unsigned epilogue = base + gemm_layout::epilogue(STAGES, HALF_BYTES).offset, bars = base + gemm_layout::barriers(STAGES, HALF_BYTES).offset;
     // The k-block ring: full[s] the TMA's bytes, empty[s] one arrival a math warp. Warpgroup w's epilogue tile (a ring of
-    // one, used once a tile; the gradient's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
+    // one, used once a tile; GEMM_GATE_RING 0's only): tile_full[w] the TMA's bytes of s, tile_empty[w] its stores have read it.
     const Pipeline<STAGES> ring{bars, bars + 8 * STAGES};
     const unsigned tile_full = bars + 16 * STAGES, tile_empty = tile_full + 16;
-    // The trial's rings: warpgroup w's parts of s, part_full[w][slot] the TMA's bytes, part_empty[w][slot] its store has read
+    // The gradient's rings: warpgroup w's parts of s, part_full[w][slot] the TMA's bytes, part_empty[w][slot] its store has read
     // the part; s_go[w] the warpgroup's signal to its producer, once a tile.
     const unsigned part_full = tile_empty + 16, part_empty = part_full + 32, s_go = part_empty + 32;
     const int warp = threadIdx.x >> 5;

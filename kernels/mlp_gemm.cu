@@ -171,6 +171,44 @@ __device__ __forceinline__ float gelu_derivative(float u)
     return 0.5f * (1.0f + t) + 0.5f * u * (1.0f - t * t) * GELU_K * fmaf(3.0f * GELU_A, u * u, 1.0f);
 }
 
+// Four 8 × 8 matrices of bf16 pairs from shared memory: lane L gives the address of row L mod 8 of matrix L / 8 and gets
+// the fragment words the accumulator layout gives it (ldmatrix .x4; store_matrix_x4 writes the same layout).
+__device__ __forceinline__ void load_matrix_x4(unsigned (&words)[4], unsigned address)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3]) : "r"(address) : "memory");
+}
+
+// v rounded to four bf16 pairs and written as four 8 × 8 matrices (stmatrix .x4).
+__device__ __forceinline__ void store_matrix_x4(unsigned address, const float (&v)[8])
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                 ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
+                   "r"(pack_bf16(v[6], v[7])) : "memory");
+}
+
+// The gradient's gate on eight values: v ⊙ act'(t), t the four bf16 pairs in words (relu²: t = s, act' = 2·sqrt(s);
+// GELU: t = u, act' = gelu'(u)).
+template <int ACT>
+__device__ __forceinline__ void gate_values(float (&v)[8], const unsigned* words)
+{
+    #pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        const float2 t = unpack_bf16(words[i]);
+        if (ACT == ACT_RELU2)
+        {
+            v[2 * i] *= 2.0f * fast_sqrt(t.x);
+            v[2 * i + 1] *= 2.0f * fast_sqrt(t.y);
+        }
+        else
+        {
+            v[2 * i] *= gelu_derivative(t.x);
+            v[2 * i + 1] *= gelu_derivative(t.y);
+        }
+    }
+}
+
 // The rotary GEMM's epilogue on one thread's accumulators: rows row_lo and row_lo + 8 of the tile (acc[j][0..1] and
 // acc[j][2..3]), columns n0 + 8j + 2·tig (+1). A head's D columns are D/8 consecutive j, its halves D/16 apart, so a thread
 // holds both members of each rotated pair; the sum of squares of a head's row is the thread's part added over the 4 threads
@@ -474,33 +512,13 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                         #pragma unroll
                         for (int b = 0; b < GEMM_GATE_BATCH; b++)
                         {
-                            const unsigned at = part_address + 2 * sw128(q_row, 8 * (j + 2 * b) - 64 * c + q_col, 64);
-                            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                                         : "=r"(words[b][0]), "=r"(words[b][1]), "=r"(words[b][2]), "=r"(words[b][3]) : "r"(at) : "memory");
+                            load_matrix_x4(words[b], part_address + 2 * sw128(q_row, 8 * (j + 2 * b) - 64 * c + q_col, 64));
                         }
                     }
-                    const unsigned* sw = words[(j / 2) % GEMM_GATE_BATCH];
                     float v[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
                                   acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
-                    #pragma unroll
-                    for (int i = 0; i < 4; i++)
-                    {
-                        const float2 sv = unpack_bf16(sw[i]);
-                        if (ACT == ACT_RELU2)
-                        {
-                            v[2 * i] *= 2.0f * fast_sqrt(sv.x);
-                            v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
-                        }
-                        else
-                        {
-                            v[2 * i] *= gelu_derivative(sv.x);
-                            v[2 * i + 1] *= gelu_derivative(sv.y);
-                        }
-                    }
-                    const unsigned address = part_address + 2 * sw128(q_row, 8 * j - 64 * c + q_col, 64);
-                    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
-                                 ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
-                                   "r"(pack_bf16(v[6], v[7])) : "memory");
+                    gate_values<ACT>(v, words[(j / 2) % GEMM_GATE_BATCH]);
+                    store_matrix_x4(part_address + 2 * sw128(q_row, 8 * j - 64 * c + q_col, 64), v);
                 }
                 fence_async_shared();
                 named_barrier(1 + wg, 128);
@@ -536,12 +554,9 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             #pragma unroll
             for (int j = 0; j < GEMM_BN / 8; j += 2)
             {
-                const unsigned address = half_address + 2 * sw128(q_row, 8 * j + q_col, 64);
-                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
-                             ::"r"(address), "r"(pack_bf16(acc[j][0] * scale_lo, acc[j][1] * scale_lo)),
-                               "r"(pack_bf16(acc[j][2] * scale_hi, acc[j][3] * scale_hi)),
-                               "r"(pack_bf16(acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo)),
-                               "r"(pack_bf16(acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi)) : "memory");
+                const float u[8] = {acc[j][0] * scale_lo, acc[j][1] * scale_lo, acc[j][2] * scale_hi, acc[j][3] * scale_hi,
+                                    acc[j + 1][0] * scale_lo, acc[j + 1][1] * scale_lo, acc[j + 1][2] * scale_hi, acc[j + 1][3] * scale_hi};
+                store_matrix_x4(half_address + 2 * sw128(q_row, 8 * j + q_col, 64), u);
             }
             fence_async_shared();
             named_barrier(1 + wg, 128);
@@ -590,33 +605,14 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                     #pragma unroll
                     for (int b = 0; b < GEMM_GATE_BATCH; b++)
                     {
-                        const unsigned at = half_address + 2 * sw128(q_row, 8 * (j + 2 * b) + q_col, 64);
-                        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                                     : "=r"(s_words[b][0]), "=r"(s_words[b][1]), "=r"(s_words[b][2]), "=r"(s_words[b][3]) : "r"(at) : "memory");
+                        load_matrix_x4(s_words[b], half_address + 2 * sw128(q_row, 8 * (j + 2 * b) + q_col, 64));
                     }
                 }
                 const unsigned address = half_address + 2 * sw128(q_row, 8 * j - pass * PASS_COLS + q_col, 64);
                 float v[8] = {acc[j][0] * s_lo, acc[j][1] * s_lo, acc[j][2] * s_hi, acc[j][3] * s_hi,
                               acc[j + 1][0] * s_lo, acc[j + 1][1] * s_lo, acc[j + 1][2] * s_hi, acc[j + 1][3] * s_hi};
                 if (GATE)
-                {
-                    const unsigned* sw = s_words[(j / 2) % GEMM_GATE_BATCH];
-                    #pragma unroll
-                    for (int i = 0; i < 4; i++)
-                    {
-                        const float2 sv = unpack_bf16(sw[i]);
-                        if (ACT == ACT_RELU2)
-                        {
-                            v[2 * i] *= 2.0f * fast_sqrt(sv.x);
-                            v[2 * i + 1] *= 2.0f * fast_sqrt(sv.y);
-                        }
-                        else
-                        {
-                            v[2 * i] *= gelu_derivative(sv.x);
-                            v[2 * i + 1] *= gelu_derivative(sv.y);
-                        }
-                    }
-                }
+                    gate_values<ACT>(v, s_words[(j / 2) % GEMM_GATE_BATCH]);
                 else if (ACT == ACT_RELU2)
                 {
                     #pragma unroll
@@ -626,9 +622,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                         v[i] *= v[i];
                     }
                 }
-                asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
-                             ::"r"(address), "r"(pack_bf16(v[0], v[1])), "r"(pack_bf16(v[2], v[3])), "r"(pack_bf16(v[4], v[5])),
-                               "r"(pack_bf16(v[6], v[7])) : "memory");
+                store_matrix_x4(address, v);
             }
             fence_async_shared();
             named_barrier(1 + wg, 128);

@@ -31,7 +31,7 @@ public sealed class MlpGemm
     public const string ProjGelu = "mlp_proj_input_gradient_gelu";
 
     private readonly KernelCache _kernels;
-    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes, bool TakesV)> _loaded = [];
+    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows)> _loaded = [];
     private readonly int _multiprocessors;
 
     /// <summary>
@@ -149,14 +149,15 @@ public sealed class MlpGemm
         Check(n, width, hidden, activation);
         if (du == g)
             throw new ArgumentException("du may not alias g (g is read by later tiles while du is stored).", nameof(du));
+        var kernel = Kernel(activation == Activation.Gelu ? ProjGelu : ProjRelu2);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(g, n, width, TileRows, KStep),
             TensorMap.Bf16Swizzled(w, width, hidden, 64, 64),
             TensorMap.Bf16Swizzled(kept, n, hidden, 64, 64),
-            TensorMap.Bf16Swizzled(du, n, hidden, 64, 64),
+            TensorMap.Bf16Swizzled(du, n, hidden, kernel.DuBoxRows, 64), // the rows the kernel's stores take (mlp_gemm_du_box_rows)
         ];
-        Launch(Kernel(activation == Activation.Gelu ? ProjGelu : ProjRelu2), Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
+        Launch(kernel, Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
     }
 
     /// <summary>
@@ -262,20 +263,21 @@ public sealed class MlpGemm
         : throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "the rotary GEMM is built for heads of 64 and 128.");
 
     // Each kernel from its own compile of the file (Source(name)), its dynamic shared memory (and, for the rotary kernels, whether
-    // they take v) read from that module.
-    private (CudaKernel Kernel, int SharedBytes, bool TakesV) Kernel(string name)
+    // they take v; for the gradient, the rows of du's store box) read from that module.
+    private (CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows) Kernel(string name)
     {
         if (!_loaded.TryGetValue(name, out var loaded))
         {
             var module = _kernels.Load(Source(name));
-            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"), module.TryReadInt32("qk_gemm_takes_v") is > 0);
+            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"), module.TryReadInt32("qk_gemm_takes_v") is > 0,
+                module.TryReadInt32("mlp_gemm_du_box_rows") ?? 64);
             loaded.Kernel.SetMaxDynamicSharedMemory(loaded.SharedBytes);
             _loaded[name] = loaded;
         }
         return loaded;
     }
 
-    private static void Launch((CudaKernel Kernel, int SharedBytes, bool TakesV) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
+    private static void Launch((CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
         => k.Kernel.Launch(grid, Threads, k.SharedBytes, stream, maps, args);
 
     private uint Grid(long n, int hidden)

@@ -31,7 +31,7 @@ public sealed class MlpGemm
     public const string ProjGelu = "mlp_proj_input_gradient_gelu";
 
     private readonly KernelCache _kernels;
-    private readonly Dictionary<string, (CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows)> _loaded = [];
+    private readonly Dictionary<string, LoadedKernel> _loaded = [];
     private readonly int _multiprocessors;
 
     /// <summary>
@@ -181,9 +181,10 @@ public sealed class MlpGemm
         CheckRotary("the projection", n, width, outFeatures, headDim, seqLen, cosSinPairs);
         // One part: the kernel's k and v parts are absent (0 columns), their maps never read.
         var wMap = TensorMap.Bf16Swizzled(w, outFeatures, width, TileColumns, KStep);
-        var yMap = TensorMap.Bf16Swizzled(y, n, outFeatures, 64, 64);
+        var kernel = Kernel(RotaryKernelName(headDim));
+        var yMap = TensorMap.Bf16Swizzled(y, n, outFeatures, kernel.QkvBoxRows, 64);
         ReadOnlySpan<TensorMap> maps = [TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep), wMap, wMap, wMap, yMap, yMap, yMap];
-        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, outFeatures), stream, maps, cosSinPairs, rstd, rstd, (int)n, outFeatures, 0, 0, width, seqLen);
+        Launch(kernel, Grid(n, outFeatures), stream, maps, cosSinPairs, rstd, rstd, (int)n, outFeatures, 0, 0, width, seqLen);
     }
 
     /// <summary>
@@ -215,19 +216,20 @@ public sealed class MlpGemm
         if (q == x || k == x || (v != 0 && v == x))
             throw new ArgumentException("q, k and v may not alias x (x is read by later tiles while they are stored).", nameof(x));
         var wkMap = TensorMap.Bf16Swizzled(wk, kvFeatures, width, TileColumns, KStep);
-        var kMap = TensorMap.Bf16Swizzled(k, n, kvFeatures, 64, 64);
+        var kernel = Kernel(RotaryKernelName(headDim));
+        var kMap = TensorMap.Bf16Swizzled(k, n, kvFeatures, kernel.QkvBoxRows, 64);
         ReadOnlySpan<TensorMap> maps =
         [
             TensorMap.Bf16Swizzled(x, n, width, TileRows, KStep),
             TensorMap.Bf16Swizzled(wq, qFeatures, width, TileColumns, KStep),
             wkMap,
             v != 0 ? TensorMap.Bf16Swizzled(wv, kvFeatures, width, TileColumns, KStep) : wkMap,
-            TensorMap.Bf16Swizzled(q, n, qFeatures, 64, 64),
+            TensorMap.Bf16Swizzled(q, n, qFeatures, kernel.QkvBoxRows, 64),
             kMap,
-            v != 0 ? TensorMap.Bf16Swizzled(v, n, kvFeatures, 64, 64) : kMap,
+            v != 0 ? TensorMap.Bf16Swizzled(v, n, kvFeatures, kernel.QkvBoxRows, 64) : kMap,
         ];
         int vFeatures = v != 0 ? kvFeatures : 0;
-        Launch(Kernel(RotaryKernelName(headDim)), Grid(n, qFeatures + kvFeatures + vFeatures), stream, maps, cosSinPairs, rstdQ, rstdK, (int)n,
+        Launch(kernel, Grid(n, qFeatures + kvFeatures + vFeatures), stream, maps, cosSinPairs, rstdQ, rstdK, (int)n,
             qFeatures, kvFeatures, vFeatures, width, seqLen);
     }
 
@@ -262,22 +264,25 @@ public sealed class MlpGemm
         ? $"qk_gemm_rotary_norm_{headDim}"
         : throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "the rotary GEMM is built for heads of 64 and 128.");
 
-    // Each kernel from its own compile of the file (Source(name)), its dynamic shared memory (and, for the rotary kernels, whether
-    // they take v; for the gradient, the rows of du's store box) read from that module.
-    private (CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows) Kernel(string name)
+    // A kernel loaded from its own compile of the file (Source(name)), with what the launcher reads from that module: its
+    // dynamic shared memory, whether a rotary kernel takes v, and the rows of the output maps' boxes its stores take (du's for
+    // the gradient, q's, k's and v's for the rotary kernels; the fc kernels' s and u take 64).
+    private readonly record struct LoadedKernel(CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows, int QkvBoxRows);
+
+    private LoadedKernel Kernel(string name)
     {
         if (!_loaded.TryGetValue(name, out var loaded))
         {
             var module = _kernels.Load(Source(name));
-            loaded = (module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"), module.TryReadInt32("qk_gemm_takes_v") is > 0,
-                module.TryReadInt32("mlp_gemm_du_box_rows") ?? 64);
+            loaded = new LoadedKernel(module.GetKernel(name), module.ReadInt32("mlp_gemm_shared_bytes"), module.TryReadInt32("qk_gemm_takes_v") is > 0,
+                module.TryReadInt32("mlp_gemm_du_box_rows") ?? 64, module.TryReadInt32("mlp_gemm_qkv_box_rows") ?? 64);
             loaded.Kernel.SetMaxDynamicSharedMemory(loaded.SharedBytes);
             _loaded[name] = loaded;
         }
         return loaded;
     }
 
-    private static void Launch((CudaKernel Kernel, int SharedBytes, bool TakesV, int DuBoxRows) k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
+    private static void Launch(LoadedKernel k, uint grid, CudaStream stream, ReadOnlySpan<TensorMap> maps, params ReadOnlySpan<KernelArg> args)
         => k.Kernel.Launch(grid, Threads, k.SharedBytes, stream, maps, args);
 
     private uint Grid(long n, int hidden)

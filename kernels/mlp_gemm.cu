@@ -19,6 +19,7 @@
 //   map_s:   what the gradient's epilogue reads: s (relu²) or u (GELU), box {64 (N), 64 (M)}
 //   map_out: s or du, box {64 (N), 64 (M)}
 //   map_u:   u (the GELU forward only), box {64 (N), 64 (M)}
+// The two gradient kernels also take du's address (16-byte aligned), for GEMM_GATE_DIRECT_STORES's stores from registers.
 // Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, mlp_gemm_shared_bytes
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
@@ -29,7 +30,8 @@
 // each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
 // warpgroup's 64 × 256 half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two
 // passes of 64 × 128). The gradient's epilogue takes s 64 columns at a time through a ring of two such parts a warpgroup,
-// reads each with ldmatrix and replaces it in place with du. The GELU forward stores its tile twice: u, then (once the TMA
+// reads each with ldmatrix, frees it and stores du from registers (GEMM_GATE_DIRECT_STORES; 0: du replaces the part in
+// place and goes out by TMA). The GELU forward stores its tile twice: u, then (once the TMA
 // has read it) s, which it computes in registers while that store reads the tile.
 //
 // Each kernel is a whole GEMM and takes NVRTC seconds: with MLP_GEMM_ONE and MLP_GEMM_ONE_<kernel> defined, the file holds that
@@ -98,6 +100,15 @@ static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "war
 #ifndef GEMM_GATE_WARP_STORES
 #define GEMM_GATE_WARP_STORES 1
 #endif
+// With the ring, each warp may instead take its rows of a part of s into registers (four ldmatrix), free the part for the
+// producer at once, gate, and store du straight from its registers (GEMM_GATE_DIRECT_STORES 1): a quad's 4 × 4 words of a
+// row are transposed by two rounds of shfl.xor, so that each lane stores 16 contiguous bytes (transpose_quad). The part is
+// then read once and never rewritten, and the producer loads the tile's third and fourth parts a store's round trip sooner.
+// du still may replace s in place: a warp writes only the elements it has read. 0: du is written back into the part with
+// stmatrix and stored by the warp's TMA store (GEMM_GATE_WARP_STORES).
+#ifndef GEMM_GATE_DIRECT_STORES
+#define GEMM_GATE_DIRECT_STORES 1
+#endif
 // The rotary GEMM (q, k and v) stores its epilogue tiles the same way: each warp its own 16 rows (the launcher encodes q's,
 // k's and v's maps with mlp_gemm_qkv_box_rows), each waiting only for its own stores to have read the tile before it
 // rewrites its rows, with no warpgroup barrier in the epilogue. On an H100 (fixed weights, 4 rounds) the q k v forward went
@@ -108,6 +119,7 @@ static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "war
 #endif
 static_assert(GEMM_GATE_STAGGER >= 0 && GEMM_GATE_STAGGER <= GEMM_SPLIT_STAGES, "warpgroup 0 can run at most a ring's depth ahead before warpgroup 1 starts");
 static_assert(!GEMM_GATE_RING || 64 % (16 * GEMM_GATE_BATCH) == 0, "a batch of the gate's reads stays inside one 64-column part of s");
+static_assert(!GEMM_GATE_DIRECT_STORES || (GEMM_GATE_RING && GEMM_GATE_WARP_STORES), "du from registers needs the ring, whose parts each warp frees");
 
 // Shared layout (pipeline.cuh): `stages` stages of an A tile (128 × 64) and a B tile (256 × 64), the two warpgroups'
 // epilogue tiles (64 × 256 each, or 64 × 128 split), then the mbarriers full[s], empty[s], tile_full[w], tile_empty[w] and
@@ -276,6 +288,30 @@ __device__ __forceinline__ void await_tile_read(int lane, int tid, int wg)
         named_barrier(1 + wg, 128);
 }
 
+// A 4 × 4 block of words over the four lanes of a quad (tig = lane mod 4), transposed: lane t's w[x] becomes lane x's w[t]
+// as it was. Two rounds of shfl.xor, each swapping one bit of the lane against the same bit of the index: 8 shuffles and 12
+// selects. With w[x] a bf16 pair of column block x at the lane's column 2·tig, afterwards lane t holds the four pairs of
+// column block t in column order: 16 contiguous bytes of the row.
+__device__ __forceinline__ void transpose_quad(unsigned (&w)[4], int tig)
+{
+    #pragma unroll
+    for (int bit = 1; bit <= 2; bit <<= 1)
+    {
+        const bool high = (tig & bit) != 0;
+        #pragma unroll
+        for (int x = 0; x < 4; x++)
+        {
+            if (x & bit)
+                continue;
+            // Words x and x | bit: the lane keeps the one whose bit matches its own and trades the other with lane tig ^ bit.
+            const unsigned sent = high ? w[x] : w[x | bit];
+            const unsigned got = __shfl_xor_sync(0xffffffffu, sent, bit);
+            w[x] = high ? got : w[x];
+            w[x | bit] = high ? w[x | bit] : got;
+        }
+    }
+}
+
 // The rotary GEMM's epilogue on one thread's accumulators: rows row_lo and row_lo + 8 of the tile (acc[j][0..1] and
 // acc[j][2..3]), columns n0 + 8j + 2·tig (+1). A head's D columns are D/8 consecutive j, its halves D/16 apart, so a thread
 // holds both members of each rotated pair; the sum of squares of a head's row is the thread's part added over the 4 threads
@@ -374,7 +410,7 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const uin
 template <bool GRADIENT, int ACT, int ROT_D = 0>
 __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts& parts, const TensorMap* map_s, const TensorMap* map_u,
                                          const float* __restrict__ row_scale, int m, int k, const unsigned* __restrict__ cos_sin = nullptr,
-                                         int seq_len = 0)
+                                         int seq_len = 0, bf16* __restrict__ du = nullptr)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     // The relu² forward's split epilogue (two passes of 128 columns through a tile half the size), fourth stage and stagger.
@@ -571,6 +607,54 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 rotary_norm_epilogue<ROT_D>(acc, table_words, parts.rstd_of(part), row_lo, n0, parts.n_of(part), lane & 3);
         }
 
+        if constexpr (RING && GEMM_GATE_DIRECT_STORES)
+        {
+            // The gate part by part from registers: wait for the part of s, read this warp's 16 rows of it, gate, free the part
+            // for part c + 2, then store du's rows 16 bytes a lane.
+            bf16* out_lo = du + (long)row_lo * parts.n[0] + n0;
+            #pragma unroll
+            for (int c = 0; c < GEMM_BN / 64; c++)
+            {
+                part_ring.wait(part_state);
+                const int slot = part_state.stage;
+                const unsigned part_address = half_address + slot * PART_BYTES;
+                unsigned words[4][4];
+                #pragma unroll
+                for (int b = 0; b < 4; b++)
+                    load_matrix_x4(words[b], part_address + 2 * sw128(q_row, 16 * b + q_col, 64));
+                // gated[r][x]: du's pair of row row_lo + 8r at column 8·(8c + x) + 2·tig.
+                unsigned gated[2][8];
+                #pragma unroll
+                for (int b = 0; b < 4; b++)
+                {
+                    float v[8];
+                    scaled_pairs(v, acc, 8 * c + 2 * b, scale_lo, scale_hi);
+                    gate_values<ACT>(v, words[b]);
+                    gated[0][2 * b] = pack_bf16(v[0], v[1]);
+                    gated[1][2 * b] = pack_bf16(v[2], v[3]);
+                    gated[0][2 * b + 1] = pack_bf16(v[4], v[5]);
+                    gated[1][2 * b + 1] = pack_bf16(v[6], v[7]);
+                }
+                // Every lane's reads of the part have been consumed: the warp frees it.
+                __syncwarp();
+                if (lane == 0)
+                    part_ring.release(slot);
+                part_state.advance();
+                #pragma unroll
+                for (int r = 0; r < 2; r++)
+                {
+                    #pragma unroll
+                    for (int x0 = 0; x0 < 8; x0 += 4)
+                    {
+                        unsigned w[4] = {gated[r][x0], gated[r][x0 + 1], gated[r][x0 + 2], gated[r][x0 + 3]};
+                        transpose_quad(w, lane & 3);
+                        *reinterpret_cast<uint4*>(out_lo + (long)(8 * r) * parts.n[0] + 64 * c + 8 * (x0 + (lane & 3))) =
+                            make_uint4(w[0], w[1], w[2], w[3]);
+                    }
+                }
+            }
+            continue;
+        }
         if constexpr (RING)
         {
             // The gate part by part: wait for the part of s, gate it into du in place, store it, and free it for part c + 2.
@@ -712,9 +796,9 @@ mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constan
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
                         const __grid_constant__ TensorMap map_s, const __grid_constant__ TensorMap map_out, const float* row_scale,
-                        int m, int n, int k)
+                        int m, int n, int k, bf16* du)
 {
-    mlp_gemm<true, ACT_RELU2>(&map_g, single_part(&map_w, &map_out, n), &map_s, nullptr, row_scale, m, k);
+    mlp_gemm<true, ACT_RELU2>(&map_g, single_part(&map_w, &map_out, n), &map_s, nullptr, row_scale, m, k, nullptr, 0, du);
 }
 #endif
 
@@ -731,9 +815,9 @@ mlp_fc_gelu(const __grid_constant__ TensorMap map_x, const __grid_constant__ Ten
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_proj_input_gradient_gelu(const __grid_constant__ TensorMap map_g, const __grid_constant__ TensorMap map_w,
                              const __grid_constant__ TensorMap map_u, const __grid_constant__ TensorMap map_out, const float* row_scale,
-                             int m, int n, int k)
+                             int m, int n, int k, bf16* du)
 {
-    mlp_gemm<true, ACT_GELU>(&map_g, single_part(&map_w, &map_out, n), &map_u, nullptr, row_scale, m, k);
+    mlp_gemm<true, ACT_GELU>(&map_g, single_part(&map_w, &map_out, n), &map_u, nullptr, row_scale, m, k, nullptr, 0, du);
 }
 #endif
 

@@ -149,6 +149,8 @@ public sealed class MlpGemm
         Check(n, width, hidden, activation);
         if (du == g)
             throw new ArgumentException("du may not alias g (g is read by later tiles while du is stored).", nameof(du));
+        if (du % 16 != 0)
+            throw new ArgumentException($"du must be 16-byte aligned (the kernel stores its rows 16 bytes a lane); got 0x{du:x}.", nameof(du));
         var kernel = Kernel(activation == Activation.Gelu ? ProjGelu : ProjRelu2);
         ReadOnlySpan<TensorMap> maps =
         [
@@ -157,7 +159,8 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(kept, n, hidden, 64, 64),
             TensorMap.Bf16Swizzled(du, n, hidden, kernel.DuBoxRows, 64), // the rows the kernel's stores take (mlp_gemm_du_box_rows)
         ];
-        Launch(kernel, Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
+        // du's address too: the kernel's stores from registers (GEMM_GATE_DIRECT_STORES) take it beside the map.
+        Launch(kernel, Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width, du);
     }
 
     /// <summary>

@@ -704,6 +704,9 @@ public class KernelOpTests
         Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
         var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(Activation.Relu2, 0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
         Assert.Contains("alias g", aliased.Message);
+        // du is stored 16 bytes a lane from registers: an address off that alignment is refused before the launch.
+        var misaligned = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(Activation.Relu2, 0x1000, 0x2000, 0x3000, 256, 128, 512, 0x3008, Stream));
+        Assert.Contains("16-byte aligned", misaligned.Message);
     }
 
     [GpuTheory]

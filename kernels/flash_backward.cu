@@ -139,9 +139,10 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 #define BWD_QUERIES 64
 // 1: a work item none of whose pairs a warpgroup's 64 keys can see (the tile's first query block for the second warpgroup,
 // its last beyond the window for the first) costs that warpgroup no products of its own, and dQ runs over the other
-// warpgroup's keys only (item_halves); 0: every item whole.
+// warpgroup's keys only (item_halves); 0: every item whole. A trial, 0 until it is timed and the GPU tests pass with it on
+// (bench/results/H100-profile.md, fifteenth section).
 #ifndef BWD_HALF_ITEMS
-#define BWD_HALF_ITEMS 1
+#define BWD_HALF_ITEMS 0
 #endif
 #define BWD_THREADS 384
 #define BWD_OUT_TILES (HEAD / 8) // 8-column tiles of the dK and dV accumulators

@@ -44,8 +44,9 @@
 #define FWD_Q_SLOTS 2
 #endif
 // 1: a tile of which a warpgroup's rows see only one 64-key half gets half the products (tile_halves); 0: every tile whole.
+// A trial, 0 until it is timed and the GPU tests pass with it on (bench/results/H100-profile.md, fifteenth section).
 #ifndef FWD_HALF_TILES
-#define FWD_HALF_TILES 1
+#define FWD_HALF_TILES 0
 #endif
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
 #define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator

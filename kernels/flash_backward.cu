@@ -137,13 +137,6 @@ extern "C" __global__ void flash_attention_backward_finish(const float* __restri
 
 #define BWD_KEYS 128
 #define BWD_QUERIES 64
-// 1: a work item none of whose pairs a warpgroup's 64 keys can see (the tile's first query block for the second warpgroup,
-// its last beyond the window for the first) costs that warpgroup no products of its own, and dQ runs over the other
-// warpgroup's keys only (item_halves); 0: every item whole. A trial, 0 until it is timed and the GPU tests pass with it on
-// (bench/results/H100-profile.md, fifteenth section).
-#ifndef BWD_HALF_ITEMS
-#define BWD_HALF_ITEMS 0
-#endif
 #define BWD_THREADS 384
 #define BWD_OUT_TILES (HEAD / 8) // 8-column tiles of the dK and dV accumulators
 // dQ staging: with D = 128 each warpgroup writes its 64 columns of one 64 × 128 tile; with D = 64 each writes a whole
@@ -229,59 +222,6 @@ __device__ __forceinline__ void k_rotary_backward_rows(const float (&acc)[BWD_OU
             store_u32_if(out + j, pack_bf16(da0 * cs0.x - db0 * cs0.y, da1 * cs1.x - db1 * cs1.y), valid);
             store_u32_if(out + HEAD / 2 + j, pack_bf16(da0 * cs0.y + db0 * cs0.x, da1 * cs1.y + db1 * cs1.x), valid);
         }
-    }
-}
-
-// Whether query block q0 .. q0 + 63 sees none of the 64 keys from kw0 (all queries before them, all beyond their window, or the
-// keys past T).
-__device__ __forceinline__ bool keys_unseen(int q0, int kw0, int window, int seq_len)
-{
-    return q0 + BWD_QUERIES - 1 < kw0 || q0 > kw0 + 63 + window || kw0 >= seq_len;
-}
-
-// A work item as the two math warpgroups split it: self_unseen, this warpgroup's keys see none of the block's queries (it
-// computes no Sᵀ, dPᵀ, dV or dK and writes no dSᵀ); other_unseen, the other warpgroup's keys see none. Votes, so that ptxas
-// knows the branches on them to be uniform (a product under a possibly divergent branch serialises every wgmma of the
-// kernel, C7520). Both unseen (no tile of the baseline has such an item) counts as neither: the masks handle it.
-struct ItemHalves
-{
-    bool self_unseen, other_unseen;
-};
-
-__device__ __forceinline__ ItemHalves item_halves(int q0, int k0, int wg, int window, int seq_len)
-{
-#if BWD_HALF_ITEMS
-    const bool self = keys_unseen(q0, k0 + 64 * wg, window, seq_len), other = keys_unseen(q0, k0 + 64 * (1 - wg), window, seq_len);
-    return ItemHalves{__all_sync(0xffffffffu, self && !other), __all_sync(0xffffffffu, other && !self)};
-#else
-    return ItemHalves{false, false};
-#endif
-}
-
-// dQ (64 queries × 64 columns, fp32) = dS·K over the keys of `steps` k-steps from `first` (16 keys each): A = dS, stored
-// [key][query] (M-major) at dst_address; B = K [key][d] (N-major), its columns from slab `slab`. Committed as one group.
-template <int steps>
-__device__ __forceinline__ void issue_dq(float dq_acc[8][4], unsigned dst_address, unsigned k_address, int first, int slab)
-{
-    wgmma_fence();
-    #pragma unroll
-    for (int j = 0; j < steps; j++)
-        wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, first + j, 0), mnmajor_descriptor(k_address, BWD_KEYS, first + j, slab), j > 0);
-    wgmma_commit();
-}
-
-// A warp's rows of dQ·scale into the item's staging tile (rows permuted as in dq_accum): with D = 128 this warpgroup's 64
-// columns, with D = 64 its partial tile.
-__device__ __forceinline__ void stage_dq(const float (&dq_acc)[8][4], float* dq_stage, int wg, int warp, int group_row, int tig, float scale)
-{
-    float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
-    const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
-    #pragma unroll
-    for (int dt = 0; dt < 8; dt++)
-    {
-        const int c = (HEAD == 128 ? wg * 64 : 0) + dt * 8 + tig * 2;
-        *reinterpret_cast<float2*>(dq_part + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
-        *reinterpret_cast<float2*>(dq_part + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
     }
 }
 
@@ -518,45 +458,11 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             const float* d_s = lse_s + BWD_QUERIES;
             const unsigned dst_address = dst_stages + use.stage * BWD_KEYS * BWD_QUERIES * 2;
             float* dq_stage = reinterpret_cast<float*>(smem + backward_layout::dq().offset + use.stage * BWD_DQ_STAGE);
-            const ItemHalves halves = item_halves(q0, k0, wg, window, seq_len);
             qdo.wait(use);
             // The dQ staging stage of this item, once the writer has read item i − 2's out of it: waited for here, with no
             // product in flight, rather than beside the staging below, where dK is (a spin loop there could make ptxas
             // serialise the products).
             dq.acquire(use);
-            if (halves.self_unseen)
-            {
-                // None of this item's pairs is visible to this warpgroup's keys: with D = 128 its 64 columns of dQ over the
-                // other warpgroup's keys (their dSᵀ is complete after the barrier), with D = 64 a zero partial tile.
-                named_barrier(1, 256);
-                float dq_acc[8][4];
-                if constexpr (HEAD == 128)
-                {
-                    issue_dq<4>(dq_acc, dst_address, k_address, 4 * (1 - wg), wg);
-                    wgmma_wait<0>();
-                    wgmma_fence_operands_n64(dq_acc);
-                }
-                else
-                {
-                    #pragma unroll
-                    for (int dt = 0; dt < 8; dt++)
-                        dq_acc[dt][0] = dq_acc[dt][1] = dq_acc[dt][2] = dq_acc[dt][3] = 0.0f;
-                }
-                __syncwarp();
-                kv.release_if(0, lane == 0 && i == items - 1 && !fuse_k_rotary);
-                stage_dq(dq_acc, dq_stage, wg, warp, group_row, tig, scale);
-                fence_async_shared();
-                __syncwarp();
-                if (lane == 0)
-                {
-                    dq.produced(use.stage);
-                    qdo.release(use.stage);
-                }
-                item++;
-                if (__all_sync(0xffffffffu, i + 1 >= items))
-                    break;
-                continue;
-            }
             // The block's lse (negated, base 2) for this thread's query columns, read before the products are issued, and D
             // (below) before dPᵀ's wait: read only after those waits, the loads queued behind the products' shared-memory reads
             // while the exponentials and dSᵀ waited on them (Nsight Compute's stall samples; on an H100 the backward
@@ -660,12 +566,17 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
 
             // dQ = dS·K: A = dS, stored [key][query] (M-major); B = K [key][d] (N-major). D = 128: this warpgroup's 64 columns
             // (slab wg) over all 128 keys. D = 64: all 64 columns over this warpgroup's 64 keys (a partial sum).
-            // With the other warpgroup's keys unseen (their dSᵀ is not written), D = 128 takes this warpgroup's keys only.
             float dq_acc[8][4];
-            if (HEAD == 64 || halves.other_unseen)
-                issue_dq<4>(dq_acc, dst_address, k_address, 4 * wg, HEAD == 128 ? wg : 0);
-            else
-                issue_dq<8>(dq_acc, dst_address, k_address, 0, wg);
+            constexpr int dq_steps = HEAD == 128 ? 8 : 4;
+            const int dq_first = HEAD == 128 ? 0 : 4 * wg, dq_slab = HEAD == 128 ? wg : 0;
+            wgmma_fence();
+            #pragma unroll
+            for (int j = 0; j < dq_steps; j++)
+            {
+                const int kk = dq_first + j;
+                wgmma_ss_n64<1, 1>(dq_acc, mnmajor_descriptor(dst_address, BWD_KEYS, kk, 0), mnmajor_descriptor(k_address, BWD_KEYS, kk, dq_slab), j > 0);
+            }
+            wgmma_commit();
             // dK += dSᵀ·Q (scaled at the end), after dQ: the groups complete in order, so dQ can be staged while dK runs. The A
             // fragments are pinned here, before the fence, so that no conversion into them is moved past it.
             #pragma unroll
@@ -684,8 +595,16 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) flash_attention_bac
             // A predicated arrival, not a branch: dK is still in flight.
             __syncwarp();
             kv.release_if(0, lane == 0 && i == items - 1 && !fuse_k_rotary);
-            // dQ of this block to its staging (the stage was acquired at the item's start).
-            stage_dq(dq_acc, dq_stage, wg, warp, group_row, tig, scale);
+            // dQ of this block to its staging (rows permuted as in dq_accum; the stage was acquired at the item's start).
+            float* dq_part = dq_stage + (HEAD == 128 ? 0 : wg * BWD_QUERIES * HEAD);
+            const int row_a = warp * 16 + group_row, row_b = row_a + 8; // query q0 + row; q0 is a multiple of 8, so t mod 8 = row mod 8
+            #pragma unroll
+            for (int dt = 0; dt < 8; dt++)
+            {
+                const int c = (HEAD == 128 ? wg * 64 : 0) + dt * 8 + tig * 2;
+                *reinterpret_cast<float2*>(dq_part + row_a * HEAD + dq_column(row_a, c)) = make_float2(dq_acc[dt][0] * scale, dq_acc[dt][1] * scale);
+                *reinterpret_cast<float2*>(dq_part + row_b * HEAD + dq_column(row_b, c)) = make_float2(dq_acc[dt][2] * scale, dq_acc[dt][3] * scale);
+            }
             fence_async_shared();
             __syncwarp();
             dq.produced_if(use.stage, lane == 0); // a predicated arrival: dK is still in flight

@@ -43,11 +43,6 @@
 #ifndef FWD_Q_SLOTS
 #define FWD_Q_SLOTS 2
 #endif
-// 1: a tile of which a warpgroup's rows see only one 64-key half gets half the products (tile_halves); 0: every tile whole.
-// A trial, 0 until it is timed and the GPU tests pass with it on (bench/results/H100-profile.md, fifteenth section).
-#ifndef FWD_HALF_TILES
-#define FWD_HALF_TILES 0
-#endif
 #define FWD_TILE_BYTES (FWD_ROWS * HEAD * 2)
 #define FWD_OUT_TILES (HEAD / 8) // 8-column tiles of a warpgroup's output accumulator
 
@@ -152,65 +147,6 @@ __device__ __forceinline__ void issue_pv(float (&acc)[FWD_OUT_TILES][4], const u
     #pragma unroll
     for (int kk = 0; kk < 8; kk++)
         wgmma_rs<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
-}
-
-// Which 64-key halves of a 128-key tile (keys k0 ..) a warpgroup's 64 rows (r0 ..) see. On the diagonal tile the first
-// warpgroup sees only the first half, on the window's far edge the second warpgroup only the second half (and past T only
-// the first half may hold keys): such a tile needs half its products. The result is a vote, so that ptxas knows the
-// branches on it to be uniform (a product under a possibly divergent branch serialises every wgmma of the kernel, C7520).
-struct TileHalves
-{
-    bool first_only, second_only;
-};
-
-__device__ __forceinline__ TileHalves tile_halves(int k0, int r0, int window, int seq_len)
-{
-#if FWD_HALF_TILES
-    const bool first_dead = k0 + 63 < r0 - window || k0 > r0 + 63;
-    const bool second_dead = k0 + 64 > r0 + 63 || k0 + 64 >= seq_len || k0 + 127 < r0 - window;
-    return TileHalves{__all_sync(0xffffffffu, second_dead && !first_dead), __all_sync(0xffffffffu, first_dead && !second_dead)};
-#else
-    return TileHalves{false, false};
-#endif
-}
-
-// S of a tile, only the half of its keys this warpgroup sees where that is one half (s[0..7] or s[8..15]; the other half keeps
-// stale values, which the softmax's mask replaces, as the tile is not a full one).
-__device__ __forceinline__ void issue_scores_halves(float s[16][4], unsigned q_address, unsigned k_address, TileHalves halves)
-{
-    if (halves.first_only)
-    {
-        #pragma unroll
-        for (int kk = 0; kk < HEAD / 16; kk++)
-            wgmma_ss_n64<0, 0>(s, kmajor_descriptor(q_address, FWD_ROWS, kk), kmajor_descriptor(k_address, FWD_ROWS, kk), kk > 0);
-    }
-    else if (halves.second_only)
-    {
-        #pragma unroll
-        for (int kk = 0; kk < HEAD / 16; kk++)
-            wgmma_ss_n64<0, 0>(s + 8, kmajor_descriptor(q_address, FWD_ROWS, kk), kmajor_descriptor(k_address + 64 * 128, FWD_ROWS, kk), kk > 0);
-    }
-    else
-        issue_scores(s, q_address, k_address);
-}
-
-// P·V over the half of the tile's keys that holds P's nonzeros, where S was computed for one half only.
-__device__ __forceinline__ void issue_pv_halves(float (&acc)[FWD_OUT_TILES][4], const unsigned pa[8][4], unsigned v_address, TileHalves halves)
-{
-    if (halves.first_only)
-    {
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            wgmma_rs<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
-    }
-    else if (halves.second_only)
-    {
-        #pragma unroll
-        for (int kk = 4; kk < 8; kk++)
-            wgmma_rs<1>(acc, pa[kk], mnmajor_descriptor(v_address, FWD_ROWS, kk, 0), 1);
-    }
-    else
-        issue_pv(acc, pa, v_address);
 }
 
 // Work item `item` of the persistent grid: its first query row q0 and its (b, h); see the launch notes above.
@@ -363,14 +299,12 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     if (wg == 1)
         asm volatile("bar.arrive 2, 256;\n" ::: "memory");
 
-    // The CTA's first item's tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them) but for
-    // the votes of tile_halves. prev_halves: the halves of the tile whose P·V is issued next.
-    TileHalves prev_halves = tile_halves(cur.first * FWD_ROWS, cur.r0, window, seq_len);
+    // The CTA's first item's tile 0: S_0 only. No product sits under a branch (ptxas would serialise all of them).
     q_ring.wait(q_use);
     k_ring.wait(kv_use);
     named_barrier(2 + wg, 256);
     wgmma_fence();
-    issue_scores_halves(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES, prev_halves);
+    issue_scores(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES);
     wgmma_commit();
     asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
     wgmma_wait<0>();
@@ -389,7 +323,6 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         // Tile j: S_j and P_{j−1}·V_{j−1}, then the softmax of S_j while the latter runs.
         for (int j = 1; j < cur.tiles; j++)
         {
-            const TileHalves halves = tile_halves((cur.first + j) * FWD_ROWS, cur.r0, window, seq_len);
             const auto previous = kv_use;
             kv_use.advance();
             k_ring.wait(kv_use);
@@ -397,10 +330,9 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
             named_barrier(2 + wg, 256);
             wgmma_fence_operands(acc);
             wgmma_fence();
-            issue_scores_halves(s, q_address, k_tiles + kv_use.stage * FWD_TILE_BYTES, halves);
+            issue_scores(s, q_address, k_tiles + kv_use.stage * FWD_TILE_BYTES);
             wgmma_commit();
-            issue_pv_halves(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES, prev_halves);
-            prev_halves = halves;
+            issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
             wgmma_commit();
             asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
             wgmma_wait<1>(); // S_j is done; P_{j−1}·V_{j−1} may still run
@@ -432,7 +364,6 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         // tensor cores are not left with one product and then the other. The next item's softmax runs while the P·V runs; its
         // running maximum and sum start afresh; this item's output is written once its P·V is done.
         const ForwardItem nxt = forward_item_rows(next, q_blocks, heads, window, seq_len, wg, warp, group);
-        const TileHalves halves = tile_halves(nxt.first * FWD_ROWS, nxt.r0, window, seq_len);
         q_ring.wait(q_use);
         const auto previous = kv_use;
         kv_use.advance();
@@ -441,10 +372,9 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
         named_barrier(2 + wg, 256);
         wgmma_fence_operands(acc);
         wgmma_fence();
-        issue_scores_halves(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES, halves);
+        issue_scores(s, q_tiles + q_use.stage * FWD_TILE_BYTES + wg * 64 * 128, k_tiles + kv_use.stage * FWD_TILE_BYTES);
         wgmma_commit();
-        issue_pv_halves(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES, prev_halves);
-        prev_halves = halves;
+        issue_pv(acc, pa, v_tiles + previous.stage * FWD_TILE_BYTES);
         wgmma_commit();
         asm volatile("bar.arrive %0, 256;\n" ::"r"(3 - wg) : "memory");
         wgmma_wait<1>();
@@ -477,7 +407,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, 1) flash_attention_for
     named_barrier(2 + wg, 256);
     wgmma_fence_operands(acc);
     wgmma_fence();
-    issue_pv_halves(acc, pa, v_tiles + kv_use.stage * FWD_TILE_BYTES, prev_halves);
+    issue_pv(acc, pa, v_tiles + kv_use.stage * FWD_TILE_BYTES);
     wgmma_commit();
     if (wg == 0)
         asm volatile("bar.arrive 3, 256;\n" ::: "memory");

@@ -92,13 +92,6 @@ static_assert(GEMM_FC_STAGGER >= 0 && GEMM_FC_STAGGER <= GEMM_SPLIT_STAGES, "war
 #ifndef GEMM_GATE_STAGGER
 #define GEMM_GATE_STAGGER 1
 #endif
-// A trial, off by default and not yet timed (bench/results/H100-profile.md, fourteenth section): 1 makes each s producer,
-// once signalled for a tile, also ask L2 for its half of the block's next tile's s (four parts), so that s's reads from
-// memory run under a whole tile's products and the next tile's part loads find s in L2. Only the L2 sees it: no shared
-// memory, no barrier, no k-block's load waits for it.
-#ifndef GEMM_GATE_S_PREFETCH_NEXT
-#define GEMM_GATE_S_PREFETCH_NEXT 0
-#endif
 // With the ring, each warp stores its own 16 rows of a part of du (the launcher then encodes du's map with a box of 16 rows:
 // mlp_gemm_du_box_rows) and frees the part once that store has read them (part_empty counts the 4 warps), so the gate's parts
 // run without the warpgroup's barrier and without waiting on one thread's store: −2 % on the gradient (H100). A warp's
@@ -476,15 +469,6 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                     #pragma unroll
                     for (int c = 2; c < GEMM_BN / 64; c++)
                         tma_prefetch_l2(map_s, n0 + 64 * c, m0 + 64 * w);
-                    if (GEMM_GATE_S_PREFETCH_NEXT && tile + (int)gridDim.x < tiles)
-                    {
-                        const int next = tile + gridDim.x, next_m0 = (next / n_tiles) * GEMM_BM;
-                        int next_part, next_n0;
-                        parts.locate(next % n_tiles, next_part, next_n0);
-                        #pragma unroll
-                        for (int c = 0; c < GEMM_BN / 64; c++)
-                            tma_prefetch_l2(map_s, next_n0 + 64 * c, next_m0 + 64 * w);
-                    }
                     for (int c = 0; c < GEMM_BN / 64; c++)
                     {
                         part_ring.acquire(part_state);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU host, in a folder made by `bench/device/publish.sh --baseline REV src/Runner ...` (baseline/ holds REV's runner):
-#   bash ab-profile.sh [--rounds N] [--define FILE:MACRO[=VALUE]]... [--variant NAME [--define ...]...]... [PROFILE ARGS...]
+#   bash ab-profile.sh [--rounds N] [--source FILE:PATH]... [--define FILE:MACRO[=VALUE]]...
+#                      [--variant NAME [--source ...]... [--define ...]...]... [PROFILE ARGS...]
 # times the baseline and this build with `profile --tsv` in turns, N rounds each (default 4; the order A B, B A, A B, ... so
 # that a drift of clocks or temperature over the call falls on both alike; about 30 s a profile on an H200), while
 # nvidia-smi logs the SM clock, power and temperature every half second. Then it prints each op's median over the rounds
@@ -13,9 +14,12 @@
 # --define mlp_gemm.cu:GEMM_TRIAL=1 for a trial switch the file reads under #ifndef GEMM_TRIAL. The kernel cache keys on the
 # source, so the variant compiles afresh. Only a macro the file guards with #ifndef (and the launcher does not pass as -D)
 # takes the value: one it defines unguarded is then defined twice.
+# --source (repeatable) puts the file at PATH (relative to the folder it is called from, or absolute) in place of kernels/FILE
+# in the variant's copy, before its defines: a kernel or header from another branch, timed in the same rounds as this build's
+# own variants, e.g. --source flash_backward.cu:../trial/flash_backward.cu.
 # --variant NAME (repeatable) times several variants against one baseline in the same rounds (A B C ..., then ... C B A),
-# so each costs one profile a round instead of two: the --define options after it make that variant (none: this build as
-# published). --define options before the first --variant make the first variant, "this build". The table then has a
+# so each costs one profile a round instead of two: the --source and --define options after it make that variant (none: this
+# build as published). Those before the first --variant make the first variant, "this build". The table then has a
 # column and a change for each; up to 8 variants.
 # A timing-only variant (wrong gradients) needs --fixed-weights among the PROFILE ARGS (both builds must have it), or its
 # updates change the weights, the data and the clocks every kernel runs at.
@@ -25,26 +29,32 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${LOGS:-$PWD/logs/ab}; mkdir -p "$logs"
 rounds=4
-# Variant i: its name, and its defines one a line. The first, "this build", exists unless only named variants are given.
-names=() defs=()
+# Variant i: its name, its defines one a line and its sources (FILE:absolute path) one a line. The first, "this build",
+# exists unless only named variants are given.
+names=() defs=() srcs=()
 current=-1
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:-}; shift; [ $# -gt 0 ] && shift ;;
     --define)
-      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); current=0; fi
+      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); srcs+=(""); current=0; fi
       defs[current]+="${2:-}"$'\n'; shift; [ $# -gt 0 ] && shift ;;
+    --source)
+      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); srcs+=(""); current=0; fi
+      source_option=${2:-}; source_path=${source_option#*:}
+      [ -n "$source_path" ] && [ "$source_path" != "$source_option" ] && [[ "$source_path" != /* ]] && source_option="${source_option%%:*}:$PWD/$source_path"
+      srcs[current]+="$source_option"$'\n'; shift; [ $# -gt 0 ] && shift ;;
     --variant)
       name=${2:-}
       if ! [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.=-]{0,23}$ ]]; then
         echo "ab-profile.sh: --variant takes a name of letters, digits and _ . = - (at most 24, not starting with a sign); got '$name'" >&2
         exit 2
       fi
-      names+=("$name"); defs+=(""); current=$((${#names[@]} - 1)); shift; [ $# -gt 0 ] && shift ;;
+      names+=("$name"); defs+=(""); srcs+=(""); current=$((${#names[@]} - 1)); shift; [ $# -gt 0 ] && shift ;;
     *) break ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || { names=("this build"); defs=(""); }
+[ ${#names[@]} -gt 0 ] || { names=("this build"); defs=(""); srcs=(""); }
 [ ${#names[@]} -le 8 ] || { echo "ab-profile.sh: at most 8 variants a call; got ${#names[@]}" >&2; exit 2; }
 case "$rounds" in ''|*[!0-9]*) rounds=x ;; esac
 [ "$rounds" != x ] && [ "$((10#$rounds))" -ge 1 ] \
@@ -62,8 +72,16 @@ letters=(B C D E F G H I)
 runners=()
 for ((v = 0; v < ${#names[@]}; v++)); do
   runner="$here/AutoResearch.Runner"
-  if [ -n "${defs[v]}" ]; then
-    # This build's runner copied, its kernel sources edited: the variant.
+  if [ -n "${defs[v]}${srcs[v]}" ]; then
+    # This build's runner copied, its kernel sources replaced and edited: the variant.
+    mapfile -t sources < <(printf '%s' "${srcs[v]}")
+    for d in "${sources[@]}"; do
+      file=${d%%:*} path=${d#*:}
+      if [ "$file" = "$d" ] || [ -z "$file" ] || [ ! -f "$runner/kernels/$file" ] || [ ! -f "$path" ] || [ ! -r "$path" ]; then
+        echo "ab-profile.sh: --source takes FILE:PATH with FILE a kernel source of this build (kernels/$file) and PATH a readable file; got '$d'" >&2
+        exit 2
+      fi
+    done
     mapfile -t list < <(printf '%s' "${defs[v]}")
     for d in "${list[@]}"; do
       file=${d%%:*} name=${d#*:}; name=${name%%=*}
@@ -75,6 +93,11 @@ for ((v = 0; v < ${#names[@]}; v++)); do
     runner="$logs/runner-${letters[v]}"
     rm -rf "$runner" && cp -r "$here/AutoResearch.Runner" "$runner" \
       || { echo "ab-profile.sh: could not copy this build's runner to $runner" >&2; exit 2; }
+    for d in "${sources[@]}"; do
+      file=${d%%:*} path=${d#*:}
+      cp "$path" "$runner/kernels/$file.new" && mv "$runner/kernels/$file.new" "$runner/kernels/$file" \
+        || { echo "ab-profile.sh: could not put $path in place of kernels/$file in $runner" >&2; exit 2; }
+    done
     for d in "${list[@]}"; do
       file=${d%%:*} macro=${d#*:}
       name=${macro%%=*} value=
@@ -88,7 +111,7 @@ done
 sides="A ${letters[*]:0:${#names[@]}}"
 echo "baseline $(cat "$here/baseline/REVISION" 2>/dev/null || echo '?'), this build $(cat "$here/REVISION" 2>/dev/null || echo '?'); profile $*"
 for ((v = 0; v < ${#names[@]}; v++)); do
-  echo "${letters[v]}: ${names[v]}$([ -n "${defs[v]}" ] && printf ' with %s' "$(printf '%s' "${defs[v]}" | paste -sd ' ')")"
+  echo "${letters[v]}: ${names[v]}$([ -n "${srcs[v]}" ] && printf ' with %s' "$(printf '%s' "${srcs[v]}" | sed 's/:/ from /' | paste -sd ' ')")$([ -n "${defs[v]}" ] && printf ' with %s' "$(printf '%s' "${defs[v]}" | paste -sd ' ')")"
 done
 echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 # shellcheck source=clocks.sh

@@ -117,7 +117,34 @@ public class AbProfileScriptTests
         Assert.Equal(["100.000", "100.000", "+0.0%", "0.000", "/", "0.000"], Row(stdout, "peak MB"));
     }
 
+    [Fact]
+    public void A_variant_can_take_a_kernel_source_from_another_file_before_its_defines()
+    {
+        using var host = Host();
+        // A trial file from elsewhere: its own first line sets the stand-in's time; its body marks it as that file.
+        const string trial = "#define TRIAL_MS 7\n// the trial's kernel\n";
+        File.WriteAllText(host.Sub("trial.cu"), trial);
+
+        var (exit, stdout, stderr) = Run(host, "--rounds", "3", "--variant", "branch", "--source", "k.cu:trial.cu",
+            "--variant", "both", "--source", "k.cu:" + host.Sub("trial.cu"), "--define", "k.cu:TRIAL_MS=3");
+
+        Assert.True(exit == 0, stderr + stdout);
+        Assert.Equal(["A", "B", "C", "C", "B", "A", "A", "B", "C"], Calls(host));
+        // The relative path is taken from the folder the script was called from; the defines go on top of the replaced file.
+        Assert.Equal(trial, File.ReadAllText(host.Sub("logs/runner-B/kernels/k.cu")));
+        Assert.Equal("#define TRIAL_MS 3\n" + trial, File.ReadAllText(host.Sub("logs/runner-C/kernels/k.cu")));
+        Assert.Equal(Kernel, File.ReadAllText(host.Sub("AutoResearch.Runner/kernels/k.cu")));
+        Assert.Contains("B: branch with k.cu from " + host.Sub("trial.cu"), stdout, StringComparison.Ordinal);
+        Assert.Contains("C: both with k.cu from " + host.Sub("trial.cu") + " with k.cu:TRIAL_MS=3", stdout, StringComparison.Ordinal);
+        Assert.Equal([Median(20, 3), Median(7, 3), Change(20.5, 7.5), Median(3, 3), Change(20.5, 3.5), "1.000", "/", "1.000", "/", "1.000"],
+            Row(stdout, "GEMM x"));
+    }
+
     [Theory]
+    [InlineData("--variant|a|--source|k.cu:missing.cu", "--source takes FILE:PATH")]
+    [InlineData("--variant|a|--source|other.cu:k.cu", "--source takes FILE:PATH")]
+    [InlineData("--source|k.cu", "--source takes FILE:PATH")]
+    [InlineData("--source|k.cu:", "--source takes FILE:PATH")]
     [InlineData("--variant|", "--variant takes a name")]
     [InlineData("--variant|-x", "--variant takes a name")]
     [InlineData("--variant|a|--variant|b|--variant|c|--variant|d|--variant|e|--variant|f|--variant|g|--variant|h|--variant|i", "at most 8 variants")]

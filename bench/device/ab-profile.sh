@@ -33,16 +33,19 @@ rounds=4
 # exists unless only named variants are given.
 names=() defs=() srcs=()
 current=-1
+# A new variant, with no defines or sources yet, made the current one.
+add_variant() { names+=("$1"); defs+=(""); srcs+=(""); current=$((${#names[@]} - 1)); }
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:-}; shift; [ $# -gt 0 ] && shift ;;
     --define)
-      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); srcs+=(""); current=0; fi
+      [ $current -ge 0 ] || add_variant "this build"
       defs[current]+="${2:-}"$'\n'; shift; [ $# -gt 0 ] && shift ;;
     --source)
-      if [ $current -lt 0 ]; then names+=("this build"); defs+=(""); srcs+=(""); current=0; fi
-      source_option=${2:-}; source_path=${source_option#*:}
-      [ -n "$source_path" ] && [ "$source_path" != "$source_option" ] && [[ "$source_path" != /* ]] && source_option="${source_option%%:*}:$PWD/$source_path"
+      [ $current -ge 0 ] || add_variant "this build"
+      # A relative PATH is taken from the folder the script is called from, kept absolute for the listing below.
+      source_option=${2:-}
+      case $source_option in *:/*|*:) ;; *:*) source_option="${source_option%%:*}:$PWD/${source_option#*:}" ;; esac
       srcs[current]+="$source_option"$'\n'; shift; [ $# -gt 0 ] && shift ;;
     --variant)
       name=${2:-}
@@ -50,11 +53,11 @@ while [ $# -gt 0 ]; do
         echo "ab-profile.sh: --variant takes a name of letters, digits and _ . = - (at most 24, not starting with a sign); got '$name'" >&2
         exit 2
       fi
-      names+=("$name"); defs+=(""); srcs+=(""); current=$((${#names[@]} - 1)); shift; [ $# -gt 0 ] && shift ;;
+      add_variant "$name"; shift; [ $# -gt 0 ] && shift ;;
     *) break ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || { names=("this build"); defs=(""); srcs=(""); }
+[ ${#names[@]} -gt 0 ] || add_variant "this build"
 [ ${#names[@]} -le 8 ] || { echo "ab-profile.sh: at most 8 variants a call; got ${#names[@]}" >&2; exit 2; }
 case "$rounds" in ''|*[!0-9]*) rounds=x ;; esac
 [ "$rounds" != x ] && [ "$((10#$rounds))" -ge 1 ] \

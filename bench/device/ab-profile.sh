@@ -5,8 +5,9 @@
 # times the baseline and this build with `profile --tsv` in turns, N rounds each (default 4; the order A B, B A, A B, ... so
 # that a drift of clocks or temperature over the call falls on both alike; about 30 s a profile on an H200), while
 # nvidia-smi logs the SM clock, power and temperature every half second. Then it prints each op's median over the rounds
-# for both builds and the change, the micro-step, optimizer step, whole step and peak memory the same way, and the clock,
-# power and temperature each build ran at. A change smaller than the spread of one build's own rounds (printed beside it)
+# for both builds and the change, the micro-step, optimizer step, whole step and peak memory the same way (and, where the
+# GPU reports them through NVML, the energy of a whole step and the median SM clock during it), and the clock, power and
+# temperature each build ran at. A change smaller than the spread of one build's own rounds (printed beside it)
 # is noise. The baseline must have `profile --tsv`. Logs, TSVs and the clock logs go to $LOGS (default ./logs/ab; the
 # TSVs of an earlier call there are removed first); $STEP_TIMEOUT (seconds, default none) bounds each profile.
 # --define (repeatable) times a variant of this build's kernels without rebuilding: `#define MACRO VALUE` is put at the top of
@@ -182,7 +183,7 @@ awk -F'\t' '
     for (i = 1; i <= n; i++) {
       split(order[i], part, "\t")
       a = median("A", order[i])
-      unit = part[1] == "memory" ? " MB" : " ms"
+      unit = part[1] == "memory" ? " MB" : part[1] == "energy" ? " J" : part[1] == "clock" ? " MHz" : " ms"
       printf "%-50s %11s", part[1] == "op" ? part[2] : part[2] unit, a == "" ? "-" : sprintf("%.3f", a)
       sa = spread("A", order[i]); spreads = (sa == "" ? "-" : sprintf("%.3f", sa))
       for (v = 1; v <= nv; v++) {

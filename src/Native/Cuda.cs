@@ -19,6 +19,7 @@ public static unsafe partial class Cuda
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDeviceGetName(byte* name, int len, int dev);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDeviceTotalMem_v2(out nuint bytes, int dev);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDeviceGetAttribute(out int pi, CUdevice_attribute attrib, int dev);
+    [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDeviceGetPCIBusId(byte* pciBusId, int len, int dev);
 
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDevicePrimaryCtxRetain(out IntPtr pctx, int dev);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CUresult cuDevicePrimaryCtxRelease_v2(int dev);

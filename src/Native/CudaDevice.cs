@@ -133,6 +133,15 @@ public sealed unsafe class CudaDevice : IDisposable
         return ((long)free, (long)total);
     }
 
+    /// <summary>The device's PCI address as the driver writes it (e.g. "00000000:1A:00.0"), by which NVML finds the same GPU
+    /// whatever CUDA_VISIBLE_DEVICES renumbers.</summary>
+    public string PciBusId()
+    {
+        byte* id = stackalloc byte[32];
+        Cuda.cuDeviceGetPCIBusId(id, 32, Ordinal).Check();
+        return Encoding.ASCII.GetString(id, new ReadOnlySpan<byte>(id, 32).IndexOf((byte)0));
+    }
+
     /// <summary>Allocates an uninitialised device buffer of <paramref name="count"/> elements, owned by <paramref name="owner"/>.</summary>
     public DeviceBuffer<T> Allocate<T>(long count, string owner) where T : unmanaged => new(this, count, owner);
 

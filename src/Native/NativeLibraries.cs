@@ -7,7 +7,7 @@ namespace AutoResearch.Native;
 
 /// <summary>
 /// Maps the logical library names used by the <c>[LibraryImport]</c> declarations ("cuda", "nvrtc", "cublas",
-/// "cublasLt") to the real shared objects, found once by <see cref="NativeLibraryResolver"/>.
+/// "cublasLt", "nvml") to the real shared objects, found once by <see cref="NativeLibraryResolver"/>.
 /// Call <see cref="Ensure"/> before the first call into a library so a missing one fails with the full list of attempts.
 /// </summary>
 public static class NativeLibraries
@@ -16,6 +16,7 @@ public static class NativeLibraries
     public const string Nvrtc = "nvrtc";
     public const string Cublas = "cublas";
     public const string CublasLt = "cublasLt";
+    public const string Nvml = "nvml";
 
     private const string ToolkitHint =
         "Install the CUDA 12 or 13 toolkit libraries (NVRTC and cuBLAS, e.g. the 'cuda-toolkit' or 'cuda-libraries' packages) "
@@ -28,6 +29,8 @@ public static class NativeLibraries
         [Nvrtc] = ("NVRTC (libnvrtc)", ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], ToolkitHint),
         [Cublas] = ("cuBLAS (libcublas)", ["libcublas.so.13", "libcublas.so.12", "libcublas.so"], ToolkitHint),
         [CublasLt] = ("cuBLASLt (libcublasLt)", ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"], ToolkitHint),
+        [Nvml] = ("NVML (libnvidia-ml)", ["libnvidia-ml.so.1", "libnvidia-ml.so"],
+            "It comes with the NVIDIA driver; without it `profile` reports no energy or clocks (nothing else needs it)."),
     };
 
     private static readonly ConcurrentDictionary<string, Lazy<IntPtr>> Handles = new();

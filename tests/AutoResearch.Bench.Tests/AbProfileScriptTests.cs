@@ -28,6 +28,7 @@ public class AbProfileScriptTests
         esac
         v=$(awk -v a="$ms" -v n="${n:-0}" 'BEGIN { printf "%.1f", a + 0.5 * n }')
         printf 'kind\tname\tvalue\tcalls\tflops\tbytes\nop\tGEMM x\t%s\t1\t\t\nstep\tmicro-step\t%s\t\t\t\nmemory\tpeak\t100\t\t\t\n' "$v" "$v" > "$tsv"
+        printf 'energy\twhole-step\t%s\t\t\t\nclock\tSM median\t1500\t\t\t\n' "$v" >> "$tsv"
         """;
 
     private const string Kernel = "#ifndef TRIAL_MS\n#define TRIAL_MS 10\n#endif\n";
@@ -115,6 +116,9 @@ public class AbProfileScriptTests
         Assert.False(Directory.Exists(host.Sub("logs/runner-B")));
         Assert.Equal([Median(20, 2), Median(10, 2), Change(20.25, 10.25), "0.500", "/", "0.500"], Row(stdout, "GEMM x"));
         Assert.Equal(["100.000", "100.000", "+0.0%", "0.000", "/", "0.000"], Row(stdout, "peak MB"));
+        // The power rows a GPU with NVML adds, in their own units.
+        Assert.Equal([Median(20, 2), Median(10, 2), Change(20.25, 10.25), "0.500", "/", "0.500"], Row(stdout, "whole-step J"));
+        Assert.Equal(["1500.000", "1500.000", "+0.0%", "0.000", "/", "0.000"], Row(stdout, "SM median MHz"));
     }
 
     [Fact]

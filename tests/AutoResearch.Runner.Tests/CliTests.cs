@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AutoResearch.Native;
 using Xunit;
 
 namespace AutoResearch.Runner.Tests;
@@ -119,6 +120,15 @@ public class CliTests
         Assert.Equal(1.55, values[("step", "optimizer-step")]);
         Assert.Equal(272.7, values[("step", "whole-step")]);
         Assert.Equal(27082.6, values[("memory", "peak")]);
+        Assert.False(values.ContainsKey(("energy", "whole-step")));
+        Assert.False(values.ContainsKey(("clock", "SM median")));
+        // With the power measured: the mean energy of a whole step and the median SM clock, after the memory row.
+        var power = new PowerSummary([190.0, 194.0], [0.27, 0.28], [new(1590, 0x4), new(1605, 0x4), new(1350, 0)], 700);
+        string withPower = ProfileTsv.Format(ops, 131.94, 1.55, 272.7, 27082.6, power);
+        Assert.StartsWith(text, withPower, StringComparison.Ordinal);
+        var powerValues = ProfileTsv.Read(withPower);
+        Assert.Equal(192.0, powerValues[("energy", "whole-step")], 12);
+        Assert.Equal(1590.0, powerValues[("clock", "SM median")]);
         Assert.Throws<ArgumentException>(() => ProfileTsv.Format([new("a\tb", 1, 1, 0, 0)], 1, 1, 1, 1));
         Assert.Throws<FormatException>(() => ProfileTsv.Read("op\tx\t1\t1\t0\t0\n"));
     }

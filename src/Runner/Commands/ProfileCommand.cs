@@ -14,7 +14,8 @@ namespace AutoResearch.Runner;
 /// `autoresearch profile`: times one training micro-step (forward, loss, backward) and one optimizer step of the experiment's
 /// model (the knobs of <see cref="Hyperparameters"/>, with --set overrides) on random tokens with device events, op by op,
 /// against the rooflines (bf16 GEMM ~800 TFLOP/s on an H100 or H200; memory: a device-to-device copy timed on this device first, ~3 TB/s on an H100, ~4.3 on an H200), and reports the
-/// peak device memory. This is the benchmark behind the model's and optimizer's performance figures.
+/// peak device memory and, where NVML reads the GPU's energy counter, the energy of a whole step and the SM clock during it
+/// (near the power limit the clock falls). This is the benchmark behind the model's and optimizer's performance figures.
 /// </summary>
 public static class ProfileCommand
 {
@@ -68,7 +69,7 @@ public static class ProfileCommand
         var set = KnobOptions.CreateSetOption();
         candidates.AtLeastOne();
         headChunk.AtLeastOne();
-        var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines and peak memory; "
+        var command = new Command("profile", "Time a training micro-step and an optimizer step of the experiment's model op by op (GPU), with rooflines, peak memory and (NVML) the energy and SM clock of a step; "
             + "--set Name=Value profiles another shape (`autoresearch knobs` lists the knobs).")
         {
             batch, depth, seqLen, steps, naive, candidates, headChunk, zipf, cublasMlp, cublasQk, resources, fixedWeights, tsv, set,
@@ -160,6 +161,9 @@ public static class ProfileCommand
         var wholeMs = new List<double>();
         IReadOnlyList<StreamProfiler.Row>? breakdown = null;
         int accumulation = Math.Max(1, h.TotalBatchSize / n);
+        // The energy of each timed whole step and the SM clock during it (NVML; optional): near the power limit the clocks
+        // fall, and the energy of a step decides its time more than its time at a fixed clock does.
+        using var power = GpuPowerMonitor.TryOpen(device, out string? powerUnavailable);
         // Each round times the parts (one micro-step, then the optimizer step, by device events) and then one whole step as
         // `train` runs it, so that a drift of the clocks over the run (a GPU warming up, or near its power limit) falls on both
         // alike rather than on whichever is timed last.
@@ -189,6 +193,8 @@ public static class ProfileCommand
             // batch uploaded between them, the optimizer queued, the next step's first batch uploaded, the loss read (the wait
             // for the device); host time. Against the parts, this is what the host adds.
             stream.Synchronize();
+            if (s >= 0)
+                power?.BeginWindow();
             var watch = System.Diagnostics.Stopwatch.StartNew();
             model.Parameters.ZeroGradients(stream);
             model.ResetLossSum();
@@ -202,7 +208,10 @@ public static class ProfileCommand
             model.Upload(inputs, targets);
             _ = model.ReadLossSum();
             if (s >= 0)
+            {
                 wholeMs.Add(watch.Elapsed.TotalMilliseconds);
+                power?.EndWindow();
+            }
             if (initialMasters is not null)
                 model.Parameters.RestoreMasters(initialMasters, model.Elementwise, stream);
         }
@@ -233,9 +242,12 @@ public static class ProfileCommand
         Console.WriteLine($"whole step as train runs it ({accumulation} micro-steps and the optimizer, host clock): median {wholeMedian:F1} ms over {steps}; "
             + $"the parts ({accumulation} × micro-step + optimizer step) {parts:F1} ms: the host adds {wholeMedian / parts - 1:P1}");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
+        var powerSummary = power?.Summary();
+        Console.WriteLine(powerSummary is null ? $"power: not measured ({powerUnavailable})" : $"power: {powerSummary.Describe("whole step")}");
         if (tsvPath is not null)
         {
-            AtomicFile.WriteText(tsvPath, w => w.Write(ProfileTsv.Format(breakdown, median, optMedian, wholeMedian, device.Memory.PeakMegabytes)));
+            AtomicFile.WriteText(tsvPath, w => w.Write(ProfileTsv.Format(breakdown, median, optMedian, wholeMedian, device.Memory.PeakMegabytes,
+                powerSummary)));
             Console.WriteLine($"table written to {tsvPath}");
         }
         var compiled = kernels.Resources();

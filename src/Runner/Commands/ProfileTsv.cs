@@ -15,15 +15,20 @@ namespace AutoResearch.Runner;
 /// step    optimizer-step  1.55
 /// step    whole-step      272.7
 /// memory  peak            27082.6
+/// energy  whole-step      191.4
+/// clock   SM median       1590
 /// </code>
-/// Values are in milliseconds (op, step) or megabytes (memory), with invariant-culture numbers.
+/// Values are in milliseconds (op, step), megabytes (memory), joules (energy) or megahertz (clock), with invariant-culture
+/// numbers. The energy and clock rows are there only where the GPU's power was measured (<see cref="GpuPowerMonitor"/>).
 /// </summary>
 public static class ProfileTsv
 {
     public const string Header = "kind\tname\tvalue\tcalls\tflops\tbytes";
 
-    /// <summary>The table's text: <see cref="Header"/>, the ops in the order given, then the step and memory rows.</summary>
-    public static string Format(IReadOnlyList<StreamProfiler.Row> ops, double microStepMs, double optimizerStepMs, double wholeStepMs, double peakMegabytes)
+    /// <summary>The table's text: <see cref="Header"/>, the ops in the order given, then the step and memory rows, and with
+    /// <paramref name="power"/> the mean energy of a whole step and the median SM clock (each where measured).</summary>
+    public static string Format(IReadOnlyList<StreamProfiler.Row> ops, double microStepMs, double optimizerStepMs, double wholeStepMs, double peakMegabytes,
+        PowerSummary? power = null)
     {
         ArgumentNullException.ThrowIfNull(ops);
         var text = new StringBuilder(Header).Append('\n');
@@ -37,6 +42,10 @@ public static class ProfileTsv
         text.Append(CultureInfo.InvariantCulture, $"step\toptimizer-step\t{optimizerStepMs:R}\t\t\t\n");
         text.Append(CultureInfo.InvariantCulture, $"step\twhole-step\t{wholeStepMs:R}\t\t\t\n");
         text.Append(CultureInfo.InvariantCulture, $"memory\tpeak\t{peakMegabytes:R}\t\t\t\n");
+        if (power is not null && !double.IsNaN(power.JoulesPerWindow))
+            text.Append(CultureInfo.InvariantCulture, $"energy\twhole-step\t{power.JoulesPerWindow:R}\t\t\t\n");
+        if (power is not null && !double.IsNaN(power.SmClockMedian))
+            text.Append(CultureInfo.InvariantCulture, $"clock\tSM median\t{power.SmClockMedian:R}\t\t\t\n");
         return text.ToString();
     }
 

@@ -106,6 +106,9 @@ public sealed class GpuPowerMonitor : IDisposable
         SamplePeriod = samplePeriod;
     }
 
+    /// <summary>The power limit the driver enforces now, NaN where it does not say.</summary>
+    public double PowerLimitWatts => _limitWatts;
+
     /// <summary>How often the sampler reads the clock and the reasons inside a window (10 ms unless given).</summary>
     public TimeSpan SamplePeriod { get; }
 

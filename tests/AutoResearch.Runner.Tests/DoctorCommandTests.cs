@@ -46,6 +46,18 @@ public class DoctorCommandTests
         Assert.Single(stderr.Trim().Split('\n'));
     }
 
+    [GpuFact]
+    [Trait("Category", "GPU")]
+    public void Doctor_on_a_gpu_reports_the_power_limit_that_profile_measures_against()
+    {
+        var (exit, stdout, stderr) = RunCli("doctor", "--skip-gemm");
+        Assert.True(exit == 0, stderr + stdout);
+        Assert.Contains("doctor: OK", stdout, StringComparison.Ordinal);
+        // A GPU host's driver brings NVML: the line gives the enforced limit in watts.
+        var power = stdout.Split('\n').Single(l => l.StartsWith("Power:", StringComparison.Ordinal));
+        Assert.Matches(@"limit \d+ W; `profile` reports the energy of a step", power);
+    }
+
     [Fact]
     public void Doctor_help_lists_its_options()
     {

@@ -61,6 +61,12 @@ public static class DoctorCommand
             var p = device.Properties;
             Line("GPU", $"{p}, target {p.GpuArchitecture}");
             Line("Driver", $"{CudaDevice.DriverKernelModuleVersion() ?? "version unknown"} (CUDA {CudaDevice.DriverCudaVersion()})");
+            using (var power = GpuPowerMonitor.TryOpen(device, out string? unmeasured))
+            {
+                Line("Power", power is null ? $"not measured ({unmeasured}): `profile` reports no energy or clocks"
+                    : $"limit {(double.IsNaN(power.PowerLimitWatts) ? "not reported" : $"{power.PowerLimitWatts:F0} W")}; "
+                        + "`profile` reports the energy of a step and the SM clock (NVML)");
+            }
             var (free, total) = device.MemoryInfo();
             Line("Memory", $"{free / 1073741824.0:F1} GiB free of {total / 1073741824.0:F1} GiB; L2 {p.L2CacheBytes >> 20} MiB; "
                 + $"shared memory per block up to {p.MaxSharedMemoryPerBlockOptIn >> 10} KiB");

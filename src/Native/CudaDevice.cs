@@ -133,7 +133,7 @@ public sealed unsafe class CudaDevice : IDisposable
         return ((long)free, (long)total);
     }
 
-    /// <summary>The device's PCI address as the driver writes it (e.g. "00000000:1A:00.0"), by which NVML finds the same GPU
+    /// <summary>The device's PCI address as the driver writes it (e.g. "0000:1A:00.0"), by which NVML finds the same GPU
     /// whatever CUDA_VISIBLE_DEVICES renumbers.</summary>
     public string PciBusId()
     {

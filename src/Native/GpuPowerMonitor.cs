@@ -8,13 +8,13 @@ namespace AutoResearch.Native;
 public readonly record struct PowerSample(uint SmClockMegahertz, ulong Reasons);
 
 /// <summary>
-/// What a <see cref="GpuPowerMonitor"/> saw: each window's energy (the GPU's own counter, millijoules, updated about every
-/// 10 ms) and length (host clock), and the samples taken inside the windows.
+/// What a <see cref="GpuPowerMonitor"/> saw: each window's energy (the GPU's own counter, interpolated between its updates)
+/// and length (host clock), and the samples taken inside the windows.
 /// </summary>
 public sealed class PowerSummary
 {
     public PowerSummary(IReadOnlyList<double> windowJoules, IReadOnlyList<double> windowSeconds, IReadOnlyList<PowerSample> samples,
-        double powerLimitWatts)
+        double powerLimitWatts, bool reasonsReported = true)
     {
         ArgumentNullException.ThrowIfNull(windowJoules);
         ArgumentNullException.ThrowIfNull(windowSeconds);
@@ -25,6 +25,7 @@ public sealed class PowerSummary
         WindowSeconds = windowSeconds;
         Samples = samples;
         PowerLimitWatts = powerLimitWatts;
+        ReasonsReported = reasonsReported;
     }
 
     public IReadOnlyList<double> WindowJoules { get; }
@@ -33,8 +34,10 @@ public sealed class PowerSummary
     /// <summary>The enforced power limit, NaN where the driver does not say.</summary>
     public double PowerLimitWatts { get; }
 
-    /// <summary>The mean energy of a window (the windows' total over their count: the counter's 10 ms steps average out), NaN
-    /// without windows.</summary>
+    /// <summary>Whether the samples carry the driver's clock reasons (else their masks are 0 and the shares NaN).</summary>
+    public bool ReasonsReported { get; }
+
+    /// <summary>The mean energy of a window, NaN without windows.</summary>
     public double JoulesPerWindow => WindowJoules.Count == 0 ? double.NaN : WindowJoules.Sum() / WindowJoules.Count;
 
     /// <summary>The windows' energy over their time, NaN without windows.</summary>
@@ -52,7 +55,8 @@ public sealed class PowerSummary
     /// <summary>The share of samples with a thermal or hardware slowdown, NaN without samples.</summary>
     public double OtherSlowdownShare => Share(ClockReasons.OtherSlowdowns);
 
-    private double Share(ulong mask) => Samples.Count == 0 ? double.NaN : Samples.Count(s => (s.Reasons & mask) != 0) / (double)Samples.Count;
+    private double Share(ulong mask)
+        => Samples.Count == 0 || !ReasonsReported ? double.NaN : Samples.Count(s => (s.Reasons & mask) != 0) / (double)Samples.Count;
 
     private static double Median(IEnumerable<double> values)
     {
@@ -72,31 +76,41 @@ public sealed class PowerSummary
         string text = string.Create(c, $"{JoulesPerWindow:F1} J a {window} ({WindowJoules.Count} measured), {MeanWatts:F0} W on average{limit}");
         if (Samples.Count == 0)
             return text + "; no clock samples";
-        return text + string.Create(c, $"; SM clock median {SmClockMedian:F0} MHz ({SmClockMin}–{SmClockMax}) in {Samples.Count} samples, ")
-            + string.Create(c, $"the power cap active in {PowerCapShare:P0} of them, thermal or hardware slowdowns in {OtherSlowdownShare:P0}");
+        text += string.Create(c, $"; SM clock median {SmClockMedian:F0} MHz ({SmClockMin}–{SmClockMax}) in {Samples.Count} samples, ");
+        return text + (ReasonsReported
+            ? string.Create(c, $"the power cap active in {PowerCapShare:P0} of them, thermal or hardware slowdowns in {OtherSlowdownShare:P0}")
+            : "the driver did not report what held the clock down");
     }
 }
 
 /// <summary>
-/// The GPU's energy and clocks over chosen windows of host time, through NVML: <see cref="BeginWindow"/> and
-/// <see cref="EndWindow"/> read the GPU's energy counter (the caller synchronises the device at both ends), and while a window
-/// is open a background thread samples the SM clock and the clock-reason mask every
-/// <see cref="SamplePeriod"/>. Near its power limit a GPU lowers its clocks, so the energy of a step, more than its time at
-/// a fixed clock, decides how fast it runs there. Optional: where NVML or the energy counter is missing,
-/// <c>TryOpen</c> says why and returns null.
+/// The GPU's energy and clocks over chosen windows of host time, through NVML. From <c>TryOpen</c> on, a background thread
+/// polls the GPU every <see cref="SamplePeriod"/>: it notes each change of the energy counter (which the driver updates
+/// about every 100 ms on an H100, too coarse to read at a window's ends directly) with its time, and, while a window is open,
+/// the SM clock and the clock-reason mask. <see cref="BeginWindow"/> and <see cref="EndWindow"/> only mark times (the caller
+/// synchronises the device at both); <see cref="Summary"/> gives each window the counter's rise between its ends,
+/// interpolated linearly between the updates around them. Near its power limit a GPU lowers its clocks, so the energy of a
+/// step, more than its time at a fixed clock, decides how fast it runs there. Optional: where NVML or the energy counter is
+/// missing, <c>TryOpen</c> says why and returns null; a query failing later ends the measurement, not the caller.
 /// </summary>
 public sealed class GpuPowerMonitor : IDisposable
 {
     private readonly IntPtr _device;
-    private readonly List<double> _joules = [];
-    private readonly List<double> _seconds = [];
-    private readonly List<PowerSample> _samples = [];
     private readonly double _limitWatts;
-    private ulong _startMillijoules;
-    private long _startTicks;
-    private Thread? _sampler;
-    private volatile bool _sampling;
-    private bool _reasonsReported = true;
+    private readonly object _lock = new();
+    // Energy counter changes: host seconds (since _origin) when seen, joules. The first entry is the value at the start,
+    // whose own update time is unknown, so it only bounds the next one.
+    private readonly List<(double Seconds, double Joules)> _updates = [];
+    private readonly List<(double Start, double End)> _windows = [];
+    private readonly List<PowerSample> _samples = [];
+    private readonly long _origin = Stopwatch.GetTimestamp();
+    private readonly Thread _sampler;
+    private volatile bool _running = true;
+    private volatile bool _windowOpen;
+    private double _windowStart;
+    private volatile bool _reasonsReported = true;
+    private bool _useEventReasons = true;
+    private string? _failure;
     private int _disposed;
 
     private GpuPowerMonitor(IntPtr device, double limitWatts, TimeSpan samplePeriod)
@@ -104,13 +118,25 @@ public sealed class GpuPowerMonitor : IDisposable
         _device = device;
         _limitWatts = limitWatts;
         SamplePeriod = samplePeriod;
+        _sampler = new Thread(Poll) { IsBackground = true, Name = "GPU power samples" };
+        _sampler.Start();
     }
 
     /// <summary>The power limit the driver enforces now, NaN where it does not say.</summary>
     public double PowerLimitWatts => _limitWatts;
 
-    /// <summary>How often the sampler reads the clock and the reasons inside a window (10 ms unless given).</summary>
+    /// <summary>How often the background thread polls the energy counter, the clock and the reasons (10 ms unless given).</summary>
     public TimeSpan SamplePeriod { get; }
+
+    /// <summary>Why the measurement stopped (an NVML query that failed after the start), or null while it runs.</summary>
+    public string? Failure
+    {
+        get
+        {
+            lock (_lock)
+                return _failure;
+        }
+    }
 
     /// <summary>A monitor of the GPU at <paramref name="pciBusId"/>, or null with the reason in <paramref name="unavailable"/>:
     /// no NVML library, NVML not starting, no such GPU, or no energy counter on it.</summary>
@@ -154,82 +180,178 @@ public sealed class GpuPowerMonitor : IDisposable
         return TryOpen(device.PciBusId(), out unavailable);
     }
 
-    /// <summary>Opens a window: reads the energy counter and starts sampling. The device should be idle (synchronised).</summary>
+    private double Now => Stopwatch.GetElapsedTime(_origin).TotalSeconds;
+
+    /// <summary>Opens a window now. The device should be idle (synchronised). The first window waits (up to a second) for the
+    /// energy counter's first update after the monitor opened, from which its energy is interpolated.</summary>
     public void BeginWindow()
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_sampling)
-            throw new InvalidOperationException("a window is already open: EndWindow closes it first");
-        _startMillijoules = ReadEnergy();
-        _startTicks = Stopwatch.GetTimestamp();
-        _sampling = true;
-        _sampler = new Thread(Sample) { IsBackground = true, Name = "GPU power samples" };
-        _sampler.Start();
-    }
-
-    /// <summary>Closes the window: stops sampling and adds its energy and length. The device's work of the window should be
-    /// done (synchronised).</summary>
-    public void EndWindow()
-    {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (!_sampling)
-            throw new InvalidOperationException("no window is open: BeginWindow opens one");
-        ulong end = ReadEnergy();
-        double seconds = Stopwatch.GetElapsedTime(_startTicks).TotalSeconds;
-        StopSampler();
-        lock (_samples)
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(1))
         {
-            _joules.Add((end - _startMillijoules) / 1000.0);
-            _seconds.Add(seconds);
-        }
-    }
-
-    /// <summary>The windows closed so far and their samples.</summary>
-    public PowerSummary Summary()
-    {
-        lock (_samples)
-            return new PowerSummary([.. _joules], [.. _seconds], [.. _samples], _limitWatts);
-    }
-
-    private ulong ReadEnergy()
-    {
-        int result = Nvml.nvmlDeviceGetTotalEnergyConsumption(_device, out ulong millijoules);
-        if (result != Nvml.Success)
-            throw new InvalidOperationException($"NVML: the GPU's energy counter cannot be read: {Nvml.Describe(result)}");
-        return millijoules;
-    }
-
-    private void Sample()
-    {
-        while (_sampling)
-        {
-            if (Nvml.nvmlDeviceGetClockInfo(_device, Nvml.ClockSm, out uint clock) == Nvml.Success)
+            lock (_lock)
             {
-                ulong reasons = 0;
-                if (_reasonsReported && Nvml.nvmlDeviceGetCurrentClocksThrottleReasons(_device, out reasons) != Nvml.Success)
-                {
-                    _reasonsReported = false;
-                    reasons = 0;
-                }
-                lock (_samples)
-                    _samples.Add(new PowerSample(clock, reasons));
+                if (_updates.Count > 1 || _failure is not null)
+                    break;
             }
             Thread.Sleep(SamplePeriod);
         }
+        lock (_lock)
+        {
+            if (_windowOpen)
+                throw new InvalidOperationException("a window is already open: EndWindow closes it first");
+            _windowStart = Now;
+            _windowOpen = true;
+        }
     }
 
-    private void StopSampler()
+    /// <summary>Closes the window now. The device's work of the window should be done (synchronised).</summary>
+    public void EndWindow()
     {
-        _sampling = false;
-        _sampler?.Join();
-        _sampler = null;
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        lock (_lock)
+        {
+            if (!_windowOpen)
+                throw new InvalidOperationException("no window is open: BeginWindow opens one");
+            _windowOpen = false;
+            _windows.Add((_windowStart, Now));
+        }
+    }
+
+    /// <summary>The windows closed so far, each with its energy, and their clock samples. Waits (up to a second) for the energy
+    /// counter's first update after the last window, which its interpolation needs; a window the updates do not bracket (the
+    /// measurement failed, or the counter stopped) is left out.</summary>
+    public PowerSummary Summary()
+    {
+        double last;
+        lock (_lock)
+            last = _windows.Count == 0 ? double.NegativeInfinity : _windows[^1].End;
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            lock (_lock)
+            {
+                if (_failure is not null || !_running || (_updates.Count > 1 && _updates[^1].Seconds > last))
+                    break;
+            }
+            Thread.Sleep(SamplePeriod);
+        }
+        lock (_lock)
+        {
+            var joules = new List<double>();
+            var seconds = new List<double>();
+            foreach (var (start, end) in _windows)
+            {
+                double rise = EnergyAt(_updates, end) - EnergyAt(_updates, start);
+                if (double.IsNaN(rise))
+                    continue;
+                joules.Add(rise);
+                seconds.Add(end - start);
+            }
+            return new PowerSummary(joules, seconds, [.. _samples], _limitWatts, _reasonsReported);
+        }
+    }
+
+    /// <summary>
+    /// The counter's value at host time <paramref name="seconds"/>, linear between the two updates around it. Entry 0 is the
+    /// value when polling began, not an update (its time is only when it was first seen), so a time before entry 1 has no
+    /// value; nor has one after the last entry. NaN then.
+    /// </summary>
+    public static double EnergyAt(IReadOnlyList<(double Seconds, double Joules)> updates, double seconds)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        for (int k = 1; k + 1 < updates.Count; k++)
+        {
+            var (t0, e0) = updates[k];
+            var (t1, e1) = updates[k + 1];
+            if (seconds >= t0 && seconds <= t1)
+                return t1 > t0 ? e0 + (e1 - e0) * (seconds - t0) / (t1 - t0) : e1;
+        }
+        return double.NaN;
+    }
+
+    private void Poll()
+    {
+        ulong previous = ulong.MaxValue;
+        try
+        {
+            while (_running)
+            {
+                int status = Nvml.nvmlDeviceGetTotalEnergyConsumption(_device, out ulong millijoules);
+                if (status != Nvml.Success)
+                {
+                    Fail($"the GPU's energy counter could not be read: {Nvml.Describe(status)}");
+                    return;
+                }
+                double now = Now;
+                if (millijoules != previous)
+                {
+                    previous = millijoules;
+                    lock (_lock)
+                        _updates.Add((now, millijoules / 1000.0));
+                }
+                if (_windowOpen && Nvml.nvmlDeviceGetClockInfo(_device, Nvml.ClockSm, out uint clock) == Nvml.Success)
+                {
+                    ulong reasons = ReadReasons();
+                    lock (_lock)
+                    {
+                        if (_windowOpen)
+                            _samples.Add(new PowerSample(clock, reasons));
+                    }
+                }
+                Thread.Sleep(SamplePeriod);
+            }
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            Fail($"NVML failed while sampling: {e.Message}");
+        }
+    }
+
+    // The clock-reason mask: the current name of the query first (drivers since 535), then the older one; 0 once neither
+    // answers, and the summary then says the reasons were not reported.
+    private ulong ReadReasons()
+    {
+        if (!_reasonsReported)
+            return 0;
+        if (_useEventReasons)
+        {
+            try
+            {
+                if (Nvml.nvmlDeviceGetCurrentClocksEventReasons(_device, out ulong reasons) == Nvml.Success)
+                    return reasons;
+            }
+            catch (EntryPointNotFoundException)
+            {
+            }
+            _useEventReasons = false;
+        }
+        try
+        {
+            if (Nvml.nvmlDeviceGetCurrentClocksThrottleReasons(_device, out ulong reasons) == Nvml.Success)
+                return reasons;
+        }
+        catch (EntryPointNotFoundException)
+        {
+        }
+        _reasonsReported = false;
+        return 0;
+    }
+
+    private void Fail(string reason)
+    {
+        lock (_lock)
+            _failure ??= reason;
+        _running = false;
     }
 
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        StopSampler();
+        _running = false;
+        _sampler.Join();
         _ = Nvml.nvmlShutdown();
     }
 }

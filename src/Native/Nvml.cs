@@ -9,7 +9,6 @@ namespace AutoResearch.Native;
 internal static unsafe partial class Nvml
 {
     public const int Success = 0;
-    public const int ErrorNotSupported = 3;
     /// <summary>nvmlClockType_t: the SM clock.</summary>
     public const int ClockSm = 1;
 
@@ -22,7 +21,9 @@ internal static unsafe partial class Nvml
     [LibraryImport(NativeLibraries.Nvml)] public static partial int nvmlDeviceGetTotalEnergyConsumption(IntPtr device, out ulong millijoules);
     [LibraryImport(NativeLibraries.Nvml)] public static partial int nvmlDeviceGetClockInfo(IntPtr device, int type, out uint megahertz);
     [LibraryImport(NativeLibraries.Nvml)] public static partial int nvmlDeviceGetEnforcedPowerLimit(IntPtr device, out uint milliwatts);
-    /// <summary>A mask of <see cref="ClockReasons"/>: what holds the clocks below their maximum now.</summary>
+    /// <summary>A mask of <see cref="ClockReasons"/>: what holds the clocks below their maximum now (drivers since 535).</summary>
+    [LibraryImport(NativeLibraries.Nvml)] public static partial int nvmlDeviceGetCurrentClocksEventReasons(IntPtr device, out ulong reasons);
+    /// <summary>The same mask under its older name.</summary>
     [LibraryImport(NativeLibraries.Nvml)] public static partial int nvmlDeviceGetCurrentClocksThrottleReasons(IntPtr device, out ulong reasons);
 
     /// <summary>NVML's text for a status.</summary>

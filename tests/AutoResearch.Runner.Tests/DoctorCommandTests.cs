@@ -55,6 +55,7 @@ public class DoctorCommandTests
         Assert.Contains("doctor: OK", stdout, StringComparison.Ordinal);
         // A GPU host's driver brings NVML: the line gives the enforced limit in watts.
         var power = stdout.Split('\n').Single(l => l.StartsWith("Power:", StringComparison.Ordinal));
+        Assert.SkipWhen(power.Contains("was not found", StringComparison.Ordinal), "no libnvidia-ml on this GPU host: " + power);
         Assert.Matches(@"limit \d+ W; `profile` reports the energy of a step", power);
     }
 

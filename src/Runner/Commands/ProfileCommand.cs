@@ -242,8 +242,12 @@ public static class ProfileCommand
         Console.WriteLine($"whole step as train runs it ({accumulation} micro-steps and the optimizer, host clock): median {wholeMedian:F1} ms over {steps}; "
             + $"the parts ({accumulation} × micro-step + optimizer step) {parts:F1} ms: the host adds {wholeMedian / parts - 1:P1}");
         Console.WriteLine($"peak device memory (tracked): {device.Memory.PeakMegabytes:F1} MB");
+        // A query that failed part way (power.Failure) leaves the measurement out rather than the profile.
         var powerSummary = power?.Summary();
-        Console.WriteLine(powerSummary is null ? $"power: not measured ({powerUnavailable})" : $"power: {powerSummary.Describe("whole step")}");
+        string? powerFailure = power is null ? powerUnavailable : power.Failure;
+        if (powerFailure is not null)
+            powerSummary = null;
+        Console.WriteLine(powerSummary is null ? $"power: not measured ({powerFailure})" : $"power: {powerSummary.Describe("whole step")}");
         if (tsvPath is not null)
         {
             AtomicFile.WriteText(tsvPath, w => w.Write(ProfileTsv.Format(breakdown, median, optMedian, wholeMedian, device.Memory.PeakMegabytes,

@@ -44,7 +44,7 @@ public sealed class PowerSummary
     public double MeanWatts => WindowSeconds.Sum() is > 0 and var seconds ? WindowJoules.Sum() / seconds : double.NaN;
 
     /// <summary>The median SM clock of the samples, NaN without samples.</summary>
-    public double SmClockMedian => Samples.Count == 0 ? double.NaN : Median(Samples.Select(s => (double)s.SmClockMegahertz));
+    public double SmClockMedian => Samples.Count == 0 ? double.NaN : EventTiming.Median(Samples.Select(s => (double)s.SmClockMegahertz));
 
     public uint SmClockMin => Samples.Count == 0 ? 0 : Samples.Min(s => s.SmClockMegahertz);
     public uint SmClockMax => Samples.Count == 0 ? 0 : Samples.Max(s => s.SmClockMegahertz);
@@ -57,13 +57,6 @@ public sealed class PowerSummary
 
     private double Share(ulong mask)
         => Samples.Count == 0 || !ReasonsReported ? double.NaN : Samples.Count(s => (s.Reasons & mask) != 0) / (double)Samples.Count;
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        int m = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
-    }
 
     /// <summary>One line: the energy of a <paramref name="window"/> (e.g. "whole step"), the mean power against the limit, and the
     /// SM clock with what held it down.</summary>
@@ -187,16 +180,7 @@ public sealed class GpuPowerMonitor : IDisposable
     public void BeginWindow()
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        var waited = Stopwatch.StartNew();
-        while (waited.Elapsed < TimeSpan.FromSeconds(1))
-        {
-            lock (_lock)
-            {
-                if (_updates.Count > 1 || _failure is not null)
-                    break;
-            }
-            Thread.Sleep(SamplePeriod);
-        }
+        WaitUntil(() => _updates.Count > 1);
         lock (_lock)
         {
             if (_windowOpen)
@@ -227,16 +211,7 @@ public sealed class GpuPowerMonitor : IDisposable
         double last;
         lock (_lock)
             last = _windows.Count == 0 ? double.NegativeInfinity : _windows[^1].End;
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(1))
-        {
-            lock (_lock)
-            {
-                if (_failure is not null || !_running || (_updates.Count > 1 && _updates[^1].Seconds > last))
-                    break;
-            }
-            Thread.Sleep(SamplePeriod);
-        }
+        WaitUntil(() => !_running || (_updates.Count > 1 && _updates[^1].Seconds > last));
         lock (_lock)
         {
             var joules = new List<double>();
@@ -250,6 +225,22 @@ public sealed class GpuPowerMonitor : IDisposable
                 seconds.Add(end - start);
             }
             return new PowerSummary(joules, seconds, [.. _samples], _limitWatts, _reasonsReported);
+        }
+    }
+
+    // Waits until `ready` (tested under the lock) holds or the measurement has failed, polling every SamplePeriod for at most
+    // a second: the counter's next update is about 100 ms away.
+    private void WaitUntil(Func<bool> ready)
+    {
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            lock (_lock)
+            {
+                if (_failure is not null || ready())
+                    return;
+            }
+            Thread.Sleep(SamplePeriod);
         }
     }
 

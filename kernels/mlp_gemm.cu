@@ -10,8 +10,14 @@
 // mlp_proj_input_gradient_gelu:   du = r ⊙ (g·W) ⊙ gelu'(u), from the forward's u (du may replace u in place)
 // r [M] fp32 scales the rows (null: 1). With r = the MLP norm's rstd and x the norm's input, the forward is relu²(norm(x)·Wᵀ)
 // without norm(x) in memory, and the gradient leaves rstd·du for a weight gradient against x and a norm backward that takes
-// its dy pre-scaled (rmsnorm.cu). Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256,
-// K of 64 (the host checks).
+// its dy pre-scaled (rmsnorm.cu). Both accumulate in fp32 and round once to bf16. Shapes: M a multiple of 128, N of 256, K
+// of 64 (the host checks).
+// The fc kernels with norm_rows set compute r themselves, r = 1/sqrt(mean(x²) + eps) of each row as rmsnorm_forward does,
+// and write it to r for the backward, so the norm's statistics take no pass over x of their own. Their math warps then take
+// their rows of each k-block of x into registers (ldmatrix) and multiply from there (wgmma with A in registers), adding the
+// squares while the products run (K is the whole row). On an H100 that costs the fc GEMM about 4 % (+0.26 ms a micro-step)
+// against the 0.77 ms of the norm pass it replaces; reading x from shared memory a second time beside the products instead
+// cost it 18 % (bench/results/H100-profile.md).
 //
 // Operands arrive through tensor maps (TMA, 128-byte swizzle), encoded by the host:
 //   map_x:   x or g,  box {64 (K), 128 (M)}
@@ -407,10 +413,12 @@ __device__ __forceinline__ void rotary_norm_epilogue(float acc[32][4], const uin
 // first, then each head's halves a, b (columns j and j + D/2) rotated by cos_sin's row t = row mod seq_len, and the head's RMS
 // taken over its D values; rstd[row · (n / D) + head] keeps 1/rms for the backward. Part 2 (v) y = x·Wᵀ.
 // Every other kernel has one part (single_part).
-template <bool GRADIENT, int ACT, int ROT_D = 0>
+// NORM (the fc kernels): the rows are scaled by 1/rms of x's row instead of row_scale, summed from the A fragments the
+// products take from registers, and the tiles of the first column write those scales to rstd_out.
+template <bool GRADIENT, int ACT, int ROT_D = 0, bool NORM = false>
 __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts& parts, const TensorMap* map_s, const TensorMap* map_u,
                                          const float* __restrict__ row_scale, int m, int k, const unsigned* __restrict__ cos_sin = nullptr,
-                                         int seq_len = 0, bf16* __restrict__ du = nullptr)
+                                         int seq_len = 0, bf16* __restrict__ du = nullptr, float* __restrict__ rstd_out = nullptr)
 {
     constexpr bool W_N_MAJOR = GRADIENT, GATE = GRADIENT;
     // The relu² forward's split epilogue (two passes of 128 columns through a tile half the size), fourth stage and stagger.
@@ -422,6 +430,7 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
     constexpr int HALF_BYTES = SPLIT || RING ? GEMM_HALF_BYTES / 2 : GEMM_HALF_BYTES;
     constexpr int PART_BYTES = 64 * 64 * 2;
     constexpr bool WARP_OUT = ACT == ACT_ROTARY && GEMM_QKV_WARP_STORES;
+    static_assert(!NORM || (!GATE && ACT != ACT_ROTARY), "only the fc kernels compute their row scales");
     extern __shared__ unsigned char shared_raw[];
     const unsigned base = aligned_shared_base(shared_raw);
     const unsigned epilogue = base + gemm_layout::epilogue(STAGES, HALF_BYTES).offset, bars = base + gemm_layout::barriers(STAGES, HALF_BYTES).offset;
@@ -558,26 +567,55 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         // This thread's accumulator rows, row_lo and row_lo + 8 (group and group + 8 of its warp's 16), and their row scales, read
         // before the products.
         const int row_lo = m0 + 64 * wg + 16 * (warp & 3) + (lane >> 2);
-        const float scale_lo = row_scale != nullptr ? row_scale[row_lo] : 1.0f;
-        const float scale_hi = row_scale != nullptr ? row_scale[row_lo + 8] : 1.0f;
+        float scale_lo = row_scale != nullptr && !NORM ? row_scale[row_lo] : 1.0f;
+        float scale_hi = row_scale != nullptr && !NORM ? row_scale[row_lo + 8] : 1.0f;
+        float sq_lo = 0.0f, sq_hi = 0.0f; // NORM: the sums of squares of x's rows row_lo and row_lo + 8 (this thread's part)
         int previous = 0;
         const bool first_tile = tile == (int)blockIdx.x;
         if (STAGGER > 0 && wg == 1 && first_tile)
             named_barrier(3, 256); // warpgroup 0 arrives once it has issued its first STAGGER k-blocks
-        for (int kb = 0; kb < k_blocks; kb++)
+        // One k-block: wait for its stage, issue its products, hand back the stage of the block before. With NORM the warp first
+        // takes its 16 rows of the block into frag (the A fragments of the four k-steps, rows row_lo and row_lo + 8), the
+        // products read A from there, and the squares are added while they run. frag must not be rewritten before the products
+        // that read it have finished, so the loop below alternates two of them.
+        auto k_block = [&](int kb, unsigned (&frag)[GEMM_BK / 16][4])
         {
             ring.wait(state);
             const unsigned stage_address = base + gemm_layout::stages(STAGES).offset + state.stage * GEMM_STAGE_BYTES;
             const unsigned a = stage_address + wg * 64 * 128, b = stage_address + GEMM_A_BYTES;
+            if constexpr (NORM)
+            {
+                #pragma unroll
+                for (int kk = 0; kk < GEMM_BK / 16; kk++)
+                    load_matrix_x4(frag[kk], a + 2 * sw128(q_row, 16 * kk + q_col, 64));
+            }
             wgmma_fence();
             #pragma unroll
             for (int kk = 0; kk < GEMM_BK / 16; kk++)
             {
-                const unsigned long long da = kmajor_descriptor(a, 64, kk);
                 const unsigned long long db = W_N_MAJOR ? mnmajor_descriptor(b, GEMM_BK, kk, 0) : kmajor_descriptor(b, GEMM_BN, kk);
-                wgmma_ss_n256<0, W_N_MAJOR ? 1 : 0>(acc, da, db, (kb | kk) != 0);
+                if constexpr (NORM)
+                    wgmma_rs_n256<0>(acc, frag[kk], db, (kb | kk) != 0);
+                else
+                    wgmma_ss_n256<0, W_N_MAJOR ? 1 : 0>(acc, kmajor_descriptor(a, 64, kk), db, (kb | kk) != 0);
             }
             wgmma_commit();
+            if constexpr (NORM)
+            {
+                // frag[kk][0] and [2] hold row row_lo, [1] and [3] row row_lo + 8 (two values a word).
+                #pragma unroll
+                for (int kk = 0; kk < GEMM_BK / 16; kk++)
+                {
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++)
+                    {
+                        const float2 f = unpack_bf16(frag[kk][i]);
+                        float& sq = (i & 1) ? sq_hi : sq_lo;
+                        sq = fmaf(f.x, f.x, sq);
+                        sq = fmaf(f.y, f.y, sq);
+                    }
+                }
+            }
             // The products of the block before have finished reading their stage: hand it back.
             wgmma_wait<1>();
             if (kb > 0 && lane == 0)
@@ -588,6 +626,21 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                 asm volatile("bar.arrive 3, 256;\n" ::: "memory");
             if (RING && tid == 0 && kb == max(0, k_blocks - GEMM_GATE_S_LEAD))
                 mbarrier_arrive(s_go + 8 * wg); // this warpgroup's producer may load the tile's s
+        };
+        unsigned frag[2][GEMM_BK / 16][4];
+        if constexpr (NORM)
+        {
+            for (int kb = 0; kb < k_blocks; kb += 2)
+            {
+                k_block(kb, frag[0]);
+                if (kb + 1 < k_blocks)
+                    k_block(kb + 1, frag[1]);
+            }
+        }
+        else
+        {
+            for (int kb = 0; kb < k_blocks; kb++)
+                k_block(kb, frag[0]);
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
@@ -601,6 +654,21 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             asm volatile("" : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])::"memory");
         if (lane == 0)
             ring.release(previous);
+        if constexpr (NORM)
+        {
+            // The quad's four lanes hold the row's columns between them; its scale as rmsnorm_forward computes it.
+            sq_lo += __shfl_xor_sync(0xffffffffu, sq_lo, 1);
+            sq_lo += __shfl_xor_sync(0xffffffffu, sq_lo, 2);
+            sq_hi += __shfl_xor_sync(0xffffffffu, sq_hi, 1);
+            sq_hi += __shfl_xor_sync(0xffffffffu, sq_hi, 2);
+            scale_lo = rsqrtf(sq_lo / k + RMS_EPS);
+            scale_hi = rsqrtf(sq_hi / k + RMS_EPS);
+            if (n0 == 0 && (lane & 3) == 0)
+            {
+                rstd_out[row_lo] = scale_lo;
+                rstd_out[row_lo + 8] = scale_hi;
+            }
+        }
         if constexpr (ACT == ACT_ROTARY)
         {
             if (part < 2) // the same for the whole block: v's tile is stored as the product
@@ -786,9 +854,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_fc_relu_square)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_relu_square(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w,
-                   const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
+                   const __grid_constant__ TensorMap map_out, float* row_scale, int m, int n, int k, int norm_rows)
 {
-    mlp_gemm<false, ACT_RELU2>(&map_x, single_part(&map_w, &map_out, n), nullptr, nullptr, row_scale, m, k);
+    if (norm_rows)
+        mlp_gemm<false, ACT_RELU2, 0, true>(&map_x, single_part(&map_w, &map_out, n), nullptr, nullptr, nullptr, m, k, nullptr, 0, nullptr, row_scale);
+    else
+        mlp_gemm<false, ACT_RELU2>(&map_x, single_part(&map_w, &map_out, n), nullptr, nullptr, row_scale, m, k);
 }
 #endif
 
@@ -805,9 +876,12 @@ mlp_proj_input_gradient(const __grid_constant__ TensorMap map_g, const __grid_co
 #if !defined(MLP_GEMM_ONE) || defined(MLP_GEMM_ONE_mlp_fc_gelu)
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 mlp_fc_gelu(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w, const __grid_constant__ TensorMap map_u,
-            const __grid_constant__ TensorMap map_out, const float* row_scale, int m, int n, int k)
+            const __grid_constant__ TensorMap map_out, float* row_scale, int m, int n, int k, int norm_rows)
 {
-    mlp_gemm<false, ACT_GELU>(&map_x, single_part(&map_w, &map_out, n), nullptr, &map_u, row_scale, m, k);
+    if (norm_rows)
+        mlp_gemm<false, ACT_GELU, 0, true>(&map_x, single_part(&map_w, &map_out, n), nullptr, &map_u, nullptr, m, k, nullptr, 0, nullptr, row_scale);
+    else
+        mlp_gemm<false, ACT_GELU>(&map_x, single_part(&map_w, &map_out, n), nullptr, &map_u, row_scale, m, k);
 }
 #endif
 

@@ -11,7 +11,8 @@ namespace AutoResearch.Bench.Kernels;
 /// kernels/mlp_gemm.cu, the MLP's GEMMs with the activation in their epilogue, at N = B·T tokens, width C, hidden F, as the
 /// model calls them, each beside the plain way of the same op (the baseline of its category):
 /// <list type="bullet">
-/// <item>fc: <see cref="Fc"/> = act(r ⊙ x·W_fcᵀ) in one kernel (r the MLP norm's rstd; GELU also writes u) against
+/// <item>fc: <see cref="Fc"/> = act(r ⊙ x·W_fcᵀ) in one kernel (r the MLP norm's rstd, which the kernel computes from x and
+/// writes, as the model runs it; GELU also writes u) against
 /// <see cref="FcCublas"/> = a cuBLASLt GEMM writing u, then the activation pass of kernels/mlp_activation.cu.</item>
 /// <item>proj gradient: <see cref="ProjGradient"/> = r ⊙ (g·W_proj) ⊙ act'(kept) in one kernel (kept: s for relu², u for GELU)
 /// against <see cref="ProjGradientCublas"/> = a cuBLASLt GEMM writing ds, then the activation's backward pass.</item>
@@ -69,7 +70,7 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     public void Fc()
     {
         Begin();
-        _mlp.Fc(Act, _x, _wFc, N, C, F, _s, Stream, _rowScale, Gelu ? _u : 0);
+        _mlp.Fc(Act, _x, _wFc, N, C, F, _s, Stream, _rowScale, Gelu ? _u : 0, normRows: true);
         End();
     }
 
@@ -299,11 +300,11 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
     {
         int n = CheckRows, c = C, f = F;
         var check = new KernelCheck(fused ? $"mlp_fc_{(Gelu ? "gelu" : "relu_square")}" : $"cuBLASLt GEMM + {Act.Name()}_forward",
-            401, $"{n} rows of {c} → {f}{(fused ? ", rows scaled" : "")}");
+            401, $"{n} rows of {c} → {f}{(fused ? ", rows scaled by the rstd it computes" : "")}");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c);
         var (wBits, w) = HostRandom.Bf16Values(r, (long)f * c, 0.2);
-        var scale = HostRandom.Floats(r, n, 0.5, 2);
+        var scale = CpuOps.RmsNorm(x, n, c).Rstd;
         var u = CpuOps.Linear(x, w, n, c, f);
         if (fused)
         {
@@ -314,14 +315,14 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         using var s = new DeviceScratch(Device);
         var dX = s.Upload(xBits, "x");
         var dW = s.Upload(wBits, "W_fc");
-        var dScale = s.Upload(scale, "row scale");
+        var dRstd = s.Poisoned<float>(n, "rstd");
         var dS = s.Poisoned<ushort>((long)n * f, "s");
         var dU = s.Poisoned<ushort>((long)n * f, "u");
         RunForCheck(() =>
         {
             if (fused)
             {
-                _mlp.Fc(Act, dX.Pointer, dW.Pointer, n, c, f, dS.Pointer, Stream, dScale.Pointer, Gelu ? dU.Pointer : 0);
+                _mlp.Fc(Act, dX.Pointer, dW.Pointer, n, c, f, dS.Pointer, Stream, dRstd.Pointer, Gelu ? dU.Pointer : 0, normRows: true);
             }
             else
             {
@@ -332,6 +333,8 @@ public class MlpGemmBenchmarks : TokenKernelBenchmark
         check.CompareBf16("s", dS.ToArray(), sRef, 1e-2);
         if (Gelu || !fused)
             check.CompareBf16("u", dU.ToArray(), u, 1e-2);
+        if (fused)
+            check.Compare("rstd", dRstd.ToArray(), scale, 1e-5);
         return check;
     }
 

@@ -283,17 +283,13 @@ public sealed class GpuGpt : IDisposable
         string regionPrefix = recompute ? "recompute: " : "";
         if (_mlpGemm is not null)
         {
-            // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u. The
-            // recompute reads the rstd the forward kept.
-            if (!recompute)
-            {
-                using (prof.Region("rmsnorm (rstd only)", bytes: 2.0 * nc))
-                    _norm.Forward(a.XMid[i].Pointer, n, c, 0, a.Rstd2[i].Pointer, _stream);
-            }
+            // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u. In the
+            // forward the GEMM computes rstd itself from the blocks of x_mid its products read, and keeps it for the backward; the
+            // recompute reads it back (the same value, so the same bits).
             using (prof.Region(regionPrefix + $"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
             {
                 _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
-                    a.U[i]?.Pointer ?? 0);
+                    a.U[i]?.Pointer ?? 0, normRows: !recompute);
             }
         }
         else

@@ -110,10 +110,16 @@ public sealed class MlpGemm
     /// The fc GEMM with the activation in its epilogue, bf16 in and out, fp32 accumulation, u = r ⊙ x[n, width]·W[hidden, width]ᵀ
     /// with r = <paramref name="rowScale"/> [n] fp32 (1 when 0): relu² writes s = relu(u)² only; GELU writes u (into
     /// <paramref name="u"/>, kept for the backward) and s = gelu(u). With x the MLP norm's input and r its rstd, u = norm(x)·Wᵀ.
+    /// With <paramref name="normRows"/> the kernel computes that rstd itself, r = 1/sqrt(mean(x²) + ε) of each row of x (as
+    /// <see cref="RmsNorm.Forward"/> does), from the blocks of x its products read, and writes it to <paramref name="rowScale"/>
+    /// (required) for the backward: the norm then needs no pass of its own.
     /// </summary>
-    public void Fc(Activation activation, ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream, ulong rowScale = 0, ulong u = 0)
+    public void Fc(Activation activation, ulong x, ulong w, long n, int width, int hidden, ulong s, CudaStream stream, ulong rowScale = 0, ulong u = 0,
+        bool normRows = false)
     {
         Check(n, width, hidden, activation);
+        if (normRows && rowScale == 0)
+            throw new ArgumentException("the fc GEMM writes the rows' rstd when it computes them (normRows): pass a buffer of n floats as rowScale.", nameof(rowScale));
         if (activation == Activation.Gelu)
         {
             if (u == 0 || u == s)
@@ -125,7 +131,7 @@ public sealed class MlpGemm
                 TensorMap.Bf16Swizzled(u, n, hidden, 64, 64),
                 TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
             ];
-            Launch(Kernel(FcGelu), Grid(n, hidden), stream, geluMaps, rowScale, (int)n, hidden, width);
+            Launch(Kernel(FcGelu), Grid(n, hidden), stream, geluMaps, rowScale, (int)n, hidden, width, normRows ? 1 : 0);
             return;
         }
         ReadOnlySpan<TensorMap> maps =
@@ -134,7 +140,7 @@ public sealed class MlpGemm
             TensorMap.Bf16Swizzled(w, hidden, width, TileColumns, KStep),
             TensorMap.Bf16Swizzled(s, n, hidden, 64, 64),
         ];
-        Launch(Kernel(FcRelu2), Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width);
+        Launch(Kernel(FcRelu2), Grid(n, hidden), stream, maps, rowScale, (int)n, hidden, width, normRows ? 1 : 0);
     }
 
     /// <summary>

@@ -496,26 +496,37 @@ public class KernelOpTests
         Numerics.AssertClose("scatter", dDtable.ToArray(), dtableRef, 1e-5, seed);
     }
 
+    /// <summary>How the fused MLP GEMMs' rows are scaled in a test: not at all, by given scales, or by the rstd the fc GEMM computes from x.</summary>
+    public enum RowScaling { None, Given, FromX }
+
     [GpuTheory]
-    [InlineData(Activation.Relu2, 256, 128, 512, false, 1)]      // one block takes all 4 tiles
-    [InlineData(Activation.Relu2, 384, 64, 256, true, 0)]
-    [InlineData(Activation.Relu2, 1024, 512, 2048, false, 0)]
-    [InlineData(Activation.Relu2, 1024, 512, 2048, true, 7)]     // 64 tiles over 7 blocks: 9 or 10 each, the pipeline's phases carried across tiles
-    [InlineData(Activation.Relu2, 4096, 128, 2048, true, 0)]     // more tiles (256) than multiprocessors
-    [InlineData(Activation.Gelu, 256, 128, 512, false, 1)]
-    [InlineData(Activation.Gelu, 1024, 512, 2048, true, 7)]
-    [InlineData(Activation.Gelu, 4096, 128, 2048, true, 0)]
-    public void Mlp_gemms_with_activation_epilogues_match_reference(Activation activation, int n, int width, int hidden, bool rowScaled, int maxBlocks)
+    [InlineData(Activation.Relu2, 256, 128, 512, RowScaling.None, 1)]       // one block takes all 4 tiles
+    [InlineData(Activation.Relu2, 384, 64, 256, RowScaling.Given, 0)]
+    [InlineData(Activation.Relu2, 1024, 512, 2048, RowScaling.None, 0)]
+    [InlineData(Activation.Relu2, 1024, 512, 2048, RowScaling.Given, 7)]    // 64 tiles over 7 blocks: 9 or 10 each, the pipeline's phases carried across tiles
+    [InlineData(Activation.Relu2, 4096, 128, 2048, RowScaling.Given, 0)]    // more tiles (256) than multiprocessors
+    [InlineData(Activation.Relu2, 1024, 512, 2048, RowScaling.FromX, 7)]    // the norm's rstd from the k-blocks, 8 of them a row
+    [InlineData(Activation.Relu2, 384, 64, 256, RowScaling.FromX, 1)]       // one k-block a row, one block for all 3 tiles
+    [InlineData(Activation.Relu2, 4096, 768, 1024, RowScaling.FromX, 0)]    // 12 k-blocks; 4 column tiles, only the first writes rstd
+    [InlineData(Activation.Gelu, 256, 128, 512, RowScaling.None, 1)]
+    [InlineData(Activation.Gelu, 1024, 512, 2048, RowScaling.Given, 7)]
+    [InlineData(Activation.Gelu, 4096, 128, 2048, RowScaling.Given, 0)]
+    [InlineData(Activation.Gelu, 1024, 512, 2048, RowScaling.FromX, 5)]
+    [InlineData(Activation.Gelu, 512, 320, 768, RowScaling.FromX, 2)]       // an odd number of k-blocks (5): the last has no pair
+    public void Mlp_gemms_with_activation_epilogues_match_reference(Activation activation, int n, int width, int hidden, RowScaling rows, int maxBlocks)
     {
         Assert.SkipUnless(MlpGemm.Supports(Device.Properties, n, width, hidden), "the fused MLP GEMMs need an sm_90 GPU");
-        int seed = n + 7 * width + 13 * hidden + (int)activation;
+        int seed = n + 7 * width + 13 * hidden + (int)activation + 31 * (int)rows;
         var r = new Random(seed);
         var (xBits, x) = Numerics.RandomBf16(r, (long)n * width);
         var (wFcBits, wFc) = Numerics.RandomBf16(r, (long)hidden * width, 0.2);
         var (gBits, g) = Numerics.RandomBf16(r, (long)n * width);
         var (wProjBits, wProj) = Numerics.RandomBf16(r, (long)width * hidden, 0.2); // c_proj: out (width) × in (hidden)
-        // Row scales like an rstd (0.5 .. 2), or none.
-        var scale = Enumerable.Range(0, n).Select(_ => (float)(0.5 + 1.5 * r.NextDouble())).ToArray();
+        // Row scales like an rstd (0.5 .. 2); or the rstd of x's rows (the MLP norm's, which the fc GEMM computes); or none.
+        double[] scale = rows == RowScaling.FromX
+            ? CpuOps.RmsNorm(x, n, width).Rstd
+            : Enumerable.Range(0, n).Select(_ => (double)(float)(0.5 + 1.5 * r.NextDouble())).ToArray();
+        bool rowScaled = rows != RowScaling.None;
         double Scale(long i) => rowScaled ? scale[i / hidden] : 1.0;
         var u = CpuOps.Linear(x, wFc, n, width, hidden).Select((v, i) => v * Scale(i)).ToArray();
         var ds = CpuOps.LinearBackwardInput(g, wProj, n, hidden, width);
@@ -532,12 +543,19 @@ public class KernelOpTests
         using var dS = Poisoned<ushort>(count + guard, "s");
         using var dU = Poisoned<ushort>(count + guard, "u");
         using var dDu = Poisoned<ushort>(count + guard, "du");
-        using var dScale = Upload(scale, "row scale");
+        // Given scales are uploaded; the fc GEMM writes its own over NaNs (one guard float past them must stay NaN).
+        using var dScale = rows == RowScaling.FromX ? Upload(Enumerable.Repeat(float.NaN, n + 1).ToArray(), "rstd (poisoned)") : Upload(scale.Select(v => (float)v).ToArray(), "row scale");
         ulong rowScale = rowScaled ? dScale.Pointer : 0;
         ulong kept = gelu ? dU.Pointer : dS.Pointer; // what the gradient's epilogue reads
-        mlp.Fc(activation, dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale, gelu ? dU.Pointer : 0);
+        mlp.Fc(activation, dX.Pointer, dWFc.Pointer, n, width, hidden, dS.Pointer, Stream, rowScale, gelu ? dU.Pointer : 0, normRows: rows == RowScaling.FromX);
         mlp.ProjInputGradient(activation, dG.Pointer, dWProj.Pointer, kept, n, width, hidden, dDu.Pointer, Stream, rowScale);
         Stream.Synchronize();
+        if (rows == RowScaling.FromX)
+        {
+            var rstd = dScale.ToArray();
+            Numerics.AssertClose("rstd", rstd[..n], scale, 1e-5, seed);
+            Assert.True(float.IsNaN(rstd[n]), "the fc GEMM wrote past its n rows' rstd");
+        }
         var s = dS.ToArray();
         var du = dDu.ToArray();
         Numerics.AssertClose("s", Bf16.ToFloat(s[..(int)count]), CpuOps.Activate(activation, u, n, hidden), 1e-2, seed);
@@ -701,6 +719,9 @@ public class KernelOpTests
         Assert.Contains("swiglu", gated.Message);
         var noU = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.Gelu, 0x1000, 0x1000, 256, 128, 512, 0x1000, Stream));
         Assert.Contains("separate u", noU.Message);
+        // With normRows the kernel writes the rows' rstd: it needs somewhere to put them.
+        var noRstd = Assert.Throws<ArgumentException>(() => mlp.Fc(Activation.Relu2, 0x1000, 0x1000, 256, 128, 512, 0x1000, Stream, normRows: true));
+        Assert.Equal("rowScale", noRstd.ParamName);
         Assert.False(MlpGemm.Supports(Device.Properties, 256, 128, 384));
         var aliased = Assert.Throws<ArgumentException>(() => mlp.ProjInputGradient(Activation.Relu2, 0x1000, 0x2000, 0x3000, 256, 128, 512, 0x1000, Stream));
         Assert.Contains("alias g", aliased.Message);

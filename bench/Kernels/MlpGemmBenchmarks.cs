@@ -23,7 +23,9 @@ namespace AutoResearch.Bench.Kernels;
 /// <see cref="QkRotaryCublas"/> = two cuBLASLt GEMMs and two rotary passes.</item>
 /// </list>
 /// Each category also times the cuBLASLt product alone (<see cref="FcProduct"/>, <see cref="ProjGradientProduct"/>,
-/// <see cref="QkProduct"/>): the same GEMM without the epilogue, the rate a fused kernel is held against.
+/// <see cref="QkProduct"/>): the same GEMM without the epilogue, the rate a fused kernel is held against. <see cref="Fc"/> also
+/// computes the norm's rstd, which neither <see cref="FcCublas"/> nor <see cref="FcProduct"/> does (the model's separate pass
+/// for it took about 96 µs a layer on an H100): its share of their rates understates it by that much.
 /// Checked on a slice of the rows (1024 at width 512, down to 128 at width 2048: the fp64 products cost N·C·F) with the full
 /// width and hidden size. Tensor-core work (2·N·C·F FLOPs, the same for both ways). Run: <c>bench --filter '*MlpGemmBenchmarks*'</c>.
 /// </summary>

@@ -29,9 +29,9 @@
 // Launch: a persistent grid (one block an SM, each takes tiles blockIdx.x, + gridDim.x, ...), 384 threads, mlp_gemm_shared_bytes
 // bytes of dynamic shared memory. Tiles are 128 × 256, N fastest, so the blocks in flight share their rows of x.
 //
-// Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, 128
-// fp32 accumulators a thread, 224 registers); warp 8's first lane is the producer of the k-blocks (its warpgroup keeps 56
-// registers), and in the gradient the first lanes of warps 9 and 10 load s, one for each math warpgroup (GEMM_GATE_RING).
+// Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, A from
+// registers in the fc kernels' NORM path; 128 fp32 accumulators a thread, 224 registers); warp 8's first lane is the
+// producer of the k-blocks (its warpgroup keeps 56 registers), and in the gradient the first lanes of warps 9 and 10 load s, one for each math warpgroup (GEMM_GATE_RING).
 // Stages of 64 columns of K flow through GEMM_STAGES buffers (the relu² forward and the gradient: GEMM_SPLIT_STAGES, below),
 // each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
 // warpgroup's 64 × 256 half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two
@@ -574,11 +574,30 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         const bool first_tile = tile == (int)blockIdx.x;
         if (STAGGER > 0 && wg == 1 && first_tile)
             named_barrier(3, 256); // warpgroup 0 arrives once it has issued its first STAGGER k-blocks
+        // The squares of one k-block's fragments added to the rows' sums: frag[kk][0] and [2] hold row row_lo, [1] and [3] row
+        // row_lo + 8 (two values a word). Only once the products that read frag have finished: PTX leaves an access to a
+        // wgmma's A registers before the wait that retires it undefined.
+        auto add_squares = [&](const unsigned (&frag)[GEMM_BK / 16][4])
+        {
+            #pragma unroll
+            for (int kk = 0; kk < GEMM_BK / 16; kk++)
+            {
+                #pragma unroll
+                for (int i = 0; i < 4; i++)
+                {
+                    const float2 f = unpack_bf16(frag[kk][i]);
+                    float& sq = (i & 1) ? sq_hi : sq_lo;
+                    sq = fmaf(f.x, f.x, sq);
+                    sq = fmaf(f.y, f.y, sq);
+                }
+            }
+        };
         // One k-block: wait for its stage, issue its products, hand back the stage of the block before. With NORM the warp first
-        // takes its 16 rows of the block into frag (the A fragments of the four k-steps, rows row_lo and row_lo + 8), the
-        // products read A from there, and the squares are added while they run. frag must not be rewritten before the products
-        // that read it have finished, so the loop below alternates two of them.
-        auto k_block = [&](int kb, unsigned (&frag)[GEMM_BK / 16][4])
+        // takes its 16 rows of the block into frag (the A fragments of the four k-steps, rows row_lo and row_lo + 8) and the
+        // products read A from there; once the wait has retired the block before, its fragments (before) are summed while
+        // this block's products run. frag must not be rewritten before the products that read it have finished, so the loop
+        // below alternates two of them; the last block's are summed after the loop's final wait.
+        auto k_block = [&](int kb, unsigned (&frag)[GEMM_BK / 16][4], const unsigned (&before)[GEMM_BK / 16][4])
         {
             ring.wait(state);
             const unsigned stage_address = base + gemm_layout::stages(STAGES).offset + state.stage * GEMM_STAGE_BYTES;
@@ -600,24 +619,13 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
                     wgmma_ss_n256<0, W_N_MAJOR ? 1 : 0>(acc, kmajor_descriptor(a, 64, kk), db, (kb | kk) != 0);
             }
             wgmma_commit();
-            if constexpr (NORM)
-            {
-                // frag[kk][0] and [2] hold row row_lo, [1] and [3] row row_lo + 8 (two values a word).
-                #pragma unroll
-                for (int kk = 0; kk < GEMM_BK / 16; kk++)
-                {
-                    #pragma unroll
-                    for (int i = 0; i < 4; i++)
-                    {
-                        const float2 f = unpack_bf16(frag[kk][i]);
-                        float& sq = (i & 1) ? sq_hi : sq_lo;
-                        sq = fmaf(f.x, f.x, sq);
-                        sq = fmaf(f.y, f.y, sq);
-                    }
-                }
-            }
             // The products of the block before have finished reading their stage: hand it back.
             wgmma_wait<1>();
+            if constexpr (NORM)
+            {
+                if (kb > 0)
+                    add_squares(before);
+            }
             if (kb > 0 && lane == 0)
                 ring.release(previous);
             previous = state.stage;
@@ -632,15 +640,15 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
         {
             for (int kb = 0; kb < k_blocks; kb += 2)
             {
-                k_block(kb, frag[0]);
+                k_block(kb, frag[0], frag[1]);
                 if (kb + 1 < k_blocks)
-                    k_block(kb + 1, frag[1]);
+                    k_block(kb + 1, frag[1], frag[0]);
             }
         }
         else
         {
             for (int kb = 0; kb < k_blocks; kb++)
-                k_block(kb, frag[0]);
+                k_block(kb, frag[0], frag[1]);
         }
         // The rotary table's words for the epilogue, loaded while the last products run (for v's tiles too: no branch here).
         // Asked for at the tile's start instead, they made the q k launch 2.2 % slower on an H100 (bench/results/H100-profile.md).
@@ -656,6 +664,12 @@ __device__ __forceinline__ void mlp_gemm(const TensorMap* map_x, const GemmParts
             ring.release(previous);
         if constexpr (NORM)
         {
+            // The last block's fragments, now that wgmma_wait<0> has retired its products (two branches keep frag's index
+            // constant: an index known only at run time would put frag in local memory).
+            if ((k_blocks - 1) & 1)
+                add_squares(frag[1]);
+            else
+                add_squares(frag[0]);
             // The quad's four lanes hold the row's columns between them; its scale as rmsnorm_forward computes it.
             sq_lo += __shfl_xor_sync(0xffffffffu, sq_lo, 1);
             sq_lo += __shfl_xor_sync(0xffffffffu, sq_lo, 2);

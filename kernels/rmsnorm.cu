@@ -3,7 +3,8 @@
 //   norm(x) = x / sqrt(mean(x²) + eps), eps = fp32 epsilon, over rows of c features; math in fp32, outputs rounded to bf16.
 //
 // rmsnorm_forward:               y = norm(x); rstd[i] = 1/sqrt(mean(x_i²) + eps)           x, y [n, c] bf16; rstd [n] fp32 (kept for backward);
-//                                y may be null: rstd only (a GEMM that scales its rows by rstd reads x itself)
+//                                y may be null: rstd only (the model no longer calls this: its fc GEMM computes the MLP
+//                                norm's rstd itself, mlp_gemm.cu's NORM path)
 // residual_mix_rmsnorm_forward:  m = bf16(rl·x + xl·x0); h = norm(m)                       rl = resid_lambdas[layer], xl = x0_lambdas[layer] (device fp32)
 //                                writes m (the layer's residual input, kept for backward), h and rstd.
 // rmsnorm_apply:                 y = x·rstd with a kept rstd (recomputes a norm's output in the backward instead of storing it)

@@ -270,10 +270,8 @@ public sealed class GpuGpt : IDisposable
 
     /// <summary>
     /// Layer <paramref name="i"/>'s s = act(norm(x_mid)·W_fcᵀ) (and u where the activation keeps it), from x_mid: in the forward,
-    /// and again in the backward with <see cref="GpuActivations.RecomputeMlp"/> (the same inputs and row scales; on the fused path
-    /// the recompute's products take A from shared memory where the forward's took it from registers, which no test yet shows to
-    /// give the same bits: the backward uses the recomputed s throughout). The <paramref name="recompute"/>'s regions are named
-    /// apart from the forward's in the profile.
+    /// and again in the backward with <see cref="GpuActivations.RecomputeMlp"/> (the same kernels on the same inputs: the same
+    /// bits). The <paramref name="recompute"/>'s regions are named apart from the forward's in the profile.
     /// </summary>
     private void MlpActivationForward(int i, bool recompute)
     {
@@ -286,12 +284,12 @@ public sealed class GpuGpt : IDisposable
         if (_mlpGemm is not null)
         {
             // h2 = norm(x_mid) never exists: the GEMM scales its rows by rstd (act(rstd ⊙ x_mid·W_fcᵀ)); GELU also keeps u. In the
-            // forward the GEMM computes rstd itself from the blocks of x_mid its products read, and keeps it for the backward; the
-            // recompute reads it back (the same scales the forward used).
+            // forward the GEMM computes rstd itself from the blocks of x_mid its products read, and keeps it for the backward. The
+            // recompute runs the same kernel path (A from registers) and so rewrites the same rstd and the same s, bit for bit.
             using (prof.Region(regionPrefix + $"GEMM mlp fc + norm + {Shape.Activation.Name()}", Gemm(n, f, c)))
             {
                 _mlpGemm.Fc(Shape.Activation, a.XMid[i].Pointer, p.Bf16Of(Layer(i, "mlp.c_fc")), n, c, f, a.S[i].Pointer, _stream, a.Rstd2[i].Pointer,
-                    a.U[i]?.Pointer ?? 0, normRows: !recompute);
+                    a.U[i]?.Pointer ?? 0, normRows: true);
             }
         }
         else

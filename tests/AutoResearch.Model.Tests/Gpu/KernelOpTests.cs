@@ -573,6 +573,18 @@ public class KernelOpTests
             Assert.All(uOut, v => Assert.Equal(0xFFFF, v)); // relu² writes no u
         }
 
+        if (rows == RowScaling.FromX)
+        {
+            // Recompute=mlp runs the same call again in the backward, and its s must be the forward's, bit for bit.
+            using var dS2 = Poisoned<ushort>(count, "s again");
+            using var dU2 = Poisoned<ushort>(count, "u again");
+            mlp.Fc(activation, dX.Pointer, dWFc.Pointer, n, width, hidden, dS2.Pointer, Stream, rowScale, gelu ? dU2.Pointer : 0, normRows: true);
+            Stream.Synchronize();
+            Assert.Equal(s[..(int)count], dS2.ToArray());
+            if (gelu)
+                Assert.Equal(uOut[..(int)count], dU2.ToArray());
+        }
+
         // In place, as the model runs it: du replaces what the activation kept.
         mlp.ProjInputGradient(activation, dG.Pointer, dWProj.Pointer, kept, n, width, hidden, kept, Stream, rowScale);
         Stream.Synchronize();

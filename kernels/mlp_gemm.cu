@@ -31,7 +31,8 @@
 //
 // Roles: warps 0–3 and 4–7 are two math warpgroups (rows 0–63 and 64–127 of a tile, m64n256k16 from shared memory, A from
 // registers in the fc kernels' NORM path; 128 fp32 accumulators a thread, 224 registers); warp 8's first lane is the
-// producer of the k-blocks (its warpgroup keeps 56 registers), and in the gradient the first lanes of warps 9 and 10 load s, one for each math warpgroup (GEMM_GATE_RING).
+// producer of the k-blocks (its warpgroup keeps 56 registers), and in the gradient the first lanes of warps 9 and 10 load s,
+// one for each math warpgroup (GEMM_GATE_RING).
 // Stages of 64 columns of K flow through GEMM_STAGES buffers (the relu² forward and the gradient: GEMM_SPLIT_STAGES, below),
 // each with a "full" mbarrier (the TMA's byte count) and an "empty" one (one arrival a math warp). The epilogue writes each
 // warpgroup's 64 × 256 half into its own swizzled shared tile with stmatrix and stores it with TMA (the relu² forward: in two

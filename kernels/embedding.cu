@@ -35,3 +35,175 @@ extern "C" __global__ void embedding_backward(const int* __restrict__ ids, const
         atomicAdd(reinterpret_cast<float4*>(dst + j + 4), make_float4(v[4], v[5], v[6], v[7]));
     }
 }
+
+// The embedding and its norm in one pass, for the model's first step, and the two backward passes in one (x0 = norm(wte[ids])):
+//
+// embedding_norm_forward:  x0[i, :] = norm(table[ids[i], :]); rstd[i] = 1/sqrt(mean(row²) + eps)
+//   x0 [n, c] bf16 (written), rstd [n] fp32 (written, kept for the backward). The gathered rows are not written: the table
+//   (vocab × c bf16, 8 MB at the baseline) sits in L2, so the backward gathers them again instead of reading them back.
+// embedding_norm_backward: dtable[ids[i], :] += bf16(rstd·(dy − x̂·mean(dy·x̂))), x̂ = table[ids[i], :]·rstd
+//   dy [n, c] bf16 (the x0 gradient), rstd [n] the forward's; dtable [vocab, c] fp32 (accumulated, vector atomics).
+// Both give bit for bit what the two-kernel path gives (rmsnorm.cu's rmsnorm_forward after embedding_forward; its
+// rmsnorm_backward, bf16 in and out, then embedding_backward): the same sums in the same order, and the norm's gradient
+// rounded to bf16 before it is added, as the x0 gradient is in that path. Only the atomics' order varies between runs.
+// Launch: one warp per row, 8 rows per 256-thread block, c a multiple of 8 (16-byte accesses) and at most 4096;
+// embedding_norm_backward_512 for c ≤ 512 (two 8-feature chunks a lane in registers, as rmsnorm_backward_512),
+// embedding_norm_backward for wider rows (four chunks up to 1024, two passes beyond).
+extern "C" __global__ void embedding_norm_forward(const int* __restrict__ ids, const bf16* __restrict__ table, bf16* __restrict__ x0,
+    float* __restrict__ rstd, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const bf16* src = table + (long)ids[row] * c;
+    bf16* dst = x0 + (long)row * c;
+    if (c <= 32 * 8 * 4)
+    {
+        // Rows of up to 1024 features: gathered once into registers.
+        float v[4][8];
+        float sum = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            const int j = lane * 8 + 256 * k;
+            if (j < c)
+            {
+                load8(src + j, v[k]);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    sum += v[k][i] * v[k][i];
+            }
+        }
+        const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
+        #pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            const int j = lane * 8 + 256 * k;
+            if (j < c)
+            {
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    v[k][i] *= r;
+                store8(dst + j, v[k]);
+            }
+        }
+        if (lane == 0)
+            rstd[row] = r;
+        return;
+    }
+    // Wider rows: the table row twice (from L2).
+    float sum = 0.0f;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(src + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            sum += v[i] * v[i];
+    }
+    const float r = rsqrtf(warp_sum(sum) / c + RMS_EPS);
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8];
+        load8(src + j, v);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] *= r;
+        store8(dst + j, v);
+    }
+    if (lane == 0)
+        rstd[row] = r;
+}
+
+// Eight gradient values rounded to bf16 (what the two-kernel path stores between its kernels) and added to dst[0 .. 8).
+__device__ __forceinline__ void add_rounded8(float* dst, const float g[8])
+{
+    float v[8];
+    #pragma unroll
+    for (int i = 0; i < 8; i++)
+        v[i] = __bfloat162float(__float2bfloat16_rn(g[i]));
+    atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0], v[1], v[2], v[3]));
+    atomicAdd(reinterpret_cast<float4*>(dst + 4), make_float4(v[4], v[5], v[6], v[7]));
+}
+
+template <int CHUNKS>
+__device__ __forceinline__ void embedding_norm_backward_rows(const int* __restrict__ ids, const bf16* __restrict__ table,
+    const float* __restrict__ rstd, const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= n)
+        return;
+    const int id = ids[row];
+    const bf16* x = table + (long)id * c;
+    const bf16* d = dy + (long)row * c;
+    float* out = dtable + (long)id * c;
+    const float r = rstd[row];
+    if (c <= 32 * CHUNKS * 8)
+    {
+        float xv[CHUNKS][8], gv[CHUNKS][8];
+        float dot = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                load8(x + j, xv[k]);
+                load8(d + j, gv[k]);
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    dot += gv[k][i] * xv[k][i];
+            }
+        }
+        const float mean_dot = warp_sum(dot) * r / c;
+        #pragma unroll
+        for (int k = 0; k < CHUNKS; k++)
+        {
+            const int j = (lane + 32 * k) * 8;
+            if (j < c)
+            {
+                float g[8];
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    g[i] = r * gv[k][i] - r * r * xv[k][i] * mean_dot;
+                add_rounded8(out + j, g);
+            }
+        }
+        return;
+    }
+    float dot = 0.0f;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8], g[8];
+        load8(x + j, v);
+        load8(d + j, g);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            dot += g[i] * v[i] * r;
+    }
+    const float mean_dot = warp_sum(dot) / c;
+    for (int j = lane * 8; j < c; j += 256)
+    {
+        float v[8], g[8];
+        load8(x + j, v);
+        load8(d + j, g);
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+            g[i] = r * g[i] - r * r * v[i] * mean_dot;
+        add_rounded8(out + j, g);
+    }
+}
+
+extern "C" __global__ void embedding_norm_backward(const int* __restrict__ ids, const bf16* __restrict__ table, const float* __restrict__ rstd,
+    const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    embedding_norm_backward_rows<4>(ids, table, rstd, dy, dtable, n, c);
+}
+
+extern "C" __global__ void embedding_norm_backward_512(const int* __restrict__ ids, const bf16* __restrict__ table, const float* __restrict__ rstd,
+    const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    embedding_norm_backward_rows<2>(ids, table, rstd, dy, dtable, n, c);
+}

@@ -1,4 +1,5 @@
 using AutoResearch.Bench.Workbench;
+using AutoResearch.Model.Cpu;
 using AutoResearch.Model.Gpu;
 using BenchmarkDotNet.Attributes;
 
@@ -7,8 +8,10 @@ namespace AutoResearch.Bench.Kernels;
 /// <summary>
 /// kernels/embedding.cu at N = B·T tokens drawn uniformly from the 8192-token vocabulary, rows of the model width:
 /// <see cref="Gather"/> (embedding_forward: out = table[ids], bf16) and <see cref="Scatter"/> (embedding_backward:
-/// dtable[ids] += dout, fp32 vector atomics). Checked on 4096 tokens of the same width: the gather bit for bit, the scatter's
-/// increment against the fp64 sum. Memory-bound; the scatter's table (16–64 MB) mostly stays in L2. Run:
+/// dtable[ids] += dout, fp32 vector atomics), and the model's first step with its backward, each one pass:
+/// <see cref="NormGather"/> (embedding_norm_forward: x0 = norm(table[ids]), rstd) and <see cref="NormScatter"/>
+/// (embedding_norm_backward: dtable[ids] += the norm's gradient, rows gathered again). Checked on 4096 tokens of the same width:
+/// the gather bit for bit, the others against fp64. Memory-bound; the tables (8–64 MB) mostly stay in L2. Run:
 /// <c>bench --filter '*EmbeddingBenchmarks*'</c>.
 /// </summary>
 public class EmbeddingBenchmarks : TokenKernelBenchmark
@@ -16,7 +19,7 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
     private const int CheckTokens = 4096, Vocab = BenchConfigs.VocabSize;
 
     private Embedding _embedding = null!;
-    private ulong _ids, _table, _out, _dout, _dtable;
+    private ulong _ids, _table, _out, _dout, _dtable, _rstd;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -61,6 +64,43 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
         End();
     }
 
+    [GlobalSetup(Target = nameof(NormGather))]
+    public void SetupNormGather() => Prepare(nameof(NormGather), CheckNormGather, () =>
+    {
+        _ids = Buffers.RandomIds(N, 71, Vocab, "token ids").Pointer;
+        _table = Buffers.RandomBf16((long)Vocab * C, 72, 1, "table").Pointer;
+        _out = Buffers.Allocate<ushort>((long)N * C, "x0").Pointer;
+        _rstd = Buffers.Allocate<float>(N, "rstd").Pointer;
+        return KernelWork.EmbeddingNorm(N, C);
+    });
+
+    [Benchmark]
+    public void NormGather()
+    {
+        Begin();
+        _embedding.NormForward(_ids, _table, N, C, _out, _rstd, Stream);
+        End();
+    }
+
+    [GlobalSetup(Target = nameof(NormScatter))]
+    public void SetupNormScatter() => Prepare(nameof(NormScatter), CheckNormScatter, () =>
+    {
+        _ids = Buffers.RandomIds(N, 71, Vocab, "token ids").Pointer;
+        _table = Buffers.RandomBf16((long)Vocab * C, 72, 1, "table").Pointer;
+        _rstd = Buffers.RandomF32(N, 75, 1, "rstd").Pointer;
+        _dout = Buffers.RandomBf16((long)N * C, 73, 1, "dy (bf16)").Pointer;
+        _dtable = Buffers.RandomF32((long)Vocab * C, 74, 1, "dtable").Pointer;
+        return KernelWork.EmbeddingNormBackward(N, C);
+    });
+
+    [Benchmark]
+    public void NormScatter()
+    {
+        Begin();
+        _embedding.NormBackward(_ids, _table, _rstd, _dout, N, C, _dtable, Stream);
+        End();
+    }
+
     private KernelCheck CheckGather()
     {
         int n = CheckTokens, c = C;
@@ -100,6 +140,64 @@ public class EmbeddingBenchmarks : TokenKernelBenchmark
         var dTable = s.Upload(start, "dtable");
         RunForCheck(() => _embedding.Backward(dIds.Pointer, dDout.Pointer, n, c, dTable.Pointer, Stream));
         check.CompareIncrement("dtable", dTable.ToArray(), start, increment, 1e-5);
+        return check;
+    }
+
+    /// <summary>The 4096 tokens' rows gathered from the table on the host.</summary>
+    private static double[] GatherRows(int[] ids, double[] table, int c)
+    {
+        var rows = new double[(long)ids.Length * c];
+        for (long i = 0; i < ids.Length; i++)
+            Array.Copy(table, ids[i] * (long)c, rows, i * c, c);
+        return rows;
+    }
+
+    private KernelCheck CheckNormGather()
+    {
+        int n = CheckTokens, c = C;
+        var check = new KernelCheck("embedding_norm_forward", 703, $"{n} tokens, width {c}, vocabulary {Vocab}");
+        var r = new Random(check.Seed);
+        var ids = HostRandom.Ids(r, n, Vocab);
+        var (tableBits, table) = HostRandom.Bf16Values(r, (long)Vocab * c, 2);
+        var (x0Ref, rstdRef) = CpuOps.RmsNorm(GatherRows(ids, table, c), n, c);
+        using var s = new DeviceScratch(Device);
+        var dIds = s.Upload(ids, "ids");
+        var dTable = s.Upload(tableBits, "table");
+        var dX0 = s.Poisoned<ushort>((long)n * c, "x0");
+        var dRstd = s.Poisoned<float>(n, "rstd");
+        RunForCheck(() => _embedding.NormForward(dIds.Pointer, dTable.Pointer, n, c, dX0.Pointer, dRstd.Pointer, Stream));
+        check.CompareBf16("x0", dX0.ToArray(), x0Ref, 1e-2);
+        check.Compare("rstd", dRstd.ToArray(), rstdRef, 1e-5);
+        return check;
+    }
+
+    private KernelCheck CheckNormScatter()
+    {
+        int n = CheckTokens, c = C;
+        var check = new KernelCheck("embedding_norm_backward", 704, $"{n} tokens, width {c}, vocabulary {Vocab}");
+        var r = new Random(check.Seed);
+        var ids = HostRandom.Ids(r, n, Vocab);
+        var (tableBits, table) = HostRandom.Bf16Values(r, (long)Vocab * c, 2);
+        var (dyBits, dy) = HostRandom.Bf16Values(r, (long)n * c);
+        var start = HostRandom.Floats(r, (long)Vocab * c);
+        var rows = GatherRows(ids, table, c);
+        var (_, rstdRef) = CpuOps.RmsNorm(rows, n, c);
+        var dRows = CpuOps.RmsNormBackward(rows, dy, n, c);
+        var increment = new double[(long)Vocab * c];
+        for (long i = 0; i < n; i++)
+        {
+            for (int j = 0; j < c; j++)
+                increment[ids[i] * (long)c + j] += dRows[i * c + j];
+        }
+        using var s = new DeviceScratch(Device);
+        var dIds = s.Upload(ids, "ids");
+        var dTable = s.Upload(tableBits, "table");
+        var dRstd = s.Upload(Array.ConvertAll(rstdRef, v => (float)v), "rstd");
+        var dDy = s.Upload(dyBits, "dy (bf16)");
+        var dDtable = s.Upload(start, "dtable");
+        RunForCheck(() => _embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtable.Pointer, Stream));
+        // The kernel rounds each token's gradient to bf16 before adding it (as the model's x0 gradient is): a bf16 bound.
+        check.CompareIncrement("dtable", dDtable.ToArray(), start, increment, 1e-2);
         return check;
     }
 }

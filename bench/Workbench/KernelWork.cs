@@ -90,6 +90,13 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     /// <summary>embedding_backward: ids, dout (bf16) in; the table's rows read and written (fp32 atomics).</summary>
     public static KernelWork EmbeddingScatter(long n, long c) => Memory(n * I32 + n * c * (Bf16 + 2 * F32));
 
+    /// <summary>embedding_norm_forward: ids and the table's rows in; x0 and rstd written (the rows are not).</summary>
+    public static KernelWork EmbeddingNorm(long n, long c) => Memory(n * (I32 + F32) + 2 * n * c * Bf16);
+
+    /// <summary>embedding_norm_backward: ids, rstd, the table's rows and dy (bf16) in; the table gradient's rows read and written
+    /// (fp32 atomics).</summary>
+    public static KernelWork EmbeddingNormBackward(long n, long c) => Memory(n * (I32 + F32) + n * c * (2 * Bf16 + 2 * F32));
+
     /// <summary>softcap_ or plain_cross_entropy on rows of vocab logits: logits and targets in, losses out, dlogits out when training.</summary>
     public static KernelWork CrossEntropy(long rows, long vocab, bool gradient)
         => Memory(rows * vocab * Bf16 * (gradient ? 2 : 1) + rows * (I32 + F32));

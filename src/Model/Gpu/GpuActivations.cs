@@ -25,8 +25,9 @@ namespace AutoResearch.Model.Gpu;
 /// </list>
 /// With <see cref="RecomputeMlp"/> (the Recompute knob), s (and u) of every layer share one buffer: the forward writes it and
 /// the proj GEMM reads it at once, and the backward recomputes it with the same kernels just before the layer's MLP backward,
-/// bit for bit. The embedding's gathered rows (wte[inputs]), needed again only by the last backward op, then live in that
-/// buffer too and are gathered again there (<see cref="EmbeddedRegathered"/>).
+/// bit for bit.
+/// The embedding's gathered rows (wte[inputs]) are never stored: the embedding's norm reads them from wte in its forward and
+/// again in its backward (<see cref="Embedding.NormForward"/>, <see cref="Embedding.NormBackward"/>).
 /// <see cref="EstimateBytes"/> sizes the same buffers without allocating, so a shape that cannot fit is refused before any
 /// allocation.
 /// </summary>
@@ -52,7 +53,7 @@ public sealed class GpuActivations : IDisposable
 
     /// <summary>
     /// The plan of this shape and batch without a device: <see cref="Bytes"/> and where the scratch tensors go
-    /// (<see cref="ScratchInActivation"/>, <see cref="EmbeddedRegathered"/>); it holds no buffers (every buffer and view is empty).
+    /// (<see cref="ScratchInActivation"/>); it holds no buffers (every buffer and view is empty).
     /// </summary>
     public static GpuActivations Plan(ModelShape shape, int batch, int headChunkRows, long attentionScratchBytes, bool fusedMlp, bool recomputeMlp = false)
         => new(null, shape, batch, headChunkRows, attentionScratchBytes, fusedMlp, recomputeMlp, countOnly: true, placeScratch: true);
@@ -87,10 +88,8 @@ public sealed class GpuActivations : IDisposable
         RecomputeMlp = recomputeMlp;
         Inputs = A<int>(n, "inputs");
         Targets = A<int>(n, "targets");
-        // With the recompute, one s (and u) for all layers; wte[inputs] lives there too when it fits (F ≥ C).
+        // With the recompute, one s (and u) for all layers.
         var sShared = recomputeMlp ? A<ushort>(n * f, $"MLP activation {shape.Activation.Name()} (one for all layers: recomputed in the backward)") : null;
-        EmbeddedRegathered = recomputeMlp && f >= c;
-        Embedded = EmbeddedRegathered ? In<ushort, ushort>(sShared!, 0, n * c) : View(A<ushort>(n * c, "wte[inputs]"));
         Rstd0 = A<float>(n, "rstd of the embedding norm");
         X = new DeviceBuffer<ushort>[shape.Depth + 1];
         X[0] = A<ushort>(n * c, "x0");
@@ -179,8 +178,6 @@ public sealed class GpuActivations : IDisposable
 
     public DeviceBuffer<int> Inputs { get; }
     public DeviceBuffer<int> Targets { get; }
-    /// <summary>wte[inputs] [N, C]: its own buffer, or inside the shared s with <see cref="EmbeddedRegathered"/>.</summary>
-    public DeviceView<ushort> Embedded { get; }
     public DeviceBuffer<float> Rstd0 { get; }
     public DeviceBuffer<ushort>[] X { get; }
     public DeviceBuffer<ushort>[] M { get; }
@@ -219,9 +216,6 @@ public sealed class GpuActivations : IDisposable
 
     /// <summary>Whether s and u are one buffer for all layers, recomputed in the backward (the Recompute knob).</summary>
     public bool RecomputeMlp { get; }
-
-    /// <summary>Whether <see cref="Embedded"/> lives in the shared s and must be gathered again before the embedding's backward.</summary>
-    public bool EmbeddedRegathered { get; }
 
     /// <summary>Whether each layer's dq | dk | dv and dO live in that layer's s (see the class summary).</summary>
     public bool ScratchInActivation { get; }

@@ -202,11 +202,9 @@ public sealed class GpuGpt : IDisposable
         var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
         long nc = (long)n * c, nkv = (long)n * kvd;
-        using (prof.Region("embedding + norm", bytes: 6.0 * nc))
-        {
-            _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
-            _norm.Forward(a.Embedded.Pointer, n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
-        }
+        // The gathered rows are read from wte (in L2) and normed in registers; only x0 is written.
+        using (prof.Region("embedding + norm", bytes: 4.0 * nc))
+            _embedding.NormForward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
         for (int i = 0; i < Shape.Depth; i++)
         {
             ulong h1 = a.H1[i]?.Pointer ?? a.Normed!.Pointer; // Normed exists whenever some h1 is not kept
@@ -465,20 +463,11 @@ public sealed class GpuGpt : IDisposable
                     p.GradientOf("x0_lambdas"), _stream, foldIntoX0: i == 0);
             }
         }
-        // dL/dx0, summed in DX0 over the layers, through the embedding norm into wte.
-        if (a.EmbeddedRegathered)
-        {
-            // wte[inputs] lived in the shared s, overwritten since: gather it again (the bf16 wte has not changed).
-            using (prof.Region("embedding gather (again)", bytes: 4.0 * nc))
-                _embedding.Forward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.Embedded.Pointer, _stream);
-        }
+        // dL/dx0, summed in DX0 over the layers, through the embedding norm into wte: the rows gathered again from wte (the bf16
+        // copy has not changed since the forward), the norm's backward in registers, rounded to bf16 as the x0 gradient is, added.
         using (prof.Region("embedding backward", bytes: 8.0 * nc))
-        {
-            // The norm's backward in place in DX0 (bf16), which the embedding's backward then reads.
-            _norm.Backward(a.Embedded.Pointer, a.Rstd0.Pointer, a.DX0.Pointer, n, c, a.DX0.Pointer, accumulate: false, _stream, ElementType.Bf16,
-                ElementType.Bf16);
-            _embedding.Backward(a.Inputs.Pointer, a.DX0.Pointer, n, c, p.GradientOf("transformer.wte.weight"), _stream);
-        }
+            _embedding.NormBackward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), a.Rstd0.Pointer, a.DX0.Pointer, n, c,
+                p.GradientOf("transformer.wte.weight"), _stream);
     }
 
     /// <summary>

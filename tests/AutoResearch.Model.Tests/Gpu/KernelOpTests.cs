@@ -496,6 +496,87 @@ public class KernelOpTests
         Numerics.AssertClose("scatter", dDtable.ToArray(), dtableRef, 1e-5, seed);
     }
 
+    /// <summary>
+    /// The model's first step, x0 = norm(wte[ids]), and its backward in one pass each (<see cref="Embedding.NormForward"/>,
+    /// <see cref="Embedding.NormBackward"/>), against the fp64 reference and bit for bit against the two-kernel path they
+    /// replace (the gather, then the norm; the norm's backward in place on the bf16 x0 gradient, then the scatter). With
+    /// <paramref name="distinct"/> every token has its own id, so each table row takes one atomic and the two paths must agree
+    /// to the bit; with repeated ids the atomics' order varies and they agree to fp32 rounding.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(4000, 512, true)]    // the model's width: the narrow backward kernel, the forward's rows in registers
+    [InlineData(3000, 512, false)]   // repeated ids: many atomics a row
+    [InlineData(777, 64, true)]      // one chunk, in the first lanes only
+    [InlineData(1500, 520, true)]    // just past the narrow kernel: four chunks a lane
+    [InlineData(300, 1024, false)]
+    [InlineData(200, 2048, true)]    // the two-pass paths of both kernels
+    public void Embedding_norm_matches_the_gather_then_the_norm_and_its_backward(int n, int c, bool distinct)
+    {
+        int seed = 1700 + n + c + (distinct ? 1 : 0);
+        var r = new Random(seed);
+        int vocab = distinct ? n + 37 : 97;
+        var (tableBits, table) = Numerics.RandomBf16(r, (long)vocab * c, 2);
+        var ids = distinct
+            ? Enumerable.Range(0, vocab).OrderBy(_ => r.Next()).Take(n).ToArray()
+            : Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray();
+        var (dyBits, dy) = Numerics.RandomBf16(r, (long)n * c, 1);
+        var start = Numerics.RandomUniform(r, (long)vocab * c);
+        var gathered = new double[(long)n * c];
+        for (int i = 0; i < n; i++)
+            Array.Copy(table, (long)ids[i] * c, gathered, (long)i * c, c);
+        var (x0Ref, rstdRef) = CpuOps.RmsNorm(gathered, n, c);
+        var dRows = CpuOps.RmsNormBackward(gathered, dy, n, c);
+        var dtableRef = start.Select(v => (double)v).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < c; j++)
+                dtableRef[(long)ids[i] * c + j] += dRows[(long)i * c + j];
+        }
+
+        var embedding = new Embedding(TestGpu.Kernels);
+        var norm = new RmsNorm(TestGpu.Kernels);
+        using var dTable = Upload(tableBits, "table");
+        using var dIds = Upload(ids, "ids");
+        using var dX0 = Poisoned<ushort>((long)n * c, "x0");
+        using var dRstd = Poisoned<float>(n, "rstd");
+        using var dDtable = Upload(start, "dtable");
+        using var dDy = Upload(dyBits, "dy (the x0 gradient, bf16)");
+        embedding.NormForward(dIds.Pointer, dTable.Pointer, n, c, dX0.Pointer, dRstd.Pointer, Stream);
+        embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtable.Pointer, Stream);
+
+        // The two-kernel path on the same inputs.
+        using var dGathered = Poisoned<ushort>((long)n * c, "gathered rows");
+        using var dX0Two = Poisoned<ushort>((long)n * c, "x0 (two kernels)");
+        using var dRstdTwo = Poisoned<float>(n, "rstd (two kernels)");
+        using var dDtableTwo = Upload(start, "dtable (two kernels)");
+        using var dDyTwo = Upload(dyBits, "dy (two kernels, overwritten in place)");
+        embedding.Forward(dIds.Pointer, dTable.Pointer, n, c, dGathered.Pointer, Stream);
+        norm.Forward(dGathered.Pointer, n, c, dX0Two.Pointer, dRstdTwo.Pointer, Stream);
+        norm.Backward(dGathered.Pointer, dRstdTwo.Pointer, dDyTwo.Pointer, n, c, dDyTwo.Pointer, accumulate: false, Stream, ElementType.Bf16, ElementType.Bf16);
+        embedding.Backward(dIds.Pointer, dDyTwo.Pointer, n, c, dDtableTwo.Pointer, Stream);
+        Stream.Synchronize();
+
+        Numerics.AssertClose("x0", AsFloat(dX0), x0Ref, 1e-2, seed);
+        Numerics.AssertClose("rstd", dRstd.ToArray(), rstdRef, 1e-5, seed);
+        // The table's increment: the norm's gradient rounded to bf16 once per token, then summed in fp32.
+        Numerics.AssertClose("dtable (what the kernel added)", dDtable.ToArray().Select((v, i) => v - start[i]).ToArray(),
+            dtableRef.Select((v, i) => v - start[i]).ToArray(), 1e-2, seed);
+        Assert.Equal(dX0Two.ToArray(), dX0.ToArray());
+        Assert.Equal(dRstdTwo.ToArray(), dRstd.ToArray());
+        var dtable = dDtable.ToArray();
+        var dtableTwo = dDtableTwo.ToArray();
+        Assert.All(dtable, v => Assert.True(float.IsFinite(v), "dtable must be finite"));
+        if (distinct)
+            Assert.Equal(dtableTwo, dtable);
+        else
+            Numerics.AssertClose("dtable against the two kernels", dtable, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
+
+        // Widths the kernels cannot take are refused before launch.
+        Assert.Throws<ArgumentException>(() => embedding.NormForward(dIds.Pointer, dTable.Pointer, n, 12, dX0.Pointer, dRstd.Pointer, Stream));
+        Assert.Throws<ArgumentOutOfRangeException>(() => embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, 4104,
+            dDtable.Pointer, Stream));
+    }
+
     /// <summary>How the fused MLP GEMMs' rows are scaled in a test: not at all, by given scales, or by the rstd the fc GEMM computes from x.</summary>
     public enum RowScaling { None, Given, FromX }
 

@@ -7,7 +7,7 @@ namespace AutoResearch.Model.Tests.Gpu;
 /// <summary>
 /// Where <see cref="GpuActivations"/> puts its scratch tensors (dq | dk | dv and dO in a layer's dead MLP activation, the final
 /// norm's output in the residual gradient) and the Recompute knob (one MLP activation for all layers, recomputed in the
-/// backward; wte[inputs] gathered again): neither may change the results. Each is compared with the plan without it: the
+/// backward): neither may change the results. Each is compared with the plan without it: the
 /// scratch placed against every scratch tensor in a buffer of its own, the recompute against keeping every layer's activation.
 /// Two micro-steps accumulate, so a buffer that one step leaves dirty for the next would show. The results are not compared
 /// bit for bit: sums the device adds with atomics in whatever order blocks finish (the flash backward's dq, the norms' lambda

@@ -471,6 +471,19 @@ public sealed class GpuGpt : IDisposable
     }
 
     /// <summary>
+    /// Refuses an id outside [0, vocab): the kernels index the embedding tables by it unchecked, so such an id would read or
+    /// write outside them. One pass over the ids on the host.
+    /// </summary>
+    public static void CheckTokenIds(ReadOnlySpan<int> ids, int vocab, string name)
+    {
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(name, ids[i], $"{name}[{i}] = {ids[i]}: token ids must lie in [0, {vocab}), the rows of the embedding tables");
+        }
+    }
+
+    /// <summary>
     /// Queues the copy of one micro-batch's token ids (B·T inputs and targets, host int32) to the device, in stream order: through
     /// one of two pinned staging pairs and an asynchronous copy, so the call returns without waiting for the GPU (it waits only
     /// if the copy queued two calls ago has not run yet) and the kernels queued next read the new batch.
@@ -479,6 +492,7 @@ public sealed class GpuGpt : IDisposable
     {
         if (inputs.Length != Activations.Inputs.Length || targets.Length != Activations.Targets.Length)
             throw new ArgumentException($"a micro-batch has {Activations.Inputs.Length} inputs and targets; got {inputs.Length} and {targets.Length}");
+        CheckTokenIds(inputs, Shape.VocabSize, nameof(inputs));
         int stage = _nextStage;
         _nextStage ^= 1;
         if (_stagedInFlight[stage])

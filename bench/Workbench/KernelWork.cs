@@ -97,6 +97,14 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     /// (fp32 atomics).</summary>
     public static KernelWork EmbeddingNormBackward(long n, long c) => Memory(n * (I32 + F32) + n * c * (2 * Bf16 + 2 * F32));
 
+    /// <summary>embedding_norm_backward_grouped: as <see cref="EmbeddingNormBackward"/> with the order read too, each table row
+    /// counted once per token (an upper bound: a run of equal ids reads and writes its row once).</summary>
+    public static KernelWork EmbeddingNormBackwardGrouped(long n, long c) => Memory(n * (2 * I32 + F32) + n * c * (2 * Bf16 + 2 * F32));
+
+    /// <summary>token_count, token_offsets and token_scatter: the ids read twice, the order written, the cursor (vocab ints)
+    /// zeroed, counted, read and written twice.</summary>
+    public static KernelWork TokenGrouping(long n, long vocab) => Memory(3 * n * I32 + 6 * vocab * I32);
+
     /// <summary>softcap_ or plain_cross_entropy on rows of vocab logits: logits and targets in, losses out, dlogits out when training.</summary>
     public static KernelWork CrossEntropy(long rows, long vocab, bool gradient)
         => Memory(rows * vocab * Bf16 * (gradient ? 2 : 1) + rows * (I32 + F32));

@@ -133,7 +133,8 @@ static_assert(GROUP_SPAN >= 1 && GROUP_SPAN <= 32, "a span is read by one warp, 
 __device__ __forceinline__ int group_span(const int* __restrict__ order, const int* __restrict__ ids, long first, int n, int lane,
     int& row, int& id)
 {
-    const int count = (int)min((long)GROUP_SPAN, (long)n - first);
+    const long left = (long)n - first;
+    const int count = left < GROUP_SPAN ? (int)left : GROUP_SPAN;
     row = lane < count ? order[first + lane] : 0;
     id = lane < count ? ids[row] : -1;
     return count;

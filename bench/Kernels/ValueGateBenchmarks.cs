@@ -82,7 +82,7 @@ public class ValueGateBenchmarks : TokenKernelBenchmark
         AllocateBackward();
         _order = Buffers.Allocate<int>(N, "order").Pointer;
         new Embedding(KernelFiles).GroupTokens(_ids, N, Vocab, _order, Buffers.Allocate<int>(Vocab, "cursor").Pointer, Stream);
-        return KernelWork.ValueGateBackward(N, KV, D);
+        return KernelWork.ValueGateBackwardGrouped(N, KV, D);
     });
 
     /// <summary><see cref="Backward"/> with the tokens in grouped order.</summary>

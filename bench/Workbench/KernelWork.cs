@@ -82,6 +82,10 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     public static KernelWork ValueGateBackward(long n, int kvHeads, int headDim)
         => Memory(n * (kvHeads * F32 + I32 + 32 * Bf16 + 2 * 32 * Bf16) + n * kvHeads * headDim * (2 * Bf16 + 2 * F32));
 
+    /// <summary>value_gate_backward_grouped: as <see cref="ValueGateBackward"/> with the order read too (dve's rows counted once
+    /// per token, an upper bound: a run of equal ids reads and writes its row once).</summary>
+    public static KernelWork ValueGateBackwardGrouped(long n, int kvHeads, int headDim) => Memory(ValueGateBackward(n, kvHeads, headDim).Bytes + n * I32);
+
     // ---- embeddings, head, activations ----
 
     /// <summary>embedding_forward: ids, the table's rows in; out written.</summary>

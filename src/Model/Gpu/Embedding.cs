@@ -29,9 +29,18 @@ public sealed class Embedding
     /// a token at a time.</summary>
     public const int MaxGroupedWidth = 1024;
 
-    /// <summary>Blocks of the grouped kernels: 16 a multiprocessor at most (their warps stride over the spans of 32 positions).</summary>
-    internal static uint GroupedBlocks(int n, int multiprocessors)
-        => (uint)Math.Clamp(((long)n + 32L * KernelLaunch.RowsPerBlock - 1) / (32L * KernelLaunch.RowsPerBlock), 1, 16L * multiprocessors);
+    /// <summary>Positions of the grouped order a warp takes: GROUP_SPAN in kernels/common.cuh. The grid is sized for it; the
+    /// kernels stride over the spans, so a span set otherwise there (a trial) is still correct.</summary>
+    public const int GroupSpan = 32;
+
+    /// <summary>Blocks of the grouped kernels: a span a warp, 16 blocks a multiprocessor at most (the warps stride over the rest),
+    /// and at most <paramref name="maxBlocks"/> where that is positive (tests: several spans a warp).</summary>
+    internal static uint GroupedBlocks(int n, int multiprocessors, int maxBlocks = 0)
+    {
+        long spansPerBlock = (long)GroupSpan * KernelLaunch.RowsPerBlock;
+        long blocks = Math.Clamp((n + spansPerBlock - 1) / spansPerBlock, 1, 16L * multiprocessors);
+        return (uint)(maxBlocks > 0 ? Math.Min(blocks, maxBlocks) : blocks);
+    }
 
     /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
     public static KernelSource Source() => new("embedding.cu");
@@ -100,15 +109,17 @@ public sealed class Embedding
     /// atomics: only their order varies).
     /// </summary>
     /// <remarks>With <paramref name="order"/> (<see cref="GroupTokens"/> of these ids) and rows of at most
-    /// <see cref="MaxGroupedWidth"/> features, each run of equal ids is summed in registers and added once.</remarks>
+    /// <see cref="MaxGroupedWidth"/> features, each run of equal ids is summed in registers and added once (on at most
+    /// <paramref name="maxBlocks"/> blocks where that is positive).</remarks>
     public void NormBackward(ulong ids /* [n] int32 */, ulong table /* [vocab, c] bf16 */, ulong rstd /* [n] fp32 */, ulong dy /* [n, c] bf16 */,
-        int n, int c, ulong dtable /* [vocab, c] fp32, accumulated */, CudaStream stream, ulong order = 0 /* [n] int32, or none */)
+        int n, int c, ulong dtable /* [vocab, c] fp32, accumulated */, CudaStream stream, ulong order = 0 /* [n] int32, or none */,
+        int maxBlocks = 0)
     {
         CheckNormWidth(c);
         KernelLaunch.RequireAligned(dtable, 16, nameof(dtable));
         if (order != 0 && c <= MaxGroupedWidth)
         {
-            (c <= RmsNorm.NarrowBackwardWidth ? _normBackwardGroupedNarrow : _normBackwardGrouped).Launch(GroupedBlocks(n, _multiprocessors),
+            (c <= RmsNorm.NarrowBackwardWidth ? _normBackwardGroupedNarrow : _normBackwardGrouped).Launch(GroupedBlocks(n, _multiprocessors, maxBlocks),
                 KernelLaunch.RowBlock, 0, stream, order, ids, table, rstd, dy, dtable, n, c);
             return;
         }

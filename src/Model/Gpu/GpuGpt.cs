@@ -475,8 +475,8 @@ public sealed class GpuGpt : IDisposable
     }
 
     /// <summary>
-    /// Refuses an id outside [0, vocab): the kernels index the embedding tables by it unchecked, so such an id would read or
-    /// write outside them. One pass over the ids on the host.
+    /// Refuses an id outside [0, vocab): the kernels index the embedding tables and the grouped order by it unchecked, so such
+    /// an id would read or write outside them. One pass over the ids on the host.
     /// </summary>
     public static void CheckTokenIds(ReadOnlySpan<int> ids, int vocab, string name)
     {

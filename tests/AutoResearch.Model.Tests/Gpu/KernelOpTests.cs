@@ -406,6 +406,7 @@ public class KernelOpTests
     [InlineData(2500, 8, 64, 512)]
     [InlineData(1500, 32, 64, 2048)]    // width 2048 in heads of 64
     [InlineData(1000, 1, 64, 256)]      // grouped-query attention down to one kv head
+    [InlineData(2000, 8, 128, 1024)]    // the widest kv row the grouped backward takes (32 floats a lane)
     public void Value_gate_forward_and_backward_match_reference(int n, int kvHeads, int headDim, int c)
     {
         const int vocab = 300;
@@ -479,6 +480,17 @@ public class KernelOpTests
         Numerics.AssertClose("dwg (grouped)", dDwgGrouped.ToArray(), dwgRef, 1e-4, seed);
         // dx takes the same values in the same order of heads either way: bit for bit.
         Assert.Equal(dxBits, dDxGrouped.ToArray());
+
+        // On 3 blocks, so that each warp strides over several spans of the order.
+        using var dDveFew = Upload(new float[(long)vocab * kvDim], "dve (grouped, 3 blocks)");
+        using var dDwgFew = Upload(new float[kvHeads * 32], "dwg (grouped, 3 blocks)");
+        using var dDxFew = Upload(dxStartBits, "dx (bf16, grouped, 3 blocks)");
+        gate.Backward(dGate.Pointer, dRows.At(c + kvDim), dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDveFew.Pointer, dDwgFew.Pointer,
+            dDxFew.Pointer, Stream, stride, dOrder.Pointer, maxBlocks: 3);
+        Stream.Synchronize();
+        Numerics.AssertClose("dve (grouped, 3 blocks)", dDveFew.ToArray(), dveRef, 1e-4, seed);
+        Numerics.AssertClose("dwg (grouped, 3 blocks)", dDwgFew.ToArray(), dwgRef, 1e-4, seed);
+        Assert.Equal(dxBits, dDxFew.ToArray());
     }
 
     /// <summary>
@@ -623,6 +635,9 @@ public class KernelOpTests
         using var dDtableGrouped = Upload(start, "dtable (grouped)");
         embedding.GroupTokens(dIds.Pointer, n, vocab, dOrder.Pointer, dCursor.Pointer, Stream);
         embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtableGrouped.Pointer, Stream, dOrder.Pointer);
+        // And on 2 blocks, so that each warp strides over several spans of the order.
+        using var dDtableFew = Upload(start, "dtable (grouped, 2 blocks)");
+        embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtableFew.Pointer, Stream, dOrder.Pointer, maxBlocks: 2);
         embedding.Forward(dIds.Pointer, dTable.Pointer, n, c, dGathered.Pointer, Stream);
         norm.Forward(dGathered.Pointer, n, c, dX0Two.Pointer, dRstdTwo.Pointer, Stream);
         norm.Backward(dGathered.Pointer, dRstdTwo.Pointer, dDyTwo.Pointer, n, c, dDyTwo.Pointer, accumulate: false, Stream, ElementType.Bf16, ElementType.Bf16);
@@ -641,15 +656,18 @@ public class KernelOpTests
         Assert.All(dtable, v => Assert.True(float.IsFinite(v), "dtable must be finite"));
         var dtableGrouped = dDtableGrouped.ToArray();
         Assert.All(dtableGrouped, v => Assert.True(float.IsFinite(v), "dtable (grouped) must be finite"));
+        var dtableFew = dDtableFew.ToArray();
         if (distinct)
         {
             Assert.Equal(dtableTwo, dtable);
             Assert.Equal(dtableTwo, dtableGrouped);
+            Assert.Equal(dtableTwo, dtableFew);
         }
         else
         {
             Numerics.AssertClose("dtable against the two kernels", dtable, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
             Numerics.AssertClose("dtable (grouped) against the two kernels", dtableGrouped, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
+            Numerics.AssertClose("dtable (grouped, 2 blocks) against the two kernels", dtableFew, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
         }
 
         // Widths the kernels cannot take are refused before launch.

@@ -119,6 +119,27 @@ __device__ __forceinline__ void rotary_pairs8(const unsigned* p, float c[8], flo
 // fp32 machine epsilon: the RMSNorm eps of SPEC §5.
 #define RMS_EPS 1.1920929e-07f
 
+// Token positions grouped by id (embedding.cu's token_count, token_offsets and token_scatter write `order`, the positions
+// 0 .. n − 1 with equal ids adjacent and the ids ascending). The grouped backward kernels give each warp GROUP_SPAN (at most
+// 32) consecutive positions of `order`, sum the gradient rows of each run of equal ids in registers and add a run to the
+// table once: about (vocabulary + n / GROUP_SPAN) row atomics instead of n, and none of them piled on a frequent token's row.
+#ifndef GROUP_SPAN
+#define GROUP_SPAN 32
+#endif
+static_assert(GROUP_SPAN >= 1 && GROUP_SPAN <= 32, "a span is read by one warp, a position a lane");
+
+// The warp's span of `order` from position `first`: lane l gets the row at first + l and its id (row 0, id −1 past the span's
+// count positions), read once and handed to the other lanes by shuffles. Returns the span's count.
+__device__ __forceinline__ int group_span(const int* __restrict__ order, const int* __restrict__ ids, long first, int n, int lane,
+    int& row, int& id)
+{
+    const long left = (long)n - first;
+    const int count = left < GROUP_SPAN ? (int)left : GROUP_SPAN;
+    row = lane < count ? order[first + lane] : 0;
+    id = lane < count ? ids[row] : -1;
+    return count;
+}
+
 // The flash attention backward's fp32 dq accumulator is [B, H, T, 128] with each row's columns permuted: column c of query t
 // is stored at dq_column(t, c) = c XOR 8·(t mod 8) (spreads the backward's staging writes over the shared-memory banks; runs
 // of 8 columns stay together). flash_backward.cu writes it; its finish kernel and the rotary backward read it.

@@ -49,6 +49,8 @@ extern "C" __global__ void embedding_backward(const int* __restrict__ ids, const
 // Launch: one warp per row, 8 rows per 256-thread block, c a multiple of 8 (16-byte accesses) and at most 4096;
 // embedding_norm_backward_512 for c ≤ 512 (two 8-feature chunks a lane in registers, as rmsnorm_backward_512),
 // embedding_norm_backward for wider rows (four chunks up to 1024, two passes beyond).
+// embedding_norm_backward_grouped(_512): the same sums with the rows in grouped order (below), each run of equal ids summed in
+// registers and added once; rows of at most 1024 (512) features.
 extern "C" __global__ void embedding_norm_forward(const int* __restrict__ ids, const bf16* __restrict__ table, bf16* __restrict__ x0,
     float* __restrict__ rstd, int n, int c)
 {
@@ -116,15 +118,59 @@ extern "C" __global__ void embedding_norm_forward(const int* __restrict__ ids, c
         rstd[row] = r;
 }
 
-// Eight gradient values rounded to bf16 (what the two-kernel path stores between its kernels) and added to dst[0 .. 8).
-__device__ __forceinline__ void add_rounded8(float* dst, const float g[8])
+// The norm's gradient of one row of at most 32·CHUNKS·8 features, rounded to bf16 (what the two-kernel path stores between
+// its kernels): chunk k holds features (lane + 32k)·8 .. + 8, set only where they are below c.
+template <int CHUNKS>
+__device__ __forceinline__ void norm_gradient_row(const bf16* __restrict__ x, const bf16* __restrict__ d, float r, int lane, int c,
+    float g[CHUNKS][8])
 {
-    float v[8];
+    float xv[CHUNKS][8], gv[CHUNKS][8];
+    float dot = 0.0f;
     #pragma unroll
-    for (int i = 0; i < 8; i++)
-        v[i] = __bfloat162float(__float2bfloat16_rn(g[i]));
+    for (int k = 0; k < CHUNKS; k++)
+    {
+        const int j = (lane + 32 * k) * 8;
+        if (j < c)
+        {
+            load8(x + j, xv[k]);
+            load8(d + j, gv[k]);
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+                dot += gv[k][i] * xv[k][i];
+        }
+    }
+    const float mean_dot = warp_sum(dot) * r / c;
+    #pragma unroll
+    for (int k = 0; k < CHUNKS; k++)
+    {
+        const int j = (lane + 32 * k) * 8;
+        if (j < c)
+        {
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+                g[k][i] = __bfloat162float(__float2bfloat16_rn(r * gv[k][i] - r * r * xv[k][i] * mean_dot));
+        }
+    }
+}
+
+// dst[0 .. 8) += v: two fp32 vector atomics (sm_90), dst 16-byte aligned.
+__device__ __forceinline__ void add8(float* dst, const float v[8])
+{
     atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0], v[1], v[2], v[3]));
     atomicAdd(reinterpret_cast<float4*>(dst + 4), make_float4(v[4], v[5], v[6], v[7]));
+}
+
+// dst[(lane + 32k)·8 .. + 8) += v[k] for the chunks below c.
+template <int CHUNKS>
+__device__ __forceinline__ void add_chunks(float* dst, const float v[CHUNKS][8], int lane, int c)
+{
+    #pragma unroll
+    for (int k = 0; k < CHUNKS; k++)
+    {
+        const int j = (lane + 32 * k) * 8;
+        if (j < c)
+            add8(dst + j, v[k]);
+    }
 }
 
 template <int CHUNKS>
@@ -142,35 +188,9 @@ __device__ __forceinline__ void embedding_norm_backward_rows(const int* __restri
     const float r = rstd[row];
     if (c <= 32 * CHUNKS * 8)
     {
-        float xv[CHUNKS][8], gv[CHUNKS][8];
-        float dot = 0.0f;
-        #pragma unroll
-        for (int k = 0; k < CHUNKS; k++)
-        {
-            const int j = (lane + 32 * k) * 8;
-            if (j < c)
-            {
-                load8(x + j, xv[k]);
-                load8(d + j, gv[k]);
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    dot += gv[k][i] * xv[k][i];
-            }
-        }
-        const float mean_dot = warp_sum(dot) * r / c;
-        #pragma unroll
-        for (int k = 0; k < CHUNKS; k++)
-        {
-            const int j = (lane + 32 * k) * 8;
-            if (j < c)
-            {
-                float g[8];
-                #pragma unroll
-                for (int i = 0; i < 8; i++)
-                    g[i] = r * gv[k][i] - r * r * xv[k][i] * mean_dot;
-                add_rounded8(out + j, g);
-            }
-        }
+        float g[CHUNKS][8];
+        norm_gradient_row<CHUNKS>(x, d, r, lane, c, g);
+        add_chunks<CHUNKS>(out, g, lane, c);
         return;
     }
     float dot = 0.0f;
@@ -191,8 +211,8 @@ __device__ __forceinline__ void embedding_norm_backward_rows(const int* __restri
         load8(d + j, g);
         #pragma unroll
         for (int i = 0; i < 8; i++)
-            g[i] = r * g[i] - r * r * v[i] * mean_dot;
-        add_rounded8(out + j, g);
+            g[i] = __bfloat162float(__float2bfloat16_rn(r * g[i] - r * r * v[i] * mean_dot));
+        add8(out + j, g);
     }
 }
 
@@ -206,4 +226,147 @@ extern "C" __global__ void embedding_norm_backward_512(const int* __restrict__ i
     const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
 {
     embedding_norm_backward_rows<2>(ids, table, rstd, dy, dtable, n, c);
+}
+
+// The same backward with the rows taken in grouped order (common.cuh's group_span): each warp walks GROUP_SPAN positions of
+// `order`, sums the rounded gradients of a run of equal ids in registers and adds the run once. Rows of at most 32·CHUNKS·8
+// features; any 1-D grid of 256-thread blocks (the warps stride over the spans). With one token an id each run is one row and
+// the table gets the very values embedding_norm_backward adds (0 + g = g); otherwise only the fp32 sums' order differs.
+template <int CHUNKS>
+__device__ __forceinline__ void embedding_norm_backward_runs(const int* __restrict__ order, const int* __restrict__ ids,
+    const bf16* __restrict__ table, const float* __restrict__ rstd, const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    const int lane = threadIdx.x & 31;
+    const long warps = (long)gridDim.x * (blockDim.x >> 5);
+    for (long first = ((long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * GROUP_SPAN; first < n; first += warps * GROUP_SPAN)
+    {
+        int span_row, span_id;
+        const int count = group_span(order, ids, first, n, lane, span_row, span_id);
+        float run[CHUNKS][8];
+        #pragma unroll
+        for (int k = 0; k < CHUNKS; k++)
+        {
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+                run[k][i] = 0.0f;
+        }
+        int current = __shfl_sync(0xffffffffu, span_id, 0);
+        for (int p = 0; p < count; p++)
+        {
+            const int row = __shfl_sync(0xffffffffu, span_row, p), id = __shfl_sync(0xffffffffu, span_id, p);
+            if (id != current)
+            {
+                add_chunks<CHUNKS>(dtable + (long)current * c, run, lane, c);
+                #pragma unroll
+                for (int k = 0; k < CHUNKS; k++)
+                {
+                    #pragma unroll
+                    for (int i = 0; i < 8; i++)
+                        run[k][i] = 0.0f;
+                }
+                current = id;
+            }
+            float g[CHUNKS][8];
+            norm_gradient_row<CHUNKS>(table + (long)id * c, dy + (long)row * c, rstd[row], lane, c, g);
+            #pragma unroll
+            for (int k = 0; k < CHUNKS; k++)
+            {
+                if ((lane + 32 * k) * 8 < c)
+                {
+                    #pragma unroll
+                    for (int i = 0; i < 8; i++)
+                        run[k][i] += g[k][i];
+                }
+            }
+        }
+        add_chunks<CHUNKS>(dtable + (long)current * c, run, lane, c);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) embedding_norm_backward_grouped(const int* __restrict__ order, const int* __restrict__ ids,
+    const bf16* __restrict__ table, const float* __restrict__ rstd, const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    embedding_norm_backward_runs<4>(order, ids, table, rstd, dy, dtable, n, c);
+}
+
+extern "C" __global__ void __launch_bounds__(256) embedding_norm_backward_grouped_512(const int* __restrict__ order, const int* __restrict__ ids,
+    const bf16* __restrict__ table, const float* __restrict__ rstd, const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
+{
+    embedding_norm_backward_runs<2>(order, ids, table, rstd, dy, dtable, n, c);
+}
+
+// Grouping the token positions by id (common.cuh), in three launches after cursor [vocab] int32 is zeroed:
+// token_count:   cursor[id] = how many positions hold id (one atomic per id a warp: lanes with equal ids are counted together).
+// token_offsets: cursor = its exclusive prefix sum, the first position of each id in `order`. One block of 1024 threads.
+// token_scatter: order[cursor[ids[i]]++] = i; positions of one id land in no set order (the atomics' order), grouped all the same.
+// ids must lie in [0, vocab). Launch token_count and token_scatter over n threads in 256-thread blocks.
+extern "C" __global__ void token_count(const int* __restrict__ ids, int* __restrict__ cursor, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned live = __ballot_sync(0xffffffffu, i < n);
+    if (i >= n)
+        return;
+    const int id = ids[i];
+    const unsigned peers = __match_any_sync(live, id);
+    if ((int)(threadIdx.x & 31) == __ffs(peers) - 1)
+        atomicAdd(cursor + id, __popc(peers));
+}
+
+extern "C" __global__ void __launch_bounds__(1024) token_offsets(int* __restrict__ cursor, int vocab)
+{
+    __shared__ int warp_totals[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    // Thread t takes ids [t·per, t·per + per): its total, the block's exclusive scan of the totals, then its ids in order.
+    const int per = (vocab + blockDim.x - 1) / blockDim.x;
+    const int begin = min(vocab, (int)threadIdx.x * per), end = min(vocab, begin + per);
+    int total = 0;
+    for (int v = begin; v < end; v++)
+        total += cursor[v];
+    int scan = total;
+    #pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1)
+    {
+        const int up = __shfl_up_sync(0xffffffffu, scan, offset);
+        if (lane >= offset)
+            scan += up;
+    }
+    if (lane == 31)
+        warp_totals[warp] = scan;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int w = lane < (int)(blockDim.x >> 5) ? warp_totals[lane] : 0;
+        #pragma unroll
+        for (int offset = 1; offset < 32; offset <<= 1)
+        {
+            const int up = __shfl_up_sync(0xffffffffu, w, offset);
+            if (lane >= offset)
+                w += up;
+        }
+        warp_totals[lane] = w;
+    }
+    __syncthreads();
+    int run = scan - total + (warp > 0 ? warp_totals[warp - 1] : 0);
+    for (int v = begin; v < end; v++)
+    {
+        const int count = cursor[v];
+        cursor[v] = run;
+        run += count;
+    }
+}
+
+extern "C" __global__ void token_scatter(const int* __restrict__ ids, int* __restrict__ cursor, int* __restrict__ order, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned live = __ballot_sync(0xffffffffu, i < n);
+    if (i >= n)
+        return;
+    const int id = ids[i], lane = threadIdx.x & 31;
+    const unsigned peers = __match_any_sync(live, id);
+    const int leader = __ffs(peers) - 1;
+    int base = 0;
+    if (lane == leader)
+        base = atomicAdd(cursor + id, __popc(peers));
+    base = __shfl_sync(peers, base, leader);
+    order[base + __popc(peers & ((1u << lane) - 1u))] = i;
 }

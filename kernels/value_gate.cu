@@ -13,6 +13,8 @@
 //   the sum in fp32 and rounded once; read-modify-write, one warp per token).
 // Launch: forward one warp per (token, kv head), 8 warps per block, v and ve 2·D/32-byte aligned (vector accesses); backward any 1-D grid of 256-thread blocks, one warp per
 // token (grid-stride over tokens; the host sizes the grid from the device's multiprocessor count).
+// value_gate_backward_grouped: the same with the tokens in grouped order (`order`, common.cuh), dve's share of a run of equal
+// ids summed in registers and added once; any 1-D grid of 256-thread blocks (the warps stride over spans of GROUP_SPAN).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -68,6 +70,20 @@ __device__ __forceinline__ void store_lane(bf16* p, const float in[PER_LANE])
         *reinterpret_cast<unsigned*>(p) = *reinterpret_cast<const unsigned*>(pairs);
 }
 
+// A run's sum added to the table (p: the run's id row at this lane's first feature, head 0), one vector atomic a head, and
+// the sum zeroed for the next run.
+__device__ __forceinline__ void add_gate_run(float* p, float run[GATE_HEADS][PER_LANE])
+{
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
+    {
+        add_lane(p + h * HEAD_DIM, 1.0f, run[h]);
+        #pragma unroll
+        for (int e = 0; e < PER_LANE; e++)
+            run[h][e] = 0.0f;
+    }
+}
+
 // Each lane takes PER_LANE consecutive features of the head (one vector load of ve and of v, one store), and every load is
 // issued before the gate's reduction: a warp's ve row waits on ids[i] only, not on the shuffles.
 extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const bf16* __restrict__ wg, const int* __restrict__ ids,
@@ -92,6 +108,54 @@ extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const 
         gate[item] = g;
 }
 
+// One token's share of the backward: dz per kv head from dv·ve, into dwg_sum (this warp's dwg partials) and dx[i, :32] (one
+// plain read-modify-write: a token is one warp's). g·dv goes to dve[ebase ..] with vector atomics (run null) or into run, the
+// sum of the warp's current run of equal ids (value_gate_backward_grouped).
+__device__ __forceinline__ void gate_token_backward(int i, long ebase, const float* __restrict__ gate, const bf16* __restrict__ dv,
+    const bf16* __restrict__ ve, const bf16* __restrict__ x, const float w[GATE_HEADS], float* __restrict__ dve, bf16* __restrict__ dx,
+    int c, long long dv_stride, int lane, float dwg_sum[GATE_HEADS], float (*run)[PER_LANE])
+{
+    const float xj = __bfloat162float(x[(long)i * c + lane]);
+    float dxj = 0.0f;
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
+    {
+        const float g = gate[(long)i * GATE_HEADS + h];
+        // Lane l takes features PER_LANE·l .. of the head: one load each of dv and ve.
+        float gv[PER_LANE], ev[PER_LANE];
+        load_lane(dv + (long)i * dv_stride + h * HEAD_DIM + lane * PER_LANE, gv);
+        load_lane(ve + ebase + h * HEAD_DIM + lane * PER_LANE, ev);
+        float dot = 0.0f;
+        #pragma unroll
+        for (int e = 0; e < PER_LANE; e++)
+            dot += gv[e] * ev[e];
+        if (run == nullptr)
+            add_lane(dve + ebase + h * HEAD_DIM + lane * PER_LANE, g, gv);
+        else
+        {
+            #pragma unroll
+            for (int e = 0; e < PER_LANE; e++)
+                run[h][e] += g * gv[e];
+        }
+        const float dz = warp_sum(dot) * g * (1.0f - 0.5f * g);
+        dwg_sum[h] += dz * xj;
+        dxj += dz * w[h];
+    }
+    bf16* dxi = dx + (long)i * c + lane;
+    *dxi = __float2bfloat16_rn(__bfloat162float(*dxi) + dxj);
+}
+
+// The block's dwg partials (one a warp and weight, in registers) summed in shared memory, then one atomic a weight.
+__device__ __forceinline__ void add_gate_weights(float* partial, const float dwg_sum[GATE_HEADS], float* __restrict__ dwg, int lane)
+{
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
+        atomicAdd(&partial[h * GATE_WIDTH + lane], dwg_sum[h]);
+    __syncthreads();
+    for (int k = threadIdx.x; k < GATE_HEADS * GATE_WIDTH; k += blockDim.x)
+        atomicAdd(dwg + k, partial[k]);
+}
+
 extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, const bf16* __restrict__ dv, const int* __restrict__ ids,
     const bf16* __restrict__ ve, const bf16* __restrict__ x, const bf16* __restrict__ wg,
     float* __restrict__ dve, float* __restrict__ dwg, bf16* __restrict__ dx, int n, int c, long long dv_stride)
@@ -111,34 +175,53 @@ extern "C" __global__ void value_gate_backward(const float* __restrict__ gate, c
     // One warp per token, all kv heads: the token's x[:32] is read once, dx[:32] gets one plain update (no other writer), and
     // the gate weights' gradient stays in registers until the block's end.
     for (int i = blockIdx.x * warps + (threadIdx.x >> 5); i < n; i += gridDim.x * warps)
+        gate_token_backward(i, (long)ids[i] * GATE_HEADS * HEAD_DIM, gate, dv, ve, x, w, dve, dx, c, dv_stride, lane, dwg_sum, nullptr);
+    add_gate_weights(partial, dwg_sum, dwg, lane);
+}
+
+// value_gate_backward with the tokens in grouped order (common.cuh): each warp walks GROUP_SPAN positions of `order`, sums g·dv
+// over a run of equal ids in registers (GATE_HEADS·PER_LANE floats a lane) and adds the run to dve once. dwg and dx as above.
+extern "C" __global__ void __launch_bounds__(256) value_gate_backward_grouped(const int* __restrict__ order, const float* __restrict__ gate,
+    const bf16* __restrict__ dv, const int* __restrict__ ids, const bf16* __restrict__ ve, const bf16* __restrict__ x, const bf16* __restrict__ wg,
+    float* __restrict__ dve, float* __restrict__ dwg, bf16* __restrict__ dx, int n, int c, long long dv_stride)
+{
+    __shared__ float partial[GATE_HEADS * GATE_WIDTH];
+    for (int k = threadIdx.x; k < GATE_HEADS * GATE_WIDTH; k += blockDim.x)
+        partial[k] = 0.0f;
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    float w[GATE_HEADS], dwg_sum[GATE_HEADS];
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
     {
-        const long ebase = (long)ids[i] * GATE_HEADS * HEAD_DIM;
-        const float xj = __bfloat162float(x[(long)i * c + lane]);
-        float dxj = 0.0f;
+        w[h] = __bfloat162float(wg[h * GATE_WIDTH + lane]);
+        dwg_sum[h] = 0.0f;
+    }
+    const long warps = (long)gridDim.x * (blockDim.x >> 5);
+    for (long first = ((long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * GROUP_SPAN; first < n; first += warps * GROUP_SPAN)
+    {
+        int span_row, span_id;
+        const int count = group_span(order, ids, first, n, lane, span_row, span_id);
+        float run[GATE_HEADS][PER_LANE];
         #pragma unroll
         for (int h = 0; h < GATE_HEADS; h++)
         {
-            const float g = gate[(long)i * GATE_HEADS + h];
-            // Lane l takes features PER_LANE·l .. of the head: one load each of dv and ve, one vector atomic into dve.
-            float gv[PER_LANE], ev[PER_LANE];
-            load_lane(dv + (long)i * dv_stride + h * HEAD_DIM + lane * PER_LANE, gv);
-            load_lane(ve + ebase + h * HEAD_DIM + lane * PER_LANE, ev);
-            float dot = 0.0f;
             #pragma unroll
             for (int e = 0; e < PER_LANE; e++)
-                dot += gv[e] * ev[e];
-            add_lane(dve + ebase + h * HEAD_DIM + lane * PER_LANE, g, gv);
-            const float dz = warp_sum(dot) * g * (1.0f - 0.5f * g);
-            dwg_sum[h] += dz * xj;
-            dxj += dz * w[h];
+                run[h][e] = 0.0f;
         }
-        bf16* dxi = dx + (long)i * c + lane;
-        *dxi = __float2bfloat16_rn(__bfloat162float(*dxi) + dxj);
+        int current = __shfl_sync(0xffffffffu, span_id, 0);
+        for (int p = 0; p < count; p++)
+        {
+            const int i = __shfl_sync(0xffffffffu, span_row, p), id = __shfl_sync(0xffffffffu, span_id, p);
+            if (id != current)
+            {
+                add_gate_run(dve + (long)current * GATE_HEADS * HEAD_DIM + lane * PER_LANE, run);
+                current = id;
+            }
+            gate_token_backward(i, (long)id * GATE_HEADS * HEAD_DIM, gate, dv, ve, x, w, dve, dx, c, dv_stride, lane, dwg_sum, run);
+        }
+        add_gate_run(dve + (long)current * GATE_HEADS * HEAD_DIM + lane * PER_LANE, run);
     }
-    #pragma unroll
-    for (int h = 0; h < GATE_HEADS; h++)
-        atomicAdd(&partial[h * GATE_WIDTH + lane], dwg_sum[h]);
-    __syncthreads();
-    for (int k = threadIdx.x; k < GATE_HEADS * GATE_WIDTH; k += blockDim.x)
-        atomicAdd(dwg + k, partial[k]);
+    add_gate_weights(partial, dwg_sum, dwg, lane);
 }

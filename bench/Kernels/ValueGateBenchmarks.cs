@@ -9,7 +9,8 @@ namespace AutoResearch.Bench.Kernels;
 /// kernels/value_gate.cu (the ResFormer value embedding's gate, compiled per head size and kv-head count) at N = B·T tokens
 /// with uniform token ids over the 8192-token vocabulary, as the model calls it: <see cref="Forward"/> v += 2·sigmoid(x[:, :32]·Wgᵀ)
 /// ·VE[ids] per kv head (the gate kept); <see cref="Backward"/> scatters into dVE, sums dWg and adds into dx[:, :32], reading dv
-/// from its rows of the dq | dk | dv matrix. Checked on 4096 tokens of the same shape (accumulated outputs start from random
+/// from its rows of the dq | dk | dv matrix; <see cref="BackwardGrouped"/> the same in grouped token order (dve's share of a
+/// run of equal ids summed, then added once; the order made in set-up). Checked on 4096 tokens of the same shape (accumulated outputs start from random
 /// values, and what the kernel added is compared). Memory-bound. Run: <c>bench --filter '*ValueGateBenchmarks*'</c>.
 /// </summary>
 public class ValueGateBenchmarks : TokenKernelBenchmark
@@ -17,7 +18,7 @@ public class ValueGateBenchmarks : TokenKernelBenchmark
     private const int CheckTokens = 4096, Vocab = BenchConfigs.VocabSize, GateWidth = ValueGate.GateWidth;
 
     private ValueGate _gate = null!;
-    private ulong _x, _wg, _ids, _ve, _v, _gateValues, _grads, _dve, _dwg, _dx;
+    private ulong _x, _wg, _ids, _ve, _v, _gateValues, _grads, _dve, _dwg, _dx, _order;
 
     [ParamsSource(nameof(Configs))]
     public override string Config { get; set; } = "baseline";
@@ -60,15 +61,38 @@ public class ValueGateBenchmarks : TokenKernelBenchmark
     }
 
     [GlobalSetup(Target = nameof(Backward))]
-    public void SetupBackward() => Prepare(nameof(Backward), CheckBackward, () =>
+    public void SetupBackward() => Prepare(nameof(Backward), () => CheckBackward(grouped: false), () =>
+    {
+        AllocateBackward();
+        return KernelWork.ValueGateBackward(N, KV, D);
+    });
+
+    private void AllocateBackward()
     {
         AllocateForward();
         _grads = Buffers.RandomBf16((long)N * Shape.QkvDim, 67, 1, "dq | dk | dv").Pointer;
         _dve = Buffers.RandomF32((long)Vocab * KvDim, 68, 1, "d value embedding").Pointer;
         _dwg = Buffers.RandomF32((long)KV * GateWidth, 69, 1, "d W_gate").Pointer;
         _dx = Buffers.RandomBf16((long)N * C, 70, 1, "dx (bf16)").Pointer;
-        return KernelWork.ValueGateBackward(N, KV, D);
+    }
+
+    [GlobalSetup(Target = nameof(BackwardGrouped))]
+    public void SetupBackwardGrouped() => Prepare(nameof(BackwardGrouped), () => CheckBackward(grouped: true), () =>
+    {
+        AllocateBackward();
+        _order = Buffers.Allocate<int>(N, "order").Pointer;
+        new Embedding(KernelFiles).GroupTokens(_ids, N, Vocab, _order, Buffers.Allocate<int>(Vocab, "cursor").Pointer, Stream);
+        return KernelWork.ValueGateBackwardGrouped(N, KV, D);
     });
+
+    /// <summary><see cref="Backward"/> with the tokens in grouped order.</summary>
+    [Benchmark]
+    public void BackwardGrouped()
+    {
+        Begin();
+        _gate.Backward(_gateValues, _grads + 2UL * (ulong)(C + KvDim), _ids, _ve, _x, _wg, N, C, _dve, _dwg, _dx, Stream, Shape.QkvDim, _order);
+        End();
+    }
 
     /// <summary>dv read from its rows of dq | dk | dv, as the model passes it.</summary>
     [Benchmark]
@@ -103,10 +127,10 @@ public class ValueGateBenchmarks : TokenKernelBenchmark
         return check;
     }
 
-    private KernelCheck CheckBackward()
+    private KernelCheck CheckBackward(bool grouped)
     {
         int n = CheckTokens, c = C, stride = Shape.QkvDim, dvOffset = C + KvDim;
-        var check = new KernelCheck("value_gate_backward", 602, $"{n} tokens, width {c}, {KV} kv heads of {D}, dv as rows of dq | dk | dv");
+        var check = new KernelCheck(grouped ? "value_gate_backward_grouped" : "value_gate_backward", 602, $"{n} tokens, width {c}, {KV} kv heads of {D}, dv as rows of dq | dk | dv");
         var r = new Random(check.Seed);
         var (xBits, x) = HostRandom.Bf16Values(r, (long)n * c);
         var (wgBits, wg) = HostRandom.Bf16Values(r, (long)KV * GateWidth, 0.5);
@@ -131,8 +155,14 @@ public class ValueGateBenchmarks : TokenKernelBenchmark
         var dDve = s.Upload(dveStart, "d value embedding");
         var dDwg = s.Upload(dwgStart, "d W_gate");
         var dDx = s.Upload(dxStartBits, "dx (bf16)");
+        ulong order = 0;
+        if (grouped)
+        {
+            order = s.Poisoned<int>(n, "order").Pointer;
+            new Embedding(KernelFiles).GroupTokens(dIds.Pointer, n, Vocab, order, s.Allocate<int>(Vocab, "cursor").Pointer, Stream);
+        }
         RunForCheck(() => _gate.Backward(dGate.Pointer, dRows.At(dvOffset), dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDve.Pointer, dDwg.Pointer,
-            dDx.Pointer, Stream, stride));
+            dDx.Pointer, Stream, stride, order));
         check.CompareIncrement("d value embedding", dDve.ToArray(), dveStart, dveRef, 1e-4);
         check.CompareIncrement("d W_gate", dDwg.ToArray(), dwgStart, dwgRef, 1e-4);
         var dxExpected = new double[dxRef.Length];

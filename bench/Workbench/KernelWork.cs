@@ -82,6 +82,10 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     public static KernelWork ValueGateBackward(long n, int kvHeads, int headDim)
         => Memory(n * (kvHeads * F32 + I32 + 32 * Bf16 + 2 * 32 * Bf16) + n * kvHeads * headDim * (2 * Bf16 + 2 * F32));
 
+    /// <summary>value_gate_backward_grouped: as <see cref="ValueGateBackward"/> with the order read too (dve's rows counted once
+    /// per token, an upper bound: a run of equal ids reads and writes its row once).</summary>
+    public static KernelWork ValueGateBackwardGrouped(long n, int kvHeads, int headDim) => Memory(ValueGateBackward(n, kvHeads, headDim).Bytes + n * I32);
+
     // ---- embeddings, head, activations ----
 
     /// <summary>embedding_forward: ids, the table's rows in; out written.</summary>
@@ -96,6 +100,14 @@ public readonly record struct KernelWork(double Flops, double Bytes)
     /// <summary>embedding_norm_backward: ids, rstd, the table's rows and dy (bf16) in; the table gradient's rows read and written
     /// (fp32 atomics).</summary>
     public static KernelWork EmbeddingNormBackward(long n, long c) => Memory(n * (I32 + F32) + n * c * (2 * Bf16 + 2 * F32));
+
+    /// <summary>embedding_norm_backward_grouped: as <see cref="EmbeddingNormBackward"/> with the order read too, each table row
+    /// counted once per token (an upper bound: a run of equal ids reads and writes its row once).</summary>
+    public static KernelWork EmbeddingNormBackwardGrouped(long n, long c) => Memory(n * (2 * I32 + F32) + n * c * (2 * Bf16 + 2 * F32));
+
+    /// <summary>token_count, token_offsets and token_scatter: the ids read twice, the order written, the cursor (vocab ints)
+    /// zeroed, counted, read and written twice.</summary>
+    public static KernelWork TokenGrouping(long n, long vocab) => Memory(3 * n * I32 + 6 * vocab * I32);
 
     /// <summary>softcap_ or plain_cross_entropy on rows of vocab logits: logits and targets in, losses out, dlogits out when training.</summary>
     public static KernelWork CrossEntropy(long rows, long vocab, bool gradient)

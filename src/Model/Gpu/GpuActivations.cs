@@ -88,6 +88,8 @@ public sealed class GpuActivations : IDisposable
         RecomputeMlp = recomputeMlp;
         Inputs = A<int>(n, "inputs");
         Targets = A<int>(n, "targets");
+        TokenOrder = A<int>(n, "token positions grouped by id");
+        TokenCursor = A<int>(shape.VocabSize, "token counts, then offsets, by id");
         // With the recompute, one s (and u) for all layers.
         var sShared = recomputeMlp ? A<ushort>(n * f, $"MLP activation {shape.Activation.Name()} (one for all layers: recomputed in the backward)") : null;
         Rstd0 = A<float>(n, "rstd of the embedding norm");
@@ -178,6 +180,10 @@ public sealed class GpuActivations : IDisposable
 
     public DeviceBuffer<int> Inputs { get; }
     public DeviceBuffer<int> Targets { get; }
+    /// <summary>The positions 0 .. n−1 grouped by token id (<see cref="Embedding.GroupTokens"/>), for the table gradients.</summary>
+    public DeviceBuffer<int> TokenOrder { get; }
+    /// <summary>Scratch of <see cref="Embedding.GroupTokens"/>, one int a vocabulary entry.</summary>
+    public DeviceBuffer<int> TokenCursor { get; }
     public DeviceBuffer<float> Rstd0 { get; }
     public DeviceBuffer<ushort>[] X { get; }
     public DeviceBuffer<ushort>[] M { get; }

@@ -10,8 +10,13 @@ public sealed class ValueGate
 {
     public const int GateWidth = ModelShape.ValueGateWidth;
 
+    /// <summary>The widest kv row (kv heads × head size) <see cref="Backward"/> takes in grouped order (a run's sum in registers,
+    /// a lane's share of the row); wider rows are added to dve a token at a time.</summary>
+    public const int MaxGroupedWidth = 1024;
+
     private readonly CudaKernel _forward;
     private readonly CudaKernel _backward;
+    private readonly CudaKernel _backwardGrouped;
     private readonly int _multiprocessors;
 
     /// <summary>The kernel file and options this launcher loads (<see cref="KernelSource"/>).</summary>
@@ -28,6 +33,7 @@ public sealed class ValueGate
         var module = kernels.Load(Source(headDim, kvHeads));
         _forward = module.GetKernel("value_gate_forward");
         _backward = module.GetKernel("value_gate_backward");
+        _backwardGrouped = module.GetKernel("value_gate_backward_grouped");
         _multiprocessors = KernelLaunch.Multiprocessors(kernels);
     }
 
@@ -45,18 +51,25 @@ public sealed class ValueGate
     }
 
     /// <summary>dve += g·dv (scatter) and dwg += Σ dz·x, fp32, accumulated; dx[:, :32] += Σ_h dz·wg into the bf16 dx (the sum in
-    /// fp32, rounded once).</summary>
+    /// fp32, rounded once). With <paramref name="order"/> (<see cref="Embedding.GroupTokens"/> of these ids) and kv rows of at most
+    /// <see cref="MaxGroupedWidth"/> features, dve's share of each run of equal ids is summed in registers and added once (on at
+    /// most <paramref name="maxBlocks"/> blocks where that is positive).</summary>
     public void Backward(ulong gate /* [n, KV] fp32 */, ulong dv /* [n, KV·D] bf16 */, ulong ids, ulong ve, ulong x, ulong wg,
         int n, int c, ulong dve /* [vocab, KV·D] fp32 */, ulong dwg /* [KV, 32] fp32 */, ulong dx /* [n, c] bf16 */, CudaStream stream,
-        int dvRowStride = 0)
+        int dvRowStride = 0, ulong order = 0 /* [n] int32, or none */, int maxBlocks = 0)
     {
         Check(c);
         KernelLaunch.RequireAligned(dve, 16, nameof(dve));
         KernelLaunch.RequireAligned(dv, 2 * HeadDim / 32, nameof(dv));
         if (dvRowStride % (HeadDim / 32) != 0)
             throw new ArgumentException($"dvRowStride must be a multiple of {HeadDim / 32} (vector reads of a lane's features), got {dvRowStride}.", nameof(dvRowStride));
-        _backward.Launch(Math.Min(KernelLaunch.RowBlocks(n), 16u * (uint)_multiprocessors), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg,
-            dve, dwg, dx, n, c, (long)(dvRowStride == 0 ? KvHeads * HeadDim : dvRowStride));
+        long stride = dvRowStride == 0 ? KvHeads * HeadDim : dvRowStride;
+        if (order != 0 && KvHeads * HeadDim <= MaxGroupedWidth)
+            _backwardGrouped.Launch(Embedding.GroupedBlocks(n, _multiprocessors, maxBlocks), KernelLaunch.RowBlock, 0, stream, order, gate, dv, ids, ve, x, wg,
+                dve, dwg, dx, n, c, stride);
+        else
+            _backward.Launch(Math.Min(KernelLaunch.RowBlocks(n), 16u * (uint)_multiprocessors), KernelLaunch.RowBlock, 0, stream, gate, dv, ids, ve, x, wg,
+                dve, dwg, dx, n, c, stride);
     }
 
     private static void Check(int c)

@@ -406,6 +406,7 @@ public class KernelOpTests
     [InlineData(2500, 8, 64, 512)]
     [InlineData(1500, 32, 64, 2048)]    // width 2048 in heads of 64
     [InlineData(1000, 1, 64, 256)]      // grouped-query attention down to one kv head
+    [InlineData(2000, 8, 128, 1024)]    // the widest kv row the grouped backward takes (32 floats a lane)
     public void Value_gate_forward_and_backward_match_reference(int n, int kvHeads, int headDim, int c)
     {
         const int vocab = 300;
@@ -463,6 +464,83 @@ public class KernelOpTests
                 Assert.Fail($"dx element {e} (feature {e % c}) changed; only the first 32 features take the gate's share (seed {seed})");
         }
         Numerics.AssertClose("dx", gateColumns.ToArray(), gateColumnsRef.ToArray(), 1e-2, seed);
+
+        // The same backward in grouped token order (kv rows of up to ValueGate.MaxGroupedWidth; wider ones take the path above).
+        var embedding = new Embedding(TestGpu.Kernels);
+        using var dOrder = Poisoned<int>(n, "order");
+        using var dCursor = Poisoned<int>(vocab, "cursor");
+        embedding.GroupTokens(dIds.Pointer, n, vocab, dOrder.Pointer, dCursor.Pointer, Stream);
+        using var dDveGrouped = Upload(new float[(long)vocab * kvDim], "dve (grouped)");
+        using var dDwgGrouped = Upload(new float[kvHeads * 32], "dwg (grouped)");
+        using var dDxGrouped = Upload(dxStartBits, "dx (bf16, grouped)");
+        gate.Backward(dGate.Pointer, dRows.At(c + kvDim), dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDveGrouped.Pointer, dDwgGrouped.Pointer,
+            dDxGrouped.Pointer, Stream, stride, dOrder.Pointer);
+        Stream.Synchronize();
+        Numerics.AssertClose("dve (grouped)", dDveGrouped.ToArray(), dveRef, 1e-4, seed);
+        Numerics.AssertClose("dwg (grouped)", dDwgGrouped.ToArray(), dwgRef, 1e-4, seed);
+        // dx takes the same values in the same order of heads either way: bit for bit.
+        Assert.Equal(dxBits, dDxGrouped.ToArray());
+
+        // On 3 blocks, so that each warp strides over several spans of the order.
+        using var dDveFew = Upload(new float[(long)vocab * kvDim], "dve (grouped, 3 blocks)");
+        using var dDwgFew = Upload(new float[kvHeads * 32], "dwg (grouped, 3 blocks)");
+        using var dDxFew = Upload(dxStartBits, "dx (bf16, grouped, 3 blocks)");
+        gate.Backward(dGate.Pointer, dRows.At(c + kvDim), dIds.Pointer, dVe.Pointer, dX.Pointer, dWg.Pointer, n, c, dDveFew.Pointer, dDwgFew.Pointer,
+            dDxFew.Pointer, Stream, stride, dOrder.Pointer, maxBlocks: 3);
+        Stream.Synchronize();
+        Numerics.AssertClose("dve (grouped, 3 blocks)", dDveFew.ToArray(), dveRef, 1e-4, seed);
+        Numerics.AssertClose("dwg (grouped, 3 blocks)", dDwgFew.ToArray(), dwgRef, 1e-4, seed);
+        Assert.Equal(dxBits, dDxFew.ToArray());
+    }
+
+    /// <summary>
+    /// <see cref="Embedding.GroupTokens"/>: the positions as a permutation of 0 .. n−1 (the order poisoned first, so a position
+    /// never written fails), with the ids ascending along it, on ids drawn uniformly, from a skewed (Zipf) law, all one id, and
+    /// over a vocabulary wider than the offsets kernel's 1024 threads.
+    /// </summary>
+    [GpuTheory]
+    [InlineData(100_000, 8192, false)]
+    [InlineData(100_000, 8192, true)]     // one id in ten: long runs, many lanes of a warp on one id
+    [InlineData(4097, 3, false)]          // a few ids, every warp's lanes mostly equal
+    [InlineData(777, 1, false)]           // every token the same id
+    [InlineData(1000, 50_000, false)]     // most ids absent; 49 ids a thread in the offsets kernel
+    [InlineData(1, 5, false)]
+    public void Token_grouping_orders_positions_by_id(int n, int vocab, bool zipf)
+    {
+        int seed = 2100 + n % 1000 + vocab % 1000 + (zipf ? 1 : 0);
+        var r = new Random(seed);
+        var weights = Enumerable.Range(0, vocab).Select(v => zipf ? 1.0 / (v + 1) : 1.0).ToArray();
+        var cumulative = new double[vocab];
+        double total = 0;
+        for (int v = 0; v < vocab; v++)
+            cumulative[v] = total += weights[v];
+        var ids = Enumerable.Range(0, n).Select(_ =>
+        {
+            int k = Array.BinarySearch(cumulative, r.NextDouble() * total);
+            return Math.Min(k < 0 ? ~k : k, vocab - 1);
+        }).ToArray();
+
+        var embedding = new Embedding(TestGpu.Kernels);
+        using var dIds = Upload(ids, "ids");
+        using var dOrder = Poisoned<int>(n, "order");
+        using var dCursor = Poisoned<int>(vocab, "cursor");
+        embedding.GroupTokens(dIds.Pointer, n, vocab, dOrder.Pointer, dCursor.Pointer, Stream);
+        Stream.Synchronize();
+        var order = dOrder.ToArray();
+        var seen = new bool[n];
+        for (int p = 0; p < n; p++)
+        {
+            int i = order[p];
+            Assert.True(i >= 0 && i < n, $"order[{p}] = {i} is not a position of the {n} tokens (seed {seed})");
+            Assert.False(seen[i], $"position {i} appears twice in the order (seed {seed})");
+            seen[i] = true;
+            if (p > 0)
+                Assert.True(ids[order[p - 1]] <= ids[i], $"ids fall from {ids[order[p - 1]]} to {ids[i]} at order position {p} (seed {seed})");
+        }
+        // The same input again gives the same grouping of ids (the cursor is zeroed by the call, not left from the last).
+        embedding.GroupTokens(dIds.Pointer, n, vocab, dOrder.Pointer, dCursor.Pointer, Stream);
+        Stream.Synchronize();
+        Assert.Equal(order.Select(i => ids[i]), dOrder.ToArray().Select(i => ids[i]));
     }
 
     [GpuFact]
@@ -509,7 +587,8 @@ public class KernelOpTests
     [InlineData(777, 64, true)]      // one chunk, in the first lanes only
     [InlineData(1500, 520, true)]    // just past the narrow kernel: four chunks a lane
     [InlineData(300, 1024, false)]
-    [InlineData(200, 2048, true)]    // the two-pass paths of both kernels
+    [InlineData(20_000, 512, false)] // runs across many warps' spans of the grouped kernel
+    [InlineData(200, 2048, true)]    // the two-pass paths of both kernels (the grouped call falls back to them)
     public void Embedding_norm_matches_the_gather_then_the_norm_and_its_backward(int n, int c, bool distinct)
     {
         int seed = 1700 + n + c + (distinct ? 1 : 0);
@@ -550,6 +629,15 @@ public class KernelOpTests
         using var dRstdTwo = Poisoned<float>(n, "rstd (two kernels)");
         using var dDtableTwo = Upload(start, "dtable (two kernels)");
         using var dDyTwo = Upload(dyBits, "dy (two kernels, overwritten in place)");
+        // And the backward in grouped token order, from the same start.
+        using var dOrder = Poisoned<int>(n, "order");
+        using var dCursor = Poisoned<int>(vocab, "cursor");
+        using var dDtableGrouped = Upload(start, "dtable (grouped)");
+        embedding.GroupTokens(dIds.Pointer, n, vocab, dOrder.Pointer, dCursor.Pointer, Stream);
+        embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtableGrouped.Pointer, Stream, dOrder.Pointer);
+        // And on 2 blocks, so that each warp strides over several spans of the order.
+        using var dDtableFew = Upload(start, "dtable (grouped, 2 blocks)");
+        embedding.NormBackward(dIds.Pointer, dTable.Pointer, dRstd.Pointer, dDy.Pointer, n, c, dDtableFew.Pointer, Stream, dOrder.Pointer, maxBlocks: 2);
         embedding.Forward(dIds.Pointer, dTable.Pointer, n, c, dGathered.Pointer, Stream);
         norm.Forward(dGathered.Pointer, n, c, dX0Two.Pointer, dRstdTwo.Pointer, Stream);
         norm.Backward(dGathered.Pointer, dRstdTwo.Pointer, dDyTwo.Pointer, n, c, dDyTwo.Pointer, accumulate: false, Stream, ElementType.Bf16, ElementType.Bf16);
@@ -566,10 +654,21 @@ public class KernelOpTests
         var dtable = dDtable.ToArray();
         var dtableTwo = dDtableTwo.ToArray();
         Assert.All(dtable, v => Assert.True(float.IsFinite(v), "dtable must be finite"));
+        var dtableGrouped = dDtableGrouped.ToArray();
+        Assert.All(dtableGrouped, v => Assert.True(float.IsFinite(v), "dtable (grouped) must be finite"));
+        var dtableFew = dDtableFew.ToArray();
         if (distinct)
+        {
             Assert.Equal(dtableTwo, dtable);
+            Assert.Equal(dtableTwo, dtableGrouped);
+            Assert.Equal(dtableTwo, dtableFew);
+        }
         else
+        {
             Numerics.AssertClose("dtable against the two kernels", dtable, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
+            Numerics.AssertClose("dtable (grouped) against the two kernels", dtableGrouped, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
+            Numerics.AssertClose("dtable (grouped, 2 blocks) against the two kernels", dtableFew, dtableTwo.Select(v => (double)v).ToArray(), 1e-6, seed);
+        }
 
         // Widths the kernels cannot take are refused before launch.
         Assert.Throws<ArgumentException>(() => embedding.NormForward(dIds.Pointer, dTable.Pointer, n, 12, dX0.Pointer, dRstd.Pointer, Stream));

@@ -16,6 +16,7 @@ public static class CommandLineRoot
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(KnobsCommand.Create());
+        root.Subcommands.Add(PathsCommand.Create());
         root.Subcommands.Add(Sweep.SweepCommand.Create());
         root.Subcommands.Add(SampleCommand.Create());
         root.Subcommands.Add(ResultsCommand.Create());

@@ -112,7 +112,7 @@ public class SweepTests
     {
         var config = SweepConfig.Parse("broken: Depth=2");
         var shape = config.Knobs(2048).Shape(8192, 2048);
-        var row = new SweepCommand.Row(config, shape, null, null, double.NaN, double.NaN, false, "first line\n  second | line\n");
+        var row = new SweepCommand.Row(config, shape, null, null, double.NaN, double.NaN, null, "first line\n  second | line\n");
         var lines = SweepCommand.Table([row]).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, lines.Length);
         Assert.Contains("failed: first line second / line |", lines[2], StringComparison.Ordinal);

@@ -208,7 +208,7 @@ public sealed class CpuGpt
                 R(dh); // the gate's share added in fp32 and rounded again
             }
             Add(g, CpuOps.RmsNormBackward(a.Ms[i], dh, n, c));
-            if (c > Gpu.RmsNorm.FusedBackwardMaxWidth)
+            if (!Gpu.RmsNorm.FusesNormMixBackward(c))
                 R(g); // rows wider than the GPU's fused norm + mix backward takes: its two kernels round gt in between
 
             // Residual mix: m = resid_lambda·x + x0_lambda·x0

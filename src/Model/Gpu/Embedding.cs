@@ -29,6 +29,9 @@ public sealed class Embedding
     /// a token at a time.</summary>
     public const int MaxGroupedWidth = 1024;
 
+    /// <summary>Whether <see cref="NormBackward"/> takes rows of <paramref name="width"/> features in grouped order when given one.</summary>
+    public static bool TakesGroupedOrder(int width) => width <= MaxGroupedWidth;
+
     /// <summary>Positions of the grouped order a warp takes: GROUP_SPAN in kernels/common.cuh. The grid is sized for it; the
     /// kernels stride over the spans, so a span set otherwise there (a trial) is still correct.</summary>
     public const int GroupSpan = 32;
@@ -117,14 +120,14 @@ public sealed class Embedding
     {
         CheckNormWidth(c);
         KernelLaunch.RequireAligned(dtable, 16, nameof(dtable));
-        if (order != 0 && c <= MaxGroupedWidth)
+        if (order != 0 && TakesGroupedOrder(c))
         {
-            (c <= RmsNorm.NarrowBackwardWidth ? _normBackwardGroupedNarrow : _normBackwardGrouped).Launch(GroupedBlocks(n, _multiprocessors, maxBlocks),
+            (RmsNorm.TakesNarrowBackward(c) ? _normBackwardGroupedNarrow : _normBackwardGrouped).Launch(GroupedBlocks(n, _multiprocessors, maxBlocks),
                 KernelLaunch.RowBlock, 0, stream, order, ids, table, rstd, dy, dtable, n, c);
             return;
         }
         // Rows of up to 512 features take the kernel with two chunks a lane in registers, as RmsNorm.Backward does.
-        (c <= RmsNorm.NarrowBackwardWidth ? _normBackwardNarrow : _normBackward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream,
+        (RmsNorm.TakesNarrowBackward(c) ? _normBackwardNarrow : _normBackward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream,
             ids, table, rstd, dy, dtable, n, c);
     }
 

@@ -112,8 +112,8 @@ public sealed class GpuActivations : IDisposable
         H1 = new DeviceBuffer<ushort>?[shape.Depth];
         bool keepU = MlpActivation.KeepsPreActivation(shape.Activation);
         var uShared = recomputeMlp && keepU ? A<ushort>(n * shape.FcRows, "MLP pre-activation (one for all layers: recomputed in the backward)") : null;
-        MixKept = !(fusedMlp && c <= RmsNorm.FusedBackwardMaxWidth);
-        int keptH1 = !fusedMlp ? 0 : MixKept ? (int)Math.Min(shape.Depth, f / c) : shape.Depth;
+        MixKept = KeepsMix(shape, fusedMlp);
+        int keptH1 = KeptH1Layers(shape, fusedMlp);
         var mixScratch = MixKept ? null : A<ushort>(n * c, "mixed input m (scratch: recomputed in the backward)");
         for (int i = 0; i < shape.Depth; i++)
         {
@@ -203,6 +203,22 @@ public sealed class GpuActivations : IDisposable
     public DeviceBuffer<ushort>?[] U { get; }
     /// <summary>Whether each layer's mixed input m is kept for the backward (else all of <see cref="M"/> is one scratch buffer).</summary>
     public bool MixKept { get; }
+
+    /// <summary><see cref="MixKept"/> for this shape: m is recomputed where the MLP is ours and the norm-and-mix backward is one
+    /// pass (the only kernel that recomputes it).</summary>
+    public static bool KeepsMix(ModelShape shape, bool fusedMlp)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return !(fusedMlp && RmsNorm.FusesNormMixBackward(shape.ModelDim));
+    }
+
+    /// <summary>How many layers keep h1 (the first ones; <see cref="H1"/>): every layer where m is not kept, the first F/C where
+    /// it is, none on the cuBLAS MLP path (whose scratch recomputes it).</summary>
+    public static int KeptH1Layers(ModelShape shape, bool fusedMlp)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return !fusedMlp ? 0 : KeepsMix(shape, fusedMlp) ? Math.Min(shape.Depth, shape.MlpHidden / shape.ModelDim) : shape.Depth;
+    }
     /// <summary>Layers whose h1 = norm(m) is kept from the forward (not null), the others recompute it into <see cref="Normed"/>.</summary>
     public DeviceBuffer<ushort>?[] H1 { get; }
     /// <summary>The final norm's output [N, C]: inside <see cref="G"/>'s memory (dead there until the backward's first op writes G).</summary>

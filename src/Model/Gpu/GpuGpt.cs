@@ -60,15 +60,16 @@ public sealed class GpuGpt : IDisposable
         if (_attention.HeadDim != shape.HeadDim)
             throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
         _activation = new MlpActivation(kernels);
-        var paths = OurGemms(device.Properties, shape, batch, fusedMlp, fusedQk);
-        (_fusedQ, _fusedK) = (paths.Q, paths.K);
-        if (paths.Kernels(shape) is { Count: > 0 } gemmKernels)
+        var paths = KernelPaths.For(device.Properties.ComputeMajor, shape, batch, fusedMlp, fusedQk, recomputeMlp, flashAttention: _attention is FlashAttention);
+        (_fusedQ, _fusedK) = (paths.FusedQ, paths.FusedK);
+        if (GemmKernels(paths, shape) is { Count: > 0 } gemmKernels)
         {
             var gemm = new MlpGemm(kernels, device.Properties, gemmKernels);
-            _mlpGemm = paths.Mlp ? gemm : null;
-            _qkGemm = paths.Q || paths.K ? gemm : null;
-            _fusedV = paths.Q && paths.K && gemm.RotaryTakesV(shape.HeadDim);
+            _mlpGemm = paths.FusedMlp ? gemm : null;
+            _qkGemm = paths.FusedQ || paths.FusedK ? gemm : null;
+            _fusedV = paths.FusedQ && paths.FusedK && gemm.RotaryTakesV(shape.HeadDim);
         }
+        Paths = paths with { VInQkLaunch = _fusedV };
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
@@ -105,22 +106,18 @@ public sealed class GpuGpt : IDisposable
         sources.AddRange(RmsNorm.Sources());
         sources.AddRange(FlashAttention.Sources(shape.HeadDim));
         sources.Add(MlpActivation.Source());
-        sources.AddRange(OurGemms(properties, shape, batch, fusedMlp, fusedQk).Kernels(shape).Select(MlpGemm.Source));
+        sources.AddRange(GemmKernels(KernelPaths.For(properties.ComputeMajor, shape, batch, fusedMlp, fusedQk), shape).Select(MlpGemm.Source));
         sources.Add(CrossEntropy.Source());
         sources.Add(Elementwise.Source());
         return sources;
     }
 
-    // Which products take our GEMM kernels for this shape and batch (the MLP's; q's and k's with rotary + QK-norm), decided once
-    // for the constructor and KernelSources alike; Kernels names what they load (MlpGemm.Kernels).
-    private readonly record struct GemmPaths(bool Mlp, bool Q, bool K)
-    {
-        public IReadOnlyList<string> Kernels(ModelShape shape) => MlpGemm.Kernels(Mlp ? shape.Activation : null, Q || K ? shape.HeadDim : null);
-    }
+    // The GEMM kernels the paths load (MlpGemm.Kernels): the MLP's pair where it is ours, the rotary one where q or k is.
+    private static IReadOnlyList<string> GemmKernels(KernelPaths paths, ModelShape shape)
+        => MlpGemm.Kernels(paths.FusedMlp ? shape.Activation : null, paths.FusedQ || paths.FusedK ? shape.HeadDim : null);
 
-    private static GemmPaths OurGemms(DeviceProperties properties, ModelShape shape, int batch, bool fusedMlp, bool fusedQk)
-        => new(fusedMlp && UsesFusedMlp(properties, shape, batch), fusedQk && UsesFusedRotary(properties, shape, batch, shape.ModelDim),
-            fusedQk && UsesFusedRotary(properties, shape, batch, shape.KvHeads * shape.HeadDim));
+    /// <summary>Which kernel each op runs for this model (decided at construction; <see cref="KernelPaths.Rows"/> describes them).</summary>
+    public KernelPaths Paths { get; }
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
     public StreamProfiler Profiler => _profiler;
@@ -160,8 +157,8 @@ public sealed class GpuGpt : IDisposable
     /// <summary>Whether this shape's MLP takes our GEMMs with the activation in the epilogue: relu² or GELU, on Hopper, the tile shapes.</summary>
     public static bool UsesFusedMlp(DeviceProperties properties, ModelShape shape, int batch)
     {
-        ArgumentNullException.ThrowIfNull(shape);
-        return MlpGemm.SupportsActivation(shape.Activation) && MlpGemm.Supports(properties, (long)batch * shape.SeqLen, shape.ModelDim, shape.MlpHidden);
+        ArgumentNullException.ThrowIfNull(properties);
+        return KernelPaths.For(properties.ComputeMajor, shape, batch).FusedMlp;
     }
 
     /// <summary>
@@ -354,8 +351,13 @@ public sealed class GpuGpt : IDisposable
         a.DX0.FillBytes(0, _stream);
         // The positions grouped by token id, for the value embeddings' and wte's gradients: each run of equal ids is summed in
         // registers and added once, instead of one atomic a token piled on the frequent tokens' rows.
-        using (prof.Region("token grouping", bytes: 16.0 * n))
-            _embedding.GroupTokens(a.Inputs.Pointer, n, Shape.VocabSize, a.TokenOrder.Pointer, a.TokenCursor.Pointer, _stream);
+        // Only where a grouped kernel reads the order (Paths.GroupsTokens): wide rows take the per-token kernels.
+        ulong tokenOrder = Paths.GroupsTokens ? a.TokenOrder.Pointer : 0;
+        if (tokenOrder != 0)
+        {
+            using (prof.Region("token grouping", bytes: 16.0 * n))
+                _embedding.GroupTokens(a.Inputs.Pointer, n, Shape.VocabSize, a.TokenOrder.Pointer, a.TokenCursor.Pointer, _stream);
+        }
         for (int i = Shape.Depth - 1; i >= 0; i--)
         {
             // MLP: x_out = x_mid + s·Wprojᵀ, s = relu²(h2·Wfcᵀ), h2 = norm(x_mid). G holds dL/dx_out (bf16).
@@ -454,7 +456,7 @@ public sealed class GpuGpt : IDisposable
                 {
                     _gate.Backward(a.Gate[i]!.Pointer, a.DV(i), a.Inputs.Pointer, p.Bf16Of($"value_embeds.{i}.weight"), h1,
                         p.Bf16Of(Layer(i, "attn.ve_gate")), n, c, p.GradientOf($"value_embeds.{i}.weight"), p.GradientOf(Layer(i, "attn.ve_gate")),
-                        a.DH.Pointer, _stream, a.DQKVRowStride, a.TokenOrder.Pointer);
+                        a.DH.Pointer, _stream, a.DQKVRowStride, tokenOrder);
                 }
             }
             // h1 = norm(m), m = resid_lambda·x + x0_lambda·x0, in one pass: G = dL/dx afterwards, which the previous layer's
@@ -471,7 +473,7 @@ public sealed class GpuGpt : IDisposable
         // copy has not changed since the forward), the norm's backward in registers, rounded to bf16 as the x0 gradient is, added.
         using (prof.Region("embedding backward", bytes: 8.0 * nc))
             _embedding.NormBackward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), a.Rstd0.Pointer, a.DX0.Pointer, n, c,
-                p.GradientOf("transformer.wte.weight"), _stream, a.TokenOrder.Pointer);
+                p.GradientOf("transformer.wte.weight"), _stream, tokenOrder);
     }
 
     /// <summary>

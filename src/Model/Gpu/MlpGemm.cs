@@ -174,8 +174,11 @@ public sealed class MlpGemm
     /// the projection's width (heads · head size) of <see cref="TileColumns"/> (whole heads in a tile), the model width of
     /// <see cref="KStep"/>.
     /// </summary>
-    public static bool SupportsRotary(long tokens, int width, int outFeatures, int headDim)
-        => headDim is 64 or 128 && ShapeProblem(tokens, width, outFeatures) is null;
+    public static bool SupportsRotary(long tokens, int width, int outFeatures, int headDim) => RotaryProblem(tokens, width, outFeatures, headDim) is null;
+
+    /// <summary>What <see cref="QkRotaryNorm"/> needs that this projection lacks (a phrase, as <see cref="ShapeProblem"/>), or null.</summary>
+    public static string? RotaryProblem(long tokens, int width, int outFeatures, int headDim)
+        => headDim is 64 or 128 ? ShapeProblem(tokens, width, outFeatures, "projection width (heads × head size)") : $"heads of 64 or 128; got {headDim}";
 
     /// <summary>
     /// The q (or k) projection with the rotary embedding and QK-norm in its epilogue: y[n, out] = norm(rotary(bf16(x·Wᵀ))) per
@@ -259,9 +262,9 @@ public sealed class MlpGemm
     // The rotary GEMM's checks of one projection (what: its name in the message) and of the table.
     private static void CheckRotary(string what, long n, int width, int outFeatures, int headDim, int seqLen, ulong cosSinPairs)
     {
-        if (!SupportsRotary(n, width, outFeatures, headDim))
+        if (RotaryProblem(n, width, outFeatures, headDim) is { } problem)
         {
-            throw new ArgumentException($"the rotary GEMM cannot take {what}: it needs heads of 64 or 128 and {ShapeProblem(n, width, outFeatures) ?? "whole heads"} "
+            throw new ArgumentException($"the rotary GEMM cannot take {what}: it needs {problem} "
                 + $"(the call: {n} tokens, width {width}, {outFeatures} outputs in heads of {headDim}).");
         }
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
@@ -300,13 +303,15 @@ public sealed class MlpGemm
         return (uint)Math.Min(tiles, MaxBlocks > 0 ? Math.Min(MaxBlocks, _multiprocessors) : _multiprocessors);
     }
 
-    // Why the kernels cannot take this shape, or null.
-    private static string? ShapeProblem(long n, int width, int hidden)
+    /// <summary>What the kernels need that a product of <paramref name="n"/> tokens, <paramref name="width"/> inputs and
+    /// <paramref name="hidden"/> outputs lacks (a phrase: "a token count that is a positive multiple of 128; got 200"), or
+    /// null when they take it.</summary>
+    public static string? ShapeProblem(long n, int width, int hidden, string outputs = "hidden width")
     {
         if (n <= 0 || n % TileRows != 0)
             return $"a token count that is a positive multiple of {TileRows}; got {n}";
         if (hidden <= 0 || hidden % TileColumns != 0)
-            return $"a hidden width that is a multiple of {TileColumns}; got {hidden}";
+            return $"a {outputs} that is a multiple of {TileColumns}; got {hidden}";
         if (width <= 0 || width % KStep != 0)
             return $"a model width that is a multiple of {KStep}; got {width}";
         if (n > int.MaxValue || n / TileRows * (hidden / TileColumns) > int.MaxValue)

@@ -22,6 +22,13 @@ public sealed class RmsNorm
     /// in registers, 56 registers a thread against the general kernel's 96).</summary>
     public const int NarrowBackwardWidth = 512;
 
+    /// <summary>Whether <see cref="NormMixBackward"/> runs as one pass for rows of <paramref name="width"/> features (else the
+    /// norm's and the mix's backward one after the other).</summary>
+    public static bool FusesNormMixBackward(int width) => width <= FusedBackwardMaxWidth;
+
+    /// <summary>Whether rows of <paramref name="width"/> features take the backward kernels with two chunks a lane in registers.</summary>
+    public static bool TakesNarrowBackward(int width) => width <= NarrowBackwardWidth;
+
     /// <summary>The whole kernel file, every kernel in one NVRTC run (<c>compile-kernel</c>).</summary>
     public static KernelSource Source() => new("rmsnorm.cu");
 
@@ -88,7 +95,7 @@ public sealed class RmsNorm
         if (dx == dy && dxType != dyType)
             throw new ArgumentException($"dx may be dy itself only with the same element type (dy {dyType}, dx {dxType}).", nameof(dx));
         // Rows of up to 512 features take the kernel whose registers hold two chunks a lane, not four (twice the blocks an SM).
-        (c <= NarrowBackwardWidth ? _backwardNarrow : _backward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx,
+        (TakesNarrowBackward(c) ? _backwardNarrow : _backward).Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, rstd, dy, dx,
             accumulate ? 1 : 0, n, c, dyType == ElementType.Bf16 ? 1 : 0, dxType == ElementType.Bf16 ? 1 : 0, dyScaledByRstd ? 1 : 0);
     }
 
@@ -116,7 +123,7 @@ public sealed class RmsNorm
         ulong dx0 /* [n, c] bf16, accumulated */, ulong dResidLambdas, ulong dX0Lambdas, CudaStream stream, bool foldIntoX0 = false)
     {
         CheckWidth(c);
-        if (c > FusedBackwardMaxWidth)
+        if (!FusesNormMixBackward(c))
         {
             if (m == 0)
                 throw new ArgumentException($"rows wider than {FusedBackwardMaxWidth} features ({c}) need the kept mix m; only the fused kernel recomputes it.", nameof(m));
@@ -127,7 +134,7 @@ public sealed class RmsNorm
         // A bounded grid (the lambdas' sums take one atomic per block); each warp strides over rows.
         uint blocks = Math.Min(KernelLaunch.RowBlocks(n), 8u * (uint)_multiprocessors);
         // Rows of up to 512 features take the kernel whose registers hold two chunks a lane, as Backward does.
-        (c <= NarrowBackwardWidth ? _normMixBackwardNarrow : _normMixBackward).Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
+        (TakesNarrowBackward(c) ? _normMixBackwardNarrow : _normMixBackward).Launch(blocks, KernelLaunch.RowBlock, 0, stream, m, rstd, dy, g, x, x0, residLambdas, x0Lambdas, layer,
             dx0, dResidLambdas, dX0Lambdas, foldIntoX0 ? 1 : 0, n, c);
     }
 

@@ -14,6 +14,10 @@ public sealed class ValueGate
     /// a lane's share of the row); wider rows are added to dve a token at a time.</summary>
     public const int MaxGroupedWidth = 1024;
 
+    /// <summary>Whether <see cref="Backward"/> takes kv rows of <paramref name="kvHeads"/> heads of <paramref name="headDim"/> in
+    /// grouped order when given one.</summary>
+    public static bool TakesGroupedOrder(int kvHeads, int headDim) => kvHeads * headDim <= MaxGroupedWidth;
+
     private readonly CudaKernel _forward;
     private readonly CudaKernel _backward;
     private readonly CudaKernel _backwardGrouped;
@@ -64,7 +68,7 @@ public sealed class ValueGate
         if (dvRowStride % (HeadDim / 32) != 0)
             throw new ArgumentException($"dvRowStride must be a multiple of {HeadDim / 32} (vector reads of a lane's features), got {dvRowStride}.", nameof(dvRowStride));
         long stride = dvRowStride == 0 ? KvHeads * HeadDim : dvRowStride;
-        if (order != 0 && KvHeads * HeadDim <= MaxGroupedWidth)
+        if (order != 0 && TakesGroupedOrder(KvHeads, HeadDim))
             _backwardGrouped.Launch(Embedding.GroupedBlocks(n, _multiprocessors, maxBlocks), KernelLaunch.RowBlock, 0, stream, order, gate, dv, ids, ve, x, wg,
                 dve, dwg, dx, n, c, stride);
         else

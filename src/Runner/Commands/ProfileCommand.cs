@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using AutoResearch.Data;
-using AutoResearch.Model;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Optim.Gpu;
@@ -148,8 +147,10 @@ public static class ProfileCommand
             Console.WriteLine($"knobs: {string.Join(' ', changed)}");
         if (fixedWeights)
             Console.WriteLine("weights: fixed (--fixed-weights: every optimizer step is undone, so each step runs on the initial weights)");
-        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")}); attention {(naive ? "naive" : "flash")}; "
-            + $"MLP {(model.FusedMlp ? $"fused GEMM + {Activations.Name(shape.Activation)}" : $"cuBLAS + {Activations.Name(shape.Activation)} passes")}; {QkPath(model)}");
+        Console.WriteLine($"model: {model.Parameters.Count / 1e6:F1} M parameters; micro-batch {batch} × {seqLen} = {n} tokens ({(zipfTokens ? "Zipf" : "uniform")})");
+        Console.WriteLine("paths:");
+        foreach (var line in PathLines(model.Paths))
+            Console.WriteLine("  " + line);
         Console.WriteLine($"rooflines: bf16 GEMM {GemmRoofline / 1e12:F0} TFLOP/s; memory {copy.TerabytesPerSecond:F2} TB/s "
             + $"(a {copy.Bytes >> 20} MiB device-to-device copy here, median {copy.MedianMilliseconds:F3} ms of {copy.Iterations})");
 
@@ -266,15 +267,12 @@ public static class ProfileCommand
         return 0;
     }
 
-    /// <summary>How q, k and v are made: q and k each by our GEMM with rotary + QK-norm in the epilogue (both in one launch, with v
-    /// when the kernel takes it), or by cuBLAS and the rotary pass.</summary>
-    private static string QkPath(GpuGpt model) => (model.FusedQ, model.FusedK) switch
+    /// <summary>The kernel paths one a line, "op: path", with why where an op is off its fast path.</summary>
+    public static IEnumerable<string> PathLines(KernelPaths paths)
     {
-        (true, true) => model.FusedV ? "q, k GEMM + rotary + QK-norm fused, v in the same launch" : "q, k GEMM + rotary + QK-norm fused in one launch, v cuBLAS",
-        (true, false) => "q GEMM + rotary + QK-norm fused, k cuBLAS + rotary pass",
-        (false, true) => "k GEMM + rotary + QK-norm fused, q cuBLAS + rotary pass",
-        _ => "q, k cuBLAS + rotary pass",
-    };
+        ArgumentNullException.ThrowIfNull(paths);
+        return paths.Rows().Select(r => $"{r.Op}: {r.Path}" + (r.Fast ? "" : $" (off the fast path: {r.Fallback})"));
+    }
 
     /// <summary>Token ids 0..count−1 with P(id) ∝ 1/(id + 1).</summary>
     private static Func<int> ZipfSampler(Random random, int count)

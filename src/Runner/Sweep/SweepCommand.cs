@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using AutoResearch.Data;
 using AutoResearch.Model;
+using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
 using AutoResearch.Runner.Experiment;
 using AutoResearch.Runner.Training;
@@ -84,7 +85,7 @@ public static class SweepCommand
     /// is against the CPU reference that rounds to bf16 where the GPU stores bf16 (the pass or fail), <see cref="Fp64Parity"/>
     /// the same GPU run against the fp64 reference.</summary>
     public sealed record Row(SweepConfig Config, ModelShape Shape, ModelParity.Result? Parity, RunSummary? Train, double MicroStepMs, double PeakMegabytes,
-        bool FusedMlp, string? Error)
+        KernelPaths? Paths, string? Error)
     {
         public ModelParity.Result? Fp64Parity { get; init; }
 
@@ -110,7 +111,7 @@ public static class SweepCommand
             ModelParity.Result? parity = null, fp64 = null;
             RunSummary? summary = null;
             double microStep = double.NaN, peak = double.NaN;
-            bool fused = false;
+            KernelPaths? paths = null;
             string? error = null;
             try
             {
@@ -124,16 +125,17 @@ public static class SweepCommand
                 using var trainer = GpuTrainer.Create(shape, config.DeviceBatch, h.Optimizer(shape.ModelDim), h.Seed, settings.Cache.Kernels, h.RecomputesMlp);
                 microStep = trainer.MedianMicroStepMilliseconds(settings.Steps);
                 peak = trainer.PeakMemoryMegabytes;
-                fused = trainer.FusedMlp;
-                var row = new Row(config, shape, parity, summary, microStep, peak, fused, null) { Fp64Parity = fp64 };
-                log.WriteLine($"   micro-step {microStep:F1} ms, {row.TokensPerSecond / 1e6:F2} M tokens/s, MFU {row.MfuPercent:F1} %, peak {peak:F0} MB, MLP {(fused ? "fused" : "cuBLAS")}");
+                paths = trainer.Paths;
+                var row = new Row(config, shape, parity, summary, microStep, peak, paths, null) { Fp64Parity = fp64 };
+                log.WriteLine($"   micro-step {microStep:F1} ms, {row.TokensPerSecond / 1e6:F2} M tokens/s, MFU {row.MfuPercent:F1} %, peak {peak:F0} MB");
+                log.WriteLine($"   off the fast path: {OffFastPath(paths)}");
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 error = e.Message;
                 log.WriteLine($"   FAILED: {e.Message}");
             }
-            rows.Add(new Row(config, shape, parity, summary, microStep, peak, fused, error) { Fp64Parity = fp64 });
+            rows.Add(new Row(config, shape, parity, summary, microStep, peak, paths, error) { Fp64Parity = fp64 });
         }
         return rows;
     }
@@ -170,6 +172,10 @@ public static class SweepCommand
         return summary;
     }
 
+    /// <summary>The ops a configuration ran off their fastest kernel path, with why (<see cref="KernelPaths.Fallbacks"/>), or
+    /// "none".</summary>
+    public static string OffFastPath(KernelPaths? paths) => paths is null ? "-" : paths.Fallbacks() is { Length: > 0 } list ? list : "none";
+
     /// <summary>An error message as one table cell: its lines joined (a markdown row ends at a line break).</summary>
     private static string OneLine(string text)
         => string.Join(' ', text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
@@ -183,30 +189,31 @@ public static class SweepCommand
         ArgumentNullException.ThrowIfNull(rows);
         var baseline = rows.FirstOrDefault(r => r.Config.Name == "baseline" && r.Error is null);
         var text = new StringBuilder();
-        text.AppendLine("| configuration | knobs | width | heads (q/kv × D) | MLP | params | rows | parity (bf16-rounding ref.): loss / worst gradient | fp64 ref.: worst gradient | short train | micro-step | tokens/s | MFU | vs baseline | peak |");
-        text.AppendLine("| --- | --- | ---: | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+        text.AppendLine("| configuration | knobs | width | heads (q/kv × D) | MLP | params | rows | parity (bf16-rounding ref.): loss / worst gradient | fp64 ref.: worst gradient | short train | micro-step | tokens/s | MFU | vs baseline | peak | off the fast path |");
+        text.AppendLine("| --- | --- | ---: | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var r in rows)
         {
             var s = r.Shape;
             string knobs = r.Config.Sets.Count == 0 ? "defaults" : string.Join(" ", r.Config.Sets);
             string heads = $"{s.Heads}/{s.KvHeads} × {s.HeadDim}";
-            string mlp = $"{s.Activation.Name()} {s.MlpHidden}{(r.Error is null ? r.FusedMlp ? " fused" : " cuBLAS" : "")}";
+            string mlp = $"{s.Activation.Name()} {s.MlpHidden}{(r.Paths is null ? "" : r.Paths.FusedMlp ? " fused" : " cuBLAS")}";
             string parity = r.Parity is null ? "-" : $"{(r.Parity.Passed ? "pass" : "FAIL")} {r.Parity.LossError:0.0E+0} / {r.Parity.Worst.Error:0.0E+0}";
             string fp64 = r.Fp64Parity is null ? "-" : $"{r.Fp64Parity.Worst.Error:0.0E+0}";
             string train = r.Train is null ? "-" : $"{r.Train.NumSteps} steps, val_bpb {r.Train.ValBpb:F3}";
             if (r.Error is not null)
             {
-                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {OneLine(r.Error).Replace('|', '/')} | | | | |");
+                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {OneLine(r.Error).Replace('|', '/')} | | | | | |");
                 continue;
             }
             string versus = baseline is null ? "-" : $"{r.MfuPercent / baseline.MfuPercent * 100:F0} %";
             text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | "
-                + $"{r.MicroStepMs:F1} ms | {r.TokensPerSecond / 1e6:F2} M | {r.MfuPercent:F1} % | {versus} | {r.PeakMegabytes / 1024:F1} GB |");
+                + $"{r.MicroStepMs:F1} ms | {r.TokensPerSecond / 1e6:F2} M | {r.MfuPercent:F1} % | {versus} | {r.PeakMegabytes / 1024:F1} GB | {OffFastPath(r.Paths).Replace('|', '/')} |");
         }
         return text.ToString();
     }
 
-    private static IReadOnlyList<SweepConfig> ReadConfigs(string path)
+    /// <summary>The configurations of a --configs file (one a line; blank lines and # comments skipped), each checked.</summary>
+    public static IReadOnlyList<SweepConfig> ReadConfigs(string path)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"--configs: file '{path}' does not exist", path);

@@ -255,6 +255,9 @@ public sealed class GpuTrainer : ITrainer
     /// <summary>Whether the MLP runs on our GEMMs with the activation in the epilogue (else cuBLAS plus an activation pass).</summary>
     public bool FusedMlp => _model.FusedMlp;
 
+    /// <summary>Which kernel each op of the model runs (<see cref="GpuGpt.Paths"/>).</summary>
+    public KernelPaths Paths => _model.Paths;
+
     /// <summary>
     /// The median time of one micro-step (forward, loss, backward) on uniformly random tokens, from device events: 2 warm-ups,
     /// then <paramref name="steps"/> timed. Gradients accumulate into the model's (call <see cref="BeginStep"/> after).
@@ -297,7 +300,24 @@ public sealed class GpuTrainer : ITrainer
 
     /// <summary>A warning line when a loaded kernel's compile log holds a performance note (e.g. wgmma products serialised).</summary>
     public IReadOnlyList<string> StartWarnings
-        => _kernels.PerformanceNotes() is { Count: > 0 } notes ? [KernelResourceReport.PerformanceNotesLine(notes)] : [];
+    {
+        get
+        {
+            var lines = new List<string>();
+            if (_kernels.PerformanceNotes() is { Count: > 0 } notes)
+                lines.Add(KernelResourceReport.PerformanceNotesLine(notes));
+            if (OffFastPathLine(Paths) is { } off)
+                lines.Add(off);
+            return lines;
+        }
+    }
+
+    /// <summary>A start-up line naming the ops this shape runs off their fast kernel path and why, or null when none does.</summary>
+    public static string? OffFastPathLine(KernelPaths paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        return paths.Fallbacks() is { Length: > 0 } list ? $"kernel paths: off the fast path for this shape: {list} (`autoresearch paths` shows every op)" : null;
+    }
 
     private static string Longest(KernelCompileTime? longest) => longest is null ? "" : $"; the longest, {longest.Label}, took {longest.Elapsed.TotalSeconds:F1} s";
 

@@ -42,6 +42,15 @@ public class PathsCommandTests
         Assert.NotEqual(0, exit);
         Assert.Contains("give it with --sweep", stderr, StringComparison.Ordinal);
 
+        (exit, _, stderr) = DoctorCommandTests.RunCli("paths", "--device-batch", "2000000");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("tokens a micro-batch", stderr, StringComparison.Ordinal);
+
+        (exit, stdout, stderr) = DoctorCommandTests.RunCli("paths", "--depth", "4", "--set", "ValueEmbeds=none");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("depth 4", stdout, StringComparison.Ordinal);
+        Assert.Contains("none (no layer has value embeddings)", stdout, StringComparison.Ordinal);
+
         (exit, _, stderr) = DoctorCommandTests.RunCli("paths", "--compute", "0");
         Assert.NotEqual(0, exit);
         Assert.Contains("--compute", stderr, StringComparison.Ordinal);

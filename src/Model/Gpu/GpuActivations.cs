@@ -180,7 +180,8 @@ public sealed class GpuActivations : IDisposable
 
     public DeviceBuffer<int> Inputs { get; }
     public DeviceBuffer<int> Targets { get; }
-    /// <summary>The positions 0 .. n−1 grouped by token id (<see cref="Embedding.GroupTokens"/>), for the table gradients.</summary>
+    /// <summary>The positions 0 .. n−1 grouped by token id (<see cref="Embedding.GroupTokens"/>), for the table gradients; written
+    /// only where a grouped kernel reads it (<see cref="KernelPaths.GroupsTokens"/>).</summary>
     public DeviceBuffer<int> TokenOrder { get; }
     /// <summary>Scratch of <see cref="Embedding.GroupTokens"/>, one int a vocabulary entry.</summary>
     public DeviceBuffer<int> TokenCursor { get; }

@@ -71,7 +71,10 @@ public sealed record KernelPaths
     /// <summary>The MLP's activations are recomputed in the backward (the Recompute knob), not kept per layer.</summary>
     public required bool RecomputeMlp { get; init; }
 
-    /// <summary>Head size, query and kv heads, and the activation, for the report's wording.</summary>
+    /// <summary>Model width, head size, query and kv heads, and the activation, for the report's wording.</summary>
+    public required int Width { get; init; }
+
+    /// <inheritdoc cref="Width"/>
     public required int HeadDim { get; init; }
 
     /// <inheritdoc cref="HeadDim"/>
@@ -99,12 +102,12 @@ public sealed record KernelPaths
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         long tokens = (long)batch * shape.SeqLen;
         bool hopper = computeMajor == 9;
-        string? mlpFallback = !fusedMlp ? "asked for (--cublas-mlp)"
+        string? mlpFallback = !fusedMlp ? "cuBLAS asked for (profile --cublas-mlp)"
             : !MlpGemm.SupportsActivation(shape.Activation) ? $"the fused epilogues compute relu² and GELU, not {shape.Activation.Name()}"
             : !hopper ? NotHopper(computeMajor)
             : MlpGemm.ShapeProblem(tokens, shape.ModelDim, shape.MlpHidden) is { } mlpProblem ? $"the GEMM needs {mlpProblem}"
             : null;
-        string? RotaryFallback(int outFeatures) => !fusedQk ? "asked for (--cublas-qk)"
+        string? RotaryFallback(int outFeatures) => !fusedQk ? "cuBLAS asked for (profile --cublas-qk)"
             : !hopper ? NotHopper(computeMajor)
             : MlpGemm.RotaryProblem(tokens, shape.ModelDim, outFeatures, shape.HeadDim) is { } problem ? $"the GEMM needs {problem}"
             : null;
@@ -130,6 +133,7 @@ public sealed record KernelPaths
             KeptH1Layers = GpuActivations.KeptH1Layers(shape, mlp),
             Depth = shape.Depth,
             RecomputeMlp = recomputeMlp,
+            Width = shape.ModelDim,
             HeadDim = shape.HeadDim,
             Heads = shape.Heads,
             KvHeads = shape.KvHeads,
@@ -146,7 +150,7 @@ public sealed record KernelPaths
         string heads = $"{Heads} q / {KvHeads} kv heads of {HeadDim}";
         var rows = new List<KernelPath>
         {
-            !FlashAttention ? new("attention", $"naive (one warp a query), {heads}", "asked for (--naive-attention)")
+            !FlashAttention ? new("attention", $"naive (one warp a query), {heads}", "the naive kernels asked for (profile --naive-attention)")
             : ComputeMajor == 9 ? new("attention", $"flash (TMA + wgmma), {heads}")
             : new("attention", $"flash (TMA + wgmma), {heads}: cannot run here", NotHopper(ComputeMajor).Replace("our GEMM kernels", "the flash kernels", StringComparison.Ordinal)),
         };
@@ -169,7 +173,7 @@ public sealed record KernelPaths
                 ? new("value gate backward", $"tokens grouped by id, each run's sum added once (kv rows ≤ {ValueGate.MaxGroupedWidth})")
                 : new("value gate backward", "an atomic add a token", $"kv rows of {KvHeads * HeadDim} features, over the grouped kernel's {ValueGate.MaxGroupedWidth}")
             : new("value gate backward", "none (no layer has value embeddings)"));
-        int width = Heads * HeadDim;
+        int width = Width;
         rows.Add(GroupedEmbedding
             ? new("embedding backward", $"tokens grouped by id, each run's sum added once (rows ≤ {Embedding.MaxGroupedWidth})")
             : new("embedding backward", "an atomic add a token", $"rows of {width} features, over the grouped kernel's {Embedding.MaxGroupedWidth}"));
@@ -183,7 +187,7 @@ public sealed record KernelPaths
                 $"rows of {width} features, over the fused kernel's {RmsNorm.FusedBackwardMaxWidth}"));
         string h1 = KeptH1Layers == Depth ? "h1 of every layer" : KeptH1Layers == 0 ? "no h1 (recomputed)" : $"h1 of {KeptH1Layers} of {Depth} layers (the others recomputed)";
         rows.Add(new("kept for the backward",
-            $"{h1}; {(MixKept ? "m of every layer" : "no m (recomputed)")}; {(RecomputeMlp ? "no MLP activations (recomputed: the Recompute knob)" : "the MLP activations of every layer")}"));
+            $"{h1}; {(MixKept ? "m of every layer" : "no m (recomputed)")}; {(RecomputeMlp ? "one MLP activation buffer for all layers (each recomputed in the backward: the Recompute knob)" : "the MLP activations of every layer")}"));
         return rows;
     }
 

@@ -18,6 +18,7 @@ public static class PathsCommand
     public static Command Create()
     {
         var set = KnobOptions.CreateSetOption();
+        var depth = new Option<int>("--depth") { Description = "Layers (the knob Depth)", DefaultValueFactory = _ => Hyperparameters.Default.Depth };
         var batch = new Option<int>("--device-batch") { Description = "Rows per micro-batch (B; the knob DeviceBatchSize)", DefaultValueFactory = _ => Hyperparameters.Default.DeviceBatchSize };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row (T)", DefaultValueFactory = _ => ExperimentConstants.MaxSeqLen }.AtLeastOne();
         var compute = new Option<int>("--compute")
@@ -27,12 +28,16 @@ public static class PathsCommand
         }.AtLeastOne();
         var cublasMlp = new Option<bool>("--cublas-mlp") { Description = "As profile --cublas-mlp: the MLP on cuBLAS plus activation passes" };
         var cublasQk = new Option<bool>("--cublas-qk") { Description = "As profile --cublas-qk: q and k on cuBLAS plus a rotary + QK-norm pass" };
-        var sweep = new Option<bool>("--sweep") { Description = "List every configuration of the sweep (built in, or --configs) as a markdown table of the ops off their fast path" };
+        var sweep = new Option<bool>("--sweep")
+        {
+            Description = "List every configuration of the sweep (built in, or --configs) as a markdown table of the ops off their fast path; "
+                + "each takes its own knobs and rows, so --set, --depth, --device-batch, --seq-len and --cublas-* do not go with it",
+        };
         var configs = new Option<FileInfo?>("--configs") { Description = "With --sweep: a file of configurations, one a line: 'name: Knob=Value ... [@rows]'" };
         var command = new Command("paths", "Show which kernel each op runs for a configuration of knobs (--set Name=Value), and why an op leaves its fast path; "
             + "no GPU needed. --sweep lists the sweep's configurations.")
         {
-            set, batch, seqLen, compute, cublasMlp, cublasQk, sweep, configs,
+            set, depth, batch, seqLen, compute, cublasMlp, cublasQk, sweep, configs,
         };
         command.SetAction(parse =>
         {
@@ -40,8 +45,8 @@ public static class PathsCommand
             int major = parse.GetValue(compute);
             if (parse.GetValue(sweep))
             {
-                if (Given(set) || Given(batch) || Given(seqLen) || Given(cublasMlp) || Given(cublasQk))
-                    throw new ArgumentException("--sweep takes each configuration's own knobs and rows: give --set, --device-batch, --seq-len, --cublas-mlp and --cublas-qk without it");
+                if (Given(set) || Given(depth) || Given(batch) || Given(seqLen) || Given(cublasMlp) || Given(cublasQk))
+                    throw new ArgumentException("--sweep takes each configuration's own knobs and rows: give --set, --depth, --device-batch, --seq-len, --cublas-mlp and --cublas-qk without it");
                 var list = parse.GetValue(configs) is { } file ? SweepCommand.ReadConfigs(file.FullName) : SweepConfig.Defaults;
                 Console.Write(SweepTable(list, major));
                 return 0;
@@ -49,10 +54,15 @@ public static class PathsCommand
             if (Given(configs))
                 throw new ArgumentException("--configs lists sweep configurations: give it with --sweep");
             var shortcuts = new List<KnobOptions.Shortcut>();
+            if (Given(depth))
+                shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
             if (Given(batch))
                 shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
             var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
             var shape = h.Shape(ExperimentConstants.VocabSize, parse.GetValue(seqLen));
+            long tokens = (long)h.DeviceBatchSize * shape.SeqLen;
+            if (tokens > int.MaxValue)
+                throw new ArgumentException($"--device-batch {h.DeviceBatchSize} × --seq-len {shape.SeqLen} = {tokens} tokens a micro-batch; the model takes at most {int.MaxValue}");
             var paths = KernelPaths.For(major, shape, h.DeviceBatchSize, !parse.GetValue(cublasMlp), !parse.GetValue(cublasQk), h.RecomputesMlp);
             if (Console.IsOutputRedirected)
                 AnsiConsole.Console.Profile.Width = KnobsCommand.RedirectedWidth;

@@ -29,9 +29,9 @@ public class KernelSourcesTests
         Assert.Equal(sources.Count, kernels.AheadHits);         // and each listed file was loaded
         Assert.Equal(sources.Count, kernels.Compiled);
         Assert.Equal(model.FusedMlp || model.FusedQ || model.FusedK, sources.Any(s => s.FileName == "mlp_gemm.cu"));
-        // The paths the model reports are the ones it took, and what `autoresearch paths` says for the shape (v's launch aside,
-        // which only the loaded kernel knows).
-        Assert.Equal(KernelPaths.For(TestGpu.Device.Properties.ComputeMajor, shape, batch) with { VInQkLaunch = model.FusedV }, model.Paths);
-        Assert.Equal((model.FusedMlp, model.FusedQ, model.FusedK), (model.Paths.FusedMlp, model.Paths.FusedQ, model.Paths.FusedK));
+        // The paths the model reports are the ones it took: its GEMMs and the buffers it allocated.
+        Assert.Equal((model.FusedMlp, model.FusedQ, model.FusedK, model.FusedV), (model.Paths.FusedMlp, model.Paths.FusedQ, model.Paths.FusedK, model.Paths.VInQkLaunch));
+        Assert.Equal(model.Activations.MixKept, model.Paths.MixKept);
+        Assert.Equal(model.Activations.H1.Count(h => h is not null), model.Paths.KeptH1Layers);
     }
 }

@@ -92,6 +92,17 @@ public class PathsCommandTests
     }
 
     [Fact]
+    public void Profile_prints_one_line_an_op_with_why_where_it_is_off_the_fast_path()
+    {
+        var swiglu = ModelShape.FromKnobs(8, 64, "SSSL", 8192, 2048, activation: Activation.SwiGlu);
+        var paths = KernelPaths.For(9, swiglu, 128);
+        var lines = ProfileCommand.PathLines(paths).ToList();
+        Assert.Equal(paths.Rows().Count, lines.Count);
+        Assert.Single(lines, l => l.Contains("(off the fast path:", StringComparison.Ordinal));
+        Assert.StartsWith("MLP: cuBLAS GEMMs", lines.Single(l => l.Contains("(off the fast path:", StringComparison.Ordinal)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Train_names_the_ops_off_the_fast_path_at_start_up_and_says_nothing_for_the_baseline()
     {
         var baseline = ModelShape.FromKnobs(8, 64, "SSSL", 8192, 2048);

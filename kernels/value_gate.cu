@@ -57,19 +57,6 @@ __device__ __forceinline__ void add_lane(float* p, float g, const float v[PER_LA
         atomicAdd(reinterpret_cast<float2*>(p), make_float2(g * v[0], g * v[1]));
 }
 
-// PER_LANE consecutive floats as bf16 (one 8- or 4-byte store).
-__device__ __forceinline__ void store_lane(bf16* p, const float in[PER_LANE])
-{
-    __nv_bfloat162 pairs[PER_LANE / 2];
-    #pragma unroll
-    for (int i = 0; i < PER_LANE / 2; i++)
-        pairs[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
-    if constexpr (PER_LANE == 4)
-        *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(pairs);
-    else
-        *reinterpret_cast<unsigned*>(p) = *reinterpret_cast<const unsigned*>(pairs);
-}
-
 // A run's sum added to the table (p: the run's id row at this lane's first feature, head 0), one vector atomic a head, and
 // the sum zeroed for the next run.
 __device__ __forceinline__ void add_gate_run(float* p, float run[GATE_HEADS][PER_LANE])
@@ -125,11 +112,16 @@ extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const 
         const int chunk = lane + 32 * k;
         if (GATE_CHUNKS % 32 == 0 || chunk < GATE_CHUNKS)
         {
-            // The gate of this chunk's head, picked by selects (a runtime index into g would put it in local memory).
+            // The gate of this chunk's head, k·(256/D) + lane·8/D: picked by selects among the 256/D heads the k-th
+            // 32 chunks span (a runtime index into g would put it in local memory).
             float gh = 0.0f;
             #pragma unroll
-            for (int h = 0; h < GATE_HEADS; h++)
-                gh = chunk * 8 / HEAD_DIM == h ? g[h] : gh;
+            for (int part = 0; part < 256 / HEAD_DIM; part++)
+            {
+                const int h = k * (256 / HEAD_DIM) + part;
+                if (h < GATE_HEADS)
+                    gh = lane * 8 / HEAD_DIM == part ? g[h] : gh;
+            }
             float a[8], b[8];
             unpack8(e[k], a);
             unpack8(o[k], b);

@@ -11,8 +11,8 @@
 //   dz = (Σ_d dv·ve)·g·(1 − g/2)   (dg/dz of 2·sigmoid(z));
 //   dwg[h, j] += Σ_i dz[i, h]·x[i, j] (fp32, one atomic per block and weight); dx[i, j] += Σ_h dz[i, h]·wg[h, j] for j < 32 (bf16,
 //   the sum in fp32 and rounded once; read-modify-write, one warp per token).
-// Launch: forward one warp per (token, kv head), 8 warps per block, v and ve 2·D/32-byte aligned (vector accesses); backward any 1-D grid of 256-thread blocks, one warp per
-// token (grid-stride over tokens; the host sizes the grid from the device's multiprocessor count).
+// Launch: forward one warp per token, 8 warps per block, v and ve 16-byte aligned (vector accesses); backward any 1-D grid of
+// 256-thread blocks, one warp per token (grid-stride over tokens; the host sizes the grid from the device's multiprocessor count).
 // value_gate_backward_grouped: the same with the tokens in grouped order (`order`, common.cuh), dve's share of a run of equal
 // ids summed in registers and added once; any 1-D grid of 256-thread blocks (the warps stride over spans of GROUP_SPAN).
 #include "common.cuh"
@@ -57,19 +57,6 @@ __device__ __forceinline__ void add_lane(float* p, float g, const float v[PER_LA
         atomicAdd(reinterpret_cast<float2*>(p), make_float2(g * v[0], g * v[1]));
 }
 
-// PER_LANE consecutive floats as bf16 (one 8- or 4-byte store).
-__device__ __forceinline__ void store_lane(bf16* p, const float in[PER_LANE])
-{
-    __nv_bfloat162 pairs[PER_LANE / 2];
-    #pragma unroll
-    for (int i = 0; i < PER_LANE / 2; i++)
-        pairs[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
-    if constexpr (PER_LANE == 4)
-        *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(pairs);
-    else
-        *reinterpret_cast<unsigned*>(p) = *reinterpret_cast<const unsigned*>(pairs);
-}
-
 // A run's sum added to the table (p: the run's id row at this lane's first feature, head 0), one vector atomic a head, and
 // the sum zeroed for the next run.
 __device__ __forceinline__ void add_gate_run(float* p, float run[GATE_HEADS][PER_LANE])
@@ -84,28 +71,70 @@ __device__ __forceinline__ void add_gate_run(float* p, float run[GATE_HEADS][PER
     }
 }
 
-// Each lane takes PER_LANE consecutive features of the head (one vector load of ve and of v, one store), and every load is
-// issued before the gate's reduction: a warp's ve row waits on ids[i] only, not on the shuffles.
+// One warp a token, all its kv heads: the row of KV·D features moves in 16-byte chunks (8 features, within one head as D is
+// a multiple of 8), lane L taking chunks L, L + 32, ...; every load of ve and v is issued before the gates' reductions, so
+// the ve row waits on ids[i] only. Lane L holds x[i, L] and wg[:, L], and each head's logit is one warp sum, in the same
+// order as one warp a head would take it.
+#define GATE_ROW (GATE_HEADS * HEAD_DIM)
+#define GATE_CHUNKS (GATE_ROW / 8)
+#define GATE_CHUNKS_PER_LANE ((GATE_CHUNKS + 31) / 32)
 extern "C" __global__ void value_gate_forward(const bf16* __restrict__ x, const bf16* __restrict__ wg, const int* __restrict__ ids,
     const bf16* __restrict__ ve, bf16* __restrict__ v, float* __restrict__ gate, int n, int c)
 {
-    const int item = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int i = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
-    if (item >= n * GATE_HEADS)
+    if (i >= n)
         return;
-    const int i = item / GATE_HEADS, h = item % GATE_HEADS;
-    bf16* out = v + (long)i * GATE_HEADS * HEAD_DIM + h * HEAD_DIM + lane * PER_LANE;
-    float e[PER_LANE], o[PER_LANE];
-    load_lane(ve + (long)ids[i] * GATE_HEADS * HEAD_DIM + h * HEAD_DIM + lane * PER_LANE, e);
-    load_lane(out, o);
-    const float z = warp_sum(__bfloat162float(x[(long)i * c + lane]) * __bfloat162float(wg[h * GATE_WIDTH + lane]));
-    const float g = 2.0f / (1.0f + __expf(-z));
+    const bf16* erow = ve + (long)ids[i] * GATE_ROW;
+    bf16* vrow = v + (long)i * GATE_ROW;
+    uint4 e[GATE_CHUNKS_PER_LANE], o[GATE_CHUNKS_PER_LANE];
     #pragma unroll
-    for (int p = 0; p < PER_LANE; p++)
-        o[p] += g * e[p];
-    store_lane(out, o);
-    if (lane == 0)
-        gate[item] = g;
+    for (int k = 0; k < GATE_CHUNKS_PER_LANE; k++)
+    {
+        const int chunk = lane + 32 * k;
+        if (GATE_CHUNKS % 32 == 0 || chunk < GATE_CHUNKS)
+        {
+            e[k] = *reinterpret_cast<const uint4*>(erow + chunk * 8);
+            o[k] = *reinterpret_cast<const uint4*>(vrow + chunk * 8);
+        }
+    }
+    const float xl = __bfloat162float(x[(long)i * c + lane]);
+    float g[GATE_HEADS];
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
+    {
+        const float z = warp_sum(xl * __bfloat162float(wg[h * GATE_WIDTH + lane]));
+        g[h] = 2.0f / (1.0f + __expf(-z));
+    }
+    #pragma unroll
+    for (int k = 0; k < GATE_CHUNKS_PER_LANE; k++)
+    {
+        const int chunk = lane + 32 * k;
+        if (GATE_CHUNKS % 32 == 0 || chunk < GATE_CHUNKS)
+        {
+            // The gate of this chunk's head, k·(256/D) + lane·8/D: picked by selects among the 256/D heads the k-th
+            // 32 chunks span (a runtime index into g would put it in local memory).
+            float gh = 0.0f;
+            #pragma unroll
+            for (int part = 0; part < 256 / HEAD_DIM; part++)
+            {
+                const int h = k * (256 / HEAD_DIM) + part;
+                if (h < GATE_HEADS)
+                    gh = lane * 8 / HEAD_DIM == part ? g[h] : gh;
+            }
+            float a[8], b[8];
+            unpack8(e[k], a);
+            unpack8(o[k], b);
+            #pragma unroll
+            for (int p = 0; p < 8; p++)
+                b[p] += gh * a[p];
+            store8(vrow + chunk * 8, b);
+        }
+    }
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
+        if ((h & 31) == lane)
+            gate[(long)i * GATE_HEADS + h] = g[h];
 }
 
 // One token's share of the backward: dz per kv head from dv·ve, into dwg_sum (this warp's dwg partials) and dx[i, :32] (one

@@ -49,9 +49,9 @@ public sealed class ValueGate
         int n, int c, ulong v /* [n, KV·D] bf16, updated */, ulong gate /* [n, KV] fp32 */, CudaStream stream)
     {
         Check(c);
-        KernelLaunch.RequireAligned(v, 2 * HeadDim / 32, nameof(v)); // a lane's features move as one vector
-        KernelLaunch.RequireAligned(ve, 2 * HeadDim / 32, nameof(ve));
-        _forward.Launch(KernelLaunch.RowBlocks((long)n * KvHeads), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, c);
+        KernelLaunch.RequireAligned(v, 16, nameof(v)); // rows move in 16-byte chunks
+        KernelLaunch.RequireAligned(ve, 16, nameof(ve));
+        _forward.Launch(KernelLaunch.RowBlocks(n), KernelLaunch.RowBlock, 0, stream, x, wg, ids, ve, v, gate, n, c);
     }
 
     /// <summary>dve += g·dv (scatter) and dwg += Σ dz·x, fp32, accumulated; dx[:, :32] += Σ_h dz·wg into the bf16 dx (the sum in

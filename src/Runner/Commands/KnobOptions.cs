@@ -47,6 +47,21 @@ public static class KnobOptions
         return Knobs.Apply(h, assignments).Validate();
     }
 
+    /// <summary>
+    /// The defaults with a command's <c>--depth</c> and <c>--device-batch</c> shortcuts (where given on the command line) and its
+    /// <c>--set</c> assignments: <see cref="Resolve"/> for profile and paths.
+    /// </summary>
+    public static Hyperparameters ResolveDepthAndBatch(ParseResult parse, Option<int> depth, Option<int> batch, Option<string[]> set)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        var shortcuts = new List<Shortcut>();
+        if (parse.GetResult(depth) is { Implicit: false })
+            shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
+        if (parse.GetResult(batch) is { Implicit: false })
+            shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
+        return Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
+    }
+
     /// <summary>Whether the assignments set that knob (by its exact name; assignments may spell it in any case).</summary>
     public static bool Sets(IReadOnlyList<string> assignments, string knob)
     {

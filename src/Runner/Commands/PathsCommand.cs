@@ -53,12 +53,7 @@ public static class PathsCommand
             }
             if (Given(configs))
                 throw new ArgumentException("--configs lists sweep configurations: give it with --sweep");
-            var shortcuts = new List<KnobOptions.Shortcut>();
-            if (Given(depth))
-                shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
-            if (Given(batch))
-                shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
-            var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
+            var h = KnobOptions.ResolveDepthAndBatch(parse, depth, batch, set);
             var shape = h.Shape(ExperimentConstants.VocabSize, parse.GetValue(seqLen));
             long tokens = (long)h.DeviceBatchSize * shape.SeqLen;
             if (tokens > int.MaxValue)

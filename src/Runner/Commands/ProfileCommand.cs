@@ -75,13 +75,7 @@ public static class ProfileCommand
         };
         command.SetAction(parse =>
         {
-            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
-            var shortcuts = new List<KnobOptions.Shortcut>();
-            if (Given(depth))
-                shortcuts.Add(new("--depth", nameof(Hyperparameters.Depth), $"{parse.GetValue(depth)}"));
-            if (Given(batch))
-                shortcuts.Add(new("--device-batch", nameof(Hyperparameters.DeviceBatchSize), $"{parse.GetValue(batch)}"));
-            var h = KnobOptions.Resolve(Hyperparameters.Default, shortcuts, parse.GetValue(set) ?? []);
+            var h = KnobOptions.ResolveDepthAndBatch(parse, depth, batch, set);
             string? tsvPath = parse.GetValue(tsv)?.FullName;
             if (tsvPath is not null)
                 CheckTsvPath(tsvPath);

@@ -409,6 +409,7 @@ public class KernelOpTests
     [InlineData(2000, 8, 128, 1024)]    // the widest kv row the grouped backward takes (32 floats a lane)
     [InlineData(1200, 6, 64, 384)]      // 48 16-byte chunks a row: the forward's lanes take one or two
     [InlineData(1100, 3, 128, 384)]     // the same at head size 128
+    [InlineData(600, 32, 128, 4096)]    // the widest kv row the model allows: 16 chunks a lane in the forward
     public void Value_gate_forward_and_backward_match_reference(int n, int kvHeads, int headDim, int c)
     {
         const int vocab = 300;

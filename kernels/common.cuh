@@ -140,6 +140,34 @@ __device__ __forceinline__ int group_span(const int* __restrict__ order, const i
     return count;
 }
 
+// The walk every grouped kernel makes: the grid's warps stride over spans of `order`; within its span a warp takes the
+// positions one after the other (all lanes together), calls add(row, id) for each, and flush(id) when the id changes and at
+// the span's end. add sums the row's gradient into the warp's run of equal ids (registers); flush adds the run of id to the
+// table and zeroes it for the next run. The run starts at zero (the caller's).
+template <typename Add, typename Flush>
+__device__ __forceinline__ void for_each_grouped_run(const int* __restrict__ order, const int* __restrict__ ids, int n, Add add, Flush flush)
+{
+    const int lane = threadIdx.x & 31;
+    const long warps = (long)gridDim.x * (blockDim.x >> 5);
+    for (long first = ((long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * GROUP_SPAN; first < n; first += warps * GROUP_SPAN)
+    {
+        int span_row, span_id;
+        const int count = group_span(order, ids, first, n, lane, span_row, span_id);
+        int current = __shfl_sync(0xffffffffu, span_id, 0);
+        for (int p = 0; p < count; p++)
+        {
+            const int row = __shfl_sync(0xffffffffu, span_row, p), id = __shfl_sync(0xffffffffu, span_id, p);
+            if (id != current)
+            {
+                flush(current);
+                current = id;
+            }
+            add(row, id);
+        }
+        flush(current);
+    }
+}
+
 // The flash attention backward's fp32 dq accumulator is [B, H, T, 128] with each row's columns permuted: column c of query t
 // is stored at dq_column(t, c) = c XOR 8·(t mod 8) (spreads the backward's staging writes over the shared-memory banks; runs
 // of 8 columns stay together). flash_backward.cu writes it; its finish kernel and the rotary backward read it.

@@ -228,8 +228,8 @@ extern "C" __global__ void embedding_norm_backward_512(const int* __restrict__ i
     embedding_norm_backward_rows<2>(ids, table, rstd, dy, dtable, n, c);
 }
 
-// The same backward with the rows taken in grouped order (common.cuh's group_span): each warp walks GROUP_SPAN positions of
-// `order`, sums the rounded gradients of a run of equal ids in registers and adds the run once. Rows of at most 32·CHUNKS·8
+// The same backward with the rows taken in grouped order (common.cuh's for_each_grouped_run): each warp walks GROUP_SPAN
+// positions of `order`, sums the rounded gradients of a run of equal ids in registers and adds the run once. Rows of at most 32·CHUNKS·8
 // features; any 1-D grid of 256-thread blocks (the warps stride over the spans). With one token an id each run is one row and
 // the table gets the very values embedding_norm_backward adds (0 + g = g); otherwise only the fp32 sums' order differs.
 template <int CHUNKS>
@@ -237,35 +237,17 @@ __device__ __forceinline__ void embedding_norm_backward_runs(const int* __restri
     const bf16* __restrict__ table, const float* __restrict__ rstd, const bf16* __restrict__ dy, float* __restrict__ dtable, int n, int c)
 {
     const int lane = threadIdx.x & 31;
-    const long warps = (long)gridDim.x * (blockDim.x >> 5);
-    for (long first = ((long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * GROUP_SPAN; first < n; first += warps * GROUP_SPAN)
+    float run[CHUNKS][8];
+    #pragma unroll
+    for (int k = 0; k < CHUNKS; k++)
     {
-        int span_row, span_id;
-        const int count = group_span(order, ids, first, n, lane, span_row, span_id);
-        float run[CHUNKS][8];
         #pragma unroll
-        for (int k = 0; k < CHUNKS; k++)
+        for (int i = 0; i < 8; i++)
+            run[k][i] = 0.0f;
+    }
+    for_each_grouped_run(order, ids, n,
+        [&](int row, int id)
         {
-            #pragma unroll
-            for (int i = 0; i < 8; i++)
-                run[k][i] = 0.0f;
-        }
-        int current = __shfl_sync(0xffffffffu, span_id, 0);
-        for (int p = 0; p < count; p++)
-        {
-            const int row = __shfl_sync(0xffffffffu, span_row, p), id = __shfl_sync(0xffffffffu, span_id, p);
-            if (id != current)
-            {
-                add_chunks<CHUNKS>(dtable + (long)current * c, run, lane, c);
-                #pragma unroll
-                for (int k = 0; k < CHUNKS; k++)
-                {
-                    #pragma unroll
-                    for (int i = 0; i < 8; i++)
-                        run[k][i] = 0.0f;
-                }
-                current = id;
-            }
             float g[CHUNKS][8];
             norm_gradient_row<CHUNKS>(table + (long)id * c, dy + (long)row * c, rstd[row], lane, c, g);
             #pragma unroll
@@ -278,9 +260,18 @@ __device__ __forceinline__ void embedding_norm_backward_runs(const int* __restri
                         run[k][i] += g[k][i];
                 }
             }
-        }
-        add_chunks<CHUNKS>(dtable + (long)current * c, run, lane, c);
-    }
+        },
+        [&](int id)
+        {
+            add_chunks<CHUNKS>(dtable + (long)id * c, run, lane, c);
+            #pragma unroll
+            for (int k = 0; k < CHUNKS; k++)
+            {
+                #pragma unroll
+                for (int i = 0; i < 8; i++)
+                    run[k][i] = 0.0f;
+            }
+        });
 }
 
 extern "C" __global__ void __launch_bounds__(256) embedding_norm_backward_grouped(const int* __restrict__ order, const int* __restrict__ ids,

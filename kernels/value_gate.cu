@@ -226,31 +226,19 @@ extern "C" __global__ void __launch_bounds__(256) value_gate_backward_grouped(co
         w[h] = __bfloat162float(wg[h * GATE_WIDTH + lane]);
         dwg_sum[h] = 0.0f;
     }
-    const long warps = (long)gridDim.x * (blockDim.x >> 5);
-    for (long first = ((long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * GROUP_SPAN; first < n; first += warps * GROUP_SPAN)
+    float run[GATE_HEADS][PER_LANE];
+    #pragma unroll
+    for (int h = 0; h < GATE_HEADS; h++)
     {
-        int span_row, span_id;
-        const int count = group_span(order, ids, first, n, lane, span_row, span_id);
-        float run[GATE_HEADS][PER_LANE];
         #pragma unroll
-        for (int h = 0; h < GATE_HEADS; h++)
-        {
-            #pragma unroll
-            for (int e = 0; e < PER_LANE; e++)
-                run[h][e] = 0.0f;
-        }
-        int current = __shfl_sync(0xffffffffu, span_id, 0);
-        for (int p = 0; p < count; p++)
-        {
-            const int i = __shfl_sync(0xffffffffu, span_row, p), id = __shfl_sync(0xffffffffu, span_id, p);
-            if (id != current)
-            {
-                add_gate_run(dve + (long)current * GATE_HEADS * HEAD_DIM + lane * PER_LANE, run);
-                current = id;
-            }
-            gate_token_backward(i, (long)id * GATE_HEADS * HEAD_DIM, gate, dv, ve, x, w, dve, dx, c, dv_stride, lane, dwg_sum, run);
-        }
-        add_gate_run(dve + (long)current * GATE_HEADS * HEAD_DIM + lane * PER_LANE, run);
+        for (int e = 0; e < PER_LANE; e++)
+            run[h][e] = 0.0f;
     }
+    for_each_grouped_run(order, ids, n,
+        [&](int i, int id)
+        {
+            gate_token_backward(i, (long)id * GATE_HEADS * HEAD_DIM, gate, dv, ve, x, w, dve, dx, c, dv_stride, lane, dwg_sum, run);
+        },
+        [&](int id) { add_gate_run(dve + (long)id * GATE_HEADS * HEAD_DIM + lane * PER_LANE, run); });
     add_gate_weights(partial, dwg_sum, dwg, lane);
 }

@@ -25,6 +25,7 @@
 #endif
 #define GATE_WIDTH 32
 #define PER_LANE (HEAD_DIM / 32) // features of a head each lane handles: 4 or 2
+static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the lanes' loads and the forward's gate selection assume heads of 64 or 128");
 
 // PER_LANE consecutive bf16 values as floats (one 8- or 4-byte load).
 __device__ __forceinline__ void load_lane(const bf16* p, float out[PER_LANE])

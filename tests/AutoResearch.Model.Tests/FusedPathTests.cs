@@ -9,8 +9,8 @@ namespace AutoResearch.Model.Tests;
 /// <summary>Which projections take our GEMMs with fused epilogues, decided from the shape alone (no GPU needed).</summary>
 public class FusedPathTests
 {
-    private static readonly DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
-    private static readonly DeviceProperties A100 = new(0, "NVIDIA A100", 8, 0, 108, 80L << 30, 40 << 20, 166912, 1024);
+    private static readonly DeviceProperties H200 = FakeDevices.H200;
+    private static readonly DeviceProperties A100 = FakeDevices.A100;
 
     [Theory]
     [InlineData(128, 2048, 4, 128)]   // the baseline

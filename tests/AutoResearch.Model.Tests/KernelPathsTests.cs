@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using AutoResearch.Model.Gpu;
 using AutoResearch.Native;
+using AutoResearch.Testing;
 using Xunit;
 
 namespace AutoResearch.Model.Tests;
@@ -133,7 +134,7 @@ public class KernelPathsTests
     [Fact]
     public void The_q_and_k_paths_agree_with_the_models_rotary_predicate()
     {
-        var h200 = new DeviceProperties(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
+        var h200 = FakeDevices.H200;
         foreach (var shape in new[] { Shape(4), Shape(4, activation: Activation.SwiGlu), Shape(8, 64, 2), Shape(16, 128, 4), Shape(6, 64) })
         {
             var paths = KernelPaths.For(9, shape, 64);

@@ -11,7 +11,7 @@ namespace AutoResearch.Runner.Tests;
 /// <summary>A cold kernel cache compiled ahead, on the CPU: the files a run lists, and the compile-kernel worker processes.</summary>
 public class KernelCompileProcessesTests
 {
-    private static readonly DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
+    private static readonly DeviceProperties H200 = Testing.FakeDevices.H200;
 
     /// <summary>The worker that starts the CLI built beside the tests: `dotnet autoresearch.dll compile-kernel ...`.</summary>
     private static KernelCompileWorker BuiltRunner()

@@ -41,7 +41,7 @@ public class KnobTests
         ["FinalLrFrac"] = "0.1",
     };
 
-    private static readonly Native.DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
+    private static readonly Native.DeviceProperties H200 = Testing.FakeDevices.H200;
 
     /// <summary>
     /// What a `train` run takes from the knobs, as text: the GPU memory it plans, the model shape (GPU T and vocabulary), the optimizer's settings, the

@@ -8,7 +8,7 @@ namespace AutoResearch.Runner.Tests;
 /// <summary>The memory estimates that refuse a configuration before it allocates anything, on the CPU (no device needed).</summary>
 public class MemoryEstimateTests
 {
-    private static readonly DeviceProperties H200 = new(0, "NVIDIA H200", 9, 0, 132, 150L << 30, 60 << 20, 232448, 1024);
+    private static readonly DeviceProperties H200 = Testing.FakeDevices.H200;
 
     [Fact]
     public void The_baseline_estimate_is_close_to_the_measured_peak_and_grows_with_the_batch()

@@ -150,8 +150,7 @@ public sealed class GpuGpt : IDisposable
     public static bool UsesFusedRotary(DeviceProperties properties, ModelShape shape, int batch, int outFeatures)
     {
         ArgumentNullException.ThrowIfNull(properties);
-        ArgumentNullException.ThrowIfNull(shape);
-        return properties.ComputeMajor == 9 && MlpGemm.SupportsRotary((long)batch * shape.SeqLen, shape.ModelDim, outFeatures, shape.HeadDim);
+        return KernelPaths.RotaryFallback(properties.ComputeMajor, shape, (long)batch * shape.SeqLen, outFeatures) is null;
     }
 
     /// <summary>Whether this shape's MLP takes our GEMMs with the activation in the epilogue: relu² or GELU, on Hopper, the tile shapes.</summary>

@@ -107,11 +107,8 @@ public sealed record KernelPaths
             : !hopper ? NotHopper(computeMajor)
             : MlpGemm.ShapeProblem(tokens, shape.ModelDim, shape.MlpHidden) is { } mlpProblem ? $"the GEMM needs {mlpProblem}"
             : null;
-        string? RotaryFallback(int outFeatures) => !fusedQk ? "cuBLAS asked for (profile --cublas-qk)"
-            : !hopper ? NotHopper(computeMajor)
-            : MlpGemm.RotaryProblem(tokens, shape.ModelDim, outFeatures, shape.HeadDim) is { } problem ? $"the GEMM needs {problem}"
-            : null;
-        string? qFallback = RotaryFallback(shape.ModelDim), kFallback = RotaryFallback(shape.KvDim);
+        string? qFallback = RotaryFallback(computeMajor, shape, tokens, shape.ModelDim, fusedQk);
+        string? kFallback = RotaryFallback(computeMajor, shape, tokens, shape.KvDim, fusedQk);
         bool mlp = mlpFallback is null;
         return new KernelPaths
         {
@@ -139,6 +136,17 @@ public sealed record KernelPaths
             KvHeads = shape.KvHeads,
             Activation = shape.Activation,
         };
+    }
+
+    /// <summary>Why a projection of <paramref name="outFeatures"/> (q: the width; k: kv heads × head size) over
+    /// <paramref name="tokens"/> tokens does not take the rotary GEMM, or null when it does.</summary>
+    public static string? RotaryFallback(int computeMajor, ModelShape shape, long tokens, int outFeatures, bool fusedQk = true)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return !fusedQk ? "cuBLAS asked for (profile --cublas-qk)"
+            : computeMajor != 9 ? NotHopper(computeMajor)
+            : MlpGemm.RotaryProblem(tokens, shape.ModelDim, outFeatures, shape.HeadDim) is { } problem ? $"the GEMM needs {problem}"
+            : null;
     }
 
     private static string NotHopper(int computeMajor) => $"our GEMM kernels need compute 9.x (wgmma, TMA); this device is {computeMajor}.x";

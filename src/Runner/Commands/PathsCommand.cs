@@ -102,15 +102,13 @@ public static class PathsCommand
                 var shape = h.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
                 var paths = KernelPaths.For(computeMajor, shape, c.DeviceBatch, recomputeMlp: h.RecomputesMlp);
                 text.AppendLine($"| {c.Name} | {knobs} | {c.DeviceBatch} | {shape.ModelDim} | {shape.Heads}/{shape.KvHeads} × {shape.HeadDim} | "
-                    + $"{Model.Activations.Name(shape.Activation)} {shape.MlpHidden}{(paths.FusedMlp ? " fused" : " cuBLAS")} | {Cell(SweepCommand.OffFastPath(paths))} |");
+                    + $"{Model.Activations.Name(shape.Activation)} {shape.MlpHidden}{(paths.FusedMlp ? " fused" : " cuBLAS")} | {SweepCommand.Cell(SweepCommand.OffFastPath(paths))} |");
             }
             catch (ArgumentException e)
             {
-                text.AppendLine($"| {c.Name} | {knobs} | {c.DeviceBatch} | | | | refused: {Cell(e.Message)} |");
+                text.AppendLine($"| {c.Name} | {knobs} | {c.DeviceBatch} | | | | refused: {SweepCommand.Cell(e.Message)} |");
             }
         }
         return text.ToString();
     }
-
-    private static string Cell(string text) => text.Replace('|', '/').ReplaceLineEndings(" ");
 }

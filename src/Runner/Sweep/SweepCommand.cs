@@ -176,9 +176,10 @@ public static class SweepCommand
     /// "none".</summary>
     public static string OffFastPath(KernelPaths? paths) => paths is null ? "-" : paths.Fallbacks() is { Length: > 0 } list ? list : "none";
 
-    /// <summary>An error message as one table cell: its lines joined (a markdown row ends at a line break).</summary>
-    private static string OneLine(string text)
-        => string.Join(' ', text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    /// <summary>Text as one markdown table cell: its lines joined (a row ends at a line break), and '|' (which would end the
+    /// cell) written '/'.</summary>
+    internal static string Cell(string text)
+        => string.Join(' ', text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Replace('|', '/');
 
     private static string LastLines(string text, int count)
         => string.Join(" | ", text.Split(['\n', '\r'], StringSplitOptions.RemoveEmptyEntries).TakeLast(count));
@@ -202,12 +203,12 @@ public static class SweepCommand
             string train = r.Train is null ? "-" : $"{r.Train.NumSteps} steps, val_bpb {r.Train.ValBpb:F3}";
             if (r.Error is not null)
             {
-                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {OneLine(r.Error).Replace('|', '/')} | | | | | |");
+                text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | failed: {Cell(r.Error)} | | | | | |");
                 continue;
             }
             string versus = baseline is null ? "-" : $"{r.MfuPercent / baseline.MfuPercent * 100:F0} %";
             text.AppendLine($"| {r.Config.Name} | {knobs} | {s.ModelDim} | {heads} | {mlp} | {s.ParameterCount / 1e6:F1} M | {r.Config.DeviceBatch} | {parity} | {fp64} | {train} | "
-                + $"{r.MicroStepMs:F1} ms | {r.TokensPerSecond / 1e6:F2} M | {r.MfuPercent:F1} % | {versus} | {r.PeakMegabytes / 1024:F1} GB | {OffFastPath(r.Paths).Replace('|', '/')} |");
+                + $"{r.MicroStepMs:F1} ms | {r.TokensPerSecond / 1e6:F2} M | {r.MfuPercent:F1} % | {versus} | {r.PeakMegabytes / 1024:F1} GB | {Cell(OffFastPath(r.Paths))} |");
         }
         return text.ToString();
     }

@@ -410,6 +410,7 @@ public class KernelOpTests
     [InlineData(1200, 6, 64, 384)]      // 48 16-byte chunks a row: the forward's lanes take one or two
     [InlineData(1100, 3, 128, 384)]     // the same at head size 128
     [InlineData(600, 32, 128, 4096)]    // the widest kv row the model allows: 16 chunks a lane in the forward
+    [InlineData(600, 64, 64, 4096)]     // the same in 64 heads of 64: each lane stores the gates of two heads
     public void Value_gate_forward_and_backward_match_reference(int n, int kvHeads, int headDim, int c)
     {
         const int vocab = 300;

@@ -142,4 +142,14 @@ public class KernelPathsTests
             Assert.Equal(GpuGpt.UsesFusedRotary(h200, shape, 64, shape.KvDim), paths.FusedK);
         }
     }
+
+    [Fact]
+    public void A_gpu_without_wgmma_is_refused_by_name_before_the_flash_kernels_compile()
+    {
+        GpuGpt.RequireFlashDevice(FakeDevices.H200);
+        var e = Assert.Throws<NotSupportedException>(() => GpuGpt.RequireFlashDevice(FakeDevices.A100));
+        Assert.Contains("NVIDIA A100 (compute 8.0", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Hopper", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--device cpu", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -56,6 +56,8 @@ public sealed class GpuGpt : IDisposable
         _norm = new RmsNorm(kernels);
         _rotary = new Rotary(kernels, shape.HeadDim);
         _gate = new ValueGate(kernels, shape.HeadDim, shape.KvHeads);
+        if (attention is null)
+            RequireFlashDevice(device.Properties);
         _attention = attention ?? new FlashAttention(kernels, shape.HeadDim);
         if (_attention.HeadDim != shape.HeadDim)
             throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
@@ -118,6 +120,20 @@ public sealed class GpuGpt : IDisposable
 
     /// <summary>Which kernel each op runs for this model (decided at construction; <see cref="KernelPaths.Rows"/> describes them).</summary>
     public KernelPaths Paths { get; }
+
+    /// <summary>
+    /// Refuses, before any kernel compiles, a GPU the flash attention kernels cannot run on: they use Hopper's wgmma and TMA
+    /// (compute 9.x: H100, H200), and NVRTC would otherwise fail on them with a page of PTX errors.
+    /// </summary>
+    public static void RequireFlashDevice(DeviceProperties properties)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        if (properties.ComputeMajor != 9)
+        {
+            throw new NotSupportedException($"the model's attention kernels need an NVIDIA Hopper GPU (compute 9.x, such as an H100 or H200: they use "
+                + $"wgmma and TMA); this one is {properties}. `autoresearch train --device cpu` runs the CPU reference without one.");
+        }
+    }
 
     /// <summary>Per-op timing with device events (off by default): enable, run, then <see cref="StreamProfiler.Collect"/>.</summary>
     public StreamProfiler Profiler => _profiler;

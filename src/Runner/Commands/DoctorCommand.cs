@@ -96,6 +96,11 @@ public static class DoctorCommand
                 Line("GEMM choices", GpuTrainer.DescribeGemmChoices(Path.Combine(CachePaths.Default().Kernels, GpuTrainer.GemmChoicesFile),
                     Blas.ChoicesContext(p, GpuTrainer.GemmCandidates), GpuTrainer.ShippedGemmChoices()));
                 CheckTestKernel(device);
+                if (p.ComputeMajor != 9)
+                {
+                    return Missing($"{p} is not a Hopper GPU (compute 9.x, such as an H100 or H200), and the model's attention kernels "
+                        + "use Hopper's wgmma and TMA, so they do not compile for it.");
+                }
                 CheckProjectKernels(device);
                 if (compileTiming)
                     TimeColdCompiles(device);

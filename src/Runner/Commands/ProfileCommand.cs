@@ -108,6 +108,8 @@ public static class ProfileCommand
         var settings = h.Optimizer(shape.ModelDim);
         int batch = h.DeviceBatchSize;
         using var device = CudaDevice.Open(0);
+        if (!naive)
+            GpuGpt.RequireFlashDevice(device.Properties);
         using var stream = new CudaStream(device);
         using var blas = new Blas(device, stream) { TuneCandidates = gemmCandidates };
         using var kernels = new KernelCache(device, KernelCache.DefaultKernelDirectory, CachePaths.Default().Kernels);

@@ -67,6 +67,7 @@ public sealed class GpuTrainer : ITrainer
         try
         {
             var gpu = Own(owned, CudaDevice.Open(0));
+            GpuGpt.RequireFlashDevice(gpu.Properties);
             CheckMemory(gpu, shape, batch, settings, recomputeMlp);
             Phase("device");
             // A cold cache compiles every file at once, in processes of their own, while the rest is set up; each constructor

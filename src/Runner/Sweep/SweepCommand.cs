@@ -67,6 +67,8 @@ public static class SweepCommand
             var settings = new Settings(parse.GetValue(paritySeqLen), parse.GetValue(parityBatch), parse.GetValue(trainSeconds), parse.GetValue(steps),
                 CachePaths.From(parse.GetValue(cache)));
             GpuTrainer.RequireDevice(); // every configuration would fail alike without one, each listing where the driver was looked for
+            using (var device = CudaDevice.Open(0))
+                GpuGpt.RequireFlashDevice(device.Properties); // and alike on a GPU the attention kernels cannot run on
             var rows = Run(list, settings, Console.Out, cancel);
             string table = Table(rows);
             Console.WriteLine();

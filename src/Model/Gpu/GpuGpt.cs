@@ -22,8 +22,6 @@ public sealed class GpuGpt : IDisposable
     private readonly MlpActivation _activation;
     private readonly MlpGemm? _mlpGemm;
     private readonly MlpGemm? _qkGemm; // the same kernels' q and k projections with rotary + QK-norm in the epilogue (and v's, if it takes it)
-    private readonly bool _fusedQ, _fusedK;
-    private readonly bool _fusedV; // v's product in the q and k kernel's launch (both fused, and the kernel built to take it)
     private readonly CrossEntropy _crossEntropy;
     private readonly Elementwise _elementwise;
     private readonly DeviceBuffer<uint> _cosSinPairs; // the rotary table as bf16 (cos, sin) pairs (RotaryTable.Bf16Pairs)
@@ -63,15 +61,15 @@ public sealed class GpuGpt : IDisposable
             throw new ArgumentException($"the attention kernels were built for head size {_attention.HeadDim}; the model's is {shape.HeadDim}", nameof(attention));
         _activation = new MlpActivation(kernels);
         var paths = KernelPaths.For(device.Properties.ComputeMajor, shape, batch, fusedMlp, fusedQk, recomputeMlp, flashAttention: _attention is FlashAttention);
-        (_fusedQ, _fusedK) = (paths.FusedQ, paths.FusedK);
+        bool fusedV = false; // v's product in the q and k kernel's launch (both fused, and the kernel built to take it)
         if (GemmKernels(paths, shape) is { Count: > 0 } gemmKernels)
         {
             var gemm = new MlpGemm(kernels, device.Properties, gemmKernels);
             _mlpGemm = paths.FusedMlp ? gemm : null;
             _qkGemm = paths.FusedQ || paths.FusedK ? gemm : null;
-            _fusedV = paths.FusedQ && paths.FusedK && gemm.RotaryTakesV(shape.HeadDim);
+            fusedV = paths.FusedQ && paths.FusedK && gemm.RotaryTakesV(shape.HeadDim);
         }
-        Paths = paths with { VInQkLaunch = _fusedV };
+        Paths = paths with { VInQkLaunch = fusedV };
         _crossEntropy = new CrossEntropy(kernels);
         _elementwise = new Elementwise(kernels);
         Parameters = new GpuParameters(device, shape);
@@ -152,14 +150,14 @@ public sealed class GpuGpt : IDisposable
     /// <summary>Whether q (<see cref="FusedQ"/>) and k (<see cref="FusedK"/>) come from our GEMM with the rotary embedding and QK-norm in
     /// its epilogue (<see cref="MlpGemm.QkRotaryNorm"/>; both in one launch, <see cref="MlpGemm.QkvRotaryNorm"/>, when both do) rather
     /// than cuBLAS and a rotary pass.</summary>
-    public bool FusedQ => _fusedQ;
+    public bool FusedQ => Paths.FusedQ;
 
     /// <inheritdoc cref="FusedQ"/>
-    public bool FusedK => _fusedK;
+    public bool FusedK => Paths.FusedK;
 
     /// <summary>Whether v's projection runs in the same launch as q's and k's (<see cref="MlpGemm.QkvRotaryNorm"/>: both fused, and the
     /// kernel built to take v) rather than on cuBLAS.</summary>
-    public bool FusedV => _fusedV;
+    public bool FusedV => Paths.VInQkLaunch;
 
     /// <summary>Whether a projection of <paramref name="outFeatures"/> (q: the model width; k: kv heads × head size) takes the rotary
     /// GEMM: on Hopper, the tile shapes (whole heads in a 256-column tile).</summary>
@@ -214,6 +212,7 @@ public sealed class GpuGpt : IDisposable
         var prof = _profiler;
         int n = a.Tokens, c = Shape.ModelDim, f = Shape.MlpHidden, h = Shape.Heads, kv = Shape.KvHeads, kvd = Shape.KvDim, t = Shape.SeqLen;
         long nc = (long)n * c, nkv = (long)n * kvd;
+        bool fusedQ = Paths.FusedQ, fusedK = Paths.FusedK, fusedV = Paths.VInQkLaunch;
         // The gathered rows are read from wte (in L2) and normed in registers; only x0 is written.
         using (prof.Region("embedding + norm", bytes: 4.0 * nc))
             _embedding.NormForward(a.Inputs.Pointer, p.Bf16Of("transformer.wte.weight"), n, c, a.X[0].Pointer, a.Rstd0.Pointer, _stream);
@@ -225,27 +224,27 @@ public sealed class GpuGpt : IDisposable
                 _norm.MixForward(a.X[i].Pointer, a.X[0].Pointer, p.MasterOf("resid_lambdas"), p.MasterOf("x0_lambdas"), i, n, c,
                     a.M[i].Pointer, h1, a.Rstd1[i].Pointer, _stream);
             }
-            using (prof.Region(_fusedQ || _fusedK ? "GEMM q k v (+ rotary + QK-norm)" : "GEMM q k v", Gemm(n, c + 2 * kvd, c)))
+            using (prof.Region(fusedQ || fusedK ? "GEMM q k v (+ rotary + QK-norm)" : "GEMM q k v", Gemm(n, c + 2 * kvd, c)))
             {
-                if (_fusedQ && _fusedK)
+                if (fusedQ && fusedK)
                 {
                     // One launch, x read once: q and k with their epilogues, and v when the kernel takes it.
-                    _qkGemm!.QkvRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), p.Bf16Of(Layer(i, "attn.c_k")), _fusedV ? p.Bf16Of(Layer(i, "attn.c_v")) : 0,
-                        n, c, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.K[i].Pointer, _fusedV ? a.V[i].Pointer : 0,
+                    _qkGemm!.QkvRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), p.Bf16Of(Layer(i, "attn.c_k")), fusedV ? p.Bf16Of(Layer(i, "attn.c_v")) : 0,
+                        n, c, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.K[i].Pointer, fusedV ? a.V[i].Pointer : 0,
                         a.RstdQ[i].Pointer, a.RstdK[i].Pointer, _stream);
                 }
                 else
                 {
-                    if (_fusedQ)
+                    if (fusedQ)
                         _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, Shape.HeadDim, _cosSinPairs.Pointer, t, a.Q[i].Pointer, a.RstdQ[i].Pointer, _stream);
                     else
                         _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_q")), n, c, c, a.Q[i].Pointer);
-                    if (_fusedK)
+                    if (fusedK)
                         _qkGemm!.QkRotaryNorm(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, Shape.HeadDim, _cosSinPairs.Pointer, t, a.K[i].Pointer, a.RstdK[i].Pointer, _stream);
                     else
                         _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_k")), n, c, kvd, a.K[i].Pointer);
                 }
-                if (!_fusedV)
+                if (!fusedV)
                     _linear.Forward(h1, p.Bf16Of(Layer(i, "attn.c_v")), n, c, kvd, a.V[i].Pointer);
             }
             if (Shape.HasValueEmbedding[i])
@@ -256,13 +255,13 @@ public sealed class GpuGpt : IDisposable
                         n, c, a.V[i].Pointer, a.Gate[i]!.Pointer, _stream);
                 }
             }
-            if (!_fusedQ || !_fusedK)
+            if (!fusedQ || !fusedK)
             {
-                using (prof.Region("rotary + QK-norm", bytes: 4.0 * ((_fusedQ ? 0 : nc) + (_fusedK ? 0 : nkv))))
+                using (prof.Region("rotary + QK-norm", bytes: 4.0 * ((fusedQ ? 0 : nc) + (fusedK ? 0 : nkv))))
                 {
-                    if (!_fusedQ)
+                    if (!fusedQ)
                         _rotary.Forward(a.Q[i].Pointer, _cosSinPairs.Pointer, n * h, h, t, a.RstdQ[i].Pointer, _stream);
-                    if (!_fusedK)
+                    if (!fusedK)
                         _rotary.Forward(a.K[i].Pointer, _cosSinPairs.Pointer, n * kv, kv, t, a.RstdK[i].Pointer, _stream);
                 }
             }

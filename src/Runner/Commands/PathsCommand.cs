@@ -75,11 +75,12 @@ public static class PathsCommand
         ArgumentNullException.ThrowIfNull(paths);
         console.WriteLine($"shape: {shape}");
         console.WriteLine($"knobs: {(changedKnobs.Count == 0 ? "defaults" : string.Join(' ', changedKnobs))}; decided for compute {paths.ComputeMajor}.x");
+        var rows = paths.Rows();
         var table = new Table().AddColumns("op", "path", "off the fast path because");
-        foreach (var row in paths.Rows())
+        foreach (var row in rows)
             table.AddRow(Markup.Escape(row.Op), Markup.Escape(row.Path), row.Fallback is null ? "" : $"[yellow]{Markup.Escape(row.Fallback)}[/]");
         console.Write(table);
-        var off = paths.Rows().Count(r => !r.Fast);
+        var off = rows.Count(r => !r.Fast);
         console.WriteLine(off == 0 ? "Every op takes its fast path." : $"{off} op(s) off the fast path.");
     }
 
@@ -101,8 +102,8 @@ public static class PathsCommand
                 var h = c.Knobs(ExperimentConstants.MaxSeqLen);
                 var shape = h.Shape(ExperimentConstants.VocabSize, ExperimentConstants.MaxSeqLen);
                 var paths = KernelPaths.For(computeMajor, shape, c.DeviceBatch, recomputeMlp: h.RecomputesMlp);
-                text.AppendLine($"| {c.Name} | {knobs} | {c.DeviceBatch} | {shape.ModelDim} | {shape.Heads}/{shape.KvHeads} × {shape.HeadDim} | "
-                    + $"{Model.Activations.Name(shape.Activation)} {shape.MlpHidden}{(paths.FusedMlp ? " fused" : " cuBLAS")} | {SweepCommand.Cell(SweepCommand.OffFastPath(paths))} |");
+                text.AppendLine($"| {c.Name} | {knobs} | {c.DeviceBatch} | {shape.ModelDim} | {SweepCommand.HeadsCell(shape)} | "
+                    + $"{SweepCommand.MlpCell(shape, paths)} | {SweepCommand.Cell(SweepCommand.OffFastPath(paths))} |");
             }
             catch (ArgumentException e)
             {

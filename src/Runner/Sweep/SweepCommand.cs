@@ -178,6 +178,13 @@ public static class SweepCommand
     /// "none".</summary>
     public static string OffFastPath(KernelPaths? paths) => paths is null ? "-" : paths.Fallbacks() is { Length: > 0 } list ? list : "none";
 
+    /// <summary>The heads column: query / kv heads × head size.</summary>
+    internal static string HeadsCell(ModelShape shape) => $"{shape.Heads}/{shape.KvHeads} × {shape.HeadDim}";
+
+    /// <summary>The MLP column: activation, hidden width, and whether our fused GEMMs or cuBLAS run it (where known).</summary>
+    internal static string MlpCell(ModelShape shape, KernelPaths? paths)
+        => $"{shape.Activation.Name()} {shape.MlpHidden}{(paths is null ? "" : paths.FusedMlp ? " fused" : " cuBLAS")}";
+
     /// <summary>Text as one markdown table cell: its lines joined (a row ends at a line break), and '|' (which would end the
     /// cell) written '/'.</summary>
     internal static string Cell(string text)
@@ -198,8 +205,8 @@ public static class SweepCommand
         {
             var s = r.Shape;
             string knobs = r.Config.Sets.Count == 0 ? "defaults" : string.Join(" ", r.Config.Sets);
-            string heads = $"{s.Heads}/{s.KvHeads} × {s.HeadDim}";
-            string mlp = $"{s.Activation.Name()} {s.MlpHidden}{(r.Paths is null ? "" : r.Paths.FusedMlp ? " fused" : " cuBLAS")}";
+            string heads = HeadsCell(s);
+            string mlp = MlpCell(s, r.Paths);
             string parity = r.Parity is null ? "-" : $"{(r.Parity.Passed ? "pass" : "FAIL")} {r.Parity.LossError:0.0E+0} / {r.Parity.Worst.Error:0.0E+0}";
             string fp64 = r.Fp64Parity is null ? "-" : $"{r.Fp64Parity.Worst.Error:0.0E+0}";
             string train = r.Train is null ? "-" : $"{r.Train.NumSteps} steps, val_bpb {r.Train.ValBpb:F3}";

@@ -253,9 +253,6 @@ public sealed class GpuTrainer : ITrainer
 
     public ModelShape Shape => _model.Shape;
 
-    /// <summary>Whether the MLP runs on our GEMMs with the activation in the epilogue (else cuBLAS plus an activation pass).</summary>
-    public bool FusedMlp => _model.FusedMlp;
-
     /// <summary>Which kernel each op of the model runs (<see cref="GpuGpt.Paths"/>).</summary>
     public KernelPaths Paths => _model.Paths;
 
